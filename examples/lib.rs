@@ -1,0 +1,1 @@
+//! Runnable examples of the Lilypad SDK; see `examples/*.rs` and `examples/modules/`.
