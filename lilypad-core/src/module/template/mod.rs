@@ -1,0 +1,1 @@
+//! Go `text/template` semantics for `lilypad_module.json.tmpl`.
