@@ -2,5 +2,19 @@
 //!
 //! No I/O, no async, no clock: time is always a parameter. Everything the
 //! solver, the provider, the contracts and the SDK agree on lives here.
+//!
+//! - [`spec`]: machine specs and job requirements (millicores, MiB).
+//! - [`offer`]: signed job and resource offers, their validation and ids.
+//! - [`eip712`]: the structs that are signed and checked on chain.
+//! - [`deal`]: the terms of a matched pair.
+//! - [`module`]: module references, templates and the typed `ModuleSpec`.
+//! - [`result`]: what a provider returns.
 
+pub mod deal;
+pub mod eip712;
 pub mod module;
+pub mod offer;
+pub mod result;
+pub mod spec;
+
+pub use alloy_primitives::{Address, B256, U256};
