@@ -1,13 +1,37 @@
 //! `lilypad-cli`: the command-line client of the Lilypad network.
 
-use clap::Parser;
+mod commands;
+mod inputs;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
 
 /// Run jobs on the Lilypad network and inspect modules.
 #[derive(Debug, Parser)]
-#[command(name = "lilypad-cli", version, about)]
-struct Cli {}
+#[command(name = "lilypad-cli", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    Ok(())
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Work with modules: render a module template locally.
+    #[command(subcommand)]
+    Module(commands::module::ModuleCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Module(cmd) => commands::module::run(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

