@@ -2,21 +2,23 @@
 //! by whom and when. The contracts enforce the same machine.
 //!
 //! ```text
-//!                SubmitResults (RP, now <= at + submit)
-//!   Agreed ─────────────────────────────────────────────► ResultsSubmitted
-//!     │                                                     │        │
-//!     │ ClaimTimeout (anyone,                AcceptResults  │        │ ChallengeResults (JC,
-//!     │   now > at + submit)                (JC, now <= at  │        │   now <= at + judge,
-//!     ▼                                        + judge)     │        │   mediator in the set)
-//!   Finished(NoResultsInTime)               Finished(Accepted)       ▼
-//!                                                            ResultsChallenged
-//!   ResultsSubmitted ── ClaimTimeout (anyone,                    │         │
-//!                        now > at + judge) ──►                   │         │ ClaimTimeout (anyone,
-//!                      Finished(NoJudgementInTime)               │         │   now > at + mediate)
-//!                                    Mediate (chosen mediator,   │         ▼
-//!                                    now <= at + mediate)        │   Finished(NoMediationInTime)
-//!                                                                ▼
-//!                             Finished(MediationAccepted) if accept, else Finished(MediationRejected)
+//! Agreed { at }
+//!  ├─ SubmitResults    by RP,  now <= at + submit_window ─► ResultsSubmitted { at: now, results }
+//!  └─ ClaimTimeout     anyone, now >  at + submit_window ─► Finished(NoResultsInTime)
+//!
+//! ResultsSubmitted { at, results }
+//!  ├─ AcceptResults    by JC,  now <= at + judge_window  ─► Finished(Accepted)
+//!  ├─ ChallengeResults by JC,  now <= at + judge_window,
+//!  │                   mediator in the deal's set         ─► ResultsChallenged { at: now, results, mediator }
+//!  └─ ClaimTimeout     anyone, now >  at + judge_window  ─► Finished(NoJudgementInTime)
+//!
+//! ResultsChallenged { at, results, mediator }
+//!  ├─ Mediate          by that mediator,
+//!  │                   now <= at + mediate_window        ─► Finished(MediationAccepted) if accept,
+//!  │                                                        Finished(MediationRejected) if not
+//!  └─ ClaimTimeout     anyone, now >  at + mediate_window ─► Finished(NoMediationInTime)
+//!
+//! Finished { outcome, at }: final; every event fails with AlreadyFinished.
 //! ```
 //!
 //! `at` is when the deal entered its current state; a state's *deadline* is
