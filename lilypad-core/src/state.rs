@@ -327,7 +327,10 @@ pub const fn deadline(deal: &Deal, state: &DealState) -> Option<u64> {
     }
 }
 
-/// The state `event`, sent at unix second `now`, moves `deal` to from `state`.
+/// The state that `event`, sent at unix second `now`, moves `deal` to from `state`.
+///
+/// Checks run in the order given in the module docs; a rejected event leaves
+/// the deal where it was.
 pub fn transition(
     deal: &Deal,
     state: &DealState,
@@ -346,7 +349,6 @@ pub fn transition(
         (_, None) => u64::MAX,
     };
     let members = &deal.members;
-    let not_allowed = || TransitionError::NotAllowed { state: state.kind(), event: event.kind() };
     let sender = |role: Role, expected: Address| {
         let got = event.by();
         if got == expected {
@@ -400,7 +402,7 @@ pub fn transition(
             };
             Ok(S::Finished { outcome, at: now })
         }
-        _ => Err(not_allowed()),
+        _ => Err(TransitionError::NotAllowed { state: state.kind(), event: event.kind() }),
     }
 }
 
