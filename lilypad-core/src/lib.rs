@@ -9,12 +9,18 @@
 //! - [`deal`]: the terms of a matched pair.
 //! - [`module`]: module references, templates and the typed `ModuleSpec`.
 //! - [`result`]: what a provider returns.
+//! - [`settlement`]: the payout table of every final outcome of a deal.
+//! - [`state`]: the deal state machine the contracts enforce, and the mediator choice.
+//! - [`pow`]: proof-of-work challenges, proofs, targets and hashrate estimates.
 
 pub mod deal;
 pub mod eip712;
 pub mod module;
 pub mod offer;
+pub mod pow;
 pub mod result;
+pub mod settlement;
 pub mod spec;
+pub mod state;
 
 pub use alloy_primitives::{Address, B256, U256};

@@ -1,0 +1,717 @@
+//! The deal state machine: which event may move a deal from which state, sent
+//! by whom and when. The contracts enforce the same machine.
+//!
+//! ```text
+//! Agreed { at }
+//!  ├─ SubmitResults    by RP,  now <= at + submit_window ─► ResultsSubmitted { at: now, results }
+//!  └─ ClaimTimeout     anyone, now >  at + submit_window ─► Finished(NoResultsInTime)
+//!
+//! ResultsSubmitted { at, results }
+//!  ├─ AcceptResults    by JC,  now <= at + judge_window  ─► Finished(Accepted)
+//!  ├─ ChallengeResults by JC,  now <= at + judge_window,
+//!  │                   mediator in the deal's set         ─► ResultsChallenged { at: now, results, mediator }
+//!  └─ ClaimTimeout     anyone, now >  at + judge_window  ─► Finished(NoJudgementInTime)
+//!
+//! ResultsChallenged { at, results, mediator }
+//!  ├─ Mediate          by that mediator,
+//!  │                   now <= at + mediate_window        ─► Finished(MediationAccepted) if accept,
+//!  │                                                        Finished(MediationRejected) if not
+//!  └─ ClaimTimeout     anyone, now >  at + mediate_window ─► Finished(NoMediationInTime)
+//!
+//! Finished { outcome, at }: final; every event fails with AlreadyFinished.
+//! ```
+//!
+//! `at` is when the deal entered its current state; a state's *deadline* is
+//! `at` plus that state's window from the deal's terms ([`deadline`]). Acting
+//! events are allowed up to and including the deadline second; a timeout can
+//! be claimed only strictly after it. So at every second exactly one of the
+//! two is possible and there is no gap and no overlap. Deadlines saturate at
+//! `u64::MAX` (a deadline past `u64::MAX` never passes, as in Solidity where
+//! `block.timestamp` cannot reach it either).
+//!
+//! # Order of checks
+//!
+//! [`transition`] checks, in this order, and reports the first failure; the
+//! contract reverts with the matching custom error in the same order:
+//!
+//! 1. the deal is not finished ([`TransitionError::AlreadyFinished`]);
+//! 2. the event is allowed in the state ([`TransitionError::NotAllowed`]);
+//! 3. the sender has the role the event needs ([`TransitionError::WrongSender`]);
+//! 4. the time: acting events at or before the deadline
+//!    ([`TransitionError::DeadlinePassed`]), timeouts strictly after it
+//!    ([`TransitionError::TooEarly`]);
+//! 5. a challenge names a mediator of the deal ([`TransitionError::MediatorNotTrusted`]).
+//!
+//! # Results
+//!
+//! The state keeps `results`, the keccak256 digest of the results CID in its
+//! binary form ([`results_digest`]); the contract stores the same 32 bytes and
+//! emits the full CID in its `ResultsSubmitted` event, where the job creator
+//! reads it. The binary form is canonical, unlike the multibase string.
+//!
+//! # Mediator choice
+//!
+//! On chain, the job creator does not pick the mediator: `challengeResults`
+//! computes it with [`choose_mediator`] from
+//! `seed = keccak256(abi.encode(blockhash(block.number - 1), dealId))`
+//! ([`mediator_seed`]) and the machine's `ChallengeResults` event carries the
+//! result. The machine itself only checks the mediator is one of the deal's.
+
+use std::{collections::BTreeSet, fmt};
+
+use alloy_primitives::{Address, B256, U256, keccak256};
+use serde::{Deserialize, Serialize};
+
+use crate::{deal::Deal, settlement::Outcome};
+
+/// Where a deal is in its life.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DealState {
+    /// The deal exists; the provider is running the job.
+    Agreed {
+        /// Unix second the deal was created.
+        at: u64,
+    },
+    /// The provider submitted results; the job creator judges them.
+    ResultsSubmitted {
+        /// Unix second of the submission.
+        at: u64,
+        /// keccak256 of the binary results CID ([`results_digest`]).
+        results: B256,
+    },
+    /// The job creator challenged the results; the mediator re-runs the job.
+    ResultsChallenged {
+        /// Unix second of the challenge.
+        at: u64,
+        /// keccak256 of the binary results CID, kept from the submission.
+        results: B256,
+        /// The mediator chosen for this challenge.
+        mediator: Address,
+    },
+    /// The deal is over; [`crate::settlement::settle`] gives the payouts.
+    Finished {
+        /// How it ended.
+        outcome: Outcome,
+        /// Unix second it ended.
+        at: u64,
+    },
+}
+
+impl DealState {
+    /// The state of a freshly created deal.
+    pub const fn initial(deal: &Deal) -> Self {
+        Self::Agreed { at: deal.created_at }
+    }
+
+    /// The kind of state, without its data.
+    pub const fn kind(&self) -> StateKind {
+        match self {
+            Self::Agreed { .. } => StateKind::Agreed,
+            Self::ResultsSubmitted { .. } => StateKind::ResultsSubmitted,
+            Self::ResultsChallenged { .. } => StateKind::ResultsChallenged,
+            Self::Finished { .. } => StateKind::Finished,
+        }
+    }
+
+    /// The outcome, if the deal is finished.
+    pub const fn outcome(&self) -> Option<Outcome> {
+        match self {
+            Self::Finished { outcome, .. } => Some(*outcome),
+            _ => None,
+        }
+    }
+}
+
+/// The kind of a [`DealState`], for errors and tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateKind {
+    /// [`DealState::Agreed`].
+    Agreed,
+    /// [`DealState::ResultsSubmitted`].
+    ResultsSubmitted,
+    /// [`DealState::ResultsChallenged`].
+    ResultsChallenged,
+    /// [`DealState::Finished`].
+    Finished,
+}
+
+impl fmt::Display for StateKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            Self::Agreed => "agreed",
+            Self::ResultsSubmitted => "results submitted",
+            Self::ResultsChallenged => "results challenged",
+            Self::Finished => "finished",
+        };
+        f.write_str(s)
+    }
+}
+
+/// Something a party does to a deal; `by` is the transaction's sender (`msg.sender`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DealEvent {
+    /// The provider submits results (and posts results collateral).
+    SubmitResults {
+        /// The sender.
+        by: Address,
+        /// keccak256 of the binary results CID ([`results_digest`]).
+        results: B256,
+    },
+    /// The job creator accepts the results.
+    AcceptResults {
+        /// The sender.
+        by: Address,
+    },
+    /// The job creator challenges the results (and posts the mediation fee).
+    ChallengeResults {
+        /// The sender.
+        by: Address,
+        /// The mediator chosen by the contract ([`choose_mediator`]).
+        mediator: Address,
+    },
+    /// The chosen mediator gives its verdict.
+    Mediate {
+        /// The sender.
+        by: Address,
+        /// Whether the results are right.
+        accept: bool,
+    },
+    /// Anyone ends a deal whose current deadline has passed.
+    ClaimTimeout {
+        /// The sender.
+        by: Address,
+    },
+}
+
+impl DealEvent {
+    /// The kind of event, without its data.
+    pub const fn kind(&self) -> EventKind {
+        match self {
+            Self::SubmitResults { .. } => EventKind::SubmitResults,
+            Self::AcceptResults { .. } => EventKind::AcceptResults,
+            Self::ChallengeResults { .. } => EventKind::ChallengeResults,
+            Self::Mediate { .. } => EventKind::Mediate,
+            Self::ClaimTimeout { .. } => EventKind::ClaimTimeout,
+        }
+    }
+
+    /// The sender.
+    pub const fn by(&self) -> Address {
+        match self {
+            Self::SubmitResults { by, .. }
+            | Self::AcceptResults { by }
+            | Self::ChallengeResults { by, .. }
+            | Self::Mediate { by, .. }
+            | Self::ClaimTimeout { by } => *by,
+        }
+    }
+}
+
+/// The kind of a [`DealEvent`], for errors and tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// [`DealEvent::SubmitResults`].
+    SubmitResults,
+    /// [`DealEvent::AcceptResults`].
+    AcceptResults,
+    /// [`DealEvent::ChallengeResults`].
+    ChallengeResults,
+    /// [`DealEvent::Mediate`].
+    Mediate,
+    /// [`DealEvent::ClaimTimeout`].
+    ClaimTimeout,
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            Self::SubmitResults => "submit results",
+            Self::AcceptResults => "accept results",
+            Self::ChallengeResults => "challenge results",
+            Self::Mediate => "mediate",
+            Self::ClaimTimeout => "claim timeout",
+        };
+        f.write_str(s)
+    }
+}
+
+/// Who may send an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The deal's job creator.
+    JobCreator,
+    /// The deal's resource provider.
+    ResourceProvider,
+    /// The mediator chosen for the challenge.
+    ChosenMediator,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            Self::JobCreator => "job creator",
+            Self::ResourceProvider => "resource provider",
+            Self::ChosenMediator => "chosen mediator",
+        };
+        f.write_str(s)
+    }
+}
+
+/// Why an event cannot move a deal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransitionError {
+    /// The deal is over; nothing moves it any more.
+    #[error("the deal is already finished ({outcome})")]
+    AlreadyFinished {
+        /// How it ended.
+        outcome: Outcome,
+    },
+    /// The event has no meaning in this state.
+    #[error("cannot {event} while the deal is {state}")]
+    NotAllowed {
+        /// The current state.
+        state: StateKind,
+        /// The event tried.
+        event: EventKind,
+    },
+    /// The sender does not have the role the event needs.
+    #[error("only the deal's {role} {expected} may do this, not {got}")]
+    WrongSender {
+        /// The role the event needs.
+        role: Role,
+        /// The address holding that role in this deal.
+        expected: Address,
+        /// The sender.
+        got: Address,
+    },
+    /// The window to act has closed.
+    #[error("the deadline {deadline} has passed (now {now}); claim the timeout instead")]
+    DeadlinePassed {
+        /// The last second to act.
+        deadline: u64,
+        /// The time of the event.
+        now: u64,
+    },
+    /// A timeout claimed at or before the deadline.
+    #[error("the deadline {deadline} has not passed yet (now {now}); a timeout can be claimed from {}", deadline.saturating_add(1))]
+    TooEarly {
+        /// The deadline.
+        deadline: u64,
+        /// The time of the claim.
+        now: u64,
+    },
+    /// The challenge names a mediator outside the deal's mutually trusted set.
+    #[error("mediator {mediator} is not one of the deal's trusted mediators")]
+    MediatorNotTrusted {
+        /// The mediator named.
+        mediator: Address,
+    },
+}
+
+/// The last second to act in `state`, or `None` for a finished deal.
+///
+/// Saturates at `u64::MAX` (see the module docs).
+pub const fn deadline(deal: &Deal, state: &DealState) -> Option<u64> {
+    let t = &deal.terms;
+    match state {
+        DealState::Agreed { at } => Some(at.saturating_add(t.submit_window_secs)),
+        DealState::ResultsSubmitted { at, .. } => Some(at.saturating_add(t.judge_window_secs)),
+        DealState::ResultsChallenged { at, .. } => Some(at.saturating_add(t.mediate_window_secs)),
+        DealState::Finished { .. } => None,
+    }
+}
+
+/// The state that `event`, sent at unix second `now`, moves `deal` to from `state`.
+///
+/// Checks run in the order given in the module docs; a rejected event leaves
+/// the deal where it was.
+pub fn transition(
+    deal: &Deal,
+    state: &DealState,
+    event: &DealEvent,
+    now: u64,
+) -> Result<DealState, TransitionError> {
+    use DealEvent as E;
+    use DealState as S;
+
+    let deadline = match (state, deadline(deal, state)) {
+        (S::Finished { outcome, .. }, _) => {
+            return Err(TransitionError::AlreadyFinished { outcome: *outcome });
+        }
+        (_, Some(d)) => d,
+        // Unreachable: only a finished state has no deadline.
+        (_, None) => u64::MAX,
+    };
+    let members = &deal.members;
+    let sender = |role: Role, expected: Address| {
+        let got = event.by();
+        if got == expected {
+            Ok(())
+        } else {
+            Err(TransitionError::WrongSender { role, expected, got })
+        }
+    };
+    let before_deadline = || {
+        if now <= deadline {
+            Ok(())
+        } else {
+            Err(TransitionError::DeadlinePassed { deadline, now })
+        }
+    };
+
+    match (state, event) {
+        (S::Agreed { .. }, E::SubmitResults { results, .. }) => {
+            sender(Role::ResourceProvider, members.resource_provider)?;
+            before_deadline()?;
+            Ok(S::ResultsSubmitted { at: now, results: *results })
+        }
+        (S::ResultsSubmitted { .. }, E::AcceptResults { .. }) => {
+            sender(Role::JobCreator, members.job_creator)?;
+            before_deadline()?;
+            Ok(S::Finished { outcome: Outcome::Accepted, at: now })
+        }
+        (S::ResultsSubmitted { results, .. }, E::ChallengeResults { mediator, .. }) => {
+            sender(Role::JobCreator, members.job_creator)?;
+            before_deadline()?;
+            if !members.mediators.contains(mediator) {
+                return Err(TransitionError::MediatorNotTrusted { mediator: *mediator });
+            }
+            Ok(S::ResultsChallenged { at: now, results: *results, mediator: *mediator })
+        }
+        (S::ResultsChallenged { mediator, .. }, E::Mediate { accept, .. }) => {
+            sender(Role::ChosenMediator, *mediator)?;
+            before_deadline()?;
+            let outcome =
+                if *accept { Outcome::MediationAccepted } else { Outcome::MediationRejected };
+            Ok(S::Finished { outcome, at: now })
+        }
+        (_, E::ClaimTimeout { .. }) => {
+            if now <= deadline {
+                return Err(TransitionError::TooEarly { deadline, now });
+            }
+            let outcome = match state {
+                S::Agreed { .. } => Outcome::NoResultsInTime,
+                S::ResultsSubmitted { .. } => Outcome::NoJudgementInTime,
+                _ => Outcome::NoMediationInTime,
+            };
+            Ok(S::Finished { outcome, at: now })
+        }
+        _ => Err(TransitionError::NotAllowed { state: state.kind(), event: event.kind() }),
+    }
+}
+
+/// keccak256 of a results CID in its binary form: what the state and the contract keep.
+pub fn results_digest(cid: &cid::Cid) -> B256 {
+    keccak256(cid.to_bytes())
+}
+
+/// The seed the contract uses for [`choose_mediator`]:
+/// `keccak256(abi.encode(blockhash(block.number - 1), dealId))`.
+pub fn mediator_seed(previous_blockhash: B256, deal_id: B256) -> B256 {
+    let mut buf = [0u8; 64];
+    buf[..32].copy_from_slice(previous_blockhash.as_slice());
+    buf[32..].copy_from_slice(deal_id.as_slice());
+    keccak256(buf)
+}
+
+/// Picks a mediator: the one at index `uint256(seed) mod len` of the set in
+/// ascending address order; `None` only for an empty set.
+///
+/// The contract keeps each deal's mediators sorted ascending (as `uint160`,
+/// which is the order of [`Address`]) and uses [`mediator_seed`]. This is not
+/// unbiasable randomness: the producer of the previous block can influence
+/// the blockhash, and the job creator chooses in which block to challenge.
+/// It only stops the job creator from naming a mediator directly. That is
+/// acceptable because the set holds only mediators *both* parties trust, so
+/// any bias can only pick among mediators the provider trusts too.
+pub fn choose_mediator(mediators: &BTreeSet<Address>, seed: B256) -> Option<Address> {
+    let len = U256::from(mediators.len());
+    if len.is_zero() {
+        return None;
+    }
+    let index = U256::from_be_bytes(seed.0) % len;
+    // index < len, which came from a usize.
+    let index = usize::try_from(index).ok()?;
+    mediators.iter().nth(index).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deal::{DealMembers, DealTerms};
+
+    fn addr(b: u8) -> Address {
+        Address::repeat_byte(b)
+    }
+    const JC: u8 = 1;
+    const RP: u8 = 2;
+    const M1: u8 = 10;
+    const M2: u8 = 11;
+    const STRANGER: u8 = 99;
+
+    fn deal() -> Deal {
+        Deal {
+            id: B256::repeat_byte(0xd),
+            job_offer_id: B256::repeat_byte(1),
+            resource_offer_id: B256::repeat_byte(2),
+            module_id: B256::repeat_byte(3),
+            inputs_hash: B256::repeat_byte(4),
+            members: DealMembers {
+                job_creator: addr(JC),
+                resource_provider: addr(RP),
+                solver: addr(5),
+                mediators: [addr(M1), addr(M2)].into(),
+            },
+            terms: DealTerms {
+                price: U256::from(30),
+                payment_collateral: U256::from(100),
+                timeout_collateral: U256::from(7),
+                results_collateral: U256::from(60),
+                mediation_fee: U256::from(10),
+                submit_window_secs: 100,
+                judge_window_secs: 50,
+                mediate_window_secs: 20,
+            },
+            created_at: 1000,
+        }
+    }
+
+    const R: B256 = B256::repeat_byte(0xaa);
+    fn submitted() -> DealState {
+        DealState::ResultsSubmitted { at: 1050, results: R }
+    }
+    fn challenged() -> DealState {
+        DealState::ResultsChallenged { at: 1060, results: R, mediator: addr(M2) }
+    }
+    fn submit(by: u8) -> DealEvent {
+        DealEvent::SubmitResults { by: addr(by), results: R }
+    }
+    fn accept(by: u8) -> DealEvent {
+        DealEvent::AcceptResults { by: addr(by) }
+    }
+    fn challenge(by: u8, m: u8) -> DealEvent {
+        DealEvent::ChallengeResults { by: addr(by), mediator: addr(m) }
+    }
+    fn mediate(by: u8, accept: bool) -> DealEvent {
+        DealEvent::Mediate { by: addr(by), accept }
+    }
+    fn timeout(by: u8) -> DealEvent {
+        DealEvent::ClaimTimeout { by: addr(by) }
+    }
+    fn finished(outcome: Outcome, at: u64) -> DealState {
+        DealState::Finished { outcome, at }
+    }
+
+    #[test]
+    fn deadlines_per_state() {
+        let d = deal();
+        assert_eq!(deadline(&d, &DealState::initial(&d)), Some(1100));
+        assert_eq!(deadline(&d, &submitted()), Some(1100));
+        assert_eq!(deadline(&d, &challenged()), Some(1080));
+        assert_eq!(deadline(&d, &finished(Outcome::Accepted, 1)), None);
+        let late = DealState::Agreed { at: u64::MAX - 1 };
+        assert_eq!(deadline(&d, &late), Some(u64::MAX));
+    }
+
+    #[test]
+    fn provider_submits_results_up_to_the_deadline() {
+        let d = deal();
+        let s = DealState::initial(&d);
+        assert_eq!(
+            transition(&d, &s, &submit(RP), 1100),
+            Ok(DealState::ResultsSubmitted { at: 1100, results: R })
+        );
+        assert_eq!(
+            transition(&d, &s, &submit(RP), 1101),
+            Err(TransitionError::DeadlinePassed { deadline: 1100, now: 1101 })
+        );
+    }
+
+    #[test]
+    fn only_the_provider_submits() {
+        let d = deal();
+        let e = transition(&d, &DealState::initial(&d), &submit(JC), 1001).unwrap_err();
+        assert_eq!(
+            e,
+            TransitionError::WrongSender {
+                role: Role::ResourceProvider,
+                expected: addr(RP),
+                got: addr(JC)
+            }
+        );
+        assert!(e.to_string().starts_with("only the deal's resource provider 0x0202"));
+    }
+
+    #[test]
+    fn job_creator_accepts() {
+        let d = deal();
+        assert_eq!(
+            transition(&d, &submitted(), &accept(JC), 1100),
+            Ok(finished(Outcome::Accepted, 1100))
+        );
+        assert_eq!(
+            transition(&d, &submitted(), &accept(JC), 1101),
+            Err(TransitionError::DeadlinePassed { deadline: 1100, now: 1101 })
+        );
+        assert!(matches!(
+            transition(&d, &submitted(), &accept(RP), 1060),
+            Err(TransitionError::WrongSender { role: Role::JobCreator, .. })
+        ));
+    }
+
+    #[test]
+    fn job_creator_challenges_with_a_trusted_mediator() {
+        let d = deal();
+        assert_eq!(transition(&d, &submitted(), &challenge(JC, M2), 1060), Ok(challenged()));
+        assert_eq!(
+            transition(&d, &submitted(), &challenge(JC, STRANGER), 1060),
+            Err(TransitionError::MediatorNotTrusted { mediator: addr(STRANGER) })
+        );
+        assert!(matches!(
+            transition(&d, &submitted(), &challenge(M1, M1), 1060),
+            Err(TransitionError::WrongSender { role: Role::JobCreator, .. })
+        ));
+        assert_eq!(
+            transition(&d, &submitted(), &challenge(JC, M1), 1101),
+            Err(TransitionError::DeadlinePassed { deadline: 1100, now: 1101 })
+        );
+    }
+
+    #[test]
+    fn chosen_mediator_decides() {
+        let d = deal();
+        assert_eq!(
+            transition(&d, &challenged(), &mediate(M2, true), 1080),
+            Ok(finished(Outcome::MediationAccepted, 1080))
+        );
+        assert_eq!(
+            transition(&d, &challenged(), &mediate(M2, false), 1070),
+            Ok(finished(Outcome::MediationRejected, 1070))
+        );
+        // Another trusted mediator is still the wrong sender.
+        assert_eq!(
+            transition(&d, &challenged(), &mediate(M1, true), 1070),
+            Err(TransitionError::WrongSender {
+                role: Role::ChosenMediator,
+                expected: addr(M2),
+                got: addr(M1)
+            })
+        );
+        assert_eq!(
+            transition(&d, &challenged(), &mediate(M2, true), 1081),
+            Err(TransitionError::DeadlinePassed { deadline: 1080, now: 1081 })
+        );
+    }
+
+    #[test]
+    fn anyone_claims_each_timeout_strictly_after_the_deadline() {
+        let d = deal();
+        let cases = [
+            (DealState::initial(&d), 1100, Outcome::NoResultsInTime),
+            (submitted(), 1100, Outcome::NoJudgementInTime),
+            (challenged(), 1080, Outcome::NoMediationInTime),
+        ];
+        for (s, dl, outcome) in cases {
+            assert_eq!(
+                transition(&d, &s, &timeout(STRANGER), dl),
+                Err(TransitionError::TooEarly { deadline: dl, now: dl })
+            );
+            assert_eq!(
+                transition(&d, &s, &timeout(STRANGER), dl + 1),
+                Ok(finished(outcome, dl + 1))
+            );
+            assert_eq!(transition(&d, &s, &timeout(JC), dl + 1), Ok(finished(outcome, dl + 1)));
+        }
+    }
+
+    #[test]
+    fn events_out_of_place_are_not_allowed() {
+        let d = deal();
+        let e = transition(&d, &DealState::initial(&d), &accept(JC), 1001).unwrap_err();
+        assert_eq!(
+            e,
+            TransitionError::NotAllowed {
+                state: StateKind::Agreed,
+                event: EventKind::AcceptResults
+            }
+        );
+        assert_eq!(e.to_string(), "cannot accept results while the deal is agreed");
+        assert!(matches!(
+            transition(&d, &submitted(), &submit(RP), 1060),
+            Err(TransitionError::NotAllowed { .. })
+        ));
+        assert!(matches!(
+            transition(&d, &challenged(), &accept(JC), 1061),
+            Err(TransitionError::NotAllowed { .. })
+        ));
+        assert!(matches!(
+            transition(&d, &submitted(), &mediate(M1, true), 1060),
+            Err(TransitionError::NotAllowed { .. })
+        ));
+        // Not allowed takes precedence over sender and time.
+        assert!(matches!(
+            transition(&d, &challenged(), &challenge(STRANGER, STRANGER), u64::MAX),
+            Err(TransitionError::NotAllowed { .. })
+        ));
+    }
+
+    #[test]
+    fn finished_deals_never_move() {
+        let d = deal();
+        let s = finished(Outcome::NoResultsInTime, 1200);
+        for ev in [submit(RP), accept(JC), challenge(JC, M1), mediate(M1, true), timeout(JC)] {
+            assert_eq!(
+                transition(&d, &s, &ev, 1300),
+                Err(TransitionError::AlreadyFinished { outcome: Outcome::NoResultsInTime })
+            );
+        }
+    }
+
+    #[test]
+    fn sender_is_checked_before_time_and_time_before_mediator() {
+        let d = deal();
+        assert!(matches!(
+            transition(&d, &submitted(), &challenge(STRANGER, STRANGER), 5000),
+            Err(TransitionError::WrongSender { .. })
+        ));
+        assert!(matches!(
+            transition(&d, &submitted(), &challenge(JC, STRANGER), 5000),
+            Err(TransitionError::DeadlinePassed { .. })
+        ));
+    }
+
+    #[test]
+    fn choose_mediator_is_seed_mod_len_over_ascending_set() {
+        let set: BTreeSet<Address> = [addr(30), addr(10), addr(20)].into();
+        let seed = |n: u64| B256::from(U256::from(n));
+        assert_eq!(choose_mediator(&set, seed(0)), Some(addr(10)));
+        assert_eq!(choose_mediator(&set, seed(1)), Some(addr(20)));
+        assert_eq!(choose_mediator(&set, seed(5)), Some(addr(30)));
+        // 2^256 - 1 = 0 mod 3 (since 2^256 = 1 mod 3).
+        assert_eq!(choose_mediator(&set, B256::repeat_byte(0xff)), Some(addr(10)));
+        assert_eq!(choose_mediator(&BTreeSet::new(), seed(1)), None);
+    }
+
+    #[test]
+    fn mediator_seed_is_keccak_of_abi_encoded_pair() {
+        let h = B256::repeat_byte(1);
+        let id = B256::repeat_byte(2);
+        let mut buf = vec![1u8; 32];
+        buf.extend([2u8; 32]);
+        assert_eq!(mediator_seed(h, id), keccak256(&buf));
+        assert_ne!(mediator_seed(h, id), mediator_seed(id, h));
+    }
+
+    #[test]
+    fn results_digest_hashes_binary_cid() {
+        let cid: cid::Cid =
+            "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi".parse().unwrap();
+        assert_eq!(results_digest(&cid), keccak256(cid.to_bytes()));
+    }
+}
