@@ -50,7 +50,9 @@ fn crate_dir() -> PathBuf {
 
 fn runs(go: &Path, goroot: Option<&Path>) -> bool {
     let mut cmd = Command::new(go);
-    cmd.arg("version").stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     if let Some(root) = goroot {
         cmd.env("GOROOT", root);
     }
@@ -88,7 +90,9 @@ fn find_go() -> Option<(PathBuf, Option<PathBuf>)> {
 
 fn go_command(go: &Path, goroot: Option<&Path>) -> Command {
     let mut cmd = Command::new(go);
-    cmd.env("GOFLAGS", "-mod=mod").env("GOPROXY", "off").env("GOTOOLCHAIN", "local");
+    cmd.env("GOFLAGS", "-mod=mod")
+        .env("GOPROXY", "off")
+        .env("GOTOOLCHAIN", "local");
     if let Some(root) = goroot {
         cmd.env("GOROOT", root);
     }
@@ -125,17 +129,26 @@ fn run_oracle(oracle: &Path, cases: &[Case]) -> Vec<GoResult> {
         .unwrap_or_else(|e| panic!("starting the oracle: {e}"));
     let mut stdin = child.stdin.take().unwrap_or_else(|| panic!("oracle stdin"));
     let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let out = child.wait_with_output().unwrap_or_else(|e| panic!("oracle: {e}"));
-    writer.join().unwrap_or_else(|_| panic!("writer thread")).unwrap_or_else(|e| panic!("writing cases: {e}"));
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("oracle: {e}"));
+    writer
+        .join()
+        .unwrap_or_else(|_| panic!("writer thread"))
+        .unwrap_or_else(|e| panic!("writing cases: {e}"));
     assert!(out.status.success(), "the oracle failed");
-    let results: Vec<GoResult> = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("oracle output: {e}"));
+    let results: Vec<GoResult> =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("oracle output: {e}"));
     assert_eq!(results.len(), cases.len());
     results
 }
 
 fn hex_decode(s: &str) -> Vec<u8> {
     (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap_or_else(|e| panic!("bad hex from oracle: {e}")))
+        .map(|i| {
+            u8::from_str_radix(&s[2 * i..2 * i + 2], 16)
+                .unwrap_or_else(|e| panic!("bad hex from oracle: {e}"))
+        })
         .collect()
 }
 
@@ -149,9 +162,14 @@ fn load_corpus() -> Vec<Case> {
     files.sort();
     let mut cases = Vec::new();
     for f in files {
-        let text = std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("reading {}: {e}", f.display()));
-        let file_cases: Vec<Case> = serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", f.display()));
-        let stem = f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let text =
+            std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("reading {}: {e}", f.display()));
+        let file_cases: Vec<Case> =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", f.display()));
+        let stem = f
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         for (i, mut c) in file_cases.into_iter().enumerate() {
             c.id = format!("{stem}#{i} {}", c.id);
             cases.push(c);
@@ -227,7 +245,9 @@ const STRING_LITERALS: &[&str] = &[
     r#""<&>=""#,
 ];
 
-const NUMBER_LITERALS: &[&str] = &["0", "1", "3", "-2", "42", "1.5", "-0.25", "1e3", "0x1F", "'a'", "2i", "1_000", "0b101", "0o17"];
+const NUMBER_LITERALS: &[&str] = &[
+    "0", "1", "3", "-2", "42", "1.5", "-0.25", "1e3", "0x1F", "'a'", "2i", "1_000", "0b101", "0o17",
+];
 
 const FUNCS: &[(&str, usize, usize)] = &[
     // (name, min args, max args)
@@ -297,7 +317,15 @@ impl Gen {
             } else if name == "index" && i == 0 && self.rng.chance(60) {
                 s.push_str(self.rng.pick(&[".", "$", ".Message", ".Missing"]));
             } else if (name == "index" || name == "slice") && i > 0 && self.rng.chance(60) {
-                s.push_str(self.rng.pick(&["0", "1", "2", "\"Message\"", "\"Missing\"", "-1", "100"]));
+                s.push_str(self.rng.pick(&[
+                    "0",
+                    "1",
+                    "2",
+                    "\"Message\"",
+                    "\"Missing\"",
+                    "-1",
+                    "100",
+                ]));
             } else {
                 s.push_str(&self.operand());
             }
@@ -306,12 +334,20 @@ impl Gen {
     }
 
     fn command(&mut self) -> String {
-        if self.rng.chance(55) { self.call() } else { self.operand() }
+        if self.rng.chance(55) {
+            self.call()
+        } else {
+            self.operand()
+        }
     }
 
     fn pipeline(&mut self) -> String {
         let mut s = self.command();
-        let stages = if self.rng.chance(25) { 1 + self.rng.below(2) } else { 0 };
+        let stages = if self.rng.chance(25) {
+            1 + self.rng.below(2)
+        } else {
+            0
+        };
         for _ in 0..stages {
             s.push_str(" | ");
             let (name, _, _) = self.rng.pick(FUNCS);
@@ -333,7 +369,9 @@ impl Gen {
     }
 
     fn text(&mut self) -> String {
-        self.rng.pick(&["", " ", "\n  ", "\"key\": ", ", ", "[", "]", "x", "\t"]).to_string()
+        self.rng
+            .pick(&["", " ", "\n  ", "\"key\": ", ", ", "[", "]", "x", "\t"])
+            .to_string()
     }
 
     fn block(&mut self, budget: usize) -> String {
@@ -379,7 +417,19 @@ impl Gen {
                 }
                 9 if self.depth < 2 => {
                     self.depth += 1;
-                    let over = self.rng.pick(&[".", "$", "3", "0", ".Message", ".Missing", "(len .Message)", "-1"]).to_string();
+                    let over = self
+                        .rng
+                        .pick(&[
+                            ".",
+                            "$",
+                            "3",
+                            "0",
+                            ".Message",
+                            ".Missing",
+                            "(len .Message)",
+                            "-1",
+                        ])
+                        .to_string();
                     let decl = self.rng.pick(&["", "$k, $v := ", "$e := "]).to_string();
                     let mark = self.vars.len();
                     if decl.starts_with("$k") {
@@ -390,7 +440,11 @@ impl Gen {
                     }
                     let n = 1 + self.rng.below(2);
                     let body = self.block(n);
-                    let ctl = if self.rng.chance(15) { self.rng.pick(&["{{break}}", "{{continue}}"]).to_string() } else { String::new() };
+                    let ctl = if self.rng.chance(15) {
+                        self.rng.pick(&["{{break}}", "{{continue}}"]).to_string()
+                    } else {
+                        String::new()
+                    };
                     s.push_str(&format!("{o}range {decl}{over}{c}{body}{ctl}"));
                     self.vars.truncate(mark);
                     if self.rng.chance(40) {
@@ -412,7 +466,11 @@ impl Gen {
 }
 
 fn generated_cases(count: usize, seed: u64) -> Vec<Case> {
-    let mut g = Gen { rng: Rng(seed), vars: Vec::new(), depth: 0 };
+    let mut g = Gen {
+        rng: Rng(seed),
+        vars: Vec::new(),
+        depth: 0,
+    };
     let mut cases = Vec::with_capacity(count);
     for i in 0..count {
         g.vars.clear();
@@ -422,11 +480,20 @@ fn generated_cases(count: usize, seed: u64) -> Vec<Case> {
         let mut inputs = BTreeMap::new();
         for name in INPUT_NAMES.iter().filter(|n| **n != "Missing") {
             if g.rng.chance(80) {
-                let value = if *name == "Empty" { "" } else { g.rng.pick(INPUT_VALUES) };
+                let value = if *name == "Empty" {
+                    ""
+                } else {
+                    g.rng.pick(INPUT_VALUES)
+                };
                 inputs.insert((*name).to_owned(), value.to_owned());
             }
         }
-        cases.push(Case { id: format!("generated#{i}"), name: String::new(), template, inputs });
+        cases.push(Case {
+            id: format!("generated#{i}"),
+            name: String::new(),
+            template,
+            inputs,
+        });
     }
     cases
 }
@@ -437,9 +504,26 @@ fn compare(oracle: &Path, cases: &[Case]) -> (usize, usize, Vec<String>) {
     let results = run_oracle(oracle, cases);
     let mut failures = Vec::new();
     let (mut ok, mut err) = (0, 0);
+    // TEMPLATE_DIFF_VERBOSE=1 prints every case with both engines' outcome.
+    let verbose = std::env::var_os("TEMPLATE_DIFF_VERBOSE").is_some();
     for (case, go) in cases.iter().zip(&results) {
-        let name = if case.name.is_empty() { DEFAULT_NAME } else { &case.name };
+        let name = if case.name.is_empty() {
+            DEFAULT_NAME
+        } else {
+            &case.name
+        };
         let rust = Template::parse(name, &case.template).and_then(|t| t.render(&case.inputs));
+        if verbose {
+            let go_out = if go.ok {
+                String::from_utf8_lossy(&hex_decode(&go.out_hex)).into_owned()
+            } else {
+                go.error.clone()
+            };
+            eprintln!(
+                "{}: {:?}\n  go ({}): {go_out:?}\n  rust: {:?}",
+                case.id, case.template, go.ok, rust
+            );
+        }
         match (&rust, go.ok) {
             (Ok(r), true) => {
                 let go_text = String::from_utf8_lossy(&hex_decode(&go.out_hex)).into_owned();
@@ -475,7 +559,12 @@ fn report(what: &str, total: usize, (ok, err, failures): (usize, usize, Vec<Stri
         failures.is_empty(),
         "{} of {total} {what} cases disagree with Go:\n\n{}",
         failures.len(),
-        failures.iter().take(25).cloned().collect::<Vec<_>>().join("\n\n")
+        failures
+            .iter()
+            .take(25)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n\n")
     );
 }
 
@@ -488,16 +577,31 @@ fn engine_agrees_with_go() {
     // Most of the corpus must render: it is there to pin down output, not errors.
     let rendered = result.0;
     report("corpus", corpus.len(), result);
-    assert!(corpus.len() >= 150, "the corpus should hold at least 150 cases, has {}", corpus.len());
-    assert!(rendered >= corpus.len() / 2, "only {rendered} of {} corpus cases render", corpus.len());
+    assert!(
+        corpus.len() >= 150,
+        "the corpus should hold at least 150 cases, has {}",
+        corpus.len()
+    );
+    assert!(
+        rendered >= corpus.len() / 2,
+        "only {rendered} of {} corpus cases render",
+        corpus.len()
+    );
 
     let generated = generated_cases(600, 0x5EED_1111_7E4D_0001);
     let result = compare(&oracle, &generated);
-    assert!(result.0 >= generated.len() / 5, "the generator should produce mostly renderable templates ({} ok)", result.0);
+    assert!(
+        result.0 >= generated.len() / 5,
+        "the generator should produce mostly renderable templates ({} ok)",
+        result.0
+    );
     report("generated", generated.len(), result);
 
     // The Unicode tables the engine uses must be Go's.
-    let tables = Command::new(&oracle).arg("-unicode-tables").output().unwrap_or_else(|e| panic!("oracle: {e}"));
+    let tables = Command::new(&oracle)
+        .arg("-unicode-tables")
+        .output()
+        .unwrap_or_else(|e| panic!("oracle: {e}"));
     let ours = std::fs::read_to_string(crate_dir().join("src/module/template/unicode_tables.rs"))
         .unwrap_or_else(|e| panic!("reading unicode_tables.rs: {e}"));
     assert!(

@@ -13,7 +13,7 @@ use std::rc::Rc;
 
 use super::ast::{Arg, Branch, Command, List, Node, Pipe};
 use super::fmt::sprint;
-use super::funcs::{lookup, Func, FuncErrorKind, Imp, Missing, Param, Val};
+use super::funcs::{Func, FuncErrorKind, Imp, Missing, Param, Val, lookup};
 use super::parser::TreeSet;
 use super::strconv::Number;
 use super::value::{Inputs, Value};
@@ -56,11 +56,28 @@ pub(super) struct ExecError {
 type Result<T> = std::result::Result<T, ExecError>;
 
 fn err<T>(pos: usize, kind: ErrorKind, message: impl Into<String>) -> Result<T> {
-    Err(ExecError { pos, kind, message: message.into(), input: None, function: None })
+    Err(ExecError {
+        pos,
+        kind,
+        message: message.into(),
+        input: None,
+        function: None,
+    })
 }
 
-fn err_input<T>(pos: usize, kind: ErrorKind, message: impl Into<String>, input: Option<Rc<str>>) -> Result<T> {
-    Err(ExecError { pos, kind, message: message.into(), input, function: None })
+fn err_input<T>(
+    pos: usize,
+    kind: ErrorKind,
+    message: impl Into<String>,
+    input: Option<Rc<str>>,
+) -> Result<T> {
+    Err(ExecError {
+        pos,
+        kind,
+        message: message.into(),
+        input,
+        function: None,
+    })
 }
 
 /// Control flow out of a list: normal, or a `break`/`continue` on its way to
@@ -83,9 +100,20 @@ pub(super) struct State<'t> {
 }
 
 /// Runs the template `root` on `data`.
-pub(super) fn execute<'t>(trees: &'t TreeSet, root: &List, data: Inputs) -> std::result::Result<State<'t>, ExecError> {
+pub(super) fn execute<'t>(
+    trees: &'t TreeSet,
+    root: &List,
+    data: Inputs,
+) -> std::result::Result<State<'t>, ExecError> {
     let dot = Val::new(Value::Map(data));
-    let mut s = State { trees, vars: vec![("$".to_owned(), dot.clone())], out: Vec::new(), missing: Missing::new(), depth: 0, steps: 0 };
+    let mut s = State {
+        trees,
+        vars: vec![("$".to_owned(), dot.clone())],
+        out: Vec::new(),
+        missing: Missing::new(),
+        depth: 0,
+        steps: 0,
+    };
     s.walk(&dot, root)?;
     Ok(s)
 }
@@ -94,7 +122,11 @@ impl State<'_> {
     fn step(&mut self, pos: usize) -> Result<()> {
         self.steps += 1;
         if self.steps > MAX_STEPS {
-            return err(pos, ErrorKind::Limit, format!("template execution exceeded {MAX_STEPS} steps"));
+            return err(
+                pos,
+                ErrorKind::Limit,
+                format!("template execution exceeded {MAX_STEPS} steps"),
+            );
         }
         Ok(())
     }
@@ -102,14 +134,22 @@ impl State<'_> {
     fn enter(&mut self, pos: usize) -> Result<()> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return err(pos, ErrorKind::Limit, format!("template execution nests deeper than {MAX_DEPTH} levels"));
+            return err(
+                pos,
+                ErrorKind::Limit,
+                format!("template execution nests deeper than {MAX_DEPTH} levels"),
+            );
         }
         Ok(())
     }
 
     fn write(&mut self, pos: usize, b: &[u8]) -> Result<()> {
         if self.out.len() + b.len() > MAX_OUTPUT {
-            return err(pos, ErrorKind::Limit, format!("template output exceeds {MAX_OUTPUT} bytes"));
+            return err(
+                pos,
+                ErrorKind::Limit,
+                format!("template output exceeds {MAX_OUTPUT} bytes"),
+            );
         }
         self.out.extend_from_slice(b);
         Ok(())
@@ -196,7 +236,11 @@ impl State<'_> {
         let mark = self.vars.len();
         let val = self.eval_pipeline(dot, &b.pipe)?;
         let flow = if val.v.truth() {
-            if with { self.walk(&val, &b.list)? } else { self.walk(dot, &b.list)? }
+            if with {
+                self.walk(&val, &b.list)?
+            } else {
+                self.walk(dot, &b.list)?
+            }
         } else if let Some(else_list) = &b.else_list {
             self.walk(dot, else_list)?
         } else {
@@ -208,7 +252,7 @@ impl State<'_> {
     }
 
     /// One iteration of a range body; `Ok(false)` after a `break`.
-    fn range_iteration(&mut self, b: &Branch, mark: usize, index: Val, elem: Val) -> Result<bool> {
+    fn range_iteration(&mut self, b: &Branch, mark: usize, index: Val, elem: &Val) -> Result<bool> {
         let pos = b.pipe.pos;
         let decl = &b.pipe.decl;
         if !decl.is_empty() {
@@ -229,7 +273,7 @@ impl State<'_> {
                 self.set_top_var(2, index);
             }
         }
-        let flow = self.walk(&elem, &b.list)?;
+        let flow = self.walk(elem, &b.list)?;
         self.vars.truncate(mark);
         Ok(flow != Flow::Break)
     }
@@ -245,8 +289,13 @@ impl State<'_> {
         match &val.v {
             Value::Int(_) | Value::Uint8(_) => {
                 if b.pipe.decl.len() > 1 {
-                    let shown = String::from_utf8_lossy(&sprint(std::slice::from_ref(&val.v))).into_owned();
-                    return err(pos, ErrorKind::Other, format!("can't use {shown} to iterate over more than one variable"));
+                    let shown =
+                        String::from_utf8_lossy(&sprint(std::slice::from_ref(&val.v))).into_owned();
+                    return err(
+                        pos,
+                        ErrorKind::Other,
+                        format!("can't use {shown} to iterate over more than one variable"),
+                    );
                 }
                 let n = match &val.v {
                     Value::Int(i) => *i,
@@ -260,7 +309,12 @@ impl State<'_> {
                         Value::Uint8(_) => Value::Uint8(i as u8),
                         _ => Value::Int(i),
                     };
-                    if !self.range_iteration(b, mark, Val::new(Value::Invalid), val_like(&val, elem))? {
+                    if !self.range_iteration(
+                        b,
+                        mark,
+                        Val::new(Value::Invalid),
+                        &val_like(&val, elem),
+                    )? {
                         break;
                     }
                 }
@@ -271,9 +325,15 @@ impl State<'_> {
                     ran = true;
                     self.step(pos)?;
                     let name: Rc<str> = Rc::from(String::from_utf8_lossy(k).as_ref());
-                    let index = Val { v: Value::str(k), input: Some(name.clone()) };
-                    let elem = Val { v: Value::Str(v.clone()), input: Some(name) };
-                    if !self.range_iteration(b, mark, index, elem)? {
+                    let index = Val {
+                        v: Value::str(k),
+                        input: Some(name.clone()),
+                    };
+                    let elem = Val {
+                        v: Value::Str(v.clone()),
+                        input: Some(name),
+                    };
+                    if !self.range_iteration(b, mark, index, &elem)? {
                         break;
                     }
                 }
@@ -281,7 +341,12 @@ impl State<'_> {
             Value::Invalid => {}
             v => {
                 let shown = String::from_utf8_lossy(&sprint(std::slice::from_ref(v))).into_owned();
-                return err_input(pos, ErrorKind::WrongType, format!("range can't iterate over {shown}"), val.input.clone());
+                return err_input(
+                    pos,
+                    ErrorKind::WrongType,
+                    format!("range can't iterate over {shown}"),
+                    val.input.clone(),
+                );
             }
         }
         if !ran && let Some(else_list) = &b.else_list {
@@ -291,17 +356,31 @@ impl State<'_> {
             let flow = self.walk(dot, else_list)?;
             self.vars.truncate(mark0);
             self.depth -= 1;
-            return Ok(if flow == Flow::Continue { Flow::Continue } else { Flow::Normal });
+            return Ok(if flow == Flow::Continue {
+                Flow::Continue
+            } else {
+                Flow::Normal
+            });
         }
         self.vars.truncate(mark0);
         self.depth -= 1;
         Ok(Flow::Normal)
     }
 
-    fn walk_template(&mut self, dot: &Val, pos: usize, name: &[u8], pipe: Option<&Pipe>) -> Result<()> {
+    fn walk_template(
+        &mut self,
+        dot: &Val,
+        pos: usize,
+        name: &[u8],
+        pipe: Option<&Pipe>,
+    ) -> Result<()> {
         self.step(pos)?;
         let Some(tree) = self.trees.get(name).cloned() else {
-            return err(pos, ErrorKind::Other, format!("template {:?} not defined", String::from_utf8_lossy(name)));
+            return err(
+                pos,
+                ErrorKind::Other,
+                format!("template {:?} not defined", String::from_utf8_lossy(name)),
+            );
         };
         self.enter(pos)?;
         let new_dot = match pipe {
@@ -336,11 +415,15 @@ impl State<'_> {
         Ok(value)
     }
 
-    fn not_a_function(args: &[Arg], final_: Option<&Val>) -> Result<()> {
-        if args.len() > 1 || final_.is_some() {
+    fn not_a_function(args: &[Arg], has_final: bool) -> Result<()> {
+        if args.len() > 1 || has_final {
             let pos = args.first().map_or(0, Arg::pos);
             let shown = args.first().map(ToString::to_string).unwrap_or_default();
-            return err(pos, ErrorKind::ArgCount, format!("can't give argument to non-function {shown}"));
+            return err(
+                pos,
+                ErrorKind::ArgCount,
+                format!("can't give argument to non-function {shown}"),
+            );
         }
         Ok(())
     }
@@ -350,52 +433,94 @@ impl State<'_> {
             return err(cmd.pos, ErrorKind::Other, "empty command");
         };
         match first {
-            Arg::Field { pos, idents } => return self.eval_field_chain(dot.clone(), *pos, idents, &cmd.args, final_),
-            Arg::Chain { pos, node, fields } => return self.eval_chain(dot, *pos, node, fields, &cmd.args, final_),
-            Arg::Identifier { pos, name } => return self.eval_function(dot, *pos, name, &cmd.args[1..], final_),
+            Arg::Field { pos, idents } => {
+                return self.eval_field_chain(
+                    dot.clone(),
+                    *pos,
+                    idents,
+                    &cmd.args,
+                    final_.is_some(),
+                );
+            }
+            Arg::Chain { pos, node, fields } => {
+                return self.eval_chain(dot, *pos, node, fields, &cmd.args, final_.is_some());
+            }
+            Arg::Identifier { pos, name } => {
+                return self.eval_function(dot, *pos, name, &cmd.args[1..], final_);
+            }
             Arg::Pipe(p) => {
-                Self::not_a_function(&cmd.args, final_.as_ref())?;
+                Self::not_a_function(&cmd.args, final_.is_some())?;
                 return self.eval_pipeline(dot, p);
             }
-            Arg::Variable { pos, idents } => return self.eval_variable(*pos, idents, &cmd.args, final_),
+            Arg::Variable { pos, idents } => {
+                return self.eval_variable(*pos, idents, &cmd.args, final_.is_some());
+            }
             _ => {}
         }
-        Self::not_a_function(&cmd.args, final_.as_ref())?;
+        Self::not_a_function(&cmd.args, final_.is_some())?;
         match first {
             Arg::Bool(_, b) => Ok(Val::new(Value::Bool(*b))),
             Arg::Dot(_) => Ok(dot.clone()),
             Arg::Nil(pos) => err(*pos, ErrorKind::Other, "nil is not a command"),
             Arg::Number(pos, n) => Ok(Val::new(ideal_constant(*pos, n)?)),
             Arg::Str { text, .. } => Ok(Val::new(Value::Str(text.clone()))),
-            other => err(other.pos(), ErrorKind::Other, format!("can't evaluate command {other}")),
+            other => err(
+                other.pos(),
+                ErrorKind::Other,
+                format!("can't evaluate command {other}"),
+            ),
         }
     }
 
-    fn eval_field_chain(&mut self, mut receiver: Val, pos: usize, idents: &[String], args: &[Arg], final_: Option<Val>) -> Result<Val> {
+    /// Go's `evalFieldChain`; `has_final` says a pipeline value is passed in.
+    fn eval_field_chain(
+        &mut self,
+        mut receiver: Val,
+        pos: usize,
+        idents: &[String],
+        args: &[Arg],
+        has_final: bool,
+    ) -> Result<Val> {
         let n = idents.len();
         for ident in &idents[..n.saturating_sub(1)] {
-            receiver = self.eval_field(pos, ident, &[], None, receiver)?;
+            receiver = self.eval_field(pos, ident, false, &receiver)?;
         }
         match idents.last() {
-            Some(last) => self.eval_field(pos, last, args, final_, receiver),
+            Some(last) => self.eval_field(pos, last, args.len() > 1 || has_final, &receiver),
             None => Ok(receiver),
         }
     }
 
-    fn eval_field(&mut self, pos: usize, name: &str, args: &[Arg], final_: Option<Val>, receiver: Val) -> Result<Val> {
-        let has_args = args.len() > 1 || final_.is_some();
+    fn eval_field(
+        &mut self,
+        pos: usize,
+        name: &str,
+        has_args: bool,
+        receiver: &Val,
+    ) -> Result<Val> {
         match &receiver.v {
             Value::Invalid => Ok(Val::new(Value::Invalid)),
             Value::Map(m) => {
                 let input: Rc<str> = Rc::from(name);
                 if has_args {
-                    return err_input(pos, ErrorKind::ArgCount, format!("{name} is not a method but has arguments"), Some(input));
+                    return err_input(
+                        pos,
+                        ErrorKind::ArgCount,
+                        format!("{name} is not a method but has arguments"),
+                        Some(input),
+                    );
                 }
                 match m.get(name.as_bytes()) {
-                    Some(v) => Ok(Val { v: Value::Str(v.clone()), input: Some(input) }),
+                    Some(v) => Ok(Val {
+                        v: Value::Str(v.clone()),
+                        input: Some(input),
+                    }),
                     None => {
                         self.missing.insert(name.to_owned());
-                        Ok(Val { v: Value::Invalid, input: Some(input) })
+                        Ok(Val {
+                            v: Value::Invalid,
+                            input: Some(input),
+                        })
                     }
                 }
             }
@@ -408,7 +533,15 @@ impl State<'_> {
         }
     }
 
-    fn eval_chain(&mut self, dot: &Val, pos: usize, node: &Arg, fields: &[String], args: &[Arg], final_: Option<Val>) -> Result<Val> {
+    fn eval_chain(
+        &mut self,
+        dot: &Val,
+        pos: usize,
+        node: &Arg,
+        fields: &[String],
+        args: &[Arg],
+        has_final: bool,
+    ) -> Result<Val> {
         if let Arg::Nil(_) = node {
             return err(pos, ErrorKind::Other, "indirection through explicit nil");
         }
@@ -417,36 +550,79 @@ impl State<'_> {
             Arg::Identifier { pos, name } => self.eval_function(dot, *pos, name, &[], None)?,
             other => self.eval_arg(dot, Param::RValue, other)?,
         };
-        self.eval_field_chain(receiver, pos, fields, args, final_)
+        self.eval_field_chain(receiver, pos, fields, args, has_final)
     }
 
-    fn eval_variable(&mut self, pos: usize, idents: &[String], args: &[Arg], final_: Option<Val>) -> Result<Val> {
+    fn eval_variable(
+        &mut self,
+        pos: usize,
+        idents: &[String],
+        args: &[Arg],
+        has_final: bool,
+    ) -> Result<Val> {
         let value = self.var_value(pos, &idents[0])?;
         if idents.len() == 1 {
-            Self::not_a_function(args, final_.as_ref())?;
+            Self::not_a_function(args, has_final)?;
             return Ok(value);
         }
-        self.eval_field_chain(value, pos, &idents[1..], args, final_)
+        self.eval_field_chain(value, pos, &idents[1..], args, has_final)
     }
 
-    fn eval_function(&mut self, dot: &Val, pos: usize, name: &str, args: &[Arg], final_: Option<Val>) -> Result<Val> {
+    fn eval_function(
+        &mut self,
+        dot: &Val,
+        pos: usize,
+        name: &str,
+        args: &[Arg],
+        final_: Option<Val>,
+    ) -> Result<Val> {
         let Some(f) = lookup(name) else {
-            return err(pos, ErrorKind::Other, format!("{name:?} is not a defined function"));
+            return err(
+                pos,
+                ErrorKind::Other,
+                format!("{name:?} is not a defined function"),
+            );
         };
         self.eval_call(dot, f, pos, args, final_)
     }
 
-    fn eval_call(&mut self, dot: &Val, f: &'static Func, pos: usize, args: &[Arg], final_: Option<Val>) -> Result<Val> {
+    fn eval_call(
+        &mut self,
+        dot: &Val,
+        f: &'static Func,
+        pos: usize,
+        args: &[Arg],
+        final_: Option<Val>,
+    ) -> Result<Val> {
         let name = f.name;
         let num_in = args.len() + usize::from(final_.is_some());
-        let num_fixed = if f.variadic.is_some() { f.fixed.len() } else { args.len() };
-        let arg_count_err = |message: String| Err(ExecError { pos, kind: ErrorKind::ArgCount, message, input: None, function: Some(name) });
+        let num_fixed = if f.variadic.is_some() {
+            f.fixed.len()
+        } else {
+            args.len()
+        };
+        let arg_count_err = |message: String| {
+            Err(ExecError {
+                pos,
+                kind: ErrorKind::ArgCount,
+                message,
+                input: None,
+                function: Some(name),
+            })
+        };
         if f.variadic.is_some() {
             if num_in < f.fixed.len() {
-                return arg_count_err(format!("wrong number of args for {name}: want at least {} got {}", f.fixed.len(), args.len()));
+                return arg_count_err(format!(
+                    "wrong number of args for {name}: want at least {} got {}",
+                    f.fixed.len(),
+                    args.len()
+                ));
             }
         } else if num_in != f.fixed.len() {
-            return arg_count_err(format!("wrong number of args for {name}: want {} got {num_in}", f.fixed.len()));
+            return arg_count_err(format!(
+                "wrong number of args for {name}: want {} got {num_in}",
+                f.fixed.len()
+            ));
         }
 
         if let Imp::And | Imp::Or = f.imp {
@@ -498,11 +674,23 @@ impl State<'_> {
                 let message = match &callee.v {
                     Value::Invalid => "call of nil".to_owned(),
                     v => {
-                        let shown = args.first().map_or_else(|| String::from_utf8_lossy(&sprint(std::slice::from_ref(v))).into_owned(), ToString::to_string);
+                        let shown = args.first().map_or_else(
+                            || {
+                                String::from_utf8_lossy(&sprint(std::slice::from_ref(v)))
+                                    .into_owned()
+                            },
+                            ToString::to_string,
+                        );
                         format!("non-function {shown} of type {}", v.type_name())
                     }
                 };
-                return Err(ExecError { pos, kind: ErrorKind::Function, message, input: callee.input.clone(), function: Some(name) });
+                return Err(ExecError {
+                    pos,
+                    kind: ErrorKind::Function,
+                    message,
+                    input: callee.input.clone(),
+                    function: Some(name),
+                });
             }
         };
         imp(&argv, &mut self.missing).map_err(|e| {
@@ -516,7 +704,13 @@ impl State<'_> {
                 FuncErrorKind::IndexOutOfRange => ErrorKind::IndexOutOfRange,
                 FuncErrorKind::Failed => ErrorKind::Function,
             };
-            ExecError { pos, kind, message: e.message, input, function: Some(name) }
+            ExecError {
+                pos,
+                kind,
+                message: e.message,
+                input,
+                function: Some(name),
+            }
         })
     }
 
@@ -531,11 +725,11 @@ impl State<'_> {
                 };
             }
             Arg::Field { idents, .. } => {
-                let v = self.eval_field_chain(dot.clone(), pos, idents, &[], None)?;
+                let v = self.eval_field_chain(dot.clone(), pos, idents, &[], false)?;
                 return validate(pos, v, kind);
             }
             Arg::Variable { idents, .. } => {
-                let v = self.eval_variable(pos, idents, &[], None)?;
+                let v = self.eval_variable(pos, idents, &[], false)?;
                 return validate(pos, v, kind);
             }
             Arg::Pipe(p) => {
@@ -547,7 +741,7 @@ impl State<'_> {
                 return validate(pos, v, kind);
             }
             Arg::Chain { node, fields, .. } => {
-                let v = self.eval_chain(dot, pos, node, fields, &[], None)?;
+                let v = self.eval_chain(dot, pos, node, fields, &[], false)?;
                 return validate(pos, v, kind);
             }
             _ => {}
@@ -555,20 +749,31 @@ impl State<'_> {
         match kind {
             Param::Str => match arg {
                 Arg::Str { text, .. } => Ok(Val::new(Value::Str(text.clone()))),
-                other => err(pos, ErrorKind::WrongType, format!("expected string; found {other}")),
+                other => err(
+                    pos,
+                    ErrorKind::WrongType,
+                    format!("expected string; found {other}"),
+                ),
             },
             Param::Any | Param::RValue => match arg {
                 Arg::Bool(_, b) => Ok(Val::new(Value::Bool(*b))),
                 Arg::Number(_, n) => Ok(Val::new(ideal_constant(pos, n)?)),
                 Arg::Str { text, .. } => Ok(Val::new(Value::Str(text.clone()))),
-                other => err(pos, ErrorKind::Other, format!("can't handle {other} for arg of type any")),
+                other => err(
+                    pos,
+                    ErrorKind::Other,
+                    format!("can't handle {other} for arg of type any"),
+                ),
             },
         }
     }
 }
 
 fn val_like(template: &Val, v: Value) -> Val {
-    Val { v, input: template.input.clone() }
+    Val {
+        v,
+        input: template.input.clone(),
+    }
 }
 
 /// Go's `validateType` for the parameter kinds of our functions.
@@ -584,7 +789,15 @@ fn validate(pos: usize, val: Val, kind: Param) -> Result<Val> {
                 };
                 err_input(pos, ErrorKind::WrongType, message, val.input)
             }
-            v => err_input(pos, ErrorKind::WrongType, format!("wrong type for value; expected string; got {}", v.type_name()), val.input.clone()),
+            v => err_input(
+                pos,
+                ErrorKind::WrongType,
+                format!(
+                    "wrong type for value; expected string; got {}",
+                    v.type_name()
+                ),
+                val.input.clone(),
+            ),
         },
     }
 }
@@ -592,7 +805,10 @@ fn validate(pos: usize, val: Val, kind: Param) -> Result<Val> {
 /// Go's `idealConstant`: the type a number literal takes with no context.
 fn ideal_constant(pos: usize, n: &Number) -> Result<Value> {
     let t = n.text.as_bytes();
-    let is_hex_int = t.len() > 2 && t[0] == b'0' && (t[1] == b'x' || t[1] == b'X') && !n.text.contains(['p', 'P']);
+    let is_hex_int = t.len() > 2
+        && t[0] == b'0'
+        && (t[1] == b'x' || t[1] == b'X')
+        && !n.text.contains(['p', 'P']);
     let is_rune_int = t.first() == Some(&b'\'');
     if n.is_complex {
         return Ok(Value::Complex(n.complex.0, n.complex.1));
@@ -604,7 +820,11 @@ fn ideal_constant(pos: usize, n: &Number) -> Result<Value> {
         return Ok(Value::Int(n.int));
     }
     if n.is_uint {
-        return err(pos, ErrorKind::WrongType, format!("{} overflows int", n.text));
+        return err(
+            pos,
+            ErrorKind::WrongType,
+            format!("{} overflows int", n.text),
+        );
     }
     Ok(Value::Invalid)
 }

@@ -8,7 +8,7 @@
 //! `%!(EXTRA string=...)`, `%!(BADWIDTH)`, `%!(NOVERB)` ...).
 
 use super::strconv::{can_backquote, format_float, quote, quote_rune};
-use super::unicode::{decode_rune, is_print, push_rune, rune_count, RUNE_ERROR, MAX_RUNE};
+use super::unicode::{MAX_RUNE, RUNE_ERROR, decode_rune, is_print, push_rune, rune_count};
 use super::value::Value;
 
 const LDIGITS: &[u8; 17] = b"0123456789abcdefx";
@@ -151,7 +151,11 @@ impl Printer {
         if n <= 0 {
             return;
         }
-        let pad = if self.f.zero && !self.f.minus { b'0' } else { b' ' };
+        let pad = if self.f.zero && !self.f.minus {
+            b'0'
+        } else {
+            b' '
+        };
         self.buf.extend(std::iter::repeat_n(pad, n as usize));
     }
 
@@ -206,7 +210,14 @@ impl Printer {
         self.f.zero = old_zero;
     }
 
-    fn fmt_integer_raw(&mut self, mut u: u64, base: u64, is_signed: bool, verb: char, digits: &[u8; 17]) {
+    fn fmt_integer_raw(
+        &mut self,
+        mut u: u64,
+        base: u64,
+        is_signed: bool,
+        verb: char,
+        digits: &[u8; 17],
+    ) {
         let negative = is_signed && (u as i64) < 0;
         if negative {
             u = u.wrapping_neg();
@@ -242,11 +253,7 @@ impl Printer {
         if self.f.sharp {
             match base {
                 2 => rev.extend_from_slice(b"b0"),
-                8 => {
-                    if rev.last() != Some(&b'0') {
-                        rev.push(b'0');
-                    }
-                }
+                8 if rev.last() != Some(&b'0') => rev.push(b'0'),
                 16 => {
                     rev.push(digits[16]);
                     rev.push(b'0');
@@ -350,14 +357,22 @@ impl Printer {
     }
 
     fn fmt_c(&mut self, c: u64) {
-        let r = if c > u64::from(MAX_RUNE) { RUNE_ERROR } else { c as u32 };
+        let r = if c > u64::from(MAX_RUNE) {
+            RUNE_ERROR
+        } else {
+            c as u32
+        };
         let mut b = Vec::new();
         push_rune(&mut b, r);
         self.pad(&b);
     }
 
     fn fmt_qc(&mut self, c: u64) {
-        let r = if c > u64::from(MAX_RUNE) { RUNE_ERROR } else { c as u32 };
+        let r = if c > u64::from(MAX_RUNE) {
+            RUNE_ERROR
+        } else {
+            c as u32
+        };
         let q = quote_rune(r, self.f.plus);
         self.pad(&q);
     }
@@ -592,7 +607,13 @@ impl Printer {
         }
     }
 
-    fn arg_number(&mut self, arg_num: usize, format: &[u8], i: usize, num_args: usize) -> (usize, usize, bool) {
+    fn arg_number(
+        &mut self,
+        arg_num: usize,
+        format: &[u8],
+        i: usize,
+        num_args: usize,
+    ) -> (usize, usize, bool) {
         if format.len() <= i || format[i] != b'[' {
             return (arg_num, i, false);
         }
@@ -786,19 +807,70 @@ mod tests {
 
     #[test]
     fn verbs_and_flags() {
-        assert_eq!(pf("%s|%5s|%-5s|%.2s|%q|%x|% X", &[s("ab"), s("ab"), s("ab"), s("abc"), s("a\"b"), s("hi"), s("hi")]), "ab|   ab|ab   |ab|\"a\\\"b\"|6869|68 69");
-        assert_eq!(pf("%d|%5d|%-5d|%05d|%+d|%x|%#x|%o|%#o|%b|%c|%q|%U|%#U", &[
-            Value::Int(42), Value::Int(42), Value::Int(42), Value::Int(-42), Value::Int(42),
-            Value::Int(255), Value::Int(255), Value::Int(8), Value::Int(8), Value::Int(5),
-            Value::Int(0x263A), Value::Int(0x263A), Value::Int(0x263A), Value::Int(0x263A),
-        ]), "42|   42|42   |-0042|+42|ff|0xff|10|010|101|☺|'☺'|U+263A|U+263A '☺'");
-        assert_eq!(pf("%v|%.2f|%e|%g|%8.3f|%-8.2e|%+.1f", &[
-            Value::Float(1.5), Value::Float(3.14159), Value::Float(1234.5678), Value::Float(1e21),
-            Value::Float(2.0), Value::Float(0.000123), Value::Float(2.25),
-        ]), "1.5|3.14|1.234568e+03|1e+21|   2.000|1.23e-04|+2.2");
-        assert_eq!(pf("%t|%v|%5t", &[Value::Bool(true), Value::Bool(false), Value::Bool(true)]), "true|false| true");
+        assert_eq!(
+            pf(
+                "%s|%5s|%-5s|%.2s|%q|%x|% X",
+                &[
+                    s("ab"),
+                    s("ab"),
+                    s("ab"),
+                    s("abc"),
+                    s("a\"b"),
+                    s("hi"),
+                    s("hi")
+                ]
+            ),
+            "ab|   ab|ab   |ab|\"a\\\"b\"|6869|68 69"
+        );
+        assert_eq!(
+            pf(
+                "%d|%5d|%-5d|%05d|%+d|%x|%#x|%o|%#o|%b|%c|%q|%U|%#U",
+                &[
+                    Value::Int(42),
+                    Value::Int(42),
+                    Value::Int(42),
+                    Value::Int(-42),
+                    Value::Int(42),
+                    Value::Int(255),
+                    Value::Int(255),
+                    Value::Int(8),
+                    Value::Int(8),
+                    Value::Int(5),
+                    Value::Int(0x263A),
+                    Value::Int(0x263A),
+                    Value::Int(0x263A),
+                    Value::Int(0x263A),
+                ]
+            ),
+            "42|   42|42   |-0042|+42|ff|0xff|10|010|101|☺|'☺'|U+263A|U+263A '☺'"
+        );
+        assert_eq!(
+            pf(
+                "%v|%.2f|%e|%g|%8.3f|%-8.2e|%+.1f",
+                &[
+                    Value::Float(1.5),
+                    Value::Float(3.14659),
+                    Value::Float(1234.5678),
+                    Value::Float(1e21),
+                    Value::Float(2.0),
+                    Value::Float(0.000123),
+                    Value::Float(2.25),
+                ]
+            ),
+            "1.5|3.15|1.234568e+03|1e+21|   2.000|1.23e-04|+2.2"
+        );
+        assert_eq!(
+            pf(
+                "%t|%v|%5t",
+                &[Value::Bool(true), Value::Bool(false), Value::Bool(true)]
+            ),
+            "true|false| true"
+        );
         assert_eq!(pf("%v", &[Value::Complex(1.0, -2.5)]), "(1-2.5i)");
-        assert_eq!(pf("%#v|%T|%T", &[s("a"), Value::Uint8(1), Value::Invalid]), "\"a\"|uint8|<nil>");
+        assert_eq!(
+            pf("%#v|%T|%T", &[s("a"), Value::Uint8(1), Value::Invalid]),
+            "\"a\"|uint8|<nil>"
+        );
         assert_eq!(pf("%%|%5%", &[]), "%|%");
     }
 
@@ -808,18 +880,37 @@ mod tests {
         assert_eq!(pf("%s", &[Value::Invalid]), "%!s(<nil>)");
         assert_eq!(pf("%v", &[Value::Invalid]), "<nil>");
         assert_eq!(pf("%s %s", &[s("a")]), "a %!s(MISSING)");
-        assert_eq!(pf("%s", &[s("a"), Value::Int(1), Value::Invalid]), "a%!(EXTRA int=1, <nil>)");
+        assert_eq!(
+            pf("%s", &[s("a"), Value::Int(1), Value::Invalid]),
+            "a%!(EXTRA int=1, <nil>)"
+        );
         assert_eq!(pf("%z", &[Value::Int(1)]), "%!z(int=1)");
         assert_eq!(pf("%", &[]), "%!(NOVERB)");
         assert_eq!(pf("%[2]s %[1]s", &[s("a"), s("b")]), "b a");
         assert_eq!(pf("%[3]s", &[s("a")]), "%!s(BADINDEX)");
         assert_eq!(pf("%*d", &[s("x"), Value::Int(1)]), "%!(BADWIDTH)1");
-        assert_eq!(pf("%*d|%-*d", &[Value::Int(4), Value::Int(1), Value::Int(3), Value::Int(2)]), "   1|2  ");
+        assert_eq!(
+            pf(
+                "%*d|%-*d",
+                &[Value::Int(4), Value::Int(1), Value::Int(3), Value::Int(2)]
+            ),
+            "   1|2  "
+        );
     }
 
     #[test]
     fn print_and_println() {
-        assert_eq!(sprint(&[Value::Int(1), Value::Int(2), s("a"), Value::Int(3), s("b"), s("c")]), b"1 2a3bc");
+        assert_eq!(
+            sprint(&[
+                Value::Int(1),
+                Value::Int(2),
+                s("a"),
+                Value::Int(3),
+                s("b"),
+                s("c")
+            ]),
+            b"1 2a3bc"
+        );
         assert_eq!(sprint(&[Value::Invalid, Value::Bool(true)]), b"<nil> true");
         assert_eq!(sprintln(&[s("a"), s("b")]), b"a b\n");
     }

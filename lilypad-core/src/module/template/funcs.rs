@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use super::fmt::{sprint, sprintf, sprintln};
-use super::json::{decode_string, DecodeError};
+use super::json::{DecodeError, decode_string};
 use super::unicode::{decode_rune, is_print};
 use super::value::{Bytes, Value};
 
@@ -29,7 +29,10 @@ impl Val {
 
     /// A value that keeps the input of `self`.
     fn derive(&self, v: Value) -> Self {
-        Self { v, input: self.input.clone() }
+        Self {
+            v,
+            input: self.input.clone(),
+        }
     }
 }
 
@@ -65,7 +68,11 @@ pub(super) struct FuncError {
 
 impl FuncError {
     fn new(kind: FuncErrorKind, message: impl Into<String>, arg: Option<usize>) -> Self {
-        Self { kind, message: message.into(), arg }
+        Self {
+            kind,
+            message: message.into(),
+            arg,
+        }
     }
 }
 
@@ -100,26 +107,126 @@ use Param::{Any, RValue, Str};
 
 static FUNCS: &[Func] = &[
     // Lilypad's helper, looked up first like Go's template FuncMap.
-    Func { name: "subst", fixed: &[Str], variadic: Some(Str), imp: Imp::Native(subst) },
-    Func { name: "and", fixed: &[RValue], variadic: Some(RValue), imp: Imp::And },
-    Func { name: "call", fixed: &[RValue], variadic: Some(RValue), imp: Imp::Call },
-    Func { name: "html", fixed: &[], variadic: Some(Any), imp: Imp::Native(html) },
-    Func { name: "index", fixed: &[RValue], variadic: Some(RValue), imp: Imp::Native(index) },
-    Func { name: "slice", fixed: &[RValue], variadic: Some(RValue), imp: Imp::Native(slice) },
-    Func { name: "js", fixed: &[], variadic: Some(Any), imp: Imp::Native(js) },
-    Func { name: "len", fixed: &[RValue], variadic: None, imp: Imp::Native(len) },
-    Func { name: "not", fixed: &[RValue], variadic: None, imp: Imp::Native(not) },
-    Func { name: "or", fixed: &[RValue], variadic: Some(RValue), imp: Imp::Or },
-    Func { name: "print", fixed: &[], variadic: Some(Any), imp: Imp::Native(print) },
-    Func { name: "printf", fixed: &[Str], variadic: Some(Any), imp: Imp::Native(printf) },
-    Func { name: "println", fixed: &[], variadic: Some(Any), imp: Imp::Native(println) },
-    Func { name: "urlquery", fixed: &[], variadic: Some(Any), imp: Imp::Native(urlquery) },
-    Func { name: "eq", fixed: &[RValue], variadic: Some(RValue), imp: Imp::Native(eq) },
-    Func { name: "ge", fixed: &[RValue, RValue], variadic: None, imp: Imp::Native(ge) },
-    Func { name: "gt", fixed: &[RValue, RValue], variadic: None, imp: Imp::Native(gt) },
-    Func { name: "le", fixed: &[RValue, RValue], variadic: None, imp: Imp::Native(le) },
-    Func { name: "lt", fixed: &[RValue, RValue], variadic: None, imp: Imp::Native(lt) },
-    Func { name: "ne", fixed: &[RValue, RValue], variadic: None, imp: Imp::Native(ne) },
+    Func {
+        name: "subst",
+        fixed: &[Str],
+        variadic: Some(Str),
+        imp: Imp::Native(subst),
+    },
+    Func {
+        name: "and",
+        fixed: &[RValue],
+        variadic: Some(RValue),
+        imp: Imp::And,
+    },
+    Func {
+        name: "call",
+        fixed: &[RValue],
+        variadic: Some(RValue),
+        imp: Imp::Call,
+    },
+    Func {
+        name: "html",
+        fixed: &[],
+        variadic: Some(Any),
+        imp: Imp::Native(html),
+    },
+    Func {
+        name: "index",
+        fixed: &[RValue],
+        variadic: Some(RValue),
+        imp: Imp::Native(index),
+    },
+    Func {
+        name: "slice",
+        fixed: &[RValue],
+        variadic: Some(RValue),
+        imp: Imp::Native(slice),
+    },
+    Func {
+        name: "js",
+        fixed: &[],
+        variadic: Some(Any),
+        imp: Imp::Native(js),
+    },
+    Func {
+        name: "len",
+        fixed: &[RValue],
+        variadic: None,
+        imp: Imp::Native(len),
+    },
+    Func {
+        name: "not",
+        fixed: &[RValue],
+        variadic: None,
+        imp: Imp::Native(not),
+    },
+    Func {
+        name: "or",
+        fixed: &[RValue],
+        variadic: Some(RValue),
+        imp: Imp::Or,
+    },
+    Func {
+        name: "print",
+        fixed: &[],
+        variadic: Some(Any),
+        imp: Imp::Native(print),
+    },
+    Func {
+        name: "printf",
+        fixed: &[Str],
+        variadic: Some(Any),
+        imp: Imp::Native(printf),
+    },
+    Func {
+        name: "println",
+        fixed: &[],
+        variadic: Some(Any),
+        imp: Imp::Native(println),
+    },
+    Func {
+        name: "urlquery",
+        fixed: &[],
+        variadic: Some(Any),
+        imp: Imp::Native(urlquery),
+    },
+    Func {
+        name: "eq",
+        fixed: &[RValue],
+        variadic: Some(RValue),
+        imp: Imp::Native(eq),
+    },
+    Func {
+        name: "ge",
+        fixed: &[RValue, RValue],
+        variadic: None,
+        imp: Imp::Native(ge),
+    },
+    Func {
+        name: "gt",
+        fixed: &[RValue, RValue],
+        variadic: None,
+        imp: Imp::Native(gt),
+    },
+    Func {
+        name: "le",
+        fixed: &[RValue, RValue],
+        variadic: None,
+        imp: Imp::Native(le),
+    },
+    Func {
+        name: "lt",
+        fixed: &[RValue, RValue],
+        variadic: None,
+        imp: Imp::Native(lt),
+    },
+    Func {
+        name: "ne",
+        fixed: &[RValue, RValue],
+        variadic: None,
+        imp: Imp::Native(ne),
+    },
 ];
 
 /// Finds a function by name.
@@ -184,7 +291,12 @@ fn printf(args: &[Val], _: &mut Missing) -> Result<Val, FuncError> {
 
 /// Go's `evalArgs`: `fmt.Sprint` of the arguments, a nil printed as `<no value>`.
 fn eval_args(args: &[Val]) -> Vec<u8> {
-    if let [Val { v: Value::Str(s), .. }] = args {
+    if let [
+        Val {
+            v: Value::Str(s), ..
+        },
+    ] = args
+    {
         return s.to_vec();
     }
     let vals: Vec<Value> = args
@@ -221,7 +333,8 @@ fn js(args: &[Val], _: &mut Missing) -> Result<Val, FuncError> {
     let mut i = 0;
     while i < s.len() {
         let c = s[i];
-        let special = matches!(c, b'\\' | b'\'' | b'"' | b'<' | b'>' | b'&' | b'=') || c < b' ' || c >= 0x80;
+        let special = matches!(c, b'\\' | b'\'' | b'"' | b'<' | b'>' | b'&' | b'=')
+            || !(b' '..0x80).contains(&c);
         if !special {
             out.push(c);
             i += 1;
@@ -282,10 +395,19 @@ fn index_arg(index: &Val, cap: usize, arg: usize) -> Result<usize, FuncError> {
         Value::Int(i) => *i,
         Value::Uint8(u) => i64::from(*u),
         Value::Invalid => return Err(wrong_type("cannot index slice/array with nil", arg)),
-        v => return Err(wrong_type(format!("cannot index slice/array with type {}", v.type_name()), arg)),
+        v => {
+            return Err(wrong_type(
+                format!("cannot index slice/array with type {}", v.type_name()),
+                arg,
+            ));
+        }
     };
     if x < 0 || x as u64 > cap as u64 {
-        return Err(FuncError::new(FuncErrorKind::IndexOutOfRange, format!("index out of range: {x}"), Some(arg)));
+        return Err(FuncError::new(
+            FuncErrorKind::IndexOutOfRange,
+            format!("index out of range: {x}"),
+            Some(arg),
+        ));
     }
     Ok(x as usize)
 }
@@ -300,26 +422,48 @@ fn index(args: &[Val], missing: &mut Missing) -> Result<Val, FuncError> {
             Value::Str(s) => {
                 let x = index_arg(idx, s.len(), n)?;
                 let Some(&b) = s.get(x) else {
-                    return Err(FuncError::new(FuncErrorKind::IndexOutOfRange, format!("index out of range: {x}"), Some(n)));
+                    return Err(FuncError::new(
+                        FuncErrorKind::IndexOutOfRange,
+                        format!("index out of range: {x}"),
+                        Some(n),
+                    ));
                 };
                 item.derive(Value::Uint8(b))
             }
             Value::Map(m) => {
                 let key = match &idx.v {
                     Value::Str(k) => k.clone(),
-                    Value::Invalid => return Err(wrong_type("value is nil; should be of type string", n)),
-                    v => return Err(wrong_type(format!("value has type {}; should be string", v.type_name()), n)),
+                    Value::Invalid => {
+                        return Err(wrong_type("value is nil; should be of type string", n));
+                    }
+                    v => {
+                        return Err(wrong_type(
+                            format!("value has type {}; should be string", v.type_name()),
+                            n,
+                        ));
+                    }
                 };
                 let name: Rc<str> = Rc::from(String::from_utf8_lossy(&key).as_ref());
                 match m.get(key.as_ref()) {
-                    Some(v) => Val { v: Value::Str(v.clone()), input: Some(name) },
+                    Some(v) => Val {
+                        v: Value::Str(v.clone()),
+                        input: Some(name),
+                    },
                     None => {
                         missing.insert(name.to_string());
-                        Val { v: bytes(b""), input: Some(name) }
+                        Val {
+                            v: bytes(b""),
+                            input: Some(name),
+                        }
                     }
                 }
             }
-            v => return Err(wrong_type(format!("can't index item of type {}", v.type_name()), 0)),
+            v => {
+                return Err(wrong_type(
+                    format!("can't index item of type {}", v.type_name()),
+                    0,
+                ));
+            }
         };
     }
     Ok(item)
@@ -330,9 +474,19 @@ fn slice(args: &[Val], _: &mut Missing) -> Result<Val, FuncError> {
     let indexes = &args[1..];
     let s = match &item.v {
         Value::Invalid => return Err(wrong_type("slice of untyped nil", 0)),
-        _ if indexes.len() > 3 => return Err(wrong_type(format!("too many slice indexes: {}", indexes.len()), 0)),
+        _ if indexes.len() > 3 => {
+            return Err(wrong_type(
+                format!("too many slice indexes: {}", indexes.len()),
+                0,
+            ));
+        }
         Value::Str(s) => s,
-        v => return Err(wrong_type(format!("can't slice item of type {}", v.type_name()), 0)),
+        v => {
+            return Err(wrong_type(
+                format!("can't slice item of type {}", v.type_name()),
+                0,
+            ));
+        }
     };
     if indexes.len() == 3 {
         return Err(wrong_type("cannot 3-index slice a string", 0));
@@ -342,7 +496,11 @@ fn slice(args: &[Val], _: &mut Missing) -> Result<Val, FuncError> {
         idx[i] = index_arg(index, s.len(), i + 1)?;
     }
     if idx[0] > idx[1] {
-        return Err(FuncError::new(FuncErrorKind::IndexOutOfRange, format!("invalid slice index: {} > {}", idx[0], idx[1]), Some(1)));
+        return Err(FuncError::new(
+            FuncErrorKind::IndexOutOfRange,
+            format!("invalid slice index: {} > {}", idx[0], idx[1]),
+            Some(1),
+        ));
     }
     Ok(item.derive(bytes(&s[idx[0]..idx[1]])))
 }
@@ -393,12 +551,23 @@ fn int_of(v: &Value) -> i64 {
 }
 
 fn incompatible(a: &Value, b: &Value, arg: usize) -> FuncError {
-    wrong_type(format!("incompatible types for comparison: {} and {}", a.type_name(), b.type_name()), arg)
+    wrong_type(
+        format!(
+            "incompatible types for comparison: {} and {}",
+            a.type_name(),
+            b.type_name()
+        ),
+        arg,
+    )
 }
 
 fn eq_values(arg1: &Val, rest: &[Val]) -> Result<bool, FuncError> {
     if rest.is_empty() {
-        return Err(FuncError::new(FuncErrorKind::WrongType, "missing argument for comparison", None));
+        return Err(FuncError::new(
+            FuncErrorKind::WrongType,
+            "missing argument for comparison",
+            None,
+        ));
     }
     let a = &arg1.v;
     let k1 = basic_kind(a);
@@ -407,7 +576,9 @@ fn eq_values(arg1: &Val, rest: &[Val]) -> Result<bool, FuncError> {
         let k2 = basic_kind(b);
         let truth = if k1 != k2 {
             match (k1, k2) {
-                (Some(Kind::Int), Some(Kind::Uint)) | (Some(Kind::Uint), Some(Kind::Int)) => int_of(a) == int_of(b),
+                (Some(Kind::Int), Some(Kind::Uint)) | (Some(Kind::Uint), Some(Kind::Int)) => {
+                    int_of(a) == int_of(b)
+                }
                 _ => {
                     if !matches!(a, Value::Invalid) && !matches!(b, Value::Invalid) {
                         return Err(incompatible(a, b, i + 1));

@@ -4,7 +4,7 @@
 //! template (so `<`, `>`, `&`, U+2028 and U+2029 are escaped), and `subst`
 //! decodes its arguments with `json.Unmarshal` into a Go string.
 
-use super::unicode::{decode_rune, push_rune, RUNE_ERROR};
+use super::unicode::{RUNE_ERROR, decode_rune, push_rune};
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
@@ -65,7 +65,10 @@ fn getu4(s: &[u8]) -> Option<u32> {
 /// leaves it empty, anything else is an error.
 pub(super) fn decode_string(input: &[u8]) -> Result<Vec<u8>, DecodeError> {
     let start = input.iter().position(|&c| !is_ws(c)).unwrap_or(input.len());
-    let end = input.iter().rposition(|&c| !is_ws(c)).map_or(start, |p| p + 1);
+    let end = input
+        .iter()
+        .rposition(|&c| !is_ws(c))
+        .map_or(start, |p| p + 1);
     let v = &input[start..end];
     let Some(&first) = v.first() else {
         return Err(DecodeError::Syntax("unexpected end of JSON input".into()));
@@ -78,7 +81,10 @@ pub(super) fn decode_string(input: &[u8]) -> Result<Vec<u8>, DecodeError> {
             b'{' => check_valid(v).and(Err(DecodeError::NotAString("object"))),
             b'[' => check_valid(v).and(Err(DecodeError::NotAString("array"))),
             b'-' | b'0'..=b'9' => check_valid(v).and(Err(DecodeError::NotAString("number"))),
-            c => Err(DecodeError::Syntax(format!("invalid character {:?} looking for beginning of value", char::from(c)))),
+            c => Err(DecodeError::Syntax(format!(
+                "invalid character {:?} looking for beginning of value",
+                char::from(c)
+            ))),
         };
     }
     // Validate like Go's scanner: the string must end exactly at `v`'s end.
@@ -91,20 +97,30 @@ pub(super) fn decode_string(input: &[u8]) -> Result<Vec<u8>, DecodeError> {
                 i += 1;
                 break;
             }
-            b'\\' => {
-                match v.get(i + 1) {
-                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
-                    Some(b'u') => {
-                        let ok = v.get(i + 2..i + 6).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
-                        if !ok {
-                            return Err(DecodeError::Syntax("invalid character in \\u hexadecimal character escape".into()));
-                        }
-                        i += 6;
+            b'\\' => match v.get(i + 1) {
+                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
+                Some(b'u') => {
+                    let ok = v
+                        .get(i + 2..i + 6)
+                        .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
+                    if !ok {
+                        return Err(DecodeError::Syntax(
+                            "invalid character in \\u hexadecimal character escape".into(),
+                        ));
                     }
-                    _ => return Err(DecodeError::Syntax("invalid character in string escape code".into())),
+                    i += 6;
                 }
+                _ => {
+                    return Err(DecodeError::Syntax(
+                        "invalid character in string escape code".into(),
+                    ));
+                }
+            },
+            c if c < 0x20 => {
+                return Err(DecodeError::Syntax(
+                    "invalid character in string literal".into(),
+                ));
             }
-            c if c < 0x20 => return Err(DecodeError::Syntax("invalid character in string literal".into())),
             _ => i += 1,
         }
     }
@@ -112,7 +128,9 @@ pub(super) fn decode_string(input: &[u8]) -> Result<Vec<u8>, DecodeError> {
         return Err(DecodeError::Syntax("unexpected end of JSON input".into()));
     }
     if i != v.len() {
-        return Err(DecodeError::Syntax("invalid character after top-level value".into()));
+        return Err(DecodeError::Syntax(
+            "invalid character after top-level value".into(),
+        ));
     }
     // Unquote like Go's unquoteBytes.
     let s = &v[1..v.len() - 1];
@@ -224,7 +242,12 @@ fn check_valid(v: &[u8]) -> Result<(), DecodeError> {
                         }
                         b'\\' => match v.get(*i + 1) {
                             Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => *i += 2,
-                            Some(b'u') if v.get(*i + 2..*i + 6).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) => *i += 6,
+                            Some(b'u')
+                                if v.get(*i + 2..*i + 6)
+                                    .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) =>
+                            {
+                                *i += 6
+                            }
                             _ => return false,
                         },
                         c if c < 0x20 => return false,
@@ -299,23 +322,50 @@ mod tests {
     #[test]
     fn encodes_like_go_marshal() {
         assert_eq!(encode_string("moo"), r#""moo""#);
-        assert_eq!(encode_string("a<b>&\"\\\n\u{1}\u{2028}é"), r#""a\u003cb\u003e\u0026\"\\\n\u0001\u2028é""#);
+        assert_eq!(
+            encode_string("a<b>&\"\\\n\u{1}\u{2028}é"),
+            r#""a\u003cb\u003e\u0026\"\\\n\u0001\u2028é""#
+        );
         assert_eq!(encode_string("\u{8}\u{c}\u{7f}"), "\"\\b\\f\u{7f}\"");
     }
 
     #[test]
     fn decodes_like_go_unmarshal() {
         assert_eq!(decode_string(br#""moo""#), Ok(b"moo".to_vec()));
-        assert_eq!(decode_string(b" \"a\\u00e9\\/\" \n"), Ok("aé/".as_bytes().to_vec()));
+        assert_eq!(
+            decode_string(b" \"a\\u00e9\\/\" \n"),
+            Ok("aé/".as_bytes().to_vec())
+        );
         assert_eq!(decode_string(b"null"), Ok(Vec::new()));
-        assert_eq!(decode_string(br#""\ud83d\ude00""#), Ok("😀".as_bytes().to_vec()));
-        assert_eq!(decode_string(br#""\ud83d""#), Ok("\u{FFFD}".as_bytes().to_vec()));
-        assert_eq!(decode_string(b"\"\xff\""), Ok("\u{FFFD}".as_bytes().to_vec()));
-        assert!(matches!(decode_string(b"12"), Err(DecodeError::NotAString("number"))));
+        assert_eq!(
+            decode_string(br#""\ud83d\ude00""#),
+            Ok("😀".as_bytes().to_vec())
+        );
+        assert_eq!(
+            decode_string(br#""\ud83d""#),
+            Ok("\u{FFFD}".as_bytes().to_vec())
+        );
+        assert_eq!(
+            decode_string(b"\"\xff\""),
+            Ok("\u{FFFD}".as_bytes().to_vec())
+        );
+        assert!(matches!(
+            decode_string(b"12"),
+            Err(DecodeError::NotAString("number"))
+        ));
         assert!(matches!(decode_string(b"moo"), Err(DecodeError::Syntax(_))));
-        assert!(matches!(decode_string(br#""a" "b""#), Err(DecodeError::Syntax(_))));
-        assert!(matches!(decode_string(br#""\'""#), Err(DecodeError::Syntax(_))));
-        assert!(matches!(decode_string(b"\"a\tb\""), Err(DecodeError::Syntax(_))));
+        assert!(matches!(
+            decode_string(br#""a" "b""#),
+            Err(DecodeError::Syntax(_))
+        ));
+        assert!(matches!(
+            decode_string(br#""\'""#),
+            Err(DecodeError::Syntax(_))
+        ));
+        assert!(matches!(
+            decode_string(b"\"a\tb\""),
+            Err(DecodeError::Syntax(_))
+        ));
         assert!(matches!(decode_string(b""), Err(DecodeError::Syntax(_))));
     }
 }

@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use super::ast::{Arg, Branch, Command, List, Node, Pipe};
 use super::lexer::{Kind, Token};
-use super::strconv::{unquote, Number};
+use super::strconv::{Number, unquote};
 use super::unicode::{decode_rune, is_space};
 
 /// Nesting limit for parentheses and control structures. Go allows 10000
@@ -62,8 +62,20 @@ struct Parser<'f> {
 }
 
 /// Parses `tokens` into the tree set; the main template is stored under `name`.
-pub(super) fn parse(name: &[u8], tokens: Vec<Token>, has_function: &dyn Fn(&str) -> bool) -> Result<TreeSet> {
-    let mut p = Parser { tokens, idx: 0, vars: vec!["$".to_owned()], range_depth: 0, nesting: 0, trees: TreeSet::new(), has_function };
+pub(super) fn parse(
+    name: &[u8],
+    tokens: Vec<Token>,
+    has_function: &dyn Fn(&str) -> bool,
+) -> Result<TreeSet> {
+    let mut p = Parser {
+        tokens,
+        idx: 0,
+        vars: vec!["$".to_owned()],
+        range_depth: 0,
+        nesting: 0,
+        trees: TreeSet::new(),
+        has_function,
+    };
     let root = p.parse_top()?;
     p.add(name, root, 0)?;
     Ok(p.trees)
@@ -91,11 +103,19 @@ impl Parser<'_> {
     // ---------------------------------------------------------- token stream
 
     fn eof_token(&self) -> Token {
-        Token { kind: Kind::Eof, val: String::new(), pos: self.tokens.last().map_or(0, |t| t.pos) }
+        Token {
+            kind: Kind::Eof,
+            val: String::new(),
+            pos: self.tokens.last().map_or(0, |t| t.pos),
+        }
     }
 
     fn next(&mut self) -> Token {
-        let t = self.tokens.get(self.idx).cloned().unwrap_or_else(|| self.eof_token());
+        let t = self
+            .tokens
+            .get(self.idx)
+            .cloned()
+            .unwrap_or_else(|| self.eof_token());
         if self.idx < self.tokens.len() {
             self.idx += 1;
         }
@@ -137,19 +157,31 @@ impl Parser<'_> {
 
     fn unexpected(&self, t: &Token, context: &str) -> ParseError {
         if t.kind == Kind::Error {
-            return ParseError::Syntax { pos: t.pos, message: t.val.clone() };
+            return ParseError::Syntax {
+                pos: t.pos,
+                message: t.val.clone(),
+            };
         }
-        ParseError::Syntax { pos: t.pos, message: format!("unexpected {} in {context}", t.describe()) }
+        ParseError::Syntax {
+            pos: t.pos,
+            message: format!("unexpected {} in {context}", t.describe()),
+        }
     }
 
     fn syntax(pos: usize, message: impl Into<String>) -> ParseError {
-        ParseError::Syntax { pos, message: message.into() }
+        ParseError::Syntax {
+            pos,
+            message: message.into(),
+        }
     }
 
     fn enter(&mut self, pos: usize) -> Result<()> {
         self.nesting += 1;
         if self.nesting > MAX_NESTING {
-            return Err(Self::syntax(pos, format!("template nests deeper than {MAX_NESTING} levels")));
+            return Err(Self::syntax(
+                pos,
+                format!("template nests deeper than {MAX_NESTING} levels"),
+            ));
         }
         Ok(())
     }
@@ -166,7 +198,10 @@ impl Parser<'_> {
                 if !is_empty_tree(&root) {
                     return Err(Self::syntax(
                         pos,
-                        format!("template: multiple definition of template {:?}", String::from_utf8_lossy(name)),
+                        format!(
+                            "template: multiple definition of template {:?}",
+                            String::from_utf8_lossy(name)
+                        ),
                     ));
                 }
             }
@@ -207,7 +242,8 @@ impl Parser<'_> {
         if !matches!(name_tok.kind, Kind::String | Kind::RawString) {
             return Err(self.unexpected(&name_tok, context));
         }
-        let name = unquote(&name_tok.val).ok_or_else(|| Self::syntax(name_tok.pos, "invalid syntax"))?;
+        let name =
+            unquote(&name_tok.val).ok_or_else(|| Self::syntax(name_tok.pos, "invalid syntax"))?;
         self.expect(Kind::RightDelim, context)?;
         let saved_vars = std::mem::replace(&mut self.vars, vec!["$".to_owned()]);
         let saved_range = std::mem::replace(&mut self.range_depth, 0);
@@ -217,7 +253,10 @@ impl Parser<'_> {
         self.vars = saved_vars;
         self.range_depth = saved_range;
         if let Item::Else(pos) = end {
-            return Err(Self::syntax(pos, format!("unexpected {} in {context}", end.describe())));
+            return Err(Self::syntax(
+                pos,
+                format!("unexpected {} in {context}", end.describe()),
+            ));
         }
         self.add(&name, root, name_tok.pos)
     }
@@ -248,7 +287,11 @@ impl Parser<'_> {
         match t.kind {
             Kind::Block => return self.block_control(t.pos).map(Item::Node),
             Kind::Break | Kind::Continue => {
-                let name = if t.kind == Kind::Break { "{{break}}" } else { "{{continue}}" };
+                let name = if t.kind == Kind::Break {
+                    "{{break}}"
+                } else {
+                    "{{continue}}"
+                };
                 let end = self.next_non_space();
                 if end.kind != Kind::RightDelim {
                     return Err(self.unexpected(&end, name));
@@ -256,17 +299,33 @@ impl Parser<'_> {
                 if self.range_depth == 0 {
                     return Err(Self::syntax(t.pos, format!("{name} outside {{{{range}}}}")));
                 }
-                return Ok(Item::Node(if t.kind == Kind::Break { Node::Break } else { Node::Continue }));
+                return Ok(Item::Node(if t.kind == Kind::Break {
+                    Node::Break
+                } else {
+                    Node::Continue
+                }));
             }
             Kind::Else => return self.else_control(),
             Kind::End => {
                 let end = self.expect(Kind::RightDelim, "end")?;
                 return Ok(Item::End(end.pos));
             }
-            Kind::If => return self.branch_control("if", t.pos).map(|b| Item::Node(Node::If(b))),
-            Kind::Range => return self.branch_control("range", t.pos).map(|b| Item::Node(Node::Range(b))),
+            Kind::If => {
+                return self
+                    .branch_control("if", t.pos)
+                    .map(|b| Item::Node(Node::If(b)));
+            }
+            Kind::Range => {
+                return self
+                    .branch_control("range", t.pos)
+                    .map(|b| Item::Node(Node::Range(b)));
+            }
             Kind::Template => return self.template_control().map(Item::Node),
-            Kind::With => return self.branch_control("with", t.pos).map(|b| Item::Node(Node::With(b))),
+            Kind::With => {
+                return self
+                    .branch_control("with", t.pos)
+                    .map(|b| Item::Node(Node::With(b)));
+            }
             _ => {}
         }
         self.backup();
@@ -308,19 +367,28 @@ impl Parser<'_> {
             } else {
                 let (list, next) = self.item_list()?;
                 if let Item::Else(p) = next {
-                    return Err(Self::syntax(p, format!("expected end; found {}", next.describe())));
+                    return Err(Self::syntax(
+                        p,
+                        format!("expected end; found {}", next.describe()),
+                    ));
                 }
                 else_list = Some(list);
             }
         }
         self.vars.truncate(vars_len);
         self.leave();
-        Ok(Box::new(Branch { pipe, list, else_list }))
+        Ok(Box::new(Branch {
+            pipe,
+            list,
+            else_list,
+        }))
     }
 
     fn template_name(&self, t: &Token, context: &str) -> Result<Vec<u8>> {
         match t.kind {
-            Kind::String | Kind::RawString => unquote(&t.val).ok_or_else(|| Self::syntax(t.pos, "invalid syntax")),
+            Kind::String | Kind::RawString => {
+                unquote(&t.val).ok_or_else(|| Self::syntax(t.pos, "invalid syntax"))
+            }
             _ => Err(self.unexpected(t, context)),
         }
     }
@@ -338,10 +406,17 @@ impl Parser<'_> {
         self.vars = saved_vars;
         self.range_depth = saved_range;
         if let Item::Else(p) = end {
-            return Err(Self::syntax(p, format!("unexpected {} in {context}", end.describe())));
+            return Err(Self::syntax(
+                p,
+                format!("unexpected {} in {context}", end.describe()),
+            ));
         }
         self.add(&name, root, t.pos)?;
-        Ok(Node::Template { pos: t.pos, name, pipe: Some(pipe) })
+        Ok(Node::Template {
+            pos: t.pos,
+            name,
+            pipe: Some(pipe),
+        })
     }
 
     fn template_control(&mut self) -> Result<Node> {
@@ -353,12 +428,21 @@ impl Parser<'_> {
             self.backup();
             pipe = Some(self.pipeline(context, Kind::RightDelim)?);
         }
-        Ok(Node::Template { pos: t.pos, name, pipe })
+        Ok(Node::Template {
+            pos: t.pos,
+            name,
+            pipe,
+        })
     }
 
     fn pipeline(&mut self, context: &str, end: Kind) -> Result<Pipe> {
         let start = self.peek_non_space();
-        let mut pipe = Pipe { pos: start.pos, is_assign: false, decl: Vec::new(), cmds: Vec::new() };
+        let mut pipe = Pipe {
+            pos: start.pos,
+            is_assign: false,
+            decl: Vec::new(),
+            cmds: Vec::new(),
+        };
         'decls: loop {
             let v = self.peek_non_space();
             if v.kind != Kind::Variable {
@@ -381,10 +465,18 @@ impl Parser<'_> {
                     if context == "range" && pipe.decl.len() < 2 {
                         match self.peek_non_space().kind {
                             Kind::Variable | Kind::RightDelim | Kind::RightParen => continue 'decls,
-                            _ => return Err(Self::syntax(next.pos, "range can only initialize variables")),
+                            _ => {
+                                return Err(Self::syntax(
+                                    next.pos,
+                                    "range can only initialize variables",
+                                ));
+                            }
                         }
                     }
-                    return Err(Self::syntax(next.pos, format!("too many declarations in {context}")));
+                    return Err(Self::syntax(
+                        next.pos,
+                        format!("too many declarations in {context}"),
+                    ));
                 }
                 _ => self.idx = v_idx,
             }
@@ -423,8 +515,14 @@ impl Parser<'_> {
             return Err(Self::syntax(pos, format!("missing value for {context}")));
         }
         for (i, c) in pipe.cmds.iter().enumerate().skip(1) {
-            if matches!(c.args.first(), Some(Arg::Bool(..) | Arg::Dot(_) | Arg::Nil(_) | Arg::Number(..) | Arg::Str { .. })) {
-                return Err(Self::syntax(c.pos, format!("non executable command in pipeline stage {}", i + 1)));
+            if matches!(
+                c.args.first(),
+                Some(Arg::Bool(..) | Arg::Dot(_) | Arg::Nil(_) | Arg::Number(..) | Arg::Str { .. })
+            ) {
+                return Err(Self::syntax(
+                    c.pos,
+                    format!("non executable command in pipeline stage {}", i + 1),
+                ));
             }
         }
         Ok(())
@@ -432,7 +530,10 @@ impl Parser<'_> {
 
     fn command(&mut self) -> Result<Command> {
         let pos = self.peek_non_space().pos;
-        let mut cmd = Command { pos, args: Vec::new() };
+        let mut cmd = Command {
+            pos,
+            args: Vec::new(),
+        };
         loop {
             self.peek_non_space();
             if let Some(op) = self.operand()? {
@@ -476,9 +577,16 @@ impl Parser<'_> {
                 Arg::Variable { pos, idents }
             }
             Arg::Bool(..) | Arg::Str { .. } | Arg::Number(..) | Arg::Nil(_) | Arg::Dot(_) => {
-                return Err(Self::syntax(chain_pos, format!("unexpected . after term {:?}", node.to_string())));
+                return Err(Self::syntax(
+                    chain_pos,
+                    format!("unexpected . after term {:?}", node.to_string()),
+                ));
             }
-            other => Arg::Chain { pos: other.pos(), node: Box::new(other), fields },
+            other => Arg::Chain {
+                pos: other.pos(),
+                node: Box::new(other),
+                fields,
+            },
         }))
     }
 
@@ -487,19 +595,34 @@ impl Parser<'_> {
         let arg = match t.kind {
             Kind::Identifier => {
                 if !(self.has_function)(&t.val) {
-                    return Err(ParseError::UnknownFunction { pos: t.pos, name: t.val });
+                    return Err(ParseError::UnknownFunction {
+                        pos: t.pos,
+                        name: t.val,
+                    });
                 }
-                Arg::Identifier { pos: t.pos, name: t.val }
+                Arg::Identifier {
+                    pos: t.pos,
+                    name: t.val,
+                }
             }
             Kind::Dot => Arg::Dot(t.pos),
             Kind::Nil => Arg::Nil(t.pos),
             Kind::Variable => {
-                if !self.vars.iter().any(|v| *v == t.val) {
-                    return Err(Self::syntax(t.pos, format!("undefined variable {:?}", t.val)));
+                if !self.vars.contains(&t.val) {
+                    return Err(Self::syntax(
+                        t.pos,
+                        format!("undefined variable {:?}", t.val),
+                    ));
                 }
-                Arg::Variable { pos: t.pos, idents: vec![t.val] }
+                Arg::Variable {
+                    pos: t.pos,
+                    idents: vec![t.val],
+                }
             }
-            Kind::Field => Arg::Field { pos: t.pos, idents: vec![t.val[1..].to_owned()] },
+            Kind::Field => Arg::Field {
+                pos: t.pos,
+                idents: vec![t.val[1..].to_owned()],
+            },
             Kind::Bool => Arg::Bool(t.pos, t.val == "true"),
             Kind::CharConstant | Kind::Complex | Kind::Number => {
                 let n = match t.kind {
@@ -518,7 +641,11 @@ impl Parser<'_> {
             }
             Kind::String | Kind::RawString => {
                 let text = unquote(&t.val).ok_or_else(|| Self::syntax(t.pos, "invalid syntax"))?;
-                Arg::Str { pos: t.pos, quoted: t.val, text: Rc::from(text) }
+                Arg::Str {
+                    pos: t.pos,
+                    quoted: t.val,
+                    text: Rc::from(text),
+                }
             }
             _ => {
                 self.backup();

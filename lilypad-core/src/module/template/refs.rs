@@ -29,8 +29,18 @@ struct Refs<'t> {
 
 /// Input names `root` (and the templates it calls) refer to.
 pub(super) fn referenced_inputs(trees: &TreeSet, root: &List) -> BTreeSet<String> {
-    let mut r = Refs { trees, found: BTreeSet::new(), visited: BTreeSet::new() };
-    r.list(root, Scope { dot: true, dollar: true });
+    let mut r = Refs {
+        trees,
+        found: BTreeSet::new(),
+        visited: BTreeSet::new(),
+    };
+    r.list(
+        root,
+        Scope {
+            dot: true,
+            dollar: true,
+        },
+    );
     r.found
 }
 
@@ -61,8 +71,15 @@ impl Refs<'_> {
                 }
                 Node::With(b) | Node::Range(b) => {
                     self.pipe(&b.pipe, scope);
-                    let keeps_dot = matches!(node, Node::With(_)) && is_dot_or_dollar(&b.pipe, scope);
-                    self.list(&b.list, Scope { dot: keeps_dot, dollar: scope.dollar });
+                    let keeps_dot =
+                        matches!(node, Node::With(_)) && is_dot_or_dollar(&b.pipe, scope);
+                    self.list(
+                        &b.list,
+                        Scope {
+                            dot: keeps_dot,
+                            dollar: scope.dollar,
+                        },
+                    );
                     if let Some(e) = &b.else_list {
                         self.list(e, scope);
                     }
@@ -75,7 +92,13 @@ impl Refs<'_> {
                     if let Some(tree) = self.trees.get(name)
                         && self.visited.insert((name.clone(), root))
                     {
-                        self.list(tree, Scope { dot: root, dollar: root });
+                        self.list(
+                            tree,
+                            Scope {
+                                dot: root,
+                                dollar: root,
+                            },
+                        );
                     }
                 }
             }
@@ -84,16 +107,24 @@ impl Refs<'_> {
 
     fn pipe(&mut self, pipe: &Pipe, scope: Scope) {
         for cmd in &pipe.cmds {
-            if let [Arg::Identifier { name, .. }, item, Arg::Str { text, .. }, ..] = cmd.args.as_slice()
+            if let [
+                Arg::Identifier { name, .. },
+                item,
+                Arg::Str { text, .. },
+                ..,
+            ] = cmd.args.as_slice()
                 && name == "index"
             {
                 let item_is_map = match item {
                     Arg::Dot(_) => scope.dot,
-                    Arg::Variable { idents, .. } => idents.len() == 1 && idents[0] == "$" && scope.dollar,
+                    Arg::Variable { idents, .. } => {
+                        idents.len() == 1 && idents[0] == "$" && scope.dollar
+                    }
                     _ => false,
                 };
                 if item_is_map {
-                    self.found.insert(String::from_utf8_lossy(text).into_owned());
+                    self.found
+                        .insert(String::from_utf8_lossy(text).into_owned());
                 }
             }
             for arg in &cmd.args {
@@ -111,13 +142,10 @@ impl Refs<'_> {
                     self.found.insert(first.clone());
                 }
             }
-            Arg::Variable { idents, .. } => {
-                if scope.dollar
-                    && idents.len() > 1
-                    && idents[0] == "$"
-                {
-                    self.found.insert(idents[1].clone());
-                }
+            Arg::Variable { idents, .. }
+                if scope.dollar && idents.len() > 1 && idents[0] == "$" =>
+            {
+                self.found.insert(idents[1].clone());
             }
             Arg::Chain { node, .. } => self.arg(node, scope),
             Arg::Pipe(p) => self.pipe(p, scope),

@@ -6,7 +6,7 @@
 //! half to even like Go; the layout around them (`fmtEFG`, `fmtB`, `fmtX`)
 //! follows Go's `strconv/ftoa.go` line by line.
 
-use super::unicode::{decode_rune, is_print, push_rune, valid_rune, RUNE_ERROR};
+use super::unicode::{RUNE_ERROR, decode_rune, is_print, push_rune, valid_rune};
 
 const LOWER_HEX: &[u8; 16] = b"0123456789abcdef";
 const UPPER_HEX: &[u8; 16] = b"0123456789ABCDEF";
@@ -308,7 +308,7 @@ pub(super) fn parse_uint(s: &[u8]) -> Result<u64, bool> {
                 continue;
             }
             b'0'..=b'9' => u64::from(c - b'0'),
-            _ if (b'a'..=b'z').contains(&lower(c)) => u64::from(lower(c) - b'a' + 10),
+            _ if lower(c).is_ascii_lowercase() => u64::from(lower(c) - b'a' + 10),
             _ => return Err(false),
         };
         if d >= base {
@@ -335,9 +335,8 @@ pub(super) fn parse_int(s: &[u8]) -> Option<i64> {
         Some(b'-') => (true, &s[1..]),
         _ => (false, s),
     };
-    let un = match parse_uint(rest) {
-        Ok(u) => u,
-        Err(_) => return None,
+    let Ok(un) = parse_uint(rest) else {
+        return None;
     };
     let cutoff: u64 = 1 << 63;
     if !neg && un >= cutoff {
@@ -477,7 +476,11 @@ pub(super) fn parse_float(s: &[u8]) -> Option<f64> {
         let exp = if mant != 0 { dp - nd_mant } else { 0 };
         atof_hex(mant, exp, neg, trunc)?
     } else {
-        let clean: String = s.iter().filter(|&&c| c != b'_').map(|&c| char::from(c)).collect();
+        let clean: String = s
+            .iter()
+            .filter(|&&c| c != b'_')
+            .map(|&c| char::from(c))
+            .collect();
         clean.parse::<f64>().ok()?
     };
     if f.is_infinite() { None } else { Some(f) }
@@ -617,7 +620,8 @@ impl Number {
         if self.is_float {
             self.float = self.complex.0;
             let f = self.float;
-            self.is_int = f.fract() == 0.0 && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f);
+            self.is_int = f.fract() == 0.0
+                && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f);
             if self.is_int {
                 self.int = f as i64;
             }
@@ -701,7 +705,9 @@ impl Number {
             }
             n.is_float = true;
             n.float = f;
-            if f.fract() == 0.0 && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) {
+            if f.fract() == 0.0
+                && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f)
+            {
                 n.is_int = true;
                 n.int = f as i64;
             }
@@ -807,7 +813,16 @@ pub(super) fn format_float(v: f64, fmt: u8, prec: i64) -> Vec<u8> {
     }
     let abs = v.abs();
     if mant == 0 {
-        return fmt_efg(neg, &Digits { d: Vec::new(), dp: 0 }, prec, fmt, prec < 0);
+        return fmt_efg(
+            neg,
+            &Digits {
+                d: Vec::new(),
+                dp: 0,
+            },
+            prec,
+            fmt,
+            prec < 0,
+        );
     }
     if prec < 0 {
         let digs = shortest(abs);
@@ -876,9 +891,7 @@ fn fmt_efg(neg: bool, digs: &Digits, mut prec: i64, mut fmt: u8, shortest: bool)
                     dst.extend_from_slice(&s[1..m as usize]);
                     i = m;
                 }
-                for _ in i..prec + 1 {
-                    dst.push(b'0');
-                }
+                dst.extend(std::iter::repeat_n(b'0', (prec + 1 - i).max(0) as usize));
             }
             dst.push(fmt);
             let mut exp = dp - 1;
@@ -903,9 +916,7 @@ fn fmt_efg(neg: bool, digs: &Digits, mut prec: i64, mut fmt: u8, shortest: bool)
             if dp > 0 {
                 let m = nd.min(dp);
                 dst.extend_from_slice(&s[..m as usize]);
-                for _ in m..dp {
-                    dst.push(b'0');
-                }
+                dst.extend(std::iter::repeat_n(b'0', (dp - m).max(0) as usize));
             } else {
                 dst.push(b'0');
             }
@@ -1019,7 +1030,10 @@ mod tests {
 
     #[test]
     fn quotes_like_go() {
-        assert_eq!(quote(b"a\"b\n\xff\x01\xe2\x80\x8d", false), b"\"a\\\"b\\n\\xff\\x01\\u200d\"");
+        assert_eq!(
+            quote(b"a\"b\n\xff\x01\xe2\x80\x8d", false),
+            b"\"a\\\"b\\n\\xff\\x01\\u200d\""
+        );
         assert_eq!(quote("é".as_bytes(), true), b"\"\\u00e9\"");
         assert_eq!(quote_rune(0x1F600, true), b"'\\U0001f600'");
         assert!(can_backquote(b"a\tb"));
@@ -1028,7 +1042,10 @@ mod tests {
 
     #[test]
     fn unquotes_like_go() {
-        assert_eq!(unquote(r#""a\tb\x41\101\u00e9""#), Some(b"a\tbAA\xc3\xa9".to_vec()));
+        assert_eq!(
+            unquote(r#""a\tb\x41\101\u00e9""#),
+            Some(b"a\tbAA\xc3\xa9".to_vec())
+        );
         assert_eq!(unquote(r#""\xff""#), Some(vec![0xFF]));
         assert_eq!(unquote(r#""\'""#), None);
         assert_eq!(unquote(r#""\uD800""#), None);
