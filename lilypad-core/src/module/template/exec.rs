@@ -24,7 +24,7 @@ pub(super) const MAX_STEPS: u64 = 1_000_000;
 pub(super) const MAX_OUTPUT: usize = 16 << 20;
 /// Maximum depth of nested control structures, pipelines and template calls
 /// at run time (Go allows 100000 nested template calls).
-pub(super) const MAX_DEPTH: usize = 300;
+pub(super) const MAX_DEPTH: usize = 100;
 
 /// What went wrong during execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +133,7 @@ impl State<'_> {
 
     fn enter(&mut self, pos: usize) -> Result<()> {
         self.depth += 1;
+
         if self.depth > MAX_DEPTH {
             return err(
                 pos,

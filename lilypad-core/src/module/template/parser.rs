@@ -18,7 +18,7 @@ use super::unicode::{decode_rune, is_space};
 /// Nesting limit for parentheses and control structures. Go allows 10000
 /// nested parentheses and unbounded control nesting; a limit keeps the
 /// recursive parser and evaluator far from the stack's end on any input.
-pub(super) const MAX_NESTING: usize = 100;
+pub(super) const MAX_NESTING: usize = 50;
 
 /// A parse error at a byte offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
