@@ -498,6 +498,100 @@ fn generated_cases(count: usize, seed: u64) -> Vec<Case> {
     cases
 }
 
+const PRINTF_ARGS: &[&str] = &[
+    "0",
+    "7",
+    "-42",
+    "255",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "65",
+    "9786",
+    "128512",
+    "1.0",
+    "-2.5",
+    "3.14159",
+    "1e21",
+    "1e-7",
+    "123456.789",
+    "0.1",
+    "-0.0",
+    "100000.0",
+    "1e6",
+    "2i",
+    "(1-2.5i)",
+    r#""""#,
+    r#""abc""#,
+    r#""héllo wörld""#,
+    r#""a\"b\\c\n""#,
+    r#""\xff\xfe""#,
+    r#""😀""#,
+    "`raw`",
+    "true",
+    "false",
+    "nil",
+    ".A",
+    ".Missing",
+    ".",
+    r#"(index "é" 0)"#,
+    r#"(index "a" 0)"#,
+];
+
+fn printf_verb(rng: &mut Rng) -> String {
+    let mut s = String::from("%");
+    for flag in ['#', '0', '+', '-', ' '] {
+        if rng.chance(12) {
+            s.push(flag);
+        }
+    }
+    if rng.chance(8) {
+        s.push_str(&format!("[{}]", 1 + rng.below(3)));
+    }
+    match rng.below(10) {
+        0 | 1 => s.push_str(&rng.below(13).to_string()),
+        2 => s.push('*'),
+        _ => {}
+    }
+    match rng.below(10) {
+        0 | 1 => s.push_str(&format!(".{}", rng.below(9))),
+        2 => s.push('.'),
+        3 => s.push_str(".*"),
+        _ => {}
+    }
+    s.push(rng.pick(&[
+        'v', 'd', 's', 'q', 'x', 'X', 'o', 'O', 'b', 'c', 'U', 'e', 'E', 'f', 'F', 'g', 'G', 't',
+        'T', '%', 'z', 'w',
+    ]));
+    s
+}
+
+/// Random `printf` calls: format strings with every flag, width, precision
+/// and verb, over arguments of every kind a template can produce.
+fn generated_printf_cases(count: usize, seed: u64) -> Vec<Case> {
+    let mut rng = Rng(seed);
+    let mut cases = Vec::with_capacity(count);
+    for i in 0..count {
+        let mut format = String::new();
+        for _ in 0..1 + rng.below(3) {
+            if rng.chance(40) {
+                format.push_str(rng.pick(&["x=", " ", "|", "é", "[", "%%"]));
+            }
+            format.push_str(&printf_verb(&mut rng));
+        }
+        let nargs = rng.below(4);
+        let args: Vec<&str> = (0..nargs).map(|_| rng.pick(PRINTF_ARGS)).collect();
+        let template = format!("{{{{printf {:?} {}}}}}", format, args.join(" "));
+        let inputs = BTreeMap::from([("A".to_owned(), rng.pick(INPUT_VALUES).to_owned())]);
+        cases.push(Case {
+            id: format!("printf#{i}"),
+            name: String::new(),
+            template,
+            inputs,
+        });
+    }
+    cases
+}
+
 // --------------------------------------------------------------------- tests
 
 fn compare(oracle: &Path, cases: &[Case]) -> (usize, usize, Vec<String>) {
@@ -588,7 +682,16 @@ fn engine_agrees_with_go() {
         corpus.len()
     );
 
-    let generated = generated_cases(600, 0x5EED_1111_7E4D_0001);
+    // TEMPLATE_DIFF_SEED / TEMPLATE_DIFF_COUNT explore beyond the fixed set.
+    let seed: u64 = std::env::var("TEMPLATE_DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5EED_1111_7E4D_0001);
+    let count: usize = std::env::var("TEMPLATE_DIFF_COUNT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(600);
+    let generated = generated_cases(count, seed);
     let result = compare(&oracle, &generated);
     assert!(
         result.0 >= generated.len() / 5,
@@ -596,6 +699,15 @@ fn engine_agrees_with_go() {
         result.0
     );
     report("generated", generated.len(), result);
+
+    let printf = generated_printf_cases(count * 2 / 3, seed ^ 0x2222_F0F0_0002);
+    let result = compare(&oracle, &printf);
+    assert!(
+        result.0 >= printf.len() * 9 / 10,
+        "printf cases should nearly all render ({} ok)",
+        result.0
+    );
+    report("generated printf", printf.len(), result);
 
     // The Unicode tables the engine uses must be Go's.
     let tables = Command::new(&oracle)

@@ -22,6 +22,10 @@ use super::value::{Inputs, Value};
 pub(super) const MAX_STEPS: u64 = 1_000_000;
 /// Maximum rendered size in bytes.
 pub(super) const MAX_OUTPUT: usize = 16 << 20;
+/// Maximum total size of the strings functions may produce (e.g. `printf`
+/// with a huge width in a loop), so that work stays bounded even when
+/// little of it reaches the output.
+pub(super) const MAX_PRODUCED: usize = 64 << 20;
 /// Maximum depth of nested control structures, pipelines and template calls
 /// at run time (Go allows 100000 nested template calls).
 pub(super) const MAX_DEPTH: usize = 100;
@@ -97,6 +101,7 @@ pub(super) struct State<'t> {
     pub(super) missing: Missing,
     depth: usize,
     steps: u64,
+    produced: usize,
 }
 
 /// Runs the template `root` on `data`.
@@ -113,6 +118,7 @@ pub(super) fn execute<'t>(
         missing: Missing::new(),
         depth: 0,
         steps: 0,
+        produced: 0,
     };
     s.walk(&dot, root)?;
     Ok(s)
@@ -694,7 +700,21 @@ impl State<'_> {
                 });
             }
         };
-        imp(&argv, &mut self.missing).map_err(|e| {
+        let result = imp(&argv, &mut self.missing);
+        if let Ok(Val {
+            v: Value::Str(s), ..
+        }) = &result
+        {
+            self.produced += s.len();
+            if self.produced > MAX_PRODUCED {
+                return err(
+                    pos,
+                    ErrorKind::Limit,
+                    format!("template functions produced more than {MAX_PRODUCED} bytes"),
+                );
+            }
+        }
+        result.map_err(|e| {
             let input = e
                 .arg
                 .and_then(|a| argv.get(a))

@@ -559,6 +559,12 @@ impl Printer {
                 self.bad_verb(arg, verb);
                 return;
             }
+            // Go's handleMethods rejects %w for any non-error argument as a
+            // whole; the simple kinds reject it in their own formatter.
+            'w' if matches!(arg, Value::Map(_)) => {
+                self.bad_verb(arg, verb);
+                return;
+            }
             _ => {}
         }
         self.print_value(arg, verb, 0);

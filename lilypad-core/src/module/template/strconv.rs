@@ -751,13 +751,21 @@ fn shortest(v: f64) -> Digits {
     digits_from_exp(&format!("{v:e}"))
 }
 
+/// More digits than any float64 has: its exact decimal expansion has at most
+/// 767 significant digits and 1074 digits after the point, so asking for more
+/// only adds zeros, which `Digits` drops anyway. Go accepts precisions up to
+/// 10^6 while Rust's formatter panics above 65535, hence the cap.
+const EXACT_DIGITS: usize = 1100;
+
 /// `n` significant digits, correctly rounded (half to even).
 fn significant(v: f64, n: usize) -> Digits {
-    digits_from_exp(&format!("{:.*e}", n.saturating_sub(1), v))
+    let n = n.clamp(1, EXACT_DIGITS);
+    digits_from_exp(&format!("{:.*e}", n - 1, v))
 }
 
 /// Digits rounded to `prec` places after the decimal point.
 fn fixed(v: f64, prec: usize) -> Digits {
+    let prec = prec.min(EXACT_DIGITS);
     let s = format!("{v:.prec$}");
     let (int, frac) = s.split_once('.').unwrap_or((&s, ""));
     let mut d: Vec<u8> = int.bytes().chain(frac.bytes()).collect();
@@ -1026,6 +1034,13 @@ mod tests {
         assert_eq!(ff(1.0, b'x', -1), "0x1p+00");
         assert_eq!(ff(3.0, b'x', 3), "0x1.800p+01");
         assert_eq!(ff(-0.0, b'g', -1), "-0");
+        // Precisions beyond what Rust's formatter accepts (Go allows 10^6).
+        let huge = ff(0.1, b'f', 100_000);
+        assert_eq!(huge.len(), 100_002);
+        assert!(huge.starts_with("0.1000000000000000055511151231257827"));
+        assert!(huge.ends_with("000"));
+        assert_eq!(ff(1.0, b'e', 70_000).len(), 70_006);
+        assert_eq!(ff(1.0, b'g', 70_000), "1");
     }
 
     #[test]

@@ -491,6 +491,13 @@ fn runaway_templates_stop_with_a_limit_error() {
     ));
     let recursive = r#"{{define "r"}}x{{template "r" .}}{{end}}{{template "r" .}}"#;
     assert!(matches!(error(recursive, &[]), TemplateError::Limit { .. }));
+    let big_output = r#"{{range 100}}{{printf "%1000000d" 1}}{{end}}"#;
+    assert!(matches!(
+        error(big_output, &[]),
+        TemplateError::Limit { .. }
+    ));
+    let big_work = r#"{{range 1000}}{{$x := printf "%1000000d" 1}}{{end}}"#;
+    assert!(matches!(error(big_work, &[]), TemplateError::Limit { .. }));
     let deep = format!("{}1{}", "(".repeat(200), ")".repeat(200));
     assert!(matches!(
         error(&format!("{{{{{deep}}}}}"), &[]),
