@@ -9,7 +9,7 @@
 //! Unlike Go it bounds the work a template may do (steps, output size,
 //! nesting), so that an untrusted template cannot hang or exhaust a provider.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::ast::{Arg, Branch, Command, List, Node, Pipe};
 use super::fmt::sprint;
@@ -53,7 +53,7 @@ pub(super) struct ExecError {
     pub(super) pos: usize,
     pub(super) kind: ErrorKind,
     pub(super) message: String,
-    pub(super) input: Option<Rc<str>>,
+    pub(super) input: Option<Arc<str>>,
     pub(super) function: Option<&'static str>,
 }
 
@@ -73,7 +73,7 @@ fn err_input<T>(
     pos: usize,
     kind: ErrorKind,
     message: impl Into<String>,
-    input: Option<Rc<str>>,
+    input: Option<Arc<str>>,
 ) -> Result<T> {
     Err(ExecError {
         pos,
@@ -331,7 +331,7 @@ impl State<'_> {
                 for (k, v) in m.iter() {
                     ran = true;
                     self.step(pos)?;
-                    let name: Rc<str> = Rc::from(String::from_utf8_lossy(k).as_ref());
+                    let name: Arc<str> = Arc::from(String::from_utf8_lossy(k).as_ref());
                     let index = Val {
                         v: Value::str(k),
                         input: Some(name.clone()),
@@ -508,7 +508,7 @@ impl State<'_> {
         match &receiver.v {
             Value::Invalid => Ok(Val::new(Value::Invalid)),
             Value::Map(m) => {
-                let input: Rc<str> = Rc::from(name);
+                let input: Arc<str> = Arc::from(name);
                 if has_args {
                     return err_input(
                         pos,

@@ -7,7 +7,7 @@
 //! an `any` one, and an invalid value for a `reflect.Value` one).
 
 use std::collections::BTreeSet;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::fmt::{sprint, sprintf, sprintln};
 use super::json::{DecodeError, decode_string};
@@ -18,7 +18,7 @@ use super::value::{Bytes, Value};
 #[derive(Debug, Clone)]
 pub(super) struct Val {
     pub(super) v: Value,
-    pub(super) input: Option<Rc<str>>,
+    pub(super) input: Option<Arc<str>>,
 }
 
 impl Val {
@@ -251,7 +251,7 @@ fn subst(args: &[Val], _: &mut Missing) -> Result<Val, FuncError> {
     let mut decoded = Vec::with_capacity(args.len() - 1);
     for (i, a) in args.iter().enumerate().skip(1) {
         match decode_string(&str_of(a)) {
-            Ok(s) => decoded.push(Value::Str(Rc::from(s))),
+            Ok(s) => decoded.push(Value::Str(Arc::from(s))),
             Err(e) => {
                 let why = match e {
                     DecodeError::Syntax(m) => format!("not a JSON string ({m})"),
@@ -267,7 +267,7 @@ fn subst(args: &[Val], _: &mut Missing) -> Result<Val, FuncError> {
 fn str_of(v: &Val) -> Bytes {
     match &v.v {
         Value::Str(s) => s.clone(),
-        _ => Rc::from(&b""[..]),
+        _ => Arc::from(&b""[..]),
     }
 }
 
@@ -443,7 +443,7 @@ fn index(args: &[Val], missing: &mut Missing) -> Result<Val, FuncError> {
                         ));
                     }
                 };
-                let name: Rc<str> = Rc::from(String::from_utf8_lossy(&key).as_ref());
+                let name: Arc<str> = Arc::from(String::from_utf8_lossy(&key).as_ref());
                 match m.get(key.as_ref()) {
                     Some(v) => Val {
                         v: Value::Str(v.clone()),

@@ -48,7 +48,7 @@ mod unicode_tables;
 mod value;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use self::ast::List;
 use self::exec::{ErrorKind, ExecError};
@@ -301,7 +301,7 @@ impl Template {
         }
     }
 
-    fn root(&self) -> Rc<List> {
+    fn root(&self) -> Arc<List> {
         self.trees
             .get(self.name.as_bytes())
             .cloned()
@@ -315,12 +315,12 @@ impl Template {
             .map(|(k, v)| {
                 (
                     k.as_bytes().to_vec(),
-                    Rc::from(json::encode_string(v).into_bytes()),
+                    Arc::from(json::encode_string(v).into_bytes()),
                 )
             })
             .collect();
         let root = self.root();
-        match exec::execute(&self.trees, &root, Rc::new(data)) {
+        match exec::execute(&self.trees, &root, Arc::new(data)) {
             Ok(state) => {
                 // Go writes the bytes as they are; the module JSON is decoded
                 // from them, and Go's decoder also turns invalid UTF-8 into U+FFFD.

@@ -8,7 +8,7 @@
 //! top level.
 
 use std::collections::BTreeMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::ast::{Arg, Branch, Command, List, Node, Pipe};
 use super::lexer::{Kind, Token};
@@ -49,7 +49,7 @@ impl Item {
 }
 
 /// The parsed templates by name.
-pub(super) type TreeSet = BTreeMap<Vec<u8>, Rc<List>>;
+pub(super) type TreeSet = BTreeMap<Vec<u8>, Arc<List>>;
 
 struct Parser<'f> {
     tokens: Vec<Token>,
@@ -206,7 +206,7 @@ impl Parser<'_> {
                 }
             }
             _ => {
-                self.trees.insert(name.to_vec(), Rc::new(root));
+                self.trees.insert(name.to_vec(), Arc::new(root));
             }
         }
         Ok(())
@@ -644,7 +644,7 @@ impl Parser<'_> {
                 Arg::Str {
                     pos: t.pos,
                     quoted: t.val,
-                    text: Rc::from(text),
+                    text: Arc::from(text),
                 }
             }
             _ => {

@@ -538,3 +538,11 @@ fn deepest_allowed_nesting_fits_a_small_stack() {
     let joined = run.unwrap_or_else(|e| panic!("spawning: {e}")).join();
     assert!(joined.is_ok(), "rendering at the nesting limits failed");
 }
+
+#[test]
+fn templates_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Template>();
+    assert_send_sync::<TemplateError>();
+    assert_send_sync::<Rendered>();
+}

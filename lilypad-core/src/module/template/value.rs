@@ -2,14 +2,14 @@
 //! arise from a `map[string]string`, literals and the builtin functions.
 
 use std::collections::BTreeMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 /// A Go string: bytes, not necessarily UTF-8.
-pub(super) type Bytes = Rc<[u8]>;
+pub(super) type Bytes = Arc<[u8]>;
 
 /// The data a template runs on: Go's `map[string]string` of JSON-encoded
 /// inputs, ordered by key bytes as Go's `fmtsort` orders string keys.
-pub(super) type Inputs = Rc<BTreeMap<Vec<u8>, Bytes>>;
+pub(super) type Inputs = Arc<BTreeMap<Vec<u8>, Bytes>>;
 
 /// One value. `Invalid` is Go's zero `reflect.Value`: what a missing map key
 /// yields (printed as `<no value>`), and the untyped `nil` a function with an
@@ -37,7 +37,7 @@ pub(super) enum Value {
 impl Value {
     /// A string value from bytes.
     pub(super) fn str(b: &[u8]) -> Self {
-        Self::Str(Rc::from(b))
+        Self::Str(Arc::from(b))
     }
 
     /// Go's type name, as `%T` and error messages print it.
