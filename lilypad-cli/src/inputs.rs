@@ -6,9 +6,8 @@ use anyhow::{Context, bail};
 
 /// Parses one `KEY=VALUE`, splitting at the first `=`; the value may hold anything.
 pub(crate) fn parse_input(s: &str) -> anyhow::Result<(String, String)> {
-    let (key, value) = s
-        .split_once('=')
-        .with_context(|| format!("input {s:?} has no '=': write -i KEY=VALUE"))?;
+    let (key, value) =
+        s.split_once('=').with_context(|| format!("input {s:?} has no '=': write -i KEY=VALUE"))?;
     if key.is_empty() {
         bail!("input {s:?} has an empty name: write -i KEY=VALUE");
     }

@@ -50,9 +50,7 @@ fn crate_dir() -> PathBuf {
 
 fn runs(go: &Path, goroot: Option<&Path>) -> bool {
     let mut cmd = Command::new(go);
-    cmd.arg("version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    cmd.arg("version").stdout(Stdio::null()).stderr(Stdio::null());
     if let Some(root) = goroot {
         cmd.env("GOROOT", root);
     }
@@ -90,9 +88,7 @@ fn find_go() -> Option<(PathBuf, Option<PathBuf>)> {
 
 fn go_command(go: &Path, goroot: Option<&Path>) -> Command {
     let mut cmd = Command::new(go);
-    cmd.env("GOFLAGS", "-mod=mod")
-        .env("GOPROXY", "off")
-        .env("GOTOOLCHAIN", "local");
+    cmd.env("GOFLAGS", "-mod=mod").env("GOPROXY", "off").env("GOTOOLCHAIN", "local");
     if let Some(root) = goroot {
         cmd.env("GOROOT", root);
     }
@@ -129,9 +125,7 @@ fn run_oracle(oracle: &Path, cases: &[Case]) -> Vec<GoResult> {
         .unwrap_or_else(|e| panic!("starting the oracle: {e}"));
     let mut stdin = child.stdin.take().unwrap_or_else(|| panic!("oracle stdin"));
     let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let out = child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("oracle: {e}"));
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("oracle: {e}"));
     writer
         .join()
         .unwrap_or_else(|_| panic!("writer thread"))
@@ -166,10 +160,7 @@ fn load_corpus() -> Vec<Case> {
             std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("reading {}: {e}", f.display()));
         let file_cases: Vec<Case> =
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", f.display()));
-        let stem = f
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let stem = f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         for (i, mut c) in file_cases.into_iter().enumerate() {
             c.id = format!("{stem}#{i} {}", c.id);
             cases.push(c);
@@ -334,20 +325,12 @@ impl Gen {
     }
 
     fn command(&mut self) -> String {
-        if self.rng.chance(55) {
-            self.call()
-        } else {
-            self.operand()
-        }
+        if self.rng.chance(55) { self.call() } else { self.operand() }
     }
 
     fn pipeline(&mut self) -> String {
         let mut s = self.command();
-        let stages = if self.rng.chance(25) {
-            1 + self.rng.below(2)
-        } else {
-            0
-        };
+        let stages = if self.rng.chance(25) { 1 + self.rng.below(2) } else { 0 };
         for _ in 0..stages {
             s.push_str(" | ");
             let (name, _, _) = self.rng.pick(FUNCS);
@@ -369,9 +352,7 @@ impl Gen {
     }
 
     fn text(&mut self) -> String {
-        self.rng
-            .pick(&["", " ", "\n  ", "\"key\": ", ", ", "[", "]", "x", "\t"])
-            .to_string()
+        self.rng.pick(&["", " ", "\n  ", "\"key\": ", ", ", "[", "]", "x", "\t"]).to_string()
     }
 
     fn block(&mut self, budget: usize) -> String {
@@ -419,16 +400,7 @@ impl Gen {
                     self.depth += 1;
                     let over = self
                         .rng
-                        .pick(&[
-                            ".",
-                            "$",
-                            "3",
-                            "0",
-                            ".Message",
-                            ".Missing",
-                            "(len .Message)",
-                            "-1",
-                        ])
+                        .pick(&[".", "$", "3", "0", ".Message", ".Missing", "(len .Message)", "-1"])
                         .to_string();
                     let decl = self.rng.pick(&["", "$k, $v := ", "$e := "]).to_string();
                     let mark = self.vars.len();
@@ -466,11 +438,7 @@ impl Gen {
 }
 
 fn generated_cases(count: usize, seed: u64) -> Vec<Case> {
-    let mut g = Gen {
-        rng: Rng(seed),
-        vars: Vec::new(),
-        depth: 0,
-    };
+    let mut g = Gen { rng: Rng(seed), vars: Vec::new(), depth: 0 };
     let mut cases = Vec::with_capacity(count);
     for i in 0..count {
         g.vars.clear();
@@ -480,20 +448,11 @@ fn generated_cases(count: usize, seed: u64) -> Vec<Case> {
         let mut inputs = BTreeMap::new();
         for name in INPUT_NAMES.iter().filter(|n| **n != "Missing") {
             if g.rng.chance(80) {
-                let value = if *name == "Empty" {
-                    ""
-                } else {
-                    g.rng.pick(INPUT_VALUES)
-                };
+                let value = if *name == "Empty" { "" } else { g.rng.pick(INPUT_VALUES) };
                 inputs.insert((*name).to_owned(), value.to_owned());
             }
         }
-        cases.push(Case {
-            id: format!("generated#{i}"),
-            name: String::new(),
-            template,
-            inputs,
-        });
+        cases.push(Case { id: format!("generated#{i}"), name: String::new(), template, inputs });
     }
     cases
 }
@@ -582,12 +541,7 @@ fn generated_printf_cases(count: usize, seed: u64) -> Vec<Case> {
         let args: Vec<&str> = (0..nargs).map(|_| rng.pick(PRINTF_ARGS)).collect();
         let template = format!("{{{{printf {:?} {}}}}}", format, args.join(" "));
         let inputs = BTreeMap::from([("A".to_owned(), rng.pick(INPUT_VALUES).to_owned())]);
-        cases.push(Case {
-            id: format!("printf#{i}"),
-            name: String::new(),
-            template,
-            inputs,
-        });
+        cases.push(Case { id: format!("printf#{i}"), name: String::new(), template, inputs });
     }
     cases
 }
@@ -601,11 +555,7 @@ fn compare(oracle: &Path, cases: &[Case]) -> (usize, usize, Vec<String>) {
     // TEMPLATE_DIFF_VERBOSE=1 prints every case with both engines' outcome.
     let verbose = std::env::var_os("TEMPLATE_DIFF_VERBOSE").is_some();
     for (case, go) in cases.iter().zip(&results) {
-        let name = if case.name.is_empty() {
-            DEFAULT_NAME
-        } else {
-            &case.name
-        };
+        let name = if case.name.is_empty() { DEFAULT_NAME } else { &case.name };
         let rust = Template::parse(name, &case.template).and_then(|t| t.render(&case.inputs));
         if verbose {
             let go_out = if go.ok {
@@ -653,12 +603,7 @@ fn report(what: &str, total: usize, (ok, err, failures): (usize, usize, Vec<Stri
         failures.is_empty(),
         "{} of {total} {what} cases disagree with Go:\n\n{}",
         failures.len(),
-        failures
-            .iter()
-            .take(25)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n\n")
+        failures.iter().take(25).cloned().collect::<Vec<_>>().join("\n\n")
     );
 }
 
@@ -671,11 +616,7 @@ fn engine_agrees_with_go() {
     // Most of the corpus must render: it is there to pin down output, not errors.
     let rendered = result.0;
     report("corpus", corpus.len(), result);
-    assert!(
-        corpus.len() >= 150,
-        "the corpus should hold at least 150 cases, has {}",
-        corpus.len()
-    );
+    assert!(corpus.len() >= 150, "the corpus should hold at least 150 cases, has {}", corpus.len());
     assert!(
         rendered >= corpus.len() / 2,
         "only {rendered} of {} corpus cases render",
@@ -687,10 +628,8 @@ fn engine_agrees_with_go() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5EED_1111_7E4D_0001);
-    let count: usize = std::env::var("TEMPLATE_DIFF_COUNT")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(600);
+    let count: usize =
+        std::env::var("TEMPLATE_DIFF_COUNT").ok().and_then(|s| s.parse().ok()).unwrap_or(600);
     let generated = generated_cases(count, seed);
     let result = compare(&oracle, &generated);
     assert!(

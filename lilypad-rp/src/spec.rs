@@ -16,13 +16,12 @@ pub(crate) fn detect(data_dir: &Path) -> anyhow::Result<MachineSpec> {
         .with_context(|| format!("data dir {}: cannot resolve it", data_dir.display()))?;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let cpu_millicores = u32::try_from(cores.saturating_mul(1000)).unwrap_or(u32::MAX);
-    let mut sys = System::new();
+    let mut sys = System::new().context("cannot read system information")?;
     sys.refresh_memory();
     let ram_mib = sys.total_memory() / MIB;
-    let disks = Disks::new_with_refreshed_list();
+    let disks = Disks::new_with_refreshed_list().context("cannot list mounted filesystems")?;
     // The disk whose mount point is the longest prefix of the data dir holds it.
     let disk_mib = disks
-        .list()
         .iter()
         .filter(|d| dir.starts_with(d.mount_point()))
         .max_by_key(|d| d.mount_point().as_os_str().len())

@@ -55,7 +55,7 @@ fn render(args: &RenderArgs) -> anyhow::Result<()> {
         return out.flush().context("writing to stdout");
     }
     let spec = ModuleSpec::from_rendered(&rendered.text)
-        .with_context(|| format!("{}: rendered module is not valid", module.path.display()))?;
+        .with_context(|| module.path.display().to_string())?;
     if args.json {
         serde_json::to_writer_pretty(&mut out, &spec)?;
         writeln!(out)?;

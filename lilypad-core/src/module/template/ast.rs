@@ -25,11 +25,7 @@ pub(super) enum Node {
     /// `{{with}}`.
     With(Box<Branch>),
     /// `{{template "name" pipeline}}` (also what `{{block}}` leaves in place).
-    Template {
-        pos: usize,
-        name: Vec<u8>,
-        pipe: Option<Pipe>,
-    },
+    Template { pos: usize, name: Vec<u8>, pipe: Option<Pipe> },
     /// `{{break}}` inside a range.
     Break,
     /// `{{continue}}` inside a range.
@@ -73,11 +69,7 @@ pub(super) enum Arg {
     /// A number or character constant.
     Number(usize, Box<Number>),
     /// A quoted or raw string.
-    Str {
-        pos: usize,
-        quoted: String,
-        text: Bytes,
-    },
+    Str { pos: usize, quoted: String, text: Bytes },
     /// `.A.B`
     Field { pos: usize, idents: Vec<String> },
     /// `$x.A` (`idents[0]` is the variable).
@@ -85,11 +77,7 @@ pub(super) enum Arg {
     /// A function name.
     Identifier { pos: usize, name: String },
     /// `(pipeline).A.B`
-    Chain {
-        pos: usize,
-        node: Box<Self>,
-        fields: Vec<String>,
-    },
+    Chain { pos: usize, node: Box<Self>, fields: Vec<String> },
     /// `(pipeline)`
     Pipe(Box<Pipe>),
 }

@@ -60,13 +60,7 @@ pub(super) struct ExecError {
 type Result<T> = std::result::Result<T, ExecError>;
 
 fn err<T>(pos: usize, kind: ErrorKind, message: impl Into<String>) -> Result<T> {
-    Err(ExecError {
-        pos,
-        kind,
-        message: message.into(),
-        input: None,
-        function: None,
-    })
+    Err(ExecError { pos, kind, message: message.into(), input: None, function: None })
 }
 
 fn err_input<T>(
@@ -75,13 +69,7 @@ fn err_input<T>(
     message: impl Into<String>,
     input: Option<Arc<str>>,
 ) -> Result<T> {
-    Err(ExecError {
-        pos,
-        kind,
-        message: message.into(),
-        input,
-        function: None,
-    })
+    Err(ExecError { pos, kind, message: message.into(), input, function: None })
 }
 
 /// Control flow out of a list: normal, or a `break`/`continue` on its way to
@@ -243,11 +231,7 @@ impl State<'_> {
         let mark = self.vars.len();
         let val = self.eval_pipeline(dot, &b.pipe)?;
         let flow = if val.v.truth() {
-            if with {
-                self.walk(&val, &b.list)?
-            } else {
-                self.walk(dot, &b.list)?
-            }
+            if with { self.walk(&val, &b.list)? } else { self.walk(dot, &b.list)? }
         } else if let Some(else_list) = &b.else_list {
             self.walk(dot, else_list)?
         } else {
@@ -332,14 +316,8 @@ impl State<'_> {
                     ran = true;
                     self.step(pos)?;
                     let name: Arc<str> = Arc::from(String::from_utf8_lossy(k).as_ref());
-                    let index = Val {
-                        v: Value::str(k),
-                        input: Some(name.clone()),
-                    };
-                    let elem = Val {
-                        v: Value::Str(v.clone()),
-                        input: Some(name),
-                    };
+                    let index = Val { v: Value::str(k), input: Some(name.clone()) };
+                    let elem = Val { v: Value::Str(v.clone()), input: Some(name) };
                     if !self.range_iteration(b, mark, index, &elem)? {
                         break;
                     }
@@ -363,11 +341,7 @@ impl State<'_> {
             let flow = self.walk(dot, else_list)?;
             self.vars.truncate(mark0);
             self.depth -= 1;
-            return Ok(if flow == Flow::Continue {
-                Flow::Continue
-            } else {
-                Flow::Normal
-            });
+            return Ok(if flow == Flow::Continue { Flow::Continue } else { Flow::Normal });
         }
         self.vars.truncate(mark0);
         self.depth -= 1;
@@ -471,11 +445,7 @@ impl State<'_> {
             Arg::Nil(pos) => err(*pos, ErrorKind::Other, "nil is not a command"),
             Arg::Number(pos, n) => Ok(Val::new(ideal_constant(*pos, n)?)),
             Arg::Str { text, .. } => Ok(Val::new(Value::Str(text.clone()))),
-            other => err(
-                other.pos(),
-                ErrorKind::Other,
-                format!("can't evaluate command {other}"),
-            ),
+            other => err(other.pos(), ErrorKind::Other, format!("can't evaluate command {other}")),
         }
     }
 
@@ -518,16 +488,10 @@ impl State<'_> {
                     );
                 }
                 match m.get(name.as_bytes()) {
-                    Some(v) => Ok(Val {
-                        v: Value::Str(v.clone()),
-                        input: Some(input),
-                    }),
+                    Some(v) => Ok(Val { v: Value::Str(v.clone()), input: Some(input) }),
                     None => {
                         self.missing.insert(name.to_owned());
-                        Ok(Val {
-                            v: Value::Invalid,
-                            input: Some(input),
-                        })
+                        Ok(Val { v: Value::Invalid, input: Some(input) })
                     }
                 }
             }
@@ -584,11 +548,7 @@ impl State<'_> {
         final_: Option<Val>,
     ) -> Result<Val> {
         let Some(f) = lookup(name) else {
-            return err(
-                pos,
-                ErrorKind::Other,
-                format!("{name:?} is not a defined function"),
-            );
+            return err(pos, ErrorKind::Other, format!("{name:?} is not a defined function"));
         };
         self.eval_call(dot, f, pos, args, final_)
     }
@@ -603,11 +563,7 @@ impl State<'_> {
     ) -> Result<Val> {
         let name = f.name;
         let num_in = args.len() + usize::from(final_.is_some());
-        let num_fixed = if f.variadic.is_some() {
-            f.fixed.len()
-        } else {
-            args.len()
-        };
+        let num_fixed = if f.variadic.is_some() { f.fixed.len() } else { args.len() };
         let arg_count_err = |message: String| {
             Err(ExecError {
                 pos,
@@ -701,10 +657,7 @@ impl State<'_> {
             }
         };
         let result = imp(&argv, &mut self.missing);
-        if let Ok(Val {
-            v: Value::Str(s), ..
-        }) = &result
-        {
+        if let Ok(Val { v: Value::Str(s), .. }) = &result {
             self.produced += s.len();
             if self.produced > MAX_PRODUCED {
                 return err(
@@ -725,13 +678,7 @@ impl State<'_> {
                 FuncErrorKind::IndexOutOfRange => ErrorKind::IndexOutOfRange,
                 FuncErrorKind::Failed => ErrorKind::Function,
             };
-            ExecError {
-                pos,
-                kind,
-                message: e.message,
-                input,
-                function: Some(name),
-            }
+            ExecError { pos, kind, message: e.message, input, function: Some(name) }
         })
     }
 
@@ -770,31 +717,22 @@ impl State<'_> {
         match kind {
             Param::Str => match arg {
                 Arg::Str { text, .. } => Ok(Val::new(Value::Str(text.clone()))),
-                other => err(
-                    pos,
-                    ErrorKind::WrongType,
-                    format!("expected string; found {other}"),
-                ),
+                other => err(pos, ErrorKind::WrongType, format!("expected string; found {other}")),
             },
             Param::Any | Param::RValue => match arg {
                 Arg::Bool(_, b) => Ok(Val::new(Value::Bool(*b))),
                 Arg::Number(_, n) => Ok(Val::new(ideal_constant(pos, n)?)),
                 Arg::Str { text, .. } => Ok(Val::new(Value::Str(text.clone()))),
-                other => err(
-                    pos,
-                    ErrorKind::Other,
-                    format!("can't handle {other} for arg of type any"),
-                ),
+                other => {
+                    err(pos, ErrorKind::Other, format!("can't handle {other} for arg of type any"))
+                }
             },
         }
     }
 }
 
 fn val_like(template: &Val, v: Value) -> Val {
-    Val {
-        v,
-        input: template.input.clone(),
-    }
+    Val { v, input: template.input.clone() }
 }
 
 /// Go's `validateType` for the parameter kinds of our functions.
@@ -813,10 +751,7 @@ fn validate(pos: usize, val: Val, kind: Param) -> Result<Val> {
             v => err_input(
                 pos,
                 ErrorKind::WrongType,
-                format!(
-                    "wrong type for value; expected string; got {}",
-                    v.type_name()
-                ),
+                format!("wrong type for value; expected string; got {}", v.type_name()),
                 val.input.clone(),
             ),
         },
@@ -841,11 +776,7 @@ fn ideal_constant(pos: usize, n: &Number) -> Result<Value> {
         return Ok(Value::Int(n.int));
     }
     if n.is_uint {
-        return err(
-            pos,
-            ErrorKind::WrongType,
-            format!("{} overflows int", n.text),
-        );
+        return err(pos, ErrorKind::WrongType, format!("{} overflows int", n.text));
     }
     Ok(Value::Invalid)
 }

@@ -151,11 +151,7 @@ impl Printer {
         if n <= 0 {
             return;
         }
-        let pad = if self.f.zero && !self.f.minus {
-            b'0'
-        } else {
-            b' '
-        };
+        let pad = if self.f.zero && !self.f.minus { b'0' } else { b' ' };
         self.buf.extend(std::iter::repeat_n(pad, n as usize));
     }
 
@@ -357,22 +353,14 @@ impl Printer {
     }
 
     fn fmt_c(&mut self, c: u64) {
-        let r = if c > u64::from(MAX_RUNE) {
-            RUNE_ERROR
-        } else {
-            c as u32
-        };
+        let r = if c > u64::from(MAX_RUNE) { RUNE_ERROR } else { c as u32 };
         let mut b = Vec::new();
         push_rune(&mut b, r);
         self.pad(&b);
     }
 
     fn fmt_qc(&mut self, c: u64) {
-        let r = if c > u64::from(MAX_RUNE) {
-            RUNE_ERROR
-        } else {
-            c as u32
-        };
+        let r = if c > u64::from(MAX_RUNE) { RUNE_ERROR } else { c as u32 };
         let q = quote_rune(r, self.f.plus);
         self.pad(&q);
     }
@@ -816,15 +804,7 @@ mod tests {
         assert_eq!(
             pf(
                 "%s|%5s|%-5s|%.2s|%q|%x|% X",
-                &[
-                    s("ab"),
-                    s("ab"),
-                    s("ab"),
-                    s("abc"),
-                    s("a\"b"),
-                    s("hi"),
-                    s("hi")
-                ]
+                &[s("ab"), s("ab"), s("ab"), s("abc"), s("a\"b"), s("hi"), s("hi")]
             ),
             "ab|   ab|ab   |ab|\"a\\\"b\"|6869|68 69"
         );
@@ -866,10 +846,7 @@ mod tests {
             "1.5|3.15|1.234568e+03|1e+21|   2.000|1.23e-04|+2.2"
         );
         assert_eq!(
-            pf(
-                "%t|%v|%5t",
-                &[Value::Bool(true), Value::Bool(false), Value::Bool(true)]
-            ),
+            pf("%t|%v|%5t", &[Value::Bool(true), Value::Bool(false), Value::Bool(true)]),
             "true|false| true"
         );
         assert_eq!(pf("%v", &[Value::Complex(1.0, -2.5)]), "(1-2.5i)");
@@ -886,20 +863,14 @@ mod tests {
         assert_eq!(pf("%s", &[Value::Invalid]), "%!s(<nil>)");
         assert_eq!(pf("%v", &[Value::Invalid]), "<nil>");
         assert_eq!(pf("%s %s", &[s("a")]), "a %!s(MISSING)");
-        assert_eq!(
-            pf("%s", &[s("a"), Value::Int(1), Value::Invalid]),
-            "a%!(EXTRA int=1, <nil>)"
-        );
+        assert_eq!(pf("%s", &[s("a"), Value::Int(1), Value::Invalid]), "a%!(EXTRA int=1, <nil>)");
         assert_eq!(pf("%z", &[Value::Int(1)]), "%!z(int=1)");
         assert_eq!(pf("%", &[]), "%!(NOVERB)");
         assert_eq!(pf("%[2]s %[1]s", &[s("a"), s("b")]), "b a");
         assert_eq!(pf("%[3]s", &[s("a")]), "%!s(BADINDEX)");
         assert_eq!(pf("%*d", &[s("x"), Value::Int(1)]), "%!(BADWIDTH)1");
         assert_eq!(
-            pf(
-                "%*d|%-*d",
-                &[Value::Int(4), Value::Int(1), Value::Int(3), Value::Int(2)]
-            ),
+            pf("%*d|%-*d", &[Value::Int(4), Value::Int(1), Value::Int(3), Value::Int(2)]),
             "   1|2  "
         );
     }
@@ -907,14 +878,7 @@ mod tests {
     #[test]
     fn print_and_println() {
         assert_eq!(
-            sprint(&[
-                Value::Int(1),
-                Value::Int(2),
-                s("a"),
-                Value::Int(3),
-                s("b"),
-                s("c")
-            ]),
+            sprint(&[Value::Int(1), Value::Int(2), s("a"), Value::Int(3), s("b"), s("c")]),
             b"1 2a3bc"
         );
         assert_eq!(sprint(&[Value::Invalid, Value::Bool(true)]), b"<nil> true");

@@ -29,10 +29,7 @@ impl Val {
 
     /// A value that keeps the input of `self`.
     fn derive(&self, v: Value) -> Self {
-        Self {
-            v,
-            input: self.input.clone(),
-        }
+        Self { v, input: self.input.clone() }
     }
 }
 
@@ -68,11 +65,7 @@ pub(super) struct FuncError {
 
 impl FuncError {
     fn new(kind: FuncErrorKind, message: impl Into<String>, arg: Option<usize>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-            arg,
-        }
+        Self { kind, message: message.into(), arg }
     }
 }
 
@@ -107,126 +100,26 @@ use Param::{Any, RValue, Str};
 
 static FUNCS: &[Func] = &[
     // Lilypad's helper, looked up first like Go's template FuncMap.
-    Func {
-        name: "subst",
-        fixed: &[Str],
-        variadic: Some(Str),
-        imp: Imp::Native(subst),
-    },
-    Func {
-        name: "and",
-        fixed: &[RValue],
-        variadic: Some(RValue),
-        imp: Imp::And,
-    },
-    Func {
-        name: "call",
-        fixed: &[RValue],
-        variadic: Some(RValue),
-        imp: Imp::Call,
-    },
-    Func {
-        name: "html",
-        fixed: &[],
-        variadic: Some(Any),
-        imp: Imp::Native(html),
-    },
-    Func {
-        name: "index",
-        fixed: &[RValue],
-        variadic: Some(RValue),
-        imp: Imp::Native(index),
-    },
-    Func {
-        name: "slice",
-        fixed: &[RValue],
-        variadic: Some(RValue),
-        imp: Imp::Native(slice),
-    },
-    Func {
-        name: "js",
-        fixed: &[],
-        variadic: Some(Any),
-        imp: Imp::Native(js),
-    },
-    Func {
-        name: "len",
-        fixed: &[RValue],
-        variadic: None,
-        imp: Imp::Native(len),
-    },
-    Func {
-        name: "not",
-        fixed: &[RValue],
-        variadic: None,
-        imp: Imp::Native(not),
-    },
-    Func {
-        name: "or",
-        fixed: &[RValue],
-        variadic: Some(RValue),
-        imp: Imp::Or,
-    },
-    Func {
-        name: "print",
-        fixed: &[],
-        variadic: Some(Any),
-        imp: Imp::Native(print),
-    },
-    Func {
-        name: "printf",
-        fixed: &[Str],
-        variadic: Some(Any),
-        imp: Imp::Native(printf),
-    },
-    Func {
-        name: "println",
-        fixed: &[],
-        variadic: Some(Any),
-        imp: Imp::Native(println),
-    },
-    Func {
-        name: "urlquery",
-        fixed: &[],
-        variadic: Some(Any),
-        imp: Imp::Native(urlquery),
-    },
-    Func {
-        name: "eq",
-        fixed: &[RValue],
-        variadic: Some(RValue),
-        imp: Imp::Native(eq),
-    },
-    Func {
-        name: "ge",
-        fixed: &[RValue, RValue],
-        variadic: None,
-        imp: Imp::Native(ge),
-    },
-    Func {
-        name: "gt",
-        fixed: &[RValue, RValue],
-        variadic: None,
-        imp: Imp::Native(gt),
-    },
-    Func {
-        name: "le",
-        fixed: &[RValue, RValue],
-        variadic: None,
-        imp: Imp::Native(le),
-    },
-    Func {
-        name: "lt",
-        fixed: &[RValue, RValue],
-        variadic: None,
-        imp: Imp::Native(lt),
-    },
-    Func {
-        name: "ne",
-        fixed: &[RValue, RValue],
-        variadic: None,
-        imp: Imp::Native(ne),
-    },
+    Func { name: "subst", fixed: &[Str], variadic: Some(Str), imp: Imp::Native(subst) },
+    Func { name: "and", fixed: &[RValue], variadic: Some(RValue), imp: Imp::And },
+    Func { name: "call", fixed: &[RValue], variadic: Some(RValue), imp: Imp::Call },
+    Func { name: "html", fixed: &[], variadic: Some(Any), imp: Imp::Native(html) },
+    Func { name: "index", fixed: &[RValue], variadic: Some(RValue), imp: Imp::Native(index) },
+    Func { name: "slice", fixed: &[RValue], variadic: Some(RValue), imp: Imp::Native(slice) },
+    Func { name: "js", fixed: &[], variadic: Some(Any), imp: Imp::Native(js) },
+    Func { name: "len", fixed: &[RValue], variadic: None, imp: Imp::Native(len) },
+    Func { name: "not", fixed: &[RValue], variadic: None, imp: Imp::Native(not) },
+    Func { name: "or", fixed: &[RValue], variadic: Some(RValue), imp: Imp::Or },
+    Func { name: "print", fixed: &[], variadic: Some(Any), imp: Imp::Native(print) },
+    Func { name: "printf", fixed: &[Str], variadic: Some(Any), imp: Imp::Native(printf) },
+    Func { name: "println", fixed: &[], variadic: Some(Any), imp: Imp::Native(println) },
+    Func { name: "urlquery", fixed: &[], variadic: Some(Any), imp: Imp::Native(urlquery) },
+    Func { name: "eq", fixed: &[RValue], variadic: Some(RValue), imp: Imp::Native(eq) },
+    Func { name: "ge", fixed: &[RValue, RValue], variadic: None, imp: Imp::Native(ge) },
+    Func { name: "gt", fixed: &[RValue, RValue], variadic: None, imp: Imp::Native(gt) },
+    Func { name: "le", fixed: &[RValue, RValue], variadic: None, imp: Imp::Native(le) },
+    Func { name: "lt", fixed: &[RValue, RValue], variadic: None, imp: Imp::Native(lt) },
+    Func { name: "ne", fixed: &[RValue, RValue], variadic: None, imp: Imp::Native(ne) },
 ];
 
 /// Finds a function by name.
@@ -291,12 +184,7 @@ fn printf(args: &[Val], _: &mut Missing) -> Result<Val, FuncError> {
 
 /// Go's `evalArgs`: `fmt.Sprint` of the arguments, a nil printed as `<no value>`.
 fn eval_args(args: &[Val]) -> Vec<u8> {
-    if let [
-        Val {
-            v: Value::Str(s), ..
-        },
-    ] = args
-    {
+    if let [Val { v: Value::Str(s), .. }] = args {
         return s.to_vec();
     }
     let vals: Vec<Value> = args
@@ -445,24 +333,15 @@ fn index(args: &[Val], missing: &mut Missing) -> Result<Val, FuncError> {
                 };
                 let name: Arc<str> = Arc::from(String::from_utf8_lossy(&key).as_ref());
                 match m.get(key.as_ref()) {
-                    Some(v) => Val {
-                        v: Value::Str(v.clone()),
-                        input: Some(name),
-                    },
+                    Some(v) => Val { v: Value::Str(v.clone()), input: Some(name) },
                     None => {
                         missing.insert(name.to_string());
-                        Val {
-                            v: bytes(b""),
-                            input: Some(name),
-                        }
+                        Val { v: bytes(b""), input: Some(name) }
                     }
                 }
             }
             v => {
-                return Err(wrong_type(
-                    format!("can't index item of type {}", v.type_name()),
-                    0,
-                ));
+                return Err(wrong_type(format!("can't index item of type {}", v.type_name()), 0));
             }
         };
     }
@@ -475,17 +354,11 @@ fn slice(args: &[Val], _: &mut Missing) -> Result<Val, FuncError> {
     let s = match &item.v {
         Value::Invalid => return Err(wrong_type("slice of untyped nil", 0)),
         _ if indexes.len() > 3 => {
-            return Err(wrong_type(
-                format!("too many slice indexes: {}", indexes.len()),
-                0,
-            ));
+            return Err(wrong_type(format!("too many slice indexes: {}", indexes.len()), 0));
         }
         Value::Str(s) => s,
         v => {
-            return Err(wrong_type(
-                format!("can't slice item of type {}", v.type_name()),
-                0,
-            ));
+            return Err(wrong_type(format!("can't slice item of type {}", v.type_name()), 0));
         }
     };
     if indexes.len() == 3 {
@@ -552,11 +425,7 @@ fn int_of(v: &Value) -> i64 {
 
 fn incompatible(a: &Value, b: &Value, arg: usize) -> FuncError {
     wrong_type(
-        format!(
-            "incompatible types for comparison: {} and {}",
-            a.type_name(),
-            b.type_name()
-        ),
+        format!("incompatible types for comparison: {} and {}", a.type_name(), b.type_name()),
         arg,
     )
 }

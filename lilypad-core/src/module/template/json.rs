@@ -65,10 +65,7 @@ fn getu4(s: &[u8]) -> Option<u32> {
 /// leaves it empty, anything else is an error.
 pub(super) fn decode_string(input: &[u8]) -> Result<Vec<u8>, DecodeError> {
     let start = input.iter().position(|&c| !is_ws(c)).unwrap_or(input.len());
-    let end = input
-        .iter()
-        .rposition(|&c| !is_ws(c))
-        .map_or(start, |p| p + 1);
+    let end = input.iter().rposition(|&c| !is_ws(c)).map_or(start, |p| p + 1);
     let v = &input[start..end];
     let Some(&first) = v.first() else {
         return Err(DecodeError::Syntax("unexpected end of JSON input".into()));
@@ -100,9 +97,8 @@ pub(super) fn decode_string(input: &[u8]) -> Result<Vec<u8>, DecodeError> {
             b'\\' => match v.get(i + 1) {
                 Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
                 Some(b'u') => {
-                    let ok = v
-                        .get(i + 2..i + 6)
-                        .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
+                    let ok =
+                        v.get(i + 2..i + 6).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
                     if !ok {
                         return Err(DecodeError::Syntax(
                             "invalid character in \\u hexadecimal character escape".into(),
@@ -117,9 +113,7 @@ pub(super) fn decode_string(input: &[u8]) -> Result<Vec<u8>, DecodeError> {
                 }
             },
             c if c < 0x20 => {
-                return Err(DecodeError::Syntax(
-                    "invalid character in string literal".into(),
-                ));
+                return Err(DecodeError::Syntax("invalid character in string literal".into()));
             }
             _ => i += 1,
         }
@@ -128,9 +122,7 @@ pub(super) fn decode_string(input: &[u8]) -> Result<Vec<u8>, DecodeError> {
         return Err(DecodeError::Syntax("unexpected end of JSON input".into()));
     }
     if i != v.len() {
-        return Err(DecodeError::Syntax(
-            "invalid character after top-level value".into(),
-        ));
+        return Err(DecodeError::Syntax("invalid character after top-level value".into()));
     }
     // Unquote like Go's unquoteBytes.
     let s = &v[1..v.len() - 1];
@@ -332,40 +324,16 @@ mod tests {
     #[test]
     fn decodes_like_go_unmarshal() {
         assert_eq!(decode_string(br#""moo""#), Ok(b"moo".to_vec()));
-        assert_eq!(
-            decode_string(b" \"a\\u00e9\\/\" \n"),
-            Ok("aé/".as_bytes().to_vec())
-        );
+        assert_eq!(decode_string(b" \"a\\u00e9\\/\" \n"), Ok("aé/".as_bytes().to_vec()));
         assert_eq!(decode_string(b"null"), Ok(Vec::new()));
-        assert_eq!(
-            decode_string(br#""\ud83d\ude00""#),
-            Ok("😀".as_bytes().to_vec())
-        );
-        assert_eq!(
-            decode_string(br#""\ud83d""#),
-            Ok("\u{FFFD}".as_bytes().to_vec())
-        );
-        assert_eq!(
-            decode_string(b"\"\xff\""),
-            Ok("\u{FFFD}".as_bytes().to_vec())
-        );
-        assert!(matches!(
-            decode_string(b"12"),
-            Err(DecodeError::NotAString("number"))
-        ));
+        assert_eq!(decode_string(br#""\ud83d\ude00""#), Ok("😀".as_bytes().to_vec()));
+        assert_eq!(decode_string(br#""\ud83d""#), Ok("\u{FFFD}".as_bytes().to_vec()));
+        assert_eq!(decode_string(b"\"\xff\""), Ok("\u{FFFD}".as_bytes().to_vec()));
+        assert!(matches!(decode_string(b"12"), Err(DecodeError::NotAString("number"))));
         assert!(matches!(decode_string(b"moo"), Err(DecodeError::Syntax(_))));
-        assert!(matches!(
-            decode_string(br#""a" "b""#),
-            Err(DecodeError::Syntax(_))
-        ));
-        assert!(matches!(
-            decode_string(br#""\'""#),
-            Err(DecodeError::Syntax(_))
-        ));
-        assert!(matches!(
-            decode_string(b"\"a\tb\""),
-            Err(DecodeError::Syntax(_))
-        ));
+        assert!(matches!(decode_string(br#""a" "b""#), Err(DecodeError::Syntax(_))));
+        assert!(matches!(decode_string(br#""\'""#), Err(DecodeError::Syntax(_))));
+        assert!(matches!(decode_string(b"\"a\tb\""), Err(DecodeError::Syntax(_))));
         assert!(matches!(decode_string(b""), Err(DecodeError::Syntax(_))));
     }
 }

@@ -155,11 +155,7 @@ pub(super) fn lex(src: &str) -> Vec<Token> {
     };
     let mut inside = false;
     loop {
-        let step = if inside {
-            l.inside_action(&mut inside)
-        } else {
-            l.text(&mut inside)
-        };
+        let step = if inside { l.inside_action(&mut inside) } else { l.text(&mut inside) };
         if let Step::Done = step {
             return l.tokens;
         }
@@ -188,11 +184,7 @@ impl Lexer<'_> {
     }
 
     fn error(&mut self, msg: String, pos: usize) -> Step {
-        self.tokens.push(Token {
-            kind: Kind::Error,
-            val: msg,
-            pos,
-        });
+        self.tokens.push(Token { kind: Kind::Error, val: msg, pos });
         Step::Done
     }
 
@@ -216,10 +208,8 @@ impl Lexer<'_> {
                 let mut trim = 0;
                 if has_left_trim_marker(&self.input[delim_end..]) {
                     let text = &self.input[self.start..self.pos];
-                    let kept = text
-                        .iter()
-                        .rposition(|&c| !is_space(u32::from(c)))
-                        .map_or(0, |p| p + 1);
+                    let kept =
+                        text.iter().rposition(|&c| !is_space(u32::from(c))).map_or(0, |p| p + 1);
                     trim = text.len() - kept;
                 }
                 let text_end = self.pos - trim;
@@ -268,10 +258,7 @@ impl Lexer<'_> {
         self.pos += x + RIGHT_COMMENT.len();
         let (delim, trim_space) = self.at_right_delim();
         if !delim {
-            return self.error(
-                "comment ends before closing delimiter".into(),
-                self.action_start,
-            );
+            return self.error("comment ends before closing delimiter".into(), self.action_start);
         }
         if trim_space {
             self.pos += 2;
@@ -339,11 +326,7 @@ impl Lexer<'_> {
             b'`' => return self.raw_quote(),
             b'$' => return self.variable(),
             b'\'' => return self.char_constant(),
-            b'.' if self
-                .input
-                .get(self.pos)
-                .is_some_and(|c| !c.is_ascii_digit()) =>
-            {
+            b'.' if self.input.get(self.pos).is_some_and(|c| !c.is_ascii_digit()) => {
                 return self.field_or_variable(Kind::Field);
             }
             b'.' | b'+' | b'-' | b'0'..=b'9' => {
@@ -367,10 +350,8 @@ impl Lexer<'_> {
             }
             _ if r < 0x80 && (0x20..0x7F).contains(&r) => self.emit(Kind::Char),
             _ => {
-                return self.error(
-                    format!("unrecognized character in action: U+{r:04X}"),
-                    self.start,
-                );
+                return self
+                    .error(format!("unrecognized character in action: U+{r:04X}"), self.start);
             }
         }
         Step::Continue
@@ -447,11 +428,7 @@ impl Lexer<'_> {
 
     fn field_or_variable(&mut self, kind: Kind) -> Step {
         if self.at_terminator() {
-            self.emit(if kind == Kind::Variable {
-                Kind::Variable
-            } else {
-                Kind::Dot
-            });
+            self.emit(if kind == Kind::Variable { Kind::Variable } else { Kind::Dot });
             return Step::Continue;
         }
         self.consume_alphanumerics();

@@ -270,54 +270,29 @@ impl Template {
         let tokens = lexer::lex(src);
         let has_function = |f: &str| funcs::lookup(f).is_some();
         match parser::parse(name.as_bytes(), tokens, &has_function) {
-            Ok(trees) => Ok(Self {
-                name: name.to_owned(),
-                src: src.to_owned(),
-                trees,
-            }),
+            Ok(trees) => Ok(Self { name: name.to_owned(), src: src.to_owned(), trees }),
             Err(e) => Err(match e {
                 ParseError::Syntax { pos, message } => {
                     let (line, col) = line_col(src, pos);
-                    TemplateError::Syntax {
-                        name: name.to_owned(),
-                        line,
-                        col,
-                        message,
-                    }
+                    TemplateError::Syntax { name: name.to_owned(), line, col, message }
                 }
-                ParseError::UnknownFunction {
-                    pos,
-                    name: function,
-                } => {
+                ParseError::UnknownFunction { pos, name: function } => {
                     let (line, col) = line_col(src, pos);
-                    TemplateError::UnknownFunction {
-                        name: name.to_owned(),
-                        line,
-                        col,
-                        function,
-                    }
+                    TemplateError::UnknownFunction { name: name.to_owned(), line, col, function }
                 }
             }),
         }
     }
 
     fn root(&self) -> Arc<List> {
-        self.trees
-            .get(self.name.as_bytes())
-            .cloned()
-            .unwrap_or_default()
+        self.trees.get(self.name.as_bytes()).cloned().unwrap_or_default()
     }
 
     /// Renders with raw (not yet JSON-encoded) input values; the engine JSON-encodes them as Lilypad does.
     pub fn render(&self, inputs: &BTreeMap<String, String>) -> Result<Rendered, TemplateError> {
         let data: BTreeMap<Vec<u8>, value::Bytes> = inputs
             .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_bytes().to_vec(),
-                    Arc::from(json::encode_string(v).into_bytes()),
-                )
-            })
+            .map(|(k, v)| (k.as_bytes().to_vec(), Arc::from(json::encode_string(v).into_bytes())))
             .collect();
         let root = self.root();
         match exec::execute(&self.trees, &root, Arc::new(data)) {
@@ -328,10 +303,7 @@ impl Template {
                     Ok(s) => s,
                     Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
                 };
-                Ok(Rendered {
-                    text,
-                    missing_inputs: state.missing.into_iter().collect(),
-                })
+                Ok(Rendered { text, missing_inputs: state.missing.into_iter().collect() })
             }
             Err(e) => Err(self.exec_error(e)),
         }
@@ -348,20 +320,8 @@ impl Template {
             _ => e.message,
         };
         match e.kind {
-            ErrorKind::WrongType => TemplateError::WrongType {
-                name,
-                line,
-                col,
-                input,
-                message,
-            },
-            ErrorKind::ArgCount => TemplateError::ArgumentCount {
-                name,
-                line,
-                col,
-                input,
-                message,
-            },
+            ErrorKind::WrongType => TemplateError::WrongType { name, line, col, input, message },
+            ErrorKind::ArgCount => TemplateError::ArgumentCount { name, line, col, input, message },
             ErrorKind::Function => TemplateError::Function {
                 name,
                 line,
@@ -370,26 +330,11 @@ impl Template {
                 input,
                 message,
             },
-            ErrorKind::IndexOutOfRange => TemplateError::IndexOutOfRange {
-                name,
-                line,
-                col,
-                input,
-                message,
-            },
-            ErrorKind::Limit => TemplateError::Limit {
-                name,
-                line,
-                col,
-                message,
-            },
-            ErrorKind::Other => TemplateError::Exec {
-                name,
-                line,
-                col,
-                input,
-                message,
-            },
+            ErrorKind::IndexOutOfRange => {
+                TemplateError::IndexOutOfRange { name, line, col, input, message }
+            }
+            ErrorKind::Limit => TemplateError::Limit { name, line, col, message },
+            ErrorKind::Other => TemplateError::Exec { name, line, col, input, message },
         }
     }
 

@@ -103,19 +103,11 @@ impl Parser<'_> {
     // ---------------------------------------------------------- token stream
 
     fn eof_token(&self) -> Token {
-        Token {
-            kind: Kind::Eof,
-            val: String::new(),
-            pos: self.tokens.last().map_or(0, |t| t.pos),
-        }
+        Token { kind: Kind::Eof, val: String::new(), pos: self.tokens.last().map_or(0, |t| t.pos) }
     }
 
     fn next(&mut self) -> Token {
-        let t = self
-            .tokens
-            .get(self.idx)
-            .cloned()
-            .unwrap_or_else(|| self.eof_token());
+        let t = self.tokens.get(self.idx).cloned().unwrap_or_else(|| self.eof_token());
         if self.idx < self.tokens.len() {
             self.idx += 1;
         }
@@ -157,10 +149,7 @@ impl Parser<'_> {
 
     fn unexpected(&self, t: &Token, context: &str) -> ParseError {
         if t.kind == Kind::Error {
-            return ParseError::Syntax {
-                pos: t.pos,
-                message: t.val.clone(),
-            };
+            return ParseError::Syntax { pos: t.pos, message: t.val.clone() };
         }
         ParseError::Syntax {
             pos: t.pos,
@@ -169,10 +158,7 @@ impl Parser<'_> {
     }
 
     fn syntax(pos: usize, message: impl Into<String>) -> ParseError {
-        ParseError::Syntax {
-            pos,
-            message: message.into(),
-        }
+        ParseError::Syntax { pos, message: message.into() }
     }
 
     fn enter(&mut self, pos: usize) -> Result<()> {
@@ -253,10 +239,7 @@ impl Parser<'_> {
         self.vars = saved_vars;
         self.range_depth = saved_range;
         if let Item::Else(pos) = end {
-            return Err(Self::syntax(
-                pos,
-                format!("unexpected {} in {context}", end.describe()),
-            ));
+            return Err(Self::syntax(pos, format!("unexpected {} in {context}", end.describe())));
         }
         self.add(&name, root, name_tok.pos)
     }
@@ -287,11 +270,7 @@ impl Parser<'_> {
         match t.kind {
             Kind::Block => return self.block_control(t.pos).map(Item::Node),
             Kind::Break | Kind::Continue => {
-                let name = if t.kind == Kind::Break {
-                    "{{break}}"
-                } else {
-                    "{{continue}}"
-                };
+                let name = if t.kind == Kind::Break { "{{break}}" } else { "{{continue}}" };
                 let end = self.next_non_space();
                 if end.kind != Kind::RightDelim {
                     return Err(self.unexpected(&end, name));
@@ -311,20 +290,14 @@ impl Parser<'_> {
                 return Ok(Item::End(end.pos));
             }
             Kind::If => {
-                return self
-                    .branch_control("if", t.pos)
-                    .map(|b| Item::Node(Node::If(b)));
+                return self.branch_control("if", t.pos).map(|b| Item::Node(Node::If(b)));
             }
             Kind::Range => {
-                return self
-                    .branch_control("range", t.pos)
-                    .map(|b| Item::Node(Node::Range(b)));
+                return self.branch_control("range", t.pos).map(|b| Item::Node(Node::Range(b)));
             }
             Kind::Template => return self.template_control().map(Item::Node),
             Kind::With => {
-                return self
-                    .branch_control("with", t.pos)
-                    .map(|b| Item::Node(Node::With(b)));
+                return self.branch_control("with", t.pos).map(|b| Item::Node(Node::With(b)));
             }
             _ => {}
         }
@@ -377,11 +350,7 @@ impl Parser<'_> {
         }
         self.vars.truncate(vars_len);
         self.leave();
-        Ok(Box::new(Branch {
-            pipe,
-            list,
-            else_list,
-        }))
+        Ok(Box::new(Branch { pipe, list, else_list }))
     }
 
     fn template_name(&self, t: &Token, context: &str) -> Result<Vec<u8>> {
@@ -406,17 +375,10 @@ impl Parser<'_> {
         self.vars = saved_vars;
         self.range_depth = saved_range;
         if let Item::Else(p) = end {
-            return Err(Self::syntax(
-                p,
-                format!("unexpected {} in {context}", end.describe()),
-            ));
+            return Err(Self::syntax(p, format!("unexpected {} in {context}", end.describe())));
         }
         self.add(&name, root, t.pos)?;
-        Ok(Node::Template {
-            pos: t.pos,
-            name,
-            pipe: Some(pipe),
-        })
+        Ok(Node::Template { pos: t.pos, name, pipe: Some(pipe) })
     }
 
     fn template_control(&mut self) -> Result<Node> {
@@ -428,21 +390,13 @@ impl Parser<'_> {
             self.backup();
             pipe = Some(self.pipeline(context, Kind::RightDelim)?);
         }
-        Ok(Node::Template {
-            pos: t.pos,
-            name,
-            pipe,
-        })
+        Ok(Node::Template { pos: t.pos, name, pipe })
     }
 
     fn pipeline(&mut self, context: &str, end: Kind) -> Result<Pipe> {
         let start = self.peek_non_space();
-        let mut pipe = Pipe {
-            pos: start.pos,
-            is_assign: false,
-            decl: Vec::new(),
-            cmds: Vec::new(),
-        };
+        let mut pipe =
+            Pipe { pos: start.pos, is_assign: false, decl: Vec::new(), cmds: Vec::new() };
         'decls: loop {
             let v = self.peek_non_space();
             if v.kind != Kind::Variable {
@@ -530,10 +484,7 @@ impl Parser<'_> {
 
     fn command(&mut self) -> Result<Command> {
         let pos = self.peek_non_space().pos;
-        let mut cmd = Command {
-            pos,
-            args: Vec::new(),
-        };
+        let mut cmd = Command { pos, args: Vec::new() };
         loop {
             self.peek_non_space();
             if let Some(op) = self.operand()? {
@@ -582,11 +533,7 @@ impl Parser<'_> {
                     format!("unexpected . after term {:?}", node.to_string()),
                 ));
             }
-            other => Arg::Chain {
-                pos: other.pos(),
-                node: Box::new(other),
-                fields,
-            },
+            other => Arg::Chain { pos: other.pos(), node: Box::new(other), fields },
         }))
     }
 
@@ -595,34 +542,19 @@ impl Parser<'_> {
         let arg = match t.kind {
             Kind::Identifier => {
                 if !(self.has_function)(&t.val) {
-                    return Err(ParseError::UnknownFunction {
-                        pos: t.pos,
-                        name: t.val,
-                    });
+                    return Err(ParseError::UnknownFunction { pos: t.pos, name: t.val });
                 }
-                Arg::Identifier {
-                    pos: t.pos,
-                    name: t.val,
-                }
+                Arg::Identifier { pos: t.pos, name: t.val }
             }
             Kind::Dot => Arg::Dot(t.pos),
             Kind::Nil => Arg::Nil(t.pos),
             Kind::Variable => {
                 if !self.vars.contains(&t.val) {
-                    return Err(Self::syntax(
-                        t.pos,
-                        format!("undefined variable {:?}", t.val),
-                    ));
+                    return Err(Self::syntax(t.pos, format!("undefined variable {:?}", t.val)));
                 }
-                Arg::Variable {
-                    pos: t.pos,
-                    idents: vec![t.val],
-                }
+                Arg::Variable { pos: t.pos, idents: vec![t.val] }
             }
-            Kind::Field => Arg::Field {
-                pos: t.pos,
-                idents: vec![t.val[1..].to_owned()],
-            },
+            Kind::Field => Arg::Field { pos: t.pos, idents: vec![t.val[1..].to_owned()] },
             Kind::Bool => Arg::Bool(t.pos, t.val == "true"),
             Kind::CharConstant | Kind::Complex | Kind::Number => {
                 let n = match t.kind {
@@ -641,11 +573,7 @@ impl Parser<'_> {
             }
             Kind::String | Kind::RawString => {
                 let text = unquote(&t.val).ok_or_else(|| Self::syntax(t.pos, "invalid syntax"))?;
-                Arg::Str {
-                    pos: t.pos,
-                    quoted: t.val,
-                    text: Arc::from(text),
-                }
+                Arg::Str { pos: t.pos, quoted: t.val, text: Arc::from(text) }
             }
             _ => {
                 self.backup();

@@ -29,18 +29,8 @@ struct Refs<'t> {
 
 /// Input names `root` (and the templates it calls) refer to.
 pub(super) fn referenced_inputs(trees: &TreeSet, root: &List) -> BTreeSet<String> {
-    let mut r = Refs {
-        trees,
-        found: BTreeSet::new(),
-        visited: BTreeSet::new(),
-    };
-    r.list(
-        root,
-        Scope {
-            dot: true,
-            dollar: true,
-        },
-    );
+    let mut r = Refs { trees, found: BTreeSet::new(), visited: BTreeSet::new() };
+    r.list(root, Scope { dot: true, dollar: true });
     r.found
 }
 
@@ -73,13 +63,7 @@ impl Refs<'_> {
                     self.pipe(&b.pipe, scope);
                     let keeps_dot =
                         matches!(node, Node::With(_)) && is_dot_or_dollar(&b.pipe, scope);
-                    self.list(
-                        &b.list,
-                        Scope {
-                            dot: keeps_dot,
-                            dollar: scope.dollar,
-                        },
-                    );
+                    self.list(&b.list, Scope { dot: keeps_dot, dollar: scope.dollar });
                     if let Some(e) = &b.else_list {
                         self.list(e, scope);
                     }
@@ -92,13 +76,7 @@ impl Refs<'_> {
                     if let Some(tree) = self.trees.get(name)
                         && self.visited.insert((name.clone(), root))
                     {
-                        self.list(
-                            tree,
-                            Scope {
-                                dot: root,
-                                dollar: root,
-                            },
-                        );
+                        self.list(tree, Scope { dot: root, dollar: root });
                     }
                 }
             }
@@ -107,12 +85,8 @@ impl Refs<'_> {
 
     fn pipe(&mut self, pipe: &Pipe, scope: Scope) {
         for cmd in &pipe.cmds {
-            if let [
-                Arg::Identifier { name, .. },
-                item,
-                Arg::Str { text, .. },
-                ..,
-            ] = cmd.args.as_slice()
+            if let [Arg::Identifier { name, .. }, item, Arg::Str { text, .. }, ..] =
+                cmd.args.as_slice()
                 && name == "index"
             {
                 let item_is_map = match item {
@@ -123,8 +97,7 @@ impl Refs<'_> {
                     _ => false,
                 };
                 if item_is_map {
-                    self.found
-                        .insert(String::from_utf8_lossy(text).into_owned());
+                    self.found.insert(String::from_utf8_lossy(text).into_owned());
                 }
             }
             for arg in &cmd.args {

@@ -345,11 +345,7 @@ pub(super) fn parse_int(s: &[u8]) -> Option<i64> {
     if neg && un > cutoff {
         return None;
     }
-    if neg {
-        Some((un as i64).wrapping_neg())
-    } else {
-        Some(un as i64)
-    }
+    if neg { Some((un as i64).wrapping_neg()) } else { Some(un as i64) }
 }
 
 /// Go's `strconv.ParseFloat(s, 64)` for the syntax the template lexer can
@@ -476,11 +472,7 @@ pub(super) fn parse_float(s: &[u8]) -> Option<f64> {
         let exp = if mant != 0 { dp - nd_mant } else { 0 };
         atof_hex(mant, exp, neg, trunc)?
     } else {
-        let clean: String = s
-            .iter()
-            .filter(|&&c| c != b'_')
-            .map(|&c| char::from(c))
-            .collect();
+        let clean: String = s.iter().filter(|&&c| c != b'_').map(|&c| char::from(c)).collect();
         clean.parse::<f64>().ok()?
     };
     if f.is_infinite() { None } else { Some(f) }
@@ -821,16 +813,7 @@ pub(super) fn format_float(v: f64, fmt: u8, prec: i64) -> Vec<u8> {
     }
     let abs = v.abs();
     if mant == 0 {
-        return fmt_efg(
-            neg,
-            &Digits {
-                d: Vec::new(),
-                dp: 0,
-            },
-            prec,
-            fmt,
-            prec < 0,
-        );
+        return fmt_efg(neg, &Digits { d: Vec::new(), dp: 0 }, prec, fmt, prec < 0);
     }
     if prec < 0 {
         let digs = shortest(abs);
@@ -1045,10 +1028,7 @@ mod tests {
 
     #[test]
     fn quotes_like_go() {
-        assert_eq!(
-            quote(b"a\"b\n\xff\x01\xe2\x80\x8d", false),
-            b"\"a\\\"b\\n\\xff\\x01\\u200d\""
-        );
+        assert_eq!(quote(b"a\"b\n\xff\x01\xe2\x80\x8d", false), b"\"a\\\"b\\n\\xff\\x01\\u200d\"");
         assert_eq!(quote("é".as_bytes(), true), b"\"\\u00e9\"");
         assert_eq!(quote_rune(0x1F600, true), b"'\\U0001f600'");
         assert!(can_backquote(b"a\tb"));
@@ -1057,10 +1037,7 @@ mod tests {
 
     #[test]
     fn unquotes_like_go() {
-        assert_eq!(
-            unquote(r#""a\tb\x41\101\u00e9""#),
-            Some(b"a\tbAA\xc3\xa9".to_vec())
-        );
+        assert_eq!(unquote(r#""a\tb\x41\101\u00e9""#), Some(b"a\tbAA\xc3\xa9".to_vec()));
         assert_eq!(unquote(r#""\xff""#), Some(vec![0xFF]));
         assert_eq!(unquote(r#""\'""#), None);
         assert_eq!(unquote(r#""\uD800""#), None);
