@@ -92,6 +92,13 @@ fn go_command(go: &Path, goroot: Option<&Path>) -> Command {
     if let Some(root) = goroot {
         cmd.env("GOROOT", root);
     }
+    // Keep Go's caches under target/ when the environment has none (e.g. no HOME in CI).
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    for (var, dir) in [("GOCACHE", "go-cache"), ("GOPATH", "go-path")] {
+        if std::env::var_os(var).is_none() {
+            cmd.env(var, tmp.join(dir));
+        }
+    }
     cmd
 }
 

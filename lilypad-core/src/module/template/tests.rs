@@ -374,3 +374,21 @@ fn templates_can_be_shared_across_threads() {
     assert_send_sync::<TemplateError>();
     assert_send_sync::<Rendered>();
 }
+
+mod robustness {
+    use proptest::prelude::*;
+
+    use super::render;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Whatever the source, parsing and rendering return, never panic.
+        #[test]
+        fn arbitrary_templates_never_panic(
+            src in r#"(\{\{-? |\{\{| -?\}\}|\}\}|/\*|\*/|[ .$a-zA-Z0-9_"'`|():=,\\+\-é😀\n\t%\[\]]|if |else |end|range |with |define |template |block |break|continue|printf |index |slice |len |subst |js |html |eq |and |nil|true|0x|1e|'\\x){0,40}"#
+        ) {
+            let _ = render(&src, &[("A", "x"), ("B", "")]);
+        }
+    }
+}
