@@ -59,14 +59,14 @@ fn json_encoded(inputs: &BTreeMap<String, String>) -> HashMap<String, String> {
 }
 
 fn ours(inputs: &BTreeMap<String, String>) -> String {
-    let t = Template::parse("lilypad_module.json.tmpl", SDXL).unwrap();
-    t.render(inputs).unwrap().text
+    let t = Template::parse("lilypad_module.json.tmpl", SDXL).expect("benchmark template parses");
+    t.render(inputs).expect("benchmark template renders").text
 }
 
 fn baseline(inputs: &BTreeMap<String, String>) -> String {
     let mut t = gtmpl::Template::default();
-    t.parse(SDXL).unwrap();
-    t.render(&gtmpl::Context::from(json_encoded(inputs))).unwrap()
+    t.parse(SDXL).expect("gtmpl parses the benchmark template");
+    t.render(&gtmpl::Context::from(json_encoded(inputs))).expect("gtmpl renders")
 }
 
 fn median_us(mut f: impl FnMut(), iters: u32) -> f64 {
