@@ -187,7 +187,7 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
     error ZeroMediator();
     /// @notice No mediator is trusted by both offers.
     error NoCommonMediator();
-    /// @notice A deal with this id exists (cannot happen while nonces hold; kept as a guard).
+    /// @notice A deal with this id exists: the same two offers were submitted again.
     error DealExists(bytes32 dealId);
 
     // deal transitions, checked in this order (as lilypad_core::state::transition)
