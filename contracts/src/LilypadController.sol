@@ -142,7 +142,9 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
         bytes32 indexed dealId, bytes32 results, bytes resultsCid, uint256 resultsCollateral, uint64 deadline
     );
     /// @notice The job creator challenged; `mediator` was drawn from the deal's mediators.
-    event ResultsChallenged(bytes32 indexed dealId, address indexed mediator, uint256 mediationFee, uint64 deadline);
+    event ResultsChallenged(
+        bytes32 indexed dealId, address indexed mediator, uint256 mediationFee, uint64 deadline
+    );
     /// @notice The deal ended with `outcome`; the amounts are what this transaction paid out.
     event DealFinished(
         bytes32 indexed dealId,
@@ -316,7 +318,8 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
 
     function _permit(address owner_, Permit calldata p) private {
         if (p.deadline == 0) return;
-        try IERC20Permit(address(token)).permit(owner_, address(this), p.value, p.deadline, p.v, p.r, p.s) {} catch {}
+        try IERC20Permit(address(token)).permit(owner_, address(this), p.value, p.deadline, p.v, p.r, p.s) {}
+            catch {}
     }
 
     function _createDeal(
@@ -343,7 +346,8 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
         uint256 price = _priceFor(resource, moduleId);
         if (price > job.maxPrice) revert PriceTooHigh(price, job.maxPrice);
         if (job.paymentCollateral < price) revert PaymentBelowPrice(job.paymentCollateral, price);
-        (address[] memory mediators, bytes32 mediatorsHash) = _commonMediators(job.mediators, resource.mediators);
+        (address[] memory mediators, bytes32 mediatorsHash) =
+            _commonMediators(job.mediators, resource.mediators);
 
         DealTerms memory terms;
         terms.jobOfferHash = jobOfferHash(job);
@@ -356,7 +360,9 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
         if (!SignatureChecker.isValidSignatureNowCalldata(job.creator, terms.jobOfferHash, jobSig)) {
             revert InvalidSignature(job.creator);
         }
-        if (!SignatureChecker.isValidSignatureNowCalldata(resource.provider, terms.resourceOfferHash, resourceSig)) {
+        if (!SignatureChecker.isValidSignatureNowCalldata(
+                resource.provider, terms.resourceOfferHash, resourceSig
+            )) {
             revert InvalidSignature(resource.provider);
         }
 
@@ -441,7 +447,8 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
         bytes32 got = keccak256(abi.encodePacked(mediators));
         if (got != d.mediation) revert MediatorsMismatch(d.mediation, got);
 
-        address mediator = mediators[chooseMediatorIndex(blockhash(block.number - 1), dealId, mediators.length)];
+        address mediator =
+            mediators[chooseMediatorIndex(blockhash(block.number - 1), dealId, mediators.length)];
         uint64 deadline = _deadline(d.mediateWindowSecs);
         uint256 fee = d.mediationFee;
         d.state = DealState.ResultsChallenged;
@@ -491,7 +498,13 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
     // ------------------------------------------------------------------ settlement, one per outcome
 
     function _settleAccepted(bytes32 dealId, Deal storage d) private {
-        _finish(dealId, d, Outcome.Accepted, LilypadSettlement.accepted(d.price, d.paymentCollateral, d.providerCollateral), address(0));
+        _finish(
+            dealId,
+            d,
+            Outcome.Accepted,
+            LilypadSettlement.accepted(d.price, d.paymentCollateral, d.providerCollateral),
+            address(0)
+        );
     }
 
     function _settleNoJudgementInTime(bytes32 dealId, Deal storage d) private {
@@ -519,7 +532,9 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
             dealId,
             d,
             Outcome.MediationAccepted,
-            LilypadSettlement.mediationAccepted(d.price, d.paymentCollateral, d.providerCollateral, d.mediationFee),
+            LilypadSettlement.mediationAccepted(
+                d.price, d.paymentCollateral, d.providerCollateral, d.mediationFee
+            ),
             mediator
         );
     }
@@ -614,7 +629,8 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
         if (s == DealState.ResultsChallenged) return true;
         if (s != DealState.Finished) return false;
         Outcome o = d.outcome;
-        return o == Outcome.MediationAccepted || o == Outcome.MediationRejected || o == Outcome.NoMediationInTime;
+        return
+            o == Outcome.MediationAccepted || o == Outcome.MediationRejected || o == Outcome.NoMediationInTime;
     }
 
     /// @dev Reverts unless the deal exists, is not finished and is in `from`, the one state `action` moves on from.
@@ -695,8 +711,12 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
                 ++j;
             }
         }
-        for (; i < na; ++i) _checkAscending(a, i, _JOB_MEDIATORS);
-        for (; j < nb; ++j) _checkAscending(b, j, _RESOURCE_MEDIATORS);
+        for (; i < na; ++i) {
+            _checkAscending(a, i, _JOB_MEDIATORS);
+        }
+        for (; j < nb; ++j) {
+            _checkAscending(b, j, _RESOURCE_MEDIATORS);
+        }
         if (n == 0) revert NoCommonMediator();
         assembly ("memory-safe") {
             mstore(out, n)

@@ -27,7 +27,11 @@ library LilypadSettlement {
     }
 
     /// @notice The job creator accepted: the provider gets the price and its results collateral back.
-    function accepted(uint256 price, uint256 payment, uint256 results) internal pure returns (Payouts memory p) {
+    function accepted(uint256 price, uint256 payment, uint256 results)
+        internal
+        pure
+        returns (Payouts memory p)
+    {
         p.toProvider = price + results;
         p.toJobCreator = payment - price;
     }
@@ -84,11 +88,14 @@ library LilypadSettlement {
     /// @notice The whole-deal table (what each party receives over the deal's life, the timeout
     /// collateral returned at submission included), for comparison with the Rust core's
     /// `Settlement::total_to`.
-    function table(Outcome outcome, uint256 price, uint256 payment, uint256 timeout, uint256 results, uint256 fee)
-        internal
-        pure
-        returns (Payouts memory p)
-    {
+    function table(
+        Outcome outcome,
+        uint256 price,
+        uint256 payment,
+        uint256 timeout,
+        uint256 results,
+        uint256 fee
+    ) internal pure returns (Payouts memory p) {
         if (outcome == Outcome.NoResultsInTime) return noResultsInTime(payment, timeout);
         if (outcome == Outcome.Accepted) p = accepted(price, payment, results);
         else if (outcome == Outcome.NoJudgementInTime) p = noJudgementInTime(price, payment, results);

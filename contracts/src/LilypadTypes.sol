@@ -121,15 +121,20 @@ library LilypadHashing {
 
     // encodeType appends the referenced struct types sorted by name.
     bytes32 internal constant GPU_TYPEHASH = keccak256(GPU_TYPE);
-    bytes32 internal constant MACHINE_SPEC_TYPEHASH = keccak256(abi.encodePacked(MACHINE_SPEC_TYPE, GPU_TYPE));
+    bytes32 internal constant MACHINE_SPEC_TYPEHASH =
+        keccak256(abi.encodePacked(MACHINE_SPEC_TYPE, GPU_TYPE));
     bytes32 internal constant JOB_REQUIREMENTS_TYPEHASH = keccak256(JOB_REQUIREMENTS_TYPE);
     bytes32 internal constant MODULE_PRICE_TYPEHASH = keccak256(MODULE_PRICE_TYPE);
     bytes32 internal constant RESOURCE_OFFER_TYPEHASH =
         keccak256(abi.encodePacked(RESOURCE_OFFER_TYPE, GPU_TYPE, MACHINE_SPEC_TYPE, MODULE_PRICE_TYPE));
-    bytes32 internal constant JOB_OFFER_TYPEHASH = keccak256(abi.encodePacked(JOB_OFFER_TYPE, JOB_REQUIREMENTS_TYPE));
+    bytes32 internal constant JOB_OFFER_TYPEHASH =
+        keccak256(abi.encodePacked(JOB_OFFER_TYPE, JOB_REQUIREMENTS_TYPE));
 
     function hashGpu(Gpu calldata g) internal pure returns (bytes32) {
-        return keccak256(abi.encode(GPU_TYPEHASH, keccak256(bytes(g.vendor)), keccak256(bytes(g.model)), g.vramMib));
+        return
+            keccak256(
+                abi.encode(GPU_TYPEHASH, keccak256(bytes(g.vendor)), keccak256(bytes(g.model)), g.vramMib)
+            );
     }
 
     function hashMachineSpec(MachineSpec calldata s) internal pure returns (bytes32) {
@@ -147,7 +152,9 @@ library LilypadHashing {
 
     function hashJobRequirements(JobRequirements calldata r) internal pure returns (bytes32) {
         return keccak256(
-            abi.encode(JOB_REQUIREMENTS_TYPEHASH, r.cpuMillicores, r.ramMib, r.diskMib, r.gpuCount, r.gpuVramMib)
+            abi.encode(
+                JOB_REQUIREMENTS_TYPEHASH, r.cpuMillicores, r.ramMib, r.diskMib, r.gpuCount, r.gpuVramMib
+            )
         );
     }
 
@@ -197,7 +204,12 @@ library LilypadHashing {
                     o.paymentCollateral
                 ),
                 abi.encode(
-                    o.timeoutSecs, keccak256(abi.encodePacked(o.mediators)), o.solver, o.target, o.expiry, o.nonce
+                    o.timeoutSecs,
+                    keccak256(abi.encodePacked(o.mediators)),
+                    o.solver,
+                    o.target,
+                    o.expiry,
+                    o.nonce
                 )
             )
         );

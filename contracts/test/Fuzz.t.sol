@@ -83,7 +83,9 @@ contract FuzzTest is Fixture {
         assertEq(p.toMediator, medWant, "mediator");
         assertEq(p.toJobCreator + p.toProvider + p.toMediator, paidIn, "pays out exactly what was paid in");
         bool mediated = o == Outcome.MediationAccepted || o == Outcome.MediationRejected;
-        assertEq(p.toMediator, mediated ? a.fee : 0, "the mediator gets exactly the fee, and only when it mediated");
+        assertEq(
+            p.toMediator, mediated ? a.fee : 0, "the mediator gets exactly the fee, and only when it mediated"
+        );
     }
 
     // ------------------------------------------------------------------ whole deals with fuzzed amounts
@@ -167,7 +169,10 @@ contract FuzzTest is Fixture {
         }
     }
 
-    function checkBalances(Outcome o, Amounts memory a, uint256 jc0, uint256 rp0, address mediator) internal view {
+    function checkBalances(Outcome o, Amounts memory a, uint256 jc0, uint256 rp0, address mediator)
+        internal
+        view
+    {
         (uint256 jc1, uint256 rp1, uint256 c1) = balances();
         (uint256 toJc, uint256 toRp, uint256 toMed,) = expectedTotals(o, a);
         // Net change of each party = what it received - what it paid in.
@@ -232,7 +237,9 @@ contract FuzzTest is Fixture {
         } else {
             vm.prank(rp);
             vm.expectRevert(
-                abi.encodeWithSelector(LilypadController.DeadlinePassed.selector, START + timeoutSecs, START + dt)
+                abi.encodeWithSelector(
+                    LilypadController.DeadlinePassed.selector, START + timeoutSecs, START + dt
+                )
             );
             controller.submitResults(id, hex"01");
             controller.claimTimeout(id);
@@ -240,9 +247,12 @@ contract FuzzTest is Fixture {
         }
     }
 
-    function testFuzz_judgeAndMediateWindows(uint32 judge, uint32 mediate_, uint256 dtJudge, uint256 dtMediate)
-        public
-    {
+    function testFuzz_judgeAndMediateWindows(
+        uint32 judge,
+        uint32 mediate_,
+        uint256 dtJudge,
+        uint256 dtMediate
+    ) public {
         judge = uint32(bound(judge, 1, 30 days));
         mediate_ = uint32(bound(mediate_, 1, 30 days));
         dtJudge = bound(dtJudge, 0, 2 * uint256(judge));
@@ -261,14 +271,18 @@ contract FuzzTest is Fixture {
         if (dtJudge > judge) {
             vm.prank(jc);
             vm.expectRevert(
-                abi.encodeWithSelector(LilypadController.DeadlinePassed.selector, judgeDeadline, block.timestamp)
+                abi.encodeWithSelector(
+                    LilypadController.DeadlinePassed.selector, judgeDeadline, block.timestamp
+                )
             );
             controller.challengeResults(id, addrs(m1, m2));
             controller.claimTimeout(id);
             assertTrue(controller.getDeal(id).outcome == Outcome.NoJudgementInTime, "no judgement");
             return;
         }
-        vm.expectRevert(abi.encodeWithSelector(LilypadController.TooEarly.selector, judgeDeadline, block.timestamp));
+        vm.expectRevert(
+            abi.encodeWithSelector(LilypadController.TooEarly.selector, judgeDeadline, block.timestamp)
+        );
         controller.claimTimeout(id);
         vm.prank(jc);
         controller.challengeResults(id, addrs(m1, m2));
@@ -278,7 +292,9 @@ contract FuzzTest is Fixture {
         if (dtMediate > mediate_) {
             vm.prank(mediator);
             vm.expectRevert(
-                abi.encodeWithSelector(LilypadController.DeadlinePassed.selector, mediateDeadline, block.timestamp)
+                abi.encodeWithSelector(
+                    LilypadController.DeadlinePassed.selector, mediateDeadline, block.timestamp
+                )
             );
             controller.mediate(id, true);
             controller.claimTimeout(id);
@@ -309,9 +325,11 @@ contract FuzzTest is Fixture {
         }
     }
 
-    function testFuzz_mediatorsAreTheIntersectionAndTheDrawIsInIt(uint8 jobMask, uint8 resourceMask, bytes32 hash)
-        public
-    {
+    function testFuzz_mediatorsAreTheIntersectionAndTheDrawIsInIt(
+        uint8 jobMask,
+        uint8 resourceMask,
+        bytes32 hash
+    ) public {
         vm.assume(jobMask != 0 && resourceMask != 0);
         JobOffer memory j = jobOffer();
         ResourceOffer memory r = resourceOffer();

@@ -41,7 +41,9 @@ contract GasTest is Fixture {
         vm.prank(solver);
         controller.createDeal(j, js, r, rs);
         vm.prank(rp);
-        controller.submitResults(id, hex"1220c3c4733ec8affd06cf9e9ff50ffc6bcd2ec85a6170004bb709669c31de94391a");
+        controller.submitResults(
+            id, hex"1220c3c4733ec8affd06cf9e9ff50ffc6bcd2ec85a6170004bb709669c31de94391a"
+        );
         vm.prank(jc);
         controller.acceptResults(id);
     }
@@ -73,7 +75,9 @@ contract GasFirstDealTest is Fixture {
         vm.prank(solver);
         controller.createDeal(j, js, r, rs);
         vm.prank(rp);
-        controller.submitResults(id, hex"1220c3c4733ec8affd06cf9e9ff50ffc6bcd2ec85a6170004bb709669c31de94391a");
+        controller.submitResults(
+            id, hex"1220c3c4733ec8affd06cf9e9ff50ffc6bcd2ec85a6170004bb709669c31de94391a"
+        );
         vm.prank(jc);
         controller.acceptResults(id);
     }

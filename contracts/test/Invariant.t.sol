@@ -8,7 +8,13 @@ import {LilypadController} from "../src/LilypadController.sol";
 import {LilypadModuleRegistry} from "../src/LilypadModuleRegistry.sol";
 import {LilypadToken} from "../src/LilypadToken.sol";
 import {
-    DealState, Gpu, JobOffer, JobRequirements, MachineSpec, ModulePrice, ResourceOffer
+    DealState,
+    Gpu,
+    JobOffer,
+    JobRequirements,
+    MachineSpec,
+    ModulePrice,
+    ResourceOffer
 } from "../src/LilypadTypes.sol";
 
 /// @notice Drives the controller with random sequences of legitimate and
@@ -34,7 +40,12 @@ contract Handler {
     bool public breach;
     mapping(bytes4 => uint256) public calls;
 
-    constructor(LilypadController controller_, LilypadToken token_, address solver_, address[] memory mediators_) {
+    constructor(
+        LilypadController controller_,
+        LilypadToken token_,
+        address solver_,
+        address[] memory mediators_
+    ) {
         controller = controller_;
         token = token_;
         solver = solver_;
@@ -74,9 +85,14 @@ contract Handler {
 
     // ------------------------------------------------------------------ actions
 
-    function createDeal(uint256 who, uint256 price, uint256 extra, uint256 timeout, uint64 timeoutSecs, uint8 medMask)
-        external
-    {
+    function createDeal(
+        uint256 who,
+        uint256 price,
+        uint256 extra,
+        uint256 timeout,
+        uint64 timeoutSecs,
+        uint8 medMask
+    ) external {
         if (dealIds.length >= MAX_DEALS) return;
         JobOffer memory j;
         ResourceOffer memory r;
@@ -218,16 +234,31 @@ contract Handler {
         LilypadController.DealView memory d = controller.getDeal(id);
         uint256 before = token.balanceOf(address(controller));
         vm.prank(intruder);
-        try controller.submitResults(id, hex"01") { breach = true; } catch {}
+        try controller.submitResults(id, hex"01") {
+            breach = true;
+        }
+            catch {}
         vm.prank(intruder);
-        try controller.acceptResults(id) { breach = true; } catch {}
+        try controller.acceptResults(id) {
+            breach = true;
+        }
+            catch {}
         vm.prank(intruder);
-        try controller.challengeResults(id, dealMediators[id]) { breach = true; } catch {}
+        try controller.challengeResults(id, dealMediators[id]) {
+            breach = true;
+        }
+            catch {}
         vm.prank(intruder);
-        try controller.mediate(id, false) { breach = true; } catch {}
+        try controller.mediate(id, false) {
+            breach = true;
+        }
+            catch {}
         if (d.state != DealState.Finished && block.timestamp <= d.deadline) {
             vm.prank(intruder);
-            try controller.claimTimeout(id) { breach = true; } catch {}
+            try controller.claimTimeout(id) {
+                breach = true;
+            }
+                catch {}
         }
         if (token.balanceOf(address(controller)) != before) breach = true;
         calls[this.intrude.selector]++;
@@ -293,7 +324,9 @@ contract InvariantTest is Test {
     function invariant_neverPaysOutMoreThanPaidIn() public view {
         assertLe(handler.totalOut(), handler.totalIn(), "total out <= total in");
         assertEq(
-            handler.totalIn() - handler.totalOut(), token.balanceOf(address(controller)), "in - out == balance"
+            handler.totalIn() - handler.totalOut(),
+            token.balanceOf(address(controller)),
+            "in - out == balance"
         );
         uint256 n = handler.dealCount();
         for (uint256 i; i < n; ++i) {
@@ -304,7 +337,9 @@ contract InvariantTest is Test {
             if (controller.getDeal(id).state == DealState.Finished) {
                 assertEq(out, inn, "a finished deal paid out exactly what came in");
             } else {
-                assertEq(inn - out, controller.escrowOf(id), "an open deal holds what came in less what went out");
+                assertEq(
+                    inn - out, controller.escrowOf(id), "an open deal holds what came in less what went out"
+                );
             }
         }
     }

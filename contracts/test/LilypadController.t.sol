@@ -11,7 +11,13 @@ import {LilypadController} from "../src/LilypadController.sol";
 import {LilypadModuleRegistry} from "../src/LilypadModuleRegistry.sol";
 import {LilypadSettlement} from "../src/LilypadSettlement.sol";
 import {
-    DealAction, DealRole, DealState, JobOffer, ModulePrice, Outcome, ResourceOffer
+    DealAction,
+    DealRole,
+    DealState,
+    JobOffer,
+    ModulePrice,
+    Outcome,
+    ResourceOffer
 } from "../src/LilypadTypes.sol";
 
 /// @notice An ERC-1271 wallet that accepts one digest.
@@ -48,7 +54,9 @@ contract LilypadControllerTest is Fixture {
     event ResultsSubmitted(
         bytes32 indexed dealId, bytes32 results, bytes resultsCid, uint256 resultsCollateral, uint64 deadline
     );
-    event ResultsChallenged(bytes32 indexed dealId, address indexed mediator, uint256 mediationFee, uint64 deadline);
+    event ResultsChallenged(
+        bytes32 indexed dealId, address indexed mediator, uint256 mediationFee, uint64 deadline
+    );
     event DealFinished(
         bytes32 indexed dealId,
         Outcome indexed outcome,
@@ -177,7 +185,9 @@ contract LilypadControllerTest is Fixture {
         expectCreateRevert(
             jobOffer(),
             resourceOffer(),
-            abi.encodeWithSelector(LilypadController.DealExists.selector, dealIdOf(jobOffer(), resourceOffer()))
+            abi.encodeWithSelector(
+                LilypadController.DealExists.selector, dealIdOf(jobOffer(), resourceOffer())
+            )
         );
         // The job creator's nonce with a fresh resource offer.
         ResourceOffer memory r = resourceOffer();
@@ -186,7 +196,9 @@ contract LilypadControllerTest is Fixture {
         // The provider's nonce with a fresh job offer.
         JobOffer memory j = jobOffer();
         j.nonce = 2;
-        expectCreateRevert(j, resourceOffer(), abi.encodeWithSelector(LilypadController.NonceUsed.selector, rp, 1));
+        expectCreateRevert(
+            j, resourceOffer(), abi.encodeWithSelector(LilypadController.NonceUsed.selector, rp, 1)
+        );
         // Fresh nonces on both sides work.
         create(j, r);
     }
@@ -199,7 +211,9 @@ contract LilypadControllerTest is Fixture {
         vm.prank(jc);
         controller.invalidateNonces(3, 1 << 5);
         assertTrue(controller.isNonceUsed(jc, j.nonce), "invalidated");
-        expectCreateRevert(j, resourceOffer(), abi.encodeWithSelector(LilypadController.NonceUsed.selector, jc, j.nonce));
+        expectCreateRevert(
+            j, resourceOffer(), abi.encodeWithSelector(LilypadController.NonceUsed.selector, jc, j.nonce)
+        );
         // Only the caller's own nonces are touched.
         assertTrue(!controller.isNonceUsed(rp, j.nonce), "other signer untouched");
     }
@@ -271,7 +285,9 @@ contract LilypadControllerTest is Fixture {
         JobOffer memory j = jobOffer();
         j.moduleId = bytes32(uint256(0x5555));
         expectCreateRevert(
-            j, resourceOffer(), abi.encodeWithSelector(LilypadController.ModuleNotOffered.selector, j.moduleId)
+            j,
+            resourceOffer(),
+            abi.encodeWithSelector(LilypadController.ModuleNotOffered.selector, j.moduleId)
         );
         ResourceOffer memory r = resourceOffer();
         r.anyModule = true;
@@ -284,14 +300,18 @@ contract LilypadControllerTest is Fixture {
         vm.prank(owner);
         registry.setStatus(ids(MODULE), LilypadModuleRegistry.Status.Blocked);
         expectCreateRevert(
-            jobOffer(), resourceOffer(), abi.encodeWithSelector(LilypadController.ModuleNotAllowed.selector, MODULE)
+            jobOffer(),
+            resourceOffer(),
+            abi.encodeWithSelector(LilypadController.ModuleNotAllowed.selector, MODULE)
         );
         vm.startPrank(owner);
         registry.setStatus(ids(MODULE), LilypadModuleRegistry.Status.Unlisted);
         registry.setAllowlistOnly(true);
         vm.stopPrank();
         expectCreateRevert(
-            jobOffer(), resourceOffer(), abi.encodeWithSelector(LilypadController.ModuleNotAllowed.selector, MODULE)
+            jobOffer(),
+            resourceOffer(),
+            abi.encodeWithSelector(LilypadController.ModuleNotAllowed.selector, MODULE)
         );
         vm.prank(owner);
         registry.setStatus(ids(MODULE), LilypadModuleRegistry.Status.Allowed);
@@ -302,7 +322,9 @@ contract LilypadControllerTest is Fixture {
         JobOffer memory j = jobOffer();
         j.maxPrice = PRICE - 1;
         expectCreateRevert(
-            j, resourceOffer(), abi.encodeWithSelector(LilypadController.PriceTooHigh.selector, PRICE, PRICE - 1)
+            j,
+            resourceOffer(),
+            abi.encodeWithSelector(LilypadController.PriceTooHigh.selector, PRICE, PRICE - 1)
         );
         j.maxPrice = PRICE;
         j.paymentCollateral = PRICE - 1;
@@ -313,7 +335,9 @@ contract LilypadControllerTest is Fixture {
         );
         j.paymentCollateral = PRICE;
         bytes32 id = create(j, resourceOffer());
-        assertEq(controller.getDeal(id).price, PRICE, "price is the module's own price (not the 9 ether default)");
+        assertEq(
+            controller.getDeal(id).price, PRICE, "price is the module's own price (not the 9 ether default)"
+        );
     }
 
     function test_createDeal_amountsAbove128BitsRefused() public {
@@ -335,7 +359,9 @@ contract LilypadControllerTest is Fixture {
         r.modulePrices[0].price = half;
         j.maxPrice = half;
         j.paymentCollateral = half;
-        expectCreateRevert(j, r, abi.encodeWithSelector(LilypadController.AmountTooLarge.selector, 3, half * 2));
+        expectCreateRevert(
+            j, r, abi.encodeWithSelector(LilypadController.AmountTooLarge.selector, 3, half * 2)
+        );
     }
 
     function test_createDeal_listsMustBeStrictlyAscending() public {
@@ -385,7 +411,9 @@ contract LilypadControllerTest is Fixture {
         r.mediators = addrs(m2, m3);
         bytes32 id = create(j, r);
         assertEq(
-            controller.getDeal(id).mediatorsHash, keccak256(abi.encodePacked(addrs(m2, m3))), "intersection m2 m3"
+            controller.getDeal(id).mediatorsHash,
+            keccak256(abi.encodePacked(addrs(m2, m3))),
+            "intersection m2 m3"
         );
     }
 
@@ -418,7 +446,9 @@ contract LilypadControllerTest is Fixture {
         address holder = vm.addr(key);
         bytes32 structHash = keccak256(
             abi.encode(
-                keccak256("Permit(address owner,address spender,uint256 value,uint256 nonce,uint256 deadline)"),
+                keccak256(
+                    "Permit(address owner,address spender,uint256 value,uint256 nonce,uint256 deadline)"
+                ),
                 holder,
                 address(controller),
                 value,
@@ -476,7 +506,9 @@ contract LilypadControllerTest is Fixture {
         LilypadController.Permit memory none;
         vm.prank(solver);
         vm.expectRevert(
-            abi.encodeWithSelector(IERC20Errors.ERC20InsufficientAllowance.selector, address(controller), 0, PAYMENT)
+            abi.encodeWithSelector(
+                IERC20Errors.ERC20InsufficientAllowance.selector, address(controller), 0, PAYMENT
+            )
         );
         controller.createDealWithPermits(j, js, r, rs, jp, none);
     }
@@ -531,7 +563,9 @@ contract LilypadControllerTest is Fixture {
 
         bytes32 id = createDefault();
         vm.prank(jc);
-        vm.expectRevert(abi.encodeWithSelector(LilypadController.WrongSender.selector, DealRole.ResourceProvider, rp, jc));
+        vm.expectRevert(
+            abi.encodeWithSelector(LilypadController.WrongSender.selector, DealRole.ResourceProvider, rp, jc)
+        );
         controller.submitResults(id, CID);
 
         vm.prank(rp);
@@ -540,7 +574,9 @@ contract LilypadControllerTest is Fixture {
 
         vm.warp(START + 601);
         vm.prank(rp);
-        vm.expectRevert(abi.encodeWithSelector(LilypadController.DeadlinePassed.selector, START + 600, START + 601));
+        vm.expectRevert(
+            abi.encodeWithSelector(LilypadController.DeadlinePassed.selector, START + 600, START + 601)
+        );
         controller.submitResults(id, CID);
 
         vm.warp(START + 600);
@@ -548,7 +584,10 @@ contract LilypadControllerTest is Fixture {
         vm.prank(rp);
         vm.expectRevert(
             abi.encodeWithSelector(
-                LilypadController.NotAllowed.selector, id, DealState.ResultsSubmitted, DealAction.SubmitResults
+                LilypadController.NotAllowed.selector,
+                id,
+                DealState.ResultsSubmitted,
+                DealAction.SubmitResults
             )
         );
         controller.submitResults(id, CID);
@@ -556,7 +595,9 @@ contract LilypadControllerTest is Fixture {
         vm.prank(jc);
         controller.acceptResults(id);
         vm.prank(rp);
-        vm.expectRevert(abi.encodeWithSelector(LilypadController.AlreadyFinished.selector, id, Outcome.Accepted));
+        vm.expectRevert(
+            abi.encodeWithSelector(LilypadController.AlreadyFinished.selector, id, Outcome.Accepted)
+        );
         controller.submitResults(id, CID);
     }
 
@@ -589,19 +630,25 @@ contract LilypadControllerTest is Fixture {
         bytes32 id = createDefault();
         vm.prank(jc);
         vm.expectRevert(
-            abi.encodeWithSelector(LilypadController.NotAllowed.selector, id, DealState.Agreed, DealAction.AcceptResults)
+            abi.encodeWithSelector(
+                LilypadController.NotAllowed.selector, id, DealState.Agreed, DealAction.AcceptResults
+            )
         );
         controller.acceptResults(id);
 
         submit(id);
         vm.prank(rp);
-        vm.expectRevert(abi.encodeWithSelector(LilypadController.WrongSender.selector, DealRole.JobCreator, jc, rp));
+        vm.expectRevert(
+            abi.encodeWithSelector(LilypadController.WrongSender.selector, DealRole.JobCreator, jc, rp)
+        );
         controller.acceptResults(id);
 
         uint256 deadline = START + JUDGE;
         vm.warp(deadline + 1);
         vm.prank(jc);
-        vm.expectRevert(abi.encodeWithSelector(LilypadController.DeadlinePassed.selector, deadline, deadline + 1));
+        vm.expectRevert(
+            abi.encodeWithSelector(LilypadController.DeadlinePassed.selector, deadline, deadline + 1)
+        );
         controller.acceptResults(id);
 
         controller.claimTimeout(id);
@@ -668,7 +715,9 @@ contract LilypadControllerTest is Fixture {
 
         submit(id);
         vm.prank(rp);
-        vm.expectRevert(abi.encodeWithSelector(LilypadController.WrongSender.selector, DealRole.JobCreator, jc, rp));
+        vm.expectRevert(
+            abi.encodeWithSelector(LilypadController.WrongSender.selector, DealRole.JobCreator, jc, rp)
+        );
         controller.challengeResults(id, addrs(m1, m2));
 
         // The job creator cannot narrow the set to the mediator it prefers.
@@ -683,7 +732,11 @@ contract LilypadControllerTest is Fixture {
 
         vm.warp(START + JUDGE + 1);
         vm.prank(jc);
-        vm.expectRevert(abi.encodeWithSelector(LilypadController.DeadlinePassed.selector, START + JUDGE, START + JUDGE + 1));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                LilypadController.DeadlinePassed.selector, START + JUDGE, START + JUDGE + 1
+            )
+        );
         controller.challengeResults(id, addrs(m1, m2));
 
         vm.warp(START + JUDGE);
@@ -691,7 +744,10 @@ contract LilypadControllerTest is Fixture {
         vm.prank(jc);
         vm.expectRevert(
             abi.encodeWithSelector(
-                LilypadController.NotAllowed.selector, id, DealState.ResultsChallenged, DealAction.ChallengeResults
+                LilypadController.NotAllowed.selector,
+                id,
+                DealState.ResultsChallenged,
+                DealAction.ChallengeResults
             )
         );
         controller.challengeResults(id, addrs(m1, m2));
@@ -704,7 +760,9 @@ contract LilypadControllerTest is Fixture {
         token.approve(address(controller), 0);
         vm.prank(jc);
         vm.expectRevert(
-            abi.encodeWithSelector(IERC20Errors.ERC20InsufficientAllowance.selector, address(controller), 0, FEE)
+            abi.encodeWithSelector(
+                IERC20Errors.ERC20InsufficientAllowance.selector, address(controller), 0, FEE
+            )
         );
         controller.challengeResults(id, addrs(m1, m2));
     }
@@ -769,7 +827,9 @@ contract LilypadControllerTest is Fixture {
         submit(id);
         vm.prank(m1);
         vm.expectRevert(
-            abi.encodeWithSelector(LilypadController.NotAllowed.selector, id, DealState.ResultsSubmitted, DealAction.Mediate)
+            abi.encodeWithSelector(
+                LilypadController.NotAllowed.selector, id, DealState.ResultsSubmitted, DealAction.Mediate
+            )
         );
         controller.mediate(id, true);
 
@@ -777,19 +837,25 @@ contract LilypadControllerTest is Fixture {
         address notChosen = mediator == m1 ? m2 : m1;
         vm.prank(notChosen);
         vm.expectRevert(
-            abi.encodeWithSelector(LilypadController.WrongSender.selector, DealRole.ChosenMediator, mediator, notChosen)
+            abi.encodeWithSelector(
+                LilypadController.WrongSender.selector, DealRole.ChosenMediator, mediator, notChosen
+            )
         );
         controller.mediate(id, true);
         vm.prank(jc);
         vm.expectRevert(
-            abi.encodeWithSelector(LilypadController.WrongSender.selector, DealRole.ChosenMediator, mediator, jc)
+            abi.encodeWithSelector(
+                LilypadController.WrongSender.selector, DealRole.ChosenMediator, mediator, jc
+            )
         );
         controller.mediate(id, false);
 
         vm.warp(START + MEDIATE + 1);
         vm.prank(mediator);
         vm.expectRevert(
-            abi.encodeWithSelector(LilypadController.DeadlinePassed.selector, START + MEDIATE, START + MEDIATE + 1)
+            abi.encodeWithSelector(
+                LilypadController.DeadlinePassed.selector, START + MEDIATE, START + MEDIATE + 1
+            )
         );
         controller.mediate(id, true);
 
@@ -826,7 +892,9 @@ contract LilypadControllerTest is Fixture {
         bytes32 id = createDefault();
         submit(id);
         vm.warp(START + JUDGE);
-        vm.expectRevert(abi.encodeWithSelector(LilypadController.TooEarly.selector, START + JUDGE, START + JUDGE));
+        vm.expectRevert(
+            abi.encodeWithSelector(LilypadController.TooEarly.selector, START + JUDGE, START + JUDGE)
+        );
         controller.claimTimeout(id);
         vm.warp(START + JUDGE + 1);
         vm.expectEmit(address(controller));
@@ -845,7 +913,9 @@ contract LilypadControllerTest is Fixture {
         submit(id);
         address mediator = challenge(id);
         vm.warp(START + MEDIATE);
-        vm.expectRevert(abi.encodeWithSelector(LilypadController.TooEarly.selector, START + MEDIATE, START + MEDIATE));
+        vm.expectRevert(
+            abi.encodeWithSelector(LilypadController.TooEarly.selector, START + MEDIATE, START + MEDIATE)
+        );
         controller.claimTimeout(id);
         vm.warp(START + MEDIATE + 1);
         vm.expectEmit(address(controller));
@@ -867,7 +937,9 @@ contract LilypadControllerTest is Fixture {
         bytes32 id = createDefault();
         vm.warp(START + 601);
         controller.claimTimeout(id);
-        vm.expectRevert(abi.encodeWithSelector(LilypadController.AlreadyFinished.selector, id, Outcome.NoResultsInTime));
+        vm.expectRevert(
+            abi.encodeWithSelector(LilypadController.AlreadyFinished.selector, id, Outcome.NoResultsInTime)
+        );
         controller.claimTimeout(id);
     }
 
@@ -884,10 +956,7 @@ contract LilypadControllerTest is Fixture {
 
     function test_setParams_onlyOwnerAndCapturedPerDeal() public {
         LilypadController.NetworkParams memory p = LilypadController.NetworkParams({
-            resultsCollateralMultiple: 3,
-            judgeWindowSecs: 10,
-            mediateWindowSecs: 20,
-            mediationFee: 7
+            resultsCollateralMultiple: 3, judgeWindowSecs: 10, mediateWindowSecs: 20, mediationFee: 7
         });
         vm.prank(other);
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, other));
@@ -945,7 +1014,9 @@ contract LilypadControllerTest is Fixture {
     function test_views() public view {
         bytes32 expected = keccak256(
             abi.encode(
-                keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"),
+                keccak256(
+                    "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+                ),
                 keccak256("Lilypad"),
                 keccak256("1"),
                 block.chainid,
@@ -953,7 +1024,11 @@ contract LilypadControllerTest is Fixture {
             )
         );
         assertEq(controller.domainSeparator(), expected, "domain separator");
-        assertEq(controller.dealIdOf(bytes32(uint256(1)), bytes32(uint256(2))), keccak256(abi.encode(uint256(1), uint256(2))), "deal id");
+        assertEq(
+            controller.dealIdOf(bytes32(uint256(1)), bytes32(uint256(2))),
+            keccak256(abi.encode(uint256(1), uint256(2))),
+            "deal id"
+        );
         assertEq(address(controller.token()), address(token), "token");
         assertEq(address(controller.modules()), address(registry), "modules");
         LilypadSettlement.Payouts memory p = controller.settlementTable(Outcome.Accepted, 30, 100, 7, 60, 10);

@@ -81,7 +81,9 @@ contract LilypadTypesTest is Test {
     function domainSeparator(uint256 chainId, address verifyingContract) internal pure returns (bytes32) {
         return keccak256(
             abi.encode(
-                keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"),
+                keccak256(
+                    "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+                ),
                 keccak256("Lilypad"),
                 keccak256("1"),
                 chainId,
@@ -96,7 +98,9 @@ contract LilypadTypesTest is Test {
 
     function test_typeHashesMatchForgeEip712() public pure {
         assertEq(
-            LilypadHashing.GPU_TYPEHASH, 0xef3ca523864afacb90fe838a6b1773d220e1ae341f1a049176b51aed7c885622, "Gpu"
+            LilypadHashing.GPU_TYPEHASH,
+            0xef3ca523864afacb90fe838a6b1773d220e1ae341f1a049176b51aed7c885622,
+            "Gpu"
         );
         assertEq(
             LilypadHashing.MACHINE_SPEC_TYPEHASH,
@@ -128,7 +132,9 @@ contract LilypadTypesTest is Test {
     function test_structHashesMatchRustCore() public view {
         assertEq(h.jobOffer(job()), 0x8746d48b276af3d9136c8ed2edeacad647dd72dacea8df1090e526c05c605d76, "job");
         assertEq(
-            h.resourceOffer(resource()), 0xaef0c859bb62010a17bf9f913048e34999f65202c50a2c56ae4c50b825936bc9, "resource"
+            h.resourceOffer(resource()),
+            0xaef0c859bb62010a17bf9f913048e34999f65202c50a2c56ae4c50b825936bc9,
+            "resource"
         );
     }
 
@@ -140,7 +146,9 @@ contract LilypadTypesTest is Test {
         assertEq(j, 0x085396d2ff84a05db907b14ffaf9eda80b1887a82704e64f033a73800b82155b, "job digest");
         assertEq(r, 0x4ff9efed3506b533de8f951fbf806582ceee1b21adbf0a48a24e5b1f813826b4, "resource digest");
         assertEq(
-            keccak256(abi.encode(j, r)), 0xcbf98f1eba149b90154f0d31aa57b60a2a8f1d601bc5eb6675f08317ea16d6ad, "deal id"
+            keccak256(abi.encode(j, r)),
+            0xcbf98f1eba149b90154f0d31aa57b60a2a8f1d601bc5eb6675f08317ea16d6ad,
+            "deal id"
         );
     }
 

@@ -39,7 +39,8 @@ contract ReentrantToken is ERC20 {
 contract ReentrancyTest is Fixture {
     function test_reentrantSettlementIsRefused() public {
         ReentrantToken hostile = new ReentrantToken();
-        LilypadController c = new LilypadController(IERC20(address(hostile)), registry, owner, defaultParams());
+        LilypadController c =
+            new LilypadController(IERC20(address(hostile)), registry, owner, defaultParams());
         controller = c; // the Fixture's signing helpers use `controller`
         hostile.mint(jc, 100 ether);
         hostile.mint(rp, 100 ether);
@@ -51,7 +52,9 @@ contract ReentrancyTest is Fixture {
         bytes32 id = create(jobOffer(), resourceOffer());
         vm.warp(START + 601);
         hostile.arm(c, id);
-        vm.expectRevert(abi.encodeWithSelector(ReentrancyGuardTransient.ReentrancyGuardReentrantCall.selector));
+        vm.expectRevert(
+            abi.encodeWithSelector(ReentrancyGuardTransient.ReentrancyGuardReentrantCall.selector)
+        );
         c.claimTimeout(id);
         assertEq(hostile.balanceOf(address(c)), 12 ether + 5 ether, "nothing left the escrow");
     }

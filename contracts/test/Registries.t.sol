@@ -181,7 +181,9 @@ contract LilypadTokenTest is Test {
     function test_onlyMintersMint() public {
         bytes32 role = token.MINTER_ROLE();
         vm.prank(alice);
-        vm.expectRevert(abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, alice, role));
+        vm.expectRevert(
+            abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, alice, role)
+        );
         token.mint(alice, 1);
         vm.prank(admin);
         token.grantRole(role, alice);
@@ -199,7 +201,9 @@ contract LilypadTokenTest is Test {
                 token.DOMAIN_SEPARATOR(),
                 keccak256(
                     abi.encode(
-                        keccak256("Permit(address owner,address spender,uint256 value,uint256 nonce,uint256 deadline)"),
+                        keccak256(
+                            "Permit(address owner,address spender,uint256 value,uint256 nonce,uint256 deadline)"
+                        ),
                         holder,
                         alice,
                         7,

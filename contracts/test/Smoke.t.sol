@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 import {Test} from "./utils/Test.sol";
 import {vm} from "./utils/Vm.sol";
+
 contract SmokeTest is Test {
     function test_cheatcodes() public {
         vm.warp(1234);
@@ -10,6 +11,7 @@ contract SmokeTest is Test {
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(1, keccak256("x"));
         assertEq(ecrecover(keccak256("x"), v, r, s), a, "sign");
     }
+
     function testFuzz_bound(uint256 x) public pure {
         uint256 y = bound(x, 3, 9);
         assertTrue(y >= 3 && y <= 9, "bound");

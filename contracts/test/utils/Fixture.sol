@@ -116,8 +116,9 @@ abstract contract Fixture is Test {
         o.creator = jc;
         o.moduleId = MODULE;
         o.inputsHash = INPUTS;
-        o.requirements =
-            JobRequirements({cpuMillicores: 1000, ramMib: 2048, diskMib: 1024, gpuCount: 1, gpuVramMib: 8192});
+        o.requirements = JobRequirements({
+            cpuMillicores: 1000, ramMib: 2048, diskMib: 1024, gpuCount: 1, gpuVramMib: 8192
+        });
         o.maxPrice = 10 ether;
         o.paymentCollateral = 12 ether;
         o.timeoutSecs = 600;
