@@ -236,29 +236,24 @@ contract Handler {
         vm.prank(intruder);
         try controller.submitResults(id, hex"01") {
             breach = true;
-        }
-            catch {}
+        } catch {}
         vm.prank(intruder);
         try controller.acceptResults(id) {
             breach = true;
-        }
-            catch {}
+        } catch {}
         vm.prank(intruder);
         try controller.challengeResults(id, dealMediators[id]) {
             breach = true;
-        }
-            catch {}
+        } catch {}
         vm.prank(intruder);
         try controller.mediate(id, false) {
             breach = true;
-        }
-            catch {}
+        } catch {}
         if (d.state != DealState.Finished && block.timestamp <= d.deadline) {
             vm.prank(intruder);
             try controller.claimTimeout(id) {
                 breach = true;
-            }
-                catch {}
+            } catch {}
         }
         if (token.balanceOf(address(controller)) != before) breach = true;
         calls[this.intrude.selector]++;
