@@ -24,4 +24,7 @@ if ((${#py_missing[@]})); then
     || die "pip could not install ${py_missing[*]}: run 'python3 -m pip install ${py_missing[*]}' by hand"
 fi
 
+# The Solidity toolchain (anvil, forge, cast, solcjs, OpenZeppelin) from npm.
+bash scripts/setup-contracts.sh >/dev/null
+
 say "ready"

@@ -24,4 +24,13 @@ fi
 step "doc tests"
 cargo test --workspace --locked --doc
 
+step "contracts: forge fmt --check"
+bash scripts/forge.sh fmt --check
+
+step "contracts: forge tests and gas snapshot (forge snapshot --check runs every test)"
+bash scripts/forge.sh snapshot --check
+
+step "contracts: committed artifacts match a fresh build"
+node contracts/export-artifacts.js --check
+
 step "all tests passed"

@@ -115,8 +115,8 @@ pub enum DealError {
         /// The resource offer's solver.
         resource: Address,
     },
-    /// The results collateral overflows 256 bits.
-    #[error("results collateral overflows: price {price} x multiple {multiple}")]
+    /// The results collateral is over the 128-bit amount limit.
+    #[error("results collateral price {price} x multiple {multiple} is over the 2^128 - 1 limit")]
     Overflow {
         /// The price.
         price: U256,
@@ -158,6 +158,7 @@ impl Deal {
         let multiple = params.results_collateral_multiple;
         let results_collateral = price
             .checked_mul(U256::from(multiple))
+            .filter(|c| *c <= crate::offer::MAX_AMOUNT)
             .ok_or(DealError::Overflow { price, multiple })?;
         Ok(Self {
             id: deal_id(job_offer_id, resource_offer_id),

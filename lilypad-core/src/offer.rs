@@ -122,6 +122,16 @@ fn invalid(field: &'static str, value: impl std::fmt::Display, reason: &'static 
     OfferError::Invalid { field, value: value.to_string(), reason }
 }
 
+/// The largest amount an escrow or price may hold: the controller packs amounts into 128 bits.
+pub const MAX_AMOUNT: U256 = U256::from_limbs([u64::MAX, u64::MAX, 0, 0]);
+
+fn check_amount(field: &'static str, value: U256) -> Result<(), OfferError> {
+    if value > MAX_AMOUNT {
+        return Err(invalid(field, value, "amounts are limited to 2^128 - 1 base units"));
+    }
+    Ok(())
+}
+
 fn check_common(
     signer: (&'static str, Address),
     solver: Address,
@@ -168,6 +178,11 @@ impl ResourceOffer {
                 format!("{} {}", g.vendor, g.model),
                 "a GPU needs VRAM",
             ));
+        }
+        check_amount("default_price", self.default_price)?;
+        check_amount("timeout_collateral", self.timeout_collateral)?;
+        if let Some(p) = self.module_prices.values().find(|p| **p > MAX_AMOUNT) {
+            return Err(invalid("module_prices", p, "amounts are limited to 2^128 - 1 base units"));
         }
         if let ModulePolicy::Only(set) = &self.modules
             && set.is_empty()
@@ -230,6 +245,7 @@ impl JobOffer {
     /// Checks the offer is well formed and not expired at `now`.
     pub fn validate(&self, now: u64) -> Result<(), OfferError> {
         check_common(("creator", self.creator), self.solver, &self.mediators, self.expiry, now)?;
+        check_amount("payment_collateral", self.payment_collateral)?;
         if self.payment_collateral < self.max_price {
             return Err(invalid(
                 "payment_collateral",
@@ -352,6 +368,15 @@ mod tests {
         assert_eq!(e, "payment_collateral: must cover max_price (got 9)");
         let r = ResourceOffer { modules: ModulePolicy::Only(BTreeSet::new()), ..resource() };
         assert!(r.validate(0).unwrap_err().to_string().starts_with("modules:"));
+        let j = JobOffer {
+            payment_collateral: MAX_AMOUNT + U256::from(1),
+            max_price: U256::ZERO,
+            ..job()
+        };
+        assert!(j.validate(0).unwrap_err().to_string().starts_with("payment_collateral:"));
+        let r = ResourceOffer { timeout_collateral: U256::MAX, ..resource() };
+        assert!(r.validate(0).unwrap_err().to_string().starts_with("timeout_collateral:"));
+        assert_eq!(MAX_AMOUNT, U256::from(u128::MAX));
         let j = JobOffer { mediators: BTreeSet::new(), ..job() };
         assert!(j.validate(0).unwrap_err().to_string().starts_with("mediators:"));
         let j = JobOffer { creator: Address::ZERO, ..job() };
