@@ -167,19 +167,36 @@ contract JobManagerFuzzTest is JobFixture {
         }
     }
 
-    /// The same, gas by gas across the threshold: below it fulfill reverts, from it on the
-    /// callback runs; never a finalized job with a starved callback.
+    /// The same, gas by gas across the threshold, for fulfill and for cancel with the longest
+    /// reason: below it the call reverts, from it on the callback runs with its whole allowance;
+    /// never a finalized job with a starved callback.
     function test_bridgeCannotStarveTheCallback_scan() public {
+        scan(false);
+        scan(true);
+    }
+
+    function scan(bool cancelling) internal {
+        string memory reason = repeat("r", manager.MAX_REASON_BYTES());
         uint256 reverted;
         uint256 finalized;
-        for (uint256 gas = 200_000; gas < 320_000; gas += 250) {
+        for (uint256 gas = 200_000; gas < 320_000; gas += 50) {
             uint256 id = requestBy(probe, PAY);
             uint256 ranBefore = probe.ran();
             vm.prank(bridge);
-            try manager.fulfill{gas: gas}(id, CID, 1) {
+            bool ok;
+            if (cancelling) {
+                try manager.cancel{gas: gas}(id, reason) {
+                    ok = true;
+                } catch {}
+            } else {
+                try manager.fulfill{gas: gas}(id, CID, 1) {
+                    ok = true;
+                } catch {}
+            }
+            if (ok) {
                 assertEq(probe.ran(), ranBefore + 1, "finalized: the callback must have run");
                 finalized++;
-            } catch {
+            } else {
                 assertTrue(finalized == 0, "once enough, more gas is enough too");
                 assertState(id, LilypadJobManager.JobState.Requested, "still open");
                 reverted++;
