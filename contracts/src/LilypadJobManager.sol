@@ -175,7 +175,8 @@ contract LilypadJobManager is AccessControl, ReentrancyGuardTransient {
         jobId = ++jobCount;
         // forge-lint: disable-next-line(unsafe-typecast): timestamp + at most 30 days fits 64 bits
         uint64 deadline = uint64(block.timestamp + jobTimeout);
-        _jobs[jobId] = Job({client: msg.sender, deadline: deadline, state: JobState.Requested, payment: payment});
+        _jobs[jobId] =
+            Job({client: msg.sender, deadline: deadline, state: JobState.Requested, payment: payment});
         emit JobRequested(jobId, msg.sender, module, inputs, payment, deadline);
 
         token.safeTransferFrom(msg.sender, address(this), payment);
@@ -199,8 +200,9 @@ contract LilypadJobManager is AccessControl, ReentrancyGuardTransient {
 
     /// @notice The bridge posts the results of job `jobId` up to its deadline: it is reimbursed
     /// `spent` (what running the job cost it, at most the payment), the client gets the rest back
-    /// and then `lilypadFulfilled(jobId, resultsCid)`. Needs enough gas to give the callback
-    /// CALLBACK_GAS_LIMIT (about 215,000 on top of this call's own), or reverts.
+    /// and then `lilypadFulfilled(jobId, resultsCid)`. The transaction needs a gas limit that
+    /// leaves the callback its whole CALLBACK_GAS_LIMIT (about 295,000 in all; eth_estimateGas
+    /// finds it), else it reverts with InsufficientGasForCallback; only the gas used is charged.
     function fulfill(uint256 jobId, string calldata resultsCid, uint256 spent)
         external
         onlyRole(BRIDGE_ROLE)
@@ -232,7 +234,7 @@ contract LilypadJobManager is AccessControl, ReentrancyGuardTransient {
     }
 
     /// @notice The bridge cancels job `jobId` (at any time while it is open): the client gets its
-    /// whole payment back and then `lilypadCancelled(jobId, reason)`.
+    /// whole payment back and then `lilypadCancelled(jobId, reason)`. Gas as for fulfill.
     function cancel(uint256 jobId, string calldata reason) external onlyRole(BRIDGE_ROLE) nonReentrant {
         Job storage j = _open(jobId);
         if (bytes(reason).length > MAX_REASON_BYTES) {

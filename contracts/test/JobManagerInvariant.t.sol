@@ -233,8 +233,11 @@ contract JobManagerInvariantTest is Test {
         manager = new LilypadJobManager(token, address(0xAD), bridge, 1 days);
         ExampleClient example = new ExampleClient(manager, exampleOwner, 1);
         recorder = new RecordingClient(manager);
-        TestClient[3] memory hostile =
-            [TestClient(new RevertingClient(manager)), new GasBurnerClient(manager), new ReturnBombClient(manager)];
+        TestClient[3] memory hostile = [
+            TestClient(new RevertingClient(manager)),
+            new GasBurnerClient(manager),
+            new ReturnBombClient(manager)
+        ];
         handler = new JobHandler(manager, bridge, example, exampleOwner, account, recorder, hostile);
         vm.startPrank(tokenOwner);
         token.mint(address(recorder), 1e30);

@@ -62,9 +62,7 @@ contract LilypadJobManagerTest is JobFixture {
         vm.prank(address(recorder));
         token.approve(address(manager), PAY);
         vm.expectEmit(address(manager));
-        emit LilypadJobManager.JobRequested(
-            1, address(recorder), "cowsay:v0.0.4", ins, PAY, DEADLINE
-        );
+        emit LilypadJobManager.JobRequested(1, address(recorder), "cowsay:v0.0.4", ins, PAY, DEADLINE);
         vm.prank(address(recorder));
         uint256 id = manager.runJob("cowsay:v0.0.4", ins, PAY);
 
@@ -306,9 +304,7 @@ contract LilypadJobManagerTest is JobFixture {
         );
         fulfillAs(id, PAY + 1);
         vm.expectRevert(
-            abi.encodeWithSelector(
-                LilypadJobManager.SpentExceedsPayment.selector, id, type(uint256).max, PAY
-            )
+            abi.encodeWithSelector(LilypadJobManager.SpentExceedsPayment.selector, id, type(uint256).max, PAY)
         );
         fulfillAs(id, type(uint256).max);
     }
@@ -370,7 +366,9 @@ contract LilypadJobManagerTest is JobFixture {
         uint256 id = requestBy(recorder, PAY);
         vm.expectRevert(
             abi.encodeWithSelector(
-                IAccessControl.AccessControlUnauthorizedAccount.selector, address(recorder), manager.BRIDGE_ROLE()
+                IAccessControl.AccessControlUnauthorizedAccount.selector,
+                address(recorder),
+                manager.BRIDGE_ROLE()
             )
         );
         vm.prank(address(recorder)); // not even the client
@@ -545,7 +543,8 @@ contract LilypadJobManagerTest is JobFixture {
         manager.grantRole(role, address(reentrant));
         fulfillAs(id, 0);
 
-        bytes memory guard = abi.encodeWithSelector(ReentrancyGuardTransient.ReentrancyGuardReentrantCall.selector);
+        bytes memory guard =
+            abi.encodeWithSelector(ReentrancyGuardTransient.ReentrancyGuardReentrantCall.selector);
         assertEq(reentrant.reached(), 1, "callback ran");
         assertEq(keccak256(reentrant.fulfillError()), keccak256(guard), "fulfill refused");
         assertEq(keccak256(reentrant.cancelError()), keccak256(guard), "cancel refused");
@@ -592,7 +591,9 @@ contract LilypadJobManagerTest is JobFixture {
         vm.prank(bridge);
         manager.fulfill{gas: 400_000}(id, CID, 0);
         assertEq(probe.ran(), 1, "the callback got its gas");
-        assertEq(probe.gasAtEntry(), probe.need(), "the whole limit (less the probe's own 457 gas to read gasleft)");
+        assertEq(
+            probe.gasAtEntry(), probe.need(), "the whole limit (less the probe's own 457 gas to read gasleft)"
+        );
     }
 
     function test_insufficientGas_appliesToCancelExpired() public {
