@@ -10,7 +10,7 @@
 const fs = require('fs');
 const path = require('path');
 
-const CONTRACTS = ['LilypadController', 'LilypadToken', 'LilypadModuleRegistry', 'LilypadUsers', 'LilypadPow'];
+const CONTRACTS = ['LilypadController', 'LilypadToken', 'LilypadModuleRegistry', 'LilypadUsers', 'LilypadPow', 'LilypadJobManager', 'ExampleClient'];
 const here = __dirname;
 const check = process.argv.includes('--check');
 let stale = [];
