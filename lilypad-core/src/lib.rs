@@ -8,10 +8,12 @@
 //! - [`eip712`]: the structs that are signed and checked on chain.
 //! - [`deal`]: the terms of a matched pair.
 //! - [`module`]: module references, templates and the typed `ModuleSpec`.
+//! - [`matcher`]: the matching policy and the indexed incremental matcher.
 //! - [`result`]: what a provider returns.
 
 pub mod deal;
 pub mod eip712;
+pub mod matcher;
 pub mod module;
 pub mod offer;
 pub mod result;

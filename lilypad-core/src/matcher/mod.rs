@@ -1,0 +1,351 @@
+//! The matcher: pairs job offers with resource offers as they arrive.
+//!
+//! - [`policy`]: the rules ([`policy::check`]) and why a pair fails ([`Mismatch`]).
+//! - [`Matcher`]: the indexed, incremental matcher the solver runs.
+//! - [`naive`]: the reference O(jobs x resources) pass, kept as test oracle and
+//!   benchmark baseline.
+//!
+//! # Semantics
+//!
+//! The matcher holds *resting* offers: offers that matched nothing when they
+//! arrived. Each offer gets an insertion sequence number; lower is older.
+//! After every call, no resting job offer is compatible with any resting
+//! resource offer (at the `now` of that call; time only removes
+//! compatibility, so this holds as long as `now` does not go backwards).
+//! Hence a new offer is the only possible partner of any resting offer:
+//!
+//! - a new **job** takes the compatible resting resource offer with the lowest
+//!   price for its module, the oldest among equal prices;
+//! - a new **resource** offer goes to the oldest compatible resting job.
+//!
+//! This is exactly what [`naive::match_all`] gives on the resting offers plus
+//! the new one, which the property tests check. No offer is used twice: a
+//! matched offer leaves the matcher, and the new offer never rests.
+//!
+//! # Index and cost
+//!
+//! Let R be the number of resting resource offers, J of resting jobs.
+//! Resource offers sit in price ladders (`BTreeSet<(price, seq)>`) keyed by
+//! solver, optionally target provider, module (or "any module") and
+//! capability class (GPU count and a half-octave VRAM tier); see
+//! [`index`](self::index) for the filing rules. Jobs sit in age ladders
+//! (`BTreeSet<seq>`) keyed by (solver, target), module and class.
+//!
+//! - `add_job`: looks up the ladders of its solver (or target), its module
+//!   and "any module", keeps the classes that may fit (GPU count and VRAM tier
+//!   at least the job's), and merges them lazily by (price, seq) with a heap,
+//!   bounded by the job's max price. Cost O(L log R + c (log L + log R)) where
+//!   L is the number of ladders walked (at most 2 x the number of non-empty
+//!   classes, a handful) and c the candidates checked before the first
+//!   compatible one. Candidates that slip through the index are offers of a
+//!   fitting class and price that fail on CPU, RAM, disk, exact GPU fit or
+//!   mediators; with realistic offers c is small.
+//! - `add_resource`: looks up the (solver, untargeted) and (solver, its
+//!   provider) job scopes, the modules it allows that have resting jobs,
+//!   the classes it may fit, and merges those ladders by age. Cost
+//!   O(L log J + c (log L + log J)), with L up to modules x classes; c counts
+//!   older jobs of those ladders that fail for other reasons (max price,
+//!   CPU, RAM, mediators).
+//! - A resting resource offer is filed 2 x (1 + priced modules) times for
+//!   `Any`, 2 x (allowed modules) for `Only`: inserting or removing it costs
+//!   that many O(log R) operations. A job is filed once.
+//! - `remove_*`: O(filings x log n). `expire`: O(log n) per dropped offer.
+//! - `explain`: scans every resting resource offer, O(R log R).
+
+pub mod naive;
+pub mod policy;
+
+mod index;
+
+use std::collections::{BTreeSet, HashMap};
+
+use alloy_primitives::U256;
+
+use self::index::{JobIndex, ResourceIndex, Seq, SeqMap};
+pub use self::policy::{Mismatch, NetworkModules};
+use crate::offer::{JobOffer, OfferId, ResourceOffer};
+
+/// A matched pair: the deal the solver should create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Match {
+    /// Id of the job offer.
+    pub job: OfferId,
+    /// Id of the resource offer.
+    pub resource: OfferId,
+    /// The provider's price for the job's module, at most the job's max price.
+    pub price: U256,
+}
+
+/// Why an offer was not taken in.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AddError {
+    /// An offer with this id is already resting; offer ids are signing
+    /// hashes, so this is the same offer sent twice.
+    #[error("offer {id} is already waiting for a match")]
+    Duplicate {
+        /// The offer's id.
+        id: OfferId,
+    },
+    /// The offer's expiry has passed; it can never match.
+    #[error("offer {id} expired at {expiry}, it is now {now}")]
+    Expired {
+        /// The offer's id.
+        id: OfferId,
+        /// The offer's expiry.
+        expiry: u64,
+        /// The time of the call.
+        now: u64,
+    },
+}
+
+/// Offers dropped by [`Matcher::expire`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// Ids of the expired job offers, oldest expiry first.
+    pub jobs: Vec<OfferId>,
+    /// Ids of the expired resource offers, oldest expiry first.
+    pub resources: Vec<OfferId>,
+}
+
+#[derive(Debug, Clone)]
+struct Resting<T> {
+    id: OfferId,
+    offer: T,
+}
+
+/// One side of the book: resting offers by id and by sequence number, and
+/// their expiries.
+#[derive(Debug, Clone)]
+struct Side<T> {
+    ids: HashMap<OfferId, Seq>,
+    offers: SeqMap<Resting<T>>,
+    expiries: BTreeSet<(u64, Seq)>,
+}
+
+impl<T> Default for Side<T> {
+    fn default() -> Self {
+        Self { ids: HashMap::new(), offers: SeqMap::default(), expiries: BTreeSet::new() }
+    }
+}
+
+impl<T> Side<T> {
+    fn insert(&mut self, seq: Seq, id: OfferId, offer: T, expiry: u64) {
+        self.ids.insert(id, seq);
+        self.expiries.insert((expiry, seq));
+        self.offers.insert(seq, Resting { id, offer });
+    }
+
+    fn remove(&mut self, seq: Seq, expiry: impl Fn(&T) -> u64) -> Option<Resting<T>> {
+        let resting = self.offers.remove(&seq)?;
+        self.ids.remove(&resting.id);
+        self.expiries.remove(&(expiry(&resting.offer), seq));
+        Some(resting)
+    }
+
+    /// Sequence numbers of the offers expired at `now`, oldest expiry first.
+    fn expired(&self, now: u64) -> Vec<Seq> {
+        self.expiries.range(..=(now, Seq::MAX)).map(|&(_, seq)| seq).collect()
+    }
+}
+
+/// The indexed, incremental matcher. Pure: the caller passes the time.
+///
+/// See the [module docs](self) for the semantics and the cost of each call.
+#[derive(Debug, Clone, Default)]
+pub struct Matcher {
+    network: NetworkModules,
+    next_seq: Seq,
+    jobs: Side<JobOffer>,
+    resources: Side<ResourceOffer>,
+    job_index: JobIndex,
+    resource_index: ResourceIndex,
+}
+
+impl Matcher {
+    /// An empty matcher under the network's module policy.
+    pub fn new(network: NetworkModules) -> Self {
+        Self { network, ..Self::default() }
+    }
+
+    /// The network's module policy in force.
+    pub fn network(&self) -> &NetworkModules {
+        &self.network
+    }
+
+    /// Number of resting job offers.
+    pub fn job_count(&self) -> usize {
+        self.jobs.offers.len()
+    }
+
+    /// Number of resting resource offers.
+    pub fn resource_count(&self) -> usize {
+        self.resources.offers.len()
+    }
+
+    /// The resting job offer with this id.
+    pub fn job(&self, id: &OfferId) -> Option<&JobOffer> {
+        let seq = self.jobs.ids.get(id)?;
+        self.jobs.offers.get(seq).map(|r| &r.offer)
+    }
+
+    /// The resting resource offer with this id.
+    pub fn resource(&self, id: &OfferId) -> Option<&ResourceOffer> {
+        let seq = self.resources.ids.get(id)?;
+        self.resources.offers.get(seq).map(|r| &r.offer)
+    }
+
+    /// Resting job offers, oldest first.
+    pub fn jobs(&self) -> Vec<(OfferId, &JobOffer)> {
+        by_age(&self.jobs)
+    }
+
+    /// Resting resource offers, oldest first.
+    pub fn resources(&self) -> Vec<(OfferId, &ResourceOffer)> {
+        by_age(&self.resources)
+    }
+
+    fn take_seq(&mut self) -> Seq {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+
+    /// Takes in a job offer at `now`: matches it with the cheapest (then
+    /// oldest) compatible resting resource offer, or leaves it resting.
+    pub fn add_job(
+        &mut self,
+        id: OfferId,
+        job: JobOffer,
+        now: u64,
+    ) -> Result<Option<Match>, AddError> {
+        if self.jobs.ids.contains_key(&id) {
+            return Err(AddError::Duplicate { id });
+        }
+        if job.expiry <= now {
+            return Err(AddError::Expired { id, expiry: job.expiry, now });
+        }
+        let found = if self.network.allows(&job.module_id) {
+            let resources = &self.resources.offers;
+            let network = &self.network;
+            self.resource_index.cheapest_for(&job, |seq, from_any| {
+                let resource = &resources.get(&seq)?.offer;
+                if from_any && resource.module_prices.contains_key(&job.module_id) {
+                    // Filed under the module at its own price; met there.
+                    return None;
+                }
+                policy::check(&job, resource, network, now).ok()
+            })
+        } else {
+            None
+        };
+        if let Some((seq, price)) = found
+            && let Some(resource) = self.remove_resource_seq(seq)
+        {
+            return Ok(Some(Match { job: id, resource: resource.id, price }));
+        }
+        let seq = self.take_seq();
+        self.job_index.insert(seq, &job);
+        let expiry = job.expiry;
+        self.jobs.insert(seq, id, job, expiry);
+        Ok(None)
+    }
+
+    /// Takes in a resource offer at `now`: matches it with the oldest
+    /// compatible resting job offer, or leaves it resting.
+    pub fn add_resource(
+        &mut self,
+        id: OfferId,
+        resource: ResourceOffer,
+        now: u64,
+    ) -> Result<Option<Match>, AddError> {
+        if self.resources.ids.contains_key(&id) {
+            return Err(AddError::Duplicate { id });
+        }
+        if resource.expiry <= now {
+            return Err(AddError::Expired { id, expiry: resource.expiry, now });
+        }
+        let jobs = &self.jobs.offers;
+        let network = &self.network;
+        let found = self.job_index.oldest_for(&resource, network, |seq| {
+            policy::check(&jobs.get(&seq)?.offer, &resource, network, now).ok()
+        });
+        if let Some((seq, price)) = found
+            && let Some(job) = self.remove_job_seq(seq)
+        {
+            return Ok(Some(Match { job: job.id, resource: id, price }));
+        }
+        let seq = self.take_seq();
+        self.resource_index.insert(seq, &resource);
+        let expiry = resource.expiry;
+        self.resources.insert(seq, id, resource, expiry);
+        Ok(None)
+    }
+
+    fn remove_job_seq(&mut self, seq: Seq) -> Option<Resting<JobOffer>> {
+        let resting = self.jobs.remove(seq, |j| j.expiry)?;
+        self.job_index.remove(seq, &resting.offer);
+        Some(resting)
+    }
+
+    fn remove_resource_seq(&mut self, seq: Seq) -> Option<Resting<ResourceOffer>> {
+        let resting = self.resources.remove(seq, |r| r.expiry)?;
+        self.resource_index.remove(seq, &resting.offer);
+        Some(resting)
+    }
+
+    /// Withdraws a resting job offer; returns it, or `None` if it is not resting.
+    pub fn remove_job(&mut self, id: &OfferId) -> Option<JobOffer> {
+        let seq = *self.jobs.ids.get(id)?;
+        self.remove_job_seq(seq).map(|r| r.offer)
+    }
+
+    /// Withdraws a resting resource offer; returns it, or `None` if it is not resting.
+    pub fn remove_resource(&mut self, id: &OfferId) -> Option<ResourceOffer> {
+        let seq = *self.resources.ids.get(id)?;
+        self.remove_resource_seq(seq).map(|r| r.offer)
+    }
+
+    /// Drops every offer expired at `now` (expiry <= now) and says which.
+    pub fn expire(&mut self, now: u64) -> Expired {
+        let mut out = Expired::default();
+        for seq in self.jobs.expired(now) {
+            if let Some(r) = self.remove_job_seq(seq) {
+                out.jobs.push(r.id);
+            }
+        }
+        for seq in self.resources.expired(now) {
+            if let Some(r) = self.remove_resource_seq(seq) {
+                out.resources.push(r.id);
+            }
+        }
+        out
+    }
+
+    /// Why `job` matches none of the resting resource offers: the first
+    /// failing rule for each one, oldest offer first.
+    ///
+    /// Resource offers compatible with `job` are left out, so for a resting
+    /// job the list names every resting resource offer. Scans them all.
+    pub fn explain(&self, job: &JobOffer, now: u64) -> Vec<(OfferId, Mismatch)> {
+        by_age(&self.resources)
+            .into_iter()
+            .filter_map(|(id, resource)| {
+                policy::check(job, resource, &self.network, now).err().map(|m| (id, m))
+            })
+            .collect()
+    }
+
+    /// [`explain`](Self::explain) for the resting job offer `id`, or `None`
+    /// if no such job is resting.
+    pub fn explain_job(&self, id: &OfferId, now: u64) -> Option<Vec<(OfferId, Mismatch)>> {
+        self.job(id).map(|job| self.explain(job, now))
+    }
+}
+
+fn by_age<T>(side: &Side<T>) -> Vec<(OfferId, &T)> {
+    let mut all: Vec<(Seq, OfferId, &T)> =
+        side.offers.iter().map(|(&seq, r)| (seq, r.id, &r.offer)).collect();
+    all.sort_unstable_by_key(|&(seq, _, _)| seq);
+    all.into_iter().map(|(_, id, offer)| (id, offer)).collect()
+}
