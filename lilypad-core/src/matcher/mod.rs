@@ -349,3 +349,6 @@ fn by_age<T>(side: &Side<T>) -> Vec<(OfferId, &T)> {
     all.sort_unstable_by_key(|&(seq, _, _)| seq);
     all.into_iter().map(|(_, id, offer)| (id, offer)).collect()
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

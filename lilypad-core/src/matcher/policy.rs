@@ -194,3 +194,192 @@ pub fn compatible(
 ) -> bool {
     check(job, resource, network, now).is_ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use alloy_primitives::B256;
+
+    use super::*;
+    use crate::matcher::tests::{addr, gpu_machine, job, module, resource};
+    use crate::offer::ModulePolicy;
+    use crate::spec::JobRequirements;
+
+    #[test]
+    fn compatible_pair_costs_the_module_price() {
+        assert_eq!(check(&job(), &resource(), &NetworkModules::open(), 0), Ok(U256::from(5)));
+        let r = ResourceOffer { module_prices: [(module(1), U256::from(4))].into(), ..resource() };
+        assert_eq!(check(&job(), &r, &NetworkModules::open(), 0), Ok(U256::from(4)));
+    }
+
+    #[test]
+    fn expiry_is_exclusive() {
+        let net = NetworkModules::open();
+        let j = JobOffer { expiry: 100, ..job() };
+        assert_eq!(check(&j, &resource(), &net, 99), Ok(U256::from(5)));
+        assert_eq!(
+            check(&j, &resource(), &net, 100),
+            Err(Mismatch::JobExpired { expiry: 100, now: 100 })
+        );
+        let r = ResourceOffer { expiry: 50, ..resource() };
+        assert_eq!(
+            check(&job(), &r, &net, 50),
+            Err(Mismatch::ResourceExpired { expiry: 50, now: 50 })
+        );
+    }
+
+    #[test]
+    fn solver_must_agree() {
+        let r = ResourceOffer { solver: addr(0x55), ..resource() };
+        assert_eq!(
+            check(&job(), &r, &NetworkModules::open(), 0),
+            Err(Mismatch::SolverMismatch { job: addr(3), resource: addr(0x55) })
+        );
+    }
+
+    #[test]
+    fn target_is_honoured() {
+        let net = NetworkModules::open();
+        let j = JobOffer { target: Some(addr(2)), ..job() };
+        assert!(compatible(&j, &resource(), &net, 0));
+        let j = JobOffer { target: Some(addr(0x66)), ..job() };
+        let e = check(&j, &resource(), &net, 0).unwrap_err();
+        assert_eq!(e, Mismatch::TargetMismatch { target: addr(0x66), provider: addr(2) });
+        assert!(e.to_string().starts_with("job is targeted at provider 0x6666"));
+    }
+
+    #[test]
+    fn network_block_list_beats_its_allowlist() {
+        let m = module(1);
+        let blocked = NetworkModules { blocked: [m].into(), allowed: Some([m].into()) };
+        assert_eq!(
+            check(&job(), &resource(), &blocked, 0),
+            Err(Mismatch::ModuleBlockedByNetwork { module: m })
+        );
+        let listed = NetworkModules { blocked: BTreeSet::new(), allowed: Some([module(2)].into()) };
+        assert_eq!(
+            check(&job(), &resource(), &listed, 0),
+            Err(Mismatch::ModuleNotInNetworkAllowlist { module: m })
+        );
+        let listed = NetworkModules { blocked: BTreeSet::new(), allowed: Some([m].into()) };
+        assert!(compatible(&job(), &resource(), &listed, 0));
+    }
+
+    #[test]
+    fn provider_allowlist() {
+        let net = NetworkModules::open();
+        let r = ResourceOffer { modules: ModulePolicy::Only([module(2)].into()), ..resource() };
+        assert_eq!(
+            check(&job(), &r, &net, 0),
+            Err(Mismatch::ModuleNotAllowedByProvider { module: module(1) })
+        );
+        let r = ResourceOffer { modules: ModulePolicy::Only([module(1)].into()), ..resource() };
+        assert!(compatible(&job(), &r, &net, 0));
+    }
+
+    #[test]
+    fn spec_must_fit_and_says_how() {
+        let net = NetworkModules::open();
+        let j = JobOffer {
+            requirements: JobRequirements {
+                gpu_count: 2,
+                gpu_vram_mib: 24576,
+                ..job().requirements
+            },
+            ..job()
+        };
+        let r = ResourceOffer { spec: gpu_machine(&[24576, 8192]), ..resource() };
+        let e = check(&j, &r, &net, 0).unwrap_err();
+        assert_eq!(e.to_string(), "needs 2 GPU(s) with at least 24576 MiB VRAM, offer has 1");
+        let r = ResourceOffer { spec: gpu_machine(&[24576, 24576]), ..resource() };
+        assert!(compatible(&j, &r, &net, 0));
+        let j = JobOffer {
+            requirements: JobRequirements { cpu_millicores: 64_000, ..job().requirements },
+            ..job()
+        };
+        assert!(matches!(check(&j, &r, &net, 0), Err(Mismatch::Spec(SpecMismatch::Cpu { .. }))));
+    }
+
+    #[test]
+    fn price_is_capped_by_max_price() {
+        let net = NetworkModules::open();
+        let j = JobOffer { max_price: U256::from(10), ..job() };
+        let at = |p: u64| ResourceOffer { default_price: U256::from(p), ..resource() };
+        assert_eq!(check(&j, &at(10), &net, 0), Ok(U256::from(10)));
+        let e = check(&j, &at(12), &net, 0).unwrap_err();
+        assert_eq!(e, Mismatch::PriceTooHigh { price: U256::from(12), max_price: U256::from(10) });
+        assert_eq!(e.to_string(), "price 12 is over max price 10");
+        // A module price below the default makes it fit, one above breaks it.
+        let r = ResourceOffer { module_prices: [(module(1), U256::from(9))].into(), ..at(12) };
+        assert_eq!(check(&j, &r, &net, 0), Ok(U256::from(9)));
+        let r = ResourceOffer { module_prices: [(module(1), U256::from(11))].into(), ..at(1) };
+        assert!(matches!(check(&j, &r, &net, 0), Err(Mismatch::PriceTooHigh { .. })));
+    }
+
+    #[test]
+    fn a_mediator_must_be_trusted_by_both() {
+        let net = NetworkModules::open();
+        let r = ResourceOffer { mediators: [addr(0x77), addr(0x78)].into(), ..resource() };
+        let e = check(&job(), &r, &net, 0).unwrap_err();
+        assert_eq!(e, Mismatch::NoCommonMediator { job: 1, resource: 2 });
+        assert_eq!(e.to_string(), "no mediator is trusted by both (job trusts 1, offer trusts 2)");
+        let r = ResourceOffer { mediators: [addr(0x77), addr(9)].into(), ..resource() };
+        assert!(compatible(&job(), &r, &net, 0));
+    }
+
+    #[test]
+    fn first_failing_rule_in_documented_order_wins() {
+        // Everything is wrong; peel one rule off at a time.
+        let net = NetworkModules { blocked: [module(1)].into(), allowed: None };
+        let mut j = JobOffer {
+            expiry: 10,
+            target: Some(addr(0x66)),
+            max_price: U256::ZERO,
+            requirements: JobRequirements { gpu_count: 1, ..job().requirements },
+            ..job()
+        };
+        let mut r = ResourceOffer {
+            expiry: 10,
+            solver: addr(0x55),
+            modules: ModulePolicy::Only([module(2)].into()),
+            mediators: [addr(0x77)].into(),
+            ..resource()
+        };
+        let mut net = net;
+        let mut seen = Vec::new();
+        let mut now = 10;
+        loop {
+            let Err(e) = check(&j, &r, &net, now) else { break };
+            seen.push(std::mem::discriminant(&e));
+            match e {
+                Mismatch::JobExpired { .. } => j.expiry = 20,
+                Mismatch::ResourceExpired { .. } => now = 5,
+                Mismatch::SolverMismatch { .. } => r.solver = j.solver,
+                Mismatch::TargetMismatch { .. } => j.target = None,
+                Mismatch::ModuleBlockedByNetwork { .. } => {
+                    net =
+                        NetworkModules { blocked: BTreeSet::new(), allowed: Some(BTreeSet::new()) }
+                }
+                Mismatch::ModuleNotInNetworkAllowlist { .. } => net = NetworkModules::open(),
+                Mismatch::ModuleNotAllowedByProvider { .. } => r.modules = ModulePolicy::Any,
+                Mismatch::Spec(_) => r.spec = gpu_machine(&[1]),
+                Mismatch::PriceTooHigh { .. } => j.max_price = U256::MAX,
+                Mismatch::NoCommonMediator { .. } => r.mediators = j.mediators.clone(),
+            }
+        }
+        assert_eq!(seen.len(), 10, "each rule fails once, in order");
+        let expected = [
+            Mismatch::JobExpired { expiry: 0, now: 0 },
+            Mismatch::ResourceExpired { expiry: 0, now: 0 },
+            Mismatch::SolverMismatch { job: Address::ZERO, resource: Address::ZERO },
+            Mismatch::TargetMismatch { target: Address::ZERO, provider: Address::ZERO },
+            Mismatch::ModuleBlockedByNetwork { module: B256::ZERO },
+            Mismatch::ModuleNotInNetworkAllowlist { module: B256::ZERO },
+            Mismatch::ModuleNotAllowedByProvider { module: B256::ZERO },
+            Mismatch::Spec(SpecMismatch::Cpu { need: 0, have: 0 }),
+            Mismatch::PriceTooHigh { price: U256::ZERO, max_price: U256::ZERO },
+            Mismatch::NoCommonMediator { job: 0, resource: 0 },
+        ];
+        let expected: Vec<_> = expected.iter().map(std::mem::discriminant).collect();
+        assert_eq!(seen, expected);
+    }
+}
