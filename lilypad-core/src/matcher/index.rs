@@ -9,6 +9,7 @@
 use std::{
     cmp::Reverse,
     collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, btree_set},
+    iter::Peekable,
     hash::{BuildHasherDefault, Hasher},
 };
 
@@ -106,6 +107,37 @@ impl Class {
     }
 }
 
+/// Merges two sorted iterators into one sorted iterator.
+struct Merge<A: Iterator, B: Iterator<Item = A::Item>> {
+    a: Peekable<A>,
+    b: Peekable<B>,
+}
+
+fn merge<A, B>(a: A, b: B) -> Merge<A, B>
+where
+    A: Iterator,
+    B: Iterator<Item = A::Item>,
+{
+    Merge { a: a.peekable(), b: b.peekable() }
+}
+
+impl<A, B> Iterator for Merge<A, B>
+where
+    A: Iterator,
+    B: Iterator<Item = A::Item>,
+    A::Item: Ord,
+{
+    type Item = A::Item;
+
+    fn next(&mut self) -> Option<A::Item> {
+        match (self.a.peek(), self.b.peek()) {
+            (Some(x), Some(y)) if y < x => self.b.next(),
+            (Some(_), _) => self.a.next(),
+            (None, _) => self.b.next(),
+        }
+    }
+}
+
 /// Where a resource offer is filed: per solver, optionally per provider (for
 /// targeted jobs), and per module or among "any module" offers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -117,6 +149,48 @@ struct LadderKey {
 
 /// Resource offers of one key and class, cheapest then oldest first.
 type PriceLadder = BTreeSet<(U256, Seq)>;
+
+/// The price ladders of one key, by class, and the head (cheapest entry) of
+/// each ladder in price order: a search opens a ladder only when the merge
+/// reaches its head, so ladders dearer than the match are never touched.
+#[derive(Debug, Clone, Default)]
+struct Shelf {
+    ladders: BTreeMap<Class, PriceLadder>,
+    heads: BTreeSet<(U256, Seq, Class)>,
+}
+
+impl Shelf {
+    fn insert(&mut self, class: Class, entry: (U256, Seq)) {
+        let ladder = self.ladders.entry(class).or_default();
+        let old = ladder.first().copied();
+        ladder.insert(entry);
+        if old.is_none_or(|old| entry < old) {
+            if let Some((price, seq)) = old {
+                self.heads.remove(&(price, seq, class));
+            }
+            self.heads.insert((entry.0, entry.1, class));
+        }
+    }
+
+    fn remove(&mut self, class: Class, entry: (U256, Seq)) {
+        let Some(ladder) = self.ladders.get_mut(&class) else { return };
+        let was_head = ladder.first() == Some(&entry);
+        if !ladder.remove(&entry) {
+            return;
+        }
+        if was_head {
+            self.heads.remove(&(entry.0, entry.1, class));
+            match ladder.first() {
+                Some(&(price, seq)) => {
+                    self.heads.insert((price, seq, class));
+                }
+                None => {
+                    self.ladders.remove(&class);
+                }
+            }
+        }
+    }
+}
 
 /// Resting resource offers, filed so that a job finds the cheapest compatible
 /// one by walking a few price ladders in merged order.
@@ -130,7 +204,7 @@ type PriceLadder = BTreeSet<(U256, Seq)>;
 ///   it is met, at its true price, in `m`'s ladder.
 #[derive(Debug, Clone, Default)]
 pub(super) struct ResourceIndex {
-    ladders: HashMap<LadderKey, BTreeMap<Class, PriceLadder>>,
+    shelves: HashMap<LadderKey, Shelf>,
 }
 
 /// The (module, price) filings of one resource offer.
@@ -150,7 +224,7 @@ impl ResourceIndex {
         for (module, price) in filings(offer) {
             for provider in [None, Some(offer.provider)] {
                 let key = LadderKey { solver: offer.solver, provider, module };
-                self.ladders.entry(key).or_default().entry(class).or_default().insert((price, seq));
+                self.shelves.entry(key).or_default().insert(class, (price, seq));
             }
         }
     }
@@ -161,15 +235,10 @@ impl ResourceIndex {
         for (module, price) in filings(offer) {
             for provider in [None, Some(offer.provider)] {
                 let key = LadderKey { solver: offer.solver, provider, module };
-                let Some(classes) = self.ladders.get_mut(&key) else { continue };
-                if let Some(ladder) = classes.get_mut(&class) {
-                    ladder.remove(&(price, seq));
-                    if ladder.is_empty() {
-                        classes.remove(&class);
-                    }
-                }
-                if classes.is_empty() {
-                    self.ladders.remove(&key);
+                let Some(shelf) = self.shelves.get_mut(&key) else { continue };
+                shelf.remove(class, (price, seq));
+                if shelf.ladders.is_empty() {
+                    self.shelves.remove(&key);
                 }
             }
         }
@@ -177,147 +246,222 @@ impl ResourceIndex {
 
     /// The cheapest, then oldest, filed offer for `job` that `accept` takes.
     ///
-    /// Walks, merged by (price, seq), the ladders of the job's solver (and
-    /// target provider, if any), for its module and for "any module", of the
-    /// classes that may fit it, up to the job's max price. `accept(seq,
-    /// from_any)` decides each candidate and returns the deal price.
+    /// Merges, by (price, seq) and up to the job's max price, the ladders of
+    /// the job's solver (and target provider, if any), for its module and
+    /// for "any module", of the classes that may fit it. A ladder is opened
+    /// only when the merge reaches its head. `accept(seq, from_any)` decides
+    /// each candidate and returns the deal price.
     pub(super) fn cheapest_for(
         &self,
         job: &JobOffer,
         mut accept: impl FnMut(Seq, bool) -> Option<U256>,
     ) -> Option<(Seq, U256)> {
         let job_class = Class::of_job(&job.requirements);
-        let cap = (job.max_price, Seq::MAX);
-        let mut walks: Vec<(btree_set::Range<'_, (U256, Seq)>, bool)> = Vec::new();
+        let shelf = |module| {
+            self.shelves.get(&LadderKey { solver: job.solver, provider: job.target, module })
+        };
+        let shelves = [shelf(Some(job.module_id)), shelf(None)];
+        let heads = |i: usize| {
+            shelves[i]
+                .into_iter()
+                .flat_map(|s| s.heads.iter())
+                .map(move |&(price, seq, class)| (price, seq, class, i == 1))
+        };
+        let mut heads = merge(heads(0), heads(1)).peekable();
+        let mut walks: Vec<(btree_set::Iter<'_, (U256, Seq)>, bool)> = Vec::new();
         let mut heap = BinaryHeap::new();
-        for (module, from_any) in [(Some(job.module_id), false), (None, true)] {
-            let key = LadderKey { solver: job.solver, provider: job.target, module };
-            let Some(classes) = self.ladders.get(&key) else { continue };
-            let first_class = Class { gpus: job_class.gpus, vram_tier: 0 };
-            for (class, ladder) in classes.range(first_class..) {
+        loop {
+            // Open every ladder whose head comes before the merge frontier.
+            while let Some(&(price, seq, class, from_any)) = heads.peek() {
+                if price > job.max_price
+                    || heap.peek().is_some_and(|Reverse(top): &Reverse<(U256, Seq, usize)>| {
+                        (top.0, top.1) < (price, seq)
+                    })
+                {
+                    break;
+                }
+                heads.next();
                 if !class.may_serve(job_class) {
                     continue;
                 }
-                let mut walk = ladder.range(..=cap);
-                if let Some(&(price, seq)) = walk.next() {
-                    heap.push(Reverse((price, seq, walks.len())));
-                    walks.push((walk, from_any));
-                }
+                let shelf = shelves[usize::from(from_any)]?;
+                let mut walk = shelf.ladders.get(&class)?.iter();
+                // The head itself.
+                walk.next();
+                heap.push(Reverse((price, seq, walks.len())));
+                walks.push((walk, from_any));
             }
-        }
-        while let Some(Reverse((_, seq, i))) = heap.pop() {
+            let Reverse((_, seq, i)) = heap.pop()?;
             let (walk, from_any) = walks.get_mut(i)?;
             if let Some(price) = accept(seq, *from_any) {
                 return Some((seq, price));
             }
-            if let Some(&(price, seq)) = walk.next() {
+            if let Some(&(price, seq)) = walk.next()
+                && price <= job.max_price
+            {
                 heap.push(Reverse((price, seq, i)));
             }
         }
-        None
     }
 }
 
 /// Resting job offers of one scope, module and class, oldest first.
 type AgeLadder = BTreeSet<Seq>;
 
+/// The resting jobs of one (solver, target) scope: age ladders per module
+/// and class, and the head (oldest job) of each ladder in age order.
+#[derive(Debug, Clone, Default)]
+struct Scope {
+    modules: HashMap<ModuleId, BTreeMap<Class, AgeLadder>>,
+    heads: BTreeSet<(Seq, ModuleId, Class)>,
+}
+
+impl Scope {
+    fn ladder(&self, module: &ModuleId, class: &Class) -> Option<&AgeLadder> {
+        self.modules.get(module)?.get(class)
+    }
+}
+
 /// Resting job offers per (solver, target) scope, per module, per class.
 ///
 /// A resource offer looks at the untargeted scope of its solver and the scope
 /// of jobs targeted at its provider, at the modules it allows, at the classes
-/// it may fit, and walks those age ladders merged by age.
+/// it may fit, and merges those age ladders, opening each one lazily.
 #[derive(Debug, Clone, Default)]
 pub(super) struct JobIndex {
-    scopes: HashMap<(Address, Option<Address>), HashMap<ModuleId, BTreeMap<Class, AgeLadder>>>,
+    scopes: HashMap<(Address, Option<Address>), Scope>,
 }
 
 impl JobIndex {
     /// Files a job offer.
     pub(super) fn insert(&mut self, seq: Seq, job: &JobOffer) {
-        self.scopes
-            .entry((job.solver, job.target))
-            .or_default()
-            .entry(job.module_id)
-            .or_default()
-            .entry(Class::of_job(&job.requirements))
-            .or_default()
-            .insert(seq);
+        let class = Class::of_job(&job.requirements);
+        let scope = self.scopes.entry((job.solver, job.target)).or_default();
+        let ladder = scope.modules.entry(job.module_id).or_default().entry(class).or_default();
+        let old = ladder.first().copied();
+        ladder.insert(seq);
+        if old.is_none_or(|old| seq < old) {
+            if let Some(old) = old {
+                scope.heads.remove(&(old, job.module_id, class));
+            }
+            scope.heads.insert((seq, job.module_id, class));
+        }
     }
 
     /// Unfiles a job offer (the same offer that was filed under `seq`).
     pub(super) fn remove(&mut self, seq: Seq, job: &JobOffer) {
-        let scope = (job.solver, job.target);
-        let Some(modules) = self.scopes.get_mut(&scope) else { return };
-        if let Some(classes) = modules.get_mut(&job.module_id) {
-            let class = Class::of_job(&job.requirements);
-            if let Some(ladder) = classes.get_mut(&class) {
-                ladder.remove(&seq);
-                if ladder.is_empty() {
-                    classes.remove(&class);
-                }
-            }
-            if classes.is_empty() {
-                modules.remove(&job.module_id);
+        let key = (job.solver, job.target);
+        let class = Class::of_job(&job.requirements);
+        let Some(scope) = self.scopes.get_mut(&key) else { return };
+        let Some(classes) = scope.modules.get_mut(&job.module_id) else { return };
+        let Some(ladder) = classes.get_mut(&class) else { return };
+        let was_head = ladder.first() == Some(&seq);
+        if !ladder.remove(&seq) {
+            return;
+        }
+        if was_head {
+            scope.heads.remove(&(seq, job.module_id, class));
+            if let Some(&next) = ladder.first() {
+                scope.heads.insert((next, job.module_id, class));
             }
         }
-        if modules.is_empty() {
-            self.scopes.remove(&scope);
+        if ladder.is_empty() {
+            classes.remove(&class);
+            if classes.is_empty() {
+                scope.modules.remove(&job.module_id);
+                if scope.modules.is_empty() {
+                    self.scopes.remove(&key);
+                }
+            }
         }
     }
 
     /// The oldest filed job for `resource` that `accept` takes.
     ///
-    /// Modules the network does not allow are skipped whole. `accept(seq)`
-    /// decides each candidate and returns the deal price.
+    /// Modules the network does not allow are skipped. `accept(seq)` decides
+    /// each candidate and returns the deal price.
     pub(super) fn oldest_for(
         &self,
         resource: &ResourceOffer,
         network: &NetworkModules,
-        mut accept: impl FnMut(Seq) -> Option<U256>,
+        accept: impl FnMut(Seq) -> Option<U256>,
     ) -> Option<(Seq, U256)> {
         let class = Class::of_machine(&resource.spec);
-        let last_class = Class { gpus: class.gpus, vram_tier: u8::MAX };
-        let mut walks: Vec<btree_set::Iter<'_, Seq>> = Vec::new();
-        let mut heap = BinaryHeap::new();
-        let mut modules_to_walk: Vec<&BTreeMap<Class, AgeLadder>> = Vec::new();
-        for scope in [(resource.solver, None), (resource.solver, Some(resource.provider))] {
-            let Some(modules) = self.scopes.get(&scope) else { continue };
-            match &resource.modules {
-                // Few allowed modules, many with jobs: look the allowed ones up.
-                ModulePolicy::Only(set) if set.len() < modules.len() => {
-                    modules_to_walk.extend(
-                        set.iter().filter(|m| network.allows(m)).filter_map(|m| modules.get(m)),
-                    );
+        let scopes = [
+            self.scopes.get(&(resource.solver, None)),
+            self.scopes.get(&(resource.solver, Some(resource.provider))),
+        ];
+        let wanted = |module: &ModuleId, job_class: &Class| {
+            class.may_serve(*job_class) && resource.modules.allows(module) && network.allows(module)
+        };
+        match &resource.modules {
+            // An allowlist shorter than the list of modules with resting
+            // jobs: look its modules up rather than wade through the heads
+            // of every module.
+            ModulePolicy::Only(set)
+                if set.len() < scopes.iter().flatten().map(|s| s.modules.len()).sum() =>
+            {
+                let mut heads = Vec::new();
+                for (i, scope) in scopes.iter().enumerate() {
+                    let Some(scope) = scope else { continue };
+                    for module in set {
+                        let Some(classes) = scope.modules.get(module) else { continue };
+                        for (job_class, ladder) in classes {
+                            if let Some(&seq) = ladder.first()
+                                && wanted(module, job_class)
+                            {
+                                heads.push((seq, *module, *job_class, i == 1));
+                            }
+                        }
+                    }
                 }
-                policy => modules_to_walk.extend(
-                    modules
-                        .iter()
-                        .filter(|(m, _)| policy.allows(m) && network.allows(m))
-                        .map(|(_, classes)| classes),
-                ),
+                heads.sort_unstable();
+                walk_jobs(scopes, heads.into_iter(), accept)
+            }
+            _ => {
+                let heads = |i: usize| {
+                    scopes[i]
+                        .into_iter()
+                        .flat_map(|s| s.heads.iter())
+                        .filter(|(_, module, job_class)| wanted(module, job_class))
+                        .map(move |&(seq, module, job_class)| (seq, module, job_class, i == 1))
+                };
+                walk_jobs(scopes, merge(heads(0), heads(1)), accept)
             }
         }
-        for classes in modules_to_walk {
-            for (job_class, ladder) in classes.range(..=last_class) {
-                if !class.may_serve(*job_class) {
-                    continue;
-                }
-                let mut walk = ladder.iter();
-                if let Some(&seq) = walk.next() {
-                    heap.push(Reverse((seq, walks.len())));
-                    walks.push(walk);
-                }
+    }
+}
+
+/// Merges the age ladders whose heads `heads` yields (oldest first, each
+/// tagged with its scope: untargeted or targeted), opening each ladder only
+/// when the merge reaches its head; returns the first job `accept` takes.
+fn walk_jobs(
+    scopes: [Option<&Scope>; 2],
+    heads: impl Iterator<Item = (Seq, ModuleId, Class, bool)>,
+    mut accept: impl FnMut(Seq) -> Option<U256>,
+) -> Option<(Seq, U256)> {
+    let mut heads = heads.peekable();
+    let mut walks: Vec<btree_set::Iter<'_, Seq>> = Vec::new();
+    let mut heap = BinaryHeap::new();
+    loop {
+        while let Some(&(seq, module, class, targeted)) = heads.peek() {
+            if heap.peek().is_some_and(|Reverse((top, _)): &Reverse<(Seq, usize)>| *top < seq) {
+                break;
             }
+            heads.next();
+            let mut walk = scopes[usize::from(targeted)]?.ladder(&module, &class)?.iter();
+            // The head itself.
+            walk.next();
+            heap.push(Reverse((seq, walks.len())));
+            walks.push(walk);
         }
-        while let Some(Reverse((seq, i))) = heap.pop() {
-            if let Some(price) = accept(seq) {
-                return Some((seq, price));
-            }
-            if let Some(&seq) = walks.get_mut(i)?.next() {
-                heap.push(Reverse((seq, i)));
-            }
+        let Reverse((seq, i)) = heap.pop()?;
+        if let Some(price) = accept(seq) {
+            return Some((seq, price));
         }
-        None
+        if let Some(&seq) = walks.get_mut(i)?.next() {
+            heap.push(Reverse((seq, i)));
+        }
     }
 }
 
