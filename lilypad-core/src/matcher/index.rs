@@ -9,8 +9,8 @@
 use std::{
     cmp::Reverse,
     collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, btree_set},
-    iter::Peekable,
     hash::{BuildHasherDefault, Hasher},
+    iter::Peekable,
 };
 
 use alloy_primitives::{Address, U256};
@@ -51,27 +51,30 @@ pub(super) type SeqMap<V> = HashMap<Seq, V, BuildHasherDefault<SeqHasher>>;
 /// GPU counts at or above this share one class.
 const GPU_COUNT_CAP: u32 = 8;
 
-/// A coarse capability class: GPU count (capped) and a VRAM tier.
+/// A coarse capability class: GPU count (capped), VRAM tier, CPU tier, RAM tier.
 ///
-/// For a machine the tier is that of its largest GPU; for a job, that of the
-/// VRAM it asks per GPU. A machine of class `m` can only fit a job of class
-/// `j` if `j.gpus <= m.gpus` and `j.vram_tier <= m.vram_tier` (a necessary,
-/// not sufficient, condition), so the ladders of other classes are skipped
-/// without looking at their offers.
+/// For a machine the VRAM tier is that of its largest GPU; for a job, that of
+/// the VRAM it asks per GPU. Tiers are half octaves of the amount. A machine
+/// of class `m` can only fit a job of class `j` if every field of `j` is at
+/// most that of `m` (a necessary, not sufficient, condition), so the ladders
+/// of other classes are skipped without looking at their offers: a job that
+/// needs a big GPU, or many cores, does not wade through small machines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(super) struct Class {
     gpus: u8,
     vram_tier: u8,
+    cpu_tier: u8,
+    ram_tier: u8,
 }
 
-/// Half-octave tiers: 16 GiB, 24 GiB, 32 GiB and 48 GiB each get their own.
-/// Monotone in `mib`, which is all the pruning needs.
-fn vram_tier(mib: u64) -> u8 {
-    if mib == 0 {
+/// Half-octave tiers: 16, 24, 32 and 48 (GiB, cores) each get their own.
+/// Monotone in `amount`, which is all the pruning needs.
+fn tier(amount: u64) -> u8 {
+    if amount == 0 {
         return 0;
     }
-    let bits = 64 - mib.leading_zeros();
-    let half = if bits >= 2 { (mib >> (bits - 2)) & 1 } else { 0 };
+    let bits = 64 - amount.leading_zeros();
+    let half = if bits >= 2 { (amount >> (bits - 2)) & 1 } else { 0 };
     // bits <= 64, so the tier is at most 129.
     u8::try_from(2 * u64::from(bits) + half).unwrap_or(u8::MAX)
 }
@@ -88,22 +91,30 @@ impl Class {
         let max_vram = spec.gpus.iter().map(|g| g.vram_mib).max().unwrap_or(0);
         Self {
             gpus: capped_gpus(count),
-            vram_tier: if count == 0 { 0 } else { vram_tier(max_vram) },
+            vram_tier: if count == 0 { 0 } else { tier(max_vram) },
+            cpu_tier: tier(u64::from(spec.cpu_millicores)),
+            ram_tier: tier(spec.ram_mib),
         }
     }
 
     /// The class of a job's requirements.
     pub(super) fn of_job(req: &JobRequirements) -> Self {
-        if req.gpu_count == 0 {
-            // `fits` ignores VRAM when no GPU is asked for.
-            return Self { gpus: 0, vram_tier: 0 };
+        // `fits` ignores VRAM when no GPU is asked for.
+        let vram_tier = if req.gpu_count == 0 { 0 } else { tier(req.gpu_vram_mib) };
+        Self {
+            gpus: capped_gpus(req.gpu_count),
+            vram_tier,
+            cpu_tier: tier(u64::from(req.cpu_millicores)),
+            ram_tier: tier(req.ram_mib),
         }
-        Self { gpus: capped_gpus(req.gpu_count), vram_tier: vram_tier(req.gpu_vram_mib) }
     }
 
     /// Whether a machine of this class may fit a job of class `job`.
     pub(super) fn may_serve(self, job: Self) -> bool {
-        job.gpus <= self.gpus && job.vram_tier <= self.vram_tier
+        job.gpus <= self.gpus
+            && job.vram_tier <= self.vram_tier
+            && job.cpu_tier <= self.cpu_tier
+            && job.ram_tier <= self.ram_tier
     }
 }
 
@@ -138,21 +149,13 @@ where
     }
 }
 
-/// Where a resource offer is filed: per solver, optionally per provider (for
-/// targeted jobs), and per module or among "any module" offers.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct LadderKey {
-    solver: Address,
-    provider: Option<Address>,
-    module: Option<ModuleId>,
-}
-
 /// Resource offers of one key and class, cheapest then oldest first.
 type PriceLadder = BTreeSet<(U256, Seq)>;
 
-/// The price ladders of one key, by class, and the head (cheapest entry) of
-/// each ladder in price order: a search opens a ladder only when the merge
-/// reaches its head, so ladders dearer than the match are never touched.
+/// The price ladders of one solver and module (or "any module"), by class,
+/// and the head (cheapest entry) of each ladder in price order: a search
+/// opens a ladder only when the merge reaches its head, so ladders dearer
+/// than the match are never touched.
 #[derive(Debug, Clone, Default)]
 struct Shelf {
     ladders: BTreeMap<Class, PriceLadder>,
@@ -190,30 +193,66 @@ impl Shelf {
             }
         }
     }
+
+    fn is_empty(&self) -> bool {
+        self.ladders.is_empty()
+    }
+}
+
+/// The shelves of one solver.
+#[derive(Debug, Clone, Default)]
+struct SolverShelves {
+    /// Offers that take any module, at their default price.
+    any: Shelf,
+    /// Offers that name the module: in their allowlist, or priced on its own.
+    modules: BTreeMap<ModuleId, Shelf>,
 }
 
 /// Resting resource offers, filed so that a job finds the cheapest compatible
 /// one by walking a few price ladders in merged order.
 ///
-/// Each offer is filed twice (under its solver, and under its solver and
-/// provider) for each of:
+/// Under its solver, an offer is filed for:
 /// - `Only(set)`: every module of the set, at its price for that module;
-/// - `Any`: the "any module" ladder at its default price, plus the ladder of
-///   every module it prices separately, at that price. Walking the "any"
-///   ladder for module `m`, an offer with its own price for `m` is skipped:
-///   it is met, at its true price, in `m`'s ladder.
+/// - `Any`: the "any module" shelf at its default price, plus the shelf of
+///   every module it prices on its own, at that price. Walking the "any"
+///   shelf for module `m`, an offer with its own price for `m` is skipped:
+///   it is met, at its true price, on `m`'s shelf.
+///
+/// It is also filed, once, under (solver, provider) for targeted jobs.
+/// Maps keyed by caller-chosen bytes are B-trees or SipHash maps, so crafted
+/// module ids or addresses cannot degrade them.
 #[derive(Debug, Clone, Default)]
 pub(super) struct ResourceIndex {
-    shelves: HashMap<LadderKey, Shelf>,
+    solvers: BTreeMap<Address, SolverShelves>,
+    providers: HashMap<(Address, Address), BTreeSet<Seq>>,
 }
 
-/// The (module, price) filings of one resource offer.
-fn filings(offer: &ResourceOffer) -> Vec<(Option<ModuleId>, U256)> {
+/// The ladder heads of a shelf, each tagged with `from_any`.
+fn tagged_heads(
+    shelf: Option<&Shelf>,
+    from_any: bool,
+) -> impl Iterator<Item = (U256, Seq, Class, bool)> + '_ {
+    shelf
+        .into_iter()
+        .flat_map(|s| s.heads.iter())
+        .map(move |&(price, seq, class)| (price, seq, class, from_any))
+}
+
+/// Calls `f(module, price)` for each filing of a resource offer; `None` is
+/// the "any module" shelf.
+fn for_each_filing(offer: &ResourceOffer, mut f: impl FnMut(Option<&ModuleId>, U256)) {
     match &offer.modules {
-        ModulePolicy::Any => std::iter::once((None, offer.default_price))
-            .chain(offer.module_prices.iter().map(|(m, p)| (Some(*m), *p)))
-            .collect(),
-        ModulePolicy::Only(set) => set.iter().map(|m| (Some(*m), offer.price_for(m))).collect(),
+        ModulePolicy::Any => {
+            f(None, offer.default_price);
+            for (module, price) in &offer.module_prices {
+                f(Some(module), *price);
+            }
+        }
+        ModulePolicy::Only(set) => {
+            for module in set {
+                f(Some(module), offer.price_for(module));
+            }
+        }
     }
 }
 
@@ -221,53 +260,78 @@ impl ResourceIndex {
     /// Files a resource offer.
     pub(super) fn insert(&mut self, seq: Seq, offer: &ResourceOffer) {
         let class = Class::of_machine(&offer.spec);
-        for (module, price) in filings(offer) {
-            for provider in [None, Some(offer.provider)] {
-                let key = LadderKey { solver: offer.solver, provider, module };
-                self.shelves.entry(key).or_default().insert(class, (price, seq));
-            }
-        }
+        let shelves = self.solvers.entry(offer.solver).or_default();
+        for_each_filing(offer, |module, price| {
+            let shelf = match module {
+                None => &mut shelves.any,
+                Some(m) => shelves.modules.entry(*m).or_default(),
+            };
+            shelf.insert(class, (price, seq));
+        });
+        self.providers.entry((offer.solver, offer.provider)).or_default().insert(seq);
     }
 
     /// Unfiles a resource offer (the same offer that was filed under `seq`).
     pub(super) fn remove(&mut self, seq: Seq, offer: &ResourceOffer) {
         let class = Class::of_machine(&offer.spec);
-        for (module, price) in filings(offer) {
-            for provider in [None, Some(offer.provider)] {
-                let key = LadderKey { solver: offer.solver, provider, module };
-                let Some(shelf) = self.shelves.get_mut(&key) else { continue };
-                shelf.remove(class, (price, seq));
-                if shelf.ladders.is_empty() {
-                    self.shelves.remove(&key);
+        if let Some(shelves) = self.solvers.get_mut(&offer.solver) {
+            for_each_filing(offer, |module, price| match module {
+                None => shelves.any.remove(class, (price, seq)),
+                Some(m) => {
+                    if let Some(shelf) = shelves.modules.get_mut(m) {
+                        shelf.remove(class, (price, seq));
+                        if shelf.is_empty() {
+                            shelves.modules.remove(m);
+                        }
+                    }
                 }
+            });
+            if shelves.any.is_empty() && shelves.modules.is_empty() {
+                self.solvers.remove(&offer.solver);
+            }
+        }
+        let key = (offer.solver, offer.provider);
+        if let Some(seqs) = self.providers.get_mut(&key) {
+            seqs.remove(&seq);
+            if seqs.is_empty() {
+                self.providers.remove(&key);
             }
         }
     }
 
     /// The cheapest, then oldest, filed offer for `job` that `accept` takes.
     ///
-    /// Merges, by (price, seq) and up to the job's max price, the ladders of
-    /// the job's solver (and target provider, if any), for its module and
-    /// for "any module", of the classes that may fit it. A ladder is opened
-    /// only when the merge reaches its head. `accept(seq, from_any)` decides
-    /// each candidate and returns the deal price.
+    /// `accept(seq, from_any)` decides each candidate and returns the deal
+    /// price; `from_any` says the candidate was met on the "any module"
+    /// shelf (at its default price).
+    ///
+    /// An untargeted job merges, by (price, seq) and up to its max price, the
+    /// ladders of its solver's shelves for its module and for "any module",
+    /// of the classes that may fit it; a ladder is opened only when the merge
+    /// reaches its head. A targeted job checks every offer of its provider.
     pub(super) fn cheapest_for(
         &self,
         job: &JobOffer,
         mut accept: impl FnMut(Seq, bool) -> Option<U256>,
     ) -> Option<(Seq, U256)> {
+        if let Some(provider) = job.target {
+            let seqs = self.providers.get(&(job.solver, provider))?;
+            // Oldest first, so a strict `<` keeps the oldest of equal prices.
+            let mut best: Option<(Seq, U256)> = None;
+            for &seq in seqs {
+                if let Some(price) = accept(seq, false)
+                    && best.is_none_or(|(_, p)| price < p)
+                {
+                    best = Some((seq, price));
+                }
+            }
+            return best;
+        }
+        let shelves = self.solvers.get(&job.solver)?;
         let job_class = Class::of_job(&job.requirements);
-        let shelf = |module| {
-            self.shelves.get(&LadderKey { solver: job.solver, provider: job.target, module })
-        };
-        let shelves = [shelf(Some(job.module_id)), shelf(None)];
-        let heads = |i: usize| {
-            shelves[i]
-                .into_iter()
-                .flat_map(|s| s.heads.iter())
-                .map(move |&(price, seq, class)| (price, seq, class, i == 1))
-        };
-        let mut heads = merge(heads(0), heads(1)).peekable();
+        let own = shelves.modules.get(&job.module_id);
+        let mut heads =
+            merge(tagged_heads(own, false), tagged_heads(Some(&shelves.any), true)).peekable();
         let mut walks: Vec<(btree_set::Iter<'_, (U256, Seq)>, bool)> = Vec::new();
         let mut heap = BinaryHeap::new();
         loop {
@@ -284,7 +348,7 @@ impl ResourceIndex {
                 if !class.may_serve(job_class) {
                     continue;
                 }
-                let shelf = shelves[usize::from(from_any)]?;
+                let shelf = if from_any { &shelves.any } else { own? };
                 let mut walk = shelf.ladders.get(&class)?.iter();
                 // The head itself.
                 walk.next();
@@ -490,14 +554,14 @@ mod tests {
     fn tiers_are_monotone_and_split_common_cards() {
         let mut last = 0;
         for mib in 0..200_000u64 {
-            let t = vram_tier(mib);
+            let t = tier(mib);
             assert!(t >= last, "tier drops at {mib}");
             last = t;
         }
         let cards = [8192, 12288, 16384, 24576, 32768, 49152, 81920];
-        let tiers: BTreeSet<u8> = cards.iter().map(|&c| vram_tier(c)).collect();
+        let tiers: BTreeSet<u8> = cards.iter().map(|&c| tier(c)).collect();
         assert_eq!(tiers.len(), cards.len());
-        assert_eq!(vram_tier(u64::MAX), 129);
+        assert_eq!(tier(u64::MAX), 129);
     }
 
     #[test]

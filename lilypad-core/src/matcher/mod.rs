@@ -119,7 +119,9 @@ struct Resting<T> {
 #[derive(Debug, Clone)]
 struct Side<T> {
     ids: HashMap<OfferId, Seq>,
-    offers: SeqMap<Resting<T>>,
+    /// Boxed: offers are a few hundred bytes, and growing the map moves its
+    /// values.
+    offers: SeqMap<Box<Resting<T>>>,
     expiries: BTreeSet<(u64, Seq)>,
 }
 
@@ -133,11 +135,11 @@ impl<T> Side<T> {
     fn insert(&mut self, seq: Seq, id: OfferId, offer: T, expiry: u64) {
         self.ids.insert(id, seq);
         self.expiries.insert((expiry, seq));
-        self.offers.insert(seq, Resting { id, offer });
+        self.offers.insert(seq, Box::new(Resting { id, offer }));
     }
 
     fn remove(&mut self, seq: Seq, expiry: impl Fn(&T) -> u64) -> Option<Resting<T>> {
-        let resting = self.offers.remove(&seq)?;
+        let resting = *self.offers.remove(&seq)?;
         self.ids.remove(&resting.id);
         self.expiries.remove(&(expiry(&resting.offer), seq));
         Some(resting)
