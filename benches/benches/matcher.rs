@@ -13,7 +13,6 @@
 //! `cargo bench -p lilypad-benches --bench matcher`.
 
 use std::{
-    collections::HashMap,
     hint::black_box,
     time::{Duration, Instant},
 };
@@ -21,7 +20,7 @@ use std::{
 use criterion::{BatchSize, Criterion};
 use lilypad_benches::{NOW, Workload, workload};
 use lilypad_core::{
-    matcher::{Match, Matcher, NetworkModules, naive},
+    matcher::{Match, Matched, Matcher, NetworkModules, naive},
     offer::{JobOffer, OfferId, ResourceOffer},
 };
 
@@ -31,14 +30,16 @@ const RESTING: usize = 100_000;
 type Jobs = Vec<(OfferId, JobOffer)>;
 type Resources = Vec<(OfferId, ResourceOffer)>;
 
-/// Inserts every resource offer, then every job offer.
+/// Inserts every resource offer, then every job offer. Returns the matches
+/// with the offers handed back, and the matcher, so that dropping them is
+/// not timed (the naive pass drops nothing either).
 fn run_indexed(
     network: &NetworkModules,
     resources: Resources,
     jobs: Jobs,
-) -> (Vec<Match>, Matcher) {
+) -> (Vec<Matched>, Matcher) {
     let mut matcher = Matcher::new(network.clone());
-    let mut matches = Vec::new();
+    let mut matches = Vec::with_capacity(jobs.len());
     for (id, resource) in resources {
         match matcher.add_resource(id, resource, NOW) {
             Ok(m) => matches.extend(m),
@@ -86,21 +87,19 @@ fn time_naive(w: &Workload, reps: usize) -> Duration {
     )
 }
 
-/// A matcher with `n` resting resource offers and no resting jobs, the
-/// offers by id (to put matched ones back), and a pool of job offers.
+/// A matcher with `n` resting resource offers and no resting jobs, and a
+/// pool of job offers.
 struct Resting {
     matcher: Matcher,
-    offers: HashMap<OfferId, ResourceOffer>,
     jobs: Jobs,
 }
 
 impl Resting {
     fn new(n: usize) -> Self {
         let w = workload(2_000, n, SEED ^ 0x0010_0000);
-        let offers: HashMap<_, _> = w.resources.iter().cloned().collect();
         let (matches, matcher) = run_indexed(&w.network, w.resources, Vec::new());
         assert!(matches.is_empty());
-        Self { matcher, offers, jobs: w.jobs }
+        Self { matcher, jobs: w.jobs }
     }
 
     /// Adds the `i`th job of the pool, timed; then undoes it, untimed.
@@ -111,9 +110,9 @@ impl Resting {
         let elapsed = start.elapsed();
         match result {
             Ok(Some(m)) => {
-                let offer = self.offers[&m.resource].clone();
-                if let Err(e) = self.matcher.add_resource(m.resource, offer, NOW) {
-                    panic!("cannot put {} back: {e}", m.resource);
+                let id = m.deal.resource;
+                if let Err(e) = self.matcher.add_resource(id, m.resource, NOW) {
+                    panic!("cannot put {id} back: {e}");
                 }
             }
             Ok(None) => {
@@ -136,6 +135,7 @@ fn main() {
         sizes.iter().map(|&n| (n, workload(n, n, SEED ^ n as u64))).collect();
     for (n, w) in &workloads {
         let (indexed, _) = run_indexed(&w.network, w.resources.clone(), w.jobs.clone());
+        let indexed: Vec<Match> = indexed.into_iter().map(|m| m.deal).collect();
         let reference = naive::match_all(&w.jobs, &w.resources, &w.network, NOW);
         assert_eq!(indexed, reference, "indexed and naive disagree at {n}x{n}");
         println!("matcher_{n}x{n}_matched_jobs={}", indexed.len());

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use lilypad_core::{
     Address, B256, U256,
-    matcher::{AddError, Match, Matcher, NetworkModules, naive, policy},
+    matcher::{AddError, Match, Matched, Matcher, NetworkModules, naive, policy},
     offer::{JobOffer, ModuleId, ModulePolicy, OfferId, ResourceOffer},
     spec::{Gpu, JobRequirements, MachineSpec},
 };
@@ -225,6 +225,13 @@ impl Run {
         B256::from(U256::from(self.next_id))
     }
 
+    /// Checks the offers handed back are the ones inserted under those ids.
+    fn handed_back(&self, m: Matched) -> Match {
+        assert_eq!(Some(&m.job), self.jobs.get(&m.deal.job));
+        assert_eq!(Some(&m.resource), self.resources.get(&m.deal.resource));
+        m.deal
+    }
+
     fn step(&mut self, op: &Op) -> Step {
         let now = self.now;
         let made = match op {
@@ -232,7 +239,7 @@ impl Run {
                 let id = self.fresh_id();
                 self.jobs.insert(id, job.clone());
                 match self.matcher.add_job(id, job.clone(), now) {
-                    Ok(m) => m,
+                    Ok(m) => m.map(|m| self.handed_back(m)),
                     Err(AddError::Expired { .. }) if job.expiry <= now => None,
                     Err(e) => panic!("unexpected {e}"),
                 }
@@ -241,7 +248,7 @@ impl Run {
                 let id = self.fresh_id();
                 self.resources.insert(id, resource.clone());
                 match self.matcher.add_resource(id, resource.clone(), now) {
-                    Ok(m) => m,
+                    Ok(m) => m.map(|m| self.handed_back(m)),
                     Err(AddError::Expired { .. }) if resource.expiry <= now => None,
                     Err(e) => panic!("unexpected {e}"),
                 }

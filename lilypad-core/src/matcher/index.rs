@@ -224,7 +224,9 @@ struct SolverShelves {
 #[derive(Debug, Clone, Default)]
 pub(super) struct ResourceIndex {
     solvers: BTreeMap<Address, SolverShelves>,
-    providers: HashMap<(Address, Address), BTreeSet<Seq>>,
+    /// (solver, provider, seq): one B-tree rather than a set per provider,
+    /// which would cost an allocation for every new provider.
+    providers: BTreeSet<(Address, Address, Seq)>,
 }
 
 /// The ladder heads of a shelf, each tagged with `from_any`.
@@ -268,7 +270,7 @@ impl ResourceIndex {
             };
             shelf.insert(class, (price, seq));
         });
-        self.providers.entry((offer.solver, offer.provider)).or_default().insert(seq);
+        self.providers.insert((offer.solver, offer.provider, seq));
     }
 
     /// Unfiles a resource offer (the same offer that was filed under `seq`).
@@ -290,13 +292,7 @@ impl ResourceIndex {
                 self.solvers.remove(&offer.solver);
             }
         }
-        let key = (offer.solver, offer.provider);
-        if let Some(seqs) = self.providers.get_mut(&key) {
-            seqs.remove(&seq);
-            if seqs.is_empty() {
-                self.providers.remove(&key);
-            }
-        }
+        self.providers.remove(&(offer.solver, offer.provider, seq));
     }
 
     /// The cheapest, then oldest, filed offer for `job` that `accept` takes.
@@ -315,10 +311,10 @@ impl ResourceIndex {
         mut accept: impl FnMut(Seq, bool) -> Option<U256>,
     ) -> Option<(Seq, U256)> {
         if let Some(provider) = job.target {
-            let seqs = self.providers.get(&(job.solver, provider))?;
+            let offers = (job.solver, provider, 0)..=(job.solver, provider, Seq::MAX);
             // Oldest first, so a strict `<` keeps the oldest of equal prices.
             let mut best: Option<(Seq, U256)> = None;
-            for &seq in seqs {
+            for &(_, _, seq) in self.providers.range(offers) {
                 if let Some(price) = accept(seq, false)
                     && best.is_none_or(|(_, p)| price < p)
                 {

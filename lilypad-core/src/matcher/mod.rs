@@ -63,7 +63,10 @@ use alloy_primitives::U256;
 
 use self::index::{JobIndex, ResourceIndex, Seq, SeqMap};
 pub use self::policy::{Mismatch, NetworkModules};
-use crate::offer::{JobOffer, OfferId, ResourceOffer};
+use crate::{
+    deal::{Deal, DealError, NetworkParams},
+    offer::{JobOffer, OfferId, ResourceOffer},
+};
 
 /// A matched pair: the deal the solver should create.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -74,6 +77,26 @@ pub struct Match {
     pub resource: OfferId,
     /// The provider's price for the job's module, at most the job's max price.
     pub price: U256,
+}
+
+/// A match as [`Matcher::add_job`] and [`Matcher::add_resource`] return it:
+/// the ids and price, and both offers, handed back since the matcher keeps
+/// neither.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matched {
+    /// Which offers, at what price.
+    pub deal: Match,
+    /// The job offer.
+    pub job: JobOffer,
+    /// The resource offer.
+    pub resource: ResourceOffer,
+}
+
+impl Matched {
+    /// The deal of this match, created at `now`.
+    pub fn to_deal(&self, params: &NetworkParams, now: u64) -> Result<Deal, DealError> {
+        Deal::new(&self.job, self.deal.job, &self.resource, self.deal.resource, params, now)
+    }
 }
 
 /// Why an offer was not taken in.
@@ -220,7 +243,7 @@ impl Matcher {
         id: OfferId,
         job: JobOffer,
         now: u64,
-    ) -> Result<Option<Match>, AddError> {
+    ) -> Result<Option<Matched>, AddError> {
         if self.jobs.ids.contains_key(&id) {
             return Err(AddError::Duplicate { id });
         }
@@ -244,7 +267,11 @@ impl Matcher {
         if let Some((seq, price)) = found
             && let Some(resource) = self.remove_resource_seq(seq)
         {
-            return Ok(Some(Match { job: id, resource: resource.id, price }));
+            return Ok(Some(Matched {
+                deal: Match { job: id, resource: resource.id, price },
+                job,
+                resource: resource.offer,
+            }));
         }
         let seq = self.take_seq();
         self.job_index.insert(seq, &job);
@@ -260,7 +287,7 @@ impl Matcher {
         id: OfferId,
         resource: ResourceOffer,
         now: u64,
-    ) -> Result<Option<Match>, AddError> {
+    ) -> Result<Option<Matched>, AddError> {
         if self.resources.ids.contains_key(&id) {
             return Err(AddError::Duplicate { id });
         }
@@ -275,7 +302,11 @@ impl Matcher {
         if let Some((seq, price)) = found
             && let Some(job) = self.remove_job_seq(seq)
         {
-            return Ok(Some(Match { job: job.id, resource: id, price }));
+            return Ok(Some(Matched {
+                deal: Match { job: job.id, resource: id, price },
+                job: job.offer,
+                resource,
+            }));
         }
         let seq = self.take_seq();
         self.resource_index.insert(seq, &resource);

@@ -70,6 +70,17 @@ fn priced(p: u64) -> ResourceOffer {
     ResourceOffer { default_price: U256::from(p), ..resource() }
 }
 
+/// Drops the offers handed back, keeping ids and price.
+trait Deal {
+    fn deal(self) -> Result<Option<Match>, AddError>;
+}
+
+impl Deal for Result<Option<Matched>, AddError> {
+    fn deal(self) -> Result<Option<Match>, AddError> {
+        self.map(|m| m.map(|m| m.deal))
+    }
+}
+
 fn matched(job: u64, resource: u64, price: u64) -> Result<Option<Match>, AddError> {
     Ok(Some(Match { job: id(job), resource: id(resource), price: U256::from(price) }))
 }
@@ -78,14 +89,14 @@ fn matched(job: u64, resource: u64, price: u64) -> Result<Option<Match>, AddErro
 fn job_takes_cheapest_then_oldest() {
     let mut m = Matcher::default();
     for (n, p) in [(1, 7), (2, 4), (3, 9), (4, 4), (5, 4)] {
-        assert_eq!(m.add_resource(id(n), priced(p), 0), Ok(None));
+        assert_eq!(m.add_resource(id(n), priced(p), 0).deal(), Ok(None));
     }
-    assert_eq!(m.add_job(id(10), job(), 0), matched(10, 2, 4));
-    assert_eq!(m.add_job(id(11), job(), 0), matched(11, 4, 4));
-    assert_eq!(m.add_job(id(12), job(), 0), matched(12, 5, 4));
-    assert_eq!(m.add_job(id(13), job(), 0), matched(13, 1, 7));
-    assert_eq!(m.add_job(id(14), job(), 0), matched(14, 3, 9));
-    assert_eq!(m.add_job(id(15), job(), 0), Ok(None));
+    assert_eq!(m.add_job(id(10), job(), 0).deal(), matched(10, 2, 4));
+    assert_eq!(m.add_job(id(11), job(), 0).deal(), matched(11, 4, 4));
+    assert_eq!(m.add_job(id(12), job(), 0).deal(), matched(12, 5, 4));
+    assert_eq!(m.add_job(id(13), job(), 0).deal(), matched(13, 1, 7));
+    assert_eq!(m.add_job(id(14), job(), 0).deal(), matched(14, 3, 9));
+    assert_eq!(m.add_job(id(15), job(), 0).deal(), Ok(None));
     assert_eq!((m.job_count(), m.resource_count()), (1, 0));
 }
 
@@ -93,12 +104,12 @@ fn job_takes_cheapest_then_oldest() {
 fn resource_goes_to_oldest_compatible_job() {
     let mut m = Matcher::default();
     let cheap = JobOffer { max_price: U256::from(2), ..job() };
-    assert_eq!(m.add_job(id(1), cheap, 0), Ok(None));
-    assert_eq!(m.add_job(id(2), job(), 0), Ok(None));
-    assert_eq!(m.add_job(id(3), job(), 0), Ok(None));
-    assert_eq!(m.add_resource(id(10), priced(5), 0), matched(2, 10, 5));
-    assert_eq!(m.add_resource(id(11), priced(2), 0), matched(1, 11, 2));
-    assert_eq!(m.add_resource(id(12), priced(5), 0), matched(3, 12, 5));
+    assert_eq!(m.add_job(id(1), cheap, 0).deal(), Ok(None));
+    assert_eq!(m.add_job(id(2), job(), 0).deal(), Ok(None));
+    assert_eq!(m.add_job(id(3), job(), 0).deal(), Ok(None));
+    assert_eq!(m.add_resource(id(10), priced(5), 0).deal(), matched(2, 10, 5));
+    assert_eq!(m.add_resource(id(11), priced(2), 0).deal(), matched(1, 11, 2));
+    assert_eq!(m.add_resource(id(12), priced(5), 0).deal(), matched(3, 12, 5));
     assert_eq!(m.job_count(), 0);
 }
 
@@ -114,12 +125,12 @@ fn module_prices_override_the_default_both_ways() {
     m.add_resource(id(1), dear, 0).unwrap();
     m.add_resource(id(2), only, 0).unwrap();
     m.add_resource(id(3), special, 0).unwrap();
-    assert_eq!(m.add_job(id(10), job(), 0), matched(10, 3, 2));
-    assert_eq!(m.add_job(id(11), job(), 0), matched(11, 2, 3));
-    assert_eq!(m.add_job(id(12), job(), 0), Ok(None));
+    assert_eq!(m.add_job(id(10), job(), 0).deal(), matched(10, 3, 2));
+    assert_eq!(m.add_job(id(11), job(), 0).deal(), matched(11, 2, 3));
+    assert_eq!(m.add_job(id(12), job(), 0).deal(), Ok(None));
     // Another module gets the default price.
     let other = JobOffer { module_id: module(4), ..job() };
-    assert_eq!(m.add_job(id(13), other, 0), matched(13, 1, 1));
+    assert_eq!(m.add_job(id(13), other, 0).deal(), matched(13, 1, 1));
 }
 
 #[test]
@@ -127,12 +138,12 @@ fn provider_allowlist_filters_modules() {
     let mut m = Matcher::default();
     let only = ResourceOffer { modules: ModulePolicy::Only([module(2)].into()), ..priced(1) };
     m.add_resource(id(1), only.clone(), 0).unwrap();
-    assert_eq!(m.add_job(id(10), job(), 0), Ok(None));
+    assert_eq!(m.add_job(id(10), job(), 0).deal(), Ok(None));
     let j2 = JobOffer { module_id: module(2), ..job() };
-    assert_eq!(m.add_job(id(11), j2.clone(), 0), matched(11, 1, 1));
+    assert_eq!(m.add_job(id(11), j2.clone(), 0).deal(), matched(11, 1, 1));
     // And from the resource side.
-    assert_eq!(m.add_job(id(12), j2, 0), Ok(None));
-    assert_eq!(m.add_resource(id(2), only, 0), matched(12, 2, 1));
+    assert_eq!(m.add_job(id(12), j2, 0).deal(), Ok(None));
+    assert_eq!(m.add_resource(id(2), only, 0).deal(), matched(12, 2, 1));
     assert_eq!(m.job_count(), 1);
 }
 
@@ -143,13 +154,13 @@ fn targeted_job_only_goes_to_its_provider() {
     m.add_resource(id(1), other.clone(), 0).unwrap();
     m.add_resource(id(2), priced(8), 0).unwrap();
     let targeted = JobOffer { target: Some(addr(2)), ..job() };
-    assert_eq!(m.add_job(id(10), targeted.clone(), 0), matched(10, 2, 8));
+    assert_eq!(m.add_job(id(10), targeted.clone(), 0).deal(), matched(10, 2, 8));
     // From the resource side: the cheap offer of another provider is ignored.
-    assert_eq!(m.add_job(id(11), targeted, 0), Ok(None));
-    assert_eq!(m.add_resource(id(3), other, 0), Ok(None));
-    assert_eq!(m.add_resource(id(4), priced(9), 0), matched(11, 4, 9));
+    assert_eq!(m.add_job(id(11), targeted, 0).deal(), Ok(None));
+    assert_eq!(m.add_resource(id(3), other, 0).deal(), Ok(None));
+    assert_eq!(m.add_resource(id(4), priced(9), 0).deal(), matched(11, 4, 9));
     // An untargeted job may use any provider.
-    assert_eq!(m.add_job(id(12), job(), 0), matched(12, 1, 1));
+    assert_eq!(m.add_job(id(12), job(), 0).deal(), matched(12, 1, 1));
 }
 
 #[test]
@@ -165,21 +176,21 @@ fn gpu_jobs_skip_small_machines_and_cpu_jobs_take_the_cheapest() {
         requirements: JobRequirements { gpu_count, gpu_vram_mib, ..job().requirements },
         ..job()
     };
-    assert_eq!(m.add_job(id(10), needs(1, 40960), 0), matched(10, 3, 3));
-    assert_eq!(m.add_job(id(11), needs(2, 1), 0), Ok(None));
-    assert_eq!(m.add_job(id(12), needs(1, 1), 0), matched(12, 2, 2));
-    assert_eq!(m.add_job(id(13), needs(0, 0), 0), matched(13, 1, 1));
+    assert_eq!(m.add_job(id(10), needs(1, 40960), 0).deal(), matched(10, 3, 3));
+    assert_eq!(m.add_job(id(11), needs(2, 1), 0).deal(), Ok(None));
+    assert_eq!(m.add_job(id(12), needs(1, 1), 0).deal(), matched(12, 2, 2));
+    assert_eq!(m.add_job(id(13), needs(0, 0), 0).deal(), matched(13, 1, 1));
     // The 2-GPU job waits for a 2-GPU machine.
     let two = ResourceOffer { spec: gpu_machine(&[8192, 8192]), ..priced(4) };
-    assert_eq!(m.add_resource(id(4), two, 0), matched(11, 4, 4));
+    assert_eq!(m.add_resource(id(4), two, 0).deal(), matched(11, 4, 4));
 }
 
 #[test]
 fn network_policy_applies_to_both_sides() {
     let mut m = Matcher::new(NetworkModules { blocked: [module(1)].into(), allowed: None });
     m.add_resource(id(1), priced(1), 0).unwrap();
-    assert_eq!(m.add_job(id(10), job(), 0), Ok(None));
-    assert_eq!(m.add_resource(id(2), priced(1), 0), Ok(None));
+    assert_eq!(m.add_job(id(10), job(), 0).deal(), Ok(None));
+    assert_eq!(m.add_resource(id(2), priced(1), 0).deal(), Ok(None));
     assert_eq!((m.job_count(), m.resource_count()), (1, 2));
     let why = m.explain_job(&id(10), 0).unwrap();
     assert_eq!(why.len(), 2);
@@ -190,9 +201,9 @@ fn network_policy_applies_to_both_sides() {
 fn duplicates_and_expired_offers_are_refused() {
     let mut m = Matcher::default();
     m.add_job(id(1), job(), 0).unwrap();
-    assert_eq!(m.add_job(id(1), job(), 0), Err(AddError::Duplicate { id: id(1) }));
+    assert_eq!(m.add_job(id(1), job(), 0).deal(), Err(AddError::Duplicate { id: id(1) }));
     assert_eq!(
-        m.add_resource(id(2), priced(50), 1000),
+        m.add_resource(id(2), priced(50), 1000).deal(),
         Err(AddError::Expired { id: id(2), expiry: 1000, now: 1000 })
     );
     let e = m.add_job(id(3), job(), 2000).unwrap_err();
@@ -206,7 +217,7 @@ fn expired_resting_offers_never_match_and_expire_drops_them() {
     m.add_resource(id(1), ResourceOffer { expiry: 100, ..priced(1) }, 0).unwrap();
     m.add_resource(id(2), priced(6), 0).unwrap();
     // Not yet dropped, but expired at 100: the job gets the dearer offer.
-    assert_eq!(m.add_job(id(10), job(), 100), matched(10, 2, 6));
+    assert_eq!(m.add_job(id(10), job(), 100).deal(), matched(10, 2, 6));
     m.add_job(id(11), JobOffer { expiry: 150, max_price: U256::ZERO, ..job() }, 100).unwrap();
     m.add_job(id(12), JobOffer { max_price: U256::ZERO, ..job() }, 100).unwrap();
     assert_eq!(m.expire(99), Expired::default());
@@ -222,12 +233,12 @@ fn removed_offers_are_gone() {
     m.add_resource(id(2), priced(2), 0).unwrap();
     assert_eq!(m.remove_resource(&id(1)), Some(priced(1)));
     assert_eq!(m.remove_resource(&id(1)), None);
-    assert_eq!(m.add_job(id(10), job(), 0), matched(10, 2, 2));
+    assert_eq!(m.add_job(id(10), job(), 0).deal(), matched(10, 2, 2));
     m.add_job(id(11), job(), 0).unwrap();
     assert_eq!(m.remove_job(&id(11)), Some(job()));
-    assert_eq!(m.add_resource(id(3), priced(1), 0), Ok(None));
+    assert_eq!(m.add_resource(id(3), priced(1), 0).deal(), Ok(None));
     // An id can come back once its offer has left.
-    assert_eq!(m.add_resource(id(1), priced(1), 0), Ok(None));
+    assert_eq!(m.add_resource(id(1), priced(1), 0).deal(), Ok(None));
     assert_eq!(m.resources().iter().map(|(i, _)| *i).collect::<Vec<_>>(), [id(3), id(1)]);
 }
 
@@ -249,4 +260,16 @@ fn explain_names_every_incompatible_offer_oldest_first() {
     let rich = JobOffer { max_price: U256::from(100), ..job() };
     assert_eq!(m.explain(&rich, 0).len(), 2);
     assert_eq!(m.explain_job(&id(99), 0), None);
+}
+
+#[test]
+fn a_match_hands_back_both_offers_and_makes_the_deal() {
+    let mut m = Matcher::default();
+    let r = ResourceOffer { module_prices: [(module(1), U256::from(4))].into(), ..priced(5) };
+    m.add_resource(id(1), r.clone(), 0).unwrap();
+    let got = m.add_job(id(2), job(), 7).unwrap().unwrap();
+    assert_eq!((&got.job, &got.resource), (&job(), &r));
+    let deal = got.to_deal(&crate::deal::NetworkParams::default(), 7).unwrap();
+    assert_eq!(deal.id, crate::deal::deal_id(id(2), id(1)));
+    assert_eq!((deal.terms.price, deal.created_at), (U256::from(4), 7));
 }
