@@ -49,7 +49,8 @@
 //! - A resting resource offer is filed 2 x (1 + priced modules) times for
 //!   `Any`, 2 x (allowed modules) for `Only`: inserting or removing it costs
 //!   that many O(log R) operations. A job is filed once.
-//! - `remove_*`: O(filings x log n). `expire`: O(log n) per dropped offer.
+//! - `remove_*`: O(filings x log n). `expire`: O(log n) per expired offer
+//!   (expiries sit in a heap; entries of offers that left are skipped then).
 //! - `explain`: scans every resting resource offer, O(R log R).
 
 pub mod naive;
@@ -57,7 +58,10 @@ pub mod policy;
 
 mod index;
 
-use std::collections::{BTreeSet, HashMap};
+use std::{
+    cmp::Reverse,
+    collections::{BinaryHeap, HashMap},
+};
 
 use alloy_primitives::U256;
 
@@ -145,32 +149,50 @@ struct Side<T> {
     /// Boxed: offers are a few hundred bytes, and growing the map moves its
     /// values.
     offers: SeqMap<Box<Resting<T>>>,
-    expiries: BTreeSet<(u64, Seq)>,
+    /// (expiry, seq), soonest first. Entries of offers that left are not
+    /// removed (a match would pay for it); they are skipped when popped, and
+    /// the heap is rebuilt when they outnumber the resting offers.
+    expiries: BinaryHeap<Reverse<(u64, Seq)>>,
 }
 
 impl<T> Default for Side<T> {
     fn default() -> Self {
-        Self { ids: HashMap::new(), offers: SeqMap::default(), expiries: BTreeSet::new() }
+        Self { ids: HashMap::new(), offers: SeqMap::default(), expiries: BinaryHeap::new() }
     }
 }
 
 impl<T> Side<T> {
     fn insert(&mut self, seq: Seq, id: OfferId, offer: T, expiry: u64) {
         self.ids.insert(id, seq);
-        self.expiries.insert((expiry, seq));
+        self.expiries.push(Reverse((expiry, seq)));
         self.offers.insert(seq, Box::new(Resting { id, offer }));
     }
 
     fn remove(&mut self, seq: Seq, expiry: impl Fn(&T) -> u64) -> Option<Resting<T>> {
         let resting = *self.offers.remove(&seq)?;
         self.ids.remove(&resting.id);
-        self.expiries.remove(&(expiry(&resting.offer), seq));
+        if self.expiries.len() > 2 * self.offers.len() + 1024 {
+            self.expiries = self
+                .offers
+                .iter()
+                .map(|(&seq, r)| Reverse((expiry(&r.offer), seq)))
+                .collect();
+        }
         Some(resting)
     }
 
-    /// Sequence numbers of the offers expired at `now`, oldest expiry first.
-    fn expired(&self, now: u64) -> Vec<Seq> {
-        self.expiries.range(..=(now, Seq::MAX)).map(|&(_, seq)| seq).collect()
+    /// Pops the sequence numbers of the offers expired at `now`, soonest
+    /// expiry first (some may have left already).
+    fn pop_expired(&mut self, now: u64) -> Vec<Seq> {
+        let mut out = Vec::new();
+        while let Some(&Reverse((expiry, seq))) = self.expiries.peek() {
+            if expiry > now {
+                break;
+            }
+            self.expiries.pop();
+            out.push(seq);
+        }
+        out
     }
 }
 
@@ -342,12 +364,12 @@ impl Matcher {
     /// Drops every offer expired at `now` (expiry <= now) and says which.
     pub fn expire(&mut self, now: u64) -> Expired {
         let mut out = Expired::default();
-        for seq in self.jobs.expired(now) {
+        for seq in self.jobs.pop_expired(now) {
             if let Some(r) = self.remove_job_seq(seq) {
                 out.jobs.push(r.id);
             }
         }
-        for seq in self.resources.expired(now) {
+        for seq in self.resources.pop_expired(now) {
             if let Some(r) = self.remove_resource_seq(seq) {
                 out.resources.push(r.id);
             }
