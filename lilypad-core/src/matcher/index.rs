@@ -9,7 +9,7 @@
 use std::{
     cmp::Reverse,
     collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, btree_set},
-    hash::{BuildHasherDefault, Hasher},
+    hash::{BuildHasherDefault, Hash, Hasher},
     iter::Peekable,
 };
 
@@ -199,6 +199,20 @@ impl Shelf {
     }
 }
 
+/// A provider address as a map key, hashed as three words rather than
+/// byte by byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ProviderKey(Address);
+
+impl Hash for ProviderKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r, s, t] = self.0.0.0;
+        state.write_u64(u64::from_le_bytes([a, b, c, d, e, f, g, h]));
+        state.write_u64(u64::from_le_bytes([i, j, k, l, m, n, o, p]));
+        state.write_u32(u32::from_le_bytes([q, r, s, t]));
+    }
+}
+
 /// The shelves of one solver.
 #[derive(Debug, Clone, Default)]
 struct SolverShelves {
@@ -206,6 +220,14 @@ struct SolverShelves {
     any: Shelf,
     /// Offers that name the module: in their allowlist, or priced on its own.
     modules: BTreeMap<ModuleId, Shelf>,
+    /// Every offer, by provider, for targeted jobs (a provider has a few).
+    providers: HashMap<ProviderKey, Vec<Seq>>,
+}
+
+impl SolverShelves {
+    fn is_empty(&self) -> bool {
+        self.providers.is_empty()
+    }
 }
 
 /// Resting resource offers, filed so that a job finds the cheapest compatible
@@ -218,25 +240,25 @@ struct SolverShelves {
 ///   shelf for module `m`, an offer with its own price for `m` is skipped:
 ///   it is met, at its true price, on `m`'s shelf.
 ///
-/// It is also filed, once, under (solver, provider) for targeted jobs.
+/// It is also filed, once, under its solver and provider for targeted jobs.
 /// Maps keyed by caller-chosen bytes are B-trees or SipHash maps, so crafted
 /// module ids or addresses cannot degrade them.
 #[derive(Debug, Clone, Default)]
 pub(super) struct ResourceIndex {
     solvers: BTreeMap<Address, SolverShelves>,
-    /// (solver, provider, seq): one B-tree rather than a set per provider,
-    /// which would cost an allocation for every new provider.
-    providers: BTreeSet<(Address, Address, Seq)>,
 }
 
-/// The ladder heads of a shelf, each tagged with `from_any`.
+/// The heads of the ladders of a shelf whose class may fit `job`, each
+/// tagged with `from_any`.
 fn tagged_heads(
     shelf: Option<&Shelf>,
     from_any: bool,
+    job: Class,
 ) -> impl Iterator<Item = (U256, Seq, Class, bool)> + '_ {
     shelf
         .into_iter()
         .flat_map(|s| s.heads.iter())
+        .filter(move |(_, _, class)| class.may_serve(job))
         .map(move |&(price, seq, class)| (price, seq, class, from_any))
 }
 
@@ -270,7 +292,7 @@ impl ResourceIndex {
             };
             shelf.insert(class, (price, seq));
         });
-        self.providers.insert((offer.solver, offer.provider, seq));
+        shelves.providers.entry(ProviderKey(offer.provider)).or_default().push(seq);
     }
 
     /// Unfiles a resource offer (the same offer that was filed under `seq`).
@@ -288,11 +310,17 @@ impl ResourceIndex {
                     }
                 }
             });
-            if shelves.any.is_empty() && shelves.modules.is_empty() {
+            let key = ProviderKey(offer.provider);
+            if let Some(seqs) = shelves.providers.get_mut(&key) {
+                seqs.retain(|&s| s != seq);
+                if seqs.is_empty() {
+                    shelves.providers.remove(&key);
+                }
+            }
+            if shelves.is_empty() {
                 self.solvers.remove(&offer.solver);
             }
         }
-        self.providers.remove(&(offer.solver, offer.provider, seq));
     }
 
     /// The cheapest, then oldest, filed offer for `job` that `accept` takes.
@@ -311,55 +339,67 @@ impl ResourceIndex {
         mut accept: impl FnMut(Seq, bool) -> Option<U256>,
     ) -> Option<(Seq, U256)> {
         if let Some(provider) = job.target {
-            let offers = (job.solver, provider, 0)..=(job.solver, provider, Seq::MAX);
-            // Oldest first, so a strict `<` keeps the oldest of equal prices.
-            let mut best: Option<(Seq, U256)> = None;
-            for &(_, _, seq) in self.providers.range(offers) {
+            let seqs = self.solvers.get(&job.solver)?.providers.get(&ProviderKey(provider))?;
+            let mut best: Option<(U256, Seq)> = None;
+            for &seq in seqs {
                 if let Some(price) = accept(seq, false)
-                    && best.is_none_or(|(_, p)| price < p)
+                    && best.is_none_or(|best| (price, seq) < best)
                 {
-                    best = Some((seq, price));
+                    best = Some((price, seq));
                 }
             }
-            return best;
+            return best.map(|(price, seq)| (seq, price));
         }
         let shelves = self.solvers.get(&job.solver)?;
         let job_class = Class::of_job(&job.requirements);
         let own = shelves.modules.get(&job.module_id);
-        let mut heads =
-            merge(tagged_heads(own, false), tagged_heads(Some(&shelves.any), true)).peekable();
-        let mut walks: Vec<(btree_set::Iter<'_, (U256, Seq)>, bool)> = Vec::new();
-        let mut heap = BinaryHeap::new();
+        let mut heads = merge(
+            tagged_heads(own, false, job_class),
+            tagged_heads(Some(&shelves.any), true, job_class),
+        )
+        .peekable();
+        // Ladders whose head was turned down: (next entry, rest, from_any).
+        // Usually the first head is taken and nothing is opened; otherwise a
+        // few are, so a linear scan beats a heap.
+        let mut open: Vec<((U256, Seq), btree_set::Iter<'_, (U256, Seq)>, bool)> = Vec::new();
         loop {
-            // Open every ladder whose head comes before the merge frontier.
-            while let Some(&(price, seq, class, from_any)) = heads.peek() {
-                if price > job.max_price
-                    || heap.peek().is_some_and(|Reverse(top): &Reverse<(U256, Seq, usize)>| {
-                        (top.0, top.1) < (price, seq)
-                    })
+            let next_head = heads.peek().copied().filter(|h| h.0 <= job.max_price);
+            let next_open = open
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, (key, _, _))| *key)
+                .map(|(i, (key, _, _))| (i, *key));
+            match (next_head, next_open) {
+                (Some((price, seq, class, from_any)), next_open)
+                    if next_open.is_none_or(|(_, key)| (price, seq) < key) =>
                 {
-                    break;
+                    heads.next();
+                    if let Some(price) = accept(seq, from_any) {
+                        return Some((seq, price));
+                    }
+                    let shelf = if from_any { &shelves.any } else { own? };
+                    let mut rest = shelf.ladders.get(&class)?.iter();
+                    // The head itself.
+                    rest.next();
+                    if let Some(&next) = rest.next()
+                        && next.0 <= job.max_price
+                    {
+                        open.push((next, rest, from_any));
+                    }
                 }
-                heads.next();
-                if !class.may_serve(job_class) {
-                    continue;
+                (_, Some((i, (_, seq)))) => {
+                    let (key, rest, from_any) = open.get_mut(i)?;
+                    if let Some(price) = accept(seq, *from_any) {
+                        return Some((seq, price));
+                    }
+                    match rest.next() {
+                        Some(&next) if next.0 <= job.max_price => *key = next,
+                        _ => {
+                            drop(open.swap_remove(i));
+                        }
+                    }
                 }
-                let shelf = if from_any { &shelves.any } else { own? };
-                let mut walk = shelf.ladders.get(&class)?.iter();
-                // The head itself.
-                walk.next();
-                heap.push(Reverse((price, seq, walks.len())));
-                walks.push((walk, from_any));
-            }
-            let Reverse((_, seq, i)) = heap.pop()?;
-            let (walk, from_any) = walks.get_mut(i)?;
-            if let Some(price) = accept(seq, *from_any) {
-                return Some((seq, price));
-            }
-            if let Some(&(price, seq)) = walk.next()
-                && price <= job.max_price
-            {
-                heap.push(Reverse((price, seq, i)));
+                (_, None) => return None,
             }
         }
     }
@@ -446,6 +486,9 @@ impl JobIndex {
         network: &NetworkModules,
         accept: impl FnMut(Seq) -> Option<U256>,
     ) -> Option<(Seq, U256)> {
+        if self.scopes.is_empty() {
+            return None;
+        }
         let class = Class::of_machine(&resource.spec);
         let scopes = [
             self.scopes.get(&(resource.solver, None)),

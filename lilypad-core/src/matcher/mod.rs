@@ -61,6 +61,7 @@ mod index;
 use std::{
     cmp::Reverse,
     collections::{BinaryHeap, HashMap},
+    hash::{Hash, Hasher},
 };
 
 use alloy_primitives::U256;
@@ -141,11 +142,25 @@ struct Resting<T> {
     offer: T,
 }
 
+/// An offer id as a map key. Ids are keccak hashes, so their first 8 bytes
+/// are as good a (SipHash-keyed) hash input as all 32: making many ids share
+/// them would take a multi-collision of 64 bits of keccak. Equality still
+/// compares the whole id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IdKey(OfferId);
+
+impl Hash for IdKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let [a, b, c, d, e, f, g, h, ..] = self.0.0;
+        state.write_u64(u64::from_le_bytes([a, b, c, d, e, f, g, h]));
+    }
+}
+
 /// One side of the book: resting offers by id and by sequence number, and
 /// their expiries.
 #[derive(Debug, Clone)]
 struct Side<T> {
-    ids: HashMap<OfferId, Seq>,
+    ids: HashMap<IdKey, Seq>,
     /// Boxed: offers are a few hundred bytes, and growing the map moves its
     /// values.
     offers: SeqMap<Box<Resting<T>>>,
@@ -163,20 +178,17 @@ impl<T> Default for Side<T> {
 
 impl<T> Side<T> {
     fn insert(&mut self, seq: Seq, id: OfferId, offer: T, expiry: u64) {
-        self.ids.insert(id, seq);
+        self.ids.insert(IdKey(id), seq);
         self.expiries.push(Reverse((expiry, seq)));
         self.offers.insert(seq, Box::new(Resting { id, offer }));
     }
 
     fn remove(&mut self, seq: Seq, expiry: impl Fn(&T) -> u64) -> Option<Resting<T>> {
         let resting = *self.offers.remove(&seq)?;
-        self.ids.remove(&resting.id);
+        self.ids.remove(&IdKey(resting.id));
         if self.expiries.len() > 2 * self.offers.len() + 1024 {
-            self.expiries = self
-                .offers
-                .iter()
-                .map(|(&seq, r)| Reverse((expiry(&r.offer), seq)))
-                .collect();
+            self.expiries =
+                self.offers.iter().map(|(&seq, r)| Reverse((expiry(&r.offer), seq))).collect();
         }
         Some(resting)
     }
@@ -232,13 +244,13 @@ impl Matcher {
 
     /// The resting job offer with this id.
     pub fn job(&self, id: &OfferId) -> Option<&JobOffer> {
-        let seq = self.jobs.ids.get(id)?;
+        let seq = self.jobs.ids.get(&IdKey(*id))?;
         self.jobs.offers.get(seq).map(|r| &r.offer)
     }
 
     /// The resting resource offer with this id.
     pub fn resource(&self, id: &OfferId) -> Option<&ResourceOffer> {
-        let seq = self.resources.ids.get(id)?;
+        let seq = self.resources.ids.get(&IdKey(*id))?;
         self.resources.offers.get(seq).map(|r| &r.offer)
     }
 
@@ -266,7 +278,7 @@ impl Matcher {
         job: JobOffer,
         now: u64,
     ) -> Result<Option<Matched>, AddError> {
-        if self.jobs.ids.contains_key(&id) {
+        if self.jobs.ids.contains_key(&IdKey(id)) {
             return Err(AddError::Duplicate { id });
         }
         if job.expiry <= now {
@@ -310,7 +322,7 @@ impl Matcher {
         resource: ResourceOffer,
         now: u64,
     ) -> Result<Option<Matched>, AddError> {
-        if self.resources.ids.contains_key(&id) {
+        if self.resources.ids.contains_key(&IdKey(id)) {
             return Err(AddError::Duplicate { id });
         }
         if resource.expiry <= now {
@@ -351,13 +363,13 @@ impl Matcher {
 
     /// Withdraws a resting job offer; returns it, or `None` if it is not resting.
     pub fn remove_job(&mut self, id: &OfferId) -> Option<JobOffer> {
-        let seq = *self.jobs.ids.get(id)?;
+        let seq = *self.jobs.ids.get(&IdKey(*id))?;
         self.remove_job_seq(seq).map(|r| r.offer)
     }
 
     /// Withdraws a resting resource offer; returns it, or `None` if it is not resting.
     pub fn remove_resource(&mut self, id: &OfferId) -> Option<ResourceOffer> {
-        let seq = *self.resources.ids.get(id)?;
+        let seq = *self.resources.ids.get(&IdKey(*id))?;
         self.remove_resource_seq(seq).map(|r| r.offer)
     }
 

@@ -273,3 +273,19 @@ fn a_match_hands_back_both_offers_and_makes_the_deal() {
     assert_eq!(deal.id, crate::deal::deal_id(id(2), id(1)));
     assert_eq!((deal.terms.price, deal.created_at), (U256::from(4), 7));
 }
+
+#[test]
+fn expiry_heap_forgets_matched_offers_and_stays_exact() {
+    let mut m = Matcher::default();
+    for n in 0..3000 {
+        m.add_resource(id(2 * n), priced(1), 0).unwrap();
+        assert!(m.add_job(id(2 * n + 1), job(), 0).unwrap().is_some());
+    }
+    // Stale entries are rebuilt away once they outnumber resting offers.
+    assert!(m.resources.expiries.len() <= 1025, "{}", m.resources.expiries.len());
+    m.add_resource(id(10_001), ResourceOffer { expiry: 10, ..priced(50) }, 0).unwrap();
+    m.add_resource(id(10_002), ResourceOffer { expiry: 20, ..priced(50) }, 0).unwrap();
+    assert_eq!(m.expire(10).resources, [id(10_001)]);
+    assert_eq!(m.expire(2000).resources, [id(10_002)]);
+    assert_eq!(m.resource_count(), 0);
+}
