@@ -226,7 +226,7 @@ impl Run {
     }
 
     /// Checks the offers handed back are the ones inserted under those ids.
-    fn handed_back(&self, m: Matched) -> Match {
+    fn handed_back(&self, m: &Matched) -> Match {
         assert_eq!(Some(&m.job), self.jobs.get(&m.deal.job));
         assert_eq!(Some(&m.resource), self.resources.get(&m.deal.resource));
         m.deal
@@ -239,7 +239,7 @@ impl Run {
                 let id = self.fresh_id();
                 self.jobs.insert(id, job.clone());
                 match self.matcher.add_job(id, job.clone(), now) {
-                    Ok(m) => m.map(|m| self.handed_back(m)),
+                    Ok(m) => m.map(|m| self.handed_back(&m)),
                     Err(AddError::Expired { .. }) if job.expiry <= now => None,
                     Err(e) => panic!("unexpected {e}"),
                 }
@@ -248,7 +248,7 @@ impl Run {
                 let id = self.fresh_id();
                 self.resources.insert(id, resource.clone());
                 match self.matcher.add_resource(id, resource.clone(), now) {
-                    Ok(m) => m.map(|m| self.handed_back(m)),
+                    Ok(m) => m.map(|m| self.handed_back(&m)),
                     Err(AddError::Expired { .. }) if resource.expiry <= now => None,
                     Err(e) => panic!("unexpected {e}"),
                 }

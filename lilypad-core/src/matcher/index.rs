@@ -152,6 +152,10 @@ where
 /// Resource offers of one key and class, cheapest then oldest first.
 type PriceLadder = BTreeSet<(U256, Seq)>;
 
+/// A price ladder being walked: its next entry, the rest, and whether it is
+/// on the "any module" shelf.
+type OpenLadder<'a> = ((U256, Seq), btree_set::Iter<'a, (U256, Seq)>, bool);
+
 /// The price ladders of one solver and module (or "any module"), by class,
 /// and the head (cheapest entry) of each ladder in price order: a search
 /// opens a ladder only when the merge reaches its head, so ladders dearer
@@ -361,7 +365,7 @@ impl ResourceIndex {
         // Ladders whose head was turned down: (next entry, rest, from_any).
         // Usually the first head is taken and nothing is opened; otherwise a
         // few are, so a linear scan beats a heap.
-        let mut open: Vec<((U256, Seq), btree_set::Iter<'_, (U256, Seq)>, bool)> = Vec::new();
+        let mut open: Vec<OpenLadder<'_>> = Vec::new();
         loop {
             let next_head = heads.peek().copied().filter(|h| h.0 <= job.max_price);
             let next_open = open

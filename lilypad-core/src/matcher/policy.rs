@@ -347,8 +347,7 @@ mod tests {
         let mut net = net;
         let mut seen = Vec::new();
         let mut now = 10;
-        loop {
-            let Err(e) = check(&j, &r, &net, now) else { break };
+        while let Err(e) = check(&j, &r, &net, now) {
             seen.push(std::mem::discriminant(&e));
             match e {
                 Mismatch::JobExpired { .. } => j.expiry = 20,
