@@ -336,7 +336,8 @@ impl ResourceIndex {
     /// An untargeted job merges, by (price, seq) and up to its max price, the
     /// ladders of its solver's shelves for its module and for "any module",
     /// of the classes that may fit it; a ladder is opened only when the merge
-    /// reaches its head. A targeted job checks every offer of its provider.
+    /// reaches its head and the head is turned down. A targeted job checks
+    /// every offer of its provider.
     pub(super) fn cheapest_for(
         &self,
         job: &JobOffer,

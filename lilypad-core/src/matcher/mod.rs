@@ -24,33 +24,43 @@
 //!
 //! # Index and cost
 //!
-//! Let R be the number of resting resource offers, J of resting jobs.
-//! Resource offers sit in price ladders (`BTreeSet<(price, seq)>`) keyed by
-//! solver, optionally target provider, module (or "any module") and
-//! capability class (GPU count and a half-octave VRAM tier); see
-//! [`index`](self::index) for the filing rules. Jobs sit in age ladders
-//! (`BTreeSet<seq>`) keyed by (solver, target), module and class.
+//! Let R be the number of resting resource offers, J of resting jobs, C the
+//! number of capability classes in use (GPU count, and half-octave tiers of
+//! VRAM, CPU and RAM; a few dozen with realistic machines). See
+//! `matcher/index.rs` for the details.
 //!
-//! - `add_job`: looks up the ladders of its solver (or target), its module
-//!   and "any module", keeps the classes that may fit (GPU count and VRAM tier
-//!   at least the job's), and merges them lazily by (price, seq) with a heap,
-//!   bounded by the job's max price. Cost O(L log R + c (log L + log R)) where
-//!   L is the number of ladders walked (at most 2 x the number of non-empty
-//!   classes, a handful) and c the candidates checked before the first
-//!   compatible one. Candidates that slip through the index are offers of a
-//!   fitting class and price that fail on CPU, RAM, disk, exact GPU fit or
-//!   mediators; with realistic offers c is small.
-//! - `add_resource`: looks up the (solver, untargeted) and (solver, its
-//!   provider) job scopes, the modules it allows that have resting jobs,
-//!   the classes it may fit, and merges those ladders by age. Cost
-//!   O(L log J + c (log L + log J)), with L up to modules x classes; c counts
-//!   older jobs of those ladders that fail for other reasons (max price,
-//!   CPU, RAM, mediators).
-//! - A resting resource offer is filed 2 x (1 + priced modules) times for
-//!   `Any`, 2 x (allowed modules) for `Only`: inserting or removing it costs
-//!   that many O(log R) operations. A job is filed once.
-//! - `remove_*`: O(filings x log n). `expire`: O(log n) per expired offer
-//!   (expiries sit in a heap; entries of offers that left are skipped then).
+//! Resource offers are filed per solver on *shelves*: one for offers that
+//! take any module (at their default price), one per module for offers that
+//! name it (allowlist or own price, at their price for it). A shelf holds one
+//! price ladder (`BTreeSet<(price, seq)>`) per class and the *heads* (the
+//! cheapest entry of each ladder) in price order. Each solver also lists its
+//! offers per provider, for targeted jobs. Jobs are filed in age ladders
+//! (`BTreeSet<seq>`) per (solver, target) scope, module and class, with the
+//! heads of the ladders of a scope in age order.
+//!
+//! - `add_job`, untargeted: walks, in (price, seq) order and up to its max
+//!   price, the heads of its module's shelf and of the "any module" shelf,
+//!   skipping classes that cannot fit it, and checks each head with
+//!   [`policy::check`]. Only a head that is turned down opens its ladder,
+//!   which then joins the merge. Cost O(log R + h + c (o + log R)): h heads
+//!   passed (at most 2C), c candidates checked, o ladders open (o <= c).
+//!   Usually the first head is taken: c = 1, nothing is opened, nothing is
+//!   allocated. Candidates that slip through are offers of a fitting class
+//!   and price that fail on disk, exact CPU/RAM/GPU fit or mediators.
+//! - `add_job`, targeted: checks every offer of the target provider, O(P).
+//! - `add_resource`: looks at the untargeted scope of its solver and the
+//!   scope of jobs targeted at its provider. For an allowlist shorter than
+//!   the list of modules with resting jobs it looks its modules up;
+//!   otherwise it walks the scope's heads in age order, skipping modules it
+//!   does not take and classes it cannot fit, opening a ladder when its head
+//!   is turned down. Cost O(h + c (log L + log J)), h heads passed (at most
+//!   those older than the match), L ladders open.
+//! - Filing a resource offer costs O(f log R), f = 1 + priced modules for
+//!   "any module", f = allowlist length otherwise, plus one per-provider
+//!   entry; unfiling it (match or cancel) the same. A job is filed once.
+//! - `expire`: O(log n) per expired offer (expiries sit in a heap; entries
+//!   of offers that left are skipped then, and compacted away when they
+//!   outnumber the resting offers).
 //! - `explain`: scans every resting resource offer, O(R log R).
 
 pub mod naive;
