@@ -8,7 +8,8 @@
 //!   at 100k).
 //!
 //! After criterion, prints `speedup_vs_naive_<n>x<n>=<ratio>` per size (ratio
-//! of median times measured here with `Instant`) and
+//! of median times measured here with `Instant`, naive and indexed runs
+//! interleaved so that both see the same load) and
 //! `incremental_match_100k_us=<median>`. Run with
 //! `cargo bench -p lilypad-benches --bench matcher`.
 
@@ -60,31 +61,32 @@ fn median(mut times: Vec<Duration>) -> Duration {
     times.get(times.len() / 2).copied().unwrap_or_default()
 }
 
-fn time_indexed(w: &Workload, reps: usize) -> Duration {
-    median(
-        (0..reps)
-            .map(|_| {
-                let (resources, jobs) = (w.resources.clone(), w.jobs.clone());
-                let start = Instant::now();
-                let out = black_box(run_indexed(&w.network, resources, jobs));
-                let elapsed = start.elapsed();
-                drop(out);
-                elapsed
-            })
-            .collect(),
-    )
+/// One timed batch run of the indexed matcher (cloning the input is not timed).
+fn time_indexed(w: &Workload) -> Duration {
+    let (resources, jobs) = (w.resources.clone(), w.jobs.clone());
+    let start = Instant::now();
+    let out = black_box(run_indexed(&w.network, resources, jobs));
+    let elapsed = start.elapsed();
+    drop(out);
+    elapsed
 }
 
-fn time_naive(w: &Workload, reps: usize) -> Duration {
-    median(
-        (0..reps)
-            .map(|_| {
-                let start = Instant::now();
-                black_box(naive::match_all(&w.jobs, &w.resources, &w.network, NOW));
-                start.elapsed()
-            })
-            .collect(),
-    )
+/// One timed run of the naive pass.
+fn time_naive(w: &Workload) -> Duration {
+    let start = Instant::now();
+    black_box(naive::match_all(&w.jobs, &w.resources, &w.network, NOW));
+    start.elapsed()
+}
+
+/// Medians of interleaved runs (`rounds` x one naive and three indexed), so
+/// that both sides see the same share of a busy machine.
+fn compare(w: &Workload, rounds: usize) -> (Duration, Duration) {
+    let (mut indexed, mut naive) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        naive.push(time_naive(w));
+        indexed.extend((0..3).map(|_| time_indexed(w)));
+    }
+    (median(indexed), median(naive))
 }
 
 /// A matcher with `n` resting resource offers and no resting jobs, and a
@@ -183,9 +185,7 @@ fn main() {
         return;
     }
     for (n, w) in &workloads {
-        let (indexed_reps, naive_reps) = if *n >= 10_000 { (5, 3) } else { (21, 11) };
-        let indexed = time_indexed(w, indexed_reps);
-        let naive = time_naive(w, naive_reps);
+        let (indexed, naive) = compare(w, if *n >= 10_000 { 5 } else { 15 });
         println!("matcher_{n}x{n}_indexed_ms={:.3}", indexed.as_secs_f64() * 1e3);
         println!("matcher_{n}x{n}_naive_ms={:.3}", naive.as_secs_f64() * 1e3);
         println!("speedup_vs_naive_{n}x{n}={:.1}", naive.as_secs_f64() / indexed.as_secs_f64());
