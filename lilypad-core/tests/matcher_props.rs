@@ -183,7 +183,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn ops() -> impl Strategy<Value = Vec<Op>> {
-    prop::collection::vec(op(), 1..=24)
+    prop::collection::vec(op(), 1..=16)
 }
 
 /// What one step did.
