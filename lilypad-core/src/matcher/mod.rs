@@ -56,8 +56,10 @@
 //!   is turned down. Cost O(h + c (log L + log J)), h heads passed (at most
 //!   those older than the match), L ladders open.
 //! - Filing a resource offer costs O(f log R), f = 1 + priced modules for
-//!   "any module", f = allowlist length otherwise, plus one per-provider
-//!   entry; unfiling it (match or cancel) the same. A job is filed once.
+//!   "any module", f = allowlist length otherwise, plus a push on its
+//!   provider's list; unfiling it (match or cancel) the same, plus O(P) to
+//!   find it in that list (P = the provider's resting offers, a handful for
+//!   real providers). A job is filed once, O(log J).
 //! - `expire`: O(log n) per expired offer (expiries sit in a heap; entries
 //!   of offers that left are skipped then, and compacted away when they
 //!   outnumber the resting offers).
