@@ -8,6 +8,7 @@
 //! - [`eip712`]: the structs that are signed and checked on chain.
 //! - [`deal`]: the terms of a matched pair.
 //! - [`module`]: module references, templates and the typed `ModuleSpec`.
+//! - [`matcher`]: the matching policy and the indexed incremental matcher.
 //! - [`result`]: what a provider returns.
 //! - [`settlement`]: the payout table of every final outcome of a deal.
 //! - [`state`]: the deal state machine the contracts enforce, and the mediator choice.
@@ -15,6 +16,7 @@
 
 pub mod deal;
 pub mod eip712;
+pub mod matcher;
 pub mod module;
 pub mod offer;
 pub mod pow;

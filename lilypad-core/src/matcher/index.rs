@@ -1,0 +1,626 @@
+//! The indexes behind [`Matcher`](super::Matcher): resting resource offers in
+//! price ladders, resting job offers in age ladders, both partitioned by
+//! capability class.
+//!
+//! An index only prunes: it yields a superset of the compatible candidates,
+//! in priority order, and the caller decides each one with
+//! [`policy::check`](super::policy::check).
+
+use std::{
+    cmp::Reverse,
+    collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, btree_set},
+    hash::{BuildHasherDefault, Hash, Hasher},
+    iter::Peekable,
+};
+
+use alloy_primitives::{Address, U256};
+
+use super::policy::NetworkModules;
+use crate::{
+    offer::{JobOffer, ModuleId, ModulePolicy, ResourceOffer},
+    spec::{JobRequirements, MachineSpec},
+};
+
+/// Insertion sequence number: lower is older. Unique across jobs and resources.
+pub(super) type Seq = u64;
+
+/// Hasher for maps keyed by [`Seq`]. Sequence numbers are ours, not the
+/// caller's, so a cheap multiplicative hash cannot be attacked.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct SeqHasher(u64);
+
+impl Hasher for SeqHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// A map keyed by sequence number.
+pub(super) type SeqMap<V> = HashMap<Seq, V, BuildHasherDefault<SeqHasher>>;
+
+/// GPU counts at or above this share one class.
+const GPU_COUNT_CAP: u32 = 8;
+
+/// A coarse capability class: GPU count (capped), VRAM tier, CPU tier, RAM tier.
+///
+/// For a machine the VRAM tier is that of its largest GPU; for a job, that of
+/// the VRAM it asks per GPU. Tiers are half octaves of the amount. A machine
+/// of class `m` can only fit a job of class `j` if every field of `j` is at
+/// most that of `m` (a necessary, not sufficient, condition), so the ladders
+/// of other classes are skipped without looking at their offers: a job that
+/// needs a big GPU, or many cores, does not wade through small machines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) struct Class {
+    gpus: u8,
+    vram_tier: u8,
+    cpu_tier: u8,
+    ram_tier: u8,
+}
+
+/// Half-octave tiers: 16, 24, 32 and 48 (GiB, cores) each get their own.
+/// Monotone in `amount`, which is all the pruning needs.
+fn tier(amount: u64) -> u8 {
+    if amount == 0 {
+        return 0;
+    }
+    let bits = 64 - amount.leading_zeros();
+    let half = if bits >= 2 { (amount >> (bits - 2)) & 1 } else { 0 };
+    // bits <= 64, so the tier is at most 129.
+    u8::try_from(2 * u64::from(bits) + half).unwrap_or(u8::MAX)
+}
+
+fn capped_gpus(n: u32) -> u8 {
+    // GPU_COUNT_CAP fits in a u8.
+    u8::try_from(n.min(GPU_COUNT_CAP)).unwrap_or(u8::MAX)
+}
+
+impl Class {
+    /// The class of a machine.
+    pub(super) fn of_machine(spec: &MachineSpec) -> Self {
+        let count = u32::try_from(spec.gpus.len()).unwrap_or(u32::MAX);
+        let max_vram = spec.gpus.iter().map(|g| g.vram_mib).max().unwrap_or(0);
+        Self {
+            gpus: capped_gpus(count),
+            vram_tier: if count == 0 { 0 } else { tier(max_vram) },
+            cpu_tier: tier(u64::from(spec.cpu_millicores)),
+            ram_tier: tier(spec.ram_mib),
+        }
+    }
+
+    /// The class of a job's requirements.
+    pub(super) fn of_job(req: &JobRequirements) -> Self {
+        // `fits` ignores VRAM when no GPU is asked for.
+        let vram_tier = if req.gpu_count == 0 { 0 } else { tier(req.gpu_vram_mib) };
+        Self {
+            gpus: capped_gpus(req.gpu_count),
+            vram_tier,
+            cpu_tier: tier(u64::from(req.cpu_millicores)),
+            ram_tier: tier(req.ram_mib),
+        }
+    }
+
+    /// Whether a machine of this class may fit a job of class `job`.
+    pub(super) fn may_serve(self, job: Self) -> bool {
+        job.gpus <= self.gpus
+            && job.vram_tier <= self.vram_tier
+            && job.cpu_tier <= self.cpu_tier
+            && job.ram_tier <= self.ram_tier
+    }
+}
+
+/// Merges two sorted iterators into one sorted iterator.
+struct Merge<A: Iterator, B: Iterator<Item = A::Item>> {
+    a: Peekable<A>,
+    b: Peekable<B>,
+}
+
+fn merge<A, B>(a: A, b: B) -> Merge<A, B>
+where
+    A: Iterator,
+    B: Iterator<Item = A::Item>,
+{
+    Merge { a: a.peekable(), b: b.peekable() }
+}
+
+impl<A, B> Iterator for Merge<A, B>
+where
+    A: Iterator,
+    B: Iterator<Item = A::Item>,
+    A::Item: Ord,
+{
+    type Item = A::Item;
+
+    fn next(&mut self) -> Option<A::Item> {
+        match (self.a.peek(), self.b.peek()) {
+            (Some(x), Some(y)) if y < x => self.b.next(),
+            (Some(_), _) => self.a.next(),
+            (None, _) => self.b.next(),
+        }
+    }
+}
+
+/// Resource offers of one key and class, cheapest then oldest first.
+type PriceLadder = BTreeSet<(U256, Seq)>;
+
+/// A price ladder being walked: its next entry, the rest, and whether it is
+/// on the "any module" shelf.
+type OpenLadder<'a> = ((U256, Seq), btree_set::Iter<'a, (U256, Seq)>, bool);
+
+/// The price ladders of one solver and module (or "any module"), by class,
+/// and the head (cheapest entry) of each ladder in price order: a search
+/// opens a ladder only when the merge reaches its head, so ladders dearer
+/// than the match are never touched.
+#[derive(Debug, Clone, Default)]
+struct Shelf {
+    ladders: BTreeMap<Class, PriceLadder>,
+    heads: BTreeSet<(U256, Seq, Class)>,
+}
+
+impl Shelf {
+    fn insert(&mut self, class: Class, entry: (U256, Seq)) {
+        let ladder = self.ladders.entry(class).or_default();
+        let old = ladder.first().copied();
+        ladder.insert(entry);
+        if old.is_none_or(|old| entry < old) {
+            if let Some((price, seq)) = old {
+                self.heads.remove(&(price, seq, class));
+            }
+            self.heads.insert((entry.0, entry.1, class));
+        }
+    }
+
+    fn remove(&mut self, class: Class, entry: (U256, Seq)) {
+        let Some(ladder) = self.ladders.get_mut(&class) else { return };
+        let was_head = ladder.first() == Some(&entry);
+        if !ladder.remove(&entry) {
+            return;
+        }
+        if was_head {
+            self.heads.remove(&(entry.0, entry.1, class));
+            match ladder.first() {
+                Some(&(price, seq)) => {
+                    self.heads.insert((price, seq, class));
+                }
+                None => {
+                    self.ladders.remove(&class);
+                }
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ladders.is_empty()
+    }
+}
+
+/// A provider address as a map key, hashed as three words rather than
+/// byte by byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ProviderKey(Address);
+
+impl Hash for ProviderKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r, s, t] = self.0.0.0;
+        state.write_u64(u64::from_le_bytes([a, b, c, d, e, f, g, h]));
+        state.write_u64(u64::from_le_bytes([i, j, k, l, m, n, o, p]));
+        state.write_u32(u32::from_le_bytes([q, r, s, t]));
+    }
+}
+
+/// The shelves of one solver.
+#[derive(Debug, Clone, Default)]
+struct SolverShelves {
+    /// Offers that take any module, at their default price.
+    any: Shelf,
+    /// Offers that name the module: in their allowlist, or priced on its own.
+    modules: BTreeMap<ModuleId, Shelf>,
+    /// Every offer, by provider, for targeted jobs (a provider has a few).
+    providers: HashMap<ProviderKey, Vec<Seq>>,
+}
+
+impl SolverShelves {
+    fn is_empty(&self) -> bool {
+        self.providers.is_empty()
+    }
+}
+
+/// Resting resource offers, filed so that a job finds the cheapest compatible
+/// one by walking a few price ladders in merged order.
+///
+/// Under its solver, an offer is filed for:
+/// - `Only(set)`: every module of the set, at its price for that module;
+/// - `Any`: the "any module" shelf at its default price, plus the shelf of
+///   every module it prices on its own, at that price. Walking the "any"
+///   shelf for module `m`, an offer with its own price for `m` is skipped:
+///   it is met, at its true price, on `m`'s shelf.
+///
+/// It is also filed, once, under its solver and provider for targeted jobs.
+/// Maps keyed by caller-chosen bytes are B-trees or SipHash maps, so crafted
+/// module ids or addresses cannot degrade them.
+#[derive(Debug, Clone, Default)]
+pub(super) struct ResourceIndex {
+    solvers: BTreeMap<Address, SolverShelves>,
+}
+
+/// The heads of the ladders of a shelf whose class may fit `job`, each
+/// tagged with `from_any`.
+fn tagged_heads(
+    shelf: Option<&Shelf>,
+    from_any: bool,
+    job: Class,
+) -> impl Iterator<Item = (U256, Seq, Class, bool)> + '_ {
+    shelf
+        .into_iter()
+        .flat_map(|s| s.heads.iter())
+        .filter(move |(_, _, class)| class.may_serve(job))
+        .map(move |&(price, seq, class)| (price, seq, class, from_any))
+}
+
+/// Calls `f(module, price)` for each filing of a resource offer; `None` is
+/// the "any module" shelf.
+fn for_each_filing(offer: &ResourceOffer, mut f: impl FnMut(Option<&ModuleId>, U256)) {
+    match &offer.modules {
+        ModulePolicy::Any => {
+            f(None, offer.default_price);
+            for (module, price) in &offer.module_prices {
+                f(Some(module), *price);
+            }
+        }
+        ModulePolicy::Only(set) => {
+            for module in set {
+                f(Some(module), offer.price_for(module));
+            }
+        }
+    }
+}
+
+impl ResourceIndex {
+    /// Files a resource offer.
+    pub(super) fn insert(&mut self, seq: Seq, offer: &ResourceOffer) {
+        let class = Class::of_machine(&offer.spec);
+        let shelves = self.solvers.entry(offer.solver).or_default();
+        for_each_filing(offer, |module, price| {
+            let shelf = match module {
+                None => &mut shelves.any,
+                Some(m) => shelves.modules.entry(*m).or_default(),
+            };
+            shelf.insert(class, (price, seq));
+        });
+        shelves.providers.entry(ProviderKey(offer.provider)).or_default().push(seq);
+    }
+
+    /// Unfiles a resource offer (the same offer that was filed under `seq`).
+    pub(super) fn remove(&mut self, seq: Seq, offer: &ResourceOffer) {
+        let class = Class::of_machine(&offer.spec);
+        if let Some(shelves) = self.solvers.get_mut(&offer.solver) {
+            for_each_filing(offer, |module, price| match module {
+                None => shelves.any.remove(class, (price, seq)),
+                Some(m) => {
+                    if let Some(shelf) = shelves.modules.get_mut(m) {
+                        shelf.remove(class, (price, seq));
+                        if shelf.is_empty() {
+                            shelves.modules.remove(m);
+                        }
+                    }
+                }
+            });
+            let key = ProviderKey(offer.provider);
+            if let Some(seqs) = shelves.providers.get_mut(&key) {
+                seqs.retain(|&s| s != seq);
+                if seqs.is_empty() {
+                    shelves.providers.remove(&key);
+                }
+            }
+            if shelves.is_empty() {
+                self.solvers.remove(&offer.solver);
+            }
+        }
+    }
+
+    /// The cheapest, then oldest, filed offer for `job` that `accept` takes.
+    ///
+    /// `accept(seq, from_any)` decides each candidate and returns the deal
+    /// price; `from_any` says the candidate was met on the "any module"
+    /// shelf (at its default price).
+    ///
+    /// An untargeted job merges, by (price, seq) and up to its max price, the
+    /// ladders of its solver's shelves for its module and for "any module",
+    /// of the classes that may fit it; a ladder is opened only when the merge
+    /// reaches its head and the head is turned down. A targeted job checks
+    /// every offer of its provider.
+    pub(super) fn cheapest_for(
+        &self,
+        job: &JobOffer,
+        mut accept: impl FnMut(Seq, bool) -> Option<U256>,
+    ) -> Option<(Seq, U256)> {
+        if let Some(provider) = job.target {
+            let seqs = self.solvers.get(&job.solver)?.providers.get(&ProviderKey(provider))?;
+            let mut best: Option<(U256, Seq)> = None;
+            for &seq in seqs {
+                if let Some(price) = accept(seq, false)
+                    && best.is_none_or(|best| (price, seq) < best)
+                {
+                    best = Some((price, seq));
+                }
+            }
+            return best.map(|(price, seq)| (seq, price));
+        }
+        let shelves = self.solvers.get(&job.solver)?;
+        let job_class = Class::of_job(&job.requirements);
+        let own = shelves.modules.get(&job.module_id);
+        let mut heads = merge(
+            tagged_heads(own, false, job_class),
+            tagged_heads(Some(&shelves.any), true, job_class),
+        )
+        .peekable();
+        // Ladders whose head was turned down: (next entry, rest, from_any).
+        // Usually the first head is taken and nothing is opened; otherwise a
+        // few are, so a linear scan beats a heap.
+        let mut open: Vec<OpenLadder<'_>> = Vec::new();
+        loop {
+            let next_head = heads.peek().copied().filter(|h| h.0 <= job.max_price);
+            let next_open = open
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, (key, _, _))| *key)
+                .map(|(i, (key, _, _))| (i, *key));
+            match (next_head, next_open) {
+                (Some((price, seq, class, from_any)), next_open)
+                    if next_open.is_none_or(|(_, key)| (price, seq) < key) =>
+                {
+                    heads.next();
+                    if let Some(price) = accept(seq, from_any) {
+                        return Some((seq, price));
+                    }
+                    let shelf = if from_any { &shelves.any } else { own? };
+                    let mut rest = shelf.ladders.get(&class)?.iter();
+                    // The head itself.
+                    rest.next();
+                    if let Some(&next) = rest.next()
+                        && next.0 <= job.max_price
+                    {
+                        open.push((next, rest, from_any));
+                    }
+                }
+                (_, Some((i, (_, seq)))) => {
+                    let (key, rest, from_any) = open.get_mut(i)?;
+                    if let Some(price) = accept(seq, *from_any) {
+                        return Some((seq, price));
+                    }
+                    match rest.next() {
+                        Some(&next) if next.0 <= job.max_price => *key = next,
+                        _ => {
+                            drop(open.swap_remove(i));
+                        }
+                    }
+                }
+                (_, None) => return None,
+            }
+        }
+    }
+}
+
+/// Resting job offers of one scope, module and class, oldest first.
+type AgeLadder = BTreeSet<Seq>;
+
+/// The resting jobs of one (solver, target) scope: age ladders per module
+/// and class, and the head (oldest job) of each ladder in age order.
+#[derive(Debug, Clone, Default)]
+struct Scope {
+    modules: HashMap<ModuleId, BTreeMap<Class, AgeLadder>>,
+    heads: BTreeSet<(Seq, ModuleId, Class)>,
+}
+
+impl Scope {
+    fn ladder(&self, module: &ModuleId, class: &Class) -> Option<&AgeLadder> {
+        self.modules.get(module)?.get(class)
+    }
+}
+
+/// Resting job offers per (solver, target) scope, per module, per class.
+///
+/// A resource offer looks at the untargeted scope of its solver and the scope
+/// of jobs targeted at its provider, at the modules it allows, at the classes
+/// it may fit, and merges those age ladders, opening each one lazily.
+#[derive(Debug, Clone, Default)]
+pub(super) struct JobIndex {
+    scopes: HashMap<(Address, Option<Address>), Scope>,
+}
+
+impl JobIndex {
+    /// Files a job offer.
+    pub(super) fn insert(&mut self, seq: Seq, job: &JobOffer) {
+        let class = Class::of_job(&job.requirements);
+        let scope = self.scopes.entry((job.solver, job.target)).or_default();
+        let ladder = scope.modules.entry(job.module_id).or_default().entry(class).or_default();
+        let old = ladder.first().copied();
+        ladder.insert(seq);
+        if old.is_none_or(|old| seq < old) {
+            if let Some(old) = old {
+                scope.heads.remove(&(old, job.module_id, class));
+            }
+            scope.heads.insert((seq, job.module_id, class));
+        }
+    }
+
+    /// Unfiles a job offer (the same offer that was filed under `seq`).
+    pub(super) fn remove(&mut self, seq: Seq, job: &JobOffer) {
+        let key = (job.solver, job.target);
+        let class = Class::of_job(&job.requirements);
+        let Some(scope) = self.scopes.get_mut(&key) else { return };
+        let Some(classes) = scope.modules.get_mut(&job.module_id) else { return };
+        let Some(ladder) = classes.get_mut(&class) else { return };
+        let was_head = ladder.first() == Some(&seq);
+        if !ladder.remove(&seq) {
+            return;
+        }
+        if was_head {
+            scope.heads.remove(&(seq, job.module_id, class));
+            if let Some(&next) = ladder.first() {
+                scope.heads.insert((next, job.module_id, class));
+            }
+        }
+        if ladder.is_empty() {
+            classes.remove(&class);
+            if classes.is_empty() {
+                scope.modules.remove(&job.module_id);
+                if scope.modules.is_empty() {
+                    self.scopes.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// The oldest filed job for `resource` that `accept` takes.
+    ///
+    /// Modules the network does not allow are skipped. `accept(seq)` decides
+    /// each candidate and returns the deal price.
+    pub(super) fn oldest_for(
+        &self,
+        resource: &ResourceOffer,
+        network: &NetworkModules,
+        accept: impl FnMut(Seq) -> Option<U256>,
+    ) -> Option<(Seq, U256)> {
+        if self.scopes.is_empty() {
+            return None;
+        }
+        let class = Class::of_machine(&resource.spec);
+        let scopes = [
+            self.scopes.get(&(resource.solver, None)),
+            self.scopes.get(&(resource.solver, Some(resource.provider))),
+        ];
+        let wanted = |module: &ModuleId, job_class: &Class| {
+            class.may_serve(*job_class) && resource.modules.allows(module) && network.allows(module)
+        };
+        match &resource.modules {
+            // An allowlist shorter than the list of modules with resting
+            // jobs: look its modules up rather than wade through the heads
+            // of every module.
+            ModulePolicy::Only(set)
+                if set.len() < scopes.iter().flatten().map(|s| s.modules.len()).sum() =>
+            {
+                let mut heads = Vec::new();
+                for (i, scope) in scopes.iter().enumerate() {
+                    let Some(scope) = scope else { continue };
+                    for module in set {
+                        let Some(classes) = scope.modules.get(module) else { continue };
+                        for (job_class, ladder) in classes {
+                            if let Some(&seq) = ladder.first()
+                                && wanted(module, job_class)
+                            {
+                                heads.push((seq, *module, *job_class, i == 1));
+                            }
+                        }
+                    }
+                }
+                heads.sort_unstable();
+                walk_jobs(scopes, heads.into_iter(), accept)
+            }
+            _ => {
+                let heads = |i: usize| {
+                    scopes[i]
+                        .into_iter()
+                        .flat_map(|s| s.heads.iter())
+                        .filter(|(_, module, job_class)| wanted(module, job_class))
+                        .map(move |&(seq, module, job_class)| (seq, module, job_class, i == 1))
+                };
+                walk_jobs(scopes, merge(heads(0), heads(1)), accept)
+            }
+        }
+    }
+}
+
+/// Merges the age ladders whose heads `heads` yields (oldest first, each
+/// tagged with its scope: untargeted or targeted), opening each ladder only
+/// when the merge reaches its head; returns the first job `accept` takes.
+fn walk_jobs(
+    scopes: [Option<&Scope>; 2],
+    heads: impl Iterator<Item = (Seq, ModuleId, Class, bool)>,
+    mut accept: impl FnMut(Seq) -> Option<U256>,
+) -> Option<(Seq, U256)> {
+    let mut heads = heads.peekable();
+    let mut walks: Vec<btree_set::Iter<'_, Seq>> = Vec::new();
+    let mut heap = BinaryHeap::new();
+    loop {
+        while let Some(&(seq, module, class, targeted)) = heads.peek() {
+            if heap.peek().is_some_and(|Reverse((top, _)): &Reverse<(Seq, usize)>| *top < seq) {
+                break;
+            }
+            heads.next();
+            let mut walk = scopes[usize::from(targeted)]?.ladder(&module, &class)?.iter();
+            // The head itself.
+            walk.next();
+            heap.push(Reverse((seq, walks.len())));
+            walks.push(walk);
+        }
+        let Reverse((seq, i)) = heap.pop()?;
+        if let Some(price) = accept(seq) {
+            return Some((seq, price));
+        }
+        if let Some(&seq) = walks.get_mut(i)?.next() {
+            heap.push(Reverse((seq, i)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Gpu;
+
+    fn machine(vrams: &[u64]) -> MachineSpec {
+        MachineSpec {
+            cpu_millicores: 1000,
+            ram_mib: 1024,
+            disk_mib: 0,
+            gpus: vrams
+                .iter()
+                .map(|&v| Gpu { vendor: "NVIDIA".into(), model: "X".into(), vram_mib: v })
+                .collect(),
+        }
+    }
+
+    fn needs(gpu_count: u32, gpu_vram_mib: u64) -> JobRequirements {
+        JobRequirements { gpu_count, gpu_vram_mib, ..Default::default() }
+    }
+
+    #[test]
+    fn tiers_are_monotone_and_split_common_cards() {
+        let mut last = 0;
+        for mib in 0..200_000u64 {
+            let t = tier(mib);
+            assert!(t >= last, "tier drops at {mib}");
+            last = t;
+        }
+        let cards = [8192, 12288, 16384, 24576, 32768, 49152, 81920];
+        let tiers: BTreeSet<u8> = cards.iter().map(|&c| tier(c)).collect();
+        assert_eq!(tiers.len(), cards.len());
+        assert_eq!(tier(u64::MAX), 129);
+    }
+
+    #[test]
+    fn class_is_necessary_for_fit() {
+        let machines =
+            [machine(&[]), machine(&[8192]), machine(&[24576, 8192]), machine(&[81920; 9])];
+        let jobs = [needs(0, 0), needs(0, 99), needs(1, 8192), needs(1, 24576), needs(2, 8192)];
+        for m in &machines {
+            for j in &jobs {
+                if m.fits(j).is_ok() {
+                    assert!(Class::of_machine(m).may_serve(Class::of_job(j)), "{m:?} {j:?}");
+                }
+            }
+        }
+        assert!(!Class::of_machine(&machines[0]).may_serve(Class::of_job(&jobs[2])));
+        assert!(!Class::of_machine(&machines[1]).may_serve(Class::of_job(&jobs[3])));
+    }
+}

@@ -1,0 +1,446 @@
+//! The matcher: pairs job offers with resource offers as they arrive.
+//!
+//! - [`policy`]: the rules ([`policy::check`]) and why a pair fails ([`Mismatch`]).
+//! - [`Matcher`]: the indexed, incremental matcher the solver runs.
+//! - [`naive`]: the reference O(jobs x resources) pass, kept as test oracle and
+//!   benchmark baseline.
+//!
+//! # Semantics
+//!
+//! The matcher holds *resting* offers: offers that matched nothing when they
+//! arrived. Each offer gets an insertion sequence number; lower is older.
+//! After every call, no resting job offer is compatible with any resting
+//! resource offer (at the `now` of that call; time only removes
+//! compatibility, so this holds as long as `now` does not go backwards).
+//! Hence a new offer is the only possible partner of any resting offer:
+//!
+//! - a new **job** takes the compatible resting resource offer with the lowest
+//!   price for its module, the oldest among equal prices;
+//! - a new **resource** offer goes to the oldest compatible resting job.
+//!
+//! This is exactly what [`naive::match_all`] gives on the resting offers plus
+//! the new one, which the property tests check. No offer is used twice: a
+//! matched offer leaves the matcher, and the new offer never rests.
+//!
+//! # Index and cost
+//!
+//! Let R be the number of resting resource offers, J of resting jobs, C the
+//! number of capability classes in use (GPU count, and half-octave tiers of
+//! VRAM, CPU and RAM; a few dozen with realistic machines). See
+//! `matcher/index.rs` for the details.
+//!
+//! Resource offers are filed per solver on *shelves*: one for offers that
+//! take any module (at their default price), one per module for offers that
+//! name it (allowlist or own price, at their price for it). A shelf holds one
+//! price ladder (`BTreeSet<(price, seq)>`) per class and the *heads* (the
+//! cheapest entry of each ladder) in price order. Each solver also lists its
+//! offers per provider, for targeted jobs. Jobs are filed in age ladders
+//! (`BTreeSet<seq>`) per (solver, target) scope, module and class, with the
+//! heads of the ladders of a scope in age order.
+//!
+//! - `add_job`, untargeted: walks, in (price, seq) order and up to its max
+//!   price, the heads of its module's shelf and of the "any module" shelf,
+//!   skipping classes that cannot fit it, and checks each head with
+//!   [`policy::check`]. Only a head that is turned down opens its ladder,
+//!   which then joins the merge. Cost O(log R + h + c (o + log R)): h heads
+//!   passed (at most 2C), c candidates checked, o ladders open (o <= c).
+//!   Usually the first head is taken: c = 1, nothing is opened, nothing is
+//!   allocated. Candidates that slip through are offers of a fitting class
+//!   and price that fail on disk, exact CPU/RAM/GPU fit or mediators.
+//! - `add_job`, targeted: checks every offer of the target provider, O(P).
+//! - `add_resource`: looks at the untargeted scope of its solver and the
+//!   scope of jobs targeted at its provider. For an allowlist shorter than
+//!   the list of modules with resting jobs it looks its modules up;
+//!   otherwise it walks the scope's heads in age order, skipping modules it
+//!   does not take and classes it cannot fit, opening a ladder when its head
+//!   is turned down. Cost O(h + c (log L + log J)), h heads passed (at most
+//!   those older than the match), L ladders open.
+//! - Filing a resource offer costs O(f log R), f = 1 + priced modules for
+//!   "any module", f = allowlist length otherwise, plus a push on its
+//!   provider's list; unfiling it (match or cancel) the same, plus O(P) to
+//!   find it in that list (P = the provider's resting offers, a handful for
+//!   real providers). A job is filed once, O(log J).
+//! - `expire`: O(log n) per expired offer (expiries sit in a heap; entries
+//!   of offers that left are skipped then, and compacted away when they
+//!   outnumber the resting offers).
+//! - `explain`: scans every resting resource offer, O(R log R).
+
+pub mod naive;
+pub mod policy;
+
+mod index;
+
+use std::{
+    cmp::Reverse,
+    collections::{BinaryHeap, HashMap},
+    hash::{Hash, Hasher},
+};
+
+use alloy_primitives::U256;
+
+use self::index::{JobIndex, ResourceIndex, Seq, SeqMap};
+pub use self::policy::{Mismatch, NetworkModules};
+use crate::{
+    deal::{Deal, DealError, NetworkParams},
+    offer::{JobOffer, OfferId, ResourceOffer},
+};
+
+/// A matched pair: the deal the solver should create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Match {
+    /// Id of the job offer.
+    pub job: OfferId,
+    /// Id of the resource offer.
+    pub resource: OfferId,
+    /// The provider's price for the job's module, at most the job's max price.
+    pub price: U256,
+}
+
+/// A match as [`Matcher::add_job`] and [`Matcher::add_resource`] return it:
+/// the ids and price, and both offers, handed back since the matcher keeps
+/// neither.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matched {
+    /// Which offers, at what price.
+    pub deal: Match,
+    /// The job offer.
+    pub job: JobOffer,
+    /// The resource offer.
+    pub resource: ResourceOffer,
+}
+
+impl Matched {
+    /// The deal of this match, created at `now`.
+    pub fn to_deal(&self, params: &NetworkParams, now: u64) -> Result<Deal, DealError> {
+        Deal::new(&self.job, self.deal.job, &self.resource, self.deal.resource, params, now)
+    }
+}
+
+/// Why an offer was not taken in.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AddError {
+    /// An offer with this id is already resting; offer ids are signing
+    /// hashes, so this is the same offer sent twice.
+    #[error("offer {id} is already waiting for a match")]
+    Duplicate {
+        /// The offer's id.
+        id: OfferId,
+    },
+    /// The offer's expiry has passed; it can never match.
+    #[error("offer {id} expired at {expiry}, it is now {now}")]
+    Expired {
+        /// The offer's id.
+        id: OfferId,
+        /// The offer's expiry.
+        expiry: u64,
+        /// The time of the call.
+        now: u64,
+    },
+}
+
+/// Offers dropped by [`Matcher::expire`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// Ids of the expired job offers, oldest expiry first.
+    pub jobs: Vec<OfferId>,
+    /// Ids of the expired resource offers, oldest expiry first.
+    pub resources: Vec<OfferId>,
+}
+
+#[derive(Debug, Clone)]
+struct Resting<T> {
+    id: OfferId,
+    offer: T,
+}
+
+/// An offer id as a map key, hashed as the XOR of its four 8-byte words
+/// (one SipHash word instead of four). Ids are signing hashes that the
+/// solver computes, so making many of them fold to the same word would take
+/// a multi-collision of 64 bits of keccak; sequential test ids differ in
+/// their fold too. Equality still compares the whole id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IdKey(OfferId);
+
+impl Hash for IdKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let b = self.0.0;
+        let word = |i: usize| {
+            u64::from_le_bytes([
+                b[i],
+                b[i + 1],
+                b[i + 2],
+                b[i + 3],
+                b[i + 4],
+                b[i + 5],
+                b[i + 6],
+                b[i + 7],
+            ])
+        };
+        state.write_u64(word(0) ^ word(8) ^ word(16) ^ word(24));
+    }
+}
+
+/// One side of the book: resting offers by id and by sequence number, and
+/// their expiries.
+#[derive(Debug, Clone)]
+struct Side<T> {
+    ids: HashMap<IdKey, Seq>,
+    /// Boxed: offers are a few hundred bytes, and growing the map moves its
+    /// values.
+    offers: SeqMap<Box<Resting<T>>>,
+    /// (expiry, seq), soonest first. Entries of offers that left are not
+    /// removed (a match would pay for it); they are skipped when popped, and
+    /// the heap is rebuilt when they outnumber the resting offers.
+    expiries: BinaryHeap<Reverse<(u64, Seq)>>,
+}
+
+impl<T> Default for Side<T> {
+    fn default() -> Self {
+        Self { ids: HashMap::new(), offers: SeqMap::default(), expiries: BinaryHeap::new() }
+    }
+}
+
+impl<T> Side<T> {
+    fn insert(&mut self, seq: Seq, id: OfferId, offer: T, expiry: u64) {
+        self.ids.insert(IdKey(id), seq);
+        self.expiries.push(Reverse((expiry, seq)));
+        self.offers.insert(seq, Box::new(Resting { id, offer }));
+    }
+
+    fn remove(&mut self, seq: Seq, expiry: impl Fn(&T) -> u64) -> Option<Resting<T>> {
+        let resting = *self.offers.remove(&seq)?;
+        self.ids.remove(&IdKey(resting.id));
+        if self.expiries.len() > 2 * self.offers.len() + 1024 {
+            self.expiries =
+                self.offers.iter().map(|(&seq, r)| Reverse((expiry(&r.offer), seq))).collect();
+        }
+        Some(resting)
+    }
+
+    /// Pops the sequence numbers of the offers expired at `now`, soonest
+    /// expiry first (some may have left already).
+    fn pop_expired(&mut self, now: u64) -> Vec<Seq> {
+        let mut out = Vec::new();
+        while let Some(&Reverse((expiry, seq))) = self.expiries.peek() {
+            if expiry > now {
+                break;
+            }
+            self.expiries.pop();
+            out.push(seq);
+        }
+        out
+    }
+}
+
+/// The indexed, incremental matcher. Pure: the caller passes the time.
+///
+/// See the [module docs](self) for the semantics and the cost of each call.
+#[derive(Debug, Clone, Default)]
+pub struct Matcher {
+    network: NetworkModules,
+    next_seq: Seq,
+    jobs: Side<JobOffer>,
+    resources: Side<ResourceOffer>,
+    job_index: JobIndex,
+    resource_index: ResourceIndex,
+}
+
+impl Matcher {
+    /// An empty matcher under the network's module policy.
+    pub fn new(network: NetworkModules) -> Self {
+        Self { network, ..Self::default() }
+    }
+
+    /// The network's module policy in force.
+    pub fn network(&self) -> &NetworkModules {
+        &self.network
+    }
+
+    /// Number of resting job offers.
+    pub fn job_count(&self) -> usize {
+        self.jobs.offers.len()
+    }
+
+    /// Number of resting resource offers.
+    pub fn resource_count(&self) -> usize {
+        self.resources.offers.len()
+    }
+
+    /// The resting job offer with this id.
+    pub fn job(&self, id: &OfferId) -> Option<&JobOffer> {
+        let seq = self.jobs.ids.get(&IdKey(*id))?;
+        self.jobs.offers.get(seq).map(|r| &r.offer)
+    }
+
+    /// The resting resource offer with this id.
+    pub fn resource(&self, id: &OfferId) -> Option<&ResourceOffer> {
+        let seq = self.resources.ids.get(&IdKey(*id))?;
+        self.resources.offers.get(seq).map(|r| &r.offer)
+    }
+
+    /// Resting job offers, oldest first.
+    pub fn jobs(&self) -> Vec<(OfferId, &JobOffer)> {
+        by_age(&self.jobs)
+    }
+
+    /// Resting resource offers, oldest first.
+    pub fn resources(&self) -> Vec<(OfferId, &ResourceOffer)> {
+        by_age(&self.resources)
+    }
+
+    fn take_seq(&mut self) -> Seq {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+
+    /// Takes in a job offer at `now`: matches it with the cheapest (then
+    /// oldest) compatible resting resource offer, or leaves it resting.
+    pub fn add_job(
+        &mut self,
+        id: OfferId,
+        job: JobOffer,
+        now: u64,
+    ) -> Result<Option<Matched>, AddError> {
+        if self.jobs.ids.contains_key(&IdKey(id)) {
+            return Err(AddError::Duplicate { id });
+        }
+        if job.expiry <= now {
+            return Err(AddError::Expired { id, expiry: job.expiry, now });
+        }
+        let found = if self.network.allows(&job.module_id) {
+            let resources = &self.resources.offers;
+            let network = &self.network;
+            self.resource_index.cheapest_for(&job, |seq, from_any| {
+                let resource = &resources.get(&seq)?.offer;
+                if from_any && resource.module_prices.contains_key(&job.module_id) {
+                    // Filed under the module at its own price; met there.
+                    return None;
+                }
+                policy::check(&job, resource, network, now).ok()
+            })
+        } else {
+            None
+        };
+        if let Some((seq, price)) = found
+            && let Some(resource) = self.remove_resource_seq(seq)
+        {
+            return Ok(Some(Matched {
+                deal: Match { job: id, resource: resource.id, price },
+                job,
+                resource: resource.offer,
+            }));
+        }
+        let seq = self.take_seq();
+        self.job_index.insert(seq, &job);
+        let expiry = job.expiry;
+        self.jobs.insert(seq, id, job, expiry);
+        Ok(None)
+    }
+
+    /// Takes in a resource offer at `now`: matches it with the oldest
+    /// compatible resting job offer, or leaves it resting.
+    pub fn add_resource(
+        &mut self,
+        id: OfferId,
+        resource: ResourceOffer,
+        now: u64,
+    ) -> Result<Option<Matched>, AddError> {
+        if self.resources.ids.contains_key(&IdKey(id)) {
+            return Err(AddError::Duplicate { id });
+        }
+        if resource.expiry <= now {
+            return Err(AddError::Expired { id, expiry: resource.expiry, now });
+        }
+        let jobs = &self.jobs.offers;
+        let network = &self.network;
+        let found = self.job_index.oldest_for(&resource, network, |seq| {
+            policy::check(&jobs.get(&seq)?.offer, &resource, network, now).ok()
+        });
+        if let Some((seq, price)) = found
+            && let Some(job) = self.remove_job_seq(seq)
+        {
+            return Ok(Some(Matched {
+                deal: Match { job: job.id, resource: id, price },
+                job: job.offer,
+                resource,
+            }));
+        }
+        let seq = self.take_seq();
+        self.resource_index.insert(seq, &resource);
+        let expiry = resource.expiry;
+        self.resources.insert(seq, id, resource, expiry);
+        Ok(None)
+    }
+
+    fn remove_job_seq(&mut self, seq: Seq) -> Option<Resting<JobOffer>> {
+        let resting = self.jobs.remove(seq, |j| j.expiry)?;
+        self.job_index.remove(seq, &resting.offer);
+        Some(resting)
+    }
+
+    fn remove_resource_seq(&mut self, seq: Seq) -> Option<Resting<ResourceOffer>> {
+        let resting = self.resources.remove(seq, |r| r.expiry)?;
+        self.resource_index.remove(seq, &resting.offer);
+        Some(resting)
+    }
+
+    /// Withdraws a resting job offer; returns it, or `None` if it is not resting.
+    pub fn remove_job(&mut self, id: &OfferId) -> Option<JobOffer> {
+        let seq = *self.jobs.ids.get(&IdKey(*id))?;
+        self.remove_job_seq(seq).map(|r| r.offer)
+    }
+
+    /// Withdraws a resting resource offer; returns it, or `None` if it is not resting.
+    pub fn remove_resource(&mut self, id: &OfferId) -> Option<ResourceOffer> {
+        let seq = *self.resources.ids.get(&IdKey(*id))?;
+        self.remove_resource_seq(seq).map(|r| r.offer)
+    }
+
+    /// Drops every offer expired at `now` (expiry <= now) and says which.
+    pub fn expire(&mut self, now: u64) -> Expired {
+        let mut out = Expired::default();
+        for seq in self.jobs.pop_expired(now) {
+            if let Some(r) = self.remove_job_seq(seq) {
+                out.jobs.push(r.id);
+            }
+        }
+        for seq in self.resources.pop_expired(now) {
+            if let Some(r) = self.remove_resource_seq(seq) {
+                out.resources.push(r.id);
+            }
+        }
+        out
+    }
+
+    /// Why `job` matches none of the resting resource offers: the first
+    /// failing rule for each one, oldest offer first.
+    ///
+    /// Resource offers compatible with `job` are left out, so for a resting
+    /// job the list names every resting resource offer. Scans them all.
+    pub fn explain(&self, job: &JobOffer, now: u64) -> Vec<(OfferId, Mismatch)> {
+        by_age(&self.resources)
+            .into_iter()
+            .filter_map(|(id, resource)| {
+                policy::check(job, resource, &self.network, now).err().map(|m| (id, m))
+            })
+            .collect()
+    }
+
+    /// [`explain`](Self::explain) for the resting job offer `id`, or `None`
+    /// if no such job is resting.
+    pub fn explain_job(&self, id: &OfferId, now: u64) -> Option<Vec<(OfferId, Mismatch)>> {
+        self.job(id).map(|job| self.explain(job, now))
+    }
+}
+
+fn by_age<T>(side: &Side<T>) -> Vec<(OfferId, &T)> {
+    let mut all: Vec<(Seq, OfferId, &T)> =
+        side.offers.iter().map(|(&seq, r)| (seq, r.id, &r.offer)).collect();
+    all.sort_unstable_by_key(|&(seq, _, _)| seq);
+    all.into_iter().map(|(_, id, offer)| (id, offer)).collect()
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
