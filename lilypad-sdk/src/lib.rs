@@ -6,4 +6,6 @@
 
 pub use lilypad_core as core;
 
+#[cfg(feature = "chain")]
+pub mod chain;
 pub mod module;
