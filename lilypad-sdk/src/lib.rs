@@ -8,4 +8,6 @@ pub use lilypad_core as core;
 
 #[cfg(feature = "chain")]
 pub mod chain;
+#[cfg(feature = "devnet")]
+pub mod devnet;
 pub mod module;

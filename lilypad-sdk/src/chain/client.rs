@@ -3,13 +3,13 @@
 use std::{future::IntoFuture, sync::Arc, time::Duration};
 
 use alloy::{
-    contract::SolCallBuilder,
+    contract::{CallBuilder, CallDecoder},
     network::EthereumWallet,
     primitives::{Address, B256, Bytes, U256},
     providers::{DynProvider, Provider, ProviderBuilder},
     rpc::{client::RpcClient, types::TransactionReceipt},
     signers::local::PrivateKeySigner,
-    sol_types::{Eip712Domain, SolCall, SolEvent},
+    sol_types::{Eip712Domain, SolEvent},
 };
 use lilypad_core::offer::{JobOffer, ResourceOffer};
 
@@ -199,11 +199,11 @@ impl ChainClient {
     }
 
     /// Simulates, sends and awaits one transaction; see the type's docs.
-    pub(crate) async fn send<C: SolCall>(
+    pub(crate) async fn send<D: CallDecoder>(
         &self,
         call: &'static str,
         target: Target,
-        builder: SolCallBuilder<&DynProvider, C>,
+        builder: CallBuilder<&DynProvider, D>,
     ) -> Result<TransactionReceipt> {
         let from = self.require_signer(call)?.address();
         let builder = builder.from(from);

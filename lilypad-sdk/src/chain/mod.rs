@@ -16,7 +16,7 @@ pub mod bindings;
 mod client;
 pub mod config;
 mod deals;
-mod error;
+pub(crate) mod error;
 mod events;
 mod nonce;
 mod pow;

@@ -91,9 +91,8 @@ pub(crate) fn rpc_client(cfg: &NetworkConfig) -> Result<RpcClient, ChainError> {
         RateLimitRetryPolicy::default().or(transient),
     );
     let poll = std::time::Duration::from_millis(opts.max_receipt_poll_ms.max(10));
-    let client = if transports.len() == 1 {
-        let Some(only) = transports.pop() else { unreachable!("one transport") };
-        ClientBuilder::default().layer(retry).transport(only, is_local)
+    let client = if let [only] = transports.as_slice() {
+        ClientBuilder::default().layer(retry).transport(only.clone(), is_local)
     } else {
         let count = transports.len();
         let sequential: HashSet<String> = METHODS.iter().map(|m| (*m).to_owned()).collect();
