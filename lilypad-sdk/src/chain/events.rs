@@ -16,7 +16,7 @@ use alloy::{
     rpc::types::{Filter, Log},
     sol_types::{SolEvent, SolEventInterface},
 };
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, stream::BoxStream};
 
 use super::{
     bindings::controller::LilypadController::LilypadControllerEvents,
@@ -66,7 +66,7 @@ impl<T> LogPoller<T> {
 
     /// An endless stream of decoded logs; between scans that find nothing it waits
     /// `rpc.max_receipt_poll_ms`. Errors are yielded and polling goes on.
-    pub fn into_stream(self) -> impl Stream<Item = Result<(T, Log)>> + Send + 'static
+    pub fn into_stream(self) -> BoxStream<'static, Result<(T, Log)>>
     where
         T: Send + 'static,
     {
@@ -89,6 +89,7 @@ impl<T> LogPoller<T> {
                 }
             }
         })
+        .boxed()
     }
 }
 

@@ -152,8 +152,7 @@ async fn no_mediation_in_time() {
     drive(&approved_net().await, Outcome::NoMediationInTime, 1).await;
 }
 
-/// All six outcomes one after another on one devnet (nonces differ), with permits
-/// instead of approvals for the first deal.
+/// All six outcomes one after another on one devnet (nonces differ).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_outcome_on_one_network() {
     let net = approved_net().await;
