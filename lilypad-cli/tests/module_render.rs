@@ -16,8 +16,8 @@ fn cli(args: &[&str]) -> (bool, String, String) {
 }
 
 fn module(dir: &Path, template: &str) -> String {
-    fs::write(dir.join("lilypad_module.json.tmpl"), template).unwrap();
-    dir.to_str().unwrap().to_owned()
+    fs::write(dir.join("lilypad_module.json.tmpl"), template).expect("write the template");
+    dir.to_str().expect("UTF-8 temp path").to_owned()
 }
 
 #[test]

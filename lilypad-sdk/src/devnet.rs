@@ -104,12 +104,15 @@ pub enum DevnetError {
         tried: Vec<PathBuf>,
     },
     /// anvil could not be started.
-    #[error("cannot start {}: {source}", .path.display())]
+    #[error(
+        "cannot start {}: {cause} (run scripts/setup-contracts.sh to install anvil, or fix $ANVIL / --anvil)",
+        .path.display()
+    )]
     Spawn {
         /// The binary.
         path: PathBuf,
-        /// The failure.
-        source: io::Error,
+        /// The failure (part of the message, so not a `source()`).
+        cause: io::Error,
     },
     /// anvil exited during startup.
     #[error("anvil exited during startup ({status}); its log ends with:\n{log}")]
@@ -128,12 +131,12 @@ pub enum DevnetError {
         log: String,
     },
     /// A file of the devnet's state could not be read or written.
-    #[error("{}: {source}", .path.display())]
+    #[error("{}: {cause}", .path.display())]
     Io {
         /// The file.
         path: PathBuf,
-        /// The failure.
-        source: io::Error,
+        /// The failure (part of the message, so not a `source()`).
+        cause: io::Error,
     },
     /// A devnet is already running from this state directory.
     #[error("a devnet is already running from {} (anvil pid {pid}): stop it with `lilypad-cli devnet down` first", .dir.display())]
@@ -158,7 +161,7 @@ pub enum DevnetError {
         after: Duration,
     },
     /// Deploying or wiring the contracts failed.
-    #[error("setting up the contracts failed: {0}")]
+    #[error(transparent)]
     Chain(#[from] ChainError),
     /// The network file is unusable.
     #[error(transparent)]
@@ -260,7 +263,7 @@ pub struct Devnet {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> DevnetError + '_ {
-    move |source| DevnetError::Io { path: path.to_owned(), source }
+    move |cause| DevnetError::Io { path: path.to_owned(), cause }
 }
 
 /// The last lines of a log file (for error messages).
@@ -330,7 +333,7 @@ impl Devnet {
         // reach a detached anvil.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut child =
-            cmd.spawn().map_err(|source| DevnetError::Spawn { path: anvil.clone(), source })?;
+            cmd.spawn().map_err(|cause| DevnetError::Spawn { path: anvil.clone(), cause })?;
         let pid = child.id();
         let port = match wait_listening(&mut child, &log_path, opts.startup_timeout).await {
             Ok(p) => p,
@@ -605,13 +608,14 @@ fn is_anvil(pid: u32) -> bool {
 }
 
 /// Stops the detached devnet of `dir` (SIGTERM, then waits up to `timeout`) and
-/// removes its state files. Returns the pid it stopped.
-pub async fn stop_detached(dir: &Path, timeout: Duration) -> Result<u32, DevnetError> {
+/// removes its state files. Returns the pid it stopped, or `None` when only stale
+/// state (anvil already gone) was removed.
+pub async fn stop_detached(dir: &Path, timeout: Duration) -> Result<Option<u32>, DevnetError> {
     let Some(pid) = running_pid(dir) else {
-        let had_state = dir.join(files::PID).exists();
+        let had_state = dir.join(files::PID).exists() || dir.join(files::NETWORK).exists();
         remove_state(dir)?;
         return if had_state {
-            Ok(0)
+            Ok(None)
         } else {
             Err(DevnetError::NotRunning { dir: dir.to_owned() })
         };
@@ -619,7 +623,7 @@ pub async fn stop_detached(dir: &Path, timeout: Duration) -> Result<u32, DevnetE
     let status = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
-        .map_err(|source| DevnetError::Spawn { path: "kill".into(), source })?;
+        .map_err(|cause| DevnetError::Spawn { path: "kill".into(), cause })?;
     if !status.success() && is_anvil(pid) {
         return Err(DevnetError::StopTimeout { pid, after: Duration::ZERO });
     }
@@ -631,7 +635,7 @@ pub async fn stop_detached(dir: &Path, timeout: Duration) -> Result<u32, DevnetE
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     remove_state(dir)?;
-    Ok(pid)
+    Ok(Some(pid))
 }
 
 fn remove_state(dir: &Path) -> Result<(), DevnetError> {
@@ -640,7 +644,7 @@ fn remove_state(dir: &Path) -> Result<(), DevnetError> {
         match fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(source) => return Err(DevnetError::Io { path, source }),
+            Err(cause) => return Err(DevnetError::Io { path, cause }),
         }
     }
     // Only if nothing else lives there.

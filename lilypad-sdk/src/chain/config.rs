@@ -155,20 +155,20 @@ pub struct NetworkConfig {
 #[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read or written.
-    #[error("{}: {source}", .path.display())]
+    #[error("{}: {cause}", .path.display())]
     Io {
         /// The file.
         path: std::path::PathBuf,
-        /// The failure.
-        source: std::io::Error,
+        /// The failure (part of the message, so not a `source()`).
+        cause: std::io::Error,
     },
     /// Not valid TOML for a network.
-    #[error("{origin}: not a valid network file: {source}")]
+    #[error("{origin}: not a valid network file: {cause}")]
     Parse {
         /// The file (or `<string>`).
         origin: String,
         /// What is wrong, with line and column.
-        source: Box<toml::de::Error>,
+        cause: Box<toml::de::Error>,
     },
     /// A field has a value that cannot work.
     #[error("network {network}: {field}: {reason} (got {value})")]
@@ -215,7 +215,7 @@ impl NetworkConfig {
     /// Parses and validates a network from TOML text; `origin` names it in errors.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Self, ConfigError> {
         let cfg: Self = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { origin: origin.to_owned(), source: Box::new(e) })?;
+            .map_err(|e| ConfigError::Parse { origin: origin.to_owned(), cause: Box::new(e) })?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -223,7 +223,7 @@ impl NetworkConfig {
     /// Reads and validates a network file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Io { path: path.to_owned(), source })?;
+            .map_err(|cause| ConfigError::Io { path: path.to_owned(), cause })?;
         Self::from_toml_str(&text, &path.display().to_string())
     }
 
@@ -235,7 +235,7 @@ impl NetworkConfig {
 
     /// Writes the network file (creating its directory).
     pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
-        let io = |source| ConfigError::Io { path: path.to_owned(), source };
+        let io = |cause| ConfigError::Io { path: path.to_owned(), cause };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io)?;
         }

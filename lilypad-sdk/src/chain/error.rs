@@ -49,13 +49,13 @@ pub enum ChainError {
     },
     /// No RPC node answered, after retries and failover.
     #[error(
-        "{call}: no RPC node answered: {source} (check rpc_urls, or start a devnet: lilypad-cli devnet up)"
+        "{call}: no RPC node answered: {cause} (check rpc_urls, or start a devnet: lilypad-cli devnet up)"
     )]
     Rpc {
         /// The contract function or RPC method.
         call: &'static str,
-        /// The last transport failure.
-        source: TransportError,
+        /// The last transport failure (part of the message, so not a `source()`).
+        cause: TransportError,
     },
     /// A call or transaction took longer than its timeout.
     #[error("{call}: no result within {}s (raise rpc.timeout_secs or rpc.tx_timeout_secs if the node is slow)", .after.as_secs_f64())]
@@ -492,6 +492,6 @@ pub(crate) fn from_transport(call: &'static str, target: Target, e: TransportErr
             }
             ChainError::Rejected { call, message, code: payload.code }
         }
-        other => ChainError::Rpc { call, source: other },
+        other => ChainError::Rpc { call, cause: other },
     }
 }

@@ -2,6 +2,9 @@
 //! the devnet module). They fail, never skip, when anvil is missing: run
 //! `scripts/setup-contracts.sh`.
 
+// Helpers shared by the tests unwrap like the tests do: a failure is a test failure.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 mod devnet;
 mod differential;
