@@ -163,9 +163,8 @@ async fn rpc_failover_and_timeouts() {
     let net = start().await;
     // A dead first URL: requests fail over to the second.
     let mut cfg = net.devnet.config().clone();
-    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead_url = format!("http://{}", dead.local_addr().unwrap());
-    drop(dead);
+    // Port 1: nothing listens there, and no anvil of a parallel test can take it.
+    let dead_url = "http://127.0.0.1:1".to_owned();
     cfg.rpc_urls.insert(0, dead_url.clone());
     cfg.rpc.retries = 1;
     cfg.rpc.initial_backoff_ms = 10;
@@ -218,4 +217,25 @@ async fn a_missing_anvil_says_how_to_install_it() {
     // The real lookup finds the project's anvil (installed by scripts/setup-contracts.sh).
     let found = devnet::find_anvil().unwrap_or_else(|e| panic!("{e}"));
     assert!(found.is_file(), "{}", found.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_nonce_is_resynchronised() {
+    let net = start().await;
+    let to = devnet::anvil_address(9);
+    let one = U256::from(1u64);
+    // This client caches account 7's next nonce...
+    let cached = net.devnet.account(7);
+    cached.transfer(to, one).await.unwrap();
+    // ...then another process (its own nonce manager) sends from the same key.
+    let other = ChainClient::connect(net.devnet.config().clone()).await.unwrap();
+    other.with_signer(devnet::anvil_signer(7)).transfer(to, one).await.unwrap();
+    // The cached nonce is now used: the node refuses it, the manager forgets it...
+    let e = cached.transfer(to, one).await.unwrap_err();
+    assert!(matches!(e, ChainError::Rejected { call: "transfer", .. }), "{e}");
+    assert!(e.to_string().contains("nonce"), "{e}");
+    // ...and the next transaction asks the node again.
+    cached.transfer(to, one).await.unwrap();
+    let fund = DevnetOptions::new("x").fund;
+    assert_eq!(net.admin.token_balance(to).await.unwrap(), fund + U256::from(3u64));
 }
