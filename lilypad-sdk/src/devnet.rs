@@ -189,6 +189,10 @@ pub struct DevnetOptions {
     pub storage_url: String,
     /// How long anvil may take to start listening.
     pub startup_timeout: Duration,
+    /// Start anvil in its own process group, so that a Ctrl-C in the terminal does not
+    /// reach it (for devnets that outlive this process, see [`Devnet::detach`]). Off, a
+    /// Ctrl-C stops anvil with the program (what tests want).
+    pub background: bool,
 }
 
 impl DevnetOptions {
@@ -205,6 +209,7 @@ impl DevnetOptions {
             solver_url: "http://127.0.0.1:8080".into(),
             storage_url: "http://127.0.0.1:5001".into(),
             startup_timeout: Duration::from_secs(30),
+            background: false,
         }
     }
 }
@@ -329,9 +334,9 @@ impl Devnet {
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err);
-        // Its own process group: a Ctrl-C in the terminal that ran `devnet up` must not
-        // reach a detached anvil.
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        if opts.background {
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        }
         let mut child =
             cmd.spawn().map_err(|cause| DevnetError::Spawn { path: anvil.clone(), cause })?;
         let pid = child.id();

@@ -99,6 +99,8 @@ async fn up(args: &UpArgs) -> anyhow::Result<()> {
     let mut opts = DevnetOptions::new(&dir);
     opts.port = args.port;
     opts.anvil = args.anvil.clone();
+    // It outlives this command: a Ctrl-C in this terminal later must not stop it.
+    opts.background = true;
     let bar = spinner();
     let progress = |msg: &str| bar.set_message(msg.to_owned());
     let started = tokio::time::timeout(UP_TIMEOUT, Devnet::start(&opts, &progress)).await;

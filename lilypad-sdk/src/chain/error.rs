@@ -490,7 +490,14 @@ pub(crate) fn from_transport(call: &'static str, target: Target, e: TransportErr
             if message.contains("revert") {
                 return ChainError::Reverted { call, revert: Revert::NoData(message) };
             }
-            ChainError::Rejected { call, message, code: payload.code }
+            let hint = if message.contains("nonce too low") || message.contains("already known") {
+                ": another sender used this key, or a retry re-sent it; the next transaction re-reads the nonce"
+            } else if message.contains("insufficient funds") {
+                ": the sender needs ETH for gas"
+            } else {
+                ""
+            };
+            ChainError::Rejected { call, message: format!("{message}{hint}"), code: payload.code }
         }
         other => ChainError::Rpc { call, cause: other },
     }
