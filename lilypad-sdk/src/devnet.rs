@@ -319,6 +319,7 @@ impl Devnet {
         opts: &DevnetOptions,
         progress: &(dyn Fn(&str) + Sync),
     ) -> Result<Self, DevnetError> {
+        controller_params(&opts.params)?; // refuse bad parameters before starting anything
         let anvil = match &opts.anvil {
             Some(p) => p.clone(),
             None => find_anvil()?,
@@ -426,12 +427,7 @@ impl Devnet {
                 .await?,
         )?;
         progress("deploying LilypadController");
-        let params = LilypadController::NetworkParams {
-            resultsCollateralMultiple: opts.params.results_collateral_multiple,
-            judgeWindowSecs: u32::try_from(opts.params.judge_window_secs).unwrap_or(u32::MAX),
-            mediateWindowSecs: u32::try_from(opts.params.mediate_window_secs).unwrap_or(u32::MAX),
-            mediationFee: u128::try_from(opts.params.mediation_fee).unwrap_or(u128::MAX),
-        };
+        let params = controller_params(&opts.params)?;
         let controller = deployed(
             "deploy LilypadController",
             admin
@@ -538,6 +534,27 @@ impl Drop for Devnet {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The controller's constructor parameters, refusing values its fields cannot hold.
+fn controller_params(p: &NetworkParams) -> Result<LilypadController::NetworkParams, DevnetError> {
+    let invalid = |field, value: String, reason| {
+        DevnetError::Config(ConfigError::Invalid { network: "local".into(), field, value, reason })
+    };
+    let window = |field, v: u64| {
+        u32::try_from(v)
+            .ok()
+            .filter(|w| *w > 0)
+            .ok_or_else(|| invalid(field, v.to_string(), "must be 1 to 2^32 - 1 seconds"))
+    };
+    Ok(LilypadController::NetworkParams {
+        resultsCollateralMultiple: p.results_collateral_multiple,
+        judgeWindowSecs: window("params.judge_window_secs", p.judge_window_secs)?,
+        mediateWindowSecs: window("params.mediate_window_secs", p.mediate_window_secs)?,
+        mediationFee: u128::try_from(p.mediation_fee).map_err(|_| {
+            invalid("params.mediation_fee", p.mediation_fee.to_string(), "must be below 2^128")
+        })?,
+    })
 }
 
 /// `amount` base units as whole tokens (18 decimals), for messages.
@@ -679,6 +696,17 @@ mod tests {
         assert_eq!(anvil_address(0), LOCAL_DEPLOYER);
         assert_eq!(anvil_address(1).to_string(), "0x70997970C51812dc3A010C7d01b50e0d17dc79C8");
         assert_eq!(anvil_address(9).to_string(), "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720");
+    }
+
+    #[test]
+    fn bad_parameters_are_refused_by_name() {
+        let mut p = NetworkParams { judge_window_secs: 0, ..NetworkParams::default() };
+        let e = controller_params(&p).unwrap_err().to_string();
+        assert!(e.contains("params.judge_window_secs") && e.contains("(got 0)"), "{e}");
+        p.judge_window_secs = 1;
+        p.mediation_fee = U256::MAX;
+        assert!(controller_params(&p).unwrap_err().to_string().contains("params.mediation_fee"));
+        assert!(controller_params(&NetworkParams::default()).is_ok());
     }
 
     #[test]
