@@ -20,12 +20,16 @@ enum Command {
     /// Work with modules: render a module template locally.
     #[command(subcommand)]
     Module(commands::module::ModuleCommand),
+    /// A throwaway local network: anvil with every contract deployed, wired and funded.
+    #[command(subcommand)]
+    Devnet(commands::devnet::DevnetCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Module(cmd) => commands::module::run(cmd),
+        Command::Devnet(cmd) => commands::devnet::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,4 +6,8 @@
 
 pub use lilypad_core as core;
 
+#[cfg(feature = "chain")]
+pub mod chain;
+#[cfg(feature = "devnet")]
+pub mod devnet;
 pub mod module;

@@ -1,0 +1,251 @@
+//! `lilypad-cli devnet ...`: a throwaway local network (anvil + every contract).
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use lilypad_sdk::{
+    chain::{ChainClient, NetworkConfig},
+    devnet::{self, ACCOUNT_ROLES, ANVIL_KEYS, Devnet, DevnetOptions, files, format_units},
+};
+
+/// How long `up` may take in all (anvil start, deployments, funding).
+const UP_TIMEOUT: Duration = Duration::from_secs(180);
+/// How long `status` may take.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long `down` waits for anvil to exit.
+const DOWN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Devnet subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum DevnetCommand {
+    /// Start anvil in the background, deploy and wire every contract, fund anvil's
+    /// well-known accounts and write a network file.
+    ///
+    /// Example: lilypad-cli devnet up && export LILYPAD_NETWORK=~/.lilypad/devnet/network.toml
+    Up(UpArgs),
+    /// Show the running devnet: block, contracts, balances.
+    Status(DirArgs),
+    /// Stop the devnet's anvil and remove its state.
+    Down(DirArgs),
+}
+
+/// Where the devnet keeps its state.
+#[derive(Debug, Args)]
+pub(crate) struct DirArgs {
+    /// State directory (network.toml, anvil.pid, anvil.log) [default: $LILYPAD_HOME/devnet,
+    /// else ~/.lilypad/devnet].
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+/// Arguments of `devnet up`.
+#[derive(Debug, Args)]
+pub(crate) struct UpArgs {
+    #[command(flatten)]
+    dir: DirArgs,
+    /// Port on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// The anvil binary [default: $ANVIL, then node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
+    /// here or in a parent directory, then PATH].
+    #[arg(long, value_name = "PATH")]
+    anvil: Option<PathBuf>,
+}
+
+fn state_dir(args: &DirArgs) -> anyhow::Result<PathBuf> {
+    if let Some(d) = &args.dir {
+        return Ok(d.clone());
+    }
+    if let Some(home) = std::env::var_os("LILYPAD_HOME").filter(|h| !h.is_empty()) {
+        return Ok(PathBuf::from(home).join("devnet"));
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .context("neither LILYPAD_HOME nor HOME is set: pass --dir")?;
+    Ok(PathBuf::from(home).join(".lilypad").join("devnet"))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn spinner() -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
+pub(crate) fn run(cmd: DevnetCommand) -> anyhow::Result<()> {
+    let rt = runtime()?;
+    match cmd {
+        DevnetCommand::Up(args) => rt.block_on(up(&args)),
+        DevnetCommand::Status(args) => rt.block_on(status(&args)),
+        DevnetCommand::Down(args) => rt.block_on(down(&args)),
+    }
+}
+
+async fn up(args: &UpArgs) -> anyhow::Result<()> {
+    let dir = state_dir(&args.dir)?;
+    devnet::check_free(&dir)?;
+    let mut opts = DevnetOptions::new(&dir);
+    opts.port = args.port;
+    opts.anvil = args.anvil.clone();
+    // It outlives this command: a Ctrl-C in this terminal later must not stop it.
+    opts.background = true;
+    let bar = spinner();
+    let progress = |msg: &str| bar.set_message(msg.to_owned());
+    let started = tokio::time::timeout(UP_TIMEOUT, Devnet::start(&opts, &progress)).await;
+    bar.finish_and_clear();
+    let devnet = match started {
+        Err(_) => anyhow::bail!(
+            "the devnet did not come up within {}s; see {}",
+            UP_TIMEOUT.as_secs(),
+            dir.join(files::LOG).display()
+        ),
+        Ok(r) => r?,
+    };
+    let network_file = devnet.network_file();
+    let (config, pid) = devnet.detach()?;
+    print_up(&config, pid, &dir, &network_file, &opts);
+    Ok(())
+}
+
+fn print_up(
+    config: &NetworkConfig,
+    pid: u32,
+    dir: &std::path::Path,
+    network_file: &std::path::Path,
+    opts: &DevnetOptions,
+) {
+    let rpc = config.rpc_urls.first().map_or("", String::as_str);
+    println!("devnet up: anvil (pid {pid}) at {rpc}, chain id {}", config.chain_id);
+    println!("state:     {}", dir.display());
+    println!("network:   {}", network_file.display());
+    println!();
+    println!("contracts:");
+    for (name, address) in config.contracts.named() {
+        println!("  {name:<11} {address}");
+    }
+    println!();
+    println!(
+        "accounts (anvil's well-known test keys: never use them on a real network; {} tokens each):",
+        format_units(opts.fund)
+    );
+    for (i, (key, role)) in ANVIL_KEYS.iter().zip(ACCOUNT_ROLES).enumerate() {
+        println!("  {i} {} {key}  {role}", devnet::anvil_address(i));
+    }
+    println!();
+    println!("use it:");
+    println!("  export LILYPAD_NETWORK={}", network_file.display());
+    println!("  lilypad-cli devnet status{}", dir_flag(dir));
+    println!("  export WEB3_PRIVATE_KEY={}   # the job creator (account 3)", ANVIL_KEYS[3]);
+    println!("stop it:");
+    println!("  lilypad-cli devnet down{}", dir_flag(dir));
+}
+
+/// ` --dir D` when `D` is not the default directory, for the hints.
+fn dir_flag(dir: &std::path::Path) -> String {
+    match state_dir(&DirArgs { dir: None }) {
+        Ok(default) if default == dir => String::new(),
+        _ => format!(" --dir {}", dir.display()),
+    }
+}
+
+async fn status(args: &DirArgs) -> anyhow::Result<()> {
+    let dir = state_dir(args)?;
+    let Some(pid) = devnet::running_pid(&dir) else {
+        anyhow::bail!(
+            "no devnet is running from {}: start one with `lilypad-cli devnet up{}`",
+            dir.display(),
+            dir_flag(&dir)
+        );
+    };
+    let network_file = dir.join(files::NETWORK);
+    let config = NetworkConfig::load(&network_file)?;
+    let bar = spinner();
+    bar.set_message(format!("querying {}", config.rpc_urls.join(", ")));
+    let report = tokio::time::timeout(STATUS_TIMEOUT, report(config, pid)).await;
+    bar.finish_and_clear();
+    match report {
+        Err(_) => anyhow::bail!("the devnet did not answer within {}s", STATUS_TIMEOUT.as_secs()),
+        Ok(r) => {
+            print!("{}", r?);
+            Ok(())
+        }
+    }
+}
+
+async fn report(config: NetworkConfig, pid: u32) -> anyhow::Result<String> {
+    use std::fmt::Write;
+    let client = ChainClient::connect(config.clone()).await?;
+    let mut out = String::new();
+    let block = client.block_number().await?;
+    let time = client.latest_timestamp().await?;
+    let rpc = config.rpc_urls.join(", ");
+    writeln!(out, "devnet running: anvil pid {pid} at {rpc}, chain id {}", config.chain_id)?;
+    writeln!(out, "block {block}, timestamp {time}")?;
+    writeln!(out)?;
+    writeln!(out, "contracts:")?;
+    for (name, address) in config.contracts.named() {
+        let code = client.code_at(address).await?;
+        let state = if code.is_empty() {
+            "NO CODE (redeploy: lilypad-cli devnet down && lilypad-cli devnet up)".to_owned()
+        } else {
+            format!("{} bytes of code", code.len())
+        };
+        writeln!(out, "  {name:<11} {address}  {state}")?;
+    }
+    let params = client.network_params().await?;
+    writeln!(
+        out,
+        "  params: results collateral {}x price, mediation fee {}, judge window {}s, mediation window {}s",
+        params.results_collateral_multiple,
+        params.mediation_fee,
+        params.judge_window_secs,
+        params.mediate_window_secs
+    )?;
+    if let Some(r) = client.pow_round().await? {
+        writeln!(out, "  proof of work: round {}, target {:#x}", r.round, r.target)?;
+    }
+    writeln!(out)?;
+    writeln!(out, "accounts:           tokens            ETH  role")?;
+    for (i, role) in ACCOUNT_ROLES.iter().enumerate() {
+        let a = devnet::anvil_address(i);
+        let tokens = format_units(client.token_balance(a).await?);
+        let eth = short(&format_units(client.eth_balance(a).await?));
+        writeln!(out, "  {i} {a}  {tokens:>14}  {eth:>13}  {role}")?;
+    }
+    let controller = client.token_balance(config.contracts.controller).await?;
+    writeln!(out, "  controller escrow: {} tokens", format_units(controller))?;
+    Ok(out)
+}
+
+/// At most four decimals (for ETH balances after gas).
+fn short(units: &str) -> String {
+    match units.split_once('.') {
+        Some((whole, frac)) => format!("{whole}.{}", &frac[..frac.len().min(4)]),
+        None => units.to_owned(),
+    }
+}
+
+async fn down(args: &DirArgs) -> anyhow::Result<()> {
+    let dir = state_dir(args)?;
+    let bar = spinner();
+    bar.set_message("stopping anvil");
+    let stopped = devnet::stop_detached(&dir, DOWN_TIMEOUT).await;
+    bar.finish_and_clear();
+    match stopped? {
+        None => println!("devnet was not running; removed stale state in {}", dir.display()),
+        Some(pid) => println!("devnet down: stopped anvil (pid {pid}), removed {}", dir.display()),
+    }
+    Ok(())
+}

@@ -1,0 +1,342 @@
+//! Network configuration: which chain, which RPC nodes, which contracts.
+//!
+//! A network is a TOML file:
+//!
+//! ```toml
+//! name = "local"
+//! chain_id = 31337
+//! rpc_urls = ["http://127.0.0.1:8545"]   # tried in order, failing over to the next
+//! solver_url = "http://127.0.0.1:8080"
+//! storage_url = "http://127.0.0.1:5001"
+//! deployed_at_block = 0                  # where event scans start
+//!
+//! [contracts]
+//! token = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+//! modules = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"
+//! users = "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0"
+//! controller = "0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9"
+//! pow = "0xDc64a140Aa3E981100a9becA4E685f962f0cF6C9"
+//!
+//! [rpc]                                  # optional, these are the defaults
+//! timeout_secs = 30
+//! retries = 5
+//! initial_backoff_ms = 250
+//! tx_timeout_secs = 120
+//! max_receipt_poll_ms = 1000
+//! log_chunk_blocks = 5000
+//! ```
+
+use std::{fmt, path::Path, time::Duration};
+
+use alloy::primitives::Address;
+use serde::{Deserialize, Serialize};
+
+/// Chain id of anvil and of the built-in `local` network.
+pub const LOCAL_CHAIN_ID: u64 = 31337;
+
+/// The account that deploys the devnet contracts: anvil's first well-known account.
+pub const LOCAL_DEPLOYER: Address = Address::new([
+    0xf3, 0x9f, 0xd6, 0xe5, 0x1a, 0xad, 0x88, 0xf6, 0xf4, 0xce, 0x6a, 0xb8, 0x82, 0x72, 0x79, 0xcf,
+    0xff, 0xb9, 0x22, 0x66,
+]);
+
+/// The contracts of a network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContractAddresses {
+    /// `LilypadToken`: the ERC-20 deals are paid in.
+    pub token: Address,
+    /// `LilypadModuleRegistry`: module allow and block lists.
+    pub modules: Address,
+    /// `LilypadUsers`: roles and URLs.
+    pub users: Address,
+    /// `LilypadController`: deals and escrow.
+    pub controller: Address,
+    /// `LilypadPow`: proof-of-work rounds.
+    pub pow: Address,
+}
+
+impl ContractAddresses {
+    /// Where a fresh devnet deploys the contracts: `deployer`'s nonces 0 to 4 in this order
+    /// (token, module registry, users, controller, proof of work).
+    pub fn deployed_by(deployer: Address) -> Self {
+        Self {
+            token: deployer.create(0),
+            modules: deployer.create(1),
+            users: deployer.create(2),
+            controller: deployer.create(3),
+            pow: deployer.create(4),
+        }
+    }
+
+    /// Every contract with its name, in deployment order.
+    pub fn named(&self) -> [(&'static str, Address); 5] {
+        [
+            ("token", self.token),
+            ("modules", self.modules),
+            ("users", self.users),
+            ("controller", self.controller),
+            ("pow", self.pow),
+        ]
+    }
+}
+
+/// How the client talks to the RPC nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RpcOptions {
+    /// Seconds one JSON-RPC request (and every read) may take.
+    pub timeout_secs: u64,
+    /// Retries of a request that failed for a transient reason (rate limit, node down).
+    pub retries: u32,
+    /// First backoff between retries, in milliseconds.
+    pub initial_backoff_ms: u64,
+    /// Seconds a transaction may take from sending to its receipt.
+    pub tx_timeout_secs: u64,
+    /// Longest pause between two receipt polls, in milliseconds (polls start at 10 ms and double).
+    pub max_receipt_poll_ms: u64,
+    /// Blocks per `eth_getLogs` request of the polling event streams.
+    pub log_chunk_blocks: u64,
+}
+
+impl Default for RpcOptions {
+    fn default() -> Self {
+        Self {
+            timeout_secs: 30,
+            retries: 5,
+            initial_backoff_ms: 250,
+            tx_timeout_secs: 120,
+            max_receipt_poll_ms: 1000,
+            log_chunk_blocks: 5000,
+        }
+    }
+}
+
+impl RpcOptions {
+    /// [`Self::timeout_secs`] as a duration.
+    pub const fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs)
+    }
+
+    /// [`Self::tx_timeout_secs`] as a duration.
+    pub const fn tx_timeout(&self) -> Duration {
+        Duration::from_secs(self.tx_timeout_secs)
+    }
+}
+
+/// A Lilypad network: chain, RPC nodes, contracts and services.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// A short name (`local`, `testnet`, ...).
+    pub name: String,
+    /// The EVM chain id; the client refuses RPC nodes of another chain.
+    pub chain_id: u64,
+    /// JSON-RPC URLs, best first; requests fail over to the next one.
+    pub rpc_urls: Vec<String>,
+    /// The contracts.
+    pub contracts: ContractAddresses,
+    /// The solver's HTTP API base URL, if the network has a default solver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub solver_url: Option<String>,
+    /// The results storage base URL (content store or Kubo RPC API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_url: Option<String>,
+    /// The block the contracts were deployed in; event scans start there.
+    #[serde(default)]
+    pub deployed_at_block: u64,
+    /// RPC timeouts, retries and polling.
+    #[serde(default)]
+    pub rpc: RpcOptions,
+}
+
+/// A network file that cannot be read or is not valid.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read or written.
+    #[error("{}: {cause}", .path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The failure (part of the message, so not a `source()`).
+        cause: std::io::Error,
+    },
+    /// Not valid TOML for a network.
+    #[error("{origin}: not a valid network file: {cause}")]
+    Parse {
+        /// The file (or `<string>`).
+        origin: String,
+        /// What is wrong, with line and column.
+        cause: Box<toml::de::Error>,
+    },
+    /// A field has a value that cannot work.
+    #[error("network {network}: {field}: {reason} (got {value})")]
+    Invalid {
+        /// The network's name.
+        network: String,
+        /// The field.
+        field: &'static str,
+        /// The value, as text.
+        value: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The name is not a built-in network and no file was given.
+    #[error("unknown network {0:?}: the built-in networks are: local (or give a network file)")]
+    UnknownNetwork(String),
+}
+
+impl NetworkConfig {
+    /// The built-in `local` network: anvil on 127.0.0.1:8545 with the contracts where
+    /// `lilypad-cli devnet up --port 8545` deploys them (a devnet on another port writes
+    /// its own file).
+    pub fn local() -> Self {
+        Self {
+            name: "local".into(),
+            chain_id: LOCAL_CHAIN_ID,
+            rpc_urls: vec!["http://127.0.0.1:8545".into()],
+            contracts: ContractAddresses::deployed_by(LOCAL_DEPLOYER),
+            solver_url: Some("http://127.0.0.1:8080".into()),
+            storage_url: Some("http://127.0.0.1:5001".into()),
+            deployed_at_block: 0,
+            rpc: RpcOptions::default(),
+        }
+    }
+
+    /// A built-in network by name.
+    pub fn builtin(name: &str) -> Result<Self, ConfigError> {
+        match name {
+            "local" => Ok(Self::local()),
+            other => Err(ConfigError::UnknownNetwork(other.to_owned())),
+        }
+    }
+
+    /// Parses and validates a network from TOML text; `origin` names it in errors.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let cfg: Self = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { origin: origin.to_owned(), cause: Box::new(e) })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads and validates a network file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|cause| ConfigError::Io { path: path.to_owned(), cause })?;
+        Self::from_toml_str(&text, &path.display().to_string())
+    }
+
+    /// The network as TOML text.
+    pub fn to_toml_string(&self) -> String {
+        // A struct of strings, integers and addresses always serializes.
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Writes the network file (creating its directory).
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        let io = |cause| ConfigError::Io { path: path.to_owned(), cause };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        std::fs::write(path, self.to_toml_string()).map_err(io)
+    }
+
+    /// Checks every field can work: a chain id, at least one http(s) RPC URL, no zero address.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, value: &dyn fmt::Display, reason| ConfigError::Invalid {
+            network: self.name.clone(),
+            field,
+            value: value.to_string(),
+            reason,
+        };
+        if self.chain_id == 0 {
+            return Err(invalid("chain_id", &0, "must be the chain's id (anvil: 31337)"));
+        }
+        if self.rpc_urls.is_empty() {
+            return Err(invalid("rpc_urls", &"[]", "at least one RPC URL is needed"));
+        }
+        for url in &self.rpc_urls {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid(
+                    "rpc_urls",
+                    url,
+                    "only http:// and https:// URLs are supported",
+                ));
+            }
+            if alloy::transports::http::reqwest::Url::parse(url).is_err() {
+                return Err(invalid("rpc_urls", url, "not a valid URL"));
+            }
+        }
+        for (name, address) in self.contracts.named() {
+            if address == Address::ZERO {
+                return Err(invalid(
+                    match name {
+                        "token" => "contracts.token",
+                        "modules" => "contracts.modules",
+                        "users" => "contracts.users",
+                        "controller" => "contracts.controller",
+                        _ => "contracts.pow",
+                    },
+                    &address,
+                    "the contract is not deployed (zero address)",
+                ));
+            }
+        }
+        if self.rpc.timeout_secs == 0 || self.rpc.tx_timeout_secs == 0 {
+            return Err(invalid("rpc.timeout_secs", &0, "timeouts must be positive"));
+        }
+        if self.rpc.log_chunk_blocks == 0 {
+            return Err(invalid("rpc.log_chunk_blocks", &0, "must be positive"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_addresses_are_anvils_deterministic_deployments() {
+        let c = NetworkConfig::local().contracts;
+        // The first CREATE of anvil's account 0, as every Foundry tutorial shows.
+        assert_eq!(c.token.to_string(), "0x5FbDB2315678afecb367f032d93F642f64180aa3");
+        assert_eq!(c.pow.to_string(), "0xDc64a140Aa3E981100a9becA4E685f962f0cF6C9");
+    }
+
+    #[test]
+    fn toml_round_trip_and_defaults() {
+        let local = NetworkConfig::local();
+        let text = local.to_toml_string();
+        assert_eq!(NetworkConfig::from_toml_str(&text, "t").unwrap(), local);
+        let minimal = r#"
+            name = "x"
+            chain_id = 5
+            rpc_urls = ["http://a:1", "https://b"]
+            [contracts]
+            token = "0x0000000000000000000000000000000000000001"
+            modules = "0x0000000000000000000000000000000000000002"
+            users = "0x0000000000000000000000000000000000000003"
+            controller = "0x0000000000000000000000000000000000000004"
+            pow = "0x0000000000000000000000000000000000000005"
+        "#;
+        let cfg = NetworkConfig::from_toml_str(minimal, "t").unwrap();
+        assert_eq!(cfg.rpc, RpcOptions::default());
+        assert_eq!(cfg.solver_url, None);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let mut cfg = NetworkConfig::local();
+        cfg.rpc_urls = vec!["ws://x".into()];
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("rpc_urls") && e.contains("ws://x"), "{e}");
+        cfg = NetworkConfig::local();
+        cfg.contracts.controller = Address::ZERO;
+        assert!(cfg.validate().unwrap_err().to_string().contains("contracts.controller"));
+        let e = NetworkConfig::from_toml_str("name = 1", "f.toml").unwrap_err().to_string();
+        assert!(e.starts_with("f.toml: not a valid network file"), "{e}");
+        assert!(NetworkConfig::builtin("nope").is_err());
+    }
+}

@@ -1,0 +1,458 @@
+//! Deals on the controller: creation, results, judgement, mediation, timeouts, getters.
+
+use alloy::primitives::{Address, B256, Bytes, U256};
+use lilypad_core::{
+    deal::{Deal, DealId, DealMembers, DealTerms, NetworkParams},
+    settlement::Outcome,
+};
+
+use super::{
+    bindings::controller::{LilypadController as C, LilypadSettlement},
+    client::ChainClient,
+    error::{ChainError, Result, Target},
+    sign::{self, Permit, SignedJobOffer, SignedResourceOffer},
+};
+
+/// A deal the controller created, as its `DealCreated` event tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedDeal {
+    /// The deal (its `created_at` is `deadline - submit window`).
+    pub deal: Deal,
+    /// The mutually trusted mediators in the contract's (ascending) order: pass them to
+    /// [`ChainClient::challenge_results`].
+    pub mediators: Vec<Address>,
+    /// The results deadline (last second to submit).
+    pub deadline: u64,
+    /// The transaction.
+    pub tx: B256,
+}
+
+/// The provider's results are in (`ResultsSubmitted`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubmittedResults {
+    /// The deal.
+    pub deal_id: DealId,
+    /// keccak256 of the binary CID, as the deal stores it.
+    pub results: B256,
+    /// The results CID in binary form.
+    pub results_cid: Bytes,
+    /// The results collateral the provider now has in escrow.
+    pub results_collateral: U256,
+    /// The judgement deadline.
+    pub deadline: u64,
+    /// The transaction.
+    pub tx: B256,
+}
+
+/// The job creator challenged (`ResultsChallenged`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    /// The deal.
+    pub deal_id: DealId,
+    /// The mediator the contract drew; only it may call [`ChainClient::mediate`].
+    pub mediator: Address,
+    /// The fee the job creator escrowed.
+    pub mediation_fee: U256,
+    /// The mediation deadline.
+    pub deadline: u64,
+    /// The transaction.
+    pub tx: B256,
+}
+
+/// A deal ended (`DealFinished`); the amounts are what this transaction paid out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedDeal {
+    /// The deal.
+    pub deal_id: DealId,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Who sent the finishing transaction.
+    pub by: Address,
+    /// Paid to the job creator.
+    pub to_job_creator: U256,
+    /// Paid to the provider.
+    pub to_provider: U256,
+    /// Paid to the mediator.
+    pub to_mediator: U256,
+    /// The transaction.
+    pub tx: B256,
+}
+
+/// Where a deal is on chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DealStatus {
+    /// Created; the provider is running the job.
+    Agreed,
+    /// Results are in; the job creator judges.
+    ResultsSubmitted,
+    /// Challenged; the mediator decides.
+    ResultsChallenged,
+    /// Over.
+    Finished(Outcome),
+}
+
+/// A deal as `getDeal` returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnChainDeal {
+    /// The deal id.
+    pub id: DealId,
+    /// Where it is.
+    pub status: DealStatus,
+    /// The job creator.
+    pub job_creator: Address,
+    /// The provider.
+    pub provider: Address,
+    /// The drawn mediator, once challenged.
+    pub mediator: Option<Address>,
+    /// Hash of the mutually trusted mediators, until a challenge.
+    pub mediators_hash: Option<B256>,
+    /// Last second to act in the current state.
+    pub deadline: u64,
+    /// The price.
+    pub price: U256,
+    /// The job creator's payment collateral.
+    pub payment_collateral: U256,
+    /// The provider's collateral in escrow now (timeout collateral, then results collateral).
+    pub provider_collateral: U256,
+    /// The results collateral (multiple x price).
+    pub results_collateral: U256,
+    /// The mediation fee.
+    pub mediation_fee: U256,
+    /// Judge window, seconds.
+    pub judge_window_secs: u32,
+    /// Mediation window, seconds.
+    pub mediate_window_secs: u32,
+    /// keccak256 of the results CID, once submitted.
+    pub results: Option<B256>,
+}
+
+/// What one settling transaction pays each party, from the contract's `settlementTable`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Payouts {
+    /// To the job creator.
+    pub to_job_creator: U256,
+    /// To the provider.
+    pub to_provider: U256,
+    /// To the mediator.
+    pub to_mediator: U256,
+}
+
+pub(crate) fn outcome_from(call: &'static str, o: u8) -> Result<Outcome> {
+    Outcome::ALL
+        .get(usize::from(o))
+        .copied()
+        .ok_or(ChainError::Decode { call, message: format!("unknown outcome {o}") })
+}
+
+/// Index of `outcome` in the contract's `Outcome` enum (the core's declaration order).
+fn outcome_index(outcome: Outcome) -> u8 {
+    Outcome::ALL.iter().position(|o| *o == outcome).map_or(0, |i| i as u8)
+}
+
+fn to_u32(what: &'static str, v: u64) -> Result<u32> {
+    u32::try_from(v).map_err(|_| ChainError::Decode {
+        call: "setParams",
+        message: format!("{what} {v} does not fit the contract's 32 bits"),
+    })
+}
+
+fn to_u128(what: &'static str, v: U256) -> Result<u128> {
+    u128::try_from(v).map_err(|_| ChainError::Decode {
+        call: "setParams",
+        message: format!("{what} {v} does not fit the contract's 128 bits"),
+    })
+}
+
+impl ChainClient {
+    /// Creates the deal of two signed offers (the caller must be the solver both name);
+    /// both parties must have approved the controller for their collateral.
+    pub async fn create_deal(
+        &self,
+        job: &SignedJobOffer,
+        resource: &SignedResourceOffer,
+    ) -> Result<CreatedDeal> {
+        let c = self.controller();
+        let call = c.createDeal(
+            sign::job_offer_abi(&job.offer),
+            job.signature.clone(),
+            sign::resource_offer_abi(&resource.offer),
+            resource.signature.clone(),
+        );
+        let receipt = self.send("createDeal", Target::Controller, call).await?;
+        self.created("createDeal", job, resource, &receipt)
+    }
+
+    /// [`Self::create_deal`] with EIP-2612 permits from the job creator and the provider
+    /// ([`Permit::NONE`] to rely on an existing allowance).
+    pub async fn create_deal_with_permits(
+        &self,
+        job: &SignedJobOffer,
+        resource: &SignedResourceOffer,
+        job_permit: &Permit,
+        resource_permit: &Permit,
+    ) -> Result<CreatedDeal> {
+        let c = self.controller();
+        let call = c.createDealWithPermits(
+            sign::job_offer_abi(&job.offer),
+            job.signature.clone(),
+            sign::resource_offer_abi(&resource.offer),
+            resource.signature.clone(),
+            sign::permit_abi(job_permit),
+            sign::permit_abi(resource_permit),
+        );
+        let receipt = self.send("createDealWithPermits", Target::Controller, call).await?;
+        self.created("createDealWithPermits", job, resource, &receipt)
+    }
+
+    fn created(
+        &self,
+        call: &'static str,
+        job: &SignedJobOffer,
+        resource: &SignedResourceOffer,
+        receipt: &alloy::rpc::types::TransactionReceipt,
+    ) -> Result<CreatedDeal> {
+        let e: C::DealCreated = Self::event(call, receipt, self.config().contracts.controller)?;
+        let t = e.terms;
+        let submit_window = job.offer.timeout_secs;
+        let deal = Deal {
+            id: e.dealId,
+            job_offer_id: t.jobOfferHash,
+            resource_offer_id: t.resourceOfferHash,
+            module_id: t.moduleId,
+            inputs_hash: t.inputsHash,
+            members: DealMembers {
+                job_creator: e.jobCreator,
+                resource_provider: e.provider,
+                solver: e.solver,
+                mediators: e.mediators.iter().copied().collect(),
+            },
+            terms: DealTerms {
+                price: t.price,
+                payment_collateral: t.paymentCollateral,
+                timeout_collateral: t.timeoutCollateral,
+                results_collateral: t.resultsCollateral,
+                mediation_fee: t.mediationFee,
+                submit_window_secs: submit_window,
+                judge_window_secs: u64::from(t.judgeWindowSecs),
+                mediate_window_secs: u64::from(t.mediateWindowSecs),
+            },
+            created_at: t.deadline.saturating_sub(submit_window),
+        };
+        debug_assert_eq!(deal.job_offer_id, job.id);
+        debug_assert_eq!(deal.resource_offer_id, resource.id);
+        Ok(CreatedDeal {
+            deal,
+            mediators: e.mediators,
+            deadline: t.deadline,
+            tx: receipt.transaction_hash,
+        })
+    }
+
+    /// The provider submits the results CID, posting its results collateral.
+    pub async fn submit_results(
+        &self,
+        deal_id: DealId,
+        results_cid: &cid::Cid,
+    ) -> Result<SubmittedResults> {
+        self.submit_results_raw(deal_id, Bytes::from(results_cid.to_bytes())).await
+    }
+
+    /// [`Self::submit_results`] with the CID already in binary form.
+    pub async fn submit_results_raw(
+        &self,
+        deal_id: DealId,
+        results_cid: Bytes,
+    ) -> Result<SubmittedResults> {
+        let c = self.controller();
+        let receipt = self
+            .send("submitResults", Target::Controller, c.submitResults(deal_id, results_cid))
+            .await?;
+        let e: C::ResultsSubmitted =
+            Self::event("submitResults", &receipt, self.config().contracts.controller)?;
+        Ok(SubmittedResults {
+            deal_id,
+            results: e.results,
+            results_cid: e.resultsCid,
+            results_collateral: e.resultsCollateral,
+            deadline: e.deadline,
+            tx: receipt.transaction_hash,
+        })
+    }
+
+    /// The job creator accepts the results: the provider is paid.
+    pub async fn accept_results(&self, deal_id: DealId) -> Result<FinishedDeal> {
+        let c = self.controller();
+        let receipt =
+            self.send("acceptResults", Target::Controller, c.acceptResults(deal_id)).await?;
+        self.finished("acceptResults", &receipt)
+    }
+
+    /// The job creator challenges the results, paying the mediation fee; `mediators` is the
+    /// deal's set as in [`CreatedDeal::mediators`].
+    pub async fn challenge_results(
+        &self,
+        deal_id: DealId,
+        mediators: &[Address],
+    ) -> Result<Challenge> {
+        let c = self.controller();
+        let call = c.challengeResults(deal_id, mediators.to_vec());
+        let receipt = self.send("challengeResults", Target::Controller, call).await?;
+        let e: C::ResultsChallenged =
+            Self::event("challengeResults", &receipt, self.config().contracts.controller)?;
+        Ok(Challenge {
+            deal_id,
+            mediator: e.mediator,
+            mediation_fee: e.mediationFee,
+            deadline: e.deadline,
+            tx: receipt.transaction_hash,
+        })
+    }
+
+    /// The drawn mediator's verdict: `accept` means the results are right.
+    pub async fn mediate(&self, deal_id: DealId, accept: bool) -> Result<FinishedDeal> {
+        let c = self.controller();
+        let receipt = self.send("mediate", Target::Controller, c.mediate(deal_id, accept)).await?;
+        self.finished("mediate", &receipt)
+    }
+
+    /// Ends a deal whose current deadline has passed (anyone may call it).
+    pub async fn claim_timeout(&self, deal_id: DealId) -> Result<FinishedDeal> {
+        let c = self.controller();
+        let receipt =
+            self.send("claimTimeout", Target::Controller, c.claimTimeout(deal_id)).await?;
+        self.finished("claimTimeout", &receipt)
+    }
+
+    fn finished(
+        &self,
+        call: &'static str,
+        receipt: &alloy::rpc::types::TransactionReceipt,
+    ) -> Result<FinishedDeal> {
+        let e: C::DealFinished = Self::event(call, receipt, self.config().contracts.controller)?;
+        Ok(FinishedDeal {
+            deal_id: e.dealId,
+            outcome: outcome_from(call, e.outcome)?,
+            by: e.by,
+            to_job_creator: e.toJobCreator,
+            to_provider: e.toProvider,
+            to_mediator: e.toMediator,
+            tx: receipt.transaction_hash,
+        })
+    }
+
+    /// A deal, or `None` if no deal has this id.
+    pub async fn deal(&self, deal_id: DealId) -> Result<Option<OnChainDeal>> {
+        let v = self
+            .read("getDeal", Target::Controller, self.controller().getDeal(deal_id).call())
+            .await?;
+        let status = match v.state {
+            0 => return Ok(None),
+            1 => DealStatus::Agreed,
+            2 => DealStatus::ResultsSubmitted,
+            3 => DealStatus::ResultsChallenged,
+            4 => DealStatus::Finished(outcome_from("getDeal", v.outcome)?),
+            s => {
+                return Err(ChainError::Decode {
+                    call: "getDeal",
+                    message: format!("unknown state {s}"),
+                });
+            }
+        };
+        Ok(Some(OnChainDeal {
+            id: deal_id,
+            status,
+            job_creator: v.jobCreator,
+            provider: v.provider,
+            mediator: (v.mediator != Address::ZERO).then_some(v.mediator),
+            mediators_hash: (v.mediatorsHash != B256::ZERO).then_some(v.mediatorsHash),
+            deadline: v.deadline,
+            price: v.price,
+            payment_collateral: v.paymentCollateral,
+            provider_collateral: v.providerCollateral,
+            results_collateral: v.resultsCollateral,
+            mediation_fee: v.mediationFee,
+            judge_window_secs: v.judgeWindowSecs,
+            mediate_window_secs: v.mediateWindowSecs,
+            results: (v.results != B256::ZERO).then_some(v.results),
+        }))
+    }
+
+    /// What the controller holds for a deal now (zero once finished).
+    pub async fn escrow_of(&self, deal_id: DealId) -> Result<U256> {
+        self.read("escrowOf", Target::Controller, self.controller().escrowOf(deal_id).call()).await
+    }
+
+    /// The deal id of two offer ids, as the controller computes it.
+    pub async fn deal_id_of(&self, job_offer_id: B256, resource_offer_id: B256) -> Result<DealId> {
+        let c = self.controller();
+        self.read(
+            "dealIdOf",
+            Target::Controller,
+            c.dealIdOf(job_offer_id, resource_offer_id).call(),
+        )
+        .await
+    }
+
+    /// Whether `signer` used or invalidated offer nonce `nonce`.
+    pub async fn is_nonce_used(&self, signer: Address, nonce: U256) -> Result<bool> {
+        let c = self.controller();
+        self.read("isNonceUsed", Target::Controller, c.isNonceUsed(signer, nonce).call()).await
+    }
+
+    /// Voids the signer's offers with nonces `word * 256 + i` for each bit `i` of `mask`.
+    pub async fn invalidate_nonces(&self, word: U256, mask: U256) -> Result<()> {
+        let c = self.controller();
+        self.send("invalidateNonces", Target::Controller, c.invalidateNonces(word, mask)).await?;
+        Ok(())
+    }
+
+    /// The network parameters new deals capture.
+    pub async fn network_params(&self) -> Result<NetworkParams> {
+        let p = self.read("params", Target::Controller, self.controller().params().call()).await?;
+        Ok(NetworkParams {
+            results_collateral_multiple: p.resultsCollateralMultiple,
+            mediation_fee: U256::from(p.mediationFee),
+            judge_window_secs: u64::from(p.judgeWindowSecs),
+            mediate_window_secs: u64::from(p.mediateWindowSecs),
+        })
+    }
+
+    /// Sets the network parameters for new deals (controller owner only).
+    pub async fn set_network_params(&self, params: &NetworkParams) -> Result<()> {
+        let p = C::NetworkParams {
+            resultsCollateralMultiple: params.results_collateral_multiple,
+            judgeWindowSecs: to_u32("judge_window_secs", params.judge_window_secs)?,
+            mediateWindowSecs: to_u32("mediate_window_secs", params.mediate_window_secs)?,
+            mediationFee: to_u128("mediation_fee", params.mediation_fee)?,
+        };
+        let c = self.controller();
+        self.send("setParams", Target::Controller, c.setParams(p)).await?;
+        Ok(())
+    }
+
+    /// The controller's owner.
+    pub async fn controller_owner(&self) -> Result<Address> {
+        self.read("owner", Target::Controller, self.controller().owner().call()).await
+    }
+
+    /// The contract's settlement table for a whole deal (`settlementTable`), to cross-check
+    /// [`lilypad_core::settlement::settle`].
+    pub async fn settlement_table(&self, outcome: Outcome, terms: &DealTerms) -> Result<Payouts> {
+        let c = self.controller();
+        let call = c.settlementTable(
+            outcome_index(outcome),
+            terms.price,
+            terms.payment_collateral,
+            terms.timeout_collateral,
+            terms.results_collateral,
+            terms.mediation_fee,
+        );
+        let p: LilypadSettlement::Payouts =
+            self.read("settlementTable", Target::Controller, call.call()).await?;
+        Ok(Payouts {
+            to_job_creator: p.toJobCreator,
+            to_provider: p.toProvider,
+            to_mediator: p.toMediator,
+        })
+    }
+}

@@ -1,0 +1,103 @@
+//! The JSON-RPC client: timeouts, retries with backoff, failover across RPC URLs.
+//!
+//! Built from alloy's own layers: `RetryBackoffLayer` retries rate limits and
+//! transport failures with backoff, and `FallbackService` fails over across the
+//! network's `rpc_urls`. The fallback service runs every method in its
+//! *sequential* set one node at a time, best-ranked first, moving on when a node
+//! fails; other methods are sent to all nodes at once. We list every method the
+//! client uses as sequential, which turns it into a plain failover list: nodes are
+//! tried in the order of the file until one misbehaves, and a JSON-RPC error (a
+//! revert) is an answer, not a failure. Each HTTP request has the network's
+//! timeout (reqwest has none by default).
+
+use std::collections::HashSet;
+
+use alloy::{
+    rpc::client::{ClientBuilder, RpcClient},
+    transports::{
+        RpcError, TransportError,
+        http::{Http, reqwest},
+        layers::{FallbackService, RateLimitRetryPolicy, RetryBackoffLayer},
+    },
+};
+
+use super::{
+    config::{ConfigError, NetworkConfig},
+    error::ChainError,
+};
+
+/// Every JSON-RPC method the SDK sends; all of them fail over one node at a time.
+const METHODS: &[&str] = &[
+    "eth_blockNumber",
+    "eth_call",
+    "eth_chainId",
+    "eth_estimateGas",
+    "eth_feeHistory",
+    "eth_gasPrice",
+    "eth_getBalance",
+    "eth_getBlockByNumber",
+    "eth_getCode",
+    "eth_getFilterChanges",
+    "eth_getLogs",
+    "eth_getTransactionByHash",
+    "eth_getTransactionCount",
+    "eth_getTransactionReceipt",
+    "eth_maxPriorityFeePerGas",
+    "eth_newFilter",
+    "eth_sendRawTransaction",
+    "eth_sendRawTransactionSync",
+    "eth_sendTransactionSync",
+    "eth_uninstallFilter",
+];
+
+/// Whether a failure is worth retrying: rate limits, unavailable nodes and
+/// failures below JSON-RPC (connection refused or reset, HTTP timeouts).
+fn transient(e: &TransportError) -> bool {
+    matches!(e, RpcError::Transport(_))
+}
+
+fn invalid_url(cfg: &NetworkConfig, url: &str) -> ChainError {
+    ChainError::Config(ConfigError::Invalid {
+        network: cfg.name.clone(),
+        field: "rpc_urls",
+        value: url.to_owned(),
+        reason: "not a valid URL",
+    })
+}
+
+/// Builds the RPC client of `cfg`: per-request timeout, retries, failover.
+pub(crate) fn rpc_client(cfg: &NetworkConfig) -> Result<RpcClient, ChainError> {
+    let opts = &cfg.rpc;
+    let http = reqwest::Client::builder()
+        .timeout(opts.timeout())
+        .connect_timeout(opts.timeout().min(std::time::Duration::from_secs(10)))
+        .build()
+        .map_err(|e| ChainError::Rejected {
+            call: "connect",
+            message: format!("cannot build the HTTP client: {e}"),
+            code: 0,
+        })?;
+    let mut transports = Vec::with_capacity(cfg.rpc_urls.len());
+    for url in &cfg.rpc_urls {
+        let parsed = reqwest::Url::parse(url).map_err(|_| invalid_url(cfg, url))?;
+        transports.push(Http::with_client(http.clone(), parsed));
+    }
+    let is_local = transports.iter().all(Http::guess_local);
+    let retry = RetryBackoffLayer::new_with_policy(
+        opts.retries,
+        opts.initial_backoff_ms,
+        // Compute units per second: no client-side rate budget beyond the retries.
+        u64::MAX,
+        RateLimitRetryPolicy::default().or(transient),
+    );
+    let poll = std::time::Duration::from_millis(opts.max_receipt_poll_ms.max(10));
+    let client = if let [only] = transports.as_slice() {
+        ClientBuilder::default().layer(retry).transport(only.clone(), is_local)
+    } else {
+        let count = transports.len();
+        let sequential: HashSet<String> = METHODS.iter().map(|m| (*m).to_owned()).collect();
+        let fallback = FallbackService::new_with_sequential_methods(transports, count, sequential);
+        ClientBuilder::default().layer(retry).transport(fallback, is_local)
+    };
+    Ok(client.with_poll_interval(poll))
+}

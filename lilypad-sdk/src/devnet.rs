@@ -1,0 +1,719 @@
+//! A throwaway local network: anvil with every Lilypad contract deployed and wired.
+//!
+//! [`Devnet::start`] starts anvil on a free 127.0.0.1 port, deploys the token,
+//! the module registry, the users registry, the controller and the proof-of-work
+//! contract from anvil's first account (so their addresses are always the same,
+//! [`ContractAddresses::deployed_by`]), starts a proof-of-work round, registers the
+//! well-known accounts in their roles, funds them with tokens and writes a network
+//! file. Dropping the [`Devnet`] stops anvil unless it was [`Devnet::detach`]ed.
+//!
+//! anvil is looked up in `$ANVIL`, then in `node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil`
+//! of the current directory or any parent (and of this source tree), then on `PATH`.
+//! `scripts/setup-contracts.sh` installs it.
+
+use std::{
+    fs,
+    io::{self, Read, Seek},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use alloy::{
+    primitives::{Address, U256},
+    providers::Provider,
+    signers::local::PrivateKeySigner,
+};
+use lilypad_core::deal::NetworkParams;
+
+use crate::chain::{
+    ChainClient, ChainError, ContractAddresses, NetworkConfig,
+    bindings::{
+        controller::LilypadController, modules::LilypadModuleRegistry, pow::LilypadPow,
+        token::LilypadToken, users::LilypadUsers,
+    },
+    config::{ConfigError, LOCAL_CHAIN_ID, LOCAL_DEPLOYER, RpcOptions},
+    error::Target,
+    roles,
+};
+
+/// The private keys of anvil's ten default accounts (from the public test mnemonic
+/// `test test ... junk`). Never use them on a real network.
+pub const ANVIL_KEYS: [&str; 10] = [
+    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+    "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
+    "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba",
+    "0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e",
+    "0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356",
+    "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97",
+    "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6",
+];
+
+/// What each well-known account does on a devnet.
+pub const ACCOUNT_ROLES: [&str; 10] = [
+    "deployer, owner of every contract, token admin and minter",
+    "solver",
+    "resource provider",
+    "job creator",
+    "mediator",
+    "mediator",
+    "mediator",
+    "spare",
+    "spare",
+    "spare",
+];
+
+/// Index of the solver among [`ANVIL_KEYS`].
+pub const SOLVER: usize = 1;
+/// Index of the resource provider among [`ANVIL_KEYS`].
+pub const PROVIDER: usize = 2;
+/// Index of the job creator among [`ANVIL_KEYS`].
+pub const JOB_CREATOR: usize = 3;
+/// Indexes of the mediators among [`ANVIL_KEYS`].
+pub const MEDIATORS: [usize; 3] = [4, 5, 6];
+
+/// The signer of well-known account `index`.
+///
+/// # Panics
+///
+/// If `index` is 10 or more.
+pub fn anvil_signer(index: usize) -> PrivateKeySigner {
+    ANVIL_KEYS[index].parse().expect("the well-known anvil keys are valid")
+}
+
+/// The address of well-known account `index`.
+pub fn anvil_address(index: usize) -> Address {
+    anvil_signer(index).address()
+}
+
+/// Why a devnet could not start, be found or stop.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DevnetError {
+    /// No anvil binary anywhere.
+    #[error(
+        "anvil not found (looked in $ANVIL, {}, and on PATH): run scripts/setup-contracts.sh \
+         (it installs Foundry's anvil from npm), or set ANVIL=/path/to/anvil",
+        .tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    AnvilNotFound {
+        /// The node_modules paths looked at.
+        tried: Vec<PathBuf>,
+    },
+    /// anvil could not be started.
+    #[error(
+        "cannot start {}: {cause} (run scripts/setup-contracts.sh to install anvil, or fix $ANVIL / --anvil)",
+        .path.display()
+    )]
+    Spawn {
+        /// The binary.
+        path: PathBuf,
+        /// The failure (part of the message, so not a `source()`).
+        cause: io::Error,
+    },
+    /// anvil exited during startup.
+    #[error("anvil exited during startup ({status}); its log ends with:\n{log}")]
+    Exited {
+        /// Its exit status.
+        status: String,
+        /// The end of its log.
+        log: String,
+    },
+    /// anvil did not report its address in time.
+    #[error("anvil did not start listening within {}s; its log ends with:\n{log}", .after.as_secs())]
+    StartTimeout {
+        /// The timeout.
+        after: Duration,
+        /// The end of its log.
+        log: String,
+    },
+    /// A file of the devnet's state could not be read or written.
+    #[error("{}: {cause}", .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The failure (part of the message, so not a `source()`).
+        cause: io::Error,
+    },
+    /// A devnet is already running from this state directory.
+    #[error("a devnet is already running from {} (anvil pid {pid}): stop it with `lilypad-cli devnet down` first", .dir.display())]
+    AlreadyRunning {
+        /// The state directory.
+        dir: PathBuf,
+        /// anvil's pid.
+        pid: u32,
+    },
+    /// No devnet runs from this state directory.
+    #[error("no devnet is running from {}: start one with `lilypad-cli devnet up`", .dir.display())]
+    NotRunning {
+        /// The state directory.
+        dir: PathBuf,
+    },
+    /// anvil did not stop in time after SIGTERM.
+    #[error("anvil (pid {pid}) did not stop within {}s", .after.as_secs())]
+    StopTimeout {
+        /// anvil's pid.
+        pid: u32,
+        /// The timeout.
+        after: Duration,
+    },
+    /// Deploying or wiring the contracts failed.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The network file is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// How to start a devnet.
+#[derive(Debug, Clone)]
+pub struct DevnetOptions {
+    /// The anvil binary; found with [`find_anvil`] when `None`.
+    pub anvil: Option<PathBuf>,
+    /// The port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+    /// Where the log, the network file and the pid file go.
+    pub dir: PathBuf,
+    /// Network parameters of the controller.
+    pub params: NetworkParams,
+    /// Tokens minted to each well-known account (base units, 18 decimals).
+    pub fund: U256,
+    /// Expected hashes per proof of the first proof-of-work round (sets its target).
+    pub pow_expected_hashes: f64,
+    /// The solver URL registered for the solver account and written to the network file.
+    pub solver_url: String,
+    /// The storage URL written to the network file.
+    pub storage_url: String,
+    /// How long anvil may take to start listening.
+    pub startup_timeout: Duration,
+    /// Start anvil in its own process group, so that a Ctrl-C in the terminal does not
+    /// reach it (for devnets that outlive this process, see [`Devnet::detach`]). Off, a
+    /// Ctrl-C stops anvil with the program (what tests want).
+    pub background: bool,
+}
+
+impl DevnetOptions {
+    /// Defaults with state in `dir`: a free port, 1,000,000 tokens per account, 1-hour
+    /// judge and mediation windows, results collateral 2x the price, a 0.001-token fee.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            anvil: None,
+            port: 0,
+            dir: dir.into(),
+            params: NetworkParams::default(),
+            fund: U256::from(1_000_000u64) * U256::from(10u64).pow(U256::from(18u64)),
+            pow_expected_hashes: 65_536.0,
+            solver_url: "http://127.0.0.1:8080".into(),
+            storage_url: "http://127.0.0.1:5001".into(),
+            startup_timeout: Duration::from_secs(30),
+            background: false,
+        }
+    }
+}
+
+/// File names inside a devnet's state directory.
+pub mod files {
+    /// The network file.
+    pub const NETWORK: &str = "network.toml";
+    /// anvil's pid (detached devnets).
+    pub const PID: &str = "anvil.pid";
+    /// anvil's output.
+    pub const LOG: &str = "anvil.log";
+}
+
+/// Finds anvil: `$ANVIL`, then `node_modules` of the current directory or a parent,
+/// then of this source tree, then `PATH`.
+pub fn find_anvil() -> Result<PathBuf, DevnetError> {
+    if let Some(p) = std::env::var_os("ANVIL").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    const REL: &str = "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil";
+    let mut tried = Vec::new();
+    let mut roots: Vec<PathBuf> = std::env::current_dir()
+        .map(|d| d.ancestors().map(Path::to_path_buf).collect())
+        .unwrap_or_default();
+    // The workspace this crate was built from (tests, `cargo run`).
+    roots.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
+    for root in roots {
+        let candidate = root.join(REL);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+        tried.push(candidate);
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join("anvil");
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    tried.dedup();
+    tried.truncate(3);
+    Err(DevnetError::AnvilNotFound { tried })
+}
+
+/// A running devnet.
+#[derive(Debug)]
+pub struct Devnet {
+    config: NetworkConfig,
+    child: Option<Child>,
+    pid: u32,
+    dir: PathBuf,
+    client: ChainClient,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> DevnetError + '_ {
+    move |cause| DevnetError::Io { path: path.to_owned(), cause }
+}
+
+/// The last lines of a log file (for error messages).
+pub fn log_tail(path: &Path) -> String {
+    let mut text = String::new();
+    if let Ok(mut f) = fs::File::open(path) {
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let _ = f.seek(io::SeekFrom::Start(len.saturating_sub(4096)));
+        let _ = f.read_to_string(&mut text);
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+/// Waits for anvil's "Listening on 127.0.0.1:PORT" line in its log.
+async fn wait_listening(
+    child: &mut Child,
+    log: &Path,
+    timeout: Duration,
+) -> Result<u16, DevnetError> {
+    let started = tokio::time::Instant::now();
+    loop {
+        let text = fs::read_to_string(log).unwrap_or_default();
+        if let Some(port) = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Listening on "))
+            .and_then(|addr| addr.rsplit(':').next())
+            .and_then(|p| p.trim().parse::<u16>().ok())
+        {
+            return Ok(port);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(DevnetError::Exited { status: status.to_string(), log: log_tail(log) });
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(DevnetError::StartTimeout { after: timeout, log: log_tail(log) });
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+impl Devnet {
+    /// Starts anvil, deploys and wires the contracts, funds the accounts and writes
+    /// `dir/network.toml`. `progress` hears each step.
+    pub async fn start(
+        opts: &DevnetOptions,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<Self, DevnetError> {
+        controller_params(&opts.params)?; // refuse bad parameters before starting anything
+        let anvil = match &opts.anvil {
+            Some(p) => p.clone(),
+            None => find_anvil()?,
+        };
+        fs::create_dir_all(&opts.dir).map_err(io_err(&opts.dir))?;
+        let log_path = opts.dir.join(files::LOG);
+        let log = fs::File::create(&log_path).map_err(io_err(&log_path))?;
+        let log_err = log.try_clone().map_err(io_err(&log_path))?;
+        progress(&format!("starting {}", anvil.display()));
+        let mut cmd = Command::new(&anvil);
+        cmd.args(["--host", "127.0.0.1", "--port", &opts.port.to_string()])
+            .args(["--chain-id", &LOCAL_CHAIN_ID.to_string(), "--accounts", "10"])
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err);
+        if opts.background {
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        }
+        let mut child =
+            cmd.spawn().map_err(|cause| DevnetError::Spawn { path: anvil.clone(), cause })?;
+        let pid = child.id();
+        let port = match wait_listening(&mut child, &log_path, opts.startup_timeout).await {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
+        // From here on, dropping `devnet` stops anvil if anything fails.
+        let mut config = NetworkConfig {
+            name: "local".into(),
+            chain_id: LOCAL_CHAIN_ID,
+            rpc_urls: vec![format!("http://127.0.0.1:{port}")],
+            contracts: ContractAddresses::deployed_by(LOCAL_DEPLOYER),
+            solver_url: Some(opts.solver_url.clone()),
+            storage_url: Some(opts.storage_url.clone()),
+            deployed_at_block: 0,
+            rpc: RpcOptions { max_receipt_poll_ms: 100, ..RpcOptions::default() },
+        };
+        progress(&format!("anvil listening on 127.0.0.1:{port} (pid {pid})"));
+        let client = match ChainClient::connect(config.clone()).await {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e.into());
+            }
+        };
+        let mut devnet =
+            Self { config: config.clone(), child: Some(child), pid, dir: opts.dir.clone(), client };
+        let contracts = devnet.deploy(opts, progress).await?;
+        config.contracts = contracts;
+        devnet.config = config;
+        devnet.client = ChainClient::connect(devnet.config.clone()).await?;
+        devnet.wire(opts, progress).await?;
+        let path = devnet.network_file();
+        devnet.config.save(&path)?;
+        progress(&format!("network file written to {}", path.display()));
+        Ok(devnet)
+    }
+
+    async fn deploy(
+        &self,
+        opts: &DevnetOptions,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<ContractAddresses, DevnetError> {
+        let admin = self.client.with_signer(anvil_signer(0));
+        let owner = admin.address().unwrap_or(LOCAL_DEPLOYER);
+        let p = admin.provider();
+        let deployed = |what: &'static str, r: alloy::rpc::types::TransactionReceipt| {
+            r.contract_address.ok_or(ChainError::MissingEvent {
+                call: what,
+                event: "contract creation",
+                tx: r.transaction_hash,
+            })
+        };
+        progress("deploying LilypadToken");
+        let token = deployed(
+            "deploy LilypadToken",
+            admin
+                .send(
+                    "deploy LilypadToken",
+                    Target::Controller,
+                    LilypadToken::deploy_builder(p, owner),
+                )
+                .await?,
+        )?;
+        progress("deploying LilypadModuleRegistry");
+        let modules = deployed(
+            "deploy LilypadModuleRegistry",
+            admin
+                .send(
+                    "deploy LilypadModuleRegistry",
+                    Target::Controller,
+                    LilypadModuleRegistry::deploy_builder(p, owner),
+                )
+                .await?,
+        )?;
+        progress("deploying LilypadUsers");
+        let users = deployed(
+            "deploy LilypadUsers",
+            admin
+                .send("deploy LilypadUsers", Target::Controller, LilypadUsers::deploy_builder(p))
+                .await?,
+        )?;
+        progress("deploying LilypadController");
+        let params = controller_params(&opts.params)?;
+        let controller = deployed(
+            "deploy LilypadController",
+            admin
+                .send(
+                    "deploy LilypadController",
+                    Target::Controller,
+                    LilypadController::deploy_builder(p, token, modules, owner, params),
+                )
+                .await?,
+        )?;
+        progress("deploying LilypadPow");
+        let pow = deployed(
+            "deploy LilypadPow",
+            admin
+                .send("deploy LilypadPow", Target::Controller, LilypadPow::deploy_builder(p, owner))
+                .await?,
+        )?;
+        Ok(ContractAddresses { token, modules, users, controller, pow })
+    }
+
+    async fn wire(
+        &self,
+        opts: &DevnetOptions,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<(), DevnetError> {
+        let admin = self.client.with_signer(anvil_signer(0));
+        progress("starting the first proof-of-work round");
+        let target =
+            lilypad_core::pow::target_for(opts.pow_expected_hashes.max(1.0)).unwrap_or(U256::MAX);
+        admin.start_pow_round(target).await?;
+        progress("registering the solver, provider, job creator and mediators");
+        let mut registrations = vec![
+            (SOLVER, roles::SOLVER, opts.solver_url.clone()),
+            (PROVIDER, roles::RESOURCE_PROVIDER, String::new()),
+            (JOB_CREATOR, roles::JOB_CREATOR, String::new()),
+        ];
+        registrations.extend(MEDIATORS.iter().map(|m| (*m, roles::MEDIATOR, String::new())));
+        let regs = registrations.iter().map(|(i, role, url)| {
+            let c = self.client.with_signer(anvil_signer(*i));
+            async move { c.register(*role, url, alloy::primitives::B256::ZERO).await }
+        });
+        futures::future::try_join_all(regs).await?;
+        progress(&format!(
+            "funding the 10 well-known accounts with {} tokens each",
+            format_units(opts.fund)
+        ));
+        let mints = (0..ANVIL_KEYS.len()).map(|i| admin.mint(anvil_address(i), opts.fund));
+        futures::future::try_join_all(mints).await?;
+        Ok(())
+    }
+
+    /// The network (RPC URL and contract addresses).
+    pub fn config(&self) -> &NetworkConfig {
+        &self.config
+    }
+
+    /// A read-only client of the devnet; add a key with [`ChainClient::with_signer`].
+    pub fn client(&self) -> &ChainClient {
+        &self.client
+    }
+
+    /// A client signing as well-known account `index` ([`ANVIL_KEYS`]).
+    pub fn account(&self, index: usize) -> ChainClient {
+        self.client.with_signer(anvil_signer(index))
+    }
+
+    /// anvil's pid.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where the network file is.
+    pub fn network_file(&self) -> PathBuf {
+        self.dir.join(files::NETWORK)
+    }
+
+    /// Leaves anvil running after this value is dropped and writes its pid file.
+    pub fn detach(mut self) -> Result<(NetworkConfig, u32), DevnetError> {
+        let path = self.dir.join(files::PID);
+        fs::write(&path, format!("{}\n", self.pid)).map_err(io_err(&path))?;
+        self.child = None;
+        Ok((self.config.clone(), self.pid))
+    }
+
+    /// Stops anvil now.
+    pub fn stop(mut self) {
+        self.kill();
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The controller's constructor parameters, refusing values its fields cannot hold.
+fn controller_params(p: &NetworkParams) -> Result<LilypadController::NetworkParams, DevnetError> {
+    let invalid = |field, value: String, reason| {
+        DevnetError::Config(ConfigError::Invalid { network: "local".into(), field, value, reason })
+    };
+    let window = |field, v: u64| {
+        u32::try_from(v)
+            .ok()
+            .filter(|w| *w > 0)
+            .ok_or_else(|| invalid(field, v.to_string(), "must be 1 to 2^32 - 1 seconds"))
+    };
+    Ok(LilypadController::NetworkParams {
+        resultsCollateralMultiple: p.results_collateral_multiple,
+        judgeWindowSecs: window("params.judge_window_secs", p.judge_window_secs)?,
+        mediateWindowSecs: window("params.mediate_window_secs", p.mediate_window_secs)?,
+        mediationFee: u128::try_from(p.mediation_fee).map_err(|_| {
+            invalid("params.mediation_fee", p.mediation_fee.to_string(), "must be below 2^128")
+        })?,
+    })
+}
+
+/// `amount` base units as whole tokens (18 decimals), for messages.
+pub fn format_units(amount: U256) -> String {
+    let unit = U256::from(10u64).pow(U256::from(18u64));
+    let (whole, frac) = amount.div_rem(unit);
+    if frac.is_zero() {
+        whole.to_string()
+    } else {
+        format!("{whole}.{:0>18}", frac.to_string()).trim_end_matches('0').to_owned()
+    }
+}
+
+// ---------------------------------------------------------------- anvil controls
+
+async fn anvil_call(
+    client: &ChainClient,
+    method: &'static str,
+    params: serde_json::Value,
+) -> Result<serde_json::Value, ChainError> {
+    client
+        .rpc_call(
+            method,
+            client.provider().raw_request::<_, serde_json::Value>(method.into(), params),
+        )
+        .await
+}
+
+/// Moves the devnet's clock forward by `secs` and mines a block, so the next
+/// transaction sees `now + secs` (anvil's `evm_increaseTime` + `evm_mine`).
+pub async fn increase_time(client: &ChainClient, secs: u64) -> Result<(), ChainError> {
+    anvil_call(client, "evm_increaseTime", serde_json::json!([secs])).await?;
+    mine(client).await
+}
+
+/// Mines one block.
+pub async fn mine(client: &ChainClient) -> Result<(), ChainError> {
+    anvil_call(client, "evm_mine", serde_json::json!([])).await.map(drop)
+}
+
+/// Sets the timestamp of the next block (anvil's `anvil_setNextBlockTimestamp`).
+pub async fn set_next_block_timestamp(
+    client: &ChainClient,
+    timestamp: u64,
+) -> Result<(), ChainError> {
+    anvil_call(client, "anvil_setNextBlockTimestamp", serde_json::json!([timestamp]))
+        .await
+        .map(drop)
+}
+
+/// Gives `who` `wei` ETH for gas (anvil's `anvil_setBalance`).
+pub async fn set_eth_balance(
+    client: &ChainClient,
+    who: Address,
+    wei: U256,
+) -> Result<(), ChainError> {
+    anvil_call(client, "anvil_setBalance", serde_json::json!([who, wei])).await.map(drop)
+}
+
+// ---------------------------------------------------------------- detached devnets
+
+/// The pid of the anvil a detached devnet in `dir` runs, if it is still alive.
+pub fn running_pid(dir: &Path) -> Option<u32> {
+    let pid: u32 = fs::read_to_string(dir.join(files::PID)).ok()?.trim().parse().ok()?;
+    is_anvil(pid).then_some(pid)
+}
+
+/// Whether `pid` is a live anvil process (Linux: by its `/proc` command line).
+fn is_anvil(pid: u32) -> bool {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).contains("anvil"))
+        .unwrap_or(false)
+}
+
+/// Stops the detached devnet of `dir` (SIGTERM, then waits up to `timeout`) and
+/// removes its state files. Returns the pid it stopped, or `None` when only stale
+/// state (anvil already gone) was removed.
+pub async fn stop_detached(dir: &Path, timeout: Duration) -> Result<Option<u32>, DevnetError> {
+    let Some(pid) = running_pid(dir) else {
+        let had_state = dir.join(files::PID).exists() || dir.join(files::NETWORK).exists();
+        remove_state(dir)?;
+        return if had_state {
+            Ok(None)
+        } else {
+            Err(DevnetError::NotRunning { dir: dir.to_owned() })
+        };
+    };
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .map_err(|cause| DevnetError::Spawn { path: "kill".into(), cause })?;
+    if !status.success() && is_anvil(pid) {
+        return Err(DevnetError::StopTimeout { pid, after: Duration::ZERO });
+    }
+    let started = tokio::time::Instant::now();
+    while is_anvil(pid) {
+        if started.elapsed() > timeout {
+            return Err(DevnetError::StopTimeout { pid, after: timeout });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    remove_state(dir)?;
+    Ok(Some(pid))
+}
+
+fn remove_state(dir: &Path) -> Result<(), DevnetError> {
+    for name in [files::PID, files::NETWORK, files::LOG] {
+        let path = dir.join(name);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(cause) => return Err(DevnetError::Io { path, cause }),
+        }
+    }
+    // Only if nothing else lives there.
+    let _ = fs::remove_dir(dir);
+    Ok(())
+}
+
+/// Checks a detached devnet can start in `dir`: none is running there. A stale pid file
+/// (anvil gone) is removed.
+pub fn check_free(dir: &Path) -> Result<(), DevnetError> {
+    if let Some(pid) = running_pid(dir) {
+        return Err(DevnetError::AlreadyRunning { dir: dir.to_owned(), pid });
+    }
+    let pid = dir.join(files::PID);
+    if pid.exists() {
+        fs::remove_file(&pid).map_err(io_err(&pid))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn well_known_keys_match_their_addresses() {
+        assert_eq!(anvil_address(0), LOCAL_DEPLOYER);
+        assert_eq!(anvil_address(1).to_string(), "0x70997970C51812dc3A010C7d01b50e0d17dc79C8");
+        assert_eq!(anvil_address(9).to_string(), "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720");
+    }
+
+    #[test]
+    fn bad_parameters_are_refused_by_name() {
+        let mut p = NetworkParams { judge_window_secs: 0, ..NetworkParams::default() };
+        let e = controller_params(&p).unwrap_err().to_string();
+        assert!(e.contains("params.judge_window_secs") && e.contains("(got 0)"), "{e}");
+        p.judge_window_secs = 1;
+        p.mediation_fee = U256::MAX;
+        assert!(controller_params(&p).unwrap_err().to_string().contains("params.mediation_fee"));
+        assert!(controller_params(&NetworkParams::default()).is_ok());
+    }
+
+    #[test]
+    fn units_format() {
+        let unit = U256::from(10u64).pow(U256::from(18u64));
+        assert_eq!(format_units(unit * U256::from(3u64)), "3");
+        assert_eq!(format_units(unit / U256::from(4u64)), "0.25");
+        assert_eq!(format_units(U256::ZERO), "0");
+    }
+}

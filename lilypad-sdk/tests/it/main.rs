@@ -1,0 +1,13 @@
+//! Integration tests of the chain client on a real anvil (one per test, started by
+//! the devnet module). They fail, never skip, when anvil is missing: run
+//! `scripts/setup-contracts.sh`.
+
+// Helpers shared by the tests unwrap like the tests do: a failure is a test failure.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod devnet;
+mod differential;
+mod eip712;
+mod outcomes;
+mod rejections;
