@@ -31,8 +31,7 @@ use crate::chain::{
     ChainClient, ChainError, ContractAddresses, NetworkConfig,
     bindings::{
         controller::LilypadController, job_manager::LilypadJobManager,
-        modules::LilypadModuleRegistry, pow::LilypadPow, token::LilypadToken,
-        users::LilypadUsers,
+        modules::LilypadModuleRegistry, pow::LilypadPow, token::LilypadToken, users::LilypadUsers,
     },
     config::{ConfigError, LOCAL_CHAIN_ID, LOCAL_DEPLOYER, RpcOptions},
     error::Target,
@@ -479,7 +478,14 @@ impl Devnet {
                 )
                 .await?,
         )?;
-        Ok(ContractAddresses { token, modules, users, controller, pow, job_manager: Some(job_manager) })
+        Ok(ContractAddresses {
+            token,
+            modules,
+            users,
+            controller,
+            pow,
+            job_manager: Some(job_manager),
+        })
     }
 
     async fn wire(

@@ -468,7 +468,10 @@ fn fmt_pow(e: &Pow, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 }
 
 fn job_state_name(s: u8) -> &'static str {
-    ["None", "Requested", "Fulfilled", "Cancelled"].get(usize::from(s)).copied().unwrap_or("unknown")
+    ["None", "Requested", "Fulfilled", "Cancelled"]
+        .get(usize::from(s))
+        .copied()
+        .unwrap_or("unknown")
 }
 
 /// A readable name of an AccessControl role hash (the ones the contracts use).
@@ -515,7 +518,11 @@ fn fmt_job_manager(e: &Jm, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         Jm::ZeroPayment(_) => f.write_str("ZeroPayment: a job must escrow a payment above 0"),
         Jm::EmptyModule(_) => f.write_str("EmptyModule: the module reference is empty"),
         Jm::ModuleTooLong(e) => {
-            write!(f, "ModuleTooLong(length {}, max {}): the module reference is too long", e.length, e.max)
+            write!(
+                f,
+                "ModuleTooLong(length {}, max {}): the module reference is too long",
+                e.length, e.max
+            )
         }
         Jm::TooManyInputs(e) => {
             write!(f, "TooManyInputs(count {}, max {}): too many inputs", e.count, e.max)

@@ -367,7 +367,8 @@ impl ExampleJobClient {
     /// What became of job `job_id`, or `None` if this client did not request it.
     pub async fn status_of(&self, job_id: U256) -> Result<Option<JobStatus>> {
         let c = self.contract();
-        let s = self.chain.read("statusOf", Target::ExampleClient, c.statusOf(job_id).call()).await?;
+        let s =
+            self.chain.read("statusOf", Target::ExampleClient, c.statusOf(job_id).call()).await?;
         Ok(match s {
             1 => Some(JobStatus::Requested),
             2 => Some(JobStatus::Fulfilled),

@@ -104,8 +104,11 @@ async fn example_client_job_is_fulfilled_once_by_the_bridge_only() {
         .into_iter()
         .map(|(e, _)| e)
         .collect();
-    assert!(matches!(&events[..], [JobManagerEvent::JobRequested(_), JobManagerEvent::JobFulfilled(f)]
-        if f.resultsCid == cid && f.spent == u(spent)), "{events:?}");
+    assert!(
+        matches!(&events[..], [JobManagerEvent::JobRequested(_), JobManagerEvent::JobFulfilled(f)]
+        if f.resultsCid == cid && f.spent == u(spent)),
+        "{events:?}"
+    );
 
     // A job ends once.
     let e = bridge.fulfill_job(u(1), cid, U256::ZERO).await.unwrap_err().to_string();
@@ -120,12 +123,17 @@ async fn example_client_job_is_fulfilled_once_by_the_bridge_only() {
     assert_eq!(job.job_id, u(2));
     let e = net.jc.fulfill_job(job.job_id, cid, U256::ZERO).await.unwrap_err().to_string();
     assert!(
-        e.starts_with(&format!("fulfill reverted: AccessControlUnauthorizedAccount(account {}", addr(&net.jc)))
-            && e.contains("only an account with the bridge role (BRIDGE_ROLE) may do this"),
+        e.starts_with(&format!(
+            "fulfill reverted: AccessControlUnauthorizedAccount(account {}",
+            addr(&net.jc)
+        )) && e.contains("only an account with the bridge role (BRIDGE_ROLE) may do this"),
         "{e}"
     );
     let e = bridge.fulfill_job(job.job_id, cid, u(PAYMENT + 1)).await.unwrap_err().to_string();
-    assert!(e.starts_with("fulfill reverted: SpentExceedsPayment(job 2, spent 101, payment 100)"), "{e}");
+    assert!(
+        e.starts_with("fulfill reverted: SpentExceedsPayment(job 2, spent 101, payment 100)"),
+        "{e}"
+    );
 
     // Only the manager calls the client back.
     let e = net
@@ -165,8 +173,7 @@ async fn cancelled_and_expired_jobs_refund_the_client_in_full() {
     assert_eq!(example.status_of(job.job_id).await.unwrap(), Some(JobStatus::Cancelled));
     assert_eq!(example.cancel_reason_of(job.job_id).await.unwrap(), "no provider runs cowsay");
     assert_eq!(example.results_of(job.job_id).await.unwrap(), "");
-    let mut cancels =
-        c.poll_events::<LilypadJobManager::JobCancelled>(Contract::JobManager, from);
+    let mut cancels = c.poll_events::<LilypadJobManager::JobCancelled>(Contract::JobManager, from);
     let seen = cancels.next_batch().await.unwrap();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].0.reason, "no provider runs cowsay");
@@ -174,7 +181,10 @@ async fn cancelled_and_expired_jobs_refund_the_client_in_full() {
     // A job the bridge leaves open: anyone may cancel it after its deadline, not before.
     let job = example.request_cowsay("forgotten").await.unwrap();
     let e = net.rp.cancel_expired_job(job.job_id).await.unwrap_err().to_string();
-    assert!(e.starts_with(&format!("cancelExpired reverted: JobNotExpired(job {}", job.job_id)), "{e}");
+    assert!(
+        e.starts_with(&format!("cancelExpired reverted: JobNotExpired(job {}", job.job_id)),
+        "{e}"
+    );
     devnet::increase_time(c, JOB_TIMEOUT_SECS + 1).await.unwrap();
     let e = bridge.fulfill_job(job.job_id, "bafylate", U256::ZERO).await.unwrap_err().to_string();
     assert!(e.starts_with("fulfill reverted: JobExpired(job 2"), "{e}");
@@ -208,7 +218,10 @@ async fn an_account_runs_a_job_without_a_callback() {
     assert_eq!(c.token_balance(addr(&client)).await.unwrap(), fund + u(30));
     let events = poller.next_batch().await.unwrap();
     assert!(
-        matches!(&events[..], [(JobManagerEvent::JobFulfilled(_), _), (JobManagerEvent::CallbackFailed(_), _)]),
+        matches!(
+            &events[..],
+            [(JobManagerEvent::JobFulfilled(_), _), (JobManagerEvent::CallbackFailed(_), _)]
+        ),
         "{events:?}"
     );
     // Refusals at request time.
