@@ -35,6 +35,9 @@ fn up_status_down() {
     assert!(ok, "devnet up failed: {err}");
     assert!(out.starts_with("devnet up: anvil (pid "), "{out}");
     assert!(out.contains("controller  0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9"), "{out}");
+    assert!(out.contains("job_manager 0x5FC8d32690cc91D4c39d9d3abcBD16989F875707"), "{out}");
+    assert!(out.contains("0x14dC79964da2C08b23698B3D3cc7Ca32193d9955 "), "{out}");
+    assert!(out.contains("bridge (BRIDGE_ROLE of the job manager"), "{out}");
     assert!(
         out.contains(&format!("export LILYPAD_NETWORK={}", dir.join("network.toml").display())),
         "{out}"
@@ -54,6 +57,7 @@ fn up_status_down() {
     assert!(!out.contains("NO CODE"), "{out}");
     assert!(out.contains("0x90F79bf6EB2c4f870365E785982E1f101E93b906         1000000"), "{out}");
     assert!(out.contains("proof of work: round 1"), "{out}");
+    assert!(out.contains("job manager: 0 jobs, job timeout 86400s, bridge role granted"), "{out}");
 
     let (ok, out, err) = cli(&["devnet", "down"], home.path());
     assert!(ok, "devnet down failed: {err}");

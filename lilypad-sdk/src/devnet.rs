@@ -1,8 +1,9 @@
 //! A throwaway local network: anvil with every Lilypad contract deployed and wired.
 //!
 //! [`Devnet::start`] starts anvil on a free 127.0.0.1 port, deploys the token,
-//! the module registry, the users registry, the controller and the proof-of-work
-//! contract from anvil's first account (so their addresses are always the same,
+//! the module registry, the users registry, the controller, the proof-of-work
+//! contract and the job manager (bridge role: account [`BRIDGE`]) from anvil's first
+//! account (so their addresses are always the same,
 //! [`ContractAddresses::deployed_by`]), starts a proof-of-work round, registers the
 //! well-known accounts in their roles, funds them with tokens and writes a network
 //! file. Dropping the [`Devnet`] stops anvil unless it was [`Devnet::detach`]ed.
@@ -29,8 +30,8 @@ use lilypad_core::deal::NetworkParams;
 use crate::chain::{
     ChainClient, ChainError, ContractAddresses, NetworkConfig,
     bindings::{
-        controller::LilypadController, modules::LilypadModuleRegistry, pow::LilypadPow,
-        token::LilypadToken, users::LilypadUsers,
+        controller::LilypadController, job_manager::LilypadJobManager,
+        modules::LilypadModuleRegistry, pow::LilypadPow, token::LilypadToken, users::LilypadUsers,
     },
     config::{ConfigError, LOCAL_CHAIN_ID, LOCAL_DEPLOYER, RpcOptions},
     error::Target,
@@ -54,14 +55,14 @@ pub const ANVIL_KEYS: [&str; 10] = [
 
 /// What each well-known account does on a devnet.
 pub const ACCOUNT_ROLES: [&str; 10] = [
-    "deployer, owner of every contract, token admin and minter",
+    "deployer, owner of every contract, token admin and minter, job manager admin",
     "solver",
     "resource provider",
     "job creator",
     "mediator",
     "mediator",
     "mediator",
-    "spare",
+    "bridge (BRIDGE_ROLE of the job manager: fulfills and cancels on-chain jobs)",
     "spare",
     "spare",
 ];
@@ -74,6 +75,13 @@ pub const PROVIDER: usize = 2;
 pub const JOB_CREATOR: usize = 3;
 /// Indexes of the mediators among [`ANVIL_KEYS`].
 pub const MEDIATORS: [usize; 3] = [4, 5, 6];
+/// Index of the bridge among [`ANVIL_KEYS`]: it holds the job manager's `BRIDGE_ROLE`
+/// (granted at deployment), so it may fulfill and cancel on-chain jobs.
+pub const BRIDGE: usize = 7;
+
+/// The job manager's default job timeout on a devnet: one day from a request to the last
+/// second the bridge may fulfill (the contract allows 5 minutes to 30 days).
+pub const JOB_TIMEOUT_SECS: u64 = 24 * 60 * 60;
 
 /// The signer of well-known account `index`.
 ///
@@ -183,6 +191,9 @@ pub struct DevnetOptions {
     pub fund: U256,
     /// Expected hashes per proof of the first proof-of-work round (sets its target).
     pub pow_expected_hashes: f64,
+    /// The job manager's job timeout in seconds ([`JOB_TIMEOUT_SECS`] by default;
+    /// 300 to 2,592,000).
+    pub job_timeout_secs: u64,
     /// The solver URL registered for the solver account and written to the network file.
     pub solver_url: String,
     /// The storage URL written to the network file.
@@ -197,7 +208,8 @@ pub struct DevnetOptions {
 
 impl DevnetOptions {
     /// Defaults with state in `dir`: a free port, 1,000,000 tokens per account, 1-hour
-    /// judge and mediation windows, results collateral 2x the price, a 0.001-token fee.
+    /// judge and mediation windows, results collateral 2x the price, a 0.001-token fee,
+    /// a one-day job timeout for on-chain jobs.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {
             anvil: None,
@@ -206,6 +218,7 @@ impl DevnetOptions {
             params: NetworkParams::default(),
             fund: U256::from(1_000_000u64) * U256::from(10u64).pow(U256::from(18u64)),
             pow_expected_hashes: 65_536.0,
+            job_timeout_secs: JOB_TIMEOUT_SECS,
             solver_url: "http://127.0.0.1:8080".into(),
             storage_url: "http://127.0.0.1:5001".into(),
             startup_timeout: Duration::from_secs(30),
@@ -319,7 +332,9 @@ impl Devnet {
         opts: &DevnetOptions,
         progress: &(dyn Fn(&str) + Sync),
     ) -> Result<Self, DevnetError> {
-        controller_params(&opts.params)?; // refuse bad parameters before starting anything
+        // Refuse bad parameters before starting anything.
+        controller_params(&opts.params)?;
+        check_job_timeout(opts.job_timeout_secs)?;
         let anvil = match &opts.anvil {
             Some(p) => p.clone(),
             None => find_anvil()?,
@@ -445,7 +460,32 @@ impl Devnet {
                 .send("deploy LilypadPow", Target::Controller, LilypadPow::deploy_builder(p, owner))
                 .await?,
         )?;
-        Ok(ContractAddresses { token, modules, users, controller, pow })
+        progress("deploying LilypadJobManager");
+        let bridge = anvil_address(BRIDGE);
+        let job_manager = deployed(
+            "deploy LilypadJobManager",
+            admin
+                .send(
+                    "deploy LilypadJobManager",
+                    Target::JobManager,
+                    LilypadJobManager::deploy_builder(
+                        p,
+                        token,
+                        owner,
+                        bridge,
+                        U256::from(opts.job_timeout_secs),
+                    ),
+                )
+                .await?,
+        )?;
+        Ok(ContractAddresses {
+            token,
+            modules,
+            users,
+            controller,
+            pow,
+            job_manager: Some(job_manager),
+        })
     }
 
     async fn wire(
@@ -555,6 +595,19 @@ fn controller_params(p: &NetworkParams) -> Result<LilypadController::NetworkPara
             invalid("params.mediation_fee", p.mediation_fee.to_string(), "must be below 2^128")
         })?,
     })
+}
+
+/// The job manager's bounds on its job timeout (`MIN_JOB_TIMEOUT`, `MAX_JOB_TIMEOUT`).
+fn check_job_timeout(secs: u64) -> Result<(), DevnetError> {
+    if (300..=30 * 24 * 60 * 60).contains(&secs) {
+        return Ok(());
+    }
+    Err(DevnetError::Config(ConfigError::Invalid {
+        network: "local".into(),
+        field: "job_timeout_secs",
+        value: secs.to_string(),
+        reason: "must be 300 to 2592000 seconds (5 minutes to 30 days)",
+    }))
 }
 
 /// `amount` base units as whole tokens (18 decimals), for messages.
@@ -707,6 +760,9 @@ mod tests {
         p.mediation_fee = U256::MAX;
         assert!(controller_params(&p).unwrap_err().to_string().contains("params.mediation_fee"));
         assert!(controller_params(&NetworkParams::default()).is_ok());
+        assert!(check_job_timeout(JOB_TIMEOUT_SECS).is_ok());
+        let e = check_job_timeout(299).unwrap_err().to_string();
+        assert!(e.contains("job_timeout_secs") && e.contains("(got 299)"), "{e}");
     }
 
     #[test]

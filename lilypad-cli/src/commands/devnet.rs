@@ -148,6 +148,11 @@ fn print_up(
     println!("  export LILYPAD_NETWORK={}", network_file.display());
     println!("  lilypad-cli devnet status{}", dir_flag(dir));
     println!("  export WEB3_PRIVATE_KEY={}   # the job creator (account 3)", ANVIL_KEYS[3]);
+    println!(
+        "  on-chain jobs: the bridge is account {} (job timeout {}s)",
+        devnet::BRIDGE,
+        opts.job_timeout_secs
+    );
     println!("stop it:");
     println!("  lilypad-cli devnet down{}", dir_flag(dir));
 }
@@ -216,6 +221,19 @@ async fn report(config: NetworkConfig, pid: u32) -> anyhow::Result<String> {
     if let Some(r) = client.pow_round().await? {
         writeln!(out, "  proof of work: round {}, target {:#x}", r.round, r.target)?;
     }
+    if config.contracts.job_manager.is_some() {
+        let bridge = devnet::anvil_address(devnet::BRIDGE);
+        let granted = if client.is_bridge(bridge).await? { "granted" } else { "NOT granted" };
+        writeln!(
+            out,
+            "  job manager: {} jobs, job timeout {}s, bridge role {granted} to account {} ({bridge})",
+            client.job_count().await?,
+            client.job_timeout().await?,
+            devnet::BRIDGE
+        )?;
+    } else {
+        writeln!(out, "  job manager: none in this network file (an older devnet: recreate it)")?;
+    }
     writeln!(out)?;
     writeln!(out, "accounts:           tokens            ETH  role")?;
     for (i, role) in ACCOUNT_ROLES.iter().enumerate() {
@@ -226,6 +244,10 @@ async fn report(config: NetworkConfig, pid: u32) -> anyhow::Result<String> {
     }
     let controller = client.token_balance(config.contracts.controller).await?;
     writeln!(out, "  controller escrow: {} tokens", format_units(controller))?;
+    if let Some(manager) = config.contracts.job_manager {
+        let held = client.token_balance(manager).await?;
+        writeln!(out, "  job manager escrow: {} tokens", format_units(held))?;
+    }
     Ok(out)
 }
 

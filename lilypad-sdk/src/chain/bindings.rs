@@ -53,3 +53,22 @@ pub mod pow {
         "../contracts/artifacts/LilypadPow.json"
     );
 }
+
+/// `LilypadJobManager`: on-chain jobs (a client escrows a payment, the bridge
+/// fulfills or cancels, the client is called back).
+pub mod job_manager {
+    alloy::sol!(
+        #[sol(rpc, all_derives)]
+        LilypadJobManager,
+        "../contracts/artifacts/LilypadJobManager.json"
+    );
+}
+
+/// `ExampleClient`: an example on-chain job client (cowsay runs, results kept per job).
+pub mod example_client {
+    alloy::sol!(
+        #[sol(rpc, all_derives)]
+        ExampleClient,
+        "../contracts/artifacts/ExampleClient.json"
+    );
+}

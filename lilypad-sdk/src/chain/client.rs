@@ -42,6 +42,8 @@ pub enum Contract {
     Controller,
     /// `LilypadPow`.
     Pow,
+    /// `LilypadJobManager` (optional: [`crate::chain::ContractAddresses::job_manager`]).
+    JobManager,
 }
 
 /// A client of one network's contracts, optionally with a signing key.
@@ -127,7 +129,9 @@ impl ChainClient {
         &self.nonces
     }
 
-    /// The address of `contract`.
+    /// The address of `contract`. A network without a job manager gives the zero address
+    /// for [`Contract::JobManager`] (no events, every call fails); the job methods check
+    /// instead and say the network has none.
     pub fn address_of(&self, contract: Contract) -> Address {
         let c = &self.config.contracts;
         match contract {
@@ -136,6 +140,7 @@ impl ChainClient {
             Contract::Users => c.users,
             Contract::Controller => c.controller,
             Contract::Pow => c.pow,
+            Contract::JobManager => c.job_manager.unwrap_or(Address::ZERO),
         }
     }
 

@@ -16,6 +16,7 @@
 //! users = "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0"
 //! controller = "0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9"
 //! pow = "0xDc64a140Aa3E981100a9becA4E685f962f0cF6C9"
+//! job_manager = "0x5FC8d32690cc91D4c39d9d3abcBD16989F875707"   # optional (on-chain jobs)
 //!
 //! [rpc]                                  # optional, these are the defaults
 //! timeout_secs = 30
@@ -54,11 +55,16 @@ pub struct ContractAddresses {
     pub controller: Address,
     /// `LilypadPow`: proof-of-work rounds.
     pub pow: Address,
+    /// `LilypadJobManager`: on-chain jobs. Optional so that network files written before
+    /// the job manager existed still load; a network without one simply has no on-chain
+    /// jobs (the job calls say so). The built-in `local` network and every devnet have it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_manager: Option<Address>,
 }
 
 impl ContractAddresses {
-    /// Where a fresh devnet deploys the contracts: `deployer`'s nonces 0 to 4 in this order
-    /// (token, module registry, users, controller, proof of work).
+    /// Where a fresh devnet deploys the contracts: `deployer`'s nonces 0 to 5 in this order
+    /// (token, module registry, users, controller, proof of work, job manager).
     pub fn deployed_by(deployer: Address) -> Self {
         Self {
             token: deployer.create(0),
@@ -66,18 +72,21 @@ impl ContractAddresses {
             users: deployer.create(2),
             controller: deployer.create(3),
             pow: deployer.create(4),
+            job_manager: Some(deployer.create(5)),
         }
     }
 
-    /// Every contract with its name, in deployment order.
-    pub fn named(&self) -> [(&'static str, Address); 5] {
-        [
+    /// Every contract the network has, with its name (the TOML key), in deployment order.
+    pub fn named(&self) -> Vec<(&'static str, Address)> {
+        let mut all = vec![
             ("token", self.token),
             ("modules", self.modules),
             ("users", self.users),
             ("controller", self.controller),
             ("pow", self.pow),
-        ]
+        ];
+        all.extend(self.job_manager.map(|a| ("job_manager", a)));
+        all
     }
 }
 
@@ -276,7 +285,8 @@ impl NetworkConfig {
                         "modules" => "contracts.modules",
                         "users" => "contracts.users",
                         "controller" => "contracts.controller",
-                        _ => "contracts.pow",
+                        "pow" => "contracts.pow",
+                        _ => "contracts.job_manager",
                     },
                     &address,
                     "the contract is not deployed (zero address)",
@@ -303,6 +313,10 @@ mod tests {
         // The first CREATE of anvil's account 0, as every Foundry tutorial shows.
         assert_eq!(c.token.to_string(), "0x5FbDB2315678afecb367f032d93F642f64180aa3");
         assert_eq!(c.pow.to_string(), "0xDc64a140Aa3E981100a9becA4E685f962f0cF6C9");
+        assert_eq!(
+            c.job_manager.map(|a| a.to_string()).as_deref(),
+            Some("0x5FC8d32690cc91D4c39d9d3abcBD16989F875707")
+        );
     }
 
     #[test]
@@ -324,6 +338,18 @@ mod tests {
         let cfg = NetworkConfig::from_toml_str(minimal, "t").unwrap();
         assert_eq!(cfg.rpc, RpcOptions::default());
         assert_eq!(cfg.solver_url, None);
+        // Files from before the job manager still load; a job manager round-trips.
+        assert_eq!(cfg.contracts.job_manager, None);
+        assert_eq!(cfg.contracts.named().len(), 5);
+        let text = cfg.to_toml_string();
+        assert!(!text.contains("job_manager"), "{text}");
+        let with = minimal.replace(
+            "pow = \"0x0000000000000000000000000000000000000005\"",
+            "pow = \"0x0000000000000000000000000000000000000005\"\n            job_manager = \"0x0000000000000000000000000000000000000006\"",
+        );
+        let cfg = NetworkConfig::from_toml_str(&with, "t").unwrap();
+        assert_eq!(cfg.contracts.job_manager, Some(Address::with_last_byte(6)));
+        assert_eq!(NetworkConfig::from_toml_str(&cfg.to_toml_string(), "t").unwrap(), cfg);
     }
 
     #[test]
@@ -335,6 +361,9 @@ mod tests {
         cfg = NetworkConfig::local();
         cfg.contracts.controller = Address::ZERO;
         assert!(cfg.validate().unwrap_err().to_string().contains("contracts.controller"));
+        cfg = NetworkConfig::local();
+        cfg.contracts.job_manager = Some(Address::ZERO);
+        assert!(cfg.validate().unwrap_err().to_string().contains("contracts.job_manager"));
         let e = NetworkConfig::from_toml_str("name = 1", "f.toml").unwrap_err().to_string();
         assert!(e.starts_with("f.toml: not a valid network file"), "{e}");
         assert!(NetworkConfig::builtin("nope").is_err());

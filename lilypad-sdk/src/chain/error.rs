@@ -12,6 +12,8 @@ use lilypad_core::{offer::OfferError, settlement::Outcome};
 use super::{
     bindings::{
         controller::LilypadController::LilypadControllerErrors as Ctl,
+        example_client::ExampleClient::ExampleClientErrors as Ex,
+        job_manager::LilypadJobManager::LilypadJobManagerErrors as Jm,
         modules::LilypadModuleRegistry::LilypadModuleRegistryErrors as Reg,
         pow::LilypadPow::LilypadPowErrors as Pow, token::LilypadToken::LilypadTokenErrors as Tok,
         users::LilypadUsers::LilypadUsersErrors as Usr,
@@ -150,6 +152,8 @@ pub(crate) enum Target {
     Modules,
     Users,
     Pow,
+    JobManager,
+    ExampleClient,
 }
 
 /// Why a contract reverted, decoded from the revert data.
@@ -166,6 +170,10 @@ pub enum Revert {
     Users(Usr),
     /// A `LilypadPow` error.
     Pow(Pow),
+    /// A `LilypadJobManager` error (its own, access control, token transfers).
+    JobManager(Jm),
+    /// An `ExampleClient` error.
+    ExampleClient(Ex),
     /// `revert("message")`.
     Message(String),
     /// A Solidity panic code.
@@ -180,8 +188,15 @@ impl Revert {
     /// Decodes revert data, trying `first`'s errors before the other contracts'
     /// (the controller bubbles up the token's errors from its transfers).
     pub(crate) fn decode(data: &[u8], first: Target) -> Self {
-        let order =
-            [Target::Controller, Target::Token, Target::Modules, Target::Users, Target::Pow];
+        let order = [
+            Target::Controller,
+            Target::Token,
+            Target::Modules,
+            Target::Users,
+            Target::Pow,
+            Target::JobManager,
+            Target::ExampleClient,
+        ];
         for t in std::iter::once(first).chain(order.into_iter().filter(|t| *t != first)) {
             let decoded = match t {
                 Target::Controller => Ctl::abi_decode(data).ok().map(Self::Controller),
@@ -189,6 +204,8 @@ impl Revert {
                 Target::Modules => Reg::abi_decode(data).ok().map(Self::Modules),
                 Target::Users => Usr::abi_decode(data).ok().map(Self::Users),
                 Target::Pow => Pow::abi_decode(data).ok().map(Self::Pow),
+                Target::JobManager => Jm::abi_decode(data).ok().map(Self::JobManager),
+                Target::ExampleClient => Ex::abi_decode(data).ok().map(Self::ExampleClient),
             };
             if let Some(d) = decoded {
                 return d;
@@ -211,6 +228,8 @@ impl Revert {
             Self::Modules(e) => format!("{e:?}"),
             Self::Users(e) => format!("{e:?}"),
             Self::Pow(e) => format!("{e:?}"),
+            Self::JobManager(e) => format!("{e:?}"),
+            Self::ExampleClient(e) => format!("{e:?}"),
             Self::Message(_) => return "Error".into(),
             Self::Panic(_) => return "Panic".into(),
             Self::Unknown(_) | Self::NoData(_) => return "unknown".into(),
@@ -408,8 +427,10 @@ fn fmt_token(e: &Tok, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         ),
         Tok::AccessControlUnauthorizedAccount(e) => write!(
             f,
-            "AccessControlUnauthorizedAccount(account {}, role {}): the account lacks the role",
-            e.account, e.neededRole
+            "AccessControlUnauthorizedAccount(account {}, role {}): the account lacks {}",
+            e.account,
+            e.neededRole,
+            access_role_name(e.neededRole)
         ),
         other => write!(f, "{other:?}"),
     }
@@ -446,6 +467,132 @@ fn fmt_pow(e: &Pow, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     }
 }
 
+fn job_state_name(s: u8) -> &'static str {
+    ["None", "Requested", "Fulfilled", "Cancelled"]
+        .get(usize::from(s))
+        .copied()
+        .unwrap_or("unknown")
+}
+
+/// A readable name of an AccessControl role hash (the ones the contracts use).
+fn access_role_name(role: B256) -> String {
+    use alloy::primitives::keccak256;
+    if role == B256::ZERO {
+        "the admin role (DEFAULT_ADMIN_ROLE)".into()
+    } else if role == keccak256("BRIDGE_ROLE") {
+        "the bridge role (BRIDGE_ROLE)".into()
+    } else if role == keccak256("MINTER_ROLE") {
+        "the minter role (MINTER_ROLE)".into()
+    } else {
+        format!("role {role}")
+    }
+}
+
+fn fmt_job_manager(e: &Jm, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match e {
+        Jm::JobNotFound(e) => write!(f, "JobNotFound(job {}): no job has this id", e.jobId),
+        Jm::JobAlreadyFinal(e) => write!(
+            f,
+            "JobAlreadyFinal(job {}, state {}): the job is already over; each job is fulfilled or cancelled once",
+            e.jobId,
+            job_state_name(e.state)
+        ),
+        Jm::JobExpired(e) => write!(
+            f,
+            "JobExpired(job {}, deadline {}, now {}): the time to fulfill is over; cancel the job instead",
+            e.jobId, e.deadline, e.now
+        ),
+        Jm::JobNotExpired(e) => write!(
+            f,
+            "JobNotExpired(job {}, deadline {}, now {}): an expired job can be cancelled from second {} on",
+            e.jobId,
+            e.deadline,
+            e.now,
+            u128::from(e.deadline) + 1
+        ),
+        Jm::SpentExceedsPayment(e) => write!(
+            f,
+            "SpentExceedsPayment(job {}, spent {}, payment {}): the bridge may be reimbursed at most the job's payment",
+            e.jobId, e.spent, e.payment
+        ),
+        Jm::ZeroPayment(_) => f.write_str("ZeroPayment: a job must escrow a payment above 0"),
+        Jm::EmptyModule(_) => f.write_str("EmptyModule: the module reference is empty"),
+        Jm::ModuleTooLong(e) => {
+            write!(
+                f,
+                "ModuleTooLong(length {}, max {}): the module reference is too long",
+                e.length, e.max
+            )
+        }
+        Jm::TooManyInputs(e) => {
+            write!(f, "TooManyInputs(count {}, max {}): too many inputs", e.count, e.max)
+        }
+        Jm::InputTooLong(e) => write!(
+            f,
+            "InputTooLong(index {}, length {}, max {}): the input is too long",
+            e.index, e.length, e.max
+        ),
+        Jm::InvalidInput(e) => write!(
+            f,
+            "InvalidInput(index {}): inputs are KEY=VALUE with a non-empty KEY free of spaces and control characters",
+            e.index
+        ),
+        Jm::EmptyResults(_) => f.write_str("EmptyResults: the results CID is empty"),
+        Jm::ResultsTooLong(e) => write!(
+            f,
+            "ResultsTooLong(length {}, max {}): the results CID is too long",
+            e.length, e.max
+        ),
+        Jm::ReasonTooLong(e) => write!(
+            f,
+            "ReasonTooLong(length {}, max {}): the cancel reason is too long",
+            e.length, e.max
+        ),
+        Jm::InsufficientGasForCallback(e) => write!(
+            f,
+            "InsufficientGasForCallback(gas left {}, needed {}): send the transaction with a higher gas limit",
+            e.gasLeft, e.needed
+        ),
+        Jm::InvalidJobTimeout(e) => write!(
+            f,
+            "InvalidJobTimeout({}): the job timeout must be 300 to 2592000 seconds",
+            e.secs
+        ),
+        Jm::ZeroAddress(_) => f.write_str("ZeroAddress: the token and the admin must be set"),
+        Jm::AccessControlUnauthorizedAccount(e) => write!(
+            f,
+            "AccessControlUnauthorizedAccount(account {}, role {}): only an account with {} may do this",
+            e.account,
+            e.neededRole,
+            access_role_name(e.neededRole)
+        ),
+        Jm::SafeERC20FailedOperation(e) => {
+            write!(f, "SafeERC20FailedOperation(token {}): a token transfer failed", e.token)
+        }
+        other => write!(f, "{other:?}"),
+    }
+}
+
+fn fmt_example_client(e: &Ex, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match e {
+        Ex::NotManager(e) => write!(
+            f,
+            "NotManager(caller {}): only the job manager may call the client back",
+            e.caller
+        ),
+        Ex::NotRequested(e) => write!(
+            f,
+            "NotRequested(job {}, status {}): the client did not request this job or it is already over",
+            e.jobId,
+            job_state_name(e.status)
+        ),
+        Ex::OwnableUnauthorizedAccount(e) => {
+            write!(f, "OwnableUnauthorizedAccount({}): only the owner may do this", e.account)
+        }
+        other => write!(f, "{other:?}"),
+    }
+}
+
 impl fmt::Display for Revert {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -453,6 +600,8 @@ impl fmt::Display for Revert {
             Self::Token(e) => fmt_token(e, f),
             Self::Users(e) => fmt_users(e, f),
             Self::Pow(e) => fmt_pow(e, f),
+            Self::JobManager(e) => fmt_job_manager(e, f),
+            Self::ExampleClient(e) => fmt_example_client(e, f),
             Self::Modules(Reg::OwnableUnauthorizedAccount(e)) => {
                 write!(f, "OwnableUnauthorizedAccount({}): only the owner may do this", e.account)
             }

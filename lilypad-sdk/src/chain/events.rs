@@ -38,6 +38,15 @@ pub struct LogPoller<T> {
 }
 
 impl<T> LogPoller<T> {
+    pub(crate) fn new(
+        client: ChainClient,
+        filter: Filter,
+        next_block: u64,
+        decode: fn(&PrimitiveLog) -> Option<T>,
+    ) -> Self {
+        Self { client, filter, next_block, decode }
+    }
+
     /// The next block this poller will scan; persist it to resume after a restart.
     pub fn cursor(&self) -> u64 {
         self.next_block

@@ -38,6 +38,7 @@ pub mod config;
 mod deals;
 pub(crate) mod error;
 mod events;
+mod jobs;
 mod nonce;
 mod pow;
 mod registry;
@@ -51,6 +52,10 @@ pub use deals::{
 };
 pub use error::{ChainError, Result, Revert};
 pub use events::{ControllerEvent, LogPoller};
+pub use jobs::{
+    CancelledJob, ExampleJobClient, FulfilledJob, JobManagerEvent, JobStatus, OnChainJob,
+    RequestedJob, input_strings, parse_inputs,
+};
 pub use nonce::ResyncNonceManager;
 pub use pow::{AcceptedProof, PowRound};
 pub use registry::{ModuleStatus, UserEntry, roles};

@@ -41,6 +41,14 @@ async fn devnet_is_deployed_wired_and_funded() {
             .unwrap()
     );
     assert_eq!(c.user(devnet::anvil_address(8)).await.unwrap(), None);
+    // The job manager: deployed, the bridge role granted to the bridge account only.
+    let manager = cfg.contracts.job_manager.expect("a devnet has a job manager");
+    assert_eq!(cfg.contracts.named().len(), 6);
+    assert!(!c.code_at(manager).await.unwrap().is_empty(), "the job manager has no code");
+    assert!(c.is_bridge(devnet::anvil_address(devnet::BRIDGE)).await.unwrap());
+    assert!(!c.is_bridge(LOCAL_DEPLOYER).await.unwrap());
+    assert_eq!(c.job_timeout().await.unwrap(), devnet::JOB_TIMEOUT_SECS);
+    assert_eq!(c.job_count().await.unwrap(), U256::ZERO);
     let round = c.pow_round().await.unwrap().expect("a round was started");
     assert_eq!(round.round, 1);
     assert!(round.target > U256::ZERO);

@@ -9,5 +9,6 @@ mod common;
 mod devnet;
 mod differential;
 mod eip712;
+mod jobs;
 mod outcomes;
 mod rejections;
