@@ -9,7 +9,7 @@
 use std::{
     cmp::Reverse,
     collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, btree_set},
-    hash::{BuildHasherDefault, Hash, Hasher},
+    hash::{Hash, Hasher},
     iter::Peekable,
 };
 
@@ -21,32 +21,17 @@ use crate::{
     spec::{JobRequirements, MachineSpec},
 };
 
-/// Insertion sequence number: lower is older. Unique across jobs and resources.
-pub(super) type Seq = u64;
-
-/// Hasher for maps keyed by [`Seq`]. Sequence numbers are ours, not the
-/// caller's, so a cheap multiplicative hash cannot be attacked.
-#[derive(Debug, Default, Clone, Copy)]
-pub(super) struct SeqHasher(u64);
-
-impl Hasher for SeqHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
+/// A resting offer as the indexes see it: its insertion sequence number
+/// (lower is older; unique across jobs and resources), which alone orders
+/// it, and its slot in the matcher's storage, so that a candidate is found
+/// without a lookup by sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) struct Seq {
+    /// Insertion sequence number.
+    pub(super) n: u64,
+    /// Slot in the storage of its side of the book.
+    pub(super) slot: u32,
 }
-
-/// A map keyed by sequence number.
-pub(super) type SeqMap<V> = HashMap<Seq, V, BuildHasherDefault<SeqHasher>>;
 
 /// GPU counts at or above this share one class.
 const GPU_COUNT_CAP: u32 = 8;

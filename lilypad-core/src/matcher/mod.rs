@@ -78,7 +78,7 @@ use std::{
 
 use alloy_primitives::U256;
 
-use self::index::{JobIndex, ResourceIndex, Seq, SeqMap};
+use self::index::{JobIndex, ResourceIndex, Seq};
 pub use self::policy::{Mismatch, NetworkModules};
 use crate::{
     deal::{Deal, DealError, NetworkParams},
@@ -181,41 +181,99 @@ impl Hash for IdKey {
     }
 }
 
-/// One side of the book: resting offers by id and by sequence number, and
-/// their expiries.
+/// One side of the book: resting offers in slots, by id, and their expiries.
 #[derive(Debug, Clone)]
 struct Side<T> {
     ids: HashMap<IdKey, Seq>,
-    /// Boxed: offers are a few hundred bytes, and growing the map moves its
-    /// values.
-    offers: SeqMap<Box<Resting<T>>>,
+    /// Resting offers, each in the slot its [`Seq`] names. Freed slots are
+    /// reused (last freed first), so the storage stays as large as the most
+    /// offers that ever rested at once, and an offer costs no allocation of
+    /// its own.
+    slots: Vec<Option<Slot<T>>>,
+    /// Free slots.
+    free: Vec<u32>,
+    /// Number of resting offers.
+    len: usize,
     /// (expiry, seq), soonest first. Entries of offers that left are not
     /// removed (a match would pay for it); they are skipped when popped, and
     /// the heap is rebuilt when they outnumber the resting offers.
     expiries: BinaryHeap<Reverse<(u64, Seq)>>,
 }
 
+/// A slot of [`Side`]: the offer and its sequence number.
+#[derive(Debug, Clone)]
+struct Slot<T> {
+    n: u64,
+    resting: Resting<T>,
+}
+
 impl<T> Default for Side<T> {
     fn default() -> Self {
-        Self { ids: HashMap::new(), offers: SeqMap::default(), expiries: BinaryHeap::new() }
+        Self {
+            ids: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+            expiries: BinaryHeap::new(),
+        }
     }
 }
 
 impl<T> Side<T> {
+    /// The slot the next offer goes to.
+    fn next_slot(&self) -> u32 {
+        match self.free.last() {
+            Some(&slot) => slot,
+            // More than 2^32 resting offers would not fit in memory anyway.
+            None => u32::try_from(self.slots.len()).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Stores an offer at `seq`, whose slot must be [`next_slot`](Self::next_slot).
     fn insert(&mut self, seq: Seq, id: OfferId, offer: T, expiry: u64) {
         self.ids.insert(IdKey(id), seq);
         self.expiries.push(Reverse((expiry, seq)));
-        self.offers.insert(seq, Box::new(Resting { id, offer }));
+        let slot = Some(Slot { n: seq.n, resting: Resting { id, offer } });
+        if self.free.last() == Some(&seq.slot) {
+            self.free.pop();
+            if let Some(s) = self.slots.get_mut(seq.slot as usize) {
+                *s = slot;
+            }
+        } else {
+            self.slots.push(slot);
+        }
+        self.len += 1;
+    }
+
+    /// The resting offer at `seq`.
+    fn get(&self, seq: Seq) -> Option<&Resting<T>> {
+        match self.slots.get(seq.slot as usize)? {
+            Some(s) if s.n == seq.n => Some(&s.resting),
+            _ => None,
+        }
     }
 
     fn remove(&mut self, seq: Seq, expiry: impl Fn(&T) -> u64) -> Option<Resting<T>> {
-        let resting = *self.offers.remove(&seq)?;
+        let place = self.slots.get_mut(seq.slot as usize)?;
+        if place.as_ref().is_none_or(|s| s.n != seq.n) {
+            return None;
+        }
+        let resting = place.take()?.resting;
+        self.free.push(seq.slot);
+        self.len -= 1;
         self.ids.remove(&IdKey(resting.id));
-        if self.expiries.len() > 2 * self.offers.len() + 1024 {
-            self.expiries =
-                self.offers.iter().map(|(&seq, r)| Reverse((expiry(&r.offer), seq))).collect();
+        if self.expiries.len() > 2 * self.len + 1024 {
+            self.expiries = self.iter().map(|(seq, r)| Reverse((expiry(&r.offer), seq))).collect();
         }
         Some(resting)
+    }
+
+    /// Resting offers with their sequence numbers, in slot order.
+    fn iter(&self) -> impl Iterator<Item = (Seq, &Resting<T>)> {
+        self.slots
+            .iter()
+            .zip(0u32..)
+            .filter_map(|(s, slot)| s.as_ref().map(|s| (Seq { n: s.n, slot }, &s.resting)))
     }
 
     /// Pops the sequence numbers of the offers expired at `now`, soonest
@@ -239,7 +297,7 @@ impl<T> Side<T> {
 #[derive(Debug, Clone, Default)]
 pub struct Matcher {
     network: NetworkModules,
-    next_seq: Seq,
+    next_seq: u64,
     jobs: Side<JobOffer>,
     resources: Side<ResourceOffer>,
     job_index: JobIndex,
@@ -259,24 +317,24 @@ impl Matcher {
 
     /// Number of resting job offers.
     pub fn job_count(&self) -> usize {
-        self.jobs.offers.len()
+        self.jobs.len
     }
 
     /// Number of resting resource offers.
     pub fn resource_count(&self) -> usize {
-        self.resources.offers.len()
+        self.resources.len
     }
 
     /// The resting job offer with this id.
     pub fn job(&self, id: &OfferId) -> Option<&JobOffer> {
         let seq = self.jobs.ids.get(&IdKey(*id))?;
-        self.jobs.offers.get(seq).map(|r| &r.offer)
+        self.jobs.get(*seq).map(|r| &r.offer)
     }
 
     /// The resting resource offer with this id.
     pub fn resource(&self, id: &OfferId) -> Option<&ResourceOffer> {
         let seq = self.resources.ids.get(&IdKey(*id))?;
-        self.resources.offers.get(seq).map(|r| &r.offer)
+        self.resources.get(*seq).map(|r| &r.offer)
     }
 
     /// Resting job offers, oldest first.
@@ -289,10 +347,10 @@ impl Matcher {
         by_age(&self.resources)
     }
 
-    fn take_seq(&mut self) -> Seq {
-        let seq = self.next_seq;
+    fn take_seq(&mut self, slot: u32) -> Seq {
+        let n = self.next_seq;
         self.next_seq += 1;
-        seq
+        Seq { n, slot }
     }
 
     /// Takes in a job offer at `now`: matches it with the cheapest (then
@@ -310,10 +368,10 @@ impl Matcher {
             return Err(AddError::Expired { id, expiry: job.expiry, now });
         }
         let found = if self.network.allows(&job.module_id) {
-            let resources = &self.resources.offers;
+            let resources = &self.resources;
             let network = &self.network;
             self.resource_index.cheapest_for(&job, |seq, from_any| {
-                let resource = &resources.get(&seq)?.offer;
+                let resource = &resources.get(seq)?.offer;
                 if from_any && resource.module_prices.contains_key(&job.module_id) {
                     // Filed under the module at its own price; met there.
                     return None;
@@ -332,7 +390,7 @@ impl Matcher {
                 resource: resource.offer,
             }));
         }
-        let seq = self.take_seq();
+        let seq = self.take_seq(self.jobs.next_slot());
         self.job_index.insert(seq, &job);
         let expiry = job.expiry;
         self.jobs.insert(seq, id, job, expiry);
@@ -353,10 +411,10 @@ impl Matcher {
         if resource.expiry <= now {
             return Err(AddError::Expired { id, expiry: resource.expiry, now });
         }
-        let jobs = &self.jobs.offers;
+        let jobs = &self.jobs;
         let network = &self.network;
         let found = self.job_index.oldest_for(&resource, network, |seq| {
-            policy::check(&jobs.get(&seq)?.offer, &resource, network, now).ok()
+            policy::check(&jobs.get(seq)?.offer, &resource, network, now).ok()
         });
         if let Some((seq, price)) = found
             && let Some(job) = self.remove_job_seq(seq)
@@ -367,7 +425,7 @@ impl Matcher {
                 resource,
             }));
         }
-        let seq = self.take_seq();
+        let seq = self.take_seq(self.resources.next_slot());
         self.resource_index.insert(seq, &resource);
         let expiry = resource.expiry;
         self.resources.insert(seq, id, resource, expiry);
@@ -437,7 +495,7 @@ impl Matcher {
 
 fn by_age<T>(side: &Side<T>) -> Vec<(OfferId, &T)> {
     let mut all: Vec<(Seq, OfferId, &T)> =
-        side.offers.iter().map(|(&seq, r)| (seq, r.id, &r.offer)).collect();
+        side.iter().map(|(seq, r)| (seq, r.id, &r.offer)).collect();
     all.sort_unstable_by_key(|&(seq, _, _)| seq);
     all.into_iter().map(|(_, id, offer)| (id, offer)).collect()
 }
