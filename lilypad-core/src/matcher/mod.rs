@@ -72,13 +72,13 @@ mod index;
 
 use std::{
     cmp::Reverse,
-    collections::{BinaryHeap, HashMap},
+    collections::BinaryHeap,
     hash::{Hash, Hasher},
 };
 
 use alloy_primitives::U256;
 
-use self::index::{JobIndex, ResourceIndex, Seq};
+use self::index::{Class, JobIndex, KeyedMap, ResourceIndex, Seq};
 pub use self::policy::{Mismatch, NetworkModules};
 use crate::{
     deal::{Deal, DealError, NetworkParams},
@@ -152,13 +152,12 @@ pub struct Expired {
 struct Resting<T> {
     id: OfferId,
     offer: T,
+    /// Its capability class, computed once on the way in.
+    class: Class,
 }
 
-/// An offer id as a map key, hashed as the XOR of its four 8-byte words
-/// (one SipHash word instead of four). Ids are signing hashes that the
-/// solver computes, so making many of them fold to the same word would take
-/// a multi-collision of 64 bits of keccak; sequential test ids differ in
-/// their fold too. Equality still compares the whole id.
+/// An offer id as a map key, hashed as its four 8-byte words (rather than
+/// byte by byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct IdKey(OfferId);
 
@@ -177,14 +176,17 @@ impl Hash for IdKey {
                 b[i + 7],
             ])
         };
-        state.write_u64(word(0) ^ word(8) ^ word(16) ^ word(24));
+        state.write_u64(word(0));
+        state.write_u64(word(8));
+        state.write_u64(word(16));
+        state.write_u64(word(24));
     }
 }
 
 /// One side of the book: resting offers in slots, by id, and their expiries.
 #[derive(Debug, Clone)]
 struct Side<T> {
-    ids: HashMap<IdKey, Seq>,
+    ids: KeyedMap<IdKey, Seq>,
     /// Resting offers, each in the slot its [`Seq`] names. Freed slots are
     /// reused (last freed first), so the storage stays as large as the most
     /// offers that ever rested at once, and an offer costs no allocation of
@@ -210,7 +212,7 @@ struct Slot<T> {
 impl<T> Default for Side<T> {
     fn default() -> Self {
         Self {
-            ids: HashMap::new(),
+            ids: KeyedMap::default(),
             slots: Vec::new(),
             free: Vec::new(),
             len: 0,
@@ -230,10 +232,10 @@ impl<T> Side<T> {
     }
 
     /// Stores an offer at `seq`, whose slot must be [`next_slot`](Self::next_slot).
-    fn insert(&mut self, seq: Seq, id: OfferId, offer: T, expiry: u64) {
+    fn insert(&mut self, seq: Seq, id: OfferId, offer: T, class: Class, expiry: u64) {
         self.ids.insert(IdKey(id), seq);
         self.expiries.push(Reverse((expiry, seq)));
-        let slot = Some(Slot { n: seq.n, resting: Resting { id, offer } });
+        let slot = Some(Slot { n: seq.n, resting: Resting { id, offer, class } });
         if self.free.last() == Some(&seq.slot) {
             self.free.pop();
             if let Some(s) = self.slots.get_mut(seq.slot as usize) {
@@ -367,10 +369,11 @@ impl Matcher {
         if job.expiry <= now {
             return Err(AddError::Expired { id, expiry: job.expiry, now });
         }
+        let class = Class::of_job(&job.requirements);
         let found = if self.network.allows(&job.module_id) {
             let resources = &self.resources;
             let network = &self.network;
-            self.resource_index.cheapest_for(&job, |seq, from_any| {
+            self.resource_index.cheapest_for(&job, class, |seq, from_any| {
                 let resource = &resources.get(seq)?.offer;
                 if from_any && resource.module_prices.contains_key(&job.module_id) {
                     // Filed under the module at its own price; met there.
@@ -391,9 +394,9 @@ impl Matcher {
             }));
         }
         let seq = self.take_seq(self.jobs.next_slot());
-        self.job_index.insert(seq, &job);
+        self.job_index.insert(seq, &job, class);
         let expiry = job.expiry;
-        self.jobs.insert(seq, id, job, expiry);
+        self.jobs.insert(seq, id, job, class, expiry);
         Ok(None)
     }
 
@@ -411,9 +414,10 @@ impl Matcher {
         if resource.expiry <= now {
             return Err(AddError::Expired { id, expiry: resource.expiry, now });
         }
+        let class = Class::of_machine(&resource.spec);
         let jobs = &self.jobs;
         let network = &self.network;
-        let found = self.job_index.oldest_for(&resource, network, |seq| {
+        let found = self.job_index.oldest_for(&resource, class, network, |seq| {
             policy::check(&jobs.get(seq)?.offer, &resource, network, now).ok()
         });
         if let Some((seq, price)) = found
@@ -426,21 +430,21 @@ impl Matcher {
             }));
         }
         let seq = self.take_seq(self.resources.next_slot());
-        self.resource_index.insert(seq, &resource);
+        self.resource_index.insert(seq, &resource, class);
         let expiry = resource.expiry;
-        self.resources.insert(seq, id, resource, expiry);
+        self.resources.insert(seq, id, resource, class, expiry);
         Ok(None)
     }
 
     fn remove_job_seq(&mut self, seq: Seq) -> Option<Resting<JobOffer>> {
         let resting = self.jobs.remove(seq, |j| j.expiry)?;
-        self.job_index.remove(seq, &resting.offer);
+        self.job_index.remove(seq, &resting.offer, resting.class);
         Some(resting)
     }
 
     fn remove_resource_seq(&mut self, seq: Seq) -> Option<Resting<ResourceOffer>> {
         let resting = self.resources.remove(seq, |r| r.expiry)?;
-        self.resource_index.remove(seq, &resting.offer);
+        self.resource_index.remove(seq, &resting.offer, resting.class);
         Some(resting)
     }
 
