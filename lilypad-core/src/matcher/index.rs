@@ -288,7 +288,7 @@ struct SolverShelves {
     /// Offers that take any module, at their default price.
     any: Shelf,
     /// Offers that name the module: in their allowlist, or priced on its own.
-    modules: BTreeMap<ModuleId, Shelf>,
+    modules: KeyedMap<ModuleId, Shelf>,
     /// Every offer, by provider, for targeted jobs (a provider has a few).
     providers: KeyedMap<ProviderKey, Vec<Seq>>,
 }

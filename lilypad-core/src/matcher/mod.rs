@@ -187,11 +187,14 @@ impl Hash for IdKey {
 #[derive(Debug, Clone)]
 struct Side<T> {
     ids: KeyedMap<IdKey, Seq>,
-    /// Resting offers, each in the slot its [`Seq`] names. Freed slots are
-    /// reused (last freed first), so the storage stays as large as the most
-    /// offers that ever rested at once, and an offer costs no allocation of
-    /// its own.
-    slots: Vec<Option<Slot<T>>>,
+    /// Resting offers, each in the slot its [`Seq`] names, in pages of
+    /// [`PAGE`] slots (so that growing the storage moves no offer). Freed
+    /// slots are reused (last freed first), so the storage stays as large as
+    /// the most offers that ever rested at once, and an offer costs no
+    /// allocation of its own.
+    pages: Vec<Vec<Option<Slot<T>>>>,
+    /// Number of slots in use or free.
+    slot_count: u32,
     /// Free slots.
     free: Vec<u32>,
     /// Number of resting offers.
@@ -201,6 +204,9 @@ struct Side<T> {
     /// the heap is rebuilt when they outnumber the resting offers.
     expiries: BinaryHeap<Reverse<(u64, Seq)>>,
 }
+
+/// Slots per page of [`Side`] storage.
+const PAGE: u32 = 256;
 
 /// A slot of [`Side`]: the offer and its sequence number.
 #[derive(Debug, Clone)]
@@ -213,7 +219,8 @@ impl<T> Default for Side<T> {
     fn default() -> Self {
         Self {
             ids: KeyedMap::default(),
-            slots: Vec::new(),
+            pages: Vec::new(),
+            slot_count: 0,
             free: Vec::new(),
             len: 0,
             expiries: BinaryHeap::new(),
@@ -226,9 +233,16 @@ impl<T> Side<T> {
     fn next_slot(&self) -> u32 {
         match self.free.last() {
             Some(&slot) => slot,
-            // More than 2^32 resting offers would not fit in memory anyway.
-            None => u32::try_from(self.slots.len()).unwrap_or(u32::MAX),
+            None => self.slot_count,
         }
+    }
+
+    fn place(&self, slot: u32) -> Option<&Option<Slot<T>>> {
+        self.pages.get((slot / PAGE) as usize)?.get((slot % PAGE) as usize)
+    }
+
+    fn place_mut(&mut self, slot: u32) -> Option<&mut Option<Slot<T>>> {
+        self.pages.get_mut((slot / PAGE) as usize)?.get_mut((slot % PAGE) as usize)
     }
 
     /// Stores an offer at `seq`, whose slot must be [`next_slot`](Self::next_slot).
@@ -238,25 +252,32 @@ impl<T> Side<T> {
         let slot = Some(Slot { n: seq.n, resting: Resting { id, offer, class } });
         if self.free.last() == Some(&seq.slot) {
             self.free.pop();
-            if let Some(s) = self.slots.get_mut(seq.slot as usize) {
+            if let Some(s) = self.place_mut(seq.slot) {
                 *s = slot;
             }
         } else {
-            self.slots.push(slot);
+            if self.pages.last().is_none_or(|p| p.len() == PAGE as usize) {
+                self.pages.push(Vec::with_capacity(PAGE as usize));
+            }
+            if let Some(page) = self.pages.last_mut() {
+                page.push(slot);
+            }
+            // More than 2^32 resting offers would not fit in memory anyway.
+            self.slot_count += 1;
         }
         self.len += 1;
     }
 
     /// The resting offer at `seq`.
     fn get(&self, seq: Seq) -> Option<&Resting<T>> {
-        match self.slots.get(seq.slot as usize)? {
+        match self.place(seq.slot)? {
             Some(s) if s.n == seq.n => Some(&s.resting),
             _ => None,
         }
     }
 
     fn remove(&mut self, seq: Seq, expiry: impl Fn(&T) -> u64) -> Option<Resting<T>> {
-        let place = self.slots.get_mut(seq.slot as usize)?;
+        let place = self.place_mut(seq.slot)?;
         if place.as_ref().is_none_or(|s| s.n != seq.n) {
             return None;
         }
@@ -272,8 +293,9 @@ impl<T> Side<T> {
 
     /// Resting offers with their sequence numbers, in slot order.
     fn iter(&self) -> impl Iterator<Item = (Seq, &Resting<T>)> {
-        self.slots
+        self.pages
             .iter()
+            .flatten()
             .zip(0u32..)
             .filter_map(|(s, slot)| s.as_ref().map(|s| (Seq { n: s.n, slot }, &s.resting)))
     }
