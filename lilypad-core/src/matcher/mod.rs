@@ -72,13 +72,13 @@ mod index;
 
 use std::{
     cmp::Reverse,
-    collections::{BinaryHeap, HashMap},
+    collections::BinaryHeap,
     hash::{Hash, Hasher},
 };
 
 use alloy_primitives::U256;
 
-use self::index::{JobIndex, ResourceIndex, Seq, SeqMap};
+use self::index::{Class, JobIndex, KeyedMap, ResourceIndex, Seq};
 pub use self::policy::{Mismatch, NetworkModules};
 use crate::{
     deal::{Deal, DealError, NetworkParams},
@@ -152,13 +152,12 @@ pub struct Expired {
 struct Resting<T> {
     id: OfferId,
     offer: T,
+    /// Its capability class, computed once on the way in.
+    class: Class,
 }
 
-/// An offer id as a map key, hashed as the XOR of its four 8-byte words
-/// (one SipHash word instead of four). Ids are signing hashes that the
-/// solver computes, so making many of them fold to the same word would take
-/// a multi-collision of 64 bits of keccak; sequential test ids differ in
-/// their fold too. Equality still compares the whole id.
+/// An offer id as a map key, hashed as its four 8-byte words (rather than
+/// byte by byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct IdKey(OfferId);
 
@@ -177,45 +176,128 @@ impl Hash for IdKey {
                 b[i + 7],
             ])
         };
-        state.write_u64(word(0) ^ word(8) ^ word(16) ^ word(24));
+        state.write_u64(word(0));
+        state.write_u64(word(8));
+        state.write_u64(word(16));
+        state.write_u64(word(24));
     }
 }
 
-/// One side of the book: resting offers by id and by sequence number, and
-/// their expiries.
+/// One side of the book: resting offers in slots, by id, and their expiries.
 #[derive(Debug, Clone)]
 struct Side<T> {
-    ids: HashMap<IdKey, Seq>,
-    /// Boxed: offers are a few hundred bytes, and growing the map moves its
-    /// values.
-    offers: SeqMap<Box<Resting<T>>>,
+    ids: KeyedMap<IdKey, Seq>,
+    /// Resting offers, each in the slot its [`Seq`] names, in pages of
+    /// [`PAGE`] slots (so that growing the storage moves no offer). Freed
+    /// slots are reused (last freed first), so the storage stays as large as
+    /// the most offers that ever rested at once, and an offer costs no
+    /// allocation of its own.
+    pages: Vec<Vec<Option<Slot<T>>>>,
+    /// Number of slots in use or free.
+    slot_count: u32,
+    /// Free slots.
+    free: Vec<u32>,
+    /// Number of resting offers.
+    len: usize,
     /// (expiry, seq), soonest first. Entries of offers that left are not
     /// removed (a match would pay for it); they are skipped when popped, and
     /// the heap is rebuilt when they outnumber the resting offers.
     expiries: BinaryHeap<Reverse<(u64, Seq)>>,
 }
 
+/// Slots per page of [`Side`] storage.
+const PAGE: u32 = 256;
+
+/// A slot of [`Side`]: the offer and its sequence number.
+#[derive(Debug, Clone)]
+struct Slot<T> {
+    n: u64,
+    resting: Resting<T>,
+}
+
 impl<T> Default for Side<T> {
     fn default() -> Self {
-        Self { ids: HashMap::new(), offers: SeqMap::default(), expiries: BinaryHeap::new() }
+        Self {
+            ids: KeyedMap::default(),
+            pages: Vec::new(),
+            slot_count: 0,
+            free: Vec::new(),
+            len: 0,
+            expiries: BinaryHeap::new(),
+        }
     }
 }
 
 impl<T> Side<T> {
-    fn insert(&mut self, seq: Seq, id: OfferId, offer: T, expiry: u64) {
+    /// The slot the next offer goes to.
+    fn next_slot(&self) -> u32 {
+        match self.free.last() {
+            Some(&slot) => slot,
+            None => self.slot_count,
+        }
+    }
+
+    fn place(&self, slot: u32) -> Option<&Option<Slot<T>>> {
+        self.pages.get((slot / PAGE) as usize)?.get((slot % PAGE) as usize)
+    }
+
+    fn place_mut(&mut self, slot: u32) -> Option<&mut Option<Slot<T>>> {
+        self.pages.get_mut((slot / PAGE) as usize)?.get_mut((slot % PAGE) as usize)
+    }
+
+    /// Stores an offer at `seq`, whose slot must be [`next_slot`](Self::next_slot).
+    fn insert(&mut self, seq: Seq, id: OfferId, offer: T, class: Class, expiry: u64) {
         self.ids.insert(IdKey(id), seq);
         self.expiries.push(Reverse((expiry, seq)));
-        self.offers.insert(seq, Box::new(Resting { id, offer }));
+        let slot = Some(Slot { n: seq.n, resting: Resting { id, offer, class } });
+        if self.free.last() == Some(&seq.slot) {
+            self.free.pop();
+            if let Some(s) = self.place_mut(seq.slot) {
+                *s = slot;
+            }
+        } else {
+            if self.pages.last().is_none_or(|p| p.len() == PAGE as usize) {
+                self.pages.push(Vec::with_capacity(PAGE as usize));
+            }
+            if let Some(page) = self.pages.last_mut() {
+                page.push(slot);
+            }
+            // More than 2^32 resting offers would not fit in memory anyway.
+            self.slot_count += 1;
+        }
+        self.len += 1;
+    }
+
+    /// The resting offer at `seq`.
+    fn get(&self, seq: Seq) -> Option<&Resting<T>> {
+        match self.place(seq.slot)? {
+            Some(s) if s.n == seq.n => Some(&s.resting),
+            _ => None,
+        }
     }
 
     fn remove(&mut self, seq: Seq, expiry: impl Fn(&T) -> u64) -> Option<Resting<T>> {
-        let resting = *self.offers.remove(&seq)?;
+        let place = self.place_mut(seq.slot)?;
+        if place.as_ref().is_none_or(|s| s.n != seq.n) {
+            return None;
+        }
+        let resting = place.take()?.resting;
+        self.free.push(seq.slot);
+        self.len -= 1;
         self.ids.remove(&IdKey(resting.id));
-        if self.expiries.len() > 2 * self.offers.len() + 1024 {
-            self.expiries =
-                self.offers.iter().map(|(&seq, r)| Reverse((expiry(&r.offer), seq))).collect();
+        if self.expiries.len() > 2 * self.len + 1024 {
+            self.expiries = self.iter().map(|(seq, r)| Reverse((expiry(&r.offer), seq))).collect();
         }
         Some(resting)
+    }
+
+    /// Resting offers with their sequence numbers, in slot order.
+    fn iter(&self) -> impl Iterator<Item = (Seq, &Resting<T>)> {
+        self.pages
+            .iter()
+            .flatten()
+            .zip(0u32..)
+            .filter_map(|(s, slot)| s.as_ref().map(|s| (Seq { n: s.n, slot }, &s.resting)))
     }
 
     /// Pops the sequence numbers of the offers expired at `now`, soonest
@@ -239,7 +321,7 @@ impl<T> Side<T> {
 #[derive(Debug, Clone, Default)]
 pub struct Matcher {
     network: NetworkModules,
-    next_seq: Seq,
+    next_seq: u64,
     jobs: Side<JobOffer>,
     resources: Side<ResourceOffer>,
     job_index: JobIndex,
@@ -259,24 +341,24 @@ impl Matcher {
 
     /// Number of resting job offers.
     pub fn job_count(&self) -> usize {
-        self.jobs.offers.len()
+        self.jobs.len
     }
 
     /// Number of resting resource offers.
     pub fn resource_count(&self) -> usize {
-        self.resources.offers.len()
+        self.resources.len
     }
 
     /// The resting job offer with this id.
     pub fn job(&self, id: &OfferId) -> Option<&JobOffer> {
         let seq = self.jobs.ids.get(&IdKey(*id))?;
-        self.jobs.offers.get(seq).map(|r| &r.offer)
+        self.jobs.get(*seq).map(|r| &r.offer)
     }
 
     /// The resting resource offer with this id.
     pub fn resource(&self, id: &OfferId) -> Option<&ResourceOffer> {
         let seq = self.resources.ids.get(&IdKey(*id))?;
-        self.resources.offers.get(seq).map(|r| &r.offer)
+        self.resources.get(*seq).map(|r| &r.offer)
     }
 
     /// Resting job offers, oldest first.
@@ -289,10 +371,10 @@ impl Matcher {
         by_age(&self.resources)
     }
 
-    fn take_seq(&mut self) -> Seq {
-        let seq = self.next_seq;
+    fn take_seq(&mut self, slot: u32) -> Seq {
+        let n = self.next_seq;
         self.next_seq += 1;
-        seq
+        Seq { n, slot }
     }
 
     /// Takes in a job offer at `now`: matches it with the cheapest (then
@@ -309,11 +391,12 @@ impl Matcher {
         if job.expiry <= now {
             return Err(AddError::Expired { id, expiry: job.expiry, now });
         }
+        let class = Class::of_job(&job.requirements);
         let found = if self.network.allows(&job.module_id) {
-            let resources = &self.resources.offers;
+            let resources = &self.resources;
             let network = &self.network;
-            self.resource_index.cheapest_for(&job, |seq, from_any| {
-                let resource = &resources.get(&seq)?.offer;
+            self.resource_index.cheapest_for(&job, class, |seq, from_any| {
+                let resource = &resources.get(seq)?.offer;
                 if from_any && resource.module_prices.contains_key(&job.module_id) {
                     // Filed under the module at its own price; met there.
                     return None;
@@ -332,10 +415,10 @@ impl Matcher {
                 resource: resource.offer,
             }));
         }
-        let seq = self.take_seq();
-        self.job_index.insert(seq, &job);
+        let seq = self.take_seq(self.jobs.next_slot());
+        self.job_index.insert(seq, &job, class);
         let expiry = job.expiry;
-        self.jobs.insert(seq, id, job, expiry);
+        self.jobs.insert(seq, id, job, class, expiry);
         Ok(None)
     }
 
@@ -353,10 +436,11 @@ impl Matcher {
         if resource.expiry <= now {
             return Err(AddError::Expired { id, expiry: resource.expiry, now });
         }
-        let jobs = &self.jobs.offers;
+        let class = Class::of_machine(&resource.spec);
+        let jobs = &self.jobs;
         let network = &self.network;
-        let found = self.job_index.oldest_for(&resource, network, |seq| {
-            policy::check(&jobs.get(&seq)?.offer, &resource, network, now).ok()
+        let found = self.job_index.oldest_for(&resource, class, network, |seq| {
+            policy::check(&jobs.get(seq)?.offer, &resource, network, now).ok()
         });
         if let Some((seq, price)) = found
             && let Some(job) = self.remove_job_seq(seq)
@@ -367,22 +451,22 @@ impl Matcher {
                 resource,
             }));
         }
-        let seq = self.take_seq();
-        self.resource_index.insert(seq, &resource);
+        let seq = self.take_seq(self.resources.next_slot());
+        self.resource_index.insert(seq, &resource, class);
         let expiry = resource.expiry;
-        self.resources.insert(seq, id, resource, expiry);
+        self.resources.insert(seq, id, resource, class, expiry);
         Ok(None)
     }
 
     fn remove_job_seq(&mut self, seq: Seq) -> Option<Resting<JobOffer>> {
         let resting = self.jobs.remove(seq, |j| j.expiry)?;
-        self.job_index.remove(seq, &resting.offer);
+        self.job_index.remove(seq, &resting.offer, resting.class);
         Some(resting)
     }
 
     fn remove_resource_seq(&mut self, seq: Seq) -> Option<Resting<ResourceOffer>> {
         let resting = self.resources.remove(seq, |r| r.expiry)?;
-        self.resource_index.remove(seq, &resting.offer);
+        self.resource_index.remove(seq, &resting.offer, resting.class);
         Some(resting)
     }
 
@@ -437,7 +521,7 @@ impl Matcher {
 
 fn by_age<T>(side: &Side<T>) -> Vec<(OfferId, &T)> {
     let mut all: Vec<(Seq, OfferId, &T)> =
-        side.offers.iter().map(|(&seq, r)| (seq, r.id, &r.offer)).collect();
+        side.iter().map(|(seq, r)| (seq, r.id, &r.offer)).collect();
     all.sort_unstable_by_key(|&(seq, _, _)| seq);
     all.into_iter().map(|(_, id, offer)| (id, offer)).collect()
 }
