@@ -1,0 +1,1 @@
+//! OpenCL miner (in progress).
