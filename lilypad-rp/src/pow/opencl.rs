@@ -197,6 +197,10 @@ struct Built {
     search: Kernel,
     hash_pairs: Kernel,
     found: Buffer<u32>,
+    /// The largest work group the search kernel runs on this device.
+    max_local: usize,
+    /// The kernel's preferred work-group size multiple (a GPU's SIMD width).
+    local_multiple: usize,
 }
 
 /// A miner running `kernel.cl` on one OpenCL device.
@@ -257,7 +261,17 @@ fn build(dev: &OpenClDevice, lanes: u32) -> Result<Built> {
         .arg(None::<&Buffer<u64>>)
         .build()
         .cl(|| format!("creating the hash_pairs kernel on {name}"))?;
-    Ok(Built { queue, search, hash_pairs, found })
+    let wg =
+        |kind| search.wg_info(dev.device, kind).cl(|| format!("querying work sizes on {name}"));
+    let max_local = match wg(KernelWorkGroupInfo::WorkGroupSize)? {
+        KernelWorkGroupInfoResult::WorkGroupSize(n) if n > 0 => n,
+        _ => dev.info.max_work_group_size.max(1),
+    };
+    let local_multiple = match wg(KernelWorkGroupInfo::PreferredWorkGroupSizeMultiple)? {
+        KernelWorkGroupInfoResult::PreferredWorkGroupSizeMultiple(n) if n > 0 => n.min(max_local),
+        _ => 1,
+    };
+    Ok(Built { queue, search, hash_pairs, found, max_local, local_multiple })
 }
 
 /// Enqueues `kernel` with the given sizes.
@@ -277,14 +291,37 @@ fn launch(kernel: &Kernel, global: usize, local: Option<usize>) -> ocl::Result<(
 }
 
 impl OpenClMiner {
-    /// A miner on `device`, its work sizes calibrated by a short run (about a second).
+    /// A miner on `device`, its vector width and work sizes calibrated by
+    /// timing a few candidates (about a second), its hashes checked against
+    /// the CPU implementation.
     pub fn new(device: &OpenClDevice) -> Result<Self> {
-        let tuning = calibrate(device)?;
-        Self::with_tuning(device, tuning)
+        let miner = calibrate(device)?;
+        self_check(&miner)?;
+        Ok(miner)
     }
 
-    /// A miner on `device` with the given work sizes.
+    /// A miner on `device` with the given work sizes, its hashes checked
+    /// against the CPU implementation.
     pub fn with_tuning(device: &OpenClDevice, tuning: Tuning) -> Result<Self> {
+        let miner = Self::unchecked(device, tuning)?;
+        self_check(&miner)?;
+        Ok(miner)
+    }
+
+    fn unchecked(device: &OpenClDevice, tuning: Tuning) -> Result<Self> {
+        if !matches!(tuning.lanes, 1 | 2 | 4 | 8 | 16)
+            || tuning.local_size == 0
+            || tuning.iters == 0
+        {
+            return Err(MinerError::OpenCl {
+                context: format!("tuning {tuning}"),
+                message: "lanes must be 1, 2, 4, 8 or 16, and local size and iters at least 1"
+                    .into(),
+            });
+        }
+        let mut tuning = tuning;
+        tuning.global_size =
+            tuning.global_size.div_ceil(tuning.local_size).max(1) * tuning.local_size;
         let built = build(device, tuning.lanes)?;
         let name = format!("{} ({})", device.info.name, device.info.platform);
         Ok(Self { name, tuning, built: Mutex::new(built) })
@@ -398,32 +435,97 @@ impl Miner for OpenClMiner {
     }
 }
 
-/// Hashes per second of `miner` over at least `min_time`.
-pub fn rate(miner: &OpenClMiner, min_time: Duration) -> Result<f64> {
+/// Hashes per second of `miner` over at least `min_time` (a full-range search, target 0).
+pub fn rate(miner: &dyn Miner, launch: u64, min_time: Duration) -> Result<f64> {
     let start = Instant::now();
     let mut hashes = 0u64;
     let mut nonce = U256::ZERO;
-    while start.elapsed() < min_time {
-        let n = miner.tuning.launch_hashes();
-        miner.search(B256::ZERO, nonce, U256::ZERO, n)?;
-        hashes += n;
-        nonce += U256::from(n);
+    while hashes == 0 || start.elapsed() < min_time {
+        miner.search(B256::ZERO, nonce, U256::ZERO, launch)?;
+        hashes += launch;
+        nonce += U256::from(launch);
     }
     Ok(hashes as f64 / start.elapsed().as_secs_f64())
 }
 
-/// Picks the vector width and work sizes for `device` by timing a few candidates.
-pub fn calibrate(device: &OpenClDevice) -> Result<Tuning> {
+/// Candidate work sizes for `lanes` on a device: `(local, work groups per compute unit)`.
+fn size_candidates(info: &DeviceInfo, built: &Built) -> Vec<(usize, usize)> {
+    let m = built.local_multiple;
+    let cap = built.max_local;
+    let mut out = Vec::new();
+    if info.is_cpu() {
+        // CPU devices run a work group per core: one vector work item per
+        // group, or the driver's preferred multiple for drivers that
+        // vectorize across work items.
+        for local in [1, m] {
+            for groups in [1, 4] {
+                out.push((local.min(cap), groups));
+            }
+        }
+    } else {
+        // GPUs need many work items in flight per compute unit.
+        for local in [m * 2, m * 4, m * 8] {
+            for groups in [8, 32] {
+                out.push((local.clamp(1, cap), groups));
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Builds the kernel for a few vector widths and work sizes, times each and keeps the fastest.
+fn calibrate(device: &OpenClDevice) -> Result<OpenClMiner> {
     let info = &device.info;
-    let lanes =
-        if info.is_cpu() { info.long_vector_width.clamp(1, 16).next_power_of_two() } else { 1 };
-    let local_size = 8;
-    Ok(Tuning {
-        lanes,
-        local_size,
-        global_size: local_size * info.compute_units as usize * 4,
-        iters: 64,
-    })
+    let w = info.long_vector_width.clamp(1, 16).next_power_of_two();
+    let lane_candidates: Vec<u32> = if info.is_cpu() {
+        // The SIMD width in 64-bit lanes and half of it (some CPUs split wide vectors).
+        if w > 1 { vec![w / 2, w] } else { vec![1, 2] }
+    } else {
+        vec![1]
+    };
+    let cu = info.compute_units.max(1) as usize;
+    let mut best: Option<(f64, OpenClMiner)> = None;
+    for lanes in lane_candidates {
+        let start = Tuning { lanes, local_size: 1, global_size: cu, iters: 1 };
+        let mut miner = OpenClMiner::unchecked(device, start)?;
+        let candidates = {
+            let built = miner.built.lock().unwrap_or_else(PoisonError::into_inner);
+            size_candidates(info, &built)
+        };
+        let mut lanes_best: Option<(f64, Tuning)> = None;
+        for (local, groups) in candidates {
+            let global = local * groups * cu;
+            // Size a launch from a first short one, then time one of about 100 ms.
+            miner.tuning = Tuning { lanes, local_size: local, global_size: global, iters: 16 };
+            let quick = rate(&miner, miner.tuning.launch_hashes(), Duration::ZERO)?;
+            miner.tuning.iters = iters_for(quick, Duration::from_millis(100), global, lanes);
+            let r = rate(&miner, miner.tuning.launch_hashes(), Duration::ZERO)?;
+            if lanes_best.is_none_or(|(b, _)| r > b) {
+                lanes_best = Some((r, miner.tuning));
+            }
+        }
+        let Some((r, tuning)) = lanes_best else { continue };
+        if best.as_ref().is_none_or(|(b, _)| r > *b) {
+            miner.tuning = tuning;
+            best = Some((r, miner));
+        }
+    }
+    let (r, mut miner) = best.ok_or_else(|| MinerError::OpenCl {
+        context: format!("calibrating {}", info.name),
+        message: "no work size to try".into(),
+    })?;
+    miner.tuning.iters = iters_for(r, LAUNCH_TARGET, miner.tuning.global_size, miner.tuning.lanes);
+    Ok(miner)
+}
+
+/// Steps per work item for launches of about `time` at `rate` hashes per second.
+fn iters_for(rate: f64, time: Duration, global: usize, lanes: u32) -> u32 {
+    let per_step = (global as f64 * f64::from(lanes)).max(1.0);
+    let max_iters = (MAX_LAUNCH as f64 / per_step).floor().max(1.0);
+    // Truncating a positive, clamped float is intended.
+    (rate * time.as_secs_f64() / per_step).clamp(1.0, max_iters) as u32
 }
 
 /// A quick self-check of a device against the CPU implementation.
