@@ -276,12 +276,8 @@ fn build(dev: &OpenClDevice, lanes: u32) -> Result<Built> {
 
 /// Enqueues `kernel` with the given sizes.
 #[allow(unsafe_code)]
-fn launch(kernel: &Kernel, global: usize, local: Option<usize>) -> ocl::Result<()> {
-    let cmd = kernel.cmd().global_work_size(global);
-    let cmd = match local {
-        Some(l) => cmd.local_work_size(l),
-        None => cmd,
-    };
+fn launch(kernel: &Kernel, global: usize, local: usize) -> ocl::Result<()> {
+    let cmd = kernel.cmd().global_work_size(global).local_work_size(local);
     // SAFETY: the kernels are our own `kernel.cl`; every argument was set
     // with the type the kernel declares (ocl checks it), and they index only
     // the buffers passed to them within the bounds the host sized them for:
@@ -338,8 +334,11 @@ impl OpenClMiner {
         if pairs.is_empty() {
             return Ok(Vec::new());
         }
+        // Whole work groups of the tuned size: left to choose, pocl picks
+        // groups of 4096 whose private arrays overflow its threads' stacks.
         let lanes = self.tuning.lanes as usize;
-        let padded = pairs.len().div_ceil(lanes) * lanes;
+        let local = self.tuning.local_size;
+        let padded = pairs.len().div_ceil(lanes * local) * lanes * local;
         let mut challenges = Vec::with_capacity(4 * padded);
         let mut nonces = Vec::with_capacity(4 * padded);
         for i in 0..padded {
@@ -363,7 +362,7 @@ impl OpenClMiner {
         k.set_arg(0, &cb).cl(ctx)?;
         k.set_arg(1, &nb).cl(ctx)?;
         k.set_arg(2, &ob).cl(ctx)?;
-        launch(k, padded / lanes, None).cl(ctx)?;
+        launch(k, padded / lanes, local).cl(ctx)?;
         let mut out = vec![0u64; 4 * padded];
         ob.read(&mut out).enq().cl(ctx)?;
         Ok(out.chunks_exact(4).take(pairs.len()).map(|w| [w[0], w[1], w[2], w[3]]).collect())
@@ -381,7 +380,7 @@ impl OpenClMiner {
         k.set_arg(12, iters).cl(ctx)?;
         k.set_arg(13, limit32).cl(ctx)?;
         built.found.write(&[u32::MAX][..]).enq().cl(ctx)?;
-        launch(k, t.global_size, Some(t.local_size)).cl(ctx)?;
+        launch(k, t.global_size, t.local_size).cl(ctx)?;
         let mut found = [0u32];
         built.found.read(&mut found[..]).enq().cl(ctx)?;
         Ok((found[0] != u32::MAX).then_some(u64::from(found[0])))
