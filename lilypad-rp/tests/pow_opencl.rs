@@ -33,7 +33,7 @@ fn tuned(lanes: u32, iters: u32) -> OpenClMiner {
     let d = device();
     let tuning =
         Tuning { lanes, local_size: 1, global_size: 2 * d.info.compute_units as usize, iters };
-    OpenClMiner::with_tuning(&d, tuning).unwrap()
+    OpenClMiner::with_tuning(&d, tuning).unwrap_or_else(|e| panic!("LANES={lanes}: {e}"))
 }
 
 /// SplitMix64: deterministic, and fast in the unoptimized test build.
