@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use lilypad_rp::pow::{CpuMiner, Miner};
+use lilypad_rp::pow::{CpuMiner, Miner, MinerError};
 use lilypad_sdk::core::{B256, U256};
 
 /// Time one search call should take, so slices end on time.
@@ -74,6 +74,7 @@ fn human(rate: f64) -> String {
     }
 }
 
+#[cfg(feature = "opencl")]
 fn spinner(msg: String) -> ProgressBar {
     let pb = ProgressBar::new_spinner().with_message(msg);
     pb.enable_steady_tick(Duration::from_millis(120));
@@ -108,6 +109,11 @@ fn opencl_runs(device: Option<usize>) -> anyhow::Result<Vec<Run>> {
     Ok(runs)
 }
 
+fn no_platform(e: &anyhow::Error) -> bool {
+    matches!(e.downcast_ref::<MinerError>(), Some(MinerError::NoPlatform(_)))
+        || cfg!(not(feature = "opencl"))
+}
+
 #[cfg(not(feature = "opencl"))]
 fn opencl_runs(_device: Option<usize>) -> anyhow::Result<Vec<Run>> {
     anyhow::bail!(
@@ -117,10 +123,12 @@ fn opencl_runs(_device: Option<usize>) -> anyhow::Result<Vec<Run>> {
 
 pub(crate) fn run(device: Option<usize>, seconds: u64) -> anyhow::Result<()> {
     anyhow::ensure!(seconds > 0, "--seconds must be at least 1");
-    // Without OpenCL, the CPU fallback is still measured, then the error is returned.
+    // Without any OpenCL platform, the CPU fallback is still measured, then
+    // the error (which says what to install) is returned.
     let (mut runs, opencl_error) = match opencl_runs(device) {
         Ok(runs) => (runs, None),
-        Err(e) => (Vec::new(), Some(e)),
+        Err(e) if no_platform(&e) => (Vec::new(), Some(e)),
+        Err(e) => return Err(e),
     };
     let opencl_count = runs.len();
     let cpu = CpuMiner::new();

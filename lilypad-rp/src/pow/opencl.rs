@@ -83,27 +83,33 @@ pub struct OpenClDevice {
     device: Device,
 }
 
-/// Whether an OpenCL ICD (driver) is registered, without asking the loader.
+/// Why no OpenCL driver can be registered, found without asking the loader.
 ///
 /// The ICD loader retries for 10 seconds when it finds no platform, so a
 /// machine without any driver gets its answer at once from the registry
-/// directory both Linux loaders read.
-fn icd_registered() -> Option<String> {
-    if cfg!(not(target_os = "linux")) || std::env::var_os("OCL_ICD_VENDORS").is_some() {
+/// directory the Linux loaders read (`OCL_ICD_VENDORS` when it names a
+/// directory, else `/etc/OpenCL/vendors`).
+fn missing_icd() -> Option<String> {
+    if cfg!(not(target_os = "linux")) {
         return None;
     }
-    let dir = "/etc/OpenCL/vendors";
-    let has_icd = std::fs::read_dir(dir)
+    let dir = match std::env::var_os("OCL_ICD_VENDORS") {
+        Some(v) if std::path::Path::new(&v).is_dir() => std::path::PathBuf::from(v),
+        // A single driver file or library: leave it to the loader.
+        Some(_) => return None,
+        None => std::path::PathBuf::from("/etc/OpenCL/vendors"),
+    };
+    let has_icd = std::fs::read_dir(&dir)
         .map(|entries| {
             entries.flatten().any(|e| e.path().extension().is_some_and(|ext| ext == "icd"))
         })
         .unwrap_or(false);
-    (!has_icd).then(|| format!("no *.icd driver file in {dir}"))
+    (!has_icd).then(|| format!("no *.icd driver file in {}", dir.display()))
 }
 
 /// Every OpenCL device of every platform, in a stable order.
 pub fn devices() -> Result<Vec<OpenClDevice>> {
-    if let Some(why) = icd_registered() {
+    if let Some(why) = missing_icd() {
         return Err(MinerError::NoPlatform(why));
     }
     let ids = ocl::core::get_platform_ids().map_err(|e| MinerError::NoPlatform(e.to_string()))?;
