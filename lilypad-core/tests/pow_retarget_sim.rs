@@ -3,12 +3,9 @@
 //! must land within 10% of each true rate after the number of rounds
 //! `docs/pow.md` states (`rounds_needed`).
 
-use lilypad_core::{
-    U256,
-    pow::{
-        MinedRound, RETARGET_CLAMP, expected_hashes, hashrate_estimate, hashrate_from_rounds,
-        retarget, rounds_needed, target_for,
-    },
+use lilypad_core::pow::{
+    MinedRound, RETARGET_CLAMP, expected_hashes, hashrate_estimate, hashrate_from_rounds, retarget,
+    rounds_needed, target_for,
 };
 
 /// SplitMix64: deterministic across platforms and versions.
@@ -60,7 +57,7 @@ impl Run {
         (0..RATES.len())
             .map(|m| {
                 let mine = self.rounds[from..].iter().map(|r| r[m]);
-                hashrate_from_rounds(mine).unwrap() / RATES[m] - 1.0
+                hashrate_from_rounds(mine).expect("miners mine every round") / RATES[m] - 1.0
             })
             .collect()
     }
@@ -71,9 +68,12 @@ impl Run {
         (0..RATES.len())
             .map(|m| {
                 let targets = self.rounds[from..].iter().flat_map(|r| {
-                    std::iter::repeat_n(r[m].target, usize::try_from(r[m].proofs).unwrap())
+                    std::iter::repeat_n(
+                        r[m].target,
+                        usize::try_from(r[m].proofs).expect("proofs fit usize"),
+                    )
                 });
-                hashrate_estimate(targets, secs).unwrap() / RATES[m] - 1.0
+                hashrate_estimate(targets, secs).expect("positive time") / RATES[m] - 1.0
             })
             .collect()
     }
@@ -84,10 +84,11 @@ fn simulate(seed: u64, rounds: u64) -> Run {
     let mut rng = Rng(seed);
     let total: f64 = RATES.iter().sum();
     let secs = ROUND_SECS as f64;
-    let mut target = target_for(total * secs / DESIRED as f64 * START_ERROR).unwrap();
+    let mut target =
+        target_for(total * secs / DESIRED as f64 * START_ERROR).expect("a valid start");
     let mut run = Run { rounds: Vec::new() };
     for _ in 0..rounds {
-        let p = 1.0 / expected_hashes(target).unwrap();
+        let p = 1.0 / expected_hashes(target).expect("retargeting never gives 0");
         let round: Vec<MinedRound> = RATES
             .iter()
             .map(|rate| {
@@ -104,7 +105,7 @@ fn simulate(seed: u64, rounds: u64) -> Run {
             .collect();
         let found = round.iter().map(|m| m.proofs).sum();
         run.rounds.push(round);
-        target = retarget(target, found, DESIRED, RETARGET_CLAMP).unwrap();
+        target = retarget(target, found, DESIRED, RETARGET_CLAMP).expect("valid parameters");
     }
     run
 }
@@ -117,7 +118,7 @@ fn warmup() -> u64 {
 /// The rounds docs/pow.md states for the smallest miner: 10% at 3 sigma.
 fn stated_rounds() -> u64 {
     let share = RATES[0] / RATES.iter().sum::<f64>();
-    rounds_needed(share, DESIRED, 0.10, 3.0).unwrap()
+    rounds_needed(share, DESIRED, 0.10, 3.0).expect("valid parameters")
 }
 
 #[test]
