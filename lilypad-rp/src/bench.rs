@@ -110,8 +110,10 @@ fn opencl_runs(device: Option<usize>) -> anyhow::Result<Vec<Run>> {
 }
 
 fn no_platform(e: &anyhow::Error) -> bool {
-    matches!(e.downcast_ref::<MinerError>(), Some(MinerError::NoPlatform(_)))
-        || cfg!(not(feature = "opencl"))
+    matches!(
+        e.downcast_ref::<MinerError>(),
+        Some(MinerError::NoPlatform(_) | MinerError::NoDevice(_))
+    ) || cfg!(not(feature = "opencl"))
 }
 
 #[cfg(not(feature = "opencl"))]
@@ -123,8 +125,8 @@ fn opencl_runs(_device: Option<usize>) -> anyhow::Result<Vec<Run>> {
 
 pub(crate) fn run(device: Option<usize>, seconds: u64) -> anyhow::Result<()> {
     anyhow::ensure!(seconds > 0, "--seconds must be at least 1");
-    // Without any OpenCL platform, the CPU fallback is still measured, then
-    // the error (which says what to install) is returned.
+    // Without any OpenCL device, the CPU fallback is still measured, then
+    // the error (which says what to install or fix) is returned.
     let (mut runs, opencl_error) = match opencl_runs(device) {
         Ok(runs) => (runs, None),
         Err(e) if no_platform(&e) => (Vec::new(), Some(e)),

@@ -23,9 +23,8 @@ use lilypad_sdk::core::{
 /// The first OpenCL device, or a failure that says what to install.
 fn device() -> OpenClDevice {
     match opencl::devices() {
-        Ok(mut all) if !all.is_empty() => all.swap_remove(0),
-        Ok(_) => panic!("no OpenCL device; run scripts/setup-opencl.sh"),
-        Err(e) => panic!("{e} (scripts/setup-opencl.sh installs it)"),
+        Ok(mut all) => all.swap_remove(0),
+        Err(e) => panic!("{e} (scripts/setup-opencl.sh installs and checks it)"),
     }
 }
 

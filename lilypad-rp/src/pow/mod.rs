@@ -58,6 +58,13 @@ pub enum MinerError {
          then check with `clinfo -l`"
     )]
     NoPlatform(String),
+    /// OpenCL platforms exist but none has a device.
+    #[error(
+        "OpenCL platforms found ({0}) but no device; pocl hides its CPU device when it cannot \
+         write its kernel cache (make $HOME/.cache writable or set POCL_CACHE_DIR), \
+         and GPU drivers when the GPU is not accessible; check with `clinfo -l`"
+    )]
+    NoDevice(String),
     /// The requested device does not exist.
     #[error("no OpenCL device {0}; `lilypad-rp bench` lists the devices and their ids")]
     NoSuchDevice(String),

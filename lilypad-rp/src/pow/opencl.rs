@@ -107,7 +107,7 @@ fn missing_icd() -> Option<String> {
     (!has_icd).then(|| format!("no *.icd driver file in {}", dir.display()))
 }
 
-/// Every OpenCL device of every platform, in a stable order.
+/// Every OpenCL device of every platform, in a stable order; an error when there is none.
 pub fn devices() -> Result<Vec<OpenClDevice>> {
     if let Some(why) = missing_icd() {
         return Err(MinerError::NoPlatform(why));
@@ -117,14 +117,19 @@ pub fn devices() -> Result<Vec<OpenClDevice>> {
         return Err(MinerError::NoPlatform("the OpenCL loader lists no platform".into()));
     }
     let mut out = Vec::new();
+    let mut names = Vec::new();
     for platform in ids.into_iter().map(Platform::new) {
         let platform_name = platform.name().cl(|| "reading a platform name".into())?;
-        let list =
-            Device::list_all(platform).cl(|| format!("listing devices of {platform_name}"))?;
+        // A platform without devices answers with an error (CL_DEVICE_NOT_FOUND).
+        let list = Device::list_all(platform).unwrap_or_default();
         for device in list {
             let info = describe(out.len(), &platform_name, device)?;
             out.push(OpenClDevice { info, platform, device });
         }
+        names.push(platform_name);
+    }
+    if out.is_empty() {
+        return Err(MinerError::NoDevice(names.join(", ")));
     }
     Ok(out)
 }
