@@ -107,11 +107,17 @@ fn missing_icd() -> Option<String> {
     (!has_icd).then(|| format!("no *.icd driver file in {}", dir.display()))
 }
 
+/// Serializes device discovery: pocl initializes its devices on the first
+/// query, and concurrent first queries from several threads raced there
+/// (a thread saw no device, or the process crashed).
+static DISCOVERY: Mutex<()> = Mutex::new(());
+
 /// Every OpenCL device of every platform, in a stable order; an error when there is none.
 pub fn devices() -> Result<Vec<OpenClDevice>> {
     if let Some(why) = missing_icd() {
         return Err(MinerError::NoPlatform(why));
     }
+    let _one_at_a_time = DISCOVERY.lock().unwrap_or_else(PoisonError::into_inner);
     let ids = ocl::core::get_platform_ids().map_err(|e| MinerError::NoPlatform(e.to_string()))?;
     if ids.is_empty() {
         return Err(MinerError::NoPlatform("the OpenCL loader lists no platform".into()));
