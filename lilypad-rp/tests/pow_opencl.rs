@@ -208,7 +208,13 @@ fn cpu_fallback_finds_the_same_first_proof() {
 #[test]
 fn invalid_tuning_is_an_error() {
     let d = device();
-    let bad = Tuning { lanes: 3, local_size: 1, global_size: 1, iters: 1 };
-    let e = OpenClMiner::with_tuning(&d, bad).unwrap_err().to_string();
-    assert!(e.contains("lanes must be"), "{e}");
+    for bad in [
+        Tuning { lanes: 3, local_size: 1, global_size: 1, iters: 1 },
+        Tuning { lanes: 8, local_size: 0, global_size: 1, iters: 1 },
+        Tuning { lanes: 8, local_size: 1, global_size: 1, iters: 0 },
+        Tuning { lanes: 16, local_size: 1, global_size: 1 << 28, iters: 1 },
+    ] {
+        let e = OpenClMiner::with_tuning(&d, bad).unwrap_err().to_string();
+        assert!(e.contains("lanes must be"), "{bad}: {e}");
+    }
 }

@@ -125,10 +125,8 @@ static inline lane_t bswap64(lane_t x) {
 // keccak-f[1600] on a[], returning only lanes 0..3 of the result (the hash)
 // in o[]: the last round needs all of theta but only the diagonal lanes that
 // chi turns into row 0.
+// The round loop is left rolled: unrolling it measured slower on pocl.
 static inline void keccak_hash_lanes(lane_t a[25], lane_t o[4]) {
-#ifdef UNROLL
-#pragma unroll
-#endif
     for (int r = 0; r < 23; r++) {
         ROUND(a, RC[r]);
     }

@@ -322,13 +322,17 @@ impl OpenClMiner {
     }
 
     fn unchecked(device: &OpenClDevice, tuning: Tuning) -> Result<Self> {
+        let offsets_fit =
+            (tuning.global_size as u64).saturating_mul(u64::from(tuning.lanes)) <= MAX_LAUNCH;
         if !matches!(tuning.lanes, 1 | 2 | 4 | 8 | 16)
             || tuning.local_size == 0
             || tuning.iters == 0
+            || !offsets_fit
         {
             return Err(MinerError::OpenCl {
                 context: format!("tuning {tuning}"),
-                message: "lanes must be 1, 2, 4, 8 or 16, and local size and iters at least 1"
+                message: "lanes must be 1, 2, 4, 8 or 16, local size and iters at least 1, \
+                          and global size * lanes at most 2^31 (32-bit offsets)"
                     .into(),
             });
         }
@@ -452,7 +456,7 @@ impl Miner for OpenClMiner {
 }
 
 /// Hashes per second of `miner` over at least `min_time` (a full-range search, target 0).
-pub fn rate(miner: &dyn Miner, launch: u64, min_time: Duration) -> Result<f64> {
+fn rate(miner: &dyn Miner, launch: u64, min_time: Duration) -> Result<f64> {
     let start = Instant::now();
     let mut hashes = 0u64;
     let mut nonce = U256::ZERO;
