@@ -68,6 +68,14 @@ pub enum MinerError {
     /// The requested device does not exist.
     #[error("no OpenCL device {0}; `lilypad-rp bench` lists the devices and their ids")]
     NoSuchDevice(String),
+    /// Work sizes the kernel cannot run with.
+    #[error("invalid OpenCL tuning {tuning}: {why}")]
+    BadTuning {
+        /// The tuning given.
+        tuning: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
     /// An OpenCL call failed.
     #[error("OpenCL {context}: {message}")]
     OpenCl {

@@ -329,11 +329,10 @@ impl OpenClMiner {
             || tuning.iters == 0
             || !offsets_fit
         {
-            return Err(MinerError::OpenCl {
-                context: format!("tuning {tuning}"),
-                message: "lanes must be 1, 2, 4, 8 or 16, local size and iters at least 1, \
-                          and global size * lanes at most 2^31 (32-bit offsets)"
-                    .into(),
+            return Err(MinerError::BadTuning {
+                tuning: tuning.to_string(),
+                why: "lanes must be 1, 2, 4, 8 or 16, local size and iters at least 1, \
+                      and global size * lanes at most 2^31 (32-bit offsets)",
             });
         }
         let mut tuning = tuning;
