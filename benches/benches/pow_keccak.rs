@@ -59,19 +59,18 @@ fn core(c: B256, from: u64) -> u64 {
     (from..from + BATCH).fold(0, |acc, i| acc ^ u64::from(proof_hash(c, U256::from(i))[0]))
 }
 
-/// Median nanoseconds per hash over 15 samples of `rounds` batches.
-fn median_ns(mut f: impl FnMut(u64) -> u64, rounds: u64) -> f64 {
-    let mut samples: Vec<f64> = (0..15)
-        .map(|_| {
-            let start = Instant::now();
-            for r in 0..rounds {
-                black_box(f(black_box(r * BATCH)));
-            }
-            start.elapsed().as_secs_f64() * 1e9 / (rounds * BATCH) as f64
-        })
-        .collect();
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
+/// Nanoseconds per hash of one sample of `rounds` batches.
+fn sample_ns(f: &mut dyn FnMut(u64) -> u64, rounds: u64) -> f64 {
+    let start = Instant::now();
+    for r in 0..rounds {
+        black_box(f(black_box(r * BATCH)));
+    }
+    start.elapsed().as_secs_f64() * 1e9 / (rounds * BATCH) as f64
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn main() {
@@ -98,20 +97,29 @@ fn main() {
     g.finish();
     cr.final_summary();
 
-    // Interleaved medians so background load falls on all alike.
-    let (mut o, mut k, mut s, mut p) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..3 {
-        o.push(median_ns(|r| ours(&base, r), 200));
-        k.push(median_ns(|r| keccak_crate(&base, r), 200));
-        s.push(median_ns(|r| keccak_asm(&msg, r), 200));
-        p.push(median_ns(|r| core(c, r), 200));
+    // Short samples of all four back to back, in rotating order, so
+    // background load (this machine is shared) falls on all alike; the
+    // ratios are medians of per-sample ratios.
+    let mut fs: [Box<dyn FnMut(u64) -> u64>; 4] = [
+        Box::new(|r| ours(&base, r)),
+        Box::new(|r| keccak_crate(&base, r)),
+        Box::new(|r| keccak_asm(&msg, r)),
+        Box::new(|r| core(c, r)),
+    ];
+    let mut ns: [Vec<f64>; 4] = Default::default();
+    for i in 0..61 {
+        for j in 0..4 {
+            let k = (i + j) % 4;
+            ns[k].push(sample_ns(&mut *fs[k], 20));
+        }
     }
-    let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
-    let (o, k, s, p) = (best(&o), best(&k), best(&s), best(&p));
+    let ratio = |k: usize| median(ns[k].iter().zip(&ns[0]).map(|(x, o)| x / o).collect());
+    let (vs_crate, vs_asm) = (ratio(1), ratio(2));
+    let [o, k, s, p] = ns.map(median);
     println!("pow_cpu_hash_ns={o:.1}");
     println!("pow_keccak_crate_ns={k:.1}");
     println!("pow_keccak_asm_ns={s:.1}");
     println!("pow_core_proof_hash_ns={p:.1}");
-    println!("pow_cpu_vs_keccak_crate={:.2}", k / o);
-    println!("pow_cpu_vs_keccak_asm={:.2}", s / o);
+    println!("pow_cpu_vs_keccak_crate={vs_crate:.2}");
+    println!("pow_cpu_vs_keccak_asm={vs_asm:.2}");
 }
