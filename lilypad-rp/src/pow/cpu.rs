@@ -1,9 +1,10 @@
 //! The multithreaded CPU miner, the fallback when no OpenCL device exists and
 //! the baseline `lilypad-rp bench` measures the kernel against.
 //!
-//! Keccak-f\[1600\] is written out round by round (measured faster here than
-//! the `keccak` crate's permutation, see `docs/benchmarks.md`), and the last
-//! round computes only the four lanes of the hash. Threads take chunks of
+//! Keccak-f\[1600\] is written out round by round with lane complementing,
+//! and the last round computes only the four lanes of the hash: about 1.3x
+//! the `keccak` crate's permutation and on par with `keccak-asm`'s assembly
+//! (`benches/benches/pow_keccak.rs`, `docs/benchmarks.md`). Threads take chunks of
 //! nonces in increasing order from a shared counter and stop at the lowest
 //! proof any of them has found, so the result is the lowest proof of the range
 //! whatever the scheduling.
