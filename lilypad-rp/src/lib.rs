@@ -1,0 +1,3 @@
+//! The resource provider of the Lilypad compute network, as a library for its binary and tests.
+
+pub mod pow;
