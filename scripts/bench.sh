@@ -11,10 +11,13 @@ check=0
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
-for bench in matcher template; do
+for bench in matcher template pow_keccak; do
   printf '\n\033[1;34m==> cargo bench -p lilypad-benches --bench %s\033[0m\n' "$bench"
   cargo bench -p lilypad-benches --bench "$bench" --locked 2>&1 | tee -a "$out"
 done
+
+printf '\n\033[1;34m==> lilypad-rp bench --seconds 10\033[0m\n'
+cargo run --release --locked -p lilypad-rp -- bench --seconds 10 2>&1 | tee -a "$out"
 
 printf '\n\033[1;34m==> figures\033[0m\n'
 grep -E '^[a-z0-9_]+=[0-9.]+$' "$out" || true
@@ -35,4 +38,5 @@ need() { # need NAME OP LIMIT
 }
 need speedup_vs_naive_10000x10000 '>=' 100
 need incremental_match_100k_us '<=' 20
+need opencl_vs_cpu '>=' 1.5
 exit $fail

@@ -27,4 +27,7 @@ fi
 # The Solidity toolchain (anvil, forge, cast, solcjs, OpenZeppelin) from npm.
 bash scripts/setup-contracts.sh >/dev/null
 
+# An OpenCL runtime (pocl's CPU device on Debian) for the proof-of-work miner.
+bash scripts/setup-opencl.sh
+
 say "ready"
