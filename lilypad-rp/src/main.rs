@@ -1,6 +1,7 @@
 //! `lilypad-rp`: the resource provider daemon.
 
 mod bench;
+mod mine_cmd;
 mod spec;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -41,6 +42,43 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// Mine LilypadPow rounds: find proofs of work and submit them on chain.
+    ///
+    /// Uses the best miner here (an OpenCL device if there is one, else the CPU).
+    /// Logs each accepted proof with the measured and estimated hashrate
+    /// (RUST_LOG sets the level, info by default). Example:
+    /// lilypad-rp mine --network ~/.lilypad/devnet/network.toml --rounds 1 --cpu
+    Mine {
+        /// The network file.
+        #[arg(long, env = "LILYPAD_NETWORK", value_name = "FILE")]
+        network: PathBuf,
+        /// The miner's private key (hex); the proofs are its address's. Never logged.
+        #[arg(long, env = "WEB3_PRIVATE_KEY", hide_env_values = true, value_name = "HEX",
+              value_parser = mine_cmd::parse_key)]
+        key: lilypad_sdk::chain::PrivateKeySigner,
+        /// The node the proofs are for (up to 32 bytes of hex, left-padded).
+        #[arg(long, default_value = "0x00", value_parser = mine_cmd::parse_node_id)]
+        node_id: lilypad_sdk::core::B256,
+        /// Stop after this many rounds with their proofs submitted [default: mine forever].
+        #[arg(long)]
+        rounds: Option<u64>,
+        /// Proofs to submit per round (each one is a transaction) before waiting for the next.
+        #[arg(long, default_value_t = 1)]
+        proofs_per_round: u64,
+        /// Mine on the CPU even when an OpenCL device exists.
+        #[arg(long)]
+        cpu: bool,
+        /// Do not mine: exit at once saying so (for providers that opt out of proof of work).
+        #[arg(long, env = "LILYPAD_DISABLE_POW")]
+        disable_pow: bool,
+    },
+}
+
+/// Logs to stderr; `RUST_LOG` sets the filter (info by default).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 fn main() -> ExitCode {
@@ -48,6 +86,22 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Spec { data_dir, json } => spec::run(&data_dir, json),
         Command::Bench { device, seconds } => bench::run(device, seconds),
+        Command::Mine { disable_pow: true, .. } => {
+            println!("proof of work is disabled (--disable-pow): not mining");
+            Ok(())
+        }
+        Command::Mine {
+            network,
+            key,
+            node_id,
+            rounds,
+            proofs_per_round,
+            cpu,
+            disable_pow: false,
+        } => {
+            init_tracing();
+            mine_cmd::run(&network, key, node_id, rounds, proofs_per_round, cpu)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
