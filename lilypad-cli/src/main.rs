@@ -23,6 +23,11 @@ enum Command {
     /// A throwaway local network: anvil with every contract deployed, wired and funded.
     #[command(subcommand)]
     Devnet(commands::devnet::DevnetCommand),
+    /// Providers ranked by proof-of-work hashrate, with rounds, proofs, jobs completed
+    /// and reward points, from the chain's events.
+    ///
+    /// Example: lilypad-cli leaderboard --network ~/.lilypad/devnet/network.toml --json
+    Leaderboard(commands::leaderboard::LeaderboardArgs),
 }
 
 fn main() -> ExitCode {
@@ -30,6 +35,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Module(cmd) => commands::module::run(cmd),
         Command::Devnet(cmd) => commands::devnet::run(cmd),
+        Command::Leaderboard(args) => commands::leaderboard::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

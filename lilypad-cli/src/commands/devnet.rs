@@ -37,7 +37,7 @@ pub(crate) struct DirArgs {
     /// State directory (network.toml, anvil.pid, anvil.log) [default: $LILYPAD_HOME/devnet,
     /// else ~/.lilypad/devnet].
     #[arg(long, value_name = "DIR")]
-    dir: Option<PathBuf>,
+    pub(crate) dir: Option<PathBuf>,
 }
 
 /// Arguments of `devnet up`.
@@ -54,7 +54,7 @@ pub(crate) struct UpArgs {
     anvil: Option<PathBuf>,
 }
 
-fn state_dir(args: &DirArgs) -> anyhow::Result<PathBuf> {
+pub(crate) fn state_dir(args: &DirArgs) -> anyhow::Result<PathBuf> {
     if let Some(d) = &args.dir {
         return Ok(d.clone());
     }
@@ -67,7 +67,7 @@ fn state_dir(args: &DirArgs) -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(home).join(".lilypad").join("devnet"))
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -1,4 +1,5 @@
 //! One module per subcommand.
 
 pub(crate) mod devnet;
+pub(crate) mod leaderboard;
 pub(crate) mod module;
