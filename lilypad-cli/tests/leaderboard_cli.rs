@@ -23,8 +23,8 @@ fn run(cmd: &mut Command) -> (bool, String, String) {
     let out = cmd.output().expect("run");
     (
         out.status.success(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
+        String::from_utf8(out.stdout).expect("utf-8 stdout"),
+        String::from_utf8(out.stderr).expect("utf-8 stderr"),
     )
 }
 

@@ -55,7 +55,7 @@ enum Command {
         /// The miner's private key (hex); the proofs are its address's. Never logged.
         #[arg(long, env = "WEB3_PRIVATE_KEY", hide_env_values = true, value_name = "HEX",
               value_parser = mine_cmd::parse_key)]
-        key: lilypad_sdk::chain::PrivateKeySigner,
+        key: Box<lilypad_sdk::chain::PrivateKeySigner>,
         /// The node the proofs are for (up to 32 bytes of hex, left-padded).
         #[arg(long, default_value = "0x00", value_parser = mine_cmd::parse_node_id)]
         node_id: lilypad_sdk::core::B256,
@@ -100,7 +100,7 @@ fn main() -> ExitCode {
             disable_pow: false,
         } => {
             init_tracing();
-            mine_cmd::run(&network, key, node_id, rounds, proofs_per_round, cpu)
+            mine_cmd::run(&network, *key, node_id, rounds, proofs_per_round, cpu)
         }
     };
     match result {

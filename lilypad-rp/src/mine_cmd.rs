@@ -13,8 +13,8 @@ use lilypad_sdk::{
 };
 
 /// Parses a private key without ever echoing it (errors say what is wrong, not what was given).
-pub(crate) fn parse_key(s: &str) -> Result<PrivateKeySigner, String> {
-    s.trim().parse::<PrivateKeySigner>().map_err(|_| {
+pub(crate) fn parse_key(s: &str) -> Result<Box<PrivateKeySigner>, String> {
+    s.trim().parse::<PrivateKeySigner>().map(Box::new).map_err(|_| {
         "not a private key: expected 32 bytes as 64 hex digits (0x optional); \
          the value is not shown"
             .to_owned()
@@ -24,7 +24,8 @@ pub(crate) fn parse_key(s: &str) -> Result<PrivateKeySigner, String> {
 /// Parses a node id: up to 32 bytes of hex, left-padded with zeros.
 pub(crate) fn parse_node_id(s: &str) -> Result<B256, String> {
     let hex = s.strip_prefix("0x").unwrap_or(s);
-    if hex.len() > 64 || hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if hex.len() > 64 || !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return Err(format!("{s:?}: expected up to 32 bytes of hex (an even number of digits)"));
     }
     let mut bytes = [0u8; 32];
