@@ -214,12 +214,26 @@ where
     }
 }
 
+/// A price as a ladder key: exact up to `u128::MAX`, saturated above.
+///
+/// Valid offers price at most [`MAX_AMOUNT`](crate::offer::MAX_AMOUNT) =
+/// `u128::MAX`, so the keys of valid offers order them exactly; half the
+/// width of a `U256` means cheaper compares and fewer bytes shifted in the
+/// B-tree nodes. Saturation is monotone, so `price <= max` implies
+/// `key(price) <= key(max)` and pruning by key keeps every candidate; the
+/// search orders saturated keys exactly itself (see
+/// [`ResourceIndex::cheapest_for`]).
+pub(super) fn price_key(price: U256) -> u128 {
+    let [a, b, c, d] = *price.as_limbs();
+    if c | d != 0 { u128::MAX } else { u128::from(a) | (u128::from(b) << 64) }
+}
+
 /// Resource offers of one key and class, cheapest then oldest first.
-type PriceLadder = BTreeSet<(U256, Seq)>;
+type PriceLadder = BTreeSet<(u128, Seq)>;
 
 /// A price ladder being walked: its next entry, the rest, and whether it is
 /// on the "any module" shelf.
-type OpenLadder<'a> = ((U256, Seq), btree_set::Iter<'a, (U256, Seq)>, bool);
+type OpenLadder<'a> = ((u128, Seq), btree_set::Iter<'a, (u128, Seq)>, bool);
 
 /// The price ladders of one solver and module (or "any module"), by class,
 /// and the head (cheapest entry) of each ladder in price order: a search
@@ -228,11 +242,11 @@ type OpenLadder<'a> = ((U256, Seq), btree_set::Iter<'a, (U256, Seq)>, bool);
 #[derive(Debug, Clone, Default)]
 struct Shelf {
     ladders: BTreeMap<Class, PriceLadder>,
-    heads: BTreeSet<(U256, Seq, Class)>,
+    heads: BTreeSet<(u128, Seq, Class)>,
 }
 
 impl Shelf {
-    fn insert(&mut self, class: Class, entry: (U256, Seq)) {
+    fn insert(&mut self, class: Class, entry: (u128, Seq)) {
         let ladder = self.ladders.entry(class).or_default();
         let old = ladder.first().copied();
         ladder.insert(entry);
@@ -244,7 +258,7 @@ impl Shelf {
         }
     }
 
-    fn remove(&mut self, class: Class, entry: (U256, Seq)) {
+    fn remove(&mut self, class: Class, entry: (u128, Seq)) {
         let Some(ladder) = self.ladders.get_mut(&class) else { return };
         let was_head = ladder.first() == Some(&entry);
         if !ladder.remove(&entry) {
@@ -324,7 +338,7 @@ fn tagged_heads(
     shelf: Option<&Shelf>,
     from_any: bool,
     job: Class,
-) -> impl Iterator<Item = (U256, Seq, Class, bool)> + '_ {
+) -> impl Iterator<Item = (u128, Seq, Class, bool)> + '_ {
     shelf
         .into_iter()
         .flat_map(|s| s.heads.iter())
@@ -334,17 +348,17 @@ fn tagged_heads(
 
 /// Calls `f(module, price)` for each filing of a resource offer; `None` is
 /// the "any module" shelf.
-fn for_each_filing(offer: &ResourceOffer, mut f: impl FnMut(Option<&ModuleId>, U256)) {
+fn for_each_filing(offer: &ResourceOffer, mut f: impl FnMut(Option<&ModuleId>, u128)) {
     match &offer.modules {
         ModulePolicy::Any => {
-            f(None, offer.default_price);
+            f(None, price_key(offer.default_price));
             for (module, price) in &offer.module_prices {
-                f(Some(module), *price);
+                f(Some(module), price_key(*price));
             }
         }
         ModulePolicy::Only(set) => {
             for module in set {
-                f(Some(module), offer.price_for(module));
+                f(Some(module), price_key(offer.price_for(module)));
             }
         }
     }
@@ -403,6 +417,12 @@ impl ResourceIndex {
     /// of the classes that may fit it; a ladder is opened only when the merge
     /// reaches its head and the head is turned down. A targeted job checks
     /// every offer of its provider.
+    ///
+    /// Ladders order by [`price_key`], exact for prices up to `u128::MAX`.
+    /// Dearer prices (only invalid offers have them) share the saturated key
+    /// and come last; once a candidate with that key is taken, every one
+    /// left has it too, so the search takes the least (exact price, seq) of
+    /// them all.
     pub(super) fn cheapest_for(
         &self,
         job: &JobOffer,
@@ -423,6 +443,18 @@ impl ResourceIndex {
         }
         let shelves = self.solvers.get(&job.solver)?;
         let own = shelves.modules.get(&job.module_id);
+        let max_key = price_key(job.max_price);
+        // The best taken candidate with a saturated key, exactly ordered.
+        let mut saturated: Option<(U256, Seq)> = None;
+        let mut take = |seq: Seq, price: U256| {
+            if price_key(price) < u128::MAX {
+                return Some((seq, price));
+            }
+            if saturated.is_none_or(|best| (price, seq) < best) {
+                saturated = Some((price, seq));
+            }
+            None
+        };
         let mut heads = merge(
             tagged_heads(own, false, job_class),
             tagged_heads(Some(&shelves.any), true, job_class),
@@ -433,7 +465,7 @@ impl ResourceIndex {
         // few are, so a linear scan beats a heap.
         let mut open: Vec<OpenLadder<'_>> = Vec::new();
         loop {
-            let next_head = heads.peek().copied().filter(|h| h.0 <= job.max_price);
+            let next_head = heads.peek().copied().filter(|h| h.0 <= max_key);
             let next_open = open
                 .iter()
                 .enumerate()
@@ -444,32 +476,36 @@ impl ResourceIndex {
                     if next_open.is_none_or(|(_, key)| (price, seq) < key) =>
                 {
                     heads.next();
-                    if let Some(price) = accept(seq, from_any) {
-                        return Some((seq, price));
+                    if let Some(price) = accept(seq, from_any)
+                        && let Some(found) = take(seq, price)
+                    {
+                        return Some(found);
                     }
                     let shelf = if from_any { &shelves.any } else { own? };
                     let mut rest = shelf.ladders.get(&class)?.iter();
                     // The head itself.
                     rest.next();
                     if let Some(&next) = rest.next()
-                        && next.0 <= job.max_price
+                        && next.0 <= max_key
                     {
                         open.push((next, rest, from_any));
                     }
                 }
                 (_, Some((i, (_, seq)))) => {
                     let (key, rest, from_any) = open.get_mut(i)?;
-                    if let Some(price) = accept(seq, *from_any) {
-                        return Some((seq, price));
+                    if let Some(price) = accept(seq, *from_any)
+                        && let Some(found) = take(seq, price)
+                    {
+                        return Some(found);
                     }
                     match rest.next() {
-                        Some(&next) if next.0 <= job.max_price => *key = next,
+                        Some(&next) if next.0 <= max_key => *key = next,
                         _ => {
                             drop(open.swap_remove(i));
                         }
                     }
                 }
-                (_, None) => return None,
+                (_, None) => return saturated.map(|(price, seq)| (seq, price)),
             }
         }
     }
