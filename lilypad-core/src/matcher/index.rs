@@ -243,6 +243,8 @@ type OpenLadder<'a> = ((u128, Seq), btree_set::Iter<'a, (u128, Seq)>, bool);
 struct Shelf {
     ladders: BTreeMap<Class, PriceLadder>,
     heads: BTreeSet<(u128, Seq, Class)>,
+    /// The module of the shelf; `None` for an "any module" shelf.
+    module: Option<ModuleId>,
 }
 
 impl Shelf {
@@ -296,13 +298,13 @@ impl Hash for ProviderKey {
     }
 }
 
-/// The shelves of one solver.
-#[derive(Debug, Clone, Default)]
+/// The shelves of one solver, as indexes into [`ResourceIndex::shelves`].
+#[derive(Debug, Clone)]
 struct SolverShelves {
     /// Offers that take any module, at their default price.
-    any: Shelf,
+    any: u32,
     /// Offers that name the module: in their allowlist, or priced on its own.
-    modules: KeyedMap<ModuleId, Shelf>,
+    modules: KeyedMap<ModuleId, u32>,
     /// Every offer, by provider, for targeted jobs (a provider has a few).
     providers: KeyedMap<ProviderKey, Vec<Seq>>,
 }
@@ -330,6 +332,38 @@ impl SolverShelves {
 #[derive(Debug, Clone, Default)]
 pub(super) struct ResourceIndex {
     solvers: BTreeMap<Address, SolverShelves>,
+    /// Every shelf, addressed by index, so that an offer's [`Filing`]s
+    /// reach their shelves without a lookup.
+    shelves: Vec<Shelf>,
+    /// Indexes of freed shelves, reused first.
+    free_shelves: Vec<u32>,
+}
+
+/// Where a resting resource offer is filed: a shelf (its index in
+/// [`ResourceIndex::shelves`]) and its price key there. Kept with the
+/// offer, so that unfiling it recomputes no price and looks up no module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Filing {
+    shelf: u32,
+    price: u128,
+}
+
+/// Takes a free shelf (or a new one) for `module`; returns its index.
+fn new_shelf(shelves: &mut Vec<Shelf>, free: &mut Vec<u32>, module: Option<ModuleId>) -> u32 {
+    let shelf = Shelf { module, ..Shelf::default() };
+    match free.pop() {
+        Some(i) => {
+            if let Some(s) = shelves.get_mut(i as usize) {
+                *s = shelf;
+            }
+            i
+        }
+        None => {
+            shelves.push(shelf);
+            // More than 2^32 shelves would not fit in memory anyway.
+            u32::try_from(shelves.len() - 1).unwrap_or(u32::MAX)
+        }
+    }
 }
 
 /// The heads of the ladders of a shelf whose class may fit `job`, each
@@ -365,44 +399,69 @@ fn for_each_filing(offer: &ResourceOffer, mut f: impl FnMut(Option<&ModuleId>, u
 }
 
 impl ResourceIndex {
-    /// Files a resource offer.
-    pub(super) fn insert(&mut self, seq: Seq, offer: &ResourceOffer, class: Class) {
-        let shelves = self.solvers.entry(offer.solver).or_default();
-        for_each_filing(offer, |module, price| {
-            let shelf = match module {
-                None => &mut shelves.any,
-                Some(m) => shelves.modules.entry(*m).or_default(),
-            };
-            shelf.insert(class, (price, seq));
+    /// Files a resource offer; returns its filings, for [`remove`](Self::remove).
+    pub(super) fn insert(&mut self, seq: Seq, offer: &ResourceOffer, class: Class) -> Vec<Filing> {
+        let Self { solvers, shelves, free_shelves } = self;
+        let solver = solvers.entry(offer.solver).or_insert_with(|| SolverShelves {
+            any: new_shelf(shelves, free_shelves, None),
+            modules: KeyedMap::default(),
+            providers: KeyedMap::default(),
         });
-        shelves.providers.entry(ProviderKey(offer.provider)).or_default().push(seq);
+        let count = match &offer.modules {
+            ModulePolicy::Any => 1 + offer.module_prices.len(),
+            ModulePolicy::Only(set) => set.len(),
+        };
+        let mut filings = Vec::with_capacity(count);
+        for_each_filing(offer, |module, price| {
+            let index = match module {
+                None => solver.any,
+                Some(m) => *solver
+                    .modules
+                    .entry(*m)
+                    .or_insert_with(|| new_shelf(shelves, free_shelves, Some(*m))),
+            };
+            if let Some(shelf) = shelves.get_mut(index as usize) {
+                shelf.insert(class, (price, seq));
+            }
+            filings.push(Filing { shelf: index, price });
+        });
+        solver.providers.entry(ProviderKey(offer.provider)).or_default().push(seq);
+        filings
     }
 
     /// Unfiles a resource offer (the same offer and class that were filed
-    /// under `seq`).
-    pub(super) fn remove(&mut self, seq: Seq, offer: &ResourceOffer, class: Class) {
-        if let Some(shelves) = self.solvers.get_mut(&offer.solver) {
-            for_each_filing(offer, |module, price| match module {
-                None => shelves.any.remove(class, (price, seq)),
-                Some(m) => {
-                    if let Some(shelf) = shelves.modules.get_mut(m) {
-                        shelf.remove(class, (price, seq));
-                        if shelf.is_empty() {
-                            shelves.modules.remove(m);
-                        }
-                    }
-                }
-            });
-            let key = ProviderKey(offer.provider);
-            if let Some(seqs) = shelves.providers.get_mut(&key) {
-                seqs.retain(|&s| s != seq);
-                if seqs.is_empty() {
-                    shelves.providers.remove(&key);
-                }
+    /// under `seq`, with the filings [`insert`](Self::insert) returned).
+    pub(super) fn remove(
+        &mut self,
+        seq: Seq,
+        offer: &ResourceOffer,
+        class: Class,
+        filings: &[Filing],
+    ) {
+        let Some(solver) = self.solvers.get_mut(&offer.solver) else { return };
+        for filing in filings {
+            let Some(shelf) = self.shelves.get_mut(filing.shelf as usize) else { continue };
+            shelf.remove(class, (filing.price, seq));
+            if shelf.is_empty()
+                && let Some(module) = shelf.module
+            {
+                solver.modules.remove(&module);
+                self.free_shelves.push(filing.shelf);
             }
-            if shelves.is_empty() {
-                self.solvers.remove(&offer.solver);
+        }
+        let key = ProviderKey(offer.provider);
+        if let Some(seqs) = solver.providers.get_mut(&key) {
+            seqs.retain(|&s| s != seq);
+            if seqs.is_empty() {
+                solver.providers.remove(&key);
             }
+        }
+        if solver.is_empty() {
+            self.free_shelves.push(solver.any);
+            for &index in solver.modules.values() {
+                self.free_shelves.push(index);
+            }
+            self.solvers.remove(&offer.solver);
         }
     }
 
@@ -441,8 +500,9 @@ impl ResourceIndex {
             }
             return best.map(|(price, seq)| (seq, price));
         }
-        let shelves = self.solvers.get(&job.solver)?;
-        let own = shelves.modules.get(&job.module_id);
+        let solver = self.solvers.get(&job.solver)?;
+        let own = solver.modules.get(&job.module_id).and_then(|&i| self.shelves.get(i as usize));
+        let any = self.shelves.get(solver.any as usize)?;
         let max_key = price_key(job.max_price);
         // The best taken candidate with a saturated key, exactly ordered.
         let mut saturated: Option<(U256, Seq)> = None;
@@ -455,11 +515,9 @@ impl ResourceIndex {
             }
             None
         };
-        let mut heads = merge(
-            tagged_heads(own, false, job_class),
-            tagged_heads(Some(&shelves.any), true, job_class),
-        )
-        .peekable();
+        let mut heads =
+            merge(tagged_heads(own, false, job_class), tagged_heads(Some(any), true, job_class))
+                .peekable();
         // Ladders whose head was turned down: (next entry, rest, from_any).
         // Usually the first head is taken and nothing is opened; otherwise a
         // few are, so a linear scan beats a heap.
@@ -481,7 +539,7 @@ impl ResourceIndex {
                     {
                         return Some(found);
                     }
-                    let shelf = if from_any { &shelves.any } else { own? };
+                    let shelf = if from_any { any } else { own? };
                     let mut rest = shelf.ladders.get(&class)?.iter();
                     // The head itself.
                     rest.next();

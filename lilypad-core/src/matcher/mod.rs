@@ -78,7 +78,7 @@ use std::{
 
 use alloy_primitives::U256;
 
-use self::index::{Class, JobIndex, KeyedMap, ResourceIndex, Seq};
+use self::index::{Class, Filing, JobIndex, KeyedMap, ResourceIndex, Seq};
 pub use self::policy::{Mismatch, NetworkModules};
 use crate::{
     deal::{Deal, DealError, NetworkParams},
@@ -154,6 +154,9 @@ struct Resting<T> {
     offer: T,
     /// Its capability class, computed once on the way in.
     class: Class,
+    /// Where a resource offer is filed in the [`ResourceIndex`] (empty for
+    /// a job offer).
+    filings: Vec<Filing>,
 }
 
 /// An offer id as a map key, hashed as its four 8-byte words (rather than
@@ -246,10 +249,18 @@ impl<T> Side<T> {
     }
 
     /// Stores an offer at `seq`, whose slot must be [`next_slot`](Self::next_slot).
-    fn insert(&mut self, seq: Seq, id: OfferId, offer: T, class: Class, expiry: u64) {
+    fn insert(
+        &mut self,
+        seq: Seq,
+        id: OfferId,
+        offer: T,
+        class: Class,
+        expiry: u64,
+        filings: Vec<Filing>,
+    ) {
         self.ids.insert(IdKey(id), seq);
         self.expiries.push(Reverse((expiry, seq)));
-        let slot = Some(Slot { n: seq.n, resting: Resting { id, offer, class } });
+        let slot = Some(Slot { n: seq.n, resting: Resting { id, offer, class, filings } });
         if self.free.last() == Some(&seq.slot) {
             self.free.pop();
             if let Some(s) = self.place_mut(seq.slot) {
@@ -418,7 +429,7 @@ impl Matcher {
         let seq = self.take_seq(self.jobs.next_slot());
         self.job_index.insert(seq, &job, class);
         let expiry = job.expiry;
-        self.jobs.insert(seq, id, job, class, expiry);
+        self.jobs.insert(seq, id, job, class, expiry, Vec::new());
         Ok(None)
     }
 
@@ -452,9 +463,9 @@ impl Matcher {
             }));
         }
         let seq = self.take_seq(self.resources.next_slot());
-        self.resource_index.insert(seq, &resource, class);
+        let filings = self.resource_index.insert(seq, &resource, class);
         let expiry = resource.expiry;
-        self.resources.insert(seq, id, resource, class, expiry);
+        self.resources.insert(seq, id, resource, class, expiry, filings);
         Ok(None)
     }
 
@@ -466,7 +477,7 @@ impl Matcher {
 
     fn remove_resource_seq(&mut self, seq: Seq) -> Option<Resting<ResourceOffer>> {
         let resting = self.resources.remove(seq, |r| r.expiry)?;
-        self.resource_index.remove(seq, &resting.offer, resting.class);
+        self.resource_index.remove(seq, &resting.offer, resting.class, &resting.filings);
         Some(resting)
     }
 
