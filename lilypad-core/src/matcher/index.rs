@@ -242,21 +242,35 @@ type OpenLadder<'a> = ((u128, Seq), btree_set::Iter<'a, (u128, Seq)>, bool);
 #[derive(Debug, Clone, Default)]
 struct Shelf {
     ladders: BTreeMap<Class, PriceLadder>,
-    heads: BTreeSet<(u128, Seq, Class)>,
+    /// Sorted; a shelf has a ladder per class in use, a few dozen at most,
+    /// so a sorted vector beats a B-tree.
+    heads: Vec<(u128, Seq, Class)>,
     /// The module of the shelf; `None` for an "any module" shelf.
     module: Option<ModuleId>,
 }
 
 impl Shelf {
+    fn insert_head(&mut self, head: (u128, Seq, Class)) {
+        if let Err(i) = self.heads.binary_search(&head) {
+            self.heads.insert(i, head);
+        }
+    }
+
+    fn remove_head(&mut self, head: (u128, Seq, Class)) {
+        if let Ok(i) = self.heads.binary_search(&head) {
+            self.heads.remove(i);
+        }
+    }
+
     fn insert(&mut self, class: Class, entry: (u128, Seq)) {
         let ladder = self.ladders.entry(class).or_default();
         let old = ladder.first().copied();
         ladder.insert(entry);
         if old.is_none_or(|old| entry < old) {
             if let Some((price, seq)) = old {
-                self.heads.remove(&(price, seq, class));
+                self.remove_head((price, seq, class));
             }
-            self.heads.insert((entry.0, entry.1, class));
+            self.insert_head((entry.0, entry.1, class));
         }
     }
 
@@ -267,10 +281,11 @@ impl Shelf {
             return;
         }
         if was_head {
-            self.heads.remove(&(entry.0, entry.1, class));
-            match ladder.first() {
-                Some(&(price, seq)) => {
-                    self.heads.insert((price, seq, class));
+            let next = ladder.first().copied();
+            self.remove_head((entry.0, entry.1, class));
+            match next {
+                Some((price, seq)) => {
+                    self.insert_head((price, seq, class));
                 }
                 None => {
                     self.ladders.remove(&class);
