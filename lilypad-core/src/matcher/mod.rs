@@ -32,8 +32,11 @@
 //! Resource offers are filed per solver on *shelves*: one for offers that
 //! take any module (at their default price), one per module for offers that
 //! name it (allowlist or own price, at their price for it). A shelf holds one
-//! price ladder (`BTreeSet<(price, seq)>`) per class and the *heads* (the
-//! cheapest entry of each ladder) in price order. Each solver also lists its
+//! price ladder (`BTreeSet<(price, seq)>`, the price as a `u128` key,
+//! saturated above `u128::MAX` where only invalid offers price) per class
+//! and the *heads* (the cheapest entry of each ladder) in a sorted vector.
+//! Shelves live in one slab, and each resting resource offer keeps its
+//! filings (shelf index and price key), so that unfiling it looks nothing up. Each solver also lists its
 //! offers per provider, for targeted jobs. Jobs are filed in age ladders
 //! (`BTreeSet<seq>`) per (solver, target) scope, module and class, with the
 //! heads of the ladders of a scope in age order.
@@ -57,9 +60,10 @@
 //!   those older than the match), L ladders open.
 //! - Filing a resource offer costs O(f log R), f = 1 + priced modules for
 //!   "any module", f = allowlist length otherwise, plus a push on its
-//!   provider's list; unfiling it (match or cancel) the same, plus O(P) to
-//!   find it in that list (P = the provider's resting offers, a handful for
-//!   real providers). A job is filed once, O(log J).
+//!   provider's list; unfiling it (match or cancel) O(f log R) from its
+//!   remembered filings, plus O(P) to find it in that list (P = the
+//!   provider's resting offers, a handful for real providers). A job is
+//!   filed once, O(log J).
 //! - `expire`: O(log n) per expired offer (expiries sit in a heap; entries
 //!   of offers that left are skipped then, and compacted away when they
 //!   outnumber the resting offers).
