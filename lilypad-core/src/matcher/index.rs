@@ -214,12 +214,26 @@ where
     }
 }
 
+/// A price as a ladder key: exact up to `u128::MAX`, saturated above.
+///
+/// Valid offers price at most [`MAX_AMOUNT`](crate::offer::MAX_AMOUNT) =
+/// `u128::MAX`, so the keys of valid offers order them exactly; half the
+/// width of a `U256` means cheaper compares and fewer bytes shifted in the
+/// B-tree nodes. Saturation is monotone, so `price <= max` implies
+/// `key(price) <= key(max)` and pruning by key keeps every candidate; the
+/// search orders saturated keys exactly itself (see
+/// [`ResourceIndex::cheapest_for`]).
+pub(super) fn price_key(price: U256) -> u128 {
+    let [a, b, c, d] = *price.as_limbs();
+    if c | d != 0 { u128::MAX } else { u128::from(a) | (u128::from(b) << 64) }
+}
+
 /// Resource offers of one key and class, cheapest then oldest first.
-type PriceLadder = BTreeSet<(U256, Seq)>;
+type PriceLadder = BTreeSet<(u128, Seq)>;
 
 /// A price ladder being walked: its next entry, the rest, and whether it is
 /// on the "any module" shelf.
-type OpenLadder<'a> = ((U256, Seq), btree_set::Iter<'a, (U256, Seq)>, bool);
+type OpenLadder<'a> = ((u128, Seq), btree_set::Iter<'a, (u128, Seq)>, bool);
 
 /// The price ladders of one solver and module (or "any module"), by class,
 /// and the head (cheapest entry) of each ladder in price order: a search
@@ -228,33 +242,50 @@ type OpenLadder<'a> = ((U256, Seq), btree_set::Iter<'a, (U256, Seq)>, bool);
 #[derive(Debug, Clone, Default)]
 struct Shelf {
     ladders: BTreeMap<Class, PriceLadder>,
-    heads: BTreeSet<(U256, Seq, Class)>,
+    /// Sorted; a shelf has a ladder per class in use, a few dozen at most,
+    /// so a sorted vector beats a B-tree.
+    heads: Vec<(u128, Seq, Class)>,
+    /// The module of the shelf; `None` for an "any module" shelf.
+    module: Option<ModuleId>,
 }
 
 impl Shelf {
-    fn insert(&mut self, class: Class, entry: (U256, Seq)) {
+    fn insert_head(&mut self, head: (u128, Seq, Class)) {
+        if let Err(i) = self.heads.binary_search(&head) {
+            self.heads.insert(i, head);
+        }
+    }
+
+    fn remove_head(&mut self, head: (u128, Seq, Class)) {
+        if let Ok(i) = self.heads.binary_search(&head) {
+            self.heads.remove(i);
+        }
+    }
+
+    fn insert(&mut self, class: Class, entry: (u128, Seq)) {
         let ladder = self.ladders.entry(class).or_default();
         let old = ladder.first().copied();
         ladder.insert(entry);
         if old.is_none_or(|old| entry < old) {
             if let Some((price, seq)) = old {
-                self.heads.remove(&(price, seq, class));
+                self.remove_head((price, seq, class));
             }
-            self.heads.insert((entry.0, entry.1, class));
+            self.insert_head((entry.0, entry.1, class));
         }
     }
 
-    fn remove(&mut self, class: Class, entry: (U256, Seq)) {
+    fn remove(&mut self, class: Class, entry: (u128, Seq)) {
         let Some(ladder) = self.ladders.get_mut(&class) else { return };
         let was_head = ladder.first() == Some(&entry);
         if !ladder.remove(&entry) {
             return;
         }
         if was_head {
-            self.heads.remove(&(entry.0, entry.1, class));
-            match ladder.first() {
-                Some(&(price, seq)) => {
-                    self.heads.insert((price, seq, class));
+            let next = ladder.first().copied();
+            self.remove_head((entry.0, entry.1, class));
+            match next {
+                Some((price, seq)) => {
+                    self.insert_head((price, seq, class));
                 }
                 None => {
                     self.ladders.remove(&class);
@@ -282,13 +313,13 @@ impl Hash for ProviderKey {
     }
 }
 
-/// The shelves of one solver.
-#[derive(Debug, Clone, Default)]
+/// The shelves of one solver, as indexes into [`ResourceIndex::shelves`].
+#[derive(Debug, Clone)]
 struct SolverShelves {
     /// Offers that take any module, at their default price.
-    any: Shelf,
+    any: u32,
     /// Offers that name the module: in their allowlist, or priced on its own.
-    modules: KeyedMap<ModuleId, Shelf>,
+    modules: KeyedMap<ModuleId, u32>,
     /// Every offer, by provider, for targeted jobs (a provider has a few).
     providers: KeyedMap<ProviderKey, Vec<Seq>>,
 }
@@ -316,6 +347,38 @@ impl SolverShelves {
 #[derive(Debug, Clone, Default)]
 pub(super) struct ResourceIndex {
     solvers: BTreeMap<Address, SolverShelves>,
+    /// Every shelf, addressed by index, so that an offer's [`Filing`]s
+    /// reach their shelves without a lookup.
+    shelves: Vec<Shelf>,
+    /// Indexes of freed shelves, reused first.
+    free_shelves: Vec<u32>,
+}
+
+/// Where a resting resource offer is filed: a shelf (its index in
+/// [`ResourceIndex::shelves`]) and its price key there. Kept with the
+/// offer, so that unfiling it recomputes no price and looks up no module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Filing {
+    shelf: u32,
+    price: u128,
+}
+
+/// Takes a free shelf (or a new one) for `module`; returns its index.
+fn new_shelf(shelves: &mut Vec<Shelf>, free: &mut Vec<u32>, module: Option<ModuleId>) -> u32 {
+    let shelf = Shelf { module, ..Shelf::default() };
+    match free.pop() {
+        Some(i) => {
+            if let Some(s) = shelves.get_mut(i as usize) {
+                *s = shelf;
+            }
+            i
+        }
+        None => {
+            shelves.push(shelf);
+            // More than 2^32 shelves would not fit in memory anyway.
+            u32::try_from(shelves.len() - 1).unwrap_or(u32::MAX)
+        }
+    }
 }
 
 /// The heads of the ladders of a shelf whose class may fit `job`, each
@@ -324,7 +387,7 @@ fn tagged_heads(
     shelf: Option<&Shelf>,
     from_any: bool,
     job: Class,
-) -> impl Iterator<Item = (U256, Seq, Class, bool)> + '_ {
+) -> impl Iterator<Item = (u128, Seq, Class, bool)> + '_ {
     shelf
         .into_iter()
         .flat_map(|s| s.heads.iter())
@@ -334,61 +397,86 @@ fn tagged_heads(
 
 /// Calls `f(module, price)` for each filing of a resource offer; `None` is
 /// the "any module" shelf.
-fn for_each_filing(offer: &ResourceOffer, mut f: impl FnMut(Option<&ModuleId>, U256)) {
+fn for_each_filing(offer: &ResourceOffer, mut f: impl FnMut(Option<&ModuleId>, u128)) {
     match &offer.modules {
         ModulePolicy::Any => {
-            f(None, offer.default_price);
+            f(None, price_key(offer.default_price));
             for (module, price) in &offer.module_prices {
-                f(Some(module), *price);
+                f(Some(module), price_key(*price));
             }
         }
         ModulePolicy::Only(set) => {
             for module in set {
-                f(Some(module), offer.price_for(module));
+                f(Some(module), price_key(offer.price_for(module)));
             }
         }
     }
 }
 
 impl ResourceIndex {
-    /// Files a resource offer.
-    pub(super) fn insert(&mut self, seq: Seq, offer: &ResourceOffer, class: Class) {
-        let shelves = self.solvers.entry(offer.solver).or_default();
-        for_each_filing(offer, |module, price| {
-            let shelf = match module {
-                None => &mut shelves.any,
-                Some(m) => shelves.modules.entry(*m).or_default(),
-            };
-            shelf.insert(class, (price, seq));
+    /// Files a resource offer; returns its filings, for [`remove`](Self::remove).
+    pub(super) fn insert(&mut self, seq: Seq, offer: &ResourceOffer, class: Class) -> Vec<Filing> {
+        let Self { solvers, shelves, free_shelves } = self;
+        let solver = solvers.entry(offer.solver).or_insert_with(|| SolverShelves {
+            any: new_shelf(shelves, free_shelves, None),
+            modules: KeyedMap::default(),
+            providers: KeyedMap::default(),
         });
-        shelves.providers.entry(ProviderKey(offer.provider)).or_default().push(seq);
+        let count = match &offer.modules {
+            ModulePolicy::Any => 1 + offer.module_prices.len(),
+            ModulePolicy::Only(set) => set.len(),
+        };
+        let mut filings = Vec::with_capacity(count);
+        for_each_filing(offer, |module, price| {
+            let index = match module {
+                None => solver.any,
+                Some(m) => *solver
+                    .modules
+                    .entry(*m)
+                    .or_insert_with(|| new_shelf(shelves, free_shelves, Some(*m))),
+            };
+            if let Some(shelf) = shelves.get_mut(index as usize) {
+                shelf.insert(class, (price, seq));
+            }
+            filings.push(Filing { shelf: index, price });
+        });
+        solver.providers.entry(ProviderKey(offer.provider)).or_default().push(seq);
+        filings
     }
 
     /// Unfiles a resource offer (the same offer and class that were filed
-    /// under `seq`).
-    pub(super) fn remove(&mut self, seq: Seq, offer: &ResourceOffer, class: Class) {
-        if let Some(shelves) = self.solvers.get_mut(&offer.solver) {
-            for_each_filing(offer, |module, price| match module {
-                None => shelves.any.remove(class, (price, seq)),
-                Some(m) => {
-                    if let Some(shelf) = shelves.modules.get_mut(m) {
-                        shelf.remove(class, (price, seq));
-                        if shelf.is_empty() {
-                            shelves.modules.remove(m);
-                        }
-                    }
-                }
-            });
-            let key = ProviderKey(offer.provider);
-            if let Some(seqs) = shelves.providers.get_mut(&key) {
-                seqs.retain(|&s| s != seq);
-                if seqs.is_empty() {
-                    shelves.providers.remove(&key);
-                }
+    /// under `seq`, with the filings [`insert`](Self::insert) returned).
+    pub(super) fn remove(
+        &mut self,
+        seq: Seq,
+        offer: &ResourceOffer,
+        class: Class,
+        filings: &[Filing],
+    ) {
+        let Some(solver) = self.solvers.get_mut(&offer.solver) else { return };
+        for filing in filings {
+            let Some(shelf) = self.shelves.get_mut(filing.shelf as usize) else { continue };
+            shelf.remove(class, (filing.price, seq));
+            if shelf.is_empty()
+                && let Some(module) = shelf.module
+            {
+                solver.modules.remove(&module);
+                self.free_shelves.push(filing.shelf);
             }
-            if shelves.is_empty() {
-                self.solvers.remove(&offer.solver);
+        }
+        let key = ProviderKey(offer.provider);
+        if let Some(seqs) = solver.providers.get_mut(&key) {
+            seqs.retain(|&s| s != seq);
+            if seqs.is_empty() {
+                solver.providers.remove(&key);
             }
+        }
+        if solver.is_empty() {
+            self.free_shelves.push(solver.any);
+            for &index in solver.modules.values() {
+                self.free_shelves.push(index);
+            }
+            self.solvers.remove(&offer.solver);
         }
     }
 
@@ -403,6 +491,12 @@ impl ResourceIndex {
     /// of the classes that may fit it; a ladder is opened only when the merge
     /// reaches its head and the head is turned down. A targeted job checks
     /// every offer of its provider.
+    ///
+    /// Ladders order by [`price_key`], exact for prices up to `u128::MAX`.
+    /// Dearer prices (only invalid offers have them) share the saturated key
+    /// and come last; once a candidate with that key is taken, every one
+    /// left has it too, so the search takes the least (exact price, seq) of
+    /// them all.
     pub(super) fn cheapest_for(
         &self,
         job: &JobOffer,
@@ -421,19 +515,30 @@ impl ResourceIndex {
             }
             return best.map(|(price, seq)| (seq, price));
         }
-        let shelves = self.solvers.get(&job.solver)?;
-        let own = shelves.modules.get(&job.module_id);
-        let mut heads = merge(
-            tagged_heads(own, false, job_class),
-            tagged_heads(Some(&shelves.any), true, job_class),
-        )
-        .peekable();
+        let solver = self.solvers.get(&job.solver)?;
+        let own = solver.modules.get(&job.module_id).and_then(|&i| self.shelves.get(i as usize));
+        let any = self.shelves.get(solver.any as usize)?;
+        let max_key = price_key(job.max_price);
+        // The best taken candidate with a saturated key, exactly ordered.
+        let mut saturated: Option<(U256, Seq)> = None;
+        let mut take = |seq: Seq, price: U256| {
+            if price_key(price) < u128::MAX {
+                return Some((seq, price));
+            }
+            if saturated.is_none_or(|best| (price, seq) < best) {
+                saturated = Some((price, seq));
+            }
+            None
+        };
+        let mut heads =
+            merge(tagged_heads(own, false, job_class), tagged_heads(Some(any), true, job_class))
+                .peekable();
         // Ladders whose head was turned down: (next entry, rest, from_any).
         // Usually the first head is taken and nothing is opened; otherwise a
         // few are, so a linear scan beats a heap.
         let mut open: Vec<OpenLadder<'_>> = Vec::new();
         loop {
-            let next_head = heads.peek().copied().filter(|h| h.0 <= job.max_price);
+            let next_head = heads.peek().copied().filter(|h| h.0 <= max_key);
             let next_open = open
                 .iter()
                 .enumerate()
@@ -444,32 +549,36 @@ impl ResourceIndex {
                     if next_open.is_none_or(|(_, key)| (price, seq) < key) =>
                 {
                     heads.next();
-                    if let Some(price) = accept(seq, from_any) {
-                        return Some((seq, price));
+                    if let Some(price) = accept(seq, from_any)
+                        && let Some(found) = take(seq, price)
+                    {
+                        return Some(found);
                     }
-                    let shelf = if from_any { &shelves.any } else { own? };
+                    let shelf = if from_any { any } else { own? };
                     let mut rest = shelf.ladders.get(&class)?.iter();
                     // The head itself.
                     rest.next();
                     if let Some(&next) = rest.next()
-                        && next.0 <= job.max_price
+                        && next.0 <= max_key
                     {
                         open.push((next, rest, from_any));
                     }
                 }
                 (_, Some((i, (_, seq)))) => {
                     let (key, rest, from_any) = open.get_mut(i)?;
-                    if let Some(price) = accept(seq, *from_any) {
-                        return Some((seq, price));
+                    if let Some(price) = accept(seq, *from_any)
+                        && let Some(found) = take(seq, price)
+                    {
+                        return Some(found);
                     }
                     match rest.next() {
-                        Some(&next) if next.0 <= job.max_price => *key = next,
+                        Some(&next) if next.0 <= max_key => *key = next,
                         _ => {
                             drop(open.swap_remove(i));
                         }
                     }
                 }
-                (_, None) => return None,
+                (_, None) => return saturated.map(|(price, seq)| (seq, price)),
             }
         }
     }

@@ -32,8 +32,11 @@
 //! Resource offers are filed per solver on *shelves*: one for offers that
 //! take any module (at their default price), one per module for offers that
 //! name it (allowlist or own price, at their price for it). A shelf holds one
-//! price ladder (`BTreeSet<(price, seq)>`) per class and the *heads* (the
-//! cheapest entry of each ladder) in price order. Each solver also lists its
+//! price ladder (`BTreeSet<(price, seq)>`, the price as a `u128` key,
+//! saturated above `u128::MAX` where only invalid offers price) per class
+//! and the *heads* (the cheapest entry of each ladder) in a sorted vector.
+//! Shelves live in one slab, and each resting resource offer keeps its
+//! filings (shelf index and price key), so that unfiling it looks nothing up. Each solver also lists its
 //! offers per provider, for targeted jobs. Jobs are filed in age ladders
 //! (`BTreeSet<seq>`) per (solver, target) scope, module and class, with the
 //! heads of the ladders of a scope in age order.
@@ -57,9 +60,10 @@
 //!   those older than the match), L ladders open.
 //! - Filing a resource offer costs O(f log R), f = 1 + priced modules for
 //!   "any module", f = allowlist length otherwise, plus a push on its
-//!   provider's list; unfiling it (match or cancel) the same, plus O(P) to
-//!   find it in that list (P = the provider's resting offers, a handful for
-//!   real providers). A job is filed once, O(log J).
+//!   provider's list; unfiling it (match or cancel) O(f log R) from its
+//!   remembered filings, plus O(P) to find it in that list (P = the
+//!   provider's resting offers, a handful for real providers). A job is
+//!   filed once, O(log J).
 //! - `expire`: O(log n) per expired offer (expiries sit in a heap; entries
 //!   of offers that left are skipped then, and compacted away when they
 //!   outnumber the resting offers).
@@ -78,7 +82,7 @@ use std::{
 
 use alloy_primitives::U256;
 
-use self::index::{Class, JobIndex, KeyedMap, ResourceIndex, Seq};
+use self::index::{Class, Filing, JobIndex, KeyedMap, ResourceIndex, Seq};
 pub use self::policy::{Mismatch, NetworkModules};
 use crate::{
     deal::{Deal, DealError, NetworkParams},
@@ -154,6 +158,9 @@ struct Resting<T> {
     offer: T,
     /// Its capability class, computed once on the way in.
     class: Class,
+    /// Where a resource offer is filed in the [`ResourceIndex`] (empty for
+    /// a job offer).
+    filings: Vec<Filing>,
 }
 
 /// An offer id as a map key, hashed as its four 8-byte words (rather than
@@ -246,10 +253,18 @@ impl<T> Side<T> {
     }
 
     /// Stores an offer at `seq`, whose slot must be [`next_slot`](Self::next_slot).
-    fn insert(&mut self, seq: Seq, id: OfferId, offer: T, class: Class, expiry: u64) {
+    fn insert(
+        &mut self,
+        seq: Seq,
+        id: OfferId,
+        offer: T,
+        class: Class,
+        expiry: u64,
+        filings: Vec<Filing>,
+    ) {
         self.ids.insert(IdKey(id), seq);
         self.expiries.push(Reverse((expiry, seq)));
-        let slot = Some(Slot { n: seq.n, resting: Resting { id, offer, class } });
+        let slot = Some(Slot { n: seq.n, resting: Resting { id, offer, class, filings } });
         if self.free.last() == Some(&seq.slot) {
             self.free.pop();
             if let Some(s) = self.place_mut(seq.slot) {
@@ -418,7 +433,7 @@ impl Matcher {
         let seq = self.take_seq(self.jobs.next_slot());
         self.job_index.insert(seq, &job, class);
         let expiry = job.expiry;
-        self.jobs.insert(seq, id, job, class, expiry);
+        self.jobs.insert(seq, id, job, class, expiry, Vec::new());
         Ok(None)
     }
 
@@ -452,9 +467,9 @@ impl Matcher {
             }));
         }
         let seq = self.take_seq(self.resources.next_slot());
-        self.resource_index.insert(seq, &resource, class);
+        let filings = self.resource_index.insert(seq, &resource, class);
         let expiry = resource.expiry;
-        self.resources.insert(seq, id, resource, class, expiry);
+        self.resources.insert(seq, id, resource, class, expiry, filings);
         Ok(None)
     }
 
@@ -466,7 +481,7 @@ impl Matcher {
 
     fn remove_resource_seq(&mut self, seq: Seq) -> Option<Resting<ResourceOffer>> {
         let resting = self.resources.remove(seq, |r| r.expiry)?;
-        self.resource_index.remove(seq, &resting.offer, resting.class);
+        self.resource_index.remove(seq, &resting.offer, resting.class, &resting.filings);
         Some(resting)
     }
 

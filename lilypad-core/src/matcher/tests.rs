@@ -289,3 +289,38 @@ fn expiry_heap_forgets_matched_offers_and_stays_exact() {
     assert_eq!(m.expire(2000).resources, [id(10_002)]);
     assert_eq!(m.resource_count(), 0);
 }
+
+#[test]
+fn prices_over_max_amount_still_order_exactly() {
+    // Invalid offers (prices over MAX_AMOUNT) share one ladder key; the
+    // search must still take the cheapest, then oldest, of them.
+    let huge = |shift: usize| U256::from(1) << shift;
+    let mut m = Matcher::default();
+    let prices = [huge(200), huge(129), U256::from(u128::MAX), huge(129), huge(128)];
+    for (n, p) in (1..).zip(prices) {
+        let offer = ResourceOffer { default_price: p, ..resource() };
+        assert_eq!(m.add_resource(id(n), offer, 0).deal(), Ok(None));
+    }
+    let rich = |n: u64| (id(n), JobOffer { max_price: U256::MAX, ..job() });
+    let mut order = Vec::new();
+    for n in 10..15 {
+        let (jid, j) = rich(n);
+        let deal = m.add_job(jid, j, 0).deal().ok().flatten().map(|d| (d.resource, d.price));
+        order.extend(deal);
+    }
+    let expected = [(3, prices[2]), (5, prices[4]), (2, prices[1]), (4, prices[3]), (1, prices[0])]
+        .map(|(n, p)| (id(n), p));
+    assert_eq!(order, expected);
+    // A job that pays just u128::MAX takes only offers priced at most that.
+    let mut m = Matcher::default();
+    for (n, p) in (1..).zip(prices) {
+        let offer = ResourceOffer { default_price: p, ..resource() };
+        assert_eq!(m.add_resource(id(n), offer, 0).deal(), Ok(None));
+    }
+    let capped = JobOffer { max_price: U256::from(u128::MAX), ..job() };
+    assert_eq!(
+        m.add_job(id(20), capped.clone(), 0).deal(),
+        Ok(Some(Match { job: id(20), resource: id(3), price: prices[2] }))
+    );
+    assert_eq!(m.add_job(id(21), capped, 0).deal(), Ok(None));
+}
