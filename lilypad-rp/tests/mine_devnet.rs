@@ -92,3 +92,34 @@ async fn wrong_nonce_is_rejected_with_a_readable_error() {
     other.submit_work(B256::ZERO, nonce).await.unwrap();
     net.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_miner_hashes_nothing_until_resumed() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let dir = tempfile::tempdir().unwrap();
+    let net = start(dir.path()).await;
+    let rp = net.account(devnet::PROVIDER);
+    let pause = Arc::new(AtomicBool::new(true));
+    let opts = MineOptions {
+        rounds: Some(1),
+        round_poll: Duration::from_millis(300),
+        batch_time: Duration::from_millis(100),
+        pause: Arc::clone(&pause),
+        ..MineOptions::default()
+    };
+    let miner = tokio::spawn(async move { mine(&rp, Arc::new(CpuMiner::new()), &opts).await });
+
+    // Paused (as while a job runs): well past many batch times, no proof is made.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!miner.is_finished(), "a paused miner found a proof");
+
+    // Resumed: the round's proof follows.
+    pause.store(false, Ordering::Relaxed);
+    let proofs = tokio::time::timeout(Duration::from_secs(60), miner)
+        .await
+        .expect("the resumed miner finishes its round")
+        .unwrap()
+        .unwrap();
+    assert_eq!(proofs.len(), 1);
+}
