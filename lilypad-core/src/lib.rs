@@ -16,6 +16,7 @@
 
 pub mod deal;
 pub mod eip712;
+pub mod inputs;
 pub mod matcher;
 pub mod module;
 pub mod offer;

@@ -10,5 +10,6 @@ mod devnet;
 mod differential;
 mod eip712;
 mod jobs;
+mod module_resolve;
 mod outcomes;
 mod rejections;

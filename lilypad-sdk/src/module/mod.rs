@@ -1,7 +1,5 @@
-//! Loading modules from disk.
-//!
-//! Git resolution of remote modules arrives with job submission; local
-//! directories and template files work without any network.
+//! Loading modules: local templates, and git modules resolved to an exact
+//! commit through a cache ([`ModuleCache`]).
 
 use std::{
     collections::BTreeMap,
@@ -9,6 +7,10 @@ use std::{
     io::Read,
     path::{Path, PathBuf},
 };
+
+mod resolve;
+
+pub use resolve::{GIT_TIMEOUT, ModuleCache, ResolveError, ResolvedModule};
 
 use lilypad_core::module::{
     ModuleError, ModuleSpec,
