@@ -91,6 +91,9 @@ pub enum InputsError {
         /// keccak256 of the bytes received.
         actual: B256,
     },
+    /// An input file key that is not a plain name (it becomes a file name).
+    #[error("input file key {0:?} must be letters, digits, '.', '_' or '-' (not '.' or '..')")]
+    BadFileKey(String),
     /// The module source does not give the offer's module id.
     #[error("job inputs name module {actual}, but the offer is for module {expected}")]
     ModuleMismatch {
@@ -138,8 +141,20 @@ impl JobInputs {
         if inputs.canonical_bytes() != bytes {
             return Err(InputsError::NotCanonical);
         }
+        if let Some(key) = inputs.files.keys().find(|k| !is_plain_name(k)) {
+            return Err(InputsError::BadFileKey(key.clone()));
+        }
         Ok(inputs)
     }
+}
+
+/// Whether `key` can name a file: letters, digits, '.', '_' and '-', not `.` or `..`.
+pub fn is_plain_name(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 128
+        && key != "."
+        && key != ".."
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 #[cfg(test)]
@@ -185,6 +200,12 @@ mod tests {
         let pretty = serde_json::to_vec_pretty(&i).unwrap();
         assert!(matches!(JobInputs::parse(&pretty), Err(InputsError::NotCanonical)));
         assert!(matches!(JobInputs::parse(b"{\"module\":1}"), Err(InputsError::Malformed(_))));
+        let mut bad = sample();
+        bad.files.insert("../etc".into(), "Qm".into());
+        assert!(matches!(
+            JobInputs::parse(&bad.canonical_bytes()),
+            Err(InputsError::BadFileKey(_))
+        ));
         let big = vec![b' '; MAX_INPUTS_BYTES + 1];
         assert!(matches!(JobInputs::parse(&big), Err(InputsError::TooLarge(_))));
     }

@@ -1,0 +1,447 @@
+//! The job creator's flow; see the [module docs](super).
+
+use std::{collections::BTreeMap, path::Path, time::Duration};
+
+use alloy::primitives::{Address, B256, U256};
+use futures::StreamExt;
+use lilypad_core::{
+    inputs::{JobInputs, ModuleSource},
+    offer::JobOffer,
+};
+use tokio::time::{Instant, sleep};
+use tokio_util::sync::CancellationToken;
+
+use super::{JobError, JobEvent, JobOutcome, JobRequest};
+use crate::{
+    chain::{ChainClient, ControllerEvent, DealStatus, registry::roles},
+    module::ModuleCache,
+    solver::{
+        SolverClient,
+        api::{EventKind, OfferState},
+    },
+    storage::{StorageClient, StorageError},
+};
+
+/// Knobs of the flow.
+#[derive(Debug, Clone)]
+pub struct JobOptions {
+    /// Max price when the request names none, in token base units.
+    pub default_max_price: U256,
+    /// How long the offer stays valid (and so how long to wait for a match).
+    pub offer_ttl: Duration,
+    /// Seconds the provider has to submit results, when the module names no timeout.
+    pub default_timeout_secs: u64,
+    /// Mediators the job creator trusts; empty means every mediator registered on chain.
+    pub mediators: Vec<Address>,
+    /// Approve the controller for the payment collateral when the allowance is short.
+    pub approve: bool,
+    /// Polling period of the fallback paths (solver offer state, chain deal state).
+    pub poll_interval: Duration,
+}
+
+impl Default for JobOptions {
+    fn default() -> Self {
+        Self {
+            default_max_price: U256::from(10u64).pow(U256::from(18u64)),
+            offer_ttl: Duration::from_secs(120),
+            default_timeout_secs: 600,
+            mediators: Vec::new(),
+            approve: true,
+            poll_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Runs jobs for one job creator account.
+#[derive(Debug, Clone)]
+pub struct JobCreator {
+    chain: ChainClient,
+    solver: SolverClient,
+    storage: StorageClient,
+    modules: ModuleCache,
+    options: JobOptions,
+    solver_address: Address,
+}
+
+impl JobCreator {
+    /// A job creator signing with `chain`'s signer, talking to `solver` (whose chain
+    /// account is `solver_address`) and `storage`.
+    pub fn new(
+        chain: ChainClient,
+        solver: SolverClient,
+        storage: StorageClient,
+        modules: ModuleCache,
+        options: JobOptions,
+        solver_address: Address,
+    ) -> Self {
+        Self { chain, solver, storage, modules, options, solver_address }
+    }
+
+    /// The chain client.
+    pub fn chain(&self) -> &ChainClient {
+        &self.chain
+    }
+
+    /// Runs a job to accepted results, reporting each step to `on_event`.
+    pub async fn run(
+        &self,
+        request: &JobRequest,
+        cancel: &CancellationToken,
+        mut on_event: impl FnMut(JobEvent) + Send,
+    ) -> Result<JobOutcome, JobError> {
+        let me = self
+            .chain
+            .address()
+            .ok_or_else(|| JobError::Other("the chain client has no signer".into()))?;
+
+        // 1. Module and inputs, before anything touches the network.
+        let modules = self.modules.clone();
+        let reference = request.module.clone();
+        let resolved = tokio::task::spawn_blocking(move || modules.resolve_str(&reference))
+            .await
+            .map_err(|e| JobError::Other(format!("module resolution panicked: {e}")))??;
+        let (rendered, spec) = resolved.template.render(&request.values)?;
+        on_event(JobEvent::ModuleResolved {
+            module_id: resolved.id,
+            source: describe_source(&resolved.source),
+            missing_inputs: rendered.missing_inputs.clone(),
+        });
+
+        for (key, path) in &request.files {
+            std::fs::metadata(path).map_err(|source| JobError::InputFile {
+                key: key.clone(),
+                path: path.clone(),
+                source,
+            })?;
+        }
+
+        // 2. Money: checked before anything is posted.
+        let max_price = request.max_price.unwrap_or(self.options.default_max_price);
+        let need = max_price;
+        let have = self.chain.token_balance(me).await?;
+        if have < need {
+            return Err(JobError::InsufficientFunds { account: me, need, have });
+        }
+        let controller = self.chain.config().contracts.controller;
+        let allowance = self.chain.allowance(me, controller).await?;
+        if allowance < need {
+            if !self.options.approve {
+                return Err(JobError::InsufficientAllowance { account: me, need, have: allowance });
+            }
+            self.chain.approve_controller(need).await?;
+            on_event(JobEvent::Approved { amount: need });
+        }
+
+        // 3. Input files travel by CID.
+        let mut files = BTreeMap::new();
+        for (key, path) in &request.files {
+            let cid = self.storage.publish_path(path).await?;
+            on_event(JobEvent::InputUploaded { key: key.clone(), cid: cid.to_string() });
+            files.insert(key.clone(), cid.to_string());
+        }
+        let inputs = JobInputs {
+            module: resolved.source.clone(),
+            values: request.values.clone(),
+            files,
+        };
+        let inputs_bytes = inputs.canonical_bytes();
+
+        // 4. The offer.
+        let mediators = if self.options.mediators.is_empty() {
+            let n = self.chain.member_count(roles::MEDIATOR).await?;
+            self.chain.members(roles::MEDIATOR, 0, n).await?
+        } else {
+            self.options.mediators.clone()
+        };
+        if mediators.is_empty() {
+            return Err(JobError::Other(
+                "no mediators: none are registered on chain and none were given".into(),
+            ));
+        }
+        let now = self.chain.latest_timestamp().await?;
+        let expiry = now + self.options.offer_ttl.as_secs().max(1);
+        let timeout_secs =
+            if spec.timeout_secs > 0 { spec.timeout_secs } else { self.options.default_timeout_secs };
+        let offer = JobOffer {
+            creator: me,
+            module_id: resolved.id,
+            inputs_hash: inputs.hash(),
+            requirements: spec.resources.clone(),
+            max_price,
+            payment_collateral: need,
+            // The provider needs time to pull the image and publish as well as to run.
+            timeout_secs: timeout_secs.saturating_add(120),
+            mediators: mediators.into_iter().collect(),
+            solver: self.solver_address,
+            target: request.target,
+            expiry,
+            nonce: random_nonce(),
+        };
+        let signed = self.chain.sign_job_offer(&offer)?;
+        let offer_id = signed.id;
+        self.solver.post_job_offer(&signed, &inputs_bytes).await?;
+        on_event(JobEvent::OfferPosted { offer_id, expiry });
+
+        // 5. The deal.
+        let deal_id = match self.wait_for_deal(offer_id, expiry, cancel).await {
+            Ok(id) => id,
+            Err(e) => {
+                if matches!(e, JobError::Cancelled(_) | JobError::NoMatch { .. }) {
+                    // Make sure the offer can never become a deal; a deal that won the race
+                    // is reported instead.
+                    self.withdraw(&offer).await?;
+                    if let Some(deal) = self.deal_for(offer_id).await? {
+                        return Err(JobError::Other(format!(
+                            "the offer became deal {deal} while it was being withdrawn; \
+                             follow it with `lilypad-cli deals show {deal}`"
+                        )));
+                    }
+                    on_event(JobEvent::OfferWithdrawn);
+                }
+                return Err(e);
+            }
+        };
+        let deal = self
+            .chain
+            .deal(deal_id)
+            .await?
+            .ok_or_else(|| JobError::Other(format!("deal {deal_id} is not on chain")))?;
+        on_event(JobEvent::DealAgreed {
+            deal_id,
+            provider: deal.provider,
+            price: deal.price,
+            deadline: deal.deadline,
+        });
+
+        // 6. Results on chain.
+        let cid = match self.wait_for_results(deal_id, deal.deadline, cancel).await? {
+            Some(cid) => cid,
+            None => {
+                let finished = self.chain.claim_timeout(deal_id).await?;
+                on_event(JobEvent::TimedOut { refunded: finished.to_job_creator });
+                return Err(JobError::ProviderTimedOut {
+                    deal_id,
+                    provider: deal.provider,
+                    refunded: finished.to_job_creator,
+                });
+            }
+        };
+        on_event(JobEvent::ResultsSubmitted { cid: cid.to_string() });
+
+        // 7. Verified download; 8. accept or challenge.
+        let dest = request.output_dir.join(deal_id.to_string());
+        match self.storage.fetch(&cid, &dest).await {
+            Ok(_) => {}
+            Err(e) if is_verification_failure(&e) => {
+                let reason = e.to_string();
+                let created = self.deal_mediators(deal_id).await?;
+                let challenge = self.chain.challenge_results(deal_id, &created).await?;
+                on_event(JobEvent::Challenged { reason: reason.clone(), mediator: challenge.mediator });
+                return Err(JobError::ResultsRejected {
+                    deal_id,
+                    cid: cid.to_string(),
+                    reason,
+                    mediator: challenge.mediator,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        on_event(JobEvent::ResultsVerified { path: dest.clone() });
+        let finished = self.chain.accept_results(deal_id).await?;
+        on_event(JobEvent::Accepted {
+            paid: finished.to_provider,
+            refunded: finished.to_job_creator,
+        });
+        Ok(JobOutcome {
+            offer_id,
+            deal_id,
+            module_id: resolved.id,
+            provider: deal.provider,
+            price: deal.price,
+            results_cid: cid.to_string(),
+            exit_code: read_exit_code(&dest),
+            results_dir: dest,
+        })
+    }
+
+    /// Waits for the offer's deal: the solver's event stream first, its offer state
+    /// as a polling fallback when the stream is down.
+    async fn wait_for_deal(
+        &self,
+        offer_id: B256,
+        expiry: u64,
+        cancel: &CancellationToken,
+    ) -> Result<B256, JobError> {
+        let mut events = self.solver.events(None).boxed();
+        let mut stream_ok = true;
+        let mut next_poll = Instant::now();
+        loop {
+            if next_poll <= Instant::now() {
+                next_poll = Instant::now() + self.options.poll_interval;
+                let view = self.solver.job_offer(offer_id).await?;
+                match view.state {
+                    OfferState::Matched => {
+                        if let Some(deal) = view.deal_id {
+                            return Ok(deal);
+                        }
+                    }
+                    OfferState::Failed => {
+                        return Err(JobError::Rejected(
+                            view.reason.unwrap_or_else(|| "the deal could not be created".into()),
+                        ));
+                    }
+                    OfferState::Expired => {
+                        return Err(JobError::NoMatch { offer_id, reasons: reasons(&view) });
+                    }
+                    OfferState::Open | OfferState::Matching => {}
+                }
+                let now = self.chain.latest_timestamp().await?;
+                if now > expiry {
+                    return Err(JobError::NoMatch { offer_id, reasons: reasons(&view) });
+                }
+            }
+            let wait = next_poll.saturating_duration_since(Instant::now());
+            tokio::select! {
+                () = cancel.cancelled() => {
+                    return Err(JobError::Cancelled("before a provider took the job".into()));
+                }
+                event = events.next(), if stream_ok => match event {
+                    Some(Ok(e)) => match e.kind {
+                        EventKind::DealCreated { deal, .. } if deal.job_offer_id == offer_id => {
+                            return Ok(deal.id);
+                        }
+                        // Failures and expiry: the next poll reports them with reasons.
+                        EventKind::OfferFailed { offer_id: id, .. }
+                        | EventKind::OfferExpired { offer_id: id }
+                            if id == offer_id =>
+                        {
+                            next_poll = Instant::now();
+                        }
+                        _ => {}
+                    },
+                    // The stream reconnects by itself; polling covers the gap.
+                    Some(Err(_)) => {}
+                    None => stream_ok = false,
+                },
+                () = sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Waits for results on chain until the deal's deadline; `None` when it passed.
+    async fn wait_for_results(
+        &self,
+        deal_id: B256,
+        deadline: u64,
+        cancel: &CancellationToken,
+    ) -> Result<Option<cid::Cid>, JobError> {
+        let from = self.chain.config().deployed_at_block;
+        let mut poller = self.chain.poll_controller_events(from);
+        loop {
+            for (event, _) in poller.next_batch().await? {
+                if let ControllerEvent::ResultsSubmitted(e) = event {
+                    if e.dealId == deal_id {
+                        let cid = cid::Cid::try_from(e.resultsCid.as_ref()).map_err(|err| {
+                            JobError::Other(format!("the results CID on chain is malformed: {err}"))
+                        })?;
+                        return Ok(Some(cid));
+                    }
+                }
+            }
+            let deal = self.chain.deal(deal_id).await?;
+            if let Some(d) = &deal {
+                if d.status != DealStatus::Agreed && d.results.is_none() {
+                    return Err(JobError::Other(format!("deal {deal_id} ended: {:?}", d.status)));
+                }
+            }
+            let now = self.chain.latest_timestamp().await?;
+            if now > deadline {
+                return Ok(None);
+            }
+            tokio::select! {
+                // Cancelling after the deal exists cannot take the money back early: the
+                // refund path is the timeout claim, so keep waiting for it.
+                () = cancel.cancelled(), if false => {}
+                () = sleep(self.options.poll_interval) => {}
+            }
+        }
+    }
+
+    /// The deal's mediators, from its `DealCreated` event.
+    async fn deal_mediators(&self, deal_id: B256) -> Result<Vec<Address>, JobError> {
+        let mut poller = self.chain.poll_controller_events(self.chain.config().deployed_at_block);
+        loop {
+            let batch = poller.next_batch().await?;
+            if batch.is_empty() {
+                return Err(JobError::Other(format!("no DealCreated event for deal {deal_id}")));
+            }
+            for (event, _) in batch {
+                if let ControllerEvent::DealCreated(e) = event {
+                    if e.dealId == deal_id {
+                        return Ok(e.mediators);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The deal the offer became, if any.
+    async fn deal_for(&self, offer_id: B256) -> Result<Option<B256>, JobError> {
+        let mut poller = self.chain.poll_controller_events(self.chain.config().deployed_at_block);
+        loop {
+            let batch = poller.next_batch().await?;
+            if batch.is_empty() {
+                return Ok(None);
+            }
+            for (event, _) in batch {
+                if let ControllerEvent::DealCreated(e) = event {
+                    if e.jobOfferId == offer_id {
+                        return Ok(Some(e.dealId));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Invalidates the offer's nonce on chain so no solver can turn it into a deal.
+    async fn withdraw(&self, offer: &JobOffer) -> Result<(), JobError> {
+        let word = offer.nonce >> 8;
+        let bit = (offer.nonce & U256::from(0xffu64)).to::<usize>();
+        self.chain.invalidate_nonces(word, U256::from(1u8) << bit).await?;
+        Ok(())
+    }
+}
+
+fn reasons(view: &crate::solver::api::JobOfferStatus) -> Vec<String> {
+    view.mismatches.iter().map(|m| format!("resource offer {}: {}", m.resource_offer_id, m.reason)).collect()
+}
+
+/// Failures that make results unacceptable (as opposed to our own I/O or network
+/// trouble, which must not cost the provider its collateral).
+fn is_verification_failure(e: &StorageError) -> bool {
+    matches!(
+        e,
+        StorageError::HashMismatch { .. }
+            | StorageError::BadNode { .. }
+            | StorageError::UnsafeName { .. }
+            | StorageError::LimitExceeded { .. }
+            | StorageError::UnsupportedCid { .. }
+            | StorageError::NotFound { .. }
+    )
+}
+
+fn describe_source(source: &ModuleSource) -> String {
+    match source {
+        ModuleSource::Git { url, commit } => format!("{url} at {commit}"),
+        ModuleSource::Local { path, .. } => format!("{path} (local)"),
+    }
+}
+
+fn read_exit_code(dir: &Path) -> Option<i64> {
+    std::fs::read_to_string(dir.join("exitCode")).ok()?.trim().parse().ok()
+}
+
+fn random_nonce() -> U256 {
+    // 128 random bits: collisions are out of reach, and the bitmap word stays small.
+    U256::from(rand::random::<u128>())
+}

@@ -1,0 +1,253 @@
+//! Running a job as a job creator, from a module reference to verified results.
+//!
+//! [`JobCreator::run`] walks the whole protocol:
+//!
+//! 1. resolve the module to an exact version (git commit or local template hash)
+//!    and render it with the inputs, so errors surface before anything is paid;
+//! 2. upload input files to the network's storage (they travel by CID);
+//! 3. check the balance, approve the controller for the payment collateral if needed;
+//! 4. sign the job offer and post it, with its inputs, to the solver;
+//! 5. wait for the deal (the solver's event stream, with a polling fallback);
+//! 6. wait for the results on chain (the CID is read from the chain, never from the
+//!    solver or the provider);
+//! 7. download the results, verifying every block against the CID;
+//! 8. accept them, or challenge them when they fail verification.
+//!
+//! Progress is reported as a stream of typed [`JobEvent`]s through a callback.
+//! The flow honours timeouts (no match before the offer expires, no results before
+//! the deal's deadline) and cancellation: before a deal, the offer's nonce is
+//! invalidated on chain so it can never become one; after a deal, the refund path is
+//! a timeout claim once the provider's deadline has passed.
+
+mod creator;
+
+pub use creator::{JobCreator, JobOptions};
+
+use std::{collections::BTreeMap, path::PathBuf};
+
+use alloy::primitives::{Address, B256, U256};
+use serde::Serialize;
+
+use crate::{chain::ChainError, module::ResolveError, solver::SolverError, storage::StorageError};
+
+/// What the user asks for.
+#[derive(Debug, Clone, Default)]
+pub struct JobRequest {
+    /// The module as typed: `cowsay:v0.0.4`, `github.com/o/r:ref`, or a local path.
+    pub module: String,
+    /// Template inputs (`-i KEY=VALUE`).
+    pub values: BTreeMap<String, String>,
+    /// Input files (`--input-file KEY=PATH`).
+    pub files: BTreeMap<String, PathBuf>,
+    /// A provider the job must go to.
+    pub target: Option<Address>,
+    /// The most to pay, in token base units; `None` uses [`JobOptions::default_max_price`].
+    pub max_price: Option<U256>,
+    /// Where the results go: `<output_dir>/<deal id>/`.
+    pub output_dir: PathBuf,
+}
+
+/// A step of the flow, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum JobEvent {
+    /// The module is pinned to an exact version and renders with the inputs.
+    ModuleResolved {
+        /// Module id.
+        module_id: B256,
+        /// Human-readable source (URL at commit, or local path).
+        source: String,
+        /// Inputs the template looks up that were not given (rendered as Go's "no value").
+        missing_inputs: Vec<String>,
+    },
+    /// An input file is in storage.
+    InputUploaded {
+        /// The input key.
+        key: String,
+        /// Its CID.
+        cid: String,
+    },
+    /// The controller was approved to take the payment collateral.
+    Approved {
+        /// The new allowance.
+        amount: U256,
+    },
+    /// The solver stored the signed offer.
+    OfferPosted {
+        /// The offer id (its EIP-712 hash).
+        offer_id: B256,
+        /// Unix second the offer expires.
+        expiry: u64,
+    },
+    /// A deal exists on chain: collateral escrowed, the provider is running the job.
+    DealAgreed {
+        /// The deal id.
+        deal_id: B256,
+        /// The provider.
+        provider: Address,
+        /// The price.
+        price: U256,
+        /// Last second for the provider to submit results.
+        deadline: u64,
+    },
+    /// The provider submitted a results CID on chain.
+    ResultsSubmitted {
+        /// The CID.
+        cid: String,
+    },
+    /// Every byte of the results matched the CID; the files are on disk.
+    ResultsVerified {
+        /// Where.
+        path: PathBuf,
+    },
+    /// The results were accepted on chain: the provider is paid, the rest refunded.
+    Accepted {
+        /// Paid to the provider.
+        paid: U256,
+        /// Refunded to the job creator.
+        refunded: U256,
+    },
+    /// The results failed verification and were challenged.
+    Challenged {
+        /// Why.
+        reason: String,
+        /// The mediator drawn.
+        mediator: Address,
+    },
+    /// The job was cancelled before it became a deal; nothing was paid.
+    OfferWithdrawn,
+    /// The provider missed its deadline; the timeout was claimed and the job creator refunded.
+    TimedOut {
+        /// Refunded to the job creator (its collateral plus the provider's timeout collateral).
+        refunded: U256,
+    },
+}
+
+/// A finished job.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobOutcome {
+    /// The offer id.
+    pub offer_id: B256,
+    /// The deal id.
+    pub deal_id: B256,
+    /// The module id.
+    pub module_id: B256,
+    /// The provider that ran it.
+    pub provider: Address,
+    /// The price paid.
+    pub price: U256,
+    /// The verified results CID.
+    pub results_cid: String,
+    /// The results directory (`stdout`, `stderr`, `exitCode`, `outputs/`).
+    pub results_dir: PathBuf,
+    /// The job's exit code, if the results carry one.
+    pub exit_code: Option<i64>,
+}
+
+/// Why a job did not produce accepted results.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JobError {
+    /// The module could not be resolved or rendered.
+    #[error(transparent)]
+    Module(#[from] ResolveError),
+    /// The module renders, but not to a valid module.
+    #[error(transparent)]
+    Load(#[from] crate::module::LoadError),
+    /// A file input given that cannot be read.
+    #[error("input file {key}={}: {source}", .path.display())]
+    InputFile {
+        /// The key.
+        key: String,
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not enough tokens for the payment collateral; nothing was posted.
+    #[error(
+        "insufficient funds: the job needs {need} base units of payment collateral, {account} has {have}; nothing was posted"
+    )]
+    InsufficientFunds {
+        /// The account.
+        account: Address,
+        /// What the offer needs.
+        need: U256,
+        /// The balance.
+        have: U256,
+    },
+    /// Allowance too low and approving was turned off; nothing was posted.
+    #[error(
+        "insufficient allowance: the controller may take {have} base units from {account}, the job needs {need}; approve it or drop --no-approve; nothing was posted"
+    )]
+    InsufficientAllowance {
+        /// The account.
+        account: Address,
+        /// What the offer needs.
+        need: U256,
+        /// The allowance.
+        have: U256,
+    },
+    /// No provider took the job before the offer expired.
+    #[error("no provider matched the job before its offer expired{}", fmt_reasons(.reasons))]
+    NoMatch {
+        /// The offer.
+        offer_id: B256,
+        /// The matcher's reasons, one per resource offer considered.
+        reasons: Vec<String>,
+    },
+    /// The solver refused the offer or failed to create its deal.
+    #[error("the solver rejected the job: {0}")]
+    Rejected(String),
+    /// The provider did not submit results in time; the timeout was claimed.
+    #[error("provider {provider} did not submit results for deal {deal_id} in time; refunded {refunded} base units")]
+    ProviderTimedOut {
+        /// The deal.
+        deal_id: B256,
+        /// The provider.
+        provider: Address,
+        /// Refunded to the job creator.
+        refunded: U256,
+    },
+    /// The results failed verification; they were challenged.
+    #[error("results {cid} of deal {deal_id} failed verification and were challenged (mediator {mediator}): {reason}")]
+    ResultsRejected {
+        /// The deal.
+        deal_id: B256,
+        /// The CID the provider submitted.
+        cid: String,
+        /// What was wrong.
+        reason: String,
+        /// The mediator drawn.
+        mediator: Address,
+    },
+    /// Cancelled by the caller.
+    #[error("cancelled: {0}")]
+    Cancelled(String),
+    /// Chain failure.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// Solver failure.
+    #[error(transparent)]
+    Solver(#[from] SolverError),
+    /// Storage failure (not a verification failure of the results).
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Anything else, with context.
+    #[error("{0}")]
+    Other(String),
+}
+
+fn fmt_reasons(reasons: &[String]) -> String {
+    if reasons.is_empty() {
+        " (no resource offer was available)".to_owned()
+    } else {
+        let mut s = String::from(":");
+        for r in reasons {
+            s.push_str("\n  - ");
+            s.push_str(r);
+        }
+        s
+    }
+}
