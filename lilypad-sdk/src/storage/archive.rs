@@ -54,7 +54,11 @@ fn resolve_lexically(from: &[&std::ffi::OsStr], target: &Path) -> Option<usize> 
 /// unpacked into a temporary directory beside `dest`, renamed to `dest` only
 /// when the whole archive passed: on error nothing appears at `dest`.
 /// Returns the bytes of file content unpacked.
-pub fn extract_tar_safe(reader: impl Read, dest: &Path, limits: &Limits) -> Result<u64, StorageError> {
+pub fn extract_tar_safe(
+    reader: impl Read,
+    dest: &Path,
+    limits: &Limits,
+) -> Result<u64, StorageError> {
     if fs::symlink_metadata(dest).is_ok() {
         return Err(StorageError::DestinationExists { path: dest.to_owned() });
     }
@@ -88,7 +92,10 @@ pub fn extract_tar_safe(reader: impl Read, dest: &Path, limits: &Limits) -> Resu
         }
         entries += 1;
         if entries > limits.max_entries {
-            return Err(StorageError::LimitExceeded { what: "archive entries", limit: limits.max_entries });
+            return Err(StorageError::LimitExceeded {
+                what: "archive entries",
+                limit: limits.max_entries,
+            });
         }
         if parts.len() > limits.max_depth as usize + 1 {
             return Err(StorageError::LimitExceeded {
@@ -108,27 +115,51 @@ pub fn extract_tar_safe(reader: impl Read, dest: &Path, limits: &Limits) -> Resu
             }
             EntryType::Directory => {}
             EntryType::Symlink => {
-                let target = entry.link_name().map_err(StorageError::io(dest))?.ok_or_else(|| refuse(&path, "symlink without target"))?;
+                let target = entry
+                    .link_name()
+                    .map_err(StorageError::io(dest))?
+                    .ok_or_else(|| refuse(&path, "symlink without target"))?;
                 if target.is_absolute() {
-                    return Err(refuse(&path, format!("symlink to the absolute path {}", target.display())));
+                    return Err(refuse(
+                        &path,
+                        format!("symlink to the absolute path {}", target.display()),
+                    ));
                 }
                 if resolve_lexically(&parts[..parts.len() - 1], &target).is_none() {
-                    return Err(refuse(&path, format!("symlink to {} escapes the destination", target.display())));
+                    return Err(refuse(
+                        &path,
+                        format!("symlink to {} escapes the destination", target.display()),
+                    ));
                 }
                 links.push(parts.iter().collect());
             }
             EntryType::Link => {
-                let target = entry.link_name().map_err(StorageError::io(dest))?.ok_or_else(|| refuse(&path, "hard link without target"))?;
-                let target_parts = plain_components(&target)
-                    .map_err(|_| refuse(&path, format!("hard link to {} escapes the destination", target.display())))?;
+                let target = entry
+                    .link_name()
+                    .map_err(StorageError::io(dest))?
+                    .ok_or_else(|| refuse(&path, "hard link without target"))?;
+                let target_parts = plain_components(&target).map_err(|_| {
+                    refuse(
+                        &path,
+                        format!("hard link to {} escapes the destination", target.display()),
+                    )
+                })?;
                 let existing = root.join(target_parts.iter().collect::<PathBuf>());
                 let is_file = fs::symlink_metadata(&existing).is_ok_and(|m| m.is_file());
                 if !is_file {
-                    return Err(refuse(&path, format!("hard link to {}, not a file unpacked before it", target.display())));
+                    return Err(refuse(
+                        &path,
+                        format!("hard link to {}, not a file unpacked before it", target.display()),
+                    ));
                 }
             }
             EntryType::XGlobalHeader | EntryType::XHeader => continue,
-            other => return Err(refuse(&path, format!("special entry type {other:?} (device, FIFO, ...)"))),
+            other => {
+                return Err(refuse(
+                    &path,
+                    format!("special entry type {other:?} (device, FIFO, ...)"),
+                ));
+            }
         }
         // unpack_in refuses to write through a symlinked parent that leads outside `root`.
         if !entry.unpack_in(&root).map_err(StorageError::io(root.join(&path)))? {
@@ -142,7 +173,12 @@ pub fn extract_tar_safe(reader: impl Read, dest: &Path, limits: &Limits) -> Resu
         let full = root.join(&link);
         match full.canonicalize() {
             Ok(real) if real.starts_with(&real_root) => {}
-            Ok(real) => return Err(refuse(&link, format!("symlink resolves outside the destination, to {}", real.display()))),
+            Ok(real) => {
+                return Err(refuse(
+                    &link,
+                    format!("symlink resolves outside the destination, to {}", real.display()),
+                ));
+            }
             Err(_) => return Err(refuse(&link, "dangling symlink")),
         }
     }

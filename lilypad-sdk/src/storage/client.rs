@@ -124,7 +124,10 @@ impl StorageClient {
     /// Uploads one block (`block/put`); checks the server named it with the same hash.
     pub async fn put_block(&self, cid: &Cid, data: Vec<u8>) -> Result<(), StorageError> {
         let codec = if cid.codec() == super::RAW { "raw" } else { "dag-pb" };
-        let url = format!("{}?cid-codec={codec}&mhtype=sha2-256&mhlen=32&pin=false", self.url("block/put"));
+        let url = format!(
+            "{}?cid-codec={codec}&mhtype=sha2-256&mhlen=32&pin=false",
+            self.url("block/put")
+        );
         let form = Form::new().part("file", Part::bytes(data).file_name("block"));
         let http_err = |source| StorageError::Http { url: url.clone(), source };
         let resp = self.http.post(&url).multipart(form).send().await.map_err(http_err)?;
@@ -145,7 +148,10 @@ impl StorageClient {
         let http_err = |source| StorageError::Http { url: url.clone(), source };
         let resp = self.http.post(&url).send().await.map_err(http_err)?;
         let mut resp = Self::check(&url, resp).await?;
-        let too_big = || StorageError::Protocol { url: url.clone(), reason: format!("block larger than {MAX_BLOCK_SIZE} bytes") };
+        let too_big = || StorageError::Protocol {
+            url: url.clone(),
+            reason: format!("block larger than {MAX_BLOCK_SIZE} bytes"),
+        };
         if resp.content_length().is_some_and(|n| n > MAX_BLOCK_SIZE as u64) {
             return Err(too_big());
         }
@@ -180,7 +186,10 @@ impl StorageClient {
             Ok((tmp, store, root.cid, cids))
         })
         .await
-        .map_err(|e| StorageError::Io { path: PathBuf::new(), source: std::io::Error::other(e) })??;
+        .map_err(|e| StorageError::Io {
+            path: PathBuf::new(),
+            source: std::io::Error::other(e),
+        })??;
         let (_tmp, store, root, cids) = staged;
         stream::iter(cids)
             .map(|cid| {
@@ -252,7 +261,10 @@ impl StorageClient {
     pub async fn cat(&self, cid: &Cid) -> Result<Vec<u8>, StorageError> {
         let root = walk::get_node(self, cid).await?;
         if let Node::Directory { .. } = root {
-            return Err(StorageError::BadNode { cid: *cid, reason: "a directory, not a file".into() });
+            return Err(StorageError::BadNode {
+                cid: *cid,
+                reason: "a directory, not a file".into(),
+            });
         }
         let mut out = Vec::new();
         let mut counters = Counters::default();

@@ -15,11 +15,11 @@
 //!
 //! See `docs/storage.md` for the layout and the guarantees.
 
+mod archive;
 mod client;
 mod pb;
 mod server;
 mod store;
-mod archive;
 pub mod unixfs;
 mod walk;
 
@@ -29,10 +29,10 @@ pub use cid::Cid;
 use cid::multihash::Multihash;
 use sha2::{Digest, Sha256};
 
+pub use archive::extract_tar_safe;
 pub use client::{ClientOptions, FetchSummary, StorageClient};
 pub use server::{ServerHandle, ServerOptions, serve, serve_with};
 pub use store::ContentStore;
-pub use archive::extract_tar_safe;
 pub use unixfs::{Block, BlockSink, Dag, add_path};
 
 /// Multicodec code of dag-pb.
@@ -44,7 +44,8 @@ pub const SHA2_256: u64 = 0x12;
 /// The largest block accepted anywhere (kubo's limit too).
 pub const MAX_BLOCK_SIZE: usize = 1024 * 1024;
 
-/// Errors of the storage layer.
+/// Errors of the storage layer. (Texts beside a CID are `Box<str>` to keep
+/// the error, and every `Result` of this module, under 128 bytes.)
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StorageError {
@@ -57,11 +58,14 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
-    /// A symbolic link in a tree to publish (not supported: results are plain files and directories).
-    #[error("{path} is a symbolic link: only regular files and directories can be published")]
+    /// A symbolic link that cannot be published (or created, when fetching):
+    /// absolute, dangling, or pointing outside the tree.
+    #[error("symbolic link {path} refused: {reason}")]
     Symlink {
         /// The link.
         path: PathBuf,
+        /// Why.
+        reason: Box<str>,
     },
     /// A device, socket or FIFO in a tree to publish.
     #[error("{path} is not a regular file or directory (device, socket or FIFO)")]
@@ -89,7 +93,7 @@ pub enum StorageError {
         /// The CID.
         cid: Cid,
         /// What is not supported.
-        reason: String,
+        reason: Box<str>,
     },
     /// Bytes that do not hash to the CID they were served for.
     #[error("block {cid} failed verification: its bytes hash to {actual}, not to the CID")]
@@ -97,7 +101,7 @@ pub enum StorageError {
         /// The CID asked for.
         cid: Cid,
         /// The sha2-256 of the bytes received (hex).
-        actual: String,
+        actual: Box<str>,
     },
     /// A verified block that is not a UnixFS node this layer can read.
     #[error("block {cid} is not a readable UnixFS node: {reason}")]
@@ -105,7 +109,7 @@ pub enum StorageError {
         /// The block.
         cid: Cid,
         /// What is wrong.
-        reason: String,
+        reason: Box<str>,
     },
     /// A directory entry name that could escape or confuse the target directory.
     #[error(
@@ -219,12 +223,12 @@ pub fn verify_block(cid: &Cid, data: &[u8]) -> Result<(), StorageError> {
     if mh.code() != SHA2_256 || mh.size() != 32 {
         return Err(StorageError::UnsupportedCid {
             cid: *cid,
-            reason: format!("hash function 0x{:x} (only sha2-256 is supported)", mh.code()),
+            reason: format!("hash function 0x{:x} (only sha2-256 is supported)", mh.code()).into(),
         });
     }
     let digest = Sha256::digest(data);
     if digest[..] != *mh.digest() {
-        return Err(StorageError::HashMismatch { cid: *cid, actual: hex(&digest) });
+        return Err(StorageError::HashMismatch { cid: *cid, actual: hex(&digest).into() });
     }
     Ok(())
 }

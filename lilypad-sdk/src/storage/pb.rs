@@ -172,7 +172,8 @@ impl UnixFsData {
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, String> {
         let mut kind = None;
-        let mut out = Self { kind: DataType::Raw, data: None, filesize: None, blocksizes: Vec::new() };
+        let mut out =
+            Self { kind: DataType::Raw, data: None, filesize: None, blocksizes: Vec::new() };
         let mut r = Reader(bytes);
         while !r.0.is_empty() {
             match r.field()? {

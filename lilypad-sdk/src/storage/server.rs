@@ -5,7 +5,7 @@
 //! | `POST /api/v0/block/put` | multipart, one part | `cid-codec` (`raw` default, `dag-pb`), legacy `format=v0`; sha2-256 only; answers `{"Key","Size"}` |
 //! | `POST /api/v0/block/get?arg=CID` | raw bytes | 404 when absent (kubo: 500) |
 //! | `POST /api/v0/cat?arg=CID` | file content, streamed | verified block by block |
-//! | `POST /api/v0/add` | multipart files and `application/x-directory` parts | kubo defaults only; `only-hash`, `wrap-with-directory`; NDJSON answer, root last |
+//! | `POST /api/v0/add` | multipart files, `application/x-directory` and `application/symlink` parts | kubo defaults only; `only-hash`, `wrap-with-directory`; NDJSON answer, root last |
 //! | `POST /api/v0/version` | `{"Version"}` | |
 //! | `GET /healthz` | | `ok` |
 //!
@@ -28,7 +28,7 @@ use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 use super::{
     ContentStore, DAG_PB, MAX_BLOCK_SIZE, RAW, StorageError, parse_cid, sha256_multihash,
-    unixfs::{Added, BlockSink, DirectoryBuilder, HashOnly, add_reader},
+    unixfs::{Added, BlockSink, DirectoryBuilder, HashOnly, add_reader, add_symlink},
     walk::{self, BlockSource, Counters, FileReader, Node},
 };
 
@@ -83,7 +83,10 @@ struct AppState {
 }
 
 /// Serves `store` on `listener` with default [`ServerOptions`].
-pub async fn serve(store: ContentStore, listener: TcpListener) -> Result<ServerHandle, StorageError> {
+pub async fn serve(
+    store: ContentStore,
+    listener: TcpListener,
+) -> Result<ServerHandle, StorageError> {
     serve_with(store, listener, ServerOptions::default()).await
 }
 
@@ -187,7 +190,8 @@ fn flag(q: &Params, name: &str) -> Result<bool, ApiError> {
 }
 
 fn arg_cid(q: &Params) -> Result<Cid, ApiError> {
-    let arg = param(q, "arg").ok_or_else(|| ApiError::bad("argument \"arg\" (a CID) is required"))?;
+    let arg =
+        param(q, "arg").ok_or_else(|| ApiError::bad("argument \"arg\" (a CID) is required"))?;
     Ok(parse_cid(arg)?)
 }
 
@@ -220,14 +224,21 @@ async fn block_put(
     let codec = match (v0, param(&q, "cid-codec")) {
         (true, _) | (false, Some("dag-pb" | "protobuf")) => DAG_PB,
         (false, None | Some("raw")) => RAW,
-        (false, Some(c)) => return Err(ApiError::bad(format!("cid-codec {c:?} is not supported (raw, dag-pb)"))),
+        (false, Some(c)) => {
+            return Err(ApiError::bad(format!("cid-codec {c:?} is not supported (raw, dag-pb)")));
+        }
     };
-    let field = form.next_field().await?.ok_or_else(|| ApiError::bad("no file part in the request"))?;
+    let field =
+        form.next_field().await?.ok_or_else(|| ApiError::bad("no file part in the request"))?;
     let data = field.bytes().await?;
     if data.len() > st.opts.max_block_bytes {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("block of {} bytes is over the limit of {}", data.len(), st.opts.max_block_bytes),
+            format!(
+                "block of {} bytes is over the limit of {}",
+                data.len(),
+                st.opts.max_block_bytes
+            ),
         ));
     }
     let mh = sha256_multihash(&data);
@@ -255,7 +266,10 @@ impl BlockSource for StoreSource {
         async move {
             tokio::task::spawn_blocking(move || store.get(&cid))
                 .await
-                .map_err(|e| StorageError::Io { path: "<store>".into(), source: std::io::Error::other(e) })??
+                .map_err(|e| StorageError::Io {
+                    path: "<store>".into(),
+                    source: std::io::Error::other(e),
+                })??
                 .ok_or(StorageError::NotFound { cid })
         }
     }
@@ -265,22 +279,25 @@ async fn cat(State(st): State<Arc<AppState>>, q: Params) -> Result<Response, Api
     let cid = arg_cid(&q)?;
     let src = StoreSource(st.store.clone());
     let root = walk::get_node(&src, &cid).await?;
-    if let Node::Directory { .. } = root {
-        return Err(ApiError::bad(format!("{cid} is a directory, not a file")));
+    if !matches!(root, Node::File { .. }) {
+        return Err(ApiError::bad(format!("{cid} is a directory or a link, not a file")));
     }
     let limits = super::Limits { max_total_bytes: u64::MAX, ..super::Limits::default() };
     let state = (src, FileReader::new(root, cid), Counters::default());
-    let body = futures::stream::try_unfold(state, move |(src, mut reader, mut counters)| async move {
-        let chunk = reader.next_chunk(&src, &limits, &mut counters).await?;
-        Ok::<_, StorageError>(chunk.map(|c| (Bytes::from(c), (src, reader, counters))))
-    });
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], Body::from_stream(body)).into_response())
+    let body =
+        futures::stream::try_unfold(state, move |(src, mut reader, mut counters)| async move {
+            let chunk = reader.next_chunk(&src, &limits, &mut counters).await?;
+            Ok::<_, StorageError>(chunk.map(|c| (Bytes::from(c), (src, reader, counters))))
+        });
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], Body::from_stream(body))
+        .into_response())
 }
 
 /// A tree received by `add`, held in memory (bounded by the body limit).
 enum MemNode {
     File(Bytes),
-    Dir(BTreeMap<String, MemNode>),
+    Symlink(String),
+    Dir(BTreeMap<String, Self>),
 }
 
 /// Decodes a multipart file name as kubo does (`url.QueryUnescape`: `+` is a space).
@@ -300,7 +317,11 @@ fn part_path(raw: &str) -> Result<Vec<String>, ApiError> {
     Ok(parts)
 }
 
-fn insert(root: &mut BTreeMap<String, MemNode>, path: &[String], node: MemNode) -> Result<(), ApiError> {
+fn insert(
+    root: &mut BTreeMap<String, MemNode>,
+    path: &[String],
+    node: MemNode,
+) -> Result<(), ApiError> {
     let Some((last, dirs)) = path.split_last() else {
         return Err(ApiError::bad("empty file name"));
     };
@@ -309,7 +330,9 @@ fn insert(root: &mut BTreeMap<String, MemNode>, path: &[String], node: MemNode) 
         let entry = dir.entry(name.clone()).or_insert_with(|| MemNode::Dir(BTreeMap::new()));
         dir = match entry {
             MemNode::Dir(d) => d,
-            MemNode::File(_) => return Err(ApiError::bad(format!("{name:?} is both a file and a directory"))),
+            MemNode::File(_) | MemNode::Symlink(_) => {
+                return Err(ApiError::bad(format!("{name:?} is both a file and a directory")));
+            }
         };
     }
     match (dir.get(last), &node) {
@@ -342,20 +365,31 @@ fn package(
 ) -> Result<Added, StorageError> {
     let added = match node {
         MemNode::File(bytes) => add_reader(&bytes[..], Path::new(path), sink)?,
+        // The store only hashes a link's target; `fetch` checks it before creating it.
+        MemNode::Symlink(target) => add_symlink(target, sink)?,
         MemNode::Dir(children) => {
             let mut dir = DirectoryBuilder::new();
             for (name, child) in children {
-                let child_path = if path.is_empty() { name.clone() } else { format!("{path}/{name}") };
+                let child_path =
+                    if path.is_empty() { name.clone() } else { format!("{path}/{name}") };
                 dir.add(name.clone(), package(child, &child_path, sink, out)?);
             }
             dir.finish(sink)?
         }
     };
-    out.push(AddedEntry { name: path.to_owned(), hash: added.cid.to_string(), size: added.tsize.to_string() });
+    out.push(AddedEntry {
+        name: path.to_owned(),
+        hash: added.cid.to_string(),
+        size: added.tsize.to_string(),
+    });
     Ok(added)
 }
 
-async fn add(State(st): State<Arc<AppState>>, q: Params, mut form: Multipart) -> Result<Response, ApiError> {
+async fn add(
+    State(st): State<Arc<AppState>>,
+    q: Params,
+    mut form: Multipart,
+) -> Result<Response, ApiError> {
     // Only kubo's defaults make CIDs this layer is built for: refuse the rest.
     if !matches!(param(&q, "cid-version"), None | Some("0")) {
         return Err(ApiError::bad("only cid-version=0 (kubo's default) is supported"));
@@ -375,9 +409,17 @@ async fn add(State(st): State<Arc<AppState>>, q: Params, mut form: Multipart) ->
     let mut top = BTreeMap::new();
     while let Some(field) = form.next_field().await? {
         let name = field.file_name().or(field.name()).unwrap_or_default().to_owned();
-        let is_dir = field.content_type() == Some("application/x-directory");
+        let content_type = field.content_type().unwrap_or_default().to_owned();
         let path = part_path(&name)?;
-        let node = if is_dir { MemNode::Dir(BTreeMap::new()) } else { MemNode::File(field.bytes().await?) };
+        let node = match content_type.as_str() {
+            "application/x-directory" => MemNode::Dir(BTreeMap::new()),
+            "application/symlink" => {
+                let target = String::from_utf8(field.bytes().await?.to_vec())
+                    .map_err(|_| ApiError::bad(format!("link {name:?}: target is not UTF-8")))?;
+                MemNode::Symlink(target)
+            }
+            _ => MemNode::File(field.bytes().await?),
+        };
         insert(&mut top, &path, node)?;
     }
     if top.is_empty() {
@@ -386,7 +428,8 @@ async fn add(State(st): State<Arc<AppState>>, q: Params, mut form: Multipart) ->
     let store = st.store.clone();
     let entries = blocking(move || {
         let mut out = Vec::new();
-        let mut sink: Box<dyn BlockSink> = if only_hash { Box::new(HashOnly) } else { Box::new(store) };
+        let mut sink: Box<dyn BlockSink> =
+            if only_hash { Box::new(HashOnly) } else { Box::new(store) };
         if wrap {
             package(&MemNode::Dir(top), "", &mut *sink, &mut out)?;
         } else {

@@ -37,7 +37,8 @@ impl ContentStore {
     pub fn block_path(&self, cid: &Cid) -> PathBuf {
         // A sha2-256 multihash always makes a valid CIDv1.
         let key = Cid::new_v1(RAW, *cid.hash()).to_string();
-        let shard = key.get(key.len().saturating_sub(3)..key.len().saturating_sub(1)).unwrap_or("__");
+        let shard =
+            key.get(key.len().saturating_sub(3)..key.len().saturating_sub(1)).unwrap_or("__");
         self.blocks.join(shard).join(key)
     }
 

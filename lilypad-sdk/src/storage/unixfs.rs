@@ -83,7 +83,7 @@ pub struct Added {
 fn emit(sink: &mut dyn BlockSink, node: &PbNode) -> Result<(Cid, u64), StorageError> {
     let bytes = node.encode();
     let cid = Cid::new_v0(sha256_multihash(&bytes))
-        .map_err(|e| StorageError::BadNode { cid: Cid::default(), reason: e.to_string() })?;
+        .map_err(|e| StorageError::BadNode { cid: Cid::default(), reason: e.to_string().into() })?;
     sink.put_block(&cid, &bytes)?;
     Ok((cid, bytes.len() as u64))
 }
@@ -130,7 +130,8 @@ impl<R: Read> FileBuilder<'_, R> {
         let len = chunk.len() as u64;
         // kubo writes no Data field for the empty file (`0a 04 08 02 18 00`).
         let data = (!chunk.is_empty()).then_some(chunk);
-        let unixfs = UnixFsData { kind: DataType::File, data, filesize: Some(len), blocksizes: vec![] };
+        let unixfs =
+            UnixFsData { kind: DataType::File, data, filesize: Some(len), blocksizes: vec![] };
         let (cid, size) = emit(self.sink, &PbNode { links: vec![], data: Some(unixfs.encode()) })?;
         Ok(Added { cid, file_size: len, tsize: size })
     }
@@ -199,7 +200,12 @@ impl DirectoryBuilder {
     /// Writes the directory node: links sorted by name bytes, as go-merkledag does.
     pub fn finish(mut self, sink: &mut dyn BlockSink) -> Result<Added, StorageError> {
         self.links.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        let unixfs = UnixFsData { kind: DataType::Directory, data: None, filesize: None, blocksizes: vec![] };
+        let unixfs = UnixFsData {
+            kind: DataType::Directory,
+            data: None,
+            filesize: None,
+            blocksizes: vec![],
+        };
         let below: u64 = self.links.iter().map(|(_, c)| c.tsize).sum();
         let links = self
             .links
@@ -211,15 +217,59 @@ impl DirectoryBuilder {
     }
 }
 
+/// Packages a symbolic link as a UnixFS `Symlink` node (as kubo does: the
+/// target as data, no size).
+pub fn add_symlink(target: &str, sink: &mut dyn BlockSink) -> Result<Added, StorageError> {
+    let unixfs = UnixFsData {
+        kind: DataType::Symlink,
+        data: Some(target.as_bytes().to_vec()),
+        filesize: None,
+        blocksizes: vec![],
+    };
+    let (cid, size) = emit(sink, &PbNode { links: vec![], data: Some(unixfs.encode()) })?;
+    Ok(Added { cid, file_size: 0, tsize: size })
+}
+
 /// Packages a file or a directory tree into `sink`, returning the root.
 ///
-/// Refuses symbolic links (anywhere, including `path` itself), devices,
-/// sockets, FIFOs and names that are not UTF-8, naming the offending path.
+/// Symbolic links inside the tree are kept as UnixFS `Symlink` nodes (as kubo
+/// does) when their target is relative and resolves, on disk, to an existing
+/// path inside the tree; any other link is refused, and so is `path` itself
+/// being a link. Devices, sockets, FIFOs and names that are not UTF-8 are
+/// refused too, each error naming the offending path.
 pub fn add_path_to(path: &Path, sink: &mut dyn BlockSink) -> Result<Added, StorageError> {
+    let meta = fs::symlink_metadata(path).map_err(StorageError::io(path))?;
+    if meta.file_type().is_symlink() {
+        return Err(StorageError::Symlink {
+            path: path.to_owned(),
+            reason: "the path to publish is itself a link".into(),
+        });
+    }
+    let real_root = path.canonicalize().map_err(StorageError::io(path))?;
+    add_entry(path, &real_root, sink)
+}
+
+fn add_entry(
+    path: &Path,
+    real_root: &Path,
+    sink: &mut dyn BlockSink,
+) -> Result<Added, StorageError> {
     let meta = fs::symlink_metadata(path).map_err(StorageError::io(path))?;
     let kind = meta.file_type();
     if kind.is_symlink() {
-        return Err(StorageError::Symlink { path: path.to_owned() });
+        let target = fs::read_link(path).map_err(StorageError::io(path))?;
+        let refuse =
+            |reason: &str| StorageError::Symlink { path: path.to_owned(), reason: reason.into() };
+        if target.is_absolute() {
+            return Err(refuse("its target is an absolute path"));
+        }
+        let target = target.to_str().ok_or_else(|| refuse("its target is not UTF-8"))?;
+        match path.canonicalize() {
+            Ok(real) if real.starts_with(real_root) => {}
+            Ok(_) => return Err(refuse("it points outside the tree")),
+            Err(_) => return Err(refuse("it dangles (its target does not exist)")),
+        }
+        return add_symlink(target, sink);
     }
     if kind.is_file() {
         let file = fs::File::open(path).map_err(StorageError::io(path))?;
@@ -237,7 +287,7 @@ pub fn add_path_to(path: &Path, sink: &mut dyn BlockSink) -> Result<Added, Stora
             .file_name()
             .into_string()
             .map_err(|_| StorageError::NonUtf8Name { path: child.clone() })?;
-        dir.add(name, add_path_to(&child, sink)?);
+        dir.add(name, add_entry(&child, real_root, sink)?);
     }
     dir.finish(sink)
 }
@@ -269,7 +319,10 @@ mod tests {
     #[test]
     fn well_known_cids() {
         // The empty file, `hello world\n` and the empty directory as kubo prints them.
-        assert_eq!(add_bytes(b"").unwrap().root.to_string(), "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH");
+        assert_eq!(
+            add_bytes(b"").unwrap().root.to_string(),
+            "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH"
+        );
         assert_eq!(
             add_bytes(b"hello world\n").unwrap().root.to_string(),
             "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"

@@ -29,17 +29,18 @@ pub(crate) trait BlockSource {
 pub(crate) enum Node {
     File { data: Vec<u8>, links: Vec<Cid> },
     Directory { entries: Vec<(Vec<u8>, Cid)> },
+    Symlink { target: Vec<u8> },
 }
 
 pub(crate) fn decode(cid: &Cid, bytes: Vec<u8>) -> Result<Node, StorageError> {
-    let bad = |reason: String| StorageError::BadNode { cid: *cid, reason };
+    let bad = |reason: String| StorageError::BadNode { cid: *cid, reason: reason.into() };
     match cid.codec() {
         RAW => return Ok(Node::File { data: bytes, links: Vec::new() }),
         DAG_PB => {}
         c => {
             return Err(StorageError::UnsupportedCid {
                 cid: *cid,
-                reason: format!("codec 0x{c:x} (only dag-pb and raw are supported)"),
+                reason: format!("codec 0x{c:x} (only dag-pb and raw are supported)").into(),
             });
         }
     }
@@ -54,13 +55,16 @@ pub(crate) fn decode(cid: &Cid, bytes: Vec<u8>) -> Result<Node, StorageError> {
         DataType::Directory => Ok(Node::Directory {
             entries: node.links.into_iter().map(|l| (l.name, l.hash)).collect(),
         }),
-        DataType::Symlink => Err(bad("symbolic links are not supported".into())),
+        DataType::Symlink => Ok(Node::Symlink { target: unixfs.data.unwrap_or_default() }),
         DataType::HamtShard => Err(bad("sharded (HAMT) directories are not supported".into())),
         DataType::Metadata => Err(bad("UnixFS metadata nodes are not supported".into())),
     }
 }
 
-pub(crate) async fn get_node<S: BlockSource + Sync>(src: &S, cid: &Cid) -> Result<Node, StorageError> {
+pub(crate) async fn get_node<S: BlockSource + Sync>(
+    src: &S,
+    cid: &Cid,
+) -> Result<Node, StorageError> {
     let bytes = src.get(cid).await?;
     verify_block(cid, &bytes)?;
     decode(cid, bytes)
@@ -77,7 +81,10 @@ impl Counters {
     fn add_bytes(&mut self, n: usize, limits: &Limits) -> Result<(), StorageError> {
         self.bytes += n as u64;
         if self.bytes > limits.max_total_bytes {
-            return Err(StorageError::LimitExceeded { what: "bytes of content", limit: limits.max_total_bytes });
+            return Err(StorageError::LimitExceeded {
+                what: "bytes of content",
+                limit: limits.max_total_bytes,
+            });
         }
         Ok(())
     }
@@ -85,7 +92,10 @@ impl Counters {
     fn add_entry(&mut self, limits: &Limits) -> Result<(), StorageError> {
         self.entries += 1;
         if self.entries > limits.max_entries {
-            return Err(StorageError::LimitExceeded { what: "files and directories", limit: limits.max_entries });
+            return Err(StorageError::LimitExceeded {
+                what: "files and directories",
+                limit: limits.max_entries,
+            });
         }
         Ok(())
     }
@@ -119,12 +129,15 @@ impl FileReader {
             },
         };
         let Node::File { data, links } = node else {
-            return Err(StorageError::BadNode { cid, reason: "a directory inside a file".into() });
+            return Err(StorageError::BadNode {
+                cid,
+                reason: "not file content (a directory or a link)".into(),
+            });
         };
         if !links.is_empty() && depth >= MAX_FILE_DAG_DEPTH {
             return Err(StorageError::BadNode {
                 cid,
-                reason: format!("file DAG deeper than {MAX_FILE_DAG_DEPTH} levels"),
+                reason: format!("file DAG deeper than {MAX_FILE_DAG_DEPTH} levels").into(),
             });
         }
         counters.add_bytes(data.len(), limits)?;
@@ -156,7 +169,10 @@ where
 /// A directory entry name that is safe to create: UTF-8, non-empty, not `.`
 /// or `..`, no `/` (nor `\`, a separator on Windows) or NUL.
 pub(crate) fn check_name(dir: &str, name: &[u8]) -> Result<String, StorageError> {
-    let unsafe_name = || StorageError::UnsafeName { dir: dir.to_owned(), name: String::from_utf8_lossy(name).into() };
+    let unsafe_name = || StorageError::UnsafeName {
+        dir: dir.to_owned(),
+        name: String::from_utf8_lossy(name).into(),
+    };
     let name = std::str::from_utf8(name).map_err(|_| unsafe_name())?;
     if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
         return Err(unsafe_name());
@@ -174,8 +190,11 @@ pub(crate) async fn write_tree<S: BlockSource + Sync>(
     limits: &Limits,
 ) -> Result<Counters, StorageError> {
     let mut counters = Counters::default();
+    // Links are created last, so nothing is ever written through one.
+    let mut links: Vec<(PathBuf, String)> = Vec::new();
     // (cid, path on disk, path for messages, depth below the root)
-    let mut stack: Vec<(Cid, PathBuf, String, u32)> = vec![(*root, target.to_owned(), String::new(), 0)];
+    let mut stack: Vec<(Cid, PathBuf, String, u32)> =
+        vec![(*root, target.to_owned(), String::new(), 0)];
     while let Some((cid, path, rel, depth)) = stack.pop() {
         match get_node(src, &cid).await? {
             file @ Node::File { .. } => {
@@ -183,6 +202,10 @@ pub(crate) async fn write_tree<S: BlockSource + Sync>(
                 let write = |chunk: &[u8]| f.write_all(chunk).map_err(StorageError::io(&path));
                 read_file(src, file, &cid, limits, &mut counters, write).await?;
                 f.sync_all().map_err(StorageError::io(&path))?;
+            }
+            Node::Symlink { target } => {
+                let target = check_link_target(&rel, depth, &target)?;
+                links.push((path, target));
             }
             Node::Directory { entries } => {
                 fs::create_dir(&path).map_err(StorageError::io(&path))?;
@@ -199,11 +222,66 @@ pub(crate) async fn write_tree<S: BlockSource + Sync>(
                         return Err(StorageError::UnsafeName { dir: rel, name });
                     }
                     counters.add_entry(limits)?;
-                    let child_rel = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+                    let child_rel =
+                        if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
                     stack.push((child, path.join(&name), child_rel, depth + 1));
                 }
             }
         }
     }
+    if !links.is_empty() {
+        create_links(target, &links)?;
+    }
     Ok(counters)
+}
+
+/// A link target that stays inside the tree lexically: relative, UTF-8, no
+/// NUL, never climbing above the root from the link's directory.
+fn check_link_target(rel: &str, depth: u32, target: &[u8]) -> Result<String, StorageError> {
+    let refuse = |reason: &str| StorageError::Symlink { path: rel.into(), reason: reason.into() };
+    if depth == 0 {
+        return Err(refuse("the root is a link"));
+    }
+    let target = std::str::from_utf8(target).map_err(|_| refuse("its target is not UTF-8"))?;
+    if target.is_empty() || target.contains('\0') || target.starts_with('/') {
+        return Err(refuse("its target is empty, absolute or contains NUL"));
+    }
+    let mut level = i64::from(depth) - 1;
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => level -= 1,
+            _ => level += 1,
+        }
+        if level < 0 {
+            return Err(refuse("its target climbs out of the tree"));
+        }
+    }
+    Ok(target.to_owned())
+}
+
+/// Creates the links, then resolves each for real: lexical checks miss chains
+/// (`x -> d/l/..` with `d/l -> ..`), so every link must land on an existing
+/// path inside the tree.
+fn create_links(root: &Path, links: &[(PathBuf, String)]) -> Result<(), StorageError> {
+    for (path, target) in links {
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(target, path).map_err(StorageError::io(path))?;
+        #[cfg(not(unix))]
+        return Err(StorageError::Symlink {
+            path: path.clone(),
+            reason: format!("cannot create links here ({target})").into(),
+        });
+    }
+    let real_root = root.canonicalize().map_err(StorageError::io(root))?;
+    for (path, _) in links {
+        let refuse =
+            |reason: &str| StorageError::Symlink { path: path.clone(), reason: reason.into() };
+        match path.canonicalize() {
+            Ok(real) if real.starts_with(&real_root) => {}
+            Ok(_) => return Err(refuse("it resolves outside the tree")),
+            Err(_) => return Err(refuse("it dangles (its target does not exist)")),
+        }
+    }
+    Ok(())
 }

@@ -53,6 +53,10 @@ fn nested_tree(root: &Path) {
     write(&root.join("outputs/B-upper-sorts-first"), b"B");
     fs::create_dir_all(root.join("outputs/empty-dir")).expect("mkdir");
     fs::create_dir_all(root.join("outputs/deep/empty2")).expect("mkdir");
+    // Links that stay inside the tree are kept, as kubo keeps them.
+    std::os::unix::fs::symlink("deep/er", root.join("outputs/latest")).expect("symlink");
+    std::os::unix::fs::symlink("../result.json", root.join("outputs/deep/link.json"))
+        .expect("symlink");
 }
 
 /// Runs the kubo oracle on `paths`, returning path -> CID.
@@ -104,7 +108,12 @@ fn cids_match_kubo() {
     }
     let tree = d.join("tree");
     nested_tree(&tree);
-    paths.extend([tree.clone(), tree.join("outputs"), tree.join("outputs/empty-dir"), tree.join("stderr")]);
+    paths.extend([
+        tree.clone(),
+        tree.join("outputs"),
+        tree.join("outputs/empty-dir"),
+        tree.join("stderr"),
+    ]);
     let flat = d.join("flat");
     for i in 0..200 {
         write(&flat.join(format!("f{i:03}")), format!("{i}").as_bytes());
@@ -115,7 +124,8 @@ fn cids_match_kubo() {
     let mut mismatches = Vec::new();
     for p in &paths {
         let ours = unixfs::cid_of_path(p).expect("package").to_string();
-        let theirs = kubo.get(p).unwrap_or_else(|| panic!("the oracle printed no CID for {}", p.display()));
+        let theirs =
+            kubo.get(p).unwrap_or_else(|| panic!("the oracle printed no CID for {}", p.display()));
         if &ours != theirs {
             mismatches.push(format!("{}: ours {ours}, kubo {theirs}", p.display()));
         }
@@ -133,8 +143,15 @@ async fn start_store(dir: &Path, opts: ServerOptions) -> (ContentStore, ServerHa
     (store, server)
 }
 
-/// Every path below `root` with its content (`None` for directories).
-fn snapshot(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
+#[derive(Debug, PartialEq, Eq)]
+enum Entry {
+    Dir,
+    File(Vec<u8>),
+    Link(PathBuf),
+}
+
+/// Every path below `root` with what it is.
+fn snapshot(root: &Path) -> BTreeMap<String, Entry> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_owned()];
     while let Some(dir) = stack.pop() {
@@ -142,15 +159,22 @@ fn snapshot(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
             let path = entry.expect("entry").path();
             let rel = path.strip_prefix(root).expect("below root").to_string_lossy().into_owned();
             let meta = fs::symlink_metadata(&path).expect("metadata");
-            if meta.is_dir() {
+            let what = if meta.is_symlink() {
+                Entry::Link(fs::read_link(&path).expect("read link"))
+            } else if meta.is_dir() {
                 stack.push(path);
-                out.insert(rel, None);
+                Entry::Dir
             } else {
-                out.insert(rel, Some(fs::read(&path).expect("read")));
-            }
+                Entry::File(fs::read(&path).expect("read"))
+            };
+            out.insert(rel, what);
         }
     }
     out
+}
+
+fn content_bytes(snap: &BTreeMap<String, Entry>) -> u64 {
+    snap.values().map(|e| if let Entry::File(b) = e { b.len() as u64 } else { 0 }).sum()
 }
 
 #[tokio::test]
@@ -170,7 +194,8 @@ async fn publish_fetch_round_trip_through_http_store() {
     let summary = client.fetch(&cid, &dest).await.expect("fetch");
     assert_eq!(snapshot(&dest), snapshot(&tree), "fetched tree equals the original");
     assert!(dest.join("outputs/empty-dir").is_dir());
-    assert_eq!(summary.bytes, snapshot(&tree).values().flatten().map(|v| v.len() as u64).sum::<u64>());
+    assert_eq!(summary.bytes, content_bytes(&snapshot(&tree)));
+    assert_eq!(fs::read(dest.join("outputs/deep/link.json")).expect("via link"), br#"{"ok":true}"#);
 
     // A single file: publish_file, cat (client-verified) and the server's own /cat.
     let big = tree.join("big.bin");
@@ -198,10 +223,18 @@ fn kubo_style_add_form(root: &Path, name: &str) -> reqwest::multipart::Form {
     let mut stack = vec![(root.to_owned(), name.to_owned())];
     while let Some((path, rel)) = stack.pop() {
         let escaped: String = percent_encode(&rel);
-        if path.is_dir() {
-            let part = Part::bytes(Vec::new()).file_name(escaped).mime_str("application/x-directory");
+        let meta = fs::symlink_metadata(&path).expect("metadata");
+        if meta.is_symlink() {
+            let target = fs::read_link(&path).expect("link").to_string_lossy().into_owned();
+            let part =
+                Part::bytes(target.into_bytes()).file_name(escaped).mime_str("application/symlink");
             form = form.part("file", part.expect("mime"));
-            let mut children: Vec<_> = fs::read_dir(&path).expect("dir").map(|e| e.expect("entry").path()).collect();
+        } else if meta.is_dir() {
+            let part =
+                Part::bytes(Vec::new()).file_name(escaped).mime_str("application/x-directory");
+            form = form.part("file", part.expect("mime"));
+            let mut children: Vec<_> =
+                fs::read_dir(&path).expect("dir").map(|e| e.expect("entry").path()).collect();
             children.sort();
             for c in children {
                 let child_rel = format!("{rel}/{}", c.file_name().expect("name").to_string_lossy());
@@ -220,7 +253,9 @@ fn percent_encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -242,11 +277,15 @@ async fn http_add_matches_local_packaging() {
         .expect("add");
     assert_eq!(resp.status(), 200);
     let body = resp.text().await.expect("body");
-    let last: serde_json::Value = serde_json::from_str(body.lines().last().expect("lines")).expect("json");
+    let last: serde_json::Value =
+        serde_json::from_str(body.lines().last().expect("lines")).expect("json");
     let expected = unixfs::cid_of_path(&tree).expect("package");
     assert_eq!(last["Name"], "results");
     assert_eq!(last["Hash"], expected.to_string(), "add answer:\n{body}");
-    assert!(body.lines().any(|l| l.contains("\"Name\":\"results/outputs/deep/name with spaces.txt\"")), "{body}");
+    assert!(
+        body.lines().any(|l| l.contains("\"Name\":\"results/outputs/deep/name with spaces.txt\"")),
+        "{body}"
+    );
     // The blocks were stored: the tree fetches back.
     assert!(store.has(&expected));
     let client = StorageClient::new(&server.url()).expect("client");
@@ -340,11 +379,17 @@ async fn hostile_directory_names_are_refused() {
     // A repetition bomb (one small file linked many times) hits the caps.
     let many: Vec<String> = (0..50).map(|i| format!("f{i}")).collect();
     let cid = hostile_dir(&client, &many.iter().map(String::as_str).collect::<Vec<_>>()).await;
-    let opts = ClientOptions { limits: Limits { max_total_bytes: 100, ..Limits::default() }, ..ClientOptions::default() };
+    let opts = ClientOptions {
+        limits: Limits { max_total_bytes: 100, ..Limits::default() },
+        ..ClientOptions::default()
+    };
     let capped = StorageClient::with_options(&server.url(), opts).expect("client");
     let err = capped.fetch(&cid, &out.join("bomb")).await.expect_err("cap");
     assert!(matches!(err, StorageError::LimitExceeded { .. }), "{err}");
-    let opts = ClientOptions { limits: Limits { max_entries: 10, ..Limits::default() }, ..ClientOptions::default() };
+    let opts = ClientOptions {
+        limits: Limits { max_entries: 10, ..Limits::default() },
+        ..ClientOptions::default()
+    };
     let capped = StorageClient::with_options(&server.url(), opts).expect("client");
     let err = capped.fetch(&cid, &out.join("bomb")).await.expect_err("cap");
     assert!(matches!(err, StorageError::LimitExceeded { .. }), "{err}");
@@ -360,18 +405,24 @@ async fn http_errors_bad_cid_missing_block_and_oversized_bodies() {
     let http = reqwest::Client::new();
     let url = server.url();
 
-    let resp = http.post(format!("{url}/api/v0/block/get?arg=not-a-cid")).send().await.expect("send");
+    let resp =
+        http.post(format!("{url}/api/v0/block/get?arg=not-a-cid")).send().await.expect("send");
     assert_eq!(resp.status(), 400);
     let body: serde_json::Value = resp.json().await.expect("json error");
-    assert!(body["Message"].as_str().expect("message").contains("invalid CID \"not-a-cid\""), "{body}");
+    assert!(
+        body["Message"].as_str().expect("message").contains("invalid CID \"not-a-cid\""),
+        "{body}"
+    );
 
     let missing = unixfs::add_bytes(b"never stored").expect("dag").root;
-    let resp = http.post(format!("{url}/api/v0/block/get?arg={missing}")).send().await.expect("send");
+    let resp =
+        http.post(format!("{url}/api/v0/block/get?arg={missing}")).send().await.expect("send");
     assert_eq!(resp.status(), 404);
 
     let big = reqwest::multipart::Form::new()
         .part("file", reqwest::multipart::Part::bytes(vec![0u8; 1_200_000]).file_name("b"));
-    let resp = http.post(format!("{url}/api/v0/block/put")).multipart(big).send().await.expect("send");
+    let resp =
+        http.post(format!("{url}/api/v0/block/put")).multipart(big).send().await.expect("send");
     assert_eq!(resp.status(), 413, "block over 1 MiB");
 
     let add = reqwest::multipart::Form::new()
@@ -382,7 +433,12 @@ async fn http_errors_bad_cid_missing_block_and_oversized_bodies() {
     // A block within limits round-trips, named as kubo names it.
     let ok = reqwest::multipart::Form::new()
         .part("file", reqwest::multipart::Part::bytes(b"hello world\n".to_vec()).file_name("b"));
-    let resp = http.post(format!("{url}/api/v0/block/put?cid-codec=raw")).multipart(ok).send().await.expect("send");
+    let resp = http
+        .post(format!("{url}/api/v0/block/put?cid-codec=raw"))
+        .multipart(ok)
+        .send()
+        .await
+        .expect("send");
     assert_eq!(resp.status(), 200);
     let body: serde_json::Value = resp.json().await.expect("json");
     assert_eq!(body["Key"], "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4");
@@ -482,7 +538,10 @@ mod tar_archives {
     #[test]
     fn size_caps_apply() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let bytes = archive(&[("a", EntryType::Regular, "", &[0; 600]), ("b", EntryType::Regular, "", &[0; 600])]);
+        let bytes = archive(&[
+            ("a", EntryType::Regular, "", &[0; 600]),
+            ("b", EntryType::Regular, "", &[0; 600]),
+        ]);
         let limits = Limits { max_total_bytes: 1000, ..Limits::default() };
         let err = extract(dir.path(), &bytes, &limits).expect_err("bytes cap");
         assert!(matches!(err, StorageError::LimitExceeded { .. }), "{err}");
@@ -491,4 +550,80 @@ mod tar_archives {
         assert!(matches!(err, StorageError::LimitExceeded { .. }), "{err}");
         assert!(listing(dir.path()).is_empty());
     }
+}
+
+#[test]
+fn publishing_refuses_escaping_links_and_special_files() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(&dir.path().join("secret"), b"outside");
+    let cases: [(&str, fn(&Path)); 5] = [
+        ("link out of the tree", |t| {
+            std::os::unix::fs::symlink("../secret", t.join("l")).expect("link")
+        }),
+        ("absolute link", |t| {
+            std::os::unix::fs::symlink("/etc/passwd", t.join("l")).expect("link")
+        }),
+        ("dangling link", |t| std::os::unix::fs::symlink("nowhere", t.join("l")).expect("link")),
+        ("link chain out", |t| {
+            fs::create_dir(t.join("d")).expect("mkdir");
+            std::os::unix::fs::symlink("..", t.join("d/up")).expect("link");
+            std::os::unix::fs::symlink("d/up/..", t.join("x")).expect("link");
+        }),
+        ("socket", |t| {
+            std::os::unix::net::UnixListener::bind(t.join("sock")).expect("bind socket");
+        }),
+    ];
+    for (i, (what, make)) in cases.into_iter().enumerate() {
+        let tree = dir.path().join(format!("tree{i}"));
+        fs::create_dir(&tree).expect("mkdir");
+        write(&tree.join("ok.txt"), b"fine");
+        make(&tree);
+        let err = unixfs::add_path(&tree).expect_err(what);
+        assert!(
+            matches!(err, StorageError::Symlink { .. } | StorageError::SpecialFile { .. }),
+            "{what}: {err}"
+        );
+    }
+    let link = dir.path().join("root-link");
+    std::os::unix::fs::symlink("secret", &link).expect("link");
+    assert!(matches!(unixfs::add_path(&link), Err(StorageError::Symlink { .. })));
+}
+
+#[tokio::test]
+async fn hostile_links_in_a_dag_are_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_store, server) = start_store(&dir.path().join("store"), ServerOptions::default()).await;
+    let client = StorageClient::new(&server.url()).expect("client");
+    let out = dir.path().join("out");
+    fs::create_dir(&out).expect("mkdir");
+    // Each case: the entries of the root directory, links given by target.
+    let cases: [(&str, &[(&str, &str)]); 4] = [
+        ("climbing", &[("l", "../../etc")]),
+        ("absolute", &[("l", "/etc/passwd")]),
+        ("dangling", &[("l", "nowhere")]),
+        // `d/l -> ..` stays inside, `x -> d/l/..` is lexically the root: together they escape.
+        ("chain", &[("x", "d/l/.."), ("d", "")]),
+    ];
+    for (what, entries) in cases {
+        let mut blocks = Vec::new();
+        let mut root = DirectoryBuilder::new();
+        for (name, target) in entries {
+            let child = if target.is_empty() {
+                let mut d = DirectoryBuilder::new();
+                d.add("l".into(), unixfs::add_symlink("..", &mut blocks).expect("link"));
+                d.finish(&mut blocks).expect("dir")
+            } else {
+                unixfs::add_symlink(target, &mut blocks).expect("link")
+            };
+            root.add((*name).into(), child);
+        }
+        let cid = root.finish(&mut blocks).expect("root").cid;
+        for b in blocks {
+            client.put_block(&b.cid, b.data).await.expect("put");
+        }
+        let err = client.fetch(&cid, &out.join("dest")).await.expect_err(what);
+        assert!(matches!(err, StorageError::Symlink { .. }), "{what}: {err}");
+        assert!(listing(&out).is_empty(), "{what} left {:?}", listing(&out));
+    }
+    server.shutdown().await.expect("shutdown");
 }

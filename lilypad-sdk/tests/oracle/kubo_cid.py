@@ -11,7 +11,7 @@ The library starts a full node, so the repository's config is rewritten
 first to keep it off every network: no bootstrap peers, no mDNS, no NAT port
 mapping, no relays, and swarm listening on loopback only.
 
-Exit status 2 with a message when kubo-python is missing.
+Exits non-zero with a message saying what to install when kubo-python is missing.
 """
 
 import ctypes
