@@ -556,7 +556,8 @@ mod tar_archives {
 fn publishing_refuses_escaping_links_and_special_files() {
     let dir = tempfile::tempdir().expect("temp dir");
     write(&dir.path().join("secret"), b"outside");
-    let cases: [(&str, fn(&Path)); 5] = [
+    type MakeTree = fn(&Path);
+    let cases: [(&str, MakeTree); 5] = [
         ("link out of the tree", |t| {
             std::os::unix::fs::symlink("../secret", t.join("l")).expect("link")
         }),
