@@ -66,8 +66,11 @@ def main():
     paths = sys.argv[1:]
     if not paths:
         sys.exit("usage: kubo_cid.py PATH...")
-    lib = load_kubo()
+    absolute = {p: os.path.abspath(p) for p in paths}
     with tempfile.TemporaryDirectory(prefix="kubo-oracle-") as tmp:
+        # The library writes a kubo.log into the working directory when loaded.
+        os.chdir(tmp)
+        lib = load_kubo()
         repo = os.path.join(tmp, "repo").encode()
         if lib.CreateRepo(repo) != 1:
             sys.exit("kubo could not create a repository")
@@ -76,12 +79,13 @@ def main():
             sys.exit("kubo could not start its node (see the log above)")
         try:
             for p in paths:
-                ptr = lib.AddFile(repo, os.path.abspath(p).encode(), True)
+                ptr = lib.AddFile(repo, absolute[p].encode(), True)
                 if not ptr:
                     sys.exit(f"kubo could not add {p} (see the log above)")
                 print(f"{ctypes.string_at(ptr).decode()}\t{p}", flush=True)
         finally:
             lib.CleanupNode(repo)
+            os.chdir("/")
 
 
 if __name__ == "__main__":
