@@ -1,0 +1,172 @@
+//! Choosing a network and an account, shared by the commands that talk to one.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use lilypad_sdk::{
+    chain::{ChainClient, LOCAL_CHAIN_ID, NetworkConfig, PrivateKeySigner},
+    core::{Address, U256},
+    devnet::{self, files},
+    solver::SolverClient,
+    storage::StorageClient,
+};
+
+use super::devnet::{DirArgs, state_dir};
+
+/// `--network`.
+#[derive(Debug, Args)]
+pub(crate) struct NetworkArgs {
+    /// The network: a network file, or `local` for the devnet started by `lilypad-cli devnet
+    /// up` [default: $LILYPAD_NETWORK, else `local`].
+    #[arg(long, env = "LILYPAD_NETWORK", value_name = "N")]
+    pub(crate) network: Option<String>,
+}
+
+/// A network, an account on it, and where local state goes.
+pub(crate) struct Network {
+    pub(crate) config: NetworkConfig,
+    pub(crate) chain: ChainClient,
+    pub(crate) solver_address: Address,
+    /// `$LILYPAD_HOME`, else `~/.lilypad`: caches and databases.
+    pub(crate) home: PathBuf,
+}
+
+pub(crate) fn lilypad_home() -> anyhow::Result<PathBuf> {
+    if let Some(home) = std::env::var_os("LILYPAD_HOME").filter(|h| !h.is_empty()) {
+        return Ok(PathBuf::from(home));
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .context("neither LILYPAD_HOME nor HOME is set")?;
+    Ok(PathBuf::from(home).join(".lilypad"))
+}
+
+/// The network file `--network` names.
+pub(crate) fn network_file(args: &NetworkArgs) -> anyhow::Result<PathBuf> {
+    match args.network.as_deref() {
+        None | Some("local") => {
+            let dir = state_dir(&DirArgs { dir: None })?;
+            if devnet::running_pid(&dir).is_none() {
+                anyhow::bail!(
+                    "no network: no local devnet is running in {} and --network is not given; \
+                     start one with `lilypad-cli devnet up`, or pass --network FILE",
+                    dir.display()
+                );
+            }
+            Ok(dir.join(files::NETWORK))
+        }
+        Some(path) => Ok(PathBuf::from(path)),
+    }
+}
+
+/// The account key: `WEB3_PRIVATE_KEY`, else, on a local chain only, the devnet's
+/// well-known account for `role_index`.
+fn key(config: &NetworkConfig, role_index: usize) -> anyhow::Result<PrivateKeySigner> {
+    match std::env::var("WEB3_PRIVATE_KEY") {
+        Ok(text) => text
+            .trim()
+            .parse::<PrivateKeySigner>()
+            .map_err(|_| anyhow::anyhow!("WEB3_PRIVATE_KEY is not a 32-byte hex private key")),
+        Err(_) if config.chain_id == LOCAL_CHAIN_ID => Ok(devnet::anvil_signer(role_index)),
+        Err(_) => anyhow::bail!(
+            "WEB3_PRIVATE_KEY is not set: export the account's private key (hex) to sign with it"
+        ),
+    }
+}
+
+impl Network {
+    /// Loads the network, connects with the account for `role` (a
+    /// [`lilypad_sdk::chain::registry::roles`] bit) and asks the solver who it is.
+    pub(crate) async fn open(args: &NetworkArgs, role: u8) -> anyhow::Result<Self> {
+        let file = network_file(args)?;
+        let config = NetworkConfig::load(&file)
+            .with_context(|| format!("loading the network file {}", file.display()))?;
+        let index = match role {
+            r if r == lilypad_sdk::chain::registry::roles::RESOURCE_PROVIDER => devnet::PROVIDER,
+            r if r == lilypad_sdk::chain::registry::roles::SOLVER => devnet::SOLVER,
+            _ => devnet::JOB_CREATOR,
+        };
+        let signer = key(&config, index)?;
+        let chain = ChainClient::connect(config.clone()).await?.with_signer(signer);
+        let solver_url = config
+            .solver_url
+            .clone()
+            .context("the network file has no solver_url: add `solver_url = \"http://...\"`")?;
+        let probe = SolverClient::new(&solver_url, devnet::anvil_signer(0), config.chain_id, Address::ZERO)?;
+        let health = probe.health().await.with_context(|| {
+            format!("the solver at {solver_url} does not answer; is it running?")
+        })?;
+        if health.chain_id != config.chain_id {
+            anyhow::bail!(
+                "the solver at {solver_url} serves chain {}, the network is chain {}",
+                health.chain_id,
+                config.chain_id
+            );
+        }
+        Ok(Self { config, chain, solver_address: health.solver, home: lilypad_home()? })
+    }
+
+    /// A solver client signing as this account.
+    pub(crate) fn solver(&self) -> anyhow::Result<SolverClient> {
+        let url = self.config.solver_url.as_deref().unwrap_or_default();
+        let signer = self.chain.signer().context("no signer")?.clone();
+        Ok(SolverClient::new(url, signer, self.config.chain_id, self.solver_address)?)
+    }
+
+    /// A storage client.
+    pub(crate) fn storage(&self) -> anyhow::Result<StorageClient> {
+        let url = self
+            .config
+            .storage_url
+            .as_deref()
+            .context("the network file has no storage_url: add `storage_url = \"http://...\"`")?;
+        Ok(StorageClient::new(url)?)
+    }
+}
+
+/// Parses an amount: tokens with up to 18 decimals (`1.5`), or base units (`1500wei`).
+pub(crate) fn parse_amount(s: &str) -> Result<U256, String> {
+    let s = s.trim();
+    if let Some(wei) = s.strip_suffix("wei") {
+        return U256::from_str_radix(wei.trim(), 10).map_err(|e| format!("{s:?}: {e}"));
+    }
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    if whole.is_empty() && frac.is_empty() {
+        return Err("empty amount".into());
+    }
+    if frac.len() > 18 {
+        return Err(format!("{s:?}: at most 18 decimals"));
+    }
+    if !whole.chars().chain(frac.chars()).all(|c| c.is_ascii_digit()) {
+        return Err(format!("{s:?} is not an amount: write tokens like 1.5 or base units like 1500wei"));
+    }
+    let scale = U256::from(10u8).pow(U256::from(18u8));
+    let w = if whole.is_empty() { U256::ZERO } else { U256::from_str_radix(whole, 10).map_err(|e| e.to_string())? };
+    let f = if frac.is_empty() {
+        U256::ZERO
+    } else {
+        let padded = format!("{frac:0<18}");
+        U256::from_str_radix(&padded, 10).map_err(|e| e.to_string())?
+    };
+    w.checked_mul(scale).and_then(|v| v.checked_add(f)).ok_or_else(|| format!("{s:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_are_exact() {
+        let e18 = U256::from(10u8).pow(U256::from(18u8));
+        assert_eq!(parse_amount("1").unwrap(), e18);
+        assert_eq!(parse_amount("1.5").unwrap(), e18 + e18 / U256::from(2u8));
+        assert_eq!(parse_amount("0.000000000000000001").unwrap(), U256::from(1u8));
+        assert_eq!(parse_amount("1500wei").unwrap(), U256::from(1500u16));
+        assert_eq!(parse_amount(".5").unwrap(), e18 / U256::from(2u8));
+        assert!(parse_amount("1.0000000000000000001").is_err());
+        assert!(parse_amount("-1").is_err());
+        assert!(parse_amount("1e18").is_err());
+        assert!(parse_amount("").is_err());
+    }
+}
