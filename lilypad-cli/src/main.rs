@@ -28,6 +28,18 @@ enum Command {
     ///
     /// Example: lilypad-cli leaderboard --network ~/.lilypad/devnet/network.toml --json
     Leaderboard(commands::leaderboard::LeaderboardArgs),
+    /// Run the solver: the HTTP API job creators and providers post signed offers to;
+    /// it matches them and creates the deals on chain. Key: WEB3_PRIVATE_KEY.
+    ///
+    /// Example: WEB3_PRIVATE_KEY=0x... lilypad-cli solver --network net.toml --db solver.db
+    Solver(commands::solver::SolverArgs),
+}
+
+/// Logs to stderr; `RUST_LOG` sets the filter (info by default).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 fn main() -> ExitCode {
@@ -36,6 +48,10 @@ fn main() -> ExitCode {
         Command::Module(cmd) => commands::module::run(cmd),
         Command::Devnet(cmd) => commands::devnet::run(cmd),
         Command::Leaderboard(args) => commands::leaderboard::run(&args),
+        Command::Solver(args) => {
+            init_tracing();
+            commands::solver::run(&args)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

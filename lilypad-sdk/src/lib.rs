@@ -11,3 +11,5 @@ pub mod chain;
 #[cfg(feature = "devnet")]
 pub mod devnet;
 pub mod module;
+#[cfg(feature = "solver")]
+pub mod solver;

@@ -3,3 +3,4 @@
 pub(crate) mod devnet;
 pub(crate) mod leaderboard;
 pub(crate) mod module;
+pub(crate) mod solver;
