@@ -142,8 +142,8 @@ fn header<'a>(map: &'a HeaderMap, name: &'static str) -> Result<&'a str, AuthErr
         .map_err(|_| AuthError::Malformed { header: name, reason: "not visible ASCII".into() })
 }
 
-fn malformed(header: &'static str, reason: impl ToString) -> AuthError {
-    AuthError::Malformed { header, reason: reason.to_string() }
+fn malformed(header: &'static str, reason: String) -> AuthError {
+    AuthError::Malformed { header, reason }
 }
 
 impl RequestAuth {

@@ -256,8 +256,8 @@ fn kind_code(k: OfferKind) -> i64 {
     }
 }
 
-fn b256(v: Vec<u8>) -> B256 {
-    B256::try_from(v.as_slice()).unwrap_or_default()
+fn b256(v: &[u8]) -> B256 {
+    B256::try_from(v).unwrap_or_default()
 }
 
 fn address(v: &[u8]) -> Address {
@@ -428,9 +428,9 @@ impl Store {
             let rows = st
                 .query_map([], |r| {
                     Ok(Pair {
-                        deal_id: b256(r.get(0)?),
-                        job: b256(r.get(1)?),
-                        resource: b256(r.get(2)?),
+                        deal_id: b256(&r.get::<_, Vec<u8>>(0)?),
+                        job: b256(&r.get::<_, Vec<u8>>(1)?),
+                        resource: b256(&r.get::<_, Vec<u8>>(2)?),
                     })
                 })
                 .map_err(sql("pairs"))?;
@@ -515,14 +515,14 @@ fn offer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredOffer> {
     let state: String = r.get(6)?;
     Ok(StoredOffer {
         seq: r.get::<_, i64>(0)? as u64,
-        id: b256(r.get(1)?),
+        id: b256(&r.get::<_, Vec<u8>>(1)?),
         kind: if r.get::<_, i64>(2)? == 0 { OfferKind::Job } else { OfferKind::Resource },
         signer: address(&r.get::<_, Vec<u8>>(3)?),
         offer_json: r.get(4)?,
         signature: r.get(5)?,
         state: OfferState::parse(&state).unwrap_or(OfferState::Failed),
         reason: r.get(7)?,
-        deal_id: r.get::<_, Option<Vec<u8>>>(8)?.map(b256),
+        deal_id: r.get::<_, Option<Vec<u8>>>(8)?.map(|v| b256(&v)),
     })
 }
 
@@ -823,5 +823,74 @@ fn writer_loop(
             // No subscriber is fine.
             let _ = publish.send(Arc::new(e));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offer(n: u8) -> NewOffer {
+        NewOffer {
+            id: B256::repeat_byte(n),
+            kind: OfferKind::Resource,
+            signer: Address::repeat_byte(n),
+            offer_json: "{}".into(),
+            signature: vec![n; 65],
+            inputs: None,
+            expiry: 10,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn group_commit_isolates_failures_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let (solver, controller) = (Address::repeat_byte(0xaa), Address::repeat_byte(0xcc));
+        let store = Store::open(&path, solver, 31337, controller).unwrap();
+        let mut live = store.subscribe();
+        // 200 concurrent writes; every 10th reuses the nonce of the write before it.
+        let writes = (0..200u64).map(|i| {
+            let store = store.clone();
+            async move {
+                let nonce = U256::from(if i % 10 == 9 { i - 1 } else { i });
+                let o = offer((i % 250) as u8 + 1);
+                let signer = Address::repeat_byte(1);
+                store
+                    .write(move |tx| {
+                        tx.use_nonce(signer, nonce, 100)?;
+                        if i < 100 { tx.insert_offer(&o) } else { Ok(()) }
+                    })
+                    .await
+            }
+        });
+        let results = futures::future::join_all(writes).await;
+        // Replays fail only themselves (their nonce twin may be later in the same group).
+        let replays = results.iter().filter(|r| matches!(r, Err(StoreError::Replay { .. }))).count();
+        assert_eq!(replays, 20, "{results:?}");
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 180);
+        // Each stored offer published one event, in sequence order.
+        let mut seqs = Vec::new();
+        while let Ok(e) = live.try_recv() {
+            seqs.push(e.event.seq);
+        }
+        assert_eq!(seqs.len(), 90);
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+        let dup = store.write(|tx| tx.insert_offer(&offer(1))).await;
+        assert!(matches!(dup, Err(StoreError::Duplicate { state: OfferState::Open, .. })), "{dup:?}");
+        store.close();
+        drop(store);
+
+        let store = Store::open(&path, solver, 31337, controller).unwrap();
+        assert_eq!(store.live_offers().await.unwrap().len(), 90);
+        let replay = store.write(|tx| tx.use_nonce(Address::repeat_byte(1), U256::from(5), 100)).await;
+        assert!(matches!(replay, Err(StoreError::Replay { .. })));
+        assert_eq!(store.events_after(Address::repeat_byte(1), 0, 1000).await.unwrap().len(), 1);
+        assert_eq!(store.write(|tx| tx.prune_nonces(101)).await.unwrap(), 180);
+        store.close();
+        drop(store);
+
+        let e = Store::open(&path, Address::repeat_byte(0xbb), 31337, controller).unwrap_err();
+        assert!(e.to_string().contains("belongs to solver"), "{e}");
     }
 }

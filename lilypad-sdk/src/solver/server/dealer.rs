@@ -434,15 +434,3 @@ pub(super) async fn sweep(state: Arc<State>, tick: Duration) {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_to_a_minute() {
-        let d = |n: u32| Duration::from_secs(1u64 << n.min(6));
-        assert_eq!(d(1), Duration::from_secs(2));
-        assert_eq!(d(20), Duration::from_secs(64));
-    }
-}
