@@ -28,6 +28,29 @@ enum Command {
     ///
     /// Example: lilypad-cli leaderboard --network ~/.lilypad/devnet/network.toml --json
     Leaderboard(commands::leaderboard::LeaderboardArgs),
+    /// Run the solver: the HTTP API job creators and providers post signed offers to;
+    /// it matches them and creates the deals on chain. Key: WEB3_PRIVATE_KEY.
+    ///
+    /// Example: WEB3_PRIVATE_KEY=0x... lilypad-cli solver --network net.toml --db solver.db
+    Solver(commands::solver::SolverArgs),
+    /// Run a job: resolve and render the module, post a signed offer, wait for a deal,
+    /// download and verify the results, accept them.
+    ///
+    /// Example: lilypad-cli run ./examples/modules/cowsay -i Message=moo
+    Run(commands::run::RunArgs),
+    /// Your deals: list them or show one.
+    #[command(subcommand)]
+    Deals(commands::deals::DealsCommand),
+    /// The embedded content store: serve it, add to it, get verified content from it.
+    #[command(subcommand)]
+    Storage(commands::storage::StorageCommand),
+}
+
+/// Logs to stderr; `RUST_LOG` sets the filter (info by default).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 fn main() -> ExitCode {
@@ -36,6 +59,16 @@ fn main() -> ExitCode {
         Command::Module(cmd) => commands::module::run(cmd),
         Command::Devnet(cmd) => commands::devnet::run(cmd),
         Command::Leaderboard(args) => commands::leaderboard::run(&args),
+        Command::Solver(args) => {
+            init_tracing();
+            commands::solver::run(&args)
+        }
+        Command::Run(args) => commands::run::run(&args),
+        Command::Deals(cmd) => commands::deals::run(cmd),
+        Command::Storage(cmd) => {
+            init_tracing();
+            commands::storage::run(cmd)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,6 +11,10 @@ pub use lilypad_core as core;
 pub mod chain;
 #[cfg(feature = "devnet")]
 pub mod devnet;
+#[cfg(feature = "jobs")]
+pub mod job;
 pub mod module;
+#[cfg(feature = "solver")]
+pub mod solver;
 #[cfg(feature = "storage")]
 pub mod storage;

@@ -1,5 +1,10 @@
 //! One module per subcommand.
 
+pub(crate) mod deals;
 pub(crate) mod devnet;
 pub(crate) mod leaderboard;
 pub(crate) mod module;
+pub(crate) mod network;
+pub(crate) mod run;
+pub(crate) mod solver;
+pub(crate) mod storage;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use lilypad_sdk::{
-    chain::{ChainClient, LOCAL_CHAIN_ID, NetworkConfig, PrivateKeySigner},
+    chain::{ChainClient, NetworkConfig, PrivateKeySigner, config::LOCAL_CHAIN_ID},
     core::{Address, U256},
     devnet::{self, files},
     solver::SolverClient,
@@ -77,14 +77,14 @@ fn key(config: &NetworkConfig, role_index: usize) -> anyhow::Result<PrivateKeySi
 
 impl Network {
     /// Loads the network, connects with the account for `role` (a
-    /// [`lilypad_sdk::chain::registry::roles`] bit) and asks the solver who it is.
+    /// [`lilypad_sdk::chain::roles`] bit) and asks the solver who it is.
     pub(crate) async fn open(args: &NetworkArgs, role: u8) -> anyhow::Result<Self> {
         let file = network_file(args)?;
         let config = NetworkConfig::load(&file)
             .with_context(|| format!("loading the network file {}", file.display()))?;
         let index = match role {
-            r if r == lilypad_sdk::chain::registry::roles::RESOURCE_PROVIDER => devnet::PROVIDER,
-            r if r == lilypad_sdk::chain::registry::roles::SOLVER => devnet::SOLVER,
+            r if r == lilypad_sdk::chain::roles::RESOURCE_PROVIDER => devnet::PROVIDER,
+            r if r == lilypad_sdk::chain::roles::SOLVER => devnet::SOLVER,
             _ => devnet::JOB_CREATOR,
         };
         let signer = key(&config, index)?;
@@ -93,7 +93,12 @@ impl Network {
             .solver_url
             .clone()
             .context("the network file has no solver_url: add `solver_url = \"http://...\"`")?;
-        let probe = SolverClient::new(&solver_url, devnet::anvil_signer(0), config.chain_id, Address::ZERO)?;
+        let probe = SolverClient::new(
+            &solver_url,
+            devnet::anvil_signer(0),
+            config.chain_id,
+            Address::ZERO,
+        )?;
         let health = probe.health().await.with_context(|| {
             format!("the solver at {solver_url} does not answer; is it running?")
         })?;
@@ -116,11 +121,10 @@ impl Network {
 
     /// A storage client.
     pub(crate) fn storage(&self) -> anyhow::Result<StorageClient> {
-        let url = self
-            .config
-            .storage_url
-            .as_deref()
-            .context("the network file has no storage_url: add `storage_url = \"http://...\"`")?;
+        let url =
+            self.config.storage_url.as_deref().context(
+                "the network file has no storage_url: add `storage_url = \"http://...\"`",
+            )?;
         Ok(StorageClient::new(url)?)
     }
 }
@@ -139,10 +143,16 @@ pub(crate) fn parse_amount(s: &str) -> Result<U256, String> {
         return Err(format!("{s:?}: at most 18 decimals"));
     }
     if !whole.chars().chain(frac.chars()).all(|c| c.is_ascii_digit()) {
-        return Err(format!("{s:?} is not an amount: write tokens like 1.5 or base units like 1500wei"));
+        return Err(format!(
+            "{s:?} is not an amount: write tokens like 1.5 or base units like 1500wei"
+        ));
     }
     let scale = U256::from(10u8).pow(U256::from(18u8));
-    let w = if whole.is_empty() { U256::ZERO } else { U256::from_str_radix(whole, 10).map_err(|e| e.to_string())? };
+    let w = if whole.is_empty() {
+        U256::ZERO
+    } else {
+        U256::from_str_radix(whole, 10).map_err(|e| e.to_string())?
+    };
     let f = if frac.is_empty() {
         U256::ZERO
     } else {

@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use lilypad_sdk::{
-    chain::registry::roles,
+    chain::roles,
     core::{Address, U256},
     job::{JobCreator, JobError, JobEvent, JobOptions, JobOutcome, JobRequest},
     module::ModuleCache,
@@ -72,8 +72,9 @@ async fn run_async(args: &RunArgs) -> anyhow::Result<()> {
     let values = collect_inputs(&args.inputs)?;
     let mut files = BTreeMap::new();
     for raw in &args.input_files {
-        let (k, v) = crate::inputs::parse_input(raw)
-            .map_err(|e| anyhow::anyhow!("{}", e.to_string().replace("-i KEY=VALUE", "--input-file KEY=PATH")))?;
+        let (k, v) = crate::inputs::parse_input(raw).map_err(|e| {
+            anyhow::anyhow!("{}", e.to_string().replace("-i KEY=VALUE", "--input-file KEY=PATH"))
+        })?;
         if files.insert(k.clone(), PathBuf::from(v)).is_some() {
             anyhow::bail!("input file {k:?} is given twice");
         }

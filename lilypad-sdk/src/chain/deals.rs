@@ -163,6 +163,36 @@ fn to_u128(what: &'static str, v: U256) -> Result<u128> {
     })
 }
 
+/// The deal a `DealCreated` event describes; `submit_window` is the job offer's
+/// `timeout_secs` (the event has the deadline, not the window).
+pub(crate) fn deal_from_event(e: &C::DealCreated, submit_window: u64) -> Deal {
+    let t = &e.terms;
+    Deal {
+        id: e.dealId,
+        job_offer_id: t.jobOfferHash,
+        resource_offer_id: t.resourceOfferHash,
+        module_id: t.moduleId,
+        inputs_hash: t.inputsHash,
+        members: DealMembers {
+            job_creator: e.jobCreator,
+            resource_provider: e.provider,
+            solver: e.solver,
+            mediators: e.mediators.iter().copied().collect(),
+        },
+        terms: DealTerms {
+            price: t.price,
+            payment_collateral: t.paymentCollateral,
+            timeout_collateral: t.timeoutCollateral,
+            results_collateral: t.resultsCollateral,
+            mediation_fee: t.mediationFee,
+            submit_window_secs: submit_window,
+            judge_window_secs: u64::from(t.judgeWindowSecs),
+            mediate_window_secs: u64::from(t.mediateWindowSecs),
+        },
+        created_at: t.deadline.saturating_sub(submit_window),
+    }
+}
+
 impl ChainClient {
     /// Creates the deal of two signed offers (the caller must be the solver both name);
     /// both parties must have approved the controller for their collateral.
@@ -212,38 +242,13 @@ impl ChainClient {
         receipt: &alloy::rpc::types::TransactionReceipt,
     ) -> Result<CreatedDeal> {
         let e: C::DealCreated = Self::event(call, receipt, self.config().contracts.controller)?;
-        let t = e.terms;
-        let submit_window = job.offer.timeout_secs;
-        let deal = Deal {
-            id: e.dealId,
-            job_offer_id: t.jobOfferHash,
-            resource_offer_id: t.resourceOfferHash,
-            module_id: t.moduleId,
-            inputs_hash: t.inputsHash,
-            members: DealMembers {
-                job_creator: e.jobCreator,
-                resource_provider: e.provider,
-                solver: e.solver,
-                mediators: e.mediators.iter().copied().collect(),
-            },
-            terms: DealTerms {
-                price: t.price,
-                payment_collateral: t.paymentCollateral,
-                timeout_collateral: t.timeoutCollateral,
-                results_collateral: t.resultsCollateral,
-                mediation_fee: t.mediationFee,
-                submit_window_secs: submit_window,
-                judge_window_secs: u64::from(t.judgeWindowSecs),
-                mediate_window_secs: u64::from(t.mediateWindowSecs),
-            },
-            created_at: t.deadline.saturating_sub(submit_window),
-        };
+        let deal = deal_from_event(&e, job.offer.timeout_secs);
         debug_assert_eq!(deal.job_offer_id, job.id);
         debug_assert_eq!(deal.resource_offer_id, resource.id);
         Ok(CreatedDeal {
             deal,
             mediators: e.mediators,
-            deadline: t.deadline,
+            deadline: e.terms.deadline,
             tx: receipt.transaction_hash,
         })
     }

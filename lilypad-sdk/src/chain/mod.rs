@@ -35,7 +35,7 @@
 pub mod bindings;
 mod client;
 pub mod config;
-mod deals;
+pub(crate) mod deals;
 pub(crate) mod error;
 mod events;
 mod jobs;

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{JobError, JobEvent, JobOutcome, JobRequest};
 use crate::{
-    chain::{ChainClient, ControllerEvent, DealStatus, registry::roles},
+    chain::{ChainClient, ControllerEvent, roles},
     module::ModuleCache,
     solver::{
         SolverClient,
@@ -139,11 +139,8 @@ impl JobCreator {
             on_event(JobEvent::InputUploaded { key: key.clone(), cid: cid.to_string() });
             files.insert(key.clone(), cid.to_string());
         }
-        let inputs = JobInputs {
-            module: resolved.source.clone(),
-            values: request.values.clone(),
-            files,
-        };
+        let inputs =
+            JobInputs { module: resolved.source.clone(), values: request.values.clone(), files };
         let inputs_bytes = inputs.canonical_bytes();
 
         // 4. The offer.
@@ -160,13 +157,16 @@ impl JobCreator {
         }
         let now = self.chain.latest_timestamp().await?;
         let expiry = now + self.options.offer_ttl.as_secs().max(1);
-        let timeout_secs =
-            if spec.timeout_secs > 0 { spec.timeout_secs } else { self.options.default_timeout_secs };
+        let timeout_secs = if spec.timeout_secs > 0 {
+            spec.timeout_secs
+        } else {
+            self.options.default_timeout_secs
+        };
         let offer = JobOffer {
             creator: me,
             module_id: resolved.id,
             inputs_hash: inputs.hash(),
-            requirements: spec.resources.clone(),
+            requirements: spec.resources,
             max_price,
             payment_collateral: need,
             // The provider needs time to pull the image and publish as well as to run.
@@ -214,17 +214,14 @@ impl JobCreator {
         });
 
         // 6. Results on chain.
-        let cid = match self.wait_for_results(deal_id, deal.deadline, cancel).await? {
-            Some(cid) => cid,
-            None => {
-                let finished = self.chain.claim_timeout(deal_id).await?;
-                on_event(JobEvent::TimedOut { refunded: finished.to_job_creator });
-                return Err(JobError::ProviderTimedOut {
-                    deal_id,
-                    provider: deal.provider,
-                    refunded: finished.to_job_creator,
-                });
-            }
+        let Some(cid) = self.wait_for_results(deal_id, deal.deadline).await? else {
+            let finished = self.chain.claim_timeout(deal_id).await?;
+            on_event(JobEvent::TimedOut { refunded: finished.to_job_creator });
+            return Err(JobError::ProviderTimedOut {
+                deal_id,
+                provider: deal.provider,
+                refunded: finished.to_job_creator,
+            });
         };
         on_event(JobEvent::ResultsSubmitted { cid: cid.to_string() });
 
@@ -236,7 +233,10 @@ impl JobCreator {
                 let reason = e.to_string();
                 let created = self.deal_mediators(deal_id).await?;
                 let challenge = self.chain.challenge_results(deal_id, &created).await?;
-                on_event(JobEvent::Challenged { reason: reason.clone(), mediator: challenge.mediator });
+                on_event(JobEvent::Challenged {
+                    reason: reason.clone(),
+                    mediator: challenge.mediator,
+                });
                 return Err(JobError::ResultsRejected {
                     deal_id,
                     cid: cid.to_string(),
@@ -329,41 +329,37 @@ impl JobCreator {
     }
 
     /// Waits for results on chain until the deal's deadline; `None` when it passed.
+    ///
+    /// Cancelling after the deal exists cannot take the money back early: the refund
+    /// path is the timeout claim after the deadline, so this keeps waiting.
     async fn wait_for_results(
         &self,
         deal_id: B256,
         deadline: u64,
-        cancel: &CancellationToken,
     ) -> Result<Option<cid::Cid>, JobError> {
         let from = self.chain.config().deployed_at_block;
         let mut poller = self.chain.poll_controller_events(from);
         loop {
             for (event, _) in poller.next_batch().await? {
-                if let ControllerEvent::ResultsSubmitted(e) = event {
-                    if e.dealId == deal_id {
+                match event {
+                    ControllerEvent::ResultsSubmitted(e) if e.dealId == deal_id => {
                         let cid = cid::Cid::try_from(e.resultsCid.as_ref()).map_err(|err| {
                             JobError::Other(format!("the results CID on chain is malformed: {err}"))
                         })?;
                         return Ok(Some(cid));
                     }
+                    ControllerEvent::DealFinished(e) if e.dealId == deal_id => {
+                        return Err(JobError::Other(format!(
+                            "deal {deal_id} ended before results were submitted"
+                        )));
+                    }
+                    _ => {}
                 }
             }
-            let deal = self.chain.deal(deal_id).await?;
-            if let Some(d) = &deal {
-                if d.status != DealStatus::Agreed && d.results.is_none() {
-                    return Err(JobError::Other(format!("deal {deal_id} ended: {:?}", d.status)));
-                }
-            }
-            let now = self.chain.latest_timestamp().await?;
-            if now > deadline {
+            if self.chain.latest_timestamp().await? > deadline {
                 return Ok(None);
             }
-            tokio::select! {
-                // Cancelling after the deal exists cannot take the money back early: the
-                // refund path is the timeout claim, so keep waiting for it.
-                () = cancel.cancelled(), if false => {}
-                () = sleep(self.options.poll_interval) => {}
-            }
+            sleep(self.options.poll_interval).await;
         }
     }
 
@@ -376,31 +372,28 @@ impl JobCreator {
                 return Err(JobError::Other(format!("no DealCreated event for deal {deal_id}")));
             }
             for (event, _) in batch {
-                if let ControllerEvent::DealCreated(e) = event {
-                    if e.dealId == deal_id {
+                match event {
+                    ControllerEvent::DealCreated(e) if e.dealId == deal_id => {
                         return Ok(e.mediators);
                     }
+                    _ => {}
                 }
             }
         }
     }
 
-    /// The deal the offer became, if any.
+    /// The deal the offer became, if any, as the solver recorded it (the
+    /// `DealCreated` event does not carry offer ids).
     async fn deal_for(&self, offer_id: B256) -> Result<Option<B256>, JobError> {
-        let mut poller = self.chain.poll_controller_events(self.chain.config().deployed_at_block);
-        loop {
-            let batch = poller.next_batch().await?;
-            if batch.is_empty() {
-                return Ok(None);
+        // A deal in flight (state `matching`) settles within a transaction's time.
+        for _ in 0..120 {
+            let view = self.solver.job_offer(offer_id).await?;
+            if view.state != OfferState::Matching {
+                return Ok(view.deal_id);
             }
-            for (event, _) in batch {
-                if let ControllerEvent::DealCreated(e) = event {
-                    if e.jobOfferId == offer_id {
-                        return Ok(Some(e.dealId));
-                    }
-                }
-            }
+            sleep(self.options.poll_interval).await;
         }
+        Ok(self.solver.job_offer(offer_id).await?.deal_id)
     }
 
     /// Invalidates the offer's nonce on chain so no solver can turn it into a deal.
@@ -413,7 +406,10 @@ impl JobCreator {
 }
 
 fn reasons(view: &crate::solver::api::JobOfferStatus) -> Vec<String> {
-    view.mismatches.iter().map(|m| format!("resource offer {}: {}", m.resource_offer_id, m.reason)).collect()
+    view.mismatches
+        .iter()
+        .map(|m| format!("resource offer {}: {}", m.resource_offer_id, m.reason))
+        .collect()
 }
 
 /// Failures that make results unacceptable (as opposed to our own I/O or network

@@ -20,8 +20,10 @@
 //! a timeout claim once the provider's deadline has passed.
 
 mod creator;
+mod provider;
 
 pub use creator::{JobCreator, JobOptions};
+pub use provider::{ProviderClient, ProviderError, ProviderJob};
 
 use std::{collections::BTreeMap, path::PathBuf};
 
@@ -201,7 +203,9 @@ pub enum JobError {
     #[error("the solver rejected the job: {0}")]
     Rejected(String),
     /// The provider did not submit results in time; the timeout was claimed.
-    #[error("provider {provider} did not submit results for deal {deal_id} in time; refunded {refunded} base units")]
+    #[error(
+        "provider {provider} did not submit results for deal {deal_id} in time; refunded {refunded} base units"
+    )]
     ProviderTimedOut {
         /// The deal.
         deal_id: B256,
@@ -211,7 +215,9 @@ pub enum JobError {
         refunded: U256,
     },
     /// The results failed verification; they were challenged.
-    #[error("results {cid} of deal {deal_id} failed verification and were challenged (mediator {mediator}): {reason}")]
+    #[error(
+        "results {cid} of deal {deal_id} failed verification and were challenged (mediator {mediator}): {reason}"
+    )]
     ResultsRejected {
         /// The deal.
         deal_id: B256,

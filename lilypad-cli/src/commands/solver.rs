@@ -1,0 +1,109 @@
+//! `lilypad-cli solver`: runs the solver service (HTTP API, matching, deal creation).
+//!
+//! The key comes from `WEB3_PRIVATE_KEY` only (never a flag: it would show in `ps`);
+//! its address is the solver every accepted offer must name.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use lilypad_sdk::{
+    chain::{ChainClient, NetworkConfig, PrivateKeySigner},
+    solver::{Limits, Rate, SolverOptions},
+};
+
+/// Arguments of `solver`.
+#[derive(Debug, Args)]
+pub(crate) struct SolverArgs {
+    /// The network file (chain id, RPC URLs, contracts).
+    #[arg(long, env = "LILYPAD_NETWORK", value_name = "FILE", conflicts_with = "rpc_url")]
+    network: Option<PathBuf>,
+    /// Instead of a network file: the built-in `local` network (a devnet's contract
+    /// addresses, chain 31337) at this RPC URL.
+    #[arg(long, env = "LILYPAD_RPC_URL", value_name = "URL")]
+    rpc_url: Option<String>,
+    /// The SQLite database (created if missing; its WAL files sit beside it).
+    #[arg(long, env = "LILYPAD_SOLVER_DB", value_name = "PATH")]
+    db: PathBuf,
+    /// The address to listen on (port 0: any free port; the chosen one is printed).
+    #[arg(
+        long,
+        env = "LILYPAD_SOLVER_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
+    listen: SocketAddr,
+    /// Largest request body in bytes.
+    #[arg(long, env = "LILYPAD_SOLVER_MAX_BODY", default_value_t = Limits::default().max_body_bytes)]
+    max_body_bytes: usize,
+    /// Largest job inputs in bytes.
+    #[arg(long, env = "LILYPAD_SOLVER_MAX_INPUTS", default_value_t = Limits::default().max_inputs_bytes)]
+    max_inputs_bytes: usize,
+    /// Requests per second per signer (sustained).
+    #[arg(long, env = "LILYPAD_SOLVER_SIGNER_RATE", default_value_t = Limits::default().per_signer.per_sec)]
+    signer_rate: f64,
+    /// Requests per signer at once (burst).
+    #[arg(long, env = "LILYPAD_SOLVER_SIGNER_BURST", default_value_t = Limits::default().per_signer.burst)]
+    signer_burst: f64,
+    /// Requests per second per peer IP address (sustained).
+    #[arg(long, env = "LILYPAD_SOLVER_PEER_RATE", default_value_t = Limits::default().per_peer.per_sec)]
+    peer_rate: f64,
+    /// Requests per peer IP address at once (burst).
+    #[arg(long, env = "LILYPAD_SOLVER_PEER_BURST", default_value_t = Limits::default().per_peer.burst)]
+    peer_burst: f64,
+}
+
+fn network(args: &SolverArgs) -> anyhow::Result<NetworkConfig> {
+    if let Some(url) = &args.rpc_url {
+        let mut config = NetworkConfig::local();
+        config.rpc_urls = vec![url.clone()];
+        config.validate()?;
+        return Ok(config);
+    }
+    let path = args.network.as_ref().context(
+        "no network: pass --network FILE (or set LILYPAD_NETWORK), or --rpc-url URL for a local devnet",
+    )?;
+    NetworkConfig::load(path)
+        .with_context(|| format!("loading the network file {}", path.display()))
+}
+
+fn key() -> anyhow::Result<PrivateKeySigner> {
+    let text = std::env::var("WEB3_PRIVATE_KEY")
+        .context("WEB3_PRIVATE_KEY is not set: the solver signs createDeal with its key")?;
+    // The parse error would not contain the key, but say nothing about it anyway.
+    text.trim()
+        .parse::<PrivateKeySigner>()
+        .map_err(|_| anyhow::anyhow!("WEB3_PRIVATE_KEY is not a 32-byte hex private key"))
+}
+
+/// Runs `lilypad-cli solver` until Ctrl-C or SIGTERM.
+pub(crate) fn run(args: &SolverArgs) -> anyhow::Result<()> {
+    let config = network(args)?;
+    let key = key()?;
+    let mut opts = SolverOptions::new(&args.db, args.listen);
+    opts.limits = Limits {
+        max_body_bytes: args.max_body_bytes,
+        max_inputs_bytes: args.max_inputs_bytes,
+        per_signer: Rate { per_sec: args.signer_rate, burst: args.signer_burst },
+        per_peer: Rate { per_sec: args.peer_rate, burst: args.peer_burst },
+        ..Limits::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let chain = ChainClient::connect(config).await?.with_signer(key);
+        let solver = lilypad_sdk::solver::start(chain, opts).await?;
+        println!("solver {} listening on {}", solver.solver(), solver.url());
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("stopping");
+        solver.shutdown().await;
+        Ok(())
+    })
+}

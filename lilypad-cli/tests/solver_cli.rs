@@ -1,0 +1,620 @@
+//! `lilypad-cli solver` as a real process against a real devnet (anvil from
+//! node_modules, installed by scripts/setup-contracts.sh; a missing anvil fails
+//! the test) with a real SQLite database, driven through `SolverClient` and raw
+//! HTTP requests.
+
+use std::{
+    collections::BTreeSet,
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
+use futures::StreamExt;
+use lilypad_sdk::{
+    chain::{
+        ChainClient, ControllerEvent, SignedJobOffer, SignedResourceOffer, sign_job_offer,
+        sign_resource_offer,
+    },
+    core::{
+        eip712,
+        offer::{JobOffer, ModulePolicy, ResourceOffer},
+        spec::{Gpu, JobRequirements, MachineSpec},
+    },
+    devnet::{self, ANVIL_KEYS, Devnet, DevnetOptions, anvil_address, anvil_signer},
+    solver::{
+        SolverClient, SolverError,
+        api::{DealState, EventKind, OfferState, SolverEvent},
+        auth::{RequestAuth, request_domain},
+    },
+};
+
+/// The second provider: a funded spare account (devnet funds all ten).
+const PROVIDER2: usize = 8;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+async fn devnet(dir: &Path) -> Devnet {
+    let mut opts = DevnetOptions::new(dir.join("devnet"));
+    opts.startup_timeout = Duration::from_secs(60);
+    Devnet::start(&opts, &|_| {}).await.unwrap_or_else(|e| panic!("cannot start a devnet: {e}"))
+}
+
+/// A `lilypad-cli solver` process; killed with SIGKILL when dropped.
+struct SolverProc {
+    child: Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl SolverProc {
+    fn start(network: &Path, db: &Path, log: &Path, extra: &[&str]) -> Self {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("solver log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lilypad-cli"))
+            .args(["solver", "--listen", "127.0.0.1:0", "--network"])
+            .arg(network)
+            .arg("--db")
+            .arg(db)
+            .args(extra)
+            .env("WEB3_PRIVATE_KEY", ANVIL_KEYS[devnet::SOLVER])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn lilypad-cli solver");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("solver stdout");
+        BufReader::new(stdout).read_line(&mut line).expect("read the solver's first line");
+        let url = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .filter(|u| u.starts_with("http://"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "the solver did not start: {line:?}; its log:\n{}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                )
+            })
+            .to_owned();
+        assert!(line.contains(&anvil_address(devnet::SOLVER).to_string()), "{line}");
+        Self { child, url, log: log.to_owned() }
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    fn kill9(mut self) {
+        self.child.kill().expect("kill -9 the solver");
+        self.child.wait().expect("reap the solver");
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for SolverProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client(url: &str, account: usize) -> SolverClient {
+    SolverClient::new(url, anvil_signer(account), 31337, anvil_address(devnet::SOLVER))
+        .expect("solver client")
+}
+
+fn mediators() -> BTreeSet<Address> {
+    devnet::MEDIATORS.iter().map(|m| anvil_address(*m)).collect()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()
+}
+
+const INPUTS: &[u8] = br#"{"Message":"moo"}"#;
+
+fn job(nonce: u64, gpus: u32) -> JobOffer {
+    JobOffer {
+        creator: anvil_address(devnet::JOB_CREATOR),
+        module_id: B256::repeat_byte(7),
+        inputs_hash: keccak256(INPUTS),
+        requirements: JobRequirements {
+            cpu_millicores: 1000,
+            ram_mib: 512,
+            gpu_count: gpus,
+            ..Default::default()
+        },
+        max_price: U256::from(50u64),
+        payment_collateral: U256::from(100u64),
+        timeout_secs: 600,
+        mediators: mediators(),
+        solver: anvil_address(devnet::SOLVER),
+        target: None,
+        expiry: now() + 3600,
+        nonce: U256::from(nonce),
+    }
+}
+
+fn resource(account: usize, nonce: u64) -> ResourceOffer {
+    ResourceOffer {
+        provider: anvil_address(account),
+        spec: MachineSpec {
+            cpu_millicores: 4000,
+            ram_mib: 8192,
+            disk_mib: 10_000,
+            gpus: vec![Gpu { vendor: "NVIDIA".into(), model: "RTX 4090".into(), vram_mib: 24_576 }],
+        },
+        modules: ModulePolicy::Any,
+        default_price: U256::from(30u64),
+        module_prices: Default::default(),
+        timeout_collateral: U256::from(7u64),
+        mediators: mediators(),
+        solver: anvil_address(devnet::SOLVER),
+        expiry: now() + 3600,
+        nonce: U256::from(nonce),
+    }
+}
+
+fn domain(net: &Devnet) -> alloy::sol_types::Eip712Domain {
+    eip712::domain(31337, net.config().contracts.controller)
+}
+
+fn signed_job(net: &Devnet, offer: &JobOffer) -> SignedJobOffer {
+    sign_job_offer(&anvil_signer(devnet::JOB_CREATOR), offer, &domain(net)).expect("sign job")
+}
+
+fn signed_resource(net: &Devnet, account: usize, offer: &ResourceOffer) -> SignedResourceOffer {
+    sign_resource_offer(&anvil_signer(account), offer, &domain(net)).expect("sign resource")
+}
+
+/// Polls `f` until it gives `Some`, for up to 30 s.
+async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The events a client's stream yields until it is quiet for `quiet`.
+async fn events_until_quiet(
+    c: &SolverClient,
+    after: Option<u64>,
+    quiet: Duration,
+) -> Vec<SolverEvent> {
+    let mut stream = c.events(after);
+    let mut out = Vec::new();
+    while let Ok(Some(e)) = tokio::time::timeout(quiet, stream.next()).await {
+        out.push(e.expect("event stream"));
+    }
+    out
+}
+
+/// DealCreated events of this solver on chain.
+async fn deals_on_chain(chain: &ChainClient) -> Vec<B256> {
+    let mut poller = chain.poll_controller_events(0);
+    let mut out = Vec::new();
+    loop {
+        let batch = poller.next_batch().await.expect("eth_getLogs");
+        if batch.is_empty() {
+            return out;
+        }
+        for (e, _) in batch {
+            if let ControllerEvent::DealCreated(d) = e {
+                assert_eq!(d.solver, anvil_address(devnet::SOLVER));
+                out.push(d.dealId);
+            }
+        }
+    }
+}
+
+async fn status_of(c: &SolverClient, id: B256) -> OfferState {
+    c.job_offer(id).await.expect("job offer status").state
+}
+
+#[test]
+fn requests_must_be_signed_fresh_and_by_the_right_party() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rt = runtime();
+    let net = rt.block_on(devnet(dir.path()));
+    let solver = SolverProc::start(
+        &net.network_file(),
+        &dir.path().join("solver.db"),
+        &dir.path().join("solver.log"),
+        &[
+            "--max-body-bytes",
+            "65536",
+            "--max-inputs-bytes",
+            "1024",
+            "--signer-burst",
+            "20",
+            "--signer-rate",
+            "1",
+        ],
+    );
+    rt.block_on(async {
+        let jc = client(&solver.url, devnet::JOB_CREATOR);
+        let rp = client(&solver.url, devnet::PROVIDER);
+
+        // Health and metrics need no signature.
+        let h = jc.health().await.expect("healthz");
+        assert_eq!(
+            (h.status.as_str(), h.solver, h.chain_id),
+            ("ok", anvil_address(devnet::SOLVER), 31337)
+        );
+
+        // A signed resource offer is stored (201).
+        let res = signed_resource(&net, devnet::PROVIDER, &resource(devnet::PROVIDER, 1));
+        let receipt = rp.post_resource_offer(&res).await.expect("post resource offer");
+        assert_eq!((receipt.id, receipt.state), (res.id, OfferState::Open));
+        // The same offer again: 409.
+        let e = rp.post_resource_offer(&res).await.unwrap_err();
+        assert!(matches!(&e, SolverError::Conflict(r) if r.contains("posted already")), "{e}");
+
+        // Unsigned: 401.
+        let r = rp.send("GET", "/api/v1/deals", Vec::new(), None).await.expect("send");
+        assert_eq!(r.status, 401);
+        assert!(
+            matches!(r.error(None), SolverError::Unauthorized(m) if m.contains("missing header"))
+        );
+
+        // Replayed: the first use works, the second is 409.
+        let auth = rp.sign("GET", "/api/v1/deals", &[]).expect("sign");
+        assert_eq!(
+            rp.send("GET", "/api/v1/deals", Vec::new(), Some(&auth)).await.expect("send").status,
+            200
+        );
+        let r = rp.send("GET", "/api/v1/deals", Vec::new(), Some(&auth)).await.expect("send");
+        assert_eq!(r.status, 409, "{:?}", String::from_utf8_lossy(&r.body));
+        assert!(matches!(r.error(None), SolverError::Conflict(m) if m.contains("replay")));
+
+        // Expired: 401.
+        let d = request_domain(31337, anvil_address(devnet::SOLVER));
+        let old = RequestAuth::sign(
+            &anvil_signer(devnet::PROVIDER),
+            &d,
+            "GET",
+            "/api/v1/deals",
+            &[],
+            U256::from(1),
+            now() - 1,
+        )
+        .expect("sign");
+        let r = rp.send("GET", "/api/v1/deals", Vec::new(), Some(&old)).await.expect("send");
+        assert_eq!(r.status, 401);
+        assert!(matches!(r.error(None), SolverError::Unauthorized(m) if m.contains("expired")));
+        // Too far ahead: 401.
+        let far = RequestAuth::sign(
+            &anvil_signer(devnet::PROVIDER),
+            &d,
+            "GET",
+            "/api/v1/deals",
+            &[],
+            U256::from(2),
+            now() + 100_000,
+        )
+        .expect("sign");
+        let r = rp.send("GET", "/api/v1/deals", Vec::new(), Some(&far)).await.expect("send");
+        assert_eq!(r.status, 401);
+
+        // Wrong signer: the header names the provider, the key is the job creator's.
+        let mut forged = jc.sign("GET", "/api/v1/deals", &[]).expect("sign");
+        forged.signer = anvil_address(devnet::PROVIDER);
+        let r = rp.send("GET", "/api/v1/deals", Vec::new(), Some(&forged)).await.expect("send");
+        assert_eq!(r.status, 401);
+        assert!(
+            matches!(r.error(None), SolverError::Unauthorized(m) if m.contains("is signed by"))
+        );
+        // Signed for another solver: 401.
+        let other = SolverClient::new(
+            &solver.url,
+            anvil_signer(devnet::PROVIDER),
+            31337,
+            Address::repeat_byte(9),
+        )
+        .expect("client");
+        assert!(matches!(other.deals().await, Err(SolverError::Unauthorized(_))));
+        // A body changed after signing: 401.
+        let offer2 = signed_resource(&net, devnet::PROVIDER, &resource(devnet::PROVIDER, 2));
+        let body = SolverClient::resource_offer_body(&offer2).expect("body");
+        let auth = rp.sign("POST", "/api/v1/resource_offers", &body).expect("sign");
+        let mut tampered = body.clone();
+        tampered.push(b' ');
+        let r =
+            rp.send("POST", "/api/v1/resource_offers", tampered, Some(&auth)).await.expect("send");
+        assert_eq!(r.status, 401);
+
+        // The signer must be the offer's provider / creator: 403.
+        let e = jc.post_resource_offer(&offer2).await.unwrap_err();
+        assert!(matches!(&e, SolverError::Forbidden(m) if m.contains("only the provider")), "{e}");
+        let j = signed_job(&net, &job(1, 0));
+        let e = rp.post_job_offer(&j, INPUTS).await.unwrap_err();
+        assert!(matches!(&e, SolverError::Forbidden(m) if m.contains("only the creator")), "{e}");
+
+        // Bad offers: 400 with the reason.
+        let e = jc.post_job_offer(&j, b"other inputs").await.unwrap_err();
+        assert!(matches!(&e, SolverError::BadRequest(m) if m.contains("inputs_hash")), "{e}");
+        let mut bad_sig = j.clone();
+        bad_sig.offer.nonce = U256::from(99); // the signature is of nonce 1
+        let e = jc.post_job_offer(&bad_sig, INPUTS).await.unwrap_err();
+        assert!(matches!(&e, SolverError::BadRequest(m) if m.contains("offer signature")), "{e}");
+        let mut other_solver = job(3, 0);
+        other_solver.solver = Address::repeat_byte(9);
+        let e = jc.post_job_offer(&signed_job(&net, &other_solver), INPUTS).await.unwrap_err();
+        assert!(matches!(&e, SolverError::BadRequest(m) if m.contains("names solver")), "{e}");
+        let mut expired = job(4, 0);
+        expired.expiry = now() - 10;
+        let e = jc.post_job_offer(&signed_job(&net, &expired), INPUTS).await.unwrap_err();
+        assert!(matches!(&e, SolverError::BadRequest(m) if m.contains("expir")), "{e}");
+
+        // Oversized: the body (413 before any signature work) and the inputs.
+        let big = vec![b'x'; 70_000];
+        let r = jc.send("POST", "/api/v1/job_offers", big, None).await.expect("send");
+        assert_eq!(r.status, 413);
+        let mut big_job = job(5, 0);
+        let big_inputs = vec![7u8; 2000];
+        big_job.inputs_hash = keccak256(&big_inputs);
+        let e = jc.post_job_offer(&signed_job(&net, &big_job), &big_inputs).await.unwrap_err();
+        assert!(matches!(&e, SolverError::PayloadTooLarge(m) if m.contains("inputs")), "{e}");
+
+        // A valid job offer with a GPU the provider lacks stays open.
+        let j = signed_job(&net, &job(6, 4));
+        assert_eq!(jc.post_job_offer(&j, INPUTS).await.expect("post job").state, OfferState::Open);
+        let st = jc.job_offer(j.id).await.expect("status");
+        assert_eq!(st.state, OfferState::Open);
+        assert_eq!(st.mismatches.len(), 1, "{st:?}");
+        assert_eq!(st.mismatches[0].resource_offer_id, res.id);
+        assert!(st.mismatches[0].reason.contains("GPU"), "{}", st.mismatches[0].reason);
+        // Only its creator may read it.
+        assert!(matches!(rp.job_offer(j.id).await, Err(SolverError::Forbidden(_))));
+
+        // Per-signer rate limit (burst 20, 1/s): a burst of 40 requests hits 429.
+        let spare = client(&solver.url, 9);
+        let mut limited = 0;
+        for _ in 0..40 {
+            match spare.deals().await {
+                Ok(_) => {}
+                Err(SolverError::RateLimited { retry_after_secs, .. }) => {
+                    assert!(retry_after_secs.is_some_and(|s| s >= 1));
+                    limited += 1;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(limited >= 15, "{limited} of 40 requests were limited");
+        // ... and another signer is not affected.
+        jc.deals().await.expect("another signer has its own bucket");
+
+        let m = jc.metrics().await.expect("metrics");
+        assert!(m.contains("solver_offers_accepted_total{kind=\"resource\"} 1"), "{m}");
+        assert!(m.contains("solver_offers_accepted_total{kind=\"job\"} 1"), "{m}");
+        assert!(m.contains("solver_offers_rejected_total{reason=\"forbidden\"} 2"), "{m}");
+        assert!(m.contains("solver_offers_rejected_total{reason=\"unauthorized\"} 1"), "{m}");
+        assert!(m.contains("solver_http_request_duration_seconds_bucket"), "{m}");
+    });
+    assert!(
+        !solver.log().contains(ANVIL_KEYS[devnet::SOLVER].trim_start_matches("0x")),
+        "key in the log"
+    );
+}
+
+#[test]
+fn two_providers_one_job_one_deal_and_each_party_sees_only_its_own() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rt = runtime();
+    let net = rt.block_on(devnet(dir.path()));
+    let solver = SolverProc::start(
+        &net.network_file(),
+        &dir.path().join("solver.db"),
+        &dir.path().join("solver.log"),
+        &[],
+    );
+    rt.block_on(async {
+        let jc = client(&solver.url, devnet::JOB_CREATOR);
+        let rp = client(&solver.url, devnet::PROVIDER);
+        let rp2 = client(&solver.url, PROVIDER2);
+        for p in [devnet::PROVIDER, PROVIDER2] {
+            net.account(p).approve_controller(U256::from(1_000_000u64)).await.expect("approve");
+        }
+        let r1 = signed_resource(&net, devnet::PROVIDER, &resource(devnet::PROVIDER, 1));
+        let r2 = signed_resource(&net, PROVIDER2, &resource(PROVIDER2, 1));
+        rp.post_resource_offer(&r1).await.expect("post r1");
+        rp2.post_resource_offer(&r2).await.expect("post r2");
+
+        // The job creator has not approved the controller: createDeal reverts, the job
+        // fails with the decoded reason, the provider's offer goes back into the book.
+        let j1 = signed_job(&net, &job(1, 1));
+        assert_eq!(jc.post_job_offer(&j1, INPUTS).await.expect("post j1").state, OfferState::Matching);
+        let failed = eventually("the job to fail", || async {
+            let s = jc.job_offer(j1.id).await.expect("status");
+            (s.state == OfferState::Failed).then_some(s)
+        })
+        .await;
+        let reason = failed.reason.expect("a reason");
+        assert!(reason.contains("createDeal") && reason.contains("Allowance"), "{reason}");
+        let events = events_until_quiet(&jc, None, Duration::from_millis(500)).await;
+        assert!(
+            events.iter().any(|e| matches!(&e.kind, EventKind::OfferFailed { offer_id, .. } if *offer_id == j1.id)),
+            "{events:?}"
+        );
+        eventually("both resource offers to be open", || async {
+            let a = rp.resource_offer(r1.id).await.expect("r1").state;
+            let b = rp2.resource_offer(r2.id).await.expect("r2").state;
+            (a == OfferState::Open && b == OfferState::Open).then_some(())
+        })
+        .await;
+
+        // Approved now: one job, two fitting providers, exactly one deal.
+        net.account(devnet::JOB_CREATOR).approve_controller(U256::from(1_000_000u64)).await.expect("approve");
+        let j2 = signed_job(&net, &job(2, 1));
+        jc.post_job_offer(&j2, INPUTS).await.expect("post j2");
+        let deal_id = eventually("the deal", || async {
+            let s = jc.job_offer(j2.id).await.expect("status");
+            (s.state == OfferState::Matched).then_some(s.deal_id).flatten()
+        })
+        .await;
+        assert_eq!(deals_on_chain(net.client()).await, vec![deal_id]);
+        let on_chain = net.client().deal(deal_id).await.expect("getDeal").expect("the deal exists");
+        let (winner, loser, loser_offer) = if on_chain.provider == anvil_address(devnet::PROVIDER) {
+            (&rp, &rp2, r2.id)
+        } else {
+            (&rp2, &rp, r1.id)
+        };
+        assert_eq!(loser.resource_offer(loser_offer).await.expect("loser offer").state, OfferState::Open);
+
+        // The deal: both parties read it; the other provider cannot.
+        let d = jc.deal(deal_id).await.expect("jc reads the deal");
+        assert_eq!((d.state, d.deal.inputs_hash), (DealState::Agreed, keccak256(INPUTS)));
+        assert_eq!(winner.deal(deal_id).await.expect("rp reads the deal"), d);
+        assert!(matches!(loser.deal(deal_id).await, Err(SolverError::Forbidden(_))));
+        assert_eq!(jc.deals().await.expect("jc deals").len(), 1);
+        assert_eq!(winner.deals().await.expect("rp deals").len(), 1);
+        assert!(loser.deals().await.expect("loser deals").is_empty());
+        assert!(matches!(rp.deal(B256::repeat_byte(1)).await, Err(SolverError::NotFound(_))));
+
+        // Inputs: only the deal's provider gets them.
+        assert_eq!(winner.job_inputs(deal_id).await.expect("provider fetches inputs"), INPUTS);
+        assert!(matches!(loser.job_inputs(deal_id).await, Err(SolverError::Forbidden(_))));
+        assert!(matches!(jc.job_inputs(deal_id).await, Err(SolverError::Forbidden(_))));
+        // Nor another creator's job offer.
+        assert!(matches!(rp.job_offer(j2.id).await, Err(SolverError::Forbidden(_))));
+
+        // Events: each sees its own only; resuming after an event skips it.
+        let jc_events = events_until_quiet(&jc, None, Duration::from_millis(500)).await;
+        assert!(jc_events.iter().any(|e| matches!(&e.kind, EventKind::DealCreated { deal, .. } if deal.id == deal_id)));
+        assert!(jc_events.windows(2).all(|w| w[0].seq < w[1].seq));
+        let winner_events = events_until_quiet(winner, None, Duration::from_millis(500)).await;
+        assert!(winner_events.iter().any(|e| matches!(&e.kind, EventKind::DealCreated { .. })));
+        let loser_events = events_until_quiet(loser, None, Duration::from_millis(500)).await;
+        assert!(!loser_events.is_empty());
+        for e in &loser_events {
+            assert!(
+                matches!(&e.kind, EventKind::OfferAccepted { offer_id, .. } if *offer_id == loser_offer),
+                "the other provider sees {e:?}"
+            );
+        }
+        let first = jc_events[0].seq;
+        let resumed = events_until_quiet(&jc, Some(first), Duration::from_millis(500)).await;
+        assert_eq!(resumed, jc_events[1..].to_vec());
+
+        // A live event arrives on an open stream.
+        let mut live = jc.events(jc_events.last().map(|e| e.seq));
+        let j3 = signed_job(&net, &job(3, 8));
+        jc.post_job_offer(&j3, INPUTS).await.expect("post j3");
+        let e = tokio::time::timeout(Duration::from_secs(10), live.next())
+            .await
+            .expect("a live event")
+            .expect("stream open")
+            .expect("event");
+        assert!(matches!(e.kind, EventKind::OfferAccepted { offer_id, .. } if offer_id == j3.id), "{e:?}");
+        // Why j3 (8 GPUs) does not match: the waiting offer has one.
+        let st = jc.job_offer(j3.id).await.expect("status");
+        assert_eq!(st.mismatches.len(), 1);
+        assert_eq!(st.mismatches[0].resource_offer_id, loser_offer);
+    });
+}
+
+#[test]
+fn kill_9_between_offer_and_match_and_between_deal_and_results_loses_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rt = runtime();
+    let net = rt.block_on(devnet(dir.path()));
+    let db = dir.path().join("solver.db");
+    let log = dir.path().join("solver.log");
+    rt.block_on(async {
+        for p in [devnet::PROVIDER, devnet::JOB_CREATOR] {
+            net.account(p).approve_controller(U256::from(1_000_000u64)).await.expect("approve");
+        }
+    });
+
+    // 1. A job offer is stored, then the solver is killed before anything matches it.
+    let solver = SolverProc::start(&net.network_file(), &db, &log, &[]);
+    let j = signed_job(&net, &job(1, 1));
+    let seen = rt.block_on(async {
+        let jc = client(&solver.url, devnet::JOB_CREATOR);
+        assert_eq!(jc.post_job_offer(&j, INPUTS).await.expect("post job").state, OfferState::Open);
+        events_until_quiet(&jc, None, Duration::from_millis(300)).await
+    });
+    solver.kill9();
+
+    // 2. Restarted: the job is still there; a resource offer now makes the deal.
+    let solver = SolverProc::start(&net.network_file(), &db, &log, &[]);
+    let (deal_id, rp_last) = rt.block_on(async {
+        let jc = client(&solver.url, devnet::JOB_CREATOR);
+        let rp = client(&solver.url, devnet::PROVIDER);
+        assert_eq!(jc.health().await.expect("health").open_jobs, 1);
+        assert_eq!(status_of(&jc, j.id).await, OfferState::Open);
+        let r = signed_resource(&net, devnet::PROVIDER, &resource(devnet::PROVIDER, 1));
+        rp.post_resource_offer(&r).await.expect("post resource");
+        let deal_id = eventually("the deal", || async {
+            let s = jc.job_offer(j.id).await.expect("status");
+            (s.state == OfferState::Matched).then_some(s.deal_id).flatten()
+        })
+        .await;
+        assert_eq!(deals_on_chain(net.client()).await, vec![deal_id]);
+        // The event log survived the kill: the old events, then the new ones.
+        let after = events_until_quiet(&jc, None, Duration::from_millis(300)).await;
+        assert_eq!(after[..seen.len()], seen[..]);
+        let rp_events = events_until_quiet(&rp, None, Duration::from_millis(300)).await;
+        (deal_id, rp_events.last().map(|e| e.seq))
+    });
+    solver.kill9();
+
+    // 3. While the solver is down, the provider submits results on chain.
+    let cid: Bytes = Bytes::from_static(b"\x01\x55\x12\x20results-of-the-job-0123456789abcdef");
+    rt.block_on(async {
+        net.account(devnet::PROVIDER)
+            .submit_results_raw(deal_id, cid.clone())
+            .await
+            .expect("submitResults");
+    });
+
+    // 4. Restarted: the solver catches up from its block cursor.
+    let solver = SolverProc::start(&net.network_file(), &db, &log, &[]);
+    rt.block_on(async {
+        let jc = client(&solver.url, devnet::JOB_CREATOR);
+        let rp = client(&solver.url, devnet::PROVIDER);
+        let d = eventually("results_submitted", || async {
+            let d = rp.deal(deal_id).await.expect("deal");
+            (d.state == DealState::ResultsSubmitted).then_some(d)
+        })
+        .await;
+        assert_eq!(d.results_cid.as_ref(), Some(&cid));
+        assert_eq!(status_of(&jc, j.id).await, OfferState::Matched);
+        assert_eq!(jc.deals().await.expect("deals").len(), 1);
+        // The provider resumes its stream where it stopped and gets exactly the news.
+        let news = events_until_quiet(&rp, rp_last, Duration::from_millis(500)).await;
+        assert_eq!(news.len(), 1, "{news:?}");
+        assert!(matches!(&news[0].kind, EventKind::ResultsSubmitted { deal_id: d, results_cid } if *d == deal_id && *results_cid == cid));
+        // The job creator accepts; the solver sees the deal finish.
+        net.account(devnet::JOB_CREATOR).accept_results(deal_id).await.expect("acceptResults");
+        eventually("finished", || async {
+            let d = jc.deal(deal_id).await.expect("deal");
+            (d.state == DealState::Finished).then_some(())
+        })
+        .await;
+        // Nothing was used twice: one deal on chain.
+        assert_eq!(deals_on_chain(net.client()).await, vec![deal_id]);
+    });
+    drop(solver);
+}

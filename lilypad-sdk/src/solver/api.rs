@@ -1,0 +1,389 @@
+//! The solver's HTTP API types, shared by the server and the client.
+//!
+//! Every body is JSON. Addresses, hashes, byte strings and `U256` amounts are
+//! `0x` hex strings (alloy's serde); job inputs are base64 (the server also
+//! accepts `0x` hex). See `docs/solver.md` for the endpoints.
+
+use std::fmt;
+
+use alloy::primitives::{Address, B256, Bytes};
+use base64::Engine as _;
+use lilypad_core::{
+    deal::{Deal, DealId},
+    offer::{JobOffer, OfferId, ResourceOffer},
+    settlement::Outcome,
+};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Every endpoint's path starts with this.
+pub const API_PREFIX: &str = "/api/v1";
+
+/// Header names of a signed request (see [`super::auth`]).
+pub mod headers {
+    /// The address that signed the request.
+    pub const SIGNER: &str = "x-lilypad-signer";
+    /// The request's nonce (decimal or `0x` hex `uint256`), never reused by a signer.
+    pub const NONCE: &str = "x-lilypad-nonce";
+    /// Unix second after which the request is void.
+    pub const EXPIRY: &str = "x-lilypad-expiry";
+    /// 65-byte `r ++ s ++ v` EIP-712 signature, `0x` hex.
+    pub const SIGNATURE: &str = "x-lilypad-signature";
+}
+
+/// Opaque job inputs: base64 in JSON (standard alphabet, padded); `0x` hex is accepted too.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Inputs(pub Vec<u8>);
+
+impl fmt::Debug for Inputs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Inputs({} bytes)", self.0.len())
+    }
+}
+
+impl Serialize for Inputs {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Inputs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        decode_inputs(&text).map(Self).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Decodes job inputs given as `0x` hex or base64.
+pub fn decode_inputs(text: &str) -> Result<Vec<u8>, String> {
+    if let Some(hex) = text.strip_prefix("0x") {
+        return alloy::hex::decode(hex).map_err(|e| format!("inputs: not valid 0x hex: {e}"));
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| format!("inputs: neither 0x hex nor valid base64: {e}"))
+}
+
+/// Body of `POST /api/v1/job_offers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostJobOffer {
+    /// The offer.
+    pub offer: JobOffer,
+    /// The creator's 65-byte EIP-712 signature of the offer (controller domain).
+    pub signature: Bytes,
+    /// The job's inputs; their keccak256 must be `offer.inputs_hash`.
+    pub inputs: Inputs,
+}
+
+/// Body of `POST /api/v1/resource_offers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostResourceOffer {
+    /// The offer.
+    pub offer: ResourceOffer,
+    /// The provider's 65-byte EIP-712 signature of the offer (controller domain).
+    pub signature: Bytes,
+}
+
+/// Which side an offer is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OfferKind {
+    /// A job creator's offer.
+    Job,
+    /// A resource provider's offer.
+    Resource,
+}
+
+/// Where an offer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OfferState {
+    /// Waiting for a match.
+    Open,
+    /// Matched; the solver is creating the deal on chain.
+    Matching,
+    /// A deal was created from it.
+    Matched,
+    /// Its expiry passed before it matched.
+    Expired,
+    /// It can never match (e.g. `createDeal` reverted because of it); `reason` says why.
+    Failed,
+}
+
+impl OfferState {
+    /// The name stored and shown.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Matching => "matching",
+            Self::Matched => "matched",
+            Self::Expired => "expired",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// The state named `s`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "open" => Self::Open,
+            "matching" => Self::Matching,
+            "matched" => Self::Matched,
+            "expired" => Self::Expired,
+            "failed" => Self::Failed,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for OfferState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Answer of a successful offer `POST` (201): the offer is stored durably.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfferReceipt {
+    /// The offer's id (its EIP-712 signing hash under the controller's domain).
+    pub id: OfferId,
+    /// Its state when the answer was written (`open`, or `matching` when it matched at once).
+    pub state: OfferState,
+}
+
+/// Why one resting resource offer does not fit a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MismatchReason {
+    /// The resource offer.
+    pub resource_offer_id: OfferId,
+    /// The first rule it fails, in words.
+    pub reason: String,
+}
+
+/// Answer of `GET /api/v1/job_offers/{id}` (the creator only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobOfferStatus {
+    /// The offer's id.
+    pub id: OfferId,
+    /// The offer.
+    pub offer: JobOffer,
+    /// Where it is.
+    pub state: OfferState,
+    /// Why it failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Its deal, once matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deal_id: Option<DealId>,
+    /// While open: why each waiting resource offer does not match it (oldest first,
+    /// at most [`MAX_MISMATCHES`]); empty when no resource offer waits.
+    #[serde(default)]
+    pub mismatches: Vec<MismatchReason>,
+}
+
+/// The most mismatch reasons [`JobOfferStatus`] lists.
+pub const MAX_MISMATCHES: usize = 100;
+
+/// Answer of `GET /api/v1/resource_offers/{id}` (the provider only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceOfferStatus {
+    /// The offer's id.
+    pub id: OfferId,
+    /// The offer.
+    pub offer: ResourceOffer,
+    /// Where it is.
+    pub state: OfferState,
+    /// Why it failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Its deal, once matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deal_id: Option<DealId>,
+}
+
+/// Where a deal is, as the solver saw it on chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DealState {
+    /// Created; the provider runs the job.
+    Agreed,
+    /// The provider submitted results; the job creator judges.
+    ResultsSubmitted,
+    /// The job creator challenged; the mediator decides.
+    ResultsChallenged,
+    /// Over (see [`DealRecord::outcome`]).
+    Finished,
+}
+
+impl DealState {
+    /// The name stored and shown.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Agreed => "agreed",
+            Self::ResultsSubmitted => "results_submitted",
+            Self::ResultsChallenged => "results_challenged",
+            Self::Finished => "finished",
+        }
+    }
+
+    /// The state named `s`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "agreed" => Self::Agreed,
+            "results_submitted" => Self::ResultsSubmitted,
+            "results_challenged" => Self::ResultsChallenged,
+            "finished" => Self::Finished,
+            _ => return None,
+        })
+    }
+}
+
+/// A deal the solver created, with its latest known state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DealRecord {
+    /// The deal's terms and members.
+    pub deal: Deal,
+    /// Where it is.
+    pub state: DealState,
+    /// The mutually trusted mediators in the contract's (ascending) order.
+    pub mediators: Vec<Address>,
+    /// The results CID in binary form, once submitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results_cid: Option<Bytes>,
+    /// The drawn mediator, once challenged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mediator: Option<Address>,
+    /// How it ended, once finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    /// The `createDeal` transaction.
+    pub tx: B256,
+}
+
+/// Answer of `GET /api/v1/deals`: the signer's deals, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DealList {
+    /// The deals.
+    pub deals: Vec<DealRecord>,
+}
+
+/// One entry of the event stream (`GET /api/v1/events`, server-sent events).
+///
+/// `seq` is the SSE `id`: a durable, increasing sequence number; reconnect with
+/// `Last-Event-ID: <seq>` to get every later event of yours.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SolverEvent {
+    /// Position in the solver's event log.
+    pub seq: u64,
+    /// Unix second it was recorded.
+    pub at: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// What happened to one of your offers or deals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EventKind {
+    /// Your offer was stored.
+    OfferAccepted {
+        /// The offer.
+        offer_id: OfferId,
+        /// Its side.
+        kind: OfferKind,
+    },
+    /// Your offer can never match; it left the book.
+    OfferFailed {
+        /// The offer.
+        offer_id: OfferId,
+        /// Why.
+        reason: String,
+    },
+    /// Your offer expired before it matched.
+    OfferExpired {
+        /// The offer.
+        offer_id: OfferId,
+    },
+    /// A deal with you was created on chain.
+    DealCreated {
+        /// The deal.
+        deal: Box<Deal>,
+        /// The `createDeal` transaction.
+        tx: B256,
+    },
+    /// The provider submitted results.
+    ResultsSubmitted {
+        /// The deal.
+        deal_id: DealId,
+        /// The results CID in binary form.
+        results_cid: Bytes,
+    },
+    /// The job creator challenged the results.
+    ResultsChallenged {
+        /// The deal.
+        deal_id: DealId,
+        /// The drawn mediator.
+        mediator: Address,
+    },
+    /// The deal ended.
+    DealFinished {
+        /// The deal.
+        deal_id: DealId,
+        /// How.
+        outcome: Outcome,
+    },
+}
+
+/// Body of every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// A short code: `bad_request`, `unauthorized`, `forbidden`, `not_found`, `conflict`,
+    /// `payload_too_large`, `rate_limited`, `internal`.
+    pub error: String,
+    /// What went wrong, in words.
+    pub reason: String,
+}
+
+/// Answer of `GET /healthz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// Always `"ok"` when the service answers.
+    pub status: String,
+    /// The solver's address.
+    pub solver: Address,
+    /// The chain id.
+    pub chain_id: u64,
+    /// Job offers waiting for a match.
+    pub open_jobs: u64,
+    /// Resource offers waiting for a match.
+    pub open_resources: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_are_base64_and_accept_hex() {
+        let i = Inputs(b"hello".to_vec());
+        assert_eq!(serde_json::to_string(&i).unwrap(), "\"aGVsbG8=\"");
+        assert_eq!(serde_json::from_str::<Inputs>("\"aGVsbG8=\"").unwrap(), i);
+        assert_eq!(serde_json::from_str::<Inputs>("\"0x68656c6c6f\"").unwrap(), i);
+        let e = serde_json::from_str::<Inputs>("\"not base64!\"").unwrap_err().to_string();
+        assert!(e.contains("neither 0x hex nor valid base64"), "{e}");
+    }
+
+    #[test]
+    fn events_are_tagged() {
+        let e = SolverEvent {
+            seq: 7,
+            at: 9,
+            kind: EventKind::OfferExpired { offer_id: B256::repeat_byte(1) },
+        };
+        let s = serde_json::to_string(&e).unwrap();
+        assert!(s.contains("\"type\":\"offer_expired\""), "{s}");
+        assert_eq!(serde_json::from_str::<SolverEvent>(&s).unwrap(), e);
+    }
+}

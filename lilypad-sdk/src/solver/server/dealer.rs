@@ -1,0 +1,436 @@
+//! Turns matches into deals on chain, and sweeps expired offers.
+
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use alloy::primitives::{B256, Bytes};
+use lilypad_core::{
+    deal::deal_id,
+    matcher::{AddError, Matched},
+    offer::{JobOffer, OfferId, ResourceOffer},
+};
+use tokio::sync::mpsc;
+
+use super::{ServeError, State, now_secs};
+use crate::{
+    chain::{
+        ChainError, Revert, SignedJobOffer, SignedResourceOffer,
+        bindings::controller::LilypadController::LilypadControllerErrors as Ctl,
+    },
+    solver::{
+        api::{DealRecord, DealState, OfferKind, OfferState},
+        store::{Pair, StoredOffer},
+    },
+};
+
+/// An offer to put into the book.
+pub(super) enum Parsed {
+    /// A job offer.
+    Job(JobOffer),
+    /// A resource offer.
+    Resource(ResourceOffer),
+}
+
+/// An offer parsed back from its stored JSON.
+fn parse(o: &StoredOffer) -> Result<Parsed, serde_json::Error> {
+    Ok(match o.kind {
+        OfferKind::Job => Parsed::Job(serde_json::from_str(&o.offer_json)?),
+        OfferKind::Resource => Parsed::Resource(serde_json::from_str(&o.offer_json)?),
+    })
+}
+
+/// Puts an offer into the book at `now`; a match goes to the dealer. Returns the
+/// offer's state, or `Err` if it had expired.
+pub(super) fn add_to_book(
+    state: &State,
+    id: OfferId,
+    offer: Parsed,
+    now: u64,
+) -> Result<OfferState, AddError> {
+    let added = {
+        let Ok(mut book) = state.book.lock() else { return Ok(OfferState::Open) };
+        match offer {
+            Parsed::Job(j) => book.add_job(id, j, now),
+            Parsed::Resource(r) => book.add_resource(id, r, now),
+        }
+    };
+    match added? {
+        Some(m) => {
+            state.matched(m);
+            Ok(OfferState::Matching)
+        }
+        None => Ok(OfferState::Open),
+    }
+}
+
+/// After a start: open offers back into the book, in arrival order (matches among
+/// them go to the dealer; expired ones are marked so).
+pub(super) async fn reload(state: &Arc<State>) -> Result<(), ServeError> {
+    let offers = state.store.live_offers().await?;
+    let now = now_secs();
+    let mut expired = Vec::new();
+    let mut broken = Vec::new();
+    let mut open = 0usize;
+    for o in offers.iter().filter(|o| o.state == OfferState::Open) {
+        match parse(o) {
+            Ok(p) => match add_to_book(state, o.id, p, now) {
+                Ok(_) => open += 1,
+                Err(AddError::Expired { .. }) => expired.push(o.id),
+                Err(e) => tracing::warn!(offer = %o.id, "not reloaded: {e}"),
+            },
+            Err(e) => broken.push((o.id, format!("stored offer does not parse: {e}"))),
+        }
+    }
+    if !expired.is_empty() || !broken.is_empty() {
+        state
+            .store
+            .write(move |tx| {
+                for id in expired {
+                    tx.expire_offer(id)?;
+                }
+                for (id, why) in broken {
+                    tx.fail_offer(id, &why)?;
+                }
+                Ok(())
+            })
+            .await?;
+    }
+    tracing::info!(open, "offers reloaded into the matcher");
+    Ok(())
+}
+
+/// What to do after a failed `createDeal`.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// The deal exists already (a retry after a crash): the chain follower records it.
+    Exists,
+    /// Try again later (the chain or node is unavailable).
+    Retry,
+    /// These offers can never make a deal; the other goes back into the book.
+    Fail { job: bool, resource: bool },
+}
+
+/// Whose offer a revert is about, when the controller says.
+fn blame(e: &ChainError, job: &JobOffer, resource: &ResourceOffer) -> Option<Verdict> {
+    let ChainError::Reverted { revert, .. } = e else { return Some(Verdict::Retry) };
+    let who = |a| Verdict::Fail { job: a == job.creator, resource: a == resource.provider };
+    match revert {
+        Revert::Controller(c) => Some(match c {
+            Ctl::DealExists(_) => Verdict::Exists,
+            Ctl::InvalidSignature(x) => who(x.signer),
+            Ctl::NonceUsed(x) => who(x.signer),
+            Ctl::OfferExpired(x) => who(x.signer),
+            Ctl::TargetMismatch(_) | Ctl::ModuleNotAllowed(_) | Ctl::ZeroTimeout(_) => {
+                Verdict::Fail { job: true, resource: false }
+            }
+            Ctl::ModuleNotOffered(_) => Verdict::Fail { job: false, resource: true },
+            // Token transfers fail inside the controller (SafeERC20): see who lacks funds.
+            Ctl::SafeERC20FailedOperation(_) => return None,
+            _ => Verdict::Fail { job: true, resource: true },
+        }),
+        _ => None,
+    }
+}
+
+/// Who lacks the allowance or balance for their collateral (after a token revert).
+async fn funds_blame(state: &State, job: &JobOffer, resource: &ResourceOffer) -> Verdict {
+    let controller = state.chain.config().contracts.controller;
+    let short = |owner, need| async move {
+        let allowance = state.chain.allowance(owner, controller).await?;
+        let balance = state.chain.token_balance(owner).await?;
+        Ok::<bool, ChainError>(allowance < need || balance < need)
+    };
+    match (
+        short(job.creator, job.payment_collateral).await,
+        short(resource.provider, resource.timeout_collateral).await,
+    ) {
+        (Ok(false), Ok(false)) => Verdict::Fail { job: true, resource: true },
+        (Ok(j), Ok(r)) => Verdict::Fail { job: j, resource: r },
+        _ => Verdict::Retry,
+    }
+}
+
+struct Dealer {
+    state: Arc<State>,
+    /// Pairs waiting for a retry: when, and how many attempts so far.
+    retry: HashMap<B256, (Instant, u32)>,
+}
+
+/// Creates the deals of matches until shutdown.
+pub(super) async fn run(
+    state: Arc<State>,
+    mut matches: mpsc::UnboundedReceiver<Matched>,
+    tick: Duration,
+) {
+    let mut dealer = Dealer { state: state.clone(), retry: HashMap::new() };
+    // Pairs left from before a restart are due at once.
+    match state.store.pairs().await {
+        Ok(pairs) => {
+            for p in pairs {
+                dealer.retry.insert(p.deal_id, (Instant::now(), 0));
+            }
+        }
+        Err(e) => tracing::error!("cannot read pending pairs: {e}"),
+    }
+    let mut stop = state.shutdown.clone();
+    let mut ticks = tokio::time::interval(tick);
+    loop {
+        tokio::select! {
+            m = matches.recv() => match m {
+                Some(m) => dealer.on_match(&m).await,
+                None => return,
+            },
+            _ = ticks.tick() => dealer.retry_due().await,
+            _ = super::stopped(&mut stop) => return,
+        }
+    }
+}
+
+impl Dealer {
+    async fn on_match(&mut self, m: &Matched) {
+        let pair = Pair {
+            deal_id: deal_id(m.deal.job, m.deal.resource),
+            job: m.deal.job,
+            resource: m.deal.resource,
+        };
+        // Recorded before createDeal is sent: after a crash the pair is retried, never
+        // matched again with someone else.
+        if let Err(e) = self.state.store.write(move |tx| tx.pair(pair)).await {
+            // Both offers stay out of the book until a restart reloads them as open.
+            tracing::error!(deal = %pair.deal_id, "cannot record a match: {e}");
+            return;
+        }
+        self.attempt(pair).await;
+    }
+
+    async fn retry_due(&mut self) {
+        if self.retry.is_empty() {
+            return;
+        }
+        let pairs = match self.state.store.pairs().await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("cannot read pending pairs: {e}");
+                return;
+            }
+        };
+        self.retry.retain(|id, _| pairs.iter().any(|p| p.deal_id == *id));
+        let now = Instant::now();
+        for p in pairs {
+            if self.retry.get(&p.deal_id).is_some_and(|(at, _)| *at <= now) {
+                self.attempt(p).await;
+            }
+        }
+    }
+
+    async fn attempt(&mut self, pair: Pair) {
+        let store = &self.state.store;
+        let (job_row, res_row) =
+            match (store.offer(pair.job).await, store.offer(pair.resource).await) {
+                (Ok(Some(j)), Ok(Some(r))) => (j, r),
+                (Ok(_), Ok(_)) => {
+                    tracing::error!(deal = %pair.deal_id, "a pair of offers that are not stored");
+                    self.retry.remove(&pair.deal_id);
+                    let _ = store.write(move |tx| tx.unpair(pair.deal_id)).await;
+                    return;
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!("cannot read a pair's offers: {e}");
+                    self.later(pair.deal_id);
+                    return;
+                }
+            };
+        if job_row.state != OfferState::Matching || res_row.state != OfferState::Matching {
+            // Resolved already (the chain follower recorded the deal).
+            self.retry.remove(&pair.deal_id);
+            return;
+        }
+        let (Ok(Parsed::Job(job)), Ok(Parsed::Resource(resource))) =
+            (parse(&job_row), parse(&res_row))
+        else {
+            self.resolve(
+                pair,
+                &job_row,
+                &res_row,
+                Some("stored offer does not parse".into()),
+                Some("stored offer does not parse".into()),
+            )
+            .await;
+            return;
+        };
+        let now = now_secs();
+        if job.expiry <= now || resource.expiry <= now {
+            let why =
+                |e: u64| (e <= now).then(|| format!("expired at {e} before its deal was created"));
+            self.resolve(pair, &job_row, &res_row, why(job.expiry), why(resource.expiry)).await;
+            return;
+        }
+        let signed_job = SignedJobOffer {
+            offer: job.clone(),
+            signature: Bytes::from(job_row.signature.clone()),
+            id: pair.job,
+        };
+        let signed_res = SignedResourceOffer {
+            offer: resource.clone(),
+            signature: Bytes::from(res_row.signature.clone()),
+            id: pair.resource,
+        };
+        let e = match self.state.chain.create_deal(&signed_job, &signed_res).await {
+            Ok(created) => {
+                let record = DealRecord {
+                    deal: created.deal,
+                    state: DealState::Agreed,
+                    mediators: created.mediators,
+                    results_cid: None,
+                    mediator: None,
+                    outcome: None,
+                    tx: created.tx,
+                };
+                let id = record.deal.id;
+                match store.write(move |tx| tx.record_deal(&record)).await {
+                    Ok(_) => {
+                        self.state.metrics.deals_created.inc();
+                        tracing::info!(deal = %id, "deal created");
+                    }
+                    // The chain follower records it from its DealCreated event.
+                    Err(e) => tracing::warn!(deal = %id, "cannot record a created deal: {e}"),
+                }
+                self.retry.remove(&pair.deal_id);
+                return;
+            }
+            Err(e) => e,
+        };
+        let verdict = match blame(&e, &job, &resource) {
+            Some(v) => v,
+            None => funds_blame(&self.state, &job, &resource).await,
+        };
+        match verdict {
+            Verdict::Exists => {
+                self.retry.remove(&pair.deal_id);
+            }
+            Verdict::Retry => {
+                self.state.metrics.deal_failures.with_label_values(&["transient"]).inc();
+                tracing::warn!(deal = %pair.deal_id, "createDeal failed, will retry: {e}");
+                self.later(pair.deal_id);
+            }
+            Verdict::Fail { job: j, resource: r } => {
+                self.state.metrics.deal_failures.with_label_values(&["revert"]).inc();
+                tracing::warn!(deal = %pair.deal_id, "createDeal failed: {e}");
+                let reason = e.to_string();
+                let (j, r) = if j || r { (j, r) } else { (true, true) };
+                self.resolve(
+                    pair,
+                    &job_row,
+                    &res_row,
+                    j.then(|| reason.clone()),
+                    r.then_some(reason),
+                )
+                .await;
+            }
+        }
+    }
+
+    fn later(&mut self, id: B256) {
+        let e = self.retry.entry(id).or_insert((Instant::now(), 0));
+        e.1 = e.1.saturating_add(1);
+        e.0 = Instant::now() + Duration::from_secs(1u64 << e.1.min(6));
+    }
+
+    /// Ends a pair: failed offers get their reason (an expired one is marked expired),
+    /// the others go back to `open` and into the book.
+    async fn resolve(
+        &mut self,
+        pair: Pair,
+        job: &StoredOffer,
+        resource: &StoredOffer,
+        job_failed: Option<String>,
+        resource_failed: Option<String>,
+    ) {
+        self.retry.remove(&pair.deal_id);
+        let (jf, rf) = (job_failed.clone(), resource_failed.clone());
+        let written = self
+            .state
+            .store
+            .write(move |tx| {
+                for (id, failed) in [(pair.job, jf), (pair.resource, rf)] {
+                    match failed {
+                        Some(why) if why.starts_with("expired at") => tx.expire_offer(id)?,
+                        Some(why) => tx.fail_offer(id, &why)?,
+                        None => tx.reopen(id)?,
+                    }
+                }
+                tx.unpair(pair.deal_id)
+            })
+            .await;
+        if let Err(e) = written {
+            tracing::error!(deal = %pair.deal_id, "cannot record a failed pair: {e}");
+            return;
+        }
+        let now = now_secs();
+        for (row, failed) in [(job, job_failed), (resource, resource_failed)] {
+            if failed.is_some() {
+                continue;
+            }
+            if let Ok(p) = parse(row)
+                && let Err(AddError::Expired { .. }) = add_to_book(&self.state, row.id, p, now)
+            {
+                let id = row.id;
+                let _ = self.state.store.write(move |tx| tx.expire_offer(id)).await;
+            }
+        }
+    }
+}
+
+/// Drops expired offers from the book, forgets old nonces and idle rate-limit
+/// buckets, and updates the gauges, every `tick` until shutdown.
+pub(super) async fn sweep(state: Arc<State>, tick: Duration) {
+    let mut stop = state.shutdown.clone();
+    let mut ticks = tokio::time::interval(tick);
+    let mut last_prune = Instant::now();
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = super::stopped(&mut stop) => return,
+        }
+        let now = now_secs();
+        let (expired, jobs, resources) = match state.book.lock() {
+            Ok(mut book) => {
+                let e = book.expire(now);
+                (e, book.job_count(), book.resource_count())
+            }
+            Err(_) => return,
+        };
+        let m = &state.metrics;
+        m.open_offers.with_label_values(&["job"]).set(i64::try_from(jobs).unwrap_or(i64::MAX));
+        m.open_offers
+            .with_label_values(&["resource"])
+            .set(i64::try_from(resources).unwrap_or(i64::MAX));
+        let prune = last_prune.elapsed() >= Duration::from_secs(60);
+        if prune {
+            last_prune = Instant::now();
+            state.signers.prune();
+            state.peers.prune();
+        }
+        if expired.jobs.is_empty() && expired.resources.is_empty() && !prune {
+            continue;
+        }
+        let written = state
+            .store
+            .write(move |tx| {
+                for id in expired.jobs.iter().chain(&expired.resources) {
+                    tx.expire_offer(*id)?;
+                }
+                if prune {
+                    tx.prune_nonces(now)?;
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = written {
+            tracing::error!("cannot record expired offers: {e}");
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! Follows the controller's events and keeps the solver's deals up to date.
+//!
+//! The block cursor lives in the database (`meta.block_cursor`) and moves in the
+//! same transaction as the updates a batch of logs makes, so after a crash the
+//! follower rescans from the last committed block: each update is idempotent
+//! (a known deal is not created twice; a state update rewrites the same state).
+
+use std::{sync::Arc, time::Duration};
+
+use alloy::primitives::{Address, B256};
+use lilypad_core::offer::JobOffer;
+
+use super::{ServeError, State};
+use crate::{
+    chain::{
+        ControllerEvent, LogPoller,
+        bindings::controller::LilypadController as C,
+        deals::{deal_from_event, outcome_from},
+    },
+    solver::{
+        api::{DealRecord, DealState, EventKind},
+        store::{self, Tx},
+    },
+};
+
+const CURSOR: &str = "block_cursor";
+
+pub(super) struct Follower {
+    state: Arc<State>,
+    poller: LogPoller<ControllerEvent>,
+}
+
+impl std::fmt::Debug for Follower {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Follower").field("cursor", &self.poller.cursor()).finish()
+    }
+}
+
+impl Follower {
+    pub(super) async fn new(state: Arc<State>) -> Result<Self, ServeError> {
+        let from = match state.store.meta(CURSOR).await? {
+            Some(v) => v.parse().unwrap_or(0),
+            None => state.chain.config().deployed_at_block,
+        };
+        let poller = state.chain.poll_controller_events(from);
+        Ok(Self { state, poller })
+    }
+
+    /// Scans one chunk of blocks and applies it; returns whether it found the head.
+    async fn step(&mut self) -> Result<bool, ServeError> {
+        let before = self.poller.cursor();
+        let batch = self.poller.next_batch().await?;
+        let after = self.poller.cursor();
+        if after == before {
+            return Ok(true);
+        }
+        let solver = self.state.solver;
+        self.state
+            .store
+            .write(move |tx| {
+                for (event, log) in &batch {
+                    apply(tx, solver, event, log.transaction_hash.unwrap_or_default())?;
+                }
+                tx.set_meta(CURSOR, &after.to_string())
+            })
+            .await?;
+        self.state.metrics.chain_block.set(i64::try_from(after).unwrap_or(i64::MAX));
+        Ok(false)
+    }
+
+    /// Scans up to the chain head.
+    pub(super) async fn catch_up(&mut self) -> Result<(), ServeError> {
+        while !self.step().await? {}
+        Ok(())
+    }
+
+    /// Follows the chain until shutdown; failures are logged and retried.
+    pub(super) async fn run(mut self, idle: Duration) {
+        let mut stop = self.state.shutdown.clone();
+        loop {
+            let pause = match self.step().await {
+                Ok(true) => idle,
+                Ok(false) => Duration::ZERO,
+                Err(e) => {
+                    tracing::warn!("chain follower: {e}");
+                    idle.max(Duration::from_secs(1))
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = super::stopped(&mut stop) => return,
+            }
+        }
+    }
+}
+
+fn apply(
+    tx: &mut Tx<'_>,
+    solver: Address,
+    event: &ControllerEvent,
+    tx_hash: B256,
+) -> store::Result<()> {
+    match event {
+        ControllerEvent::DealCreated(e) => {
+            if e.solver != solver {
+                return Ok(());
+            }
+            created(tx, e, tx_hash)
+        }
+        ControllerEvent::ResultsSubmitted(e) => {
+            let cid = e.resultsCid.clone();
+            tx.update_deal(
+                e.dealId,
+                |r| {
+                    r.state = DealState::ResultsSubmitted;
+                    r.results_cid = Some(cid.clone());
+                },
+                EventKind::ResultsSubmitted {
+                    deal_id: e.dealId,
+                    results_cid: e.resultsCid.clone(),
+                },
+            )
+            .map(drop)
+        }
+        ControllerEvent::ResultsChallenged(e) => tx
+            .update_deal(
+                e.dealId,
+                |r| {
+                    r.state = DealState::ResultsChallenged;
+                    r.mediator = Some(e.mediator);
+                },
+                EventKind::ResultsChallenged { deal_id: e.dealId, mediator: e.mediator },
+            )
+            .map(drop),
+        ControllerEvent::DealFinished(e) => {
+            let Ok(outcome) = outcome_from("DealFinished", e.outcome) else {
+                tracing::warn!(deal = %e.dealId, outcome = e.outcome, "unknown outcome");
+                return Ok(());
+            };
+            tx.update_deal(
+                e.dealId,
+                |r| {
+                    r.state = DealState::Finished;
+                    r.outcome = Some(outcome);
+                },
+                EventKind::DealFinished { deal_id: e.dealId, outcome },
+            )
+            .map(drop)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Records a deal from its `DealCreated` event (a deal whose `createDeal` answer was
+/// lost in a crash, or one the dealer recorded already: then nothing changes).
+fn created(tx: &mut Tx<'_>, e: &C::DealCreated, tx_hash: B256) -> store::Result<()> {
+    let Some(job) = store::offer_by_id(tx.conn(), e.terms.jobOfferHash)? else {
+        tracing::warn!(deal = %e.dealId, "a deal of this solver from an offer it does not know");
+        return Ok(());
+    };
+    let Ok(offer) = serde_json::from_str::<JobOffer>(&job.offer_json) else { return Ok(()) };
+    let record = DealRecord {
+        deal: deal_from_event(e, offer.timeout_secs),
+        state: DealState::Agreed,
+        mediators: e.mediators.clone(),
+        results_cid: None,
+        mediator: None,
+        outcome: None,
+        tx: tx_hash,
+    };
+    tx.record_deal(&record).map(drop)
+}

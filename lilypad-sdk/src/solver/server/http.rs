@@ -1,0 +1,640 @@
+//! The HTTP API: routing, authentication, limits, handlers.
+
+use std::{collections::VecDeque, convert::Infallible, net::SocketAddr, sync::Arc, time::Instant};
+
+use alloy::{
+    primitives::{Address, B256, keccak256},
+    signers::k256::ecdsa::VerifyingKey,
+};
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Path, Request, State as AxState},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header},
+    middleware::{self, Next},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+    routing::{get, post},
+};
+use futures::Stream;
+use lilypad_core::{
+    matcher::AddError,
+    offer::{JobOffer, ResourceOffer},
+};
+use tokio::sync::{broadcast, watch};
+use tower_http::limit::RequestBodyLimitLayer;
+
+use super::{
+    State,
+    dealer::{Parsed, add_to_book},
+    now_secs,
+};
+use crate::solver::{
+    api::{
+        DealList, ErrorBody, Health, JobOfferStatus, MAX_MISMATCHES, MismatchReason, OfferKind,
+        OfferReceipt, OfferState, PostJobOffer, PostResourceOffer, ResourceOfferStatus,
+        SolverEvent,
+    },
+    auth::{AuthError, RequestAuth, verify_with_key},
+    store::{NewOffer, Store, StoreError, StoredEvent, StoredOffer},
+};
+
+type Shared = Arc<State>;
+
+/// A refused request: status, a short code, and the reason.
+#[derive(Debug)]
+pub(super) enum ApiError {
+    BadRequest(String),
+    Unauthorized(String),
+    Forbidden(String),
+    NotFound(String),
+    Conflict(String),
+    TooLarge(String),
+    RateLimited { reason: String, retry_after_secs: u64 },
+    Unavailable(String),
+    Internal(String),
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, &str) {
+        match self {
+            Self::BadRequest(r) => (StatusCode::BAD_REQUEST, "bad_request", r),
+            Self::Unauthorized(r) => (StatusCode::UNAUTHORIZED, "unauthorized", r),
+            Self::Forbidden(r) => (StatusCode::FORBIDDEN, "forbidden", r),
+            Self::NotFound(r) => (StatusCode::NOT_FOUND, "not_found", r),
+            Self::Conflict(r) => (StatusCode::CONFLICT, "conflict", r),
+            Self::TooLarge(r) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", r),
+            Self::RateLimited { reason, .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "rate_limited", reason)
+            }
+            Self::Unavailable(r) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", r),
+            Self::Internal(r) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", r),
+        }
+    }
+
+    /// The label of `solver_offers_rejected_total`.
+    fn label(&self) -> &'static str {
+        self.parts().1
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, error, reason) = self.parts();
+        let body = ErrorBody { error: error.to_owned(), reason: reason.to_owned() };
+        let mut resp = (status, Json(body)).into_response();
+        if let Self::RateLimited { retry_after_secs, .. } = self
+            && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        resp
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Replay { .. } | StoreError::Duplicate { .. } => {
+                Self::Conflict(e.to_string())
+            }
+            StoreError::Closed => Self::Unavailable(e.to_string()),
+            other => {
+                tracing::error!("{other}");
+                Self::Internal(other.to_string())
+            }
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        Self::Unauthorized(e.to_string())
+    }
+}
+
+fn rate_limited(what: &str, wait: std::time::Duration) -> ApiError {
+    ApiError::RateLimited {
+        reason: format!("too many requests from this {what}; retry in {:.1}s", wait.as_secs_f64()),
+        retry_after_secs: wait.as_secs().max(1),
+    }
+}
+
+/// The routes, with the per-peer guard, the body limit and the latency histogram.
+pub(super) fn router(state: Shared) -> Router {
+    let max_body = state.limits.max_body_bytes;
+    let api = Router::new()
+        .route("/api/v1/job_offers", post(post_job))
+        .route("/api/v1/job_offers/{id}", get(get_job))
+        .route("/api/v1/resource_offers", post(post_resource))
+        .route("/api/v1/resource_offers/{id}", get(get_resource))
+        .route("/api/v1/deals", get(list_deals))
+        .route("/api/v1/deals/{id}", get(get_deal))
+        .route("/api/v1/deals/{id}/inputs", get(get_inputs))
+        .route("/api/v1/events", get(events))
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(middleware::from_fn_with_state(state.clone(), guard));
+    Router::new()
+        .route("/healthz", get(health))
+        .route("/metrics", get(metrics))
+        .merge(api)
+        .route_layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Per-peer rate limit (the TCP peer's IP; no forwarded headers are trusted) and an
+/// early 413 on a declared body over the limit; before any signature work.
+async fn guard(
+    AxState(state): AxState<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if let Err(wait) = state.peers.take(&peer.ip()) {
+        return rate_limited("address", wait).into_response();
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = declared
+        && len > state.limits.max_body_bytes as u64
+    {
+        return ApiError::TooLarge(format!(
+            "the body is {len} bytes; the limit is {} bytes",
+            state.limits.max_body_bytes
+        ))
+        .into_response();
+    }
+    next.run(req).await
+}
+
+async fn observe(AxState(state): AxState<Shared>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let resp = next.run(req).await;
+    state
+        .metrics
+        .request_seconds
+        .with_label_values(&[method.as_str(), route.as_str(), resp.status().as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    resp
+}
+
+/// A request whose signature checked out.
+struct Authed {
+    auth: RequestAuth,
+    key: VerifyingKey,
+}
+
+/// Checks the request's signature, then the signer's rate limit.
+fn authenticate(
+    state: &State,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Authed, ApiError> {
+    let auth = RequestAuth::from_headers(headers)?;
+    let path = uri.path_and_query().map_or_else(|| uri.path(), |p| p.as_str());
+    let key = auth.verify(
+        &state.request_domain,
+        method.as_str(),
+        path,
+        body,
+        now_secs(),
+        state.limits.max_request_ttl_secs,
+    )?;
+    state.signers.take(&auth.signer).map_err(|w| rate_limited("signer", w))?;
+    Ok(Authed { auth, key })
+}
+
+/// Remembers the request's nonce (409 if it was used).
+async fn consume_nonce(state: &State, a: &Authed) -> Result<(), ApiError> {
+    let (signer, nonce, expiry) = (a.auth.signer, a.auth.nonce, a.auth.expiry);
+    state.store.write(move |tx| tx.use_nonce(signer, nonce, expiry)).await?;
+    Ok(())
+}
+
+fn parse_id(what: &str, text: &str) -> Result<B256, ApiError> {
+    text.parse::<B256>().map_err(|e| {
+        ApiError::BadRequest(format!("{what} {text:?} is not a 0x-prefixed 32-byte hex id: {e}"))
+    })
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de)
+        .map_err(|e| ApiError::BadRequest(format!("body: {} (at {})", e.inner(), e.path())))
+}
+
+fn wrong_solver(state: &State, named: Address) -> ApiError {
+    ApiError::BadRequest(format!(
+        "the offer names solver {named}, but this solver is {}: sign the offer for this solver",
+        state.solver
+    ))
+}
+
+// ---------------------------------------------------------------- offers
+
+async fn post_job(
+    AxState(state): AxState<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<OfferReceipt>), ApiError> {
+    let r = accept_job(&state, &method, &uri, &headers, &body).await;
+    count(&state, OfferKind::Job, r.as_ref().map(|_| ()));
+    Ok((StatusCode::CREATED, Json(r?)))
+}
+
+fn count(state: &State, kind: OfferKind, r: Result<(), &ApiError>) {
+    match r {
+        Ok(()) => {
+            let k = if kind == OfferKind::Job { "job" } else { "resource" };
+            state.metrics.offers_accepted.with_label_values(&[k]).inc();
+        }
+        Err(e) => state.metrics.offers_rejected.with_label_values(&[e.label()]).inc(),
+    }
+}
+
+async fn accept_job(
+    state: &Shared,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<OfferReceipt, ApiError> {
+    let a = authenticate(state, method, uri, headers, body)?;
+    let req: PostJobOffer = json_body(body)?;
+    let offer = req.offer;
+    if a.auth.signer != offer.creator {
+        return Err(ApiError::Forbidden(format!(
+            "the request is signed by {} but the offer's creator is {}: only the creator may post it",
+            a.auth.signer, offer.creator
+        )));
+    }
+    if offer.solver != state.solver {
+        return Err(wrong_solver(state, offer.solver));
+    }
+    offer.validate(now_secs()).map_err(|e| ApiError::BadRequest(format!("invalid offer: {e}")))?;
+    let inputs = req.inputs.0;
+    if inputs.len() > state.limits.max_inputs_bytes {
+        return Err(ApiError::TooLarge(format!(
+            "the inputs are {} bytes; the limit is {} bytes",
+            inputs.len(),
+            state.limits.max_inputs_bytes
+        )));
+    }
+    let hash = keccak256(&inputs);
+    if hash != offer.inputs_hash {
+        return Err(ApiError::BadRequest(format!(
+            "keccak256 of the inputs is {hash}, but the offer's inputs_hash is {}",
+            offer.inputs_hash
+        )));
+    }
+    let id = offer.id(&state.offer_domain);
+    // The request's key is the creator's: verify the offer with it, no second recovery.
+    verify_with_key(&a.key, &id, &req.signature)
+        .map_err(|e| ApiError::BadRequest(format!("offer signature: {e}")))?;
+    let new = NewOffer {
+        id,
+        kind: OfferKind::Job,
+        signer: offer.creator,
+        offer_json: serde_json::to_string(&offer).map_err(|e| ApiError::Internal(e.to_string()))?,
+        signature: req.signature.to_vec(),
+        inputs: Some(inputs),
+        expiry: offer.expiry,
+    };
+    store_offer(state, &a, new).await?;
+    let st = book(state, id, Parsed::Job(offer)).await;
+    Ok(OfferReceipt { id, state: st })
+}
+
+async fn store_offer(state: &State, a: &Authed, new: NewOffer) -> Result<(), ApiError> {
+    let (signer, nonce, expiry) = (a.auth.signer, a.auth.nonce, a.auth.expiry);
+    state
+        .store
+        .write(move |tx| {
+            tx.use_nonce(signer, nonce, expiry)?;
+            tx.insert_offer(&new)
+        })
+        .await?;
+    Ok(())
+}
+
+/// Puts a stored offer into the book.
+async fn book(state: &State, id: B256, offer: Parsed) -> OfferState {
+    match add_to_book(state, id, offer, now_secs()) {
+        Ok(st) => st,
+        Err(AddError::Expired { .. }) => {
+            let _ = state.store.write(move |tx| tx.expire_offer(id)).await;
+            OfferState::Expired
+        }
+        Err(e) => {
+            tracing::warn!(offer = %id, "not put into the book: {e}");
+            OfferState::Open
+        }
+    }
+}
+
+async fn post_resource(
+    AxState(state): AxState<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<OfferReceipt>), ApiError> {
+    let r = accept_resource(&state, &method, &uri, &headers, &body).await;
+    count(&state, OfferKind::Resource, r.as_ref().map(|_| ()));
+    Ok((StatusCode::CREATED, Json(r?)))
+}
+
+async fn accept_resource(
+    state: &Shared,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<OfferReceipt, ApiError> {
+    let a = authenticate(state, method, uri, headers, body)?;
+    let req: PostResourceOffer = json_body(body)?;
+    let offer = req.offer;
+    if a.auth.signer != offer.provider {
+        return Err(ApiError::Forbidden(format!(
+            "the request is signed by {} but the offer's provider is {}: only the provider may post it",
+            a.auth.signer, offer.provider
+        )));
+    }
+    if offer.solver != state.solver {
+        return Err(wrong_solver(state, offer.solver));
+    }
+    offer.validate(now_secs()).map_err(|e| ApiError::BadRequest(format!("invalid offer: {e}")))?;
+    let id = offer.id(&state.offer_domain);
+    verify_with_key(&a.key, &id, &req.signature)
+        .map_err(|e| ApiError::BadRequest(format!("offer signature: {e}")))?;
+    let new = NewOffer {
+        id,
+        kind: OfferKind::Resource,
+        signer: offer.provider,
+        offer_json: serde_json::to_string(&offer).map_err(|e| ApiError::Internal(e.to_string()))?,
+        signature: req.signature.to_vec(),
+        inputs: None,
+        expiry: offer.expiry,
+    };
+    store_offer(state, &a, new).await?;
+    let st = book(state, id, Parsed::Resource(offer)).await;
+    Ok(OfferReceipt { id, state: st })
+}
+
+/// Authenticates a `GET` (its body is empty) and uses its nonce.
+async fn authed_get(
+    state: &State,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<Authed, ApiError> {
+    let a = authenticate(state, method, uri, headers, &[])?;
+    consume_nonce(state, &a).await?;
+    Ok(a)
+}
+
+async fn own_offer(
+    state: &State,
+    id: B256,
+    kind: OfferKind,
+    signer: Address,
+) -> Result<StoredOffer, ApiError> {
+    let row = state
+        .store
+        .offer(id)
+        .await?
+        .filter(|o| o.kind == kind)
+        .ok_or_else(|| ApiError::NotFound(format!("no {kind:?} offer {id}").to_lowercase()))?;
+    if row.signer != signer {
+        return Err(ApiError::Forbidden(format!(
+            "offer {id} is not yours: only its signer may read it"
+        )));
+    }
+    Ok(row)
+}
+
+async fn get_job(
+    AxState(state): AxState<Shared>,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<JobOfferStatus>, ApiError> {
+    let a = authed_get(&state, &method, &uri, &headers).await?;
+    let id = parse_id("job offer id", &id)?;
+    let row = own_offer(&state, id, OfferKind::Job, a.auth.signer).await?;
+    let offer: JobOffer =
+        serde_json::from_str(&row.offer_json).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mismatches = if row.state == OfferState::Open {
+        let book = state.book.lock().map_err(|_| ApiError::Internal("matcher lock".into()))?;
+        book.explain(&offer, now_secs())
+            .into_iter()
+            .take(MAX_MISMATCHES)
+            .map(|(rid, m)| MismatchReason { resource_offer_id: rid, reason: m.to_string() })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(Json(JobOfferStatus {
+        id,
+        offer,
+        state: row.state,
+        reason: row.reason,
+        deal_id: row.deal_id,
+        mismatches,
+    }))
+}
+
+async fn get_resource(
+    AxState(state): AxState<Shared>,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<ResourceOfferStatus>, ApiError> {
+    let a = authed_get(&state, &method, &uri, &headers).await?;
+    let id = parse_id("resource offer id", &id)?;
+    let row = own_offer(&state, id, OfferKind::Resource, a.auth.signer).await?;
+    let offer: ResourceOffer =
+        serde_json::from_str(&row.offer_json).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(ResourceOfferStatus {
+        id,
+        offer,
+        state: row.state,
+        reason: row.reason,
+        deal_id: row.deal_id,
+    }))
+}
+
+// ---------------------------------------------------------------- deals
+
+async fn get_deal(
+    AxState(state): AxState<Shared>,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<crate::solver::api::DealRecord>, ApiError> {
+    let a = authed_get(&state, &method, &uri, &headers).await?;
+    let id = parse_id("deal id", &id)?;
+    let record =
+        state.store.deal(id).await?.ok_or_else(|| ApiError::NotFound(format!("no deal {id}")))?;
+    let m = &record.deal.members;
+    if a.auth.signer != m.job_creator && a.auth.signer != m.resource_provider {
+        return Err(ApiError::Forbidden(format!(
+            "deal {id} is not yours: only its job creator and provider may read it"
+        )));
+    }
+    Ok(Json(record))
+}
+
+async fn list_deals(
+    AxState(state): AxState<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<DealList>, ApiError> {
+    let a = authed_get(&state, &method, &uri, &headers).await?;
+    let deals = state.store.deals_of(a.auth.signer, 1000).await?;
+    Ok(Json(DealList { deals }))
+}
+
+async fn get_inputs(
+    AxState(state): AxState<Shared>,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let a = authed_get(&state, &method, &uri, &headers).await?;
+    let id = parse_id("deal id", &id)?;
+    let record =
+        state.store.deal(id).await?.ok_or_else(|| ApiError::NotFound(format!("no deal {id}")))?;
+    if a.auth.signer != record.deal.members.resource_provider {
+        return Err(ApiError::Forbidden(format!(
+            "only the resource provider of deal {id} may fetch its inputs"
+        )));
+    }
+    let inputs = state
+        .store
+        .inputs(record.deal.job_offer_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("deal {id} has no stored inputs")))?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], inputs).into_response())
+}
+
+// ---------------------------------------------------------------- events
+
+/// One subscriber's feed: the log from `last` on, then live events, re-reading the
+/// log whenever it falls behind the live channel.
+struct Feed {
+    store: Store,
+    who: Address,
+    last: u64,
+    backlog: VecDeque<SolverEvent>,
+    live: broadcast::Receiver<Arc<StoredEvent>>,
+    from_log: bool,
+    stop: watch::Receiver<bool>,
+}
+
+impl Feed {
+    async fn next(mut self) -> Option<(Result<Event, Infallible>, Self)> {
+        loop {
+            if let Some(e) = self.backlog.pop_front() {
+                if e.seq <= self.last {
+                    continue;
+                }
+                self.last = e.seq;
+                let event = Event::default().id(e.seq.to_string()).json_data(&e).ok()?;
+                return Some((Ok(event), self));
+            }
+            if self.from_log {
+                match self.store.events_after(self.who, self.last, 256).await {
+                    Ok(v) if !v.is_empty() => {
+                        self.backlog.extend(v);
+                        continue;
+                    }
+                    Ok(_) => self.from_log = false,
+                    Err(e) => {
+                        tracing::warn!("event stream: {e}");
+                        return None;
+                    }
+                }
+            }
+            tokio::select! {
+                r = self.live.recv() => match r {
+                    Ok(ev) => {
+                        if ev.visible_to(self.who) {
+                            self.backlog.push_back(ev.event.clone());
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => self.from_log = true,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                _ = super::stopped(&mut self.stop) => return None,
+            }
+        }
+    }
+}
+
+async fn events(
+    AxState(state): AxState<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let a = authed_get(&state, &method, &uri, &headers).await?;
+    let last = match headers.get("last-event-id") {
+        None => 0,
+        Some(v) => v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()).ok_or_else(|| {
+            ApiError::BadRequest("Last-Event-ID must be an event seq (a number)".into())
+        })?,
+    };
+    // Subscribed before the log is read, so nothing committed in between is missed.
+    let feed = Feed {
+        live: state.store.subscribe(),
+        store: state.store.clone(),
+        who: a.auth.signer,
+        last,
+        backlog: VecDeque::new(),
+        from_log: true,
+        stop: state.shutdown.clone(),
+    };
+    let stream = futures::stream::unfold(feed, Feed::next);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+// ---------------------------------------------------------------- ops
+
+async fn health(AxState(state): AxState<Shared>) -> Result<Json<Health>, ApiError> {
+    let (open_jobs, open_resources) = {
+        let book = state.book.lock().map_err(|_| ApiError::Internal("matcher lock".into()))?;
+        (book.job_count() as u64, book.resource_count() as u64)
+    };
+    Ok(Json(Health {
+        status: "ok".into(),
+        solver: state.solver,
+        chain_id: state.chain_id,
+        open_jobs,
+        open_resources,
+    }))
+}
+
+async fn metrics(AxState(state): AxState<Shared>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
+}
