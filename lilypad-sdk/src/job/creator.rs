@@ -155,7 +155,7 @@ impl JobCreator {
                 "no mediators: none are registered on chain and none were given".into(),
             ));
         }
-        let now = self.chain.latest_timestamp().await?;
+        let now = self.now().await?;
         let expiry = now + self.options.offer_ttl.as_secs().max(1);
         let timeout_secs = if spec.timeout_secs > 0 {
             spec.timeout_secs
@@ -227,6 +227,9 @@ impl JobCreator {
 
         // 7. Verified download; 8. accept or challenge.
         let dest = request.output_dir.join(deal_id.to_string());
+        std::fs::create_dir_all(&request.output_dir).map_err(|e| {
+            JobError::Other(format!("creating {}: {e}", request.output_dir.display()))
+        })?;
         match self.storage.fetch(&cid, &dest).await {
             Ok(_) => {}
             Err(e) if is_verification_failure(&e) => {
@@ -264,6 +267,16 @@ impl JobCreator {
         })
     }
 
+    /// The later of the wall clock and the latest block's time: an idle chain's
+    /// last block can be old (anvil mines only on transactions), and a test chain
+    /// can be ahead of the wall clock.
+    async fn now(&self) -> Result<u64, JobError> {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Ok(wall.max(self.chain.latest_timestamp().await?))
+    }
+
     /// Waits for the offer's deal: the solver's event stream first, its offer state
     /// as a polling fallback when the stream is down.
     async fn wait_for_deal(
@@ -295,7 +308,7 @@ impl JobCreator {
                     }
                     OfferState::Open | OfferState::Matching => {}
                 }
-                let now = self.chain.latest_timestamp().await?;
+                let now = self.now().await?;
                 if now > expiry {
                     return Err(JobError::NoMatch { offer_id, reasons: reasons(&view) });
                 }
@@ -356,7 +369,7 @@ impl JobCreator {
                     _ => {}
                 }
             }
-            if self.chain.latest_timestamp().await? > deadline {
+            if self.now().await? > deadline {
                 return Ok(None);
             }
             sleep(self.options.poll_interval).await;

@@ -7,7 +7,7 @@
 
 use std::{collections::BTreeMap, path::Path};
 
-use alloy::primitives::B256;
+use alloy::primitives::{B256, U256};
 use lilypad_core::{
     deal::Deal,
     inputs::{InputsError, JobInputs},
@@ -92,8 +92,19 @@ impl ProviderClient {
         &self.solver
     }
 
-    /// Signs and posts a resource offer.
+    /// Signs and posts a resource offer, first approving the controller for the
+    /// offer's timeout collateral plus the results collateral of its dearest price
+    /// when the allowance is short (both are taken by `transferFrom`).
     pub async fn post_offer(&self, offer: &ResourceOffer) -> Result<OfferReceipt, ProviderError> {
+        let params = self.chain.network_params().await?;
+        let dearest = offer.module_prices.values().copied().fold(offer.default_price, U256::max);
+        let need = offer
+            .timeout_collateral
+            .saturating_add(dearest.saturating_mul(U256::from(params.results_collateral_multiple)));
+        let controller = self.chain.config().contracts.controller;
+        if self.chain.allowance(offer.provider, controller).await? < need {
+            self.chain.approve_controller(need).await?;
+        }
         let signed = self.chain.sign_resource_offer(offer)?;
         Ok(self.solver.post_resource_offer(&signed).await?)
     }
