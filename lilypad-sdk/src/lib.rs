@@ -3,6 +3,7 @@
 //! The pure logic lives in [`lilypad_core`], re-exported here as [`core`].
 //!
 //! - [`module`]: load module templates from disk and render them.
+//! - [`executor`] (feature `docker`): run modules in sandboxed Docker containers.
 
 pub use lilypad_core as core;
 
@@ -10,4 +11,6 @@ pub use lilypad_core as core;
 pub mod chain;
 #[cfg(feature = "devnet")]
 pub mod devnet;
+#[cfg(feature = "docker")]
+pub mod executor;
 pub mod module;

@@ -1,6 +1,8 @@
 //! Integration tests of the chain client on a real anvil (one per test, started by
-//! the devnet module). They fail, never skip, when anvil is missing: run
-//! `scripts/setup-contracts.sh`.
+//! the devnet module) and of the Docker executor on a real dockerd. They fail,
+//! never skip, when anvil or dockerd is missing: run `scripts/setup.sh`
+//! (`scripts/setup-contracts.sh`, `scripts/setup-docker.sh`,
+//! `scripts/build-example-images.sh`).
 
 // Helpers shared by the tests unwrap like the tests do: a failure is a test failure.
 #![allow(clippy::unwrap_used)]
@@ -9,6 +11,10 @@ mod common;
 mod devnet;
 mod differential;
 mod eip712;
+#[cfg(feature = "docker")]
+mod executor;
 mod jobs;
 mod outcomes;
+#[cfg(feature = "docker")]
+mod registry;
 mod rejections;
