@@ -59,16 +59,13 @@ impl Executor {
         loop {
             let left = self.pull_timeout.saturating_sub(started.elapsed());
             let wait = left.min(self.pull_stall_timeout);
-            let next = match tokio::time::timeout(wait, stream.next()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    let (what, after) = if left <= self.pull_stall_timeout {
-                        ("not finished", self.pull_timeout)
-                    } else {
-                        ("no progress", self.pull_stall_timeout)
-                    };
-                    return Err(ExecError::PullTimeout { image: reference, what, after });
-                }
+            let Ok(next) = tokio::time::timeout(wait, stream.next()).await else {
+                let (what, after) = if left <= self.pull_stall_timeout {
+                    ("not finished", self.pull_timeout)
+                } else {
+                    ("no progress", self.pull_stall_timeout)
+                };
+                return Err(ExecError::PullTimeout { image: reference, what, after });
             };
             let Some(event) = next else { break };
             let info = event.map_err(|e| pull_error(image, &reference, &e))?;

@@ -59,7 +59,7 @@ pub enum ExecError {
     },
     /// The image is not on this machine and could not be pulled.
     #[error(
-        "image {image} is not on this machine and could not be pulled: {reason}\n  pull it first with Executor::ensure_image (needs a reachable registry); for the example modules run scripts/build-example-images.sh"
+        "image {image} is not on this machine and could not be pulled: {reason}\n  pull it with Executor::ensure_image from a registry that has it; the example modules' images are built by scripts/build-example-images.sh"
     )]
     ImageMissing {
         /// The image.

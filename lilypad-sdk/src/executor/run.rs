@@ -718,8 +718,13 @@ impl Executor {
             }
         };
         let end = tokio::select! {
-            // An exit with a non-zero code arrives as an error; inspect tells the code.
-            _ = wait.next() => End::Exited,
+            waited = wait.next() => match waited {
+                // A non-zero exit arrives as an error; inspect tells the code.
+                None | Some(Ok(_) | Err(DockerError::DockerContainerWaitError { .. })) => End::Exited,
+                // The daemon connection broke: the job's state is unknown, so
+                // it is not reported as a result (the caller removes it).
+                Some(Err(source)) => return Err(ExecError::Docker { op: "wait for container", source }),
+            },
             () = tokio::time::sleep(plan.deadline) => End::Deadline,
             f = watch => End::Outputs(f),
         };

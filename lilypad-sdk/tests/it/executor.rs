@@ -17,7 +17,7 @@ use std::{
 
 use lilypad_core::{
     module::{ImageRef, ModuleSpec, spec::OutputSpec},
-    spec::JobRequirements,
+    spec::{Gpu, JobRequirements, MachineSpec},
 };
 use lilypad_sdk::{
     executor::{ExecError, Executor, Failure, RunOptions, RunOutcome},
@@ -80,8 +80,9 @@ fn render(module: &str, inputs: &[(&str, &str)]) -> ModuleSpec {
     m.render(&inputs).expect("render module").1
 }
 
-fn read(path: PathBuf) -> String {
-    fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+fn read(path: impl AsRef<Path>) -> String {
+    let path = path.as_ref();
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn results(dir: &tempfile::TempDir) -> PathBuf {
@@ -463,4 +464,20 @@ async fn cancelled_and_crashed_jobs_leave_no_container() {
     assert_eq!(other.cleanup_leftovers().await.expect("cleanup"), 0, "only its own containers");
     assert_eq!(exec.cleanup_leftovers().await.expect("cleanup"), 1);
     assert_no_leftovers(&exec).await;
+}
+
+#[test]
+fn gpu_hello_only_fits_machines_with_a_gpu() {
+    let req = render("gpu-hello", &[]).resources;
+    let cpu_only =
+        MachineSpec { cpu_millicores: 8000, ram_mib: 16384, disk_mib: 100_000, gpus: vec![] };
+    let gpu = |vram_mib| Gpu { vendor: "NVIDIA".into(), model: "test".into(), vram_mib };
+    let with_gpu = MachineSpec { gpus: vec![gpu(8192)], ..cpu_only.clone() };
+    let small_gpu = MachineSpec { gpus: vec![gpu(512)], ..cpu_only.clone() };
+    assert!(cpu_only.fits(&req).is_err());
+    assert!(small_gpu.fits(&req).is_err(), "1024 MiB of VRAM asked");
+    assert_eq!(with_gpu.fits(&req), Ok(()));
+    // The CPU examples fit the CPU-only machine.
+    assert_eq!(cpu_only.fits(&render("cowsay", &[]).resources), Ok(()));
+    assert_eq!(cpu_only.fits(&render("wordcount", &[]).resources), Ok(()));
 }
