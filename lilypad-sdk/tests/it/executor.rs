@@ -472,8 +472,8 @@ fn gpu_hello_only_fits_machines_with_a_gpu() {
     let cpu_only =
         MachineSpec { cpu_millicores: 8000, ram_mib: 16384, disk_mib: 100_000, gpus: vec![] };
     let gpu = |vram_mib| Gpu { vendor: "NVIDIA".into(), model: "test".into(), vram_mib };
-    let with_gpu = MachineSpec { gpus: vec![gpu(8192)], ..cpu_only.clone() };
-    let small_gpu = MachineSpec { gpus: vec![gpu(512)], ..cpu_only.clone() };
+    let with_gpu = MachineSpec { gpus: vec![gpu(8192)], ..cpu_only };
+    let small_gpu = MachineSpec { gpus: vec![gpu(512)], ..cpu_only };
     assert!(cpu_only.fits(&req).is_err());
     assert!(small_gpu.fits(&req).is_err(), "1024 MiB of VRAM asked");
     assert_eq!(with_gpu.fits(&req), Ok(()));
