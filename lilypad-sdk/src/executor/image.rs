@@ -96,6 +96,7 @@ impl Executor {
                         image: reference,
                         expected: expected.clone(),
                         got,
+                        detail: String::new(),
                     }),
                     None => Err(ExecError::ImageMissing {
                         image: reference,
@@ -125,6 +126,7 @@ impl Executor {
                             image: reference.to_owned(),
                             expected: expected.clone(),
                             got: digests,
+                            detail: String::new(),
                         });
                     }
                 }
@@ -158,6 +160,7 @@ fn classify_pull_failure(image: &ImageRef, reference: &str, reason: String) -> E
             image: reference.to_owned(),
             expected: expected.clone(),
             got: Vec::new(),
+            detail: reason,
         };
     }
     if lower.contains("not found")

@@ -69,8 +69,9 @@ pub enum ExecError {
     },
     /// The pulled image does not have the digest the module pins.
     #[error(
-        "image {image}: the registry's content does not match the pinned digest {expected}{}",
-        if got.is_empty() { String::new() } else { format!(" (got {})", got.join(", ")) }
+        "image {image}: the registry's content does not match the pinned digest {expected}{}{}",
+        if got.is_empty() { String::new() } else { format!(" (got {})", got.join(", ")) },
+        if detail.is_empty() { String::new() } else { format!(": {detail}") }
     )]
     DigestMismatch {
         /// The image as asked for.
@@ -79,6 +80,8 @@ pub enum ExecError {
         expected: String,
         /// Digests the daemon reports, if any.
         got: Vec<String>,
+        /// What the daemon said, if it refused the content itself.
+        detail: String,
     },
     /// Pulling failed.
     #[error("pulling {image} failed: {reason}")]

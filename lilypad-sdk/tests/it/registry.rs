@@ -330,7 +330,11 @@ async fn content_that_does_not_match_the_digest_is_refused() {
     let e = exec.ensure_image(&image, |_| {}).await.expect_err("must refuse the manifest");
     assert!(registry.served.load(Ordering::Relaxed), "the daemon fetched the manifest");
     match &e {
-        ExecError::DigestMismatch { expected, .. } => assert_eq!(expected, &asked),
+        ExecError::DigestMismatch { expected, detail, .. } => {
+            assert_eq!(expected, &asked);
+            // dockerd itself hashed the manifest and refused it.
+            assert!(detail.contains("verification failed"), "{detail}");
+        }
         other => panic!("expected a digest mismatch, got {other:?}"),
     }
     assert!(e.to_string().contains("does not match the pinned digest"), "{e}");
