@@ -435,17 +435,35 @@ async fn a_results_directory_is_never_reused() {
     assert!(e.to_string().contains("is not empty"), "{e}");
 }
 
+/// Polls `run` until its job has written `outputs/started`, so it is running.
+async fn drive_until_started(
+    run: &mut (impl Future<Output = Result<RunOutcome, ExecError>> + Unpin),
+    results: &Path,
+) {
+    let marker = results.join("outputs/started");
+    let t = Instant::now();
+    tokio::select! {
+        r = run => panic!("the job ended early: {r:?}"),
+        () = async {
+            while !marker.exists() {
+                assert!(t.elapsed() < Duration::from_secs(60), "the job did not start");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        } => {}
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_and_crashed_jobs_leave_no_container() {
     let exec = executor("cleanup").await;
     let dir = tempfile::tempdir().expect("temp dir");
 
     // Cancelled: the run future is dropped while the job runs.
-    let spec = sh_spec("sleep 120");
+    let spec = sh_spec("touch /outputs/started; sleep 120");
     let opts = RunOptions::new("deal-cancel", results(&dir));
-    let run = exec.run(&spec, &opts);
-    let cancelled = tokio::time::timeout(Duration::from_secs(3), run).await;
-    assert!(cancelled.is_err(), "the job was still running");
+    let mut run = Box::pin(exec.run(&spec, &opts));
+    drive_until_started(&mut run, &results(&dir)).await;
+    drop(run);
     let t = Instant::now();
     while !exec.containers(Some("deal-cancel")).await.expect("list").is_empty() {
         assert!(t.elapsed() < Duration::from_secs(20), "the cancelled job's container stayed");
@@ -456,9 +474,8 @@ async fn cancelled_and_crashed_jobs_leave_no_container() {
     // nothing removes the container); the next start cleans up by label.
     let dir = tempfile::tempdir().expect("temp dir");
     let opts = RunOptions::new("deal-crash", results(&dir));
-    let run = Box::pin(exec.run(&spec, &opts));
-    let mut run = std::mem::ManuallyDrop::new(run);
-    let _ = tokio::time::timeout(Duration::from_secs(3), &mut *run).await;
+    let mut run = std::mem::ManuallyDrop::new(Box::pin(exec.run(&spec, &opts)));
+    drive_until_started(&mut *run, &results(&dir)).await;
     assert_eq!(exec.containers(Some("deal-crash")).await.expect("list").len(), 1);
     let other = Executor::connect().expect("connect").with_name("it-cleanup-other");
     assert_eq!(other.cleanup_leftovers().await.expect("cleanup"), 0, "only its own containers");
