@@ -1,7 +1,7 @@
 //! Running modules in Docker, sandboxed (feature `docker`).
 //!
 //! The executor is what a provider (or a mediator re-running a job) uses to
-//! turn a [`ModuleSpec`] into results:
+//! turn a [`ModuleSpec`](lilypad_core::module::ModuleSpec) into results:
 //!
 //! 1. [`Executor::connect`] and [`Executor::preflight`]: reach dockerd and
 //!    report its version (a clear error says how to start it otherwise);
