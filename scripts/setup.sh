@@ -34,4 +34,9 @@ bash scripts/setup-contracts.sh >/dev/null
 # An OpenCL runtime (pocl's CPU device on Debian) for the proof-of-work miner.
 bash scripts/setup-opencl.sh
 
+# Docker (started without a bridge network) for the executor and its tests,
+# then the example modules' images, built locally.
+bash scripts/setup-docker.sh
+bash scripts/build-example-images.sh
+
 say "ready"

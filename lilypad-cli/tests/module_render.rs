@@ -130,3 +130,40 @@ fn oversized_and_binary_templates_are_refused() {
     assert!(!ok);
     assert!(err.contains("not UTF-8"), "{err}");
 }
+
+#[test]
+fn every_example_module_renders_and_has_its_image_build() {
+    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/modules"));
+    let mut seen = Vec::new();
+    for entry in fs::read_dir(root).expect("examples/modules") {
+        let dir = entry.expect("entry").path();
+        let name = dir.file_name().expect("name").to_str().expect("utf-8").to_owned();
+        for file in ["lilypad_module.json.tmpl", "README.md", "Dockerfile"] {
+            assert!(dir.join(file).is_file(), "examples/modules/{name} has no {file}");
+        }
+        let path = format!("examples/modules/{name}");
+        let (ok, out, err) = cli(&["module", "render", &path, "--json"]);
+        assert!(ok, "{name}: {err}");
+        let v: serde_json::Value = serde_json::from_str(&out).expect("JSON spec");
+        // scripts/build-example-images.sh builds the image the template names.
+        assert_eq!(v["image"]["repository"], format!("lilypad-example/{name}"), "{name}");
+        assert_eq!(v["image"]["tag"], "0.1.0", "{name}");
+        seen.push(name);
+    }
+    seen.sort();
+    assert_eq!(seen, ["cowsay", "gpu-hello", "wordcount"]);
+}
+
+#[test]
+fn wordcount_declares_its_input_file_and_gpu_hello_a_gpu() {
+    let (ok, out, err) = cli(&["module", "render", "examples/modules/wordcount"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("input file:   Text -> /inputs/text.txt"), "{out}");
+    assert!(err.is_empty(), "wordcount takes no template input: {err}");
+
+    let (ok, out, err) = cli(&["module", "render", "examples/modules/gpu-hello", "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON spec");
+    assert_eq!(v["resources"]["gpu_count"], 1);
+    assert_eq!(v["resources"]["gpu_vram_mib"], 1024);
+}

@@ -4,6 +4,7 @@
 //!
 //! - [`module`]: load module templates from disk and render them.
 //! - `storage` (feature `storage`): kubo-compatible UnixFS CIDs, a content store served over HTTP, a verifying client.
+//! - [`executor`] (feature `docker`): run modules in sandboxed Docker containers.
 
 pub use lilypad_core as core;
 
@@ -13,6 +14,8 @@ pub mod chain;
 pub mod devnet;
 #[cfg(feature = "jobs")]
 pub mod job;
+#[cfg(feature = "docker")]
+pub mod executor;
 pub mod module;
 #[cfg(feature = "solver")]
 pub mod solver;

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Builds the images of the example modules (examples/modules/*/Dockerfile)
+# locally, without any registry: each build context is the module directory
+# plus the machine's static busybox, built with `docker build --network none`.
+# The image name is the one the module's template names ("Image": "...").
+#
+# Idempotent and fast when nothing changed: every image carries a label with
+# the sha256 of its build context, and an image whose label matches is kept.
+# Needs a running dockerd (scripts/setup-docker.sh starts one).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { printf '\033[1;34m[example-images]\033[0m %s\n' "$*"; }
+die() { printf '\033[1;31m[example-images] error:\033[0m %s\n' "$*" >&2; exit 1; }
+
+busybox=${LILYPAD_BUSYBOX:-/bin/busybox}
+label=org.lilypad.context-sha256
+
+command -v docker >/dev/null || die "the docker CLI is missing: run scripts/setup-docker.sh (or apt-get install -y docker.io)"
+[[ -x $busybox ]] || die "$busybox is missing: apt-get install -y busybox-static (or set LILYPAD_BUSYBOX to a static busybox)"
+file -L "$busybox" 2>/dev/null | grep -q 'dynamically linked' \
+  && die "$busybox is dynamically linked; the images are FROM scratch and need a static one: apt-get install -y busybox-static"
+timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 2>&1 \
+  || die "dockerd does not answer: run scripts/setup-docker.sh (as root it starts dockerd)"
+
+built=0
+for dockerfile in examples/modules/*/Dockerfile; do
+  dir=$(dirname "$dockerfile")
+  template="$dir/lilypad_module.json.tmpl"
+  [[ -f $template ]] || die "$dir has a Dockerfile but no lilypad_module.json.tmpl"
+  image=$(sed -n 's/.*"Image": *"\([^"]*\)".*/\1/p' "$template" | head -n 1)
+  [[ -n $image ]] || die "$template names no \"Image\""
+
+  # The context hash covers every file the build sees, busybox included.
+  hash=$( (cd "$dir" && find . -type f ! -name README.md ! -name lilypad_module.json.tmpl -print0 \
+    | sort -z | xargs -0 sha256sum; sha256sum <"$busybox") | sha256sum | cut -d' ' -f1)
+  have=$(docker image inspect --format "{{index .Config.Labels \"$label\"}}" "$image" 2>/dev/null || true)
+  if [[ $have == "$hash" ]]; then
+    continue
+  fi
+
+  ctx=$(mktemp -d)
+  trap 'rm -rf "$ctx"' EXIT
+  cp -a "$dir"/. "$ctx"/
+  cp "$busybox" "$ctx/busybox"
+  say "building $image from $dir"
+  # The legacy builder: it needs no buildx plugin and honours --network none.
+  # Its deprecation notice is noise here: the output is shown only on failure.
+  if ! out=$(DOCKER_BUILDKIT=0 docker build --network none --label "$label=$hash" -t "$image" "$ctx" 2>&1); then
+    die "docker build of $image failed:
+$out"
+  fi
+  rm -rf "$ctx"
+  trap - EXIT
+  built=$((built + 1))
+done
+
+say "example images ready ($built built, the rest up to date)"
