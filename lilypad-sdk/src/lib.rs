@@ -3,9 +3,13 @@
 //! The pure logic lives in [`lilypad_core`], re-exported here as [`core`].
 //!
 //! - [`module`]: load module templates from disk and render them.
+//! - `chain` (feature `chain`, default): the contracts' typed client.
+//! - `bridge` (feature `bridge`): the service that runs the jobs smart contracts request.
 
 pub use lilypad_core as core;
 
+#[cfg(feature = "bridge")]
+pub mod bridge;
 #[cfg(feature = "chain")]
 pub mod chain;
 #[cfg(feature = "devnet")]
