@@ -28,6 +28,11 @@ enum Command {
     ///
     /// Example: lilypad-cli leaderboard --network ~/.lilypad/devnet/network.toml --json
     Leaderboard(commands::leaderboard::LeaderboardArgs),
+    /// The on-chain job bridge: runs the jobs contracts request from the job manager and
+    /// posts each one's results (or cancels it) exactly once. Needs the BRIDGE_ROLE key.
+    ///
+    /// Example: WEB3_PRIVATE_KEY=0x... lilypad-cli bridge --network network.toml --db bridge.sqlite
+    Bridge(commands::bridge::BridgeArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +41,7 @@ fn main() -> ExitCode {
         Command::Module(cmd) => commands::module::run(cmd),
         Command::Devnet(cmd) => commands::devnet::run(cmd),
         Command::Leaderboard(args) => commands::leaderboard::run(&args),
+        Command::Bridge(args) => commands::bridge::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
