@@ -41,7 +41,7 @@ fn main() -> ExitCode {
         Command::Module(cmd) => commands::module::run(cmd),
         Command::Devnet(cmd) => commands::devnet::run(cmd),
         Command::Leaderboard(args) => commands::leaderboard::run(&args),
-        Command::Bridge(args) => commands::bridge::run(args),
+        Command::Bridge(args) => commands::bridge::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -70,7 +70,7 @@ fn init_tracing() {
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
-pub(crate) fn run(args: BridgeArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: &BridgeArgs) -> anyhow::Result<()> {
     let key = parse_key(&args.key)?;
     init_tracing();
     let config = NetworkConfig::load(&args.network)
