@@ -37,6 +37,7 @@ mod runner;
 mod store;
 
 use std::{
+    collections::HashMap,
     path::{Path, PathBuf},
     sync::{
         Arc,
@@ -417,6 +418,9 @@ impl Bridge {
         );
         let (now_tx, now_rx) = watch::channel(0u64);
         let mut tasks: JoinSet<Result<(), BridgeError>> = JoinSet::new();
+        // The jobs this instance drives: never claimed twice here, even if a stall let
+        // their lease lapse.
+        let mut driving: HashMap<tokio::task::Id, U256> = HashMap::new();
         let mut failures = 0u32;
         loop {
             if shutdown.is_cancelled() {
@@ -429,19 +433,23 @@ impl Bridge {
                     warn!(error = %e, failures, "scanning the chain failed; retrying after a pause");
                 }
             }
-            while let Some(done) = tasks.try_join_next() {
-                Self::reaped(done)?;
+            while let Some(done) = tasks.try_join_next_with_id() {
+                Self::reaped(done, &mut driving)?;
             }
             let free = inner.opts.concurrency.saturating_sub(tasks.len());
             if failures == 0 && free > 0 {
-                match inner.store.claim(inner.owner.clone(), free, inner.opts.lease).await {
+                let busy = driving.values().copied().collect();
+                match inner.store.claim(inner.owner.clone(), free, inner.opts.lease, busy).await {
                     Ok(claimed) => {
                         for rec in claimed {
+                            let rec_id = rec.job_id;
                             let span = info_span!("job", id = %rec.job_id);
                             debug!(parent: &span, state = ?rec.state, attempts = rec.attempts, "claimed");
                             let job =
                                 inner.clone().drive(rec, shutdown.child_token(), now_rx.clone());
-                            tasks.spawn(job.instrument(span));
+                            let id = rec_id;
+                            let handle = tasks.spawn(job.instrument(span));
+                            driving.insert(handle.id(), id);
                         }
                     }
                     Err(e) => {
@@ -458,21 +466,28 @@ impl Bridge {
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = tokio::time::sleep(pause) => {}
-                Some(done) = tasks.join_next(), if !tasks.is_empty() => Self::reaped(done)?,
+                Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    Self::reaped(done, &mut driving)?;
+                }
             }
         }
         info!(in_flight = tasks.len(), "bridge stopping");
-        while let Some(done) = tasks.join_next().await {
-            Self::reaped(done)?;
+        while let Some(done) = tasks.join_next_with_id().await {
+            Self::reaped(done, &mut driving)?;
         }
         info!("bridge stopped");
         Ok(())
     }
 
     fn reaped(
-        done: Result<Result<(), BridgeError>, tokio::task::JoinError>,
+        done: Result<(tokio::task::Id, Result<(), BridgeError>), tokio::task::JoinError>,
+        driving: &mut HashMap<tokio::task::Id, U256>,
     ) -> Result<(), BridgeError> {
-        match done {
+        driving.remove(&match &done {
+            Ok((id, _)) => *id,
+            Err(e) => e.id(),
+        });
+        match done.map(|(_, r)| r) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e @ BridgeError::FaultInjected { .. })) => Err(e),
             Ok(Err(e)) => {
@@ -533,11 +548,45 @@ impl Inner {
         cancel: CancellationToken,
         mut now_rx: watch::Receiver<u64>,
     ) -> Result<(), BridgeError> {
-        let mut rec = rec;
+        // The lease is renewed for as long as the job is driven; `lost` fires when a
+        // renewal finds another owner (or the job over): the run stops, nothing is sent.
+        let lost = CancellationToken::new();
+        let renewer = async {
+            let mut every = tokio::time::interval(self.opts.lease / 3);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                match self.store.renew(rec.job_id, self.owner.clone(), self.opts.lease).await {
+                    Ok(()) => {}
+                    Err(BridgeError::LeaseLost { .. }) => break,
+                    Err(e) => warn!(error = %e, "renewing the lease failed; trying again"),
+                }
+            }
+            lost.cancel();
+            std::future::pending::<()>().await;
+        };
+        let steps = self.steps(rec.clone(), cancel, &mut now_rx, &lost);
+        tokio::select! {
+            r = steps => r,
+            () = renewer => Ok(()),
+        }
+    }
+
+    async fn steps(
+        &self,
+        mut rec: JobRecord,
+        cancel: CancellationToken,
+        now_rx: &mut watch::Receiver<u64>,
+        lost: &CancellationToken,
+    ) -> Result<(), BridgeError> {
         loop {
+            if lost.is_cancelled() {
+                info!("another instance holds this job now, or it is over; leaving it");
+                return Ok(());
+            }
             let step = match rec.state {
                 JobState::Requested | JobState::Claimed | JobState::Running => {
-                    self.run_step(&rec, &cancel, &mut now_rx).await
+                    self.run_step(&rec, &cancel, now_rx, lost).await
                 }
                 JobState::Fulfilling | JobState::Cancelling => self.post_step(&rec).await,
                 JobState::Fulfilled | JobState::Cancelled => Ok(Next::Stop),
@@ -590,6 +639,7 @@ impl Inner {
         rec: &JobRecord,
         cancel: &CancellationToken,
         now_rx: &mut watch::Receiver<u64>,
+        lost: &CancellationToken,
     ) -> Result<Next, BridgeError> {
         let id = rec.job_id;
         let owner = self.owner.clone();
@@ -625,25 +675,20 @@ impl Inner {
         };
         let run = self.runner.run(&job, &ctx);
         tokio::pin!(run);
-        let mut renew = tokio::time::interval(self.opts.lease / 3);
-        renew.tick().await;
         // Why the run was stopped, if it was.
         let mut stopped: Option<&'static str> = None;
+        let mut clock = true;
         let result = loop {
             tokio::select! {
                 r = &mut run => break Some(r),
-                _ = renew.tick(), if stopped.is_none() => {
-                    match self.store.renew(id, owner.clone(), self.opts.lease).await {
-                        Ok(()) => {}
-                        Err(BridgeError::LeaseLost { .. }) => {
-                            stopped = Some("lease lost");
-                            run_cancel.cancel();
-                        }
-                        Err(e) => warn!(error = %e, "renewing the lease failed; trying again"),
-                    }
+                () = lost.cancelled(), if stopped.is_none() => {
+                    stopped = Some("lease lost");
+                    run_cancel.cancel();
                 }
-                changed = now_rx.changed(), if stopped.is_none() => {
-                    if changed.is_ok() && *now_rx.borrow_and_update() > rec.deadline {
+                changed = now_rx.changed(), if stopped.is_none() && clock => {
+                    // The sender lives as long as `run`; without it, no more clock ticks.
+                    clock = changed.is_ok();
+                    if clock && *now_rx.borrow_and_update() > rec.deadline {
                         stopped = Some("expired");
                         run_cancel.cancel();
                     }
@@ -718,6 +763,8 @@ impl Inner {
             self.store.finish(id, job.status, None, None).await?;
             return Ok(Next::Stop);
         }
+        // The fence: the send happens only while this instance still holds the job.
+        self.store.renew(id, owner.clone(), self.opts.lease).await?;
         let fulfilling = rec.state == JobState::Fulfilling;
         let sent = if fulfilling {
             let cid = rec.results_cid.clone().unwrap_or_default();
@@ -738,6 +785,8 @@ impl Inner {
             return Err(BridgeError::FaultInjected { what: "crash after sending", job_id: id });
         }
         self.store.record_tx(id, owner, tx).await?;
+        // The lease is renewed meanwhile (the receipt may take up to rpc.tx_timeout_secs),
+        // so no other instance re-sends.
         match self.chain.job_tx_outcome(tx).await? {
             JobOutcome::Fulfilled(f) => {
                 info!(tx = %f.tx, results = %f.results_cid, spent = %f.spent, refund = %f.refund, callback_failed = f.callback_failed, "fulfilled");
@@ -782,5 +831,36 @@ impl Inner {
             }
             .into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_cut_at_a_character_boundary() {
+        assert_eq!(truncate_utf8("short", 128), "short");
+        let s = "é".repeat(100); // 200 bytes
+        let cut = truncate_utf8(&s, 127);
+        assert_eq!(cut.len(), 126);
+        assert!(cut.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let o = BridgeOptions::default();
+        let secs: Vec<u64> = (1..=8).map(|f| o.backoff_after(f).as_secs()).collect();
+        assert_eq!(secs, [2, 4, 8, 16, 32, 64, 120, 120]);
+        assert_eq!(o.backoff_after(u32::MAX), o.max_backoff);
+    }
+
+    #[test]
+    fn bad_options_are_refused_by_name() {
+        let e = BridgeOptions { max_attempts: 0, ..BridgeOptions::default() }.validate();
+        assert!(matches!(e, Err(BridgeError::InvalidOption { field: "max_attempts", .. })));
+        let e = BridgeOptions { lease: Duration::from_millis(10), ..BridgeOptions::default() };
+        assert!(e.validate().unwrap_err().to_string().contains("lease"));
+        assert!(BridgeOptions::default().validate().is_ok());
     }
 }

@@ -276,7 +276,7 @@ impl Store {
             }
             for f in &finals {
                 tx.execute(
-                    "UPDATE jobs SET state = ?2, owner = NULL, tx = COALESCE(tx, ?3), updated_ms = ?4 \
+                    "UPDATE jobs SET state = ?2, owner = NULL, tx = COALESCE(?3, tx), updated_ms = ?4 \
                      WHERE job_id = ?1 AND state NOT IN ('fulfilled', 'cancelled')",
                     params![
                         id_key(f.job_id),
@@ -301,14 +301,15 @@ impl Store {
         .await
     }
 
-    /// Claims up to `n` open jobs that nobody holds (or whose lease expired) and whose
-    /// backoff is over, for `owner` until now + `lease`, in one `BEGIN IMMEDIATE`
+    /// Claims up to `n` open jobs that nobody holds (or whose lease expired), whose
+    /// backoff is over and that are not `busy` (driven by this instance already), for `owner` until now + `lease`, in one `BEGIN IMMEDIATE`
     /// transaction. `requested` jobs become `claimed`; others keep their state.
     pub(crate) async fn claim(
         &self,
         owner: String,
         n: usize,
         lease: Duration,
+        busy: Vec<U256>,
     ) -> Result<Vec<JobRecord>, BridgeError> {
         self.call(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -322,9 +323,12 @@ impl Store {
                      AND not_before <= ?1 AND (owner IS NULL OR lease_until < ?1) \
                      ORDER BY job_id LIMIT ?2"
                 ))?;
-                let rows = select.query_map(params![now, to_i64(n as u64)], record)?;
-                for r in rows {
-                    claimed.push(r?);
+                let limit = to_i64((n + busy.len()) as u64);
+                for r in select.query_map(params![now, limit], record)? {
+                    let r = r?;
+                    if claimed.len() < n && !busy.contains(&r.job_id) {
+                        claimed.push(r);
+                    }
                 }
             }
             for r in &mut claimed {
@@ -578,4 +582,32 @@ pub fn read_jobs(path: &Path) -> Result<Vec<JobRecord>, BridgeError> {
         conn.prepare(&format!("SELECT {COLUMNS} FROM jobs ORDER BY job_id")).map_err(db_err)?;
     let rows = s.query_map([], record).map_err(db_err)?;
     rows.collect::<rusqlite::Result<_>>().map_err(db_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_ids_sort_as_numbers() {
+        let keys: Vec<String> = [U256::from(2u64), U256::from(10u64), U256::MAX].map(id_key).into();
+        assert!(keys.iter().all(|k| k.len() == 66 && k.starts_with("0x")), "{keys:?}");
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(sorted, keys);
+        assert_eq!(keys[1].parse::<U256>().expect("parses back"), U256::from(10u64));
+    }
+
+    #[test]
+    fn a_database_of_another_network_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("sub").join("b.sqlite");
+        let manager = Address::repeat_byte(1);
+        drop(Store::open(&path, 31337, manager).expect("created"));
+        drop(Store::open(&path, 31337, manager).expect("reopened"));
+        let e = Store::open(&path, 1, manager).expect_err("another chain").to_string();
+        assert!(e.contains("chain_id 31337") && e.contains("is 1"), "{e}");
+        let e = Store::open(&path, 31337, Address::repeat_byte(2)).expect_err("another manager");
+        assert!(matches!(e, BridgeError::WrongNetwork { field: "job_manager", .. }), "{e}");
+    }
 }
