@@ -44,6 +44,11 @@ enum Command {
     /// The embedded content store: serve it, add to it, get verified content from it.
     #[command(subcommand)]
     Storage(commands::storage::StorageCommand),
+    /// The on-chain job bridge: runs the jobs contracts request from the job manager and
+    /// posts each one's results (or cancels it) exactly once. Needs the BRIDGE_ROLE key.
+    ///
+    /// Example: WEB3_PRIVATE_KEY=0x... lilypad-cli bridge --network network.toml --db bridge.sqlite
+    Bridge(commands::bridge::BridgeArgs),
 }
 
 /// Logs to stderr; `RUST_LOG` sets the filter (info by default).
@@ -69,6 +74,7 @@ fn main() -> ExitCode {
             init_tracing();
             commands::storage::run(cmd)
         }
+        Command::Bridge(args) => commands::bridge::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

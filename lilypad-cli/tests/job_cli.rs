@@ -15,7 +15,6 @@ use std::{
 use alloy::primitives::U256;
 use common::{BIN, LocalNet, eventually, now, repo_root, runtime};
 use lilypad_sdk::{
-    chain::ChainClient,
     core::{
         offer::{ModulePolicy, ResourceOffer},
         settlement::Outcome,
@@ -28,7 +27,7 @@ use lilypad_sdk::{
         SolverClient,
         api::{DealRecord, DealState},
     },
-    storage::{ContentStore, StorageClient},
+    storage::StorageClient,
 };
 use serde_json::Value;
 

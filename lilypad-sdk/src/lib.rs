@@ -5,17 +5,21 @@
 //! - [`module`]: load module templates from disk and render them.
 //! - `storage` (feature `storage`): kubo-compatible UnixFS CIDs, a content store served over HTTP, a verifying client.
 //! - [`executor`] (feature `docker`): run modules in sandboxed Docker containers.
+//! - `chain` (feature `chain`, default): the contracts' typed client.
+//! - `bridge` (feature `bridge`): the service that runs the jobs smart contracts request.
 
 pub use lilypad_core as core;
 
+#[cfg(feature = "bridge")]
+pub mod bridge;
 #[cfg(feature = "chain")]
 pub mod chain;
 #[cfg(feature = "devnet")]
 pub mod devnet;
-#[cfg(feature = "jobs")]
-pub mod job;
 #[cfg(feature = "docker")]
 pub mod executor;
+#[cfg(feature = "jobs")]
+pub mod job;
 pub mod module;
 #[cfg(feature = "solver")]
 pub mod solver;

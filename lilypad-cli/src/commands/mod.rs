@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub(crate) mod bridge;
 pub(crate) mod deals;
 pub(crate) mod devnet;
 pub(crate) mod leaderboard;

@@ -210,6 +210,30 @@ impl ChainClient {
         target: Target,
         builder: CallBuilder<&DynProvider, D>,
     ) -> Result<TransactionReceipt> {
+        let tx = self.send_only(call, target, builder).await?;
+        self.wait_success(call, tx).await
+    }
+
+    /// Awaits transaction `tx`'s receipt; a mined but reverted transaction is [`ChainError::TxFailed`].
+    pub(crate) async fn wait_success(
+        &self,
+        call: &'static str,
+        tx: B256,
+    ) -> Result<TransactionReceipt> {
+        let receipt = self.wait_receipt(call, tx).await?;
+        if !receipt.status() {
+            return Err(ChainError::TxFailed { call, tx });
+        }
+        Ok(receipt)
+    }
+
+    /// Simulates and sends one transaction without awaiting it; returns its hash.
+    pub(crate) async fn send_only<D: CallDecoder>(
+        &self,
+        call: &'static str,
+        target: Target,
+        builder: CallBuilder<&DynProvider, D>,
+    ) -> Result<B256> {
         let from = self.require_signer(call)?.address();
         let builder = builder.from(from);
         // Simulation by gas estimation: a revert is decoded here and takes no nonce.
@@ -228,12 +252,7 @@ impl ChainClient {
                 });
             }
         };
-        let tx = *pending.tx_hash();
-        let receipt = self.wait_receipt(call, tx).await?;
-        if !receipt.status() {
-            return Err(ChainError::TxFailed { call, tx });
-        }
-        Ok(receipt)
+        Ok(*pending.tx_hash())
     }
 
     /// Polls for a receipt: 10 ms first, doubling up to `rpc.max_receipt_poll_ms`, until

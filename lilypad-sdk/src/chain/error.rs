@@ -134,6 +134,12 @@ pub enum ChainError {
         /// The transaction hash.
         tx: B256,
     },
+    /// No on-chain job has this id (the job manager's ids are 1 to `jobCount`).
+    #[error("no on-chain job {job_id}: the job manager's ids are 1 to its jobCount")]
+    NoSuchJob {
+        /// The id asked for.
+        job_id: U256,
+    },
     /// A value read from the chain does not decode.
     #[error("{call}: unexpected answer: {message}")]
     Decode {

@@ -56,11 +56,17 @@ impl<T> LogPoller<T> {
     /// in chain order (empty when there is nothing new).
     pub async fn next_batch(&mut self) -> Result<Vec<(T, Log)>> {
         let head = self.client.block_number().await?;
-        if self.next_block > head {
+        self.next_batch_until(head).await
+    }
+
+    /// Like [`Self::next_batch`], but scans no block after `last_block` (for instance the
+    /// head minus some confirmations); empty when the cursor is past it.
+    pub async fn next_batch_until(&mut self, last_block: u64) -> Result<Vec<(T, Log)>> {
+        if self.next_block > last_block {
             return Ok(Vec::new());
         }
         let chunk = self.client.config().rpc.log_chunk_blocks.max(1);
-        let to = head.min(self.next_block.saturating_add(chunk - 1));
+        let to = last_block.min(self.next_block.saturating_add(chunk - 1));
         let filter = self.filter.clone().from_block(self.next_block).to_block(to);
         let logs =
             self.client.rpc_call("eth_getLogs", self.client.provider().get_logs(&filter)).await?;

@@ -3,11 +3,13 @@
 //!
 //! Job ids are the manager's `uint256` ids (1, 2, ... in request order).
 
+use std::time::Duration;
+
 use alloy::{
     primitives::{Address, B256, U256},
     providers::DynProvider,
     rpc::types::{Filter, TransactionReceipt},
-    sol_types::SolEventInterface,
+    sol_types::{SolEvent, SolEventInterface},
 };
 
 use super::{
@@ -122,6 +124,41 @@ pub struct CancelledJob {
     pub tx: B256,
 }
 
+/// How a job ended: [`ChainClient::wait_for_job`], [`ChainClient::job_tx_outcome`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// The bridge posted the results; the client got `lilypadFulfilled(jobId, resultsCid)`.
+    Fulfilled(FulfilledJob),
+    /// The job was cancelled and refunded; the client got `lilypadCancelled(jobId, reason)`.
+    Cancelled(CancelledJob),
+}
+
+impl JobOutcome {
+    /// The job id.
+    pub fn job_id(&self) -> U256 {
+        match self {
+            Self::Fulfilled(f) => f.job_id,
+            Self::Cancelled(c) => c.job_id,
+        }
+    }
+
+    /// The transaction that ended the job.
+    pub fn tx(&self) -> B256 {
+        match self {
+            Self::Fulfilled(f) => f.tx,
+            Self::Cancelled(c) => c.tx,
+        }
+    }
+
+    /// The final status ([`JobStatus::Fulfilled`] or [`JobStatus::Cancelled`]).
+    pub fn status(&self) -> JobStatus {
+        match self {
+            Self::Fulfilled(_) => JobStatus::Fulfilled,
+            Self::Cancelled(_) => JobStatus::Cancelled,
+        }
+    }
+}
+
 /// Inputs as the manager takes them: `KEY=VALUE` strings.
 pub fn input_strings(inputs: &[(String, String)]) -> Vec<String> {
     inputs.iter().map(|(k, v)| format!("{k}={v}")).collect()
@@ -196,17 +233,21 @@ impl ChainClient {
         let manager = self.job_manager()?;
         let call = manager.fulfill(job_id, results_cid.to_owned(), spent);
         let receipt = self.send("fulfill", Target::JobManager, call).await?;
-        let e: Jm::JobFulfilled = Self::event("fulfill", &receipt, *manager.address())?;
-        Ok(FulfilledJob {
-            job_id: e.jobId,
-            client: e.client,
-            bridge: e.bridge,
-            results_cid: e.resultsCid,
-            spent: e.spent,
-            refund: e.refund,
-            callback_failed: callback_failed(&receipt, *manager.address()),
-            tx: receipt.transaction_hash,
-        })
+        self.fulfilled("fulfill", &receipt, *manager.address())
+    }
+
+    /// Like [`Self::fulfill_job`], but returns as soon as the node took the transaction
+    /// (after a successful simulation), with its hash; [`Self::job_tx_outcome`] awaits it.
+    /// The bridge records the hash before awaiting, so a restart can look for it.
+    pub async fn send_fulfill_job(
+        &self,
+        job_id: U256,
+        results_cid: &str,
+        spent: U256,
+    ) -> Result<B256> {
+        let manager = self.job_manager()?;
+        let call = manager.fulfill(job_id, results_cid.to_owned(), spent);
+        self.send_only("fulfill", Target::JobManager, call).await
     }
 
     /// Cancels job `job_id` (bridge role only, while it is open): the client gets its whole
@@ -216,6 +257,92 @@ impl ChainClient {
         let call = manager.cancel(job_id, reason.to_owned());
         let receipt = self.send("cancel", Target::JobManager, call).await?;
         self.cancelled("cancel", &receipt, *manager.address())
+    }
+
+    /// Like [`Self::cancel_job`], but returns the transaction hash as soon as the node took it.
+    pub async fn send_cancel_job(&self, job_id: U256, reason: &str) -> Result<B256> {
+        let manager = self.job_manager()?;
+        let call = manager.cancel(job_id, reason.to_owned());
+        self.send_only("cancel", Target::JobManager, call).await
+    }
+
+    /// Awaits transaction `tx` (a `fulfill`, `cancel` or `cancelExpired`) and reads how it
+    /// ended its job. A transaction that was mined but reverted is [`ChainError::TxFailed`].
+    pub async fn job_tx_outcome(&self, tx: B256) -> Result<JobOutcome> {
+        let manager = self.job_manager_address()?;
+        let receipt = self.wait_success("job transaction", tx).await?;
+        if let Ok(f) = self.fulfilled("job transaction", &receipt, manager) {
+            return Ok(JobOutcome::Fulfilled(f));
+        }
+        self.cancelled("job transaction", &receipt, manager).map(JobOutcome::Cancelled)
+    }
+
+    /// Waits until job `job_id` is fulfilled or cancelled, for at most `timeout`, and returns
+    /// how it ended (also when it ended before this call: its event is then looked up from the
+    /// network's `deployed_at_block`). Polls `eth_getLogs` every `rpc.max_receipt_poll_ms`.
+    ///
+    /// Errors: [`ChainError::NoSuchJob`] for an id never requested, [`ChainError::Timeout`]
+    /// when the job is still open after `timeout`, and the RPC errors of the reads.
+    pub async fn wait_for_job(&self, job_id: U256, timeout: Duration) -> Result<JobOutcome> {
+        let started = tokio::time::Instant::now();
+        let manager = self.job_manager_address()?;
+        let from = self.block_number().await?;
+        let job = self.job(job_id).await?.ok_or(ChainError::NoSuchJob { job_id })?;
+        // Read at a block >= `from`: an open job ends in a later block, so scanning from
+        // `from` cannot miss it; a final one may have ended long ago.
+        let start =
+            if job.status == JobStatus::Requested { from } else { self.config().deployed_at_block };
+        let filter = Filter::new()
+            .address(manager)
+            .event_signature(vec![
+                Jm::JobFulfilled::SIGNATURE_HASH,
+                Jm::JobCancelled::SIGNATURE_HASH,
+            ])
+            .topic1(B256::from(job_id));
+        let mut poller = LogPoller::new(self.clone(), filter, start, decode_job_event);
+        let pause = Duration::from_millis(self.config().rpc.max_receipt_poll_ms.max(10));
+        loop {
+            let left = timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(ChainError::Timeout { call: "wait_for_job", after: timeout });
+            }
+            let batch = match tokio::time::timeout(left, poller.next_batch()).await {
+                Ok(batch) => batch?,
+                Err(_) => return Err(ChainError::Timeout { call: "wait_for_job", after: timeout }),
+            };
+            for (event, log) in batch {
+                let ended = match &event {
+                    JobManagerEvent::JobFulfilled(e) => e.jobId == job_id,
+                    JobManagerEvent::JobCancelled(e) => e.jobId == job_id,
+                    _ => false,
+                };
+                if let (true, Some(tx)) = (ended, log.transaction_hash) {
+                    return self.job_tx_outcome(tx).await;
+                }
+            }
+            if poller.cursor() > self.block_number().await? {
+                tokio::time::sleep(pause.min(left)).await;
+            }
+        }
+    }
+
+    fn fulfilled(
+        &self,
+        call: &'static str,
+        receipt: &TransactionReceipt,
+        manager: Address,
+    ) -> Result<FulfilledJob> {
+        let e: Jm::JobFulfilled = Self::event(call, receipt, manager)?;
+        Ok(FulfilledJob {
+            job_id: e.jobId,
+            client: e.client,
+            bridge: e.bridge,
+            results_cid: e.resultsCid,
+            spent: e.spent,
+            refund: e.refund,
+            callback_failed: callback_failed(receipt, manager),
+            tx: receipt.transaction_hash,
+        })
     }
 
     /// Cancels a job the bridge left open past its deadline (anyone, from deadline + 1),

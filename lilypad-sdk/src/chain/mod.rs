@@ -53,8 +53,8 @@ pub use deals::{
 pub use error::{ChainError, Result, Revert};
 pub use events::{ControllerEvent, LogPoller};
 pub use jobs::{
-    CancelledJob, ExampleJobClient, FulfilledJob, JobManagerEvent, JobStatus, OnChainJob,
-    RequestedJob, input_strings, parse_inputs,
+    CancelledJob, ExampleJobClient, FulfilledJob, JobManagerEvent, JobOutcome, JobStatus,
+    OnChainJob, RequestedJob, input_strings, parse_inputs,
 };
 pub use nonce::ResyncNonceManager;
 pub use pow::{AcceptedProof, PowRound};

@@ -7,6 +7,7 @@
 // Helpers shared by the tests unwrap like the tests do: a failure is a test failure.
 #![allow(clippy::unwrap_used)]
 
+mod bridge;
 mod common;
 mod devnet;
 mod differential;
