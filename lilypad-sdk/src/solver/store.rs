@@ -866,7 +866,8 @@ mod tests {
         });
         let results = futures::future::join_all(writes).await;
         // Replays fail only themselves (their nonce twin may be later in the same group).
-        let replays = results.iter().filter(|r| matches!(r, Err(StoreError::Replay { .. }))).count();
+        let replays =
+            results.iter().filter(|r| matches!(r, Err(StoreError::Replay { .. }))).count();
         assert_eq!(replays, 20, "{results:?}");
         assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 180);
         // Each stored offer published one event, in sequence order.
@@ -877,13 +878,17 @@ mod tests {
         assert_eq!(seqs.len(), 90);
         assert!(seqs.windows(2).all(|w| w[0] < w[1]));
         let dup = store.write(|tx| tx.insert_offer(&offer(1))).await;
-        assert!(matches!(dup, Err(StoreError::Duplicate { state: OfferState::Open, .. })), "{dup:?}");
+        assert!(
+            matches!(dup, Err(StoreError::Duplicate { state: OfferState::Open, .. })),
+            "{dup:?}"
+        );
         store.close();
         drop(store);
 
         let store = Store::open(&path, solver, 31337, controller).unwrap();
         assert_eq!(store.live_offers().await.unwrap().len(), 90);
-        let replay = store.write(|tx| tx.use_nonce(Address::repeat_byte(1), U256::from(5), 100)).await;
+        let replay =
+            store.write(|tx| tx.use_nonce(Address::repeat_byte(1), U256::from(5), 100)).await;
         assert!(matches!(replay, Err(StoreError::Replay { .. })));
         assert_eq!(store.events_after(Address::repeat_byte(1), 0, 1000).await.unwrap().len(), 1);
         assert_eq!(store.write(|tx| tx.prune_nonces(101)).await.unwrap(), 180);
