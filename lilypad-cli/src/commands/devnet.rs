@@ -3,6 +3,8 @@
 use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context;
+
+use super::services;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use lilypad_sdk::{
@@ -16,6 +18,8 @@ const UP_TIMEOUT: Duration = Duration::from_secs(180);
 const STATUS_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long `down` waits for anvil to exit.
 const DOWN_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long each background service may take to listen.
+const SERVICE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Devnet subcommands.
 #[derive(Debug, Subcommand)]
@@ -99,6 +103,10 @@ async fn up(args: &UpArgs) -> anyhow::Result<()> {
     let mut opts = DevnetOptions::new(&dir);
     opts.port = args.port;
     opts.anvil = args.anvil.clone();
+    let solver_port = services::free_port()?;
+    let storage_port = services::free_port()?;
+    opts.solver_url = format!("http://127.0.0.1:{solver_port}");
+    opts.storage_url = format!("http://127.0.0.1:{storage_port}");
     // It outlives this command: a Ctrl-C in this terminal later must not stop it.
     opts.background = true;
     let bar = spinner();
@@ -115,8 +123,61 @@ async fn up(args: &UpArgs) -> anyhow::Result<()> {
     };
     let network_file = devnet.network_file();
     let (config, pid) = devnet.detach()?;
+    let bar = spinner();
+    bar.set_message("starting the content store and the solver");
+    let started = start_services(&dir, &network_file, storage_port, solver_port).await;
+    bar.finish_and_clear();
+    if let Err(e) = started {
+        let _ = down_all(&dir).await;
+        return Err(e.context("the devnet's services did not start; the devnet was stopped"));
+    }
     print_up(&config, pid, &dir, &network_file, &opts);
     Ok(())
+}
+
+/// Names of the devnet's services, in start order.
+const SERVICES: [&str; 2] = ["storage", "solver"];
+
+async fn start_services(
+    dir: &std::path::Path,
+    network_file: &std::path::Path,
+    storage_port: u16,
+    solver_port: u16,
+) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("locating lilypad-cli")?;
+    let store = dir.join("store").display().to_string();
+    let storage_args = ["storage", "serve", "--dir", &store, "--listen"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .chain([format!("127.0.0.1:{storage_port}")])
+        .collect::<Vec<_>>();
+    services::spawn(dir, "storage", &exe, &storage_args, &[])?;
+    services::wait_listening(dir, "storage", storage_port, SERVICE_TIMEOUT).await?;
+    let solver_args = vec![
+        "solver".to_owned(),
+        "--network".to_owned(),
+        network_file.display().to_string(),
+        "--db".to_owned(),
+        dir.join("solver.db").display().to_string(),
+        "--listen".to_owned(),
+        format!("127.0.0.1:{solver_port}"),
+    ];
+    let key = ANVIL_KEYS[devnet::SOLVER];
+    services::spawn(dir, "solver", &exe, &solver_args, &[("WEB3_PRIVATE_KEY", key)])?;
+    services::wait_listening(dir, "solver", solver_port, SERVICE_TIMEOUT).await?;
+    Ok(())
+}
+
+/// Stops the services, removes their state, stops anvil.
+async fn down_all(dir: &std::path::Path) -> anyhow::Result<Option<u32>> {
+    for name in SERVICES.iter().rev() {
+        services::stop(dir, name, DOWN_TIMEOUT).await?;
+    }
+    for f in ["solver.db", "solver.db-wal", "solver.db-shm"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    let _ = std::fs::remove_dir_all(dir.join("store"));
+    Ok(devnet::stop_detached(dir, DOWN_TIMEOUT).await?)
 }
 
 fn print_up(
@@ -128,6 +189,15 @@ fn print_up(
 ) {
     let rpc = config.rpc_urls.first().map_or("", String::as_str);
     println!("devnet up: anvil (pid {pid}) at {rpc}, chain id {}", config.chain_id);
+    for name in SERVICES {
+        let url = if name == "solver" { &config.solver_url } else { &config.storage_url };
+        println!(
+            "  {name:<8} pid {} at {}  (log {})",
+            services::running(dir, name).map_or_else(|| "?".into(), |p| p.to_string()),
+            url.as_deref().unwrap_or("?"),
+            services::log_file(dir, name).display()
+        );
+    }
     println!("state:     {}", dir.display());
     println!("network:   {}", network_file.display());
     println!();
@@ -145,6 +215,7 @@ fn print_up(
     }
     println!();
     println!("use it:");
+    println!("  lilypad-cli run ./examples/modules/cowsay -i Message=moo   # needs a provider");
     println!("  export LILYPAD_NETWORK={}", network_file.display());
     println!("  lilypad-cli devnet status{}", dir_flag(dir));
     println!("  export WEB3_PRIVATE_KEY={}   # the job creator (account 3)", ANVIL_KEYS[3]);
@@ -262,8 +333,8 @@ fn short(units: &str) -> String {
 async fn down(args: &DirArgs) -> anyhow::Result<()> {
     let dir = state_dir(args)?;
     let bar = spinner();
-    bar.set_message("stopping anvil");
-    let stopped = devnet::stop_detached(&dir, DOWN_TIMEOUT).await;
+    bar.set_message("stopping the solver, the content store and anvil");
+    let stopped = down_all(&dir).await;
     bar.finish_and_clear();
     match stopped? {
         None => println!("devnet was not running; removed stale state in {}", dir.display()),

@@ -7,5 +7,6 @@ pub(crate) mod leaderboard;
 pub(crate) mod module;
 pub(crate) mod network;
 pub(crate) mod run;
+pub(crate) mod services;
 pub(crate) mod solver;
 pub(crate) mod storage;
