@@ -37,6 +37,10 @@ pub(crate) struct BridgeArgs {
     /// Milliseconds between scans for new requests.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
     poll_ms: u64,
+    /// Seconds a claim holds a job; after this instance dies, its jobs wait this long
+    /// before another instance (or the restart) takes them over.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    lease_secs: u64,
     /// The bridge account's private key (hex); it must hold the job manager's BRIDGE_ROLE
     /// and pays for the deals (reimbursed by the manager) [default on a local chain: the
     /// devnet's bridge account]. Never logged or echoed.
@@ -101,6 +105,7 @@ pub(crate) fn run(args: &BridgeArgs) -> anyhow::Result<()> {
         concurrency: usize::from(args.concurrency),
         confirmations: args.confirmations,
         poll_interval: Duration::from_millis(args.poll_ms),
+        lease: Duration::from_secs(args.lease_secs),
         ..BridgeOptions::default()
     };
     runtime()?.block_on(async {
