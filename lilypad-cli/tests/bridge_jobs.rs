@@ -167,6 +167,25 @@ impl Setup {
     }
 }
 
+/// `lilypad-cli ARGS --network <the network file>` as the devnet's job creator (no key
+/// given: the local chain's default); its stdout, after checking it succeeded.
+fn cli(net: &LocalNet, args: &[&str]) -> String {
+    let out = std::process::Command::new(common::BIN)
+        .args(args)
+        .arg("--network")
+        .arg(&net.network_file)
+        .env_remove("WEB3_PRIVATE_KEY")
+        .env_remove("LILYPAD_NETWORK")
+        .output()
+        .expect("run lilypad-cli");
+    assert!(
+        out.status.success(),
+        "lilypad-cli {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
 /// The provider's first deal; fails early with the bridge's log if the bridge exits.
 async fn the_deal(p: &ProviderClient, bridge: &mut Proc, s: &Setup) -> DealRecord {
     let started = Instant::now();
@@ -234,8 +253,11 @@ fn a_contract_gets_cowsay_results_from_the_bridge_in_one_callback() {
         let bridge_before = s.balance(bridge_address()).await;
         let mut bridge = s.bridge(&[]);
 
-        let job = s.example.request_cowsay("moo").await.expect("requestCowsay");
-        assert_eq!(job.module, "cowsay:v0.0.4");
+        let client = s.example.address().to_string();
+        let id = cli(&s.net, &["jobs", "request-cowsay", "--client", &client, "moo"]);
+        let id: U256 = id.trim().parse().expect("a job id");
+        let job = s.owner.job(id).await.expect("getJob").expect("the job");
+        assert_eq!((job.client, job.payment), (s.example.address(), u(PAYMENT)));
         let record = the_deal(&p, &mut bridge, &s).await;
         // The bridge is the deal's job creator, its max price the escrowed payment.
         assert_eq!(record.deal.members.job_creator, bridge_address());
@@ -243,11 +265,19 @@ fn a_contract_gets_cowsay_results_from_the_bridge_in_one_callback() {
         assert_eq!(record.deal.terms.price, u(PRICE));
         let cid = provide(&p, &record, dir.path(), "moo").await;
 
-        check_fulfilled(&s, job.job_id, &cid, record.deal.id).await;
+        check_fulfilled(&s, id, &cid, record.deal.id).await;
+        let shown =
+            cli(&s.net, &["jobs", "show", &id.to_string(), "--json", "--example-client", &client]);
+        let shown: serde_json::Value = serde_json::from_str(&shown).expect("jobs show JSON");
+        assert_eq!(shown["status"], "fulfilled", "{shown}");
+        assert_eq!(shown["results_cid"], cid, "{shown}");
+        assert_eq!(shown["spent"], PRICE.to_string(), "{shown}");
+        assert_eq!(shown["client_status"], "fulfilled", "{shown}");
+        assert_eq!(shown["client_results_cid"], cid, "{shown}");
         // It fronted the payment collateral, got the change back on acceptance and the
         // price from the manager: even.
         assert_eq!(s.balance(bridge_address()).await, bridge_before);
-        let row = s.db_job(job.job_id).expect("job row");
+        let row = s.db_job(id).expect("job row");
         assert_eq!(row.attempts, 1);
         assert!(bridge.exited().is_none(), "the bridge keeps running\n{}", s.logs());
     });
@@ -303,8 +333,12 @@ fn failing_jobs_are_cancelled_once_with_their_reason_and_refunded() {
 
         let unmatched = s.example.request_cowsay("nobody").await.expect("requestCowsay");
         // An account (no callback) asks for a module that does not exist.
-        let inputs = [("Message".to_owned(), "x".to_owned())];
-        let unknown = s.owner.run_job("nosuch:v1.0.0", &inputs, u(PAYMENT)).await.expect("runJob");
+        let payment = format!("{PAYMENT}wei");
+        let unknown = cli(
+            &s.net,
+            &["jobs", "request", "nosuch:v1.0.0", "-i", "Message=x", "--payment", &payment],
+        );
+        let unknown: U256 = unknown.trim().parse().expect("a job id");
 
         let JobOutcome::Cancelled(c) = s.outcome(unmatched.job_id).await else {
             panic!("the unmatched job was fulfilled\n{}", s.logs());
@@ -324,7 +358,7 @@ fn failing_jobs_are_cancelled_once_with_their_reason_and_refunded() {
         assert_eq!(s.callbacks().await, (vec![], vec![(unmatched.job_id, c.reason.clone())]));
         assert_eq!(s.balance(s.example.address()).await, u(FUNDS), "the client is refunded");
 
-        let JobOutcome::Cancelled(c) = s.outcome(unknown.job_id).await else {
+        let JobOutcome::Cancelled(c) = s.outcome(unknown).await else {
             panic!("the unknown module's job was fulfilled\n{}", s.logs());
         };
         assert!(c.reason.contains("lilypad-module-nosuch"), "{}", c.reason);
@@ -333,7 +367,7 @@ fn failing_jobs_are_cancelled_once_with_their_reason_and_refunded() {
         assert_eq!(s.balance(s.owner.address().expect("owner")).await, account_before);
 
         // Fatal failures are not retried, and cost the bridge nothing.
-        for id in [unmatched.job_id, unknown.job_id] {
+        for id in [unmatched.job_id, unknown] {
             let row = eventually("the bridge records the job cancelled", 30, || async {
                 s.db_job(id).filter(|j| j.state == JobState::Cancelled)
             })

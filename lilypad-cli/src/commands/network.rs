@@ -62,7 +62,7 @@ pub(crate) fn network_file(args: &NetworkArgs) -> anyhow::Result<PathBuf> {
 
 /// The account key: `WEB3_PRIVATE_KEY`, else, on a local chain only, the devnet's
 /// well-known account for `role_index`.
-fn key(config: &NetworkConfig, role_index: usize) -> anyhow::Result<PrivateKeySigner> {
+pub(crate) fn key(config: &NetworkConfig, role_index: usize) -> anyhow::Result<PrivateKeySigner> {
     match std::env::var("WEB3_PRIVATE_KEY") {
         Ok(text) => text
             .trim()

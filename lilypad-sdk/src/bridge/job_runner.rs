@@ -120,10 +120,10 @@ impl JobRunner for JobCreatorRunner {
                 watch_run(run, deals, None, ctx).await?
             }
         };
-        if !self.keep_results {
-            if let Err(e) = std::fs::remove_dir_all(&request.output_dir) {
-                warn!(dir = %request.output_dir.display(), error = %e, "removing the downloaded results failed");
-            }
+        if !self.keep_results
+            && let Err(e) = std::fs::remove_dir_all(&request.output_dir)
+        {
+            warn!(dir = %request.output_dir.display(), error = %e, "removing the downloaded results failed");
         }
         Ok(RunSuccess {
             results_cid: outcome.results_cid,
