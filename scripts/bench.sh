@@ -11,7 +11,8 @@ check=0
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
-for bench in matcher template pow_keccak; do
+# solver: a load test of the solver (needs anvil: scripts/setup-contracts.sh).
+for bench in matcher template pow_keccak solver; do
   printf '\n\033[1;34m==> cargo bench -p lilypad-benches --bench %s\033[0m\n' "$bench"
   cargo bench -p lilypad-benches --bench "$bench" --locked 2>&1 | tee -a "$out"
 done
@@ -43,4 +44,6 @@ need() { # need NAME OP LIMIT
 need speedup_vs_naive_10000x10000 '>=' 50
 need incremental_match_100k_us '<=' 20
 need opencl_vs_cpu '>=' 1.5
+# Signed offers stored durably per second (docs/benchmarks.md, "Solver").
+need solver_offers_per_sec '>=' 2000
 exit $fail

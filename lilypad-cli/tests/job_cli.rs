@@ -27,7 +27,7 @@ use lilypad_sdk::{
         SolverClient,
         api::{DealRecord, DealState},
     },
-    storage::StorageClient,
+    storage::{ContentStore, StorageClient},
 };
 use serde_json::Value;
 
@@ -199,4 +199,110 @@ fn run_gets_verified_results_accepts_them_and_deals_lists_them() {
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success() && text.contains(&cid.to_string()), "{text}");
     });
+}
+
+#[test]
+fn results_that_do_not_match_their_cid_are_refused_and_challenged() {
+    let dir = tempfile::tempdir().unwrap();
+    runtime().block_on(async {
+        let net = LocalNet::start(dir.path()).await;
+        let p = provider(&net, &dir.path().join("rp-cache"));
+        p.post_offer(&cpu_offer(1)).await.expect("post the resource offer");
+        let module = repo_root().join("examples/modules/cowsay");
+        let mut child = spawn_run(
+            &net,
+            dir.path(),
+            &module,
+            &["-i", "Message=moo"],
+            ANVIL_KEYS[devnet::JOB_CREATOR],
+        );
+        let record = the_deal(&p, &mut child, &net).await;
+
+        // Publish honest-looking results, then corrupt one stored block on the store's
+        // disk before the CID goes on chain: the store now serves bytes that do not
+        // hash to what the CID names.
+        let results = dir.path().join("results");
+        write_results(&results, "moo\n");
+        let storage = StorageClient::new(&net.storage.url).expect("storage client");
+        let cid = storage.publish_dir(&results).await.expect("publish");
+        let store = ContentStore::open(&net.store_dir).expect("open the store's directory");
+        let block = store.block_path(&cid);
+        let mut bytes = std::fs::read(&block).expect("read the root block");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&block, bytes).expect("corrupt the root block");
+        p.chain().submit_results(record.deal.id, &cid).await.expect("submit on chain");
+
+        let (ok, json, err) = finish(child, 120, &net).await;
+        assert!(!ok, "run must fail: {json}\n{err}");
+        assert_eq!(json["status"], "results_rejected", "{json}\n{err}");
+        let msg = json["error"].as_str().unwrap_or_default();
+        assert!(msg.contains("failed verification") && msg.contains("challenged"), "{msg}");
+        // Nothing of the refused download is left in the output directory.
+        let out = dir.path().join("out").join(record.deal.id.to_string());
+        assert!(!out.exists(), "{} must not exist", out.display());
+
+        let on_chain = p.chain().deal(record.deal.id).await.expect("read the deal").expect("deal");
+        assert!(on_chain.mediator.is_some(), "a mediator is drawn: {on_chain:?}");
+        let state = eventually("the solver sees the challenge", 30, || async {
+            let r = p.solver().deal(record.deal.id).await.ok()?;
+            (r.state == DealState::ResultsChallenged).then_some(r.state)
+        })
+        .await;
+        assert_eq!(state, DealState::ResultsChallenged);
+    });
+}
+
+#[test]
+fn a_job_nobody_can_run_says_why_and_withdraws_its_offer() {
+    let dir = tempfile::tempdir().unwrap();
+    runtime().block_on(async {
+        let net = LocalNet::start(dir.path()).await;
+        let p = provider(&net, &dir.path().join("rp-cache"));
+        p.post_offer(&cpu_offer(1)).await.expect("post a CPU-only resource offer");
+        let module = repo_root().join("examples/modules/gpu-hello");
+        let child = spawn_run(
+            &net,
+            dir.path(),
+            &module,
+            &["--match-timeout", "4"],
+            ANVIL_KEYS[devnet::JOB_CREATOR],
+        );
+        let (ok, json, err) = finish(child, 120, &net).await;
+        assert!(!ok, "{json}");
+        assert_eq!(json["status"], "no_match", "{json}\n{err}");
+        let reasons = json["reasons"].as_array().expect("reasons").clone();
+        assert_eq!(reasons.len(), 1, "{json}");
+        assert!(reasons[0].as_str().unwrap_or_default().contains("GPU"), "{json}");
+        // The offer's nonce is spent on chain: no solver can make it a deal later.
+        assert!(p.solver().deals().await.expect("deals").is_empty());
+    });
+}
+
+#[test]
+fn insufficient_funds_are_reported_before_anything_is_posted() {
+    let dir = tempfile::tempdir().unwrap();
+    runtime().block_on(async {
+        let net = LocalNet::start(dir.path()).await;
+        // A fresh key: no tokens.
+        let key = "0x1111111111111111111111111111111111111111111111111111111111111111";
+        let module = repo_root().join("examples/modules/cowsay");
+        let child = spawn_run(&net, dir.path(), &module, &["-i", "Message=moo"], key);
+        let (ok, json, err) = finish(child, 60, &net).await;
+        assert!(!ok, "{json}");
+        assert_eq!(json["status"], "insufficient_funds", "{json}\n{err}");
+        assert!(
+            json["error"].as_str().unwrap_or_default().contains("nothing was posted"),
+            "{json}"
+        );
+        let health = p_health(&net).await;
+        assert_eq!(health, 0, "the solver holds no job offer");
+    });
+}
+
+async fn p_health(net: &LocalNet) -> u64 {
+    let c =
+        SolverClient::new(&net.solver.url, anvil_signer(0), 31337, anvil_address(devnet::SOLVER))
+            .expect("client");
+    c.health().await.expect("health").open_jobs
 }

@@ -390,7 +390,8 @@ fn requests_must_be_signed_fresh_and_by_the_right_party() {
 
         // Per-signer rate limit (burst 20, 1/s): a burst of 40 requests hits 429.
         let spare = client(&solver.url, 9);
-        let mut limited = 0;
+        let mut limited = 0u64;
+        let started = Instant::now();
         for _ in 0..40 {
             match spare.deals().await {
                 Ok(_) => {}
@@ -401,7 +402,12 @@ fn requests_must_be_signed_fresh_and_by_the_right_party() {
                 Err(e) => panic!("{e}"),
             }
         }
-        assert!(limited >= 15, "{limited} of 40 requests were limited");
+        // At most the burst plus what refilled meanwhile got through.
+        let refilled = started.elapsed().as_secs() + 1;
+        assert!(
+            limited >= 20 - refilled.min(20) && limited > 0,
+            "{limited} of 40 requests were limited"
+        );
         // ... and another signer is not affected.
         jc.deals().await.expect("another signer has its own bucket");
 
@@ -617,4 +623,28 @@ fn kill_9_between_offer_and_match_and_between_deal_and_results_loses_nothing() {
         assert_eq!(deals_on_chain(net.client()).await, vec![deal_id]);
     });
     drop(solver);
+}
+
+#[test]
+fn missing_network_or_key_is_named() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = |args: &[&str], key: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lilypad-cli"));
+        cmd.args(["solver", "--db"]).arg(dir.path().join("s.db")).args(args);
+        cmd.env_remove("LILYPAD_NETWORK")
+            .env_remove("LILYPAD_RPC_URL")
+            .env_remove("WEB3_PRIVATE_KEY");
+        if let Some(k) = key {
+            cmd.env("WEB3_PRIVATE_KEY", k);
+        }
+        let out = cmd.output().expect("run lilypad-cli solver");
+        assert!(!out.status.success());
+        String::from_utf8(out.stderr).expect("utf-8")
+    };
+    let e = run(&[], Some(ANVIL_KEYS[1]));
+    assert!(e.contains("no network: pass --network FILE"), "{e}");
+    let e = run(&["--rpc-url", "http://127.0.0.1:1"], None);
+    assert!(e.contains("WEB3_PRIVATE_KEY is not set"), "{e}");
+    let e = run(&["--rpc-url", "http://127.0.0.1:1"], Some("0xnot-a-key"));
+    assert!(e.contains("not a 32-byte hex private key") && !e.contains("not-a-key"), "{e}");
 }

@@ -16,10 +16,10 @@ use lilypad_sdk::{
 #[derive(Debug, Args)]
 pub(crate) struct SolverArgs {
     /// The network file (chain id, RPC URLs, contracts).
-    #[arg(long, env = "LILYPAD_NETWORK", value_name = "FILE", conflicts_with = "rpc_url")]
+    #[arg(long, env = "LILYPAD_NETWORK", value_name = "FILE")]
     network: Option<PathBuf>,
-    /// Instead of a network file: the built-in `local` network (a devnet's contract
-    /// addresses, chain 31337) at this RPC URL.
+    /// Instead of a network file (and taking precedence over one): the built-in `local`
+    /// network (a devnet's contract addresses, chain 31337) at this RPC URL.
     #[arg(long, env = "LILYPAD_RPC_URL", value_name = "URL")]
     rpc_url: Option<String>,
     /// The SQLite database (created if missing; its WAL files sit beside it).

@@ -123,14 +123,23 @@ impl JobCreator {
         if have < need {
             return Err(JobError::InsufficientFunds { account: me, need, have });
         }
+        // The controller takes the payment collateral at the deal and the mediation fee
+        // if the results have to be challenged: approve both up front, so a challenge
+        // never waits on an approval. The fee needs no balance now (only if challenging).
+        let params = self.chain.network_params().await?;
+        let to_approve = need.saturating_add(params.mediation_fee);
         let controller = self.chain.config().contracts.controller;
         let allowance = self.chain.allowance(me, controller).await?;
-        if allowance < need {
+        if allowance < to_approve {
             if !self.options.approve {
-                return Err(JobError::InsufficientAllowance { account: me, need, have: allowance });
+                return Err(JobError::InsufficientAllowance {
+                    account: me,
+                    need: to_approve,
+                    have: allowance,
+                });
             }
-            self.chain.approve_controller(need).await?;
-            on_event(JobEvent::Approved { amount: need });
+            self.chain.approve_controller(to_approve).await?;
+            on_event(JobEvent::Approved { amount: to_approve });
         }
 
         // 3. Input files travel by CID.
@@ -362,10 +371,15 @@ impl JobCreator {
         let mut events = self.solver.events(None).boxed();
         let mut stream_ok = true;
         let mut next_poll = Instant::now();
+        let mut last_reasons = Vec::new();
         loop {
             if next_poll <= Instant::now() {
                 next_poll = Instant::now() + self.options.poll_interval;
                 let view = self.solver.job_offer(offer_id).await?;
+                // Reasons are listed while the offer is open; keep the last ones seen.
+                if !view.mismatches.is_empty() {
+                    last_reasons = reasons(&view);
+                }
                 match view.state {
                     OfferState::Matched => {
                         if let Some(deal) = view.deal_id {
@@ -378,13 +392,13 @@ impl JobCreator {
                         ));
                     }
                     OfferState::Expired => {
-                        return Err(JobError::NoMatch { offer_id, reasons: reasons(&view) });
+                        return Err(JobError::NoMatch { offer_id, reasons: last_reasons });
                     }
                     OfferState::Open | OfferState::Matching => {}
                 }
                 let now = self.now().await?;
                 if now > expiry {
-                    return Err(JobError::NoMatch { offer_id, reasons: reasons(&view) });
+                    return Err(JobError::NoMatch { offer_id, reasons: last_reasons });
                 }
             }
             let wait = next_poll.saturating_duration_since(Instant::now());

@@ -14,14 +14,14 @@
 
 use alloy::{
     primitives::{Address, B256, U256, keccak256},
-    signers::{
-        SignerSync,
-        k256::ecdsa::{self, VerifyingKey, signature::hazmat::PrehashVerifier},
-        local::PrivateKeySigner,
-    },
+    signers::{SignerSync, local::PrivateKeySigner},
     sol_types::{Eip712Domain, SolStruct, eip712_domain},
 };
 use axum::http::HeaderMap;
+use secp256k1::{
+    Message, PublicKey, SECP256K1,
+    ecdsa::{RecoverableSignature, RecoveryId},
+};
 
 use super::api::headers;
 
@@ -208,7 +208,7 @@ impl RequestAuth {
         body: &[u8],
         now: u64,
         max_ttl_secs: u64,
-    ) -> Result<VerifyingKey, AuthError> {
+    ) -> Result<SignerKey, AuthError> {
         if self.expiry <= now {
             return Err(AuthError::Expired { expiry: self.expiry, now });
         }
@@ -234,7 +234,18 @@ const HALF_ORDER: U256 = U256::from_limbs([
     0x7fffffffffffffff,
 ]);
 
-fn parse(sig: &[u8]) -> Result<(ecdsa::Signature, ecdsa::RecoveryId), String> {
+/// A signer's public key, recovered from one signature, to verify others with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignerKey(PublicKey);
+
+impl SignerKey {
+    /// The key's address.
+    pub fn address(&self) -> Address {
+        Address::from_raw_public_key(&self.0.serialize_uncompressed()[1..])
+    }
+}
+
+fn parse(sig: &[u8]) -> Result<RecoverableSignature, String> {
     let sig: &[u8; 65] =
         sig.try_into().map_err(|_| format!("{} bytes, expected 65 (r ++ s ++ v)", sig.len()))?;
     let s = U256::from_be_slice(&sig[32..64]);
@@ -246,25 +257,30 @@ fn parse(sig: &[u8]) -> Result<(ecdsa::Signature, ecdsa::RecoveryId), String> {
         28 | 1 => 1,
         v => return Err(format!("v is {v}, expected 27 or 28")),
     };
-    let parsed = ecdsa::Signature::from_slice(&sig[..64]).map_err(|e| e.to_string())?;
-    let id = ecdsa::RecoveryId::from_byte(v).ok_or("bad recovery id")?;
-    Ok((parsed, id))
+    let id = RecoveryId::try_from(v).map_err(|e| e.to_string())?;
+    RecoverableSignature::from_compact(&sig[..64], id).map_err(|e| e.to_string())
 }
 
+// Signatures are checked with libsecp256k1 rather than alloy's k256: a recovery
+// costs about a quarter as much (see docs/benchmarks.md), and the solver does one
+// per request.
+
 /// Recovers the key and address that signed `digest`; refuses malleable (high-s) signatures.
-pub fn recover(digest: &B256, sig: &[u8]) -> Result<(VerifyingKey, Address), String> {
-    let (sig, id) = parse(sig)?;
-    let key = VerifyingKey::recover_from_prehash(digest.as_slice(), &sig, id)
+pub fn recover(digest: &B256, sig: &[u8]) -> Result<(SignerKey, Address), String> {
+    let sig = parse(sig)?;
+    let key = SECP256K1
+        .recover_ecdsa(Message::from_digest(digest.0), &sig)
         .map_err(|e| format!("no key recovers from it: {e}"))?;
-    let address = Address::from_public_key(&key);
-    Ok((key, address))
+    let key = SignerKey(key);
+    Ok((key, key.address()))
 }
 
 /// Checks that `key` signed `digest` with `sig` (65 bytes, low s). Cheaper than a
 /// second [`recover`] when the signer's key is already known.
-pub fn verify_with_key(key: &VerifyingKey, digest: &B256, sig: &[u8]) -> Result<(), String> {
-    let (sig, _) = parse(sig)?;
-    key.verify_prehash(digest.as_slice(), &sig)
+pub fn verify_with_key(key: &SignerKey, digest: &B256, sig: &[u8]) -> Result<(), String> {
+    let sig = parse(sig)?.to_standard();
+    SECP256K1
+        .verify_ecdsa(Message::from_digest(digest.0), &sig, &key.0)
         .map_err(|_| "the signature is not the signer's signature of this offer".to_owned())
 }
 
@@ -297,7 +313,7 @@ mod tests {
         let b = RequestAuth::from_headers(&h).unwrap();
         assert_eq!(a, b);
         let k = b.verify(&d, "POST", "/api/v1/x", b"{}", 50, 600).unwrap();
-        assert_eq!(Address::from_public_key(&k), signer.address());
+        assert_eq!(k.address(), signer.address());
         // Another body, path, method, solver or chain recovers another address.
         for (dom, m, p, body) in [
             (d.clone(), "POST", "/api/v1/x", &b"{} "[..]),

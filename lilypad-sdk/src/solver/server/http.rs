@@ -2,10 +2,7 @@
 
 use std::{collections::VecDeque, convert::Infallible, net::SocketAddr, sync::Arc, time::Instant};
 
-use alloy::{
-    primitives::{Address, B256, keccak256},
-    signers::k256::ecdsa::VerifyingKey,
-};
+use alloy::primitives::{Address, B256, keccak256};
 use axum::{
     Json, Router,
     body::Bytes,
@@ -37,7 +34,7 @@ use crate::solver::{
         OfferReceipt, OfferState, PostJobOffer, PostResourceOffer, ResourceOfferStatus,
         SolverEvent,
     },
-    auth::{AuthError, RequestAuth, verify_with_key},
+    auth::{AuthError, RequestAuth, SignerKey, verify_with_key},
     store::{NewOffer, Store, StoreError, StoredEvent, StoredOffer},
 };
 
@@ -192,7 +189,7 @@ async fn observe(AxState(state): AxState<Shared>, req: Request, next: Next) -> R
 /// A request whose signature checked out.
 struct Authed {
     auth: RequestAuth,
-    key: VerifyingKey,
+    key: SignerKey,
 }
 
 /// Checks the request's signature, then the signer's rate limit.

@@ -1,0 +1,245 @@
+//! Load test of the solver: signed offers stored durably per second.
+//!
+//! Starts a real devnet (anvil: `scripts/setup-contracts.sh`) and the solver in
+//! this process on 127.0.0.1 with a fresh SQLite database, pre-signs N distinct
+//! offers (half resource offers of 64 providers, half job offers of 64 creators;
+//! every request and every offer EIP-712 signed), then posts them with C
+//! concurrent HTTP/1.1 connections and measures until the last answer. Every
+//! answer must be `201 Created`, which the solver sends only after the offer's
+//! row (with its request nonce and event) is committed (`synchronous = FULL`).
+//!
+//! No offer matches another (every job asks for a GPU, no machine has one), so
+//! no `createDeal` is sent: the chain is there because the solver needs it to
+//! start, and its per-deal transaction cost is not what this measures. The
+//! matcher still files every offer.
+//!
+//! Prints `solver_offers_per_sec=`, `solver_p99_ms=`, `solver_p50_ms=` and the
+//! cost of one signature recovery and one verification with a known key
+//! (`solver_recover_us=`, `solver_verify_us=`, libsecp256k1 as the solver uses
+//! it) beside a recovery with alloy's k256 (`solver_k256_recover_us=`): a posted
+//! offer costs one recovery (the request) and one verification (the offer, with
+//! the recovered key) instead of two recoveries.
+//!
+//! `SOLVER_BENCH_OFFERS` (20000) and `SOLVER_BENCH_CONCURRENCY` (64) override
+//! the sizes.
+
+use std::{
+    collections::BTreeSet,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use alloy::{
+    primitives::{Address, B256, U256, keccak256},
+    signers::{SignerSync, local::PrivateKeySigner},
+};
+use futures::StreamExt;
+use lilypad_sdk::{
+    chain::{sign_job_offer, sign_resource_offer},
+    core::{
+        eip712,
+        offer::{JobOffer, ModulePolicy, ResourceOffer},
+        spec::{JobRequirements, MachineSpec},
+    },
+    devnet::{self, Devnet, DevnetOptions, anvil_address, anvil_signer},
+    solver::{
+        Limits, Rate, SolverClient, SolverOptions,
+        auth::{RequestAuth, recover, request_domain, verify_with_key},
+    },
+};
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn key(n: u64) -> PrivateKeySigner {
+    let mut b = [0u8; 32];
+    b[0] = 0x11;
+    b[24..].copy_from_slice(&n.to_be_bytes());
+    PrivateKeySigner::from_bytes(&B256::from(b)).expect("a valid key")
+}
+
+struct Prepared {
+    path: &'static str,
+    body: Vec<u8>,
+    auth: RequestAuth,
+}
+
+fn median_us(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+/// Microseconds per recovery and per verification with libsecp256k1 (what the
+/// solver uses), and per recovery with alloy's k256 (the alternative).
+fn signature_costs() -> (f64, f64, f64) {
+    let k = key(1);
+    let digests: Vec<B256> = (0..200u64).map(|i| keccak256(i.to_be_bytes())).collect();
+    let sigs: Vec<[u8; 65]> =
+        digests.iter().map(|d| k.sign_hash_sync(d).expect("sign").as_bytes()).collect();
+    let (vk, _) = recover(&digests[0], &sigs[0]).expect("recover");
+    let mut rec = Vec::new();
+    let mut ver = Vec::new();
+    let mut k256 = Vec::new();
+    let alloy_sigs: Vec<alloy::primitives::Signature> =
+        sigs.iter().map(|s| alloy::primitives::Signature::from_raw(s).expect("sig")).collect();
+    for _ in 0..5 {
+        let t = Instant::now();
+        for (d, s) in digests.iter().zip(&sigs) {
+            std::hint::black_box(recover(d, s).expect("recover"));
+        }
+        rec.push(t.elapsed().as_secs_f64() * 1e6 / digests.len() as f64);
+        let t = Instant::now();
+        for (d, s) in digests.iter().zip(&sigs) {
+            verify_with_key(&vk, d, s).expect("verify");
+        }
+        ver.push(t.elapsed().as_secs_f64() * 1e6 / digests.len() as f64);
+        let t = Instant::now();
+        for (d, s) in digests.iter().zip(&alloy_sigs) {
+            std::hint::black_box(s.recover_address_from_prehash(d).expect("recover"));
+        }
+        k256.push(t.elapsed().as_secs_f64() * 1e6 / digests.len() as f64);
+    }
+    (median_us(rec), median_us(ver), median_us(k256))
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; this harness has no options of its own.
+    let n = env_or("SOLVER_BENCH_OFFERS", 20_000);
+    let concurrency = env_or("SOLVER_BENCH_CONCURRENCY", 64);
+    let (recover_us, verify_us, k256_us) = signature_costs();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    rt.block_on(async {
+        let mut opts = DevnetOptions::new(dir.path().join("devnet"));
+        opts.startup_timeout = Duration::from_secs(60);
+        let net = Devnet::start(&opts, &|_| {})
+            .await
+            .unwrap_or_else(|e| panic!("the solver bench needs a devnet: {e}"));
+        let solver_addr = anvil_address(devnet::SOLVER);
+        let mut sopts = SolverOptions::new(dir.path().join("solver.db"), "127.0.0.1:0".parse().expect("addr"));
+        // One machine posts everything: the per-peer and per-signer limits would
+        // (rightly) throttle it.
+        let unlimited = Rate { per_sec: 1e9, burst: 1e9 };
+        sopts.limits = Limits { per_signer: unlimited, per_peer: unlimited, ..Limits::default() };
+        let running = lilypad_sdk::solver::start(net.account(devnet::SOLVER), sopts)
+            .await
+            .expect("start the solver");
+        let url = running.url();
+
+        // Pre-sign everything (not timed).
+        let domain = eip712::domain(31337, net.config().contracts.controller);
+        let rdomain = request_domain(31337, solver_addr);
+        let mediators: BTreeSet<Address> = [anvil_address(devnet::MEDIATORS[0])].into();
+        let expiry = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let providers: Vec<PrivateKeySigner> = (0..64).map(|i| key(1000 + i)).collect();
+        let creators: Vec<PrivateKeySigner> = (0..64).map(|i| key(2000 + i)).collect();
+        let inputs = br#"{"Message":"moo"}"#;
+        let started_signing = Instant::now();
+        let prepared: Vec<Prepared> = (0..n as u64)
+            .map(|i| {
+                let (path, body, signer) = if i % 2 == 0 {
+                    let k = &providers[(i as usize / 2) % providers.len()];
+                    let offer = ResourceOffer {
+                        provider: k.address(),
+                        spec: MachineSpec {
+                            cpu_millicores: 4000 + (i % 8) as u32 * 1000,
+                            ram_mib: 8192,
+                            disk_mib: 0,
+                            gpus: Vec::new(),
+                        },
+                        modules: ModulePolicy::Any,
+                        default_price: U256::from(10 + i % 50),
+                        module_prices: Default::default(),
+                        timeout_collateral: U256::from(5u64),
+                        mediators: mediators.clone(),
+                        solver: solver_addr,
+                        expiry: expiry + 3600,
+                        nonce: U256::from(i),
+                    };
+                    let signed = sign_resource_offer(k, &offer, &domain).expect("sign");
+                    ("/api/v1/resource_offers", SolverClient::resource_offer_body(&signed), k)
+                } else {
+                    let k = &creators[(i as usize / 2) % creators.len()];
+                    let offer = JobOffer {
+                        creator: k.address(),
+                        module_id: B256::repeat_byte((i % 40) as u8 + 1),
+                        inputs_hash: keccak256(inputs),
+                        requirements: JobRequirements {
+                            cpu_millicores: 1000,
+                            ram_mib: 1024,
+                            gpu_count: 1,
+                            ..Default::default()
+                        },
+                        max_price: U256::from(100u64),
+                        payment_collateral: U256::from(100u64),
+                        timeout_secs: 600,
+                        mediators: mediators.clone(),
+                        solver: solver_addr,
+                        target: None,
+                        expiry: expiry + 3600,
+                        nonce: U256::from(i),
+                    };
+                    let signed = sign_job_offer(k, &offer, &domain).expect("sign");
+                    ("/api/v1/job_offers", SolverClient::job_offer_body(&signed, inputs), k)
+                };
+                let body = body.expect("body");
+                let auth = RequestAuth::sign(signer, &rdomain, "POST", path, &body, U256::from(i), expiry + 590)
+                    .expect("sign request");
+                Prepared { path, body, auth }
+            })
+            .collect();
+        eprintln!("pre-signed {n} offers in {:.1}s", started_signing.elapsed().as_secs_f64());
+
+        let client = SolverClient::new(&url, anvil_signer(9), 31337, solver_addr).expect("client");
+        let prepared = Arc::new(prepared);
+        let started = Instant::now();
+        let latencies: Vec<(u16, f64)> = futures::stream::iter(0..n)
+            .map(|i| {
+                let client = client.clone();
+                let prepared = prepared.clone();
+                async move {
+                    let p = &prepared[i];
+                    let t = Instant::now();
+                    let status = match client.send("POST", p.path, p.body.clone(), Some(&p.auth)).await {
+                        Ok(r) => r.status,
+                        Err(e) => panic!("request {i}: {e}"),
+                    };
+                    (status, t.elapsed().as_secs_f64() * 1000.0)
+                }
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        let elapsed = started.elapsed().as_secs_f64();
+        let failed: Vec<u16> = latencies.iter().map(|l| l.0).filter(|s| *s != 201).collect();
+        assert!(failed.is_empty(), "{} requests were not 201: {:?}", failed.len(), &failed[..failed.len().min(10)]);
+        let health = client.health().await.expect("healthz");
+        assert_eq!((health.open_jobs + health.open_resources) as usize, n, "every offer is in the book");
+        let mut ms: Vec<f64> = latencies.iter().map(|l| l.1).collect();
+        ms.sort_by(f64::total_cmp);
+        let p = |q: f64| ms[((ms.len() as f64 * q) as usize).min(ms.len() - 1)];
+        eprintln!(
+            "{n} signed offers, {concurrency} connections, {elapsed:.2}s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            p(0.5),
+            p(0.99),
+            ms[ms.len() - 1]
+        );
+        println!("solver_offers_per_sec={:.0}", n as f64 / elapsed);
+        println!("solver_p50_ms={:.2}", p(0.5));
+        println!("solver_p99_ms={:.2}", p(0.99));
+        println!("solver_recover_us={recover_us:.1}");
+        println!("solver_verify_us={verify_us:.1}");
+        println!("solver_k256_recover_us={k256_us:.1}");
+        running.shutdown().await;
+        drop(net);
+    });
+}
