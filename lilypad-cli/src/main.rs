@@ -49,6 +49,12 @@ enum Command {
     ///
     /// Example: WEB3_PRIVATE_KEY=0x... lilypad-cli bridge --network network.toml --db bridge.sqlite
     Bridge(commands::bridge::BridgeArgs),
+    /// On-chain jobs from the client's side: deploy the example client contract, request
+    /// jobs, show how they ended.
+    ///
+    /// Example: lilypad-cli jobs show 1 --wait 300
+    #[command(subcommand)]
+    Jobs(commands::jobs::JobsCommand),
 }
 
 /// Logs to stderr; `RUST_LOG` sets the filter (info by default).
@@ -75,6 +81,7 @@ fn main() -> ExitCode {
             commands::storage::run(cmd)
         }
         Command::Bridge(args) => commands::bridge::run(&args),
+        Command::Jobs(cmd) => commands::jobs::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

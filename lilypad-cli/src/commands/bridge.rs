@@ -3,21 +3,27 @@
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use anyhow::Context;
 use clap::Args;
 use lilypad_sdk::{
-    bridge::{Bridge, BridgeOptions, CancellationToken, JobRunner},
-    chain::{ChainClient, NetworkConfig, PrivateKeySigner},
+    bridge::{Bridge, BridgeOptions, CancellationToken, JobCreatorRunner},
+    chain::{NetworkConfig, PrivateKeySigner, config::LOCAL_CHAIN_ID},
+    devnet,
+    job::{JobCreator, JobOptions},
+    module::ModuleCache,
 };
 
-use super::devnet::runtime;
+use super::{
+    devnet::runtime,
+    network::{Network, NetworkArgs},
+};
 
 /// Arguments of `bridge`.
 #[derive(Debug, Args)]
 pub(crate) struct BridgeArgs {
-    /// The network file (its contracts.job_manager is watched).
-    #[arg(long, env = "LILYPAD_NETWORK", value_name = "FILE")]
-    network: PathBuf,
+    /// The network file (its contracts.job_manager is watched; its solver_url and
+    /// storage_url run the jobs).
+    #[command(flatten)]
+    network: NetworkArgs,
     /// The bridge's SQLite database (created if missing): its block cursor and job states.
     /// Instances sharing one file split the jobs between them.
     #[arg(long, env = "LILYPAD_BRIDGE_DB", value_name = "PATH")]
@@ -31,11 +37,30 @@ pub(crate) struct BridgeArgs {
     /// Milliseconds between scans for new requests.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
     poll_ms: u64,
-    /// The bridge account's private key (hex); it must hold the job manager's BRIDGE_ROLE.
-    /// Never logged or echoed.
+    /// Seconds a claim holds a job; after this instance dies, its jobs wait this long
+    /// before another instance (or the restart) takes them over.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    lease_secs: u64,
+    /// The bridge account's private key (hex); it must hold the job manager's BRIDGE_ROLE
+    /// and pays for the deals (reimbursed by the manager) [default on a local chain: the
+    /// devnet's bridge account]. Never logged or echoed.
     // Parsed after clap, not with a value_parser: clap's own error would print the value.
     #[arg(long, env = "WEB3_PRIVATE_KEY", hide_env_values = true, value_name = "HEX")]
-    key: String,
+    key: Option<String>,
+    /// How long each job's offer waits for a provider (seconds); the job is cancelled when
+    /// none matches.
+    #[arg(long, value_name = "SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
+    match_timeout: u64,
+    /// Where `name:version` modules are fetched from (e.g. a mirror, or a file:// base).
+    #[arg(long, env = "LILYPAD_MODULE_BASE", value_name = "URL")]
+    module_base: Option<String>,
+    /// Run jobs that name a local module directory (only for a local network: any contract
+    /// may request jobs).
+    #[arg(long)]
+    allow_local_modules: bool,
+    /// Where results are downloaded and verified [default: $LILYPAD_HOME/bridge].
+    #[arg(long, value_name = "DIR")]
+    work_dir: Option<PathBuf>,
 }
 
 /// Parses a private key without ever echoing it (errors say what is wrong, not what was given).
@@ -48,17 +73,20 @@ fn parse_key(s: &str) -> anyhow::Result<PrivateKeySigner> {
     })
 }
 
-/// The runner that runs bridge jobs through the network's job-creator flow (module
-/// resolution, job offer, solver, deal, verified results).
-///
-/// Not wired yet: the job-creator flow (`lilypad_sdk::job`) is being written. Until it
-/// lands this fails, so the bridge never posts results it did not get from a real job.
-fn job_creator_runner(_chain: &ChainClient) -> anyhow::Result<Arc<dyn JobRunner>> {
-    anyhow::bail!(
-        "the bridge cannot run jobs yet: the job-creator flow (lilypad_sdk::job) is not wired \
-         into lilypad-cli bridge; SDK users can run lilypad_sdk::bridge::Bridge with their own \
-         JobRunner (docs/bridge.md)"
-    )
+/// The key: `--key` / `WEB3_PRIVATE_KEY`, else, on a local chain only, the devnet's
+/// bridge account.
+fn bridge_key(
+    given: Option<&PrivateKeySigner>,
+    config: &NetworkConfig,
+) -> anyhow::Result<PrivateKeySigner> {
+    match given {
+        Some(k) => Ok(k.clone()),
+        None if config.chain_id == LOCAL_CHAIN_ID => Ok(devnet::anvil_signer(devnet::BRIDGE)),
+        None => anyhow::bail!(
+            "the bridge needs the key of an account holding BRIDGE_ROLE: pass --key <HEX> or set \
+             WEB3_PRIVATE_KEY"
+        ),
+    }
 }
 
 /// Logs to stderr; `RUST_LOG` sets the filter (info by default).
@@ -71,20 +99,37 @@ fn init_tracing() {
 }
 
 pub(crate) fn run(args: &BridgeArgs) -> anyhow::Result<()> {
-    let key = parse_key(&args.key)?;
+    let key = args.key.as_deref().map(parse_key).transpose()?;
     init_tracing();
-    let config = NetworkConfig::load(&args.network)
-        .with_context(|| format!("loading the network file {}", args.network.display()))?;
     let opts = BridgeOptions {
         concurrency: usize::from(args.concurrency),
         confirmations: args.confirmations,
         poll_interval: Duration::from_millis(args.poll_ms),
+        lease: Duration::from_secs(args.lease_secs),
         ..BridgeOptions::default()
     };
     runtime()?.block_on(async {
-        let chain = ChainClient::connect(config).await?.with_signer(key);
-        let runner = job_creator_runner(&chain)?;
-        let bridge = Bridge::new(chain, &args.db, runner, opts).await?;
+        let network = Network::open_as(&args.network, |c| bridge_key(key.as_ref(), c)).await?;
+        let mut modules = ModuleCache::new(network.home.join("modules"));
+        if let Some(base) = &args.module_base {
+            modules = modules.with_base(base.clone());
+        }
+        let job_options = JobOptions {
+            offer_ttl: Duration::from_secs(args.match_timeout),
+            ..JobOptions::default()
+        };
+        let creator = JobCreator::new(
+            network.chain.clone(),
+            network.solver()?,
+            network.storage()?,
+            modules,
+            job_options,
+            network.solver_address,
+        );
+        let work_dir = args.work_dir.clone().unwrap_or_else(|| network.home.join("bridge"));
+        let runner =
+            JobCreatorRunner::new(creator, work_dir).allow_local_modules(args.allow_local_modules);
+        let bridge = Bridge::new(network.chain.clone(), &args.db, Arc::new(runner), opts).await?;
         let shutdown = CancellationToken::new();
         let on_signal = shutdown.clone();
         tokio::spawn(async move {
@@ -92,6 +137,9 @@ pub(crate) fn run(args: &BridgeArgs) -> anyhow::Result<()> {
                 tracing::info!("Ctrl-C: stopping (a second Ctrl-C kills the process)");
             }
             on_signal.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
         });
         bridge.run(shutdown).await?;
         Ok(())

@@ -3,6 +3,7 @@
 pub(crate) mod bridge;
 pub(crate) mod deals;
 pub(crate) mod devnet;
+pub(crate) mod jobs;
 pub(crate) mod leaderboard;
 pub(crate) mod module;
 pub(crate) mod network;

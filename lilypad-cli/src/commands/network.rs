@@ -62,7 +62,7 @@ pub(crate) fn network_file(args: &NetworkArgs) -> anyhow::Result<PathBuf> {
 
 /// The account key: `WEB3_PRIVATE_KEY`, else, on a local chain only, the devnet's
 /// well-known account for `role_index`.
-fn key(config: &NetworkConfig, role_index: usize) -> anyhow::Result<PrivateKeySigner> {
+pub(crate) fn key(config: &NetworkConfig, role_index: usize) -> anyhow::Result<PrivateKeySigner> {
     match std::env::var("WEB3_PRIVATE_KEY") {
         Ok(text) => text
             .trim()
@@ -79,15 +79,23 @@ impl Network {
     /// Loads the network, connects with the account for `role` (a
     /// [`lilypad_sdk::chain::roles`] bit) and asks the solver who it is.
     pub(crate) async fn open(args: &NetworkArgs, role: u8) -> anyhow::Result<Self> {
-        let file = network_file(args)?;
-        let config = NetworkConfig::load(&file)
-            .with_context(|| format!("loading the network file {}", file.display()))?;
         let index = match role {
             r if r == lilypad_sdk::chain::roles::RESOURCE_PROVIDER => devnet::PROVIDER,
             r if r == lilypad_sdk::chain::roles::SOLVER => devnet::SOLVER,
             _ => devnet::JOB_CREATOR,
         };
-        let signer = key(&config, index)?;
+        Self::open_as(args, |config| key(config, index)).await
+    }
+
+    /// As [`Self::open`], signing with the key `signer` picks for the loaded network.
+    pub(crate) async fn open_as(
+        args: &NetworkArgs,
+        signer: impl FnOnce(&NetworkConfig) -> anyhow::Result<PrivateKeySigner>,
+    ) -> anyhow::Result<Self> {
+        let file = network_file(args)?;
+        let config = NetworkConfig::load(&file)
+            .with_context(|| format!("loading the network file {}", file.display()))?;
+        let signer = signer(&config)?;
         let chain = ChainClient::connect(config.clone()).await?.with_signer(signer);
         let solver_url = config
             .solver_url

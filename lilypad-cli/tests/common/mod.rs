@@ -69,6 +69,24 @@ impl Proc {
         Self { child, url, log: log.to_owned() }
     }
 
+    /// Spawns `lilypad-cli ARGS`, a service that prints no URL (its stdout is dropped).
+    pub fn spawn_service(args: &[&str], env: &[(&str, &str)], log: &Path) -> Self {
+        let log_file =
+            std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+        let mut cmd = Command::new(BIN);
+        cmd.args(args).env("RUST_LOG", "info").stdout(Stdio::null()).stderr(log_file);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn lilypad-cli");
+        Self { child, url: String::new(), log: log.to_owned() }
+    }
+
+    /// Whether the process has exited (and reaps it).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("try_wait")
+    }
+
     /// SIGKILL: no shutdown code runs.
     pub fn kill9(mut self) {
         self.child.kill().expect("kill -9");
@@ -160,6 +178,18 @@ impl LocalNet {
         self.config.save(&self.network_file).expect("rewrite the network file");
     }
 
+    /// Starts `lilypad-cli bridge` on this network as the devnet's bridge account (the
+    /// default key on a local chain), with its database `db`, its home under this
+    /// network's directory, and `extra` arguments; logs to `log`.
+    pub fn spawn_bridge(&self, db: &Path, extra: &[&str], log: &Path) -> Proc {
+        let network = self.network_file.display().to_string();
+        let db = db.display().to_string();
+        let mut args = vec!["bridge", "--network", &network, "--db", &db, "--poll-ms", "200"];
+        args.extend_from_slice(extra);
+        let home = self.dir.join("bridge-home").display().to_string();
+        Proc::spawn_service(&args, &[("LILYPAD_HOME", &home)], log)
+    }
+
     /// Logs of the processes, for failure messages.
     pub fn logs(&self) -> String {
         format!("--- solver log:\n{}\n--- storage log:\n{}", self.solver.log(), self.storage.log())
@@ -190,4 +220,30 @@ pub fn now() -> u64 {
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_owned()
+}
+
+/// Makes `<dir>/lilypad-module-<name>`, a git repository holding the files of `src` with
+/// tag `version`, and returns the module base (`file://<dir>/lilypad-module-`) under which
+/// `name:version` resolves to it (as it would to the public repository).
+pub fn git_module(dir: &Path, name: &str, version: &str, src: &Path) -> String {
+    let repo = dir.join(format!("lilypad-module-{name}"));
+    std::fs::create_dir_all(&repo).expect("module repo dir");
+    for entry in std::fs::read_dir(src).expect("module sources") {
+        let entry = entry.expect("dir entry");
+        std::fs::copy(entry.path(), repo.join(entry.file_name())).expect("copy a module file");
+    }
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(["-c", "user.name=test", "-c", "user.email=test@example.com"])
+            .args(args)
+            .current_dir(&repo)
+            .output()
+            .expect("git must be installed to make a module repository");
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    git(&["init", "--quiet"]);
+    git(&["add", "."]);
+    git(&["commit", "--quiet", "-m", "module"]);
+    git(&["tag", version]);
+    format!("file://{}/lilypad-module-", dir.display())
 }

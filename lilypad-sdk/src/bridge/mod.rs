@@ -33,6 +33,8 @@
 //! }
 //! ```
 
+#[cfg(feature = "jobs")]
+mod job_runner;
 mod runner;
 mod store;
 
@@ -51,6 +53,8 @@ use tokio::{sync::watch, task::JoinSet};
 pub use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+#[cfg(feature = "jobs")]
+pub use self::job_runner::JobCreatorRunner;
 use self::store::{SeenFinal, Store, now_ms};
 pub use self::{
     runner::{BridgeJob, JobRunner, RunContext, RunFailure, RunSuccess},

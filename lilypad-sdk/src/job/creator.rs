@@ -7,13 +7,14 @@ use futures::StreamExt;
 use lilypad_core::{
     inputs::{JobInputs, ModuleSource},
     offer::JobOffer,
+    settlement::Outcome,
 };
 use tokio::time::{Instant, sleep};
 use tokio_util::sync::CancellationToken;
 
 use super::{JobError, JobEvent, JobOutcome, JobRequest};
 use crate::{
-    chain::{ChainClient, ControllerEvent, roles},
+    chain::{ChainClient, ControllerEvent, DealStatus, OnChainDeal, roles},
     module::ModuleCache,
     solver::{
         SolverClient,
@@ -221,7 +222,79 @@ impl JobCreator {
             price: deal.price,
             deadline: deal.deadline,
         });
+        self.settle(offer_id, resolved.id, &deal, &request.output_dir, &mut on_event).await
+    }
 
+    /// Takes up a deal this account made earlier (say, before a restart) and runs it to
+    /// accepted results as [`Self::run`] does from its step 6: waits for the results on
+    /// chain, downloads and verifies them into `<output_dir>/<deal id>/`, accepts or
+    /// challenges them. A deal whose results were accepted already is only downloaded.
+    /// Reports [`JobEvent::DealAgreed`] first, then the later events. The offer and module
+    /// ids of the outcome come from the solver's record of the deal.
+    ///
+    /// Errors as [`Self::run`]; a deal of another job creator, or one that can no longer
+    /// give accepted results (challenged, timed out, rejected), is [`JobError::Other`].
+    pub async fn resume(
+        &self,
+        deal_id: B256,
+        output_dir: &Path,
+        mut on_event: impl FnMut(JobEvent) + Send,
+    ) -> Result<JobOutcome, JobError> {
+        let me = self
+            .chain
+            .address()
+            .ok_or_else(|| JobError::Other("the chain client has no signer".into()))?;
+        let deal = self
+            .chain
+            .deal(deal_id)
+            .await?
+            .ok_or_else(|| JobError::Other(format!("deal {deal_id} is not on chain")))?;
+        if deal.job_creator != me {
+            return Err(JobError::Other(format!(
+                "deal {deal_id} belongs to job creator {}, not {me}",
+                deal.job_creator
+            )));
+        }
+        match deal.status {
+            DealStatus::Agreed | DealStatus::ResultsSubmitted => {}
+            // The results stand: accepted, unjudged in time, or upheld by a mediator.
+            DealStatus::Finished(
+                Outcome::Accepted | Outcome::NoJudgementInTime | Outcome::MediationAccepted,
+            ) => {}
+            other => {
+                return Err(JobError::Other(format!(
+                    "deal {deal_id} cannot give accepted results any more ({other:?})"
+                )));
+            }
+        }
+        let record = self.solver.deal(deal_id).await?;
+        on_event(JobEvent::DealAgreed {
+            deal_id,
+            provider: deal.provider,
+            price: deal.price,
+            deadline: deal.deadline,
+        });
+        self.settle(
+            record.deal.job_offer_id,
+            record.deal.module_id,
+            &deal,
+            output_dir,
+            &mut on_event,
+        )
+        .await
+    }
+
+    /// Steps 6 to 8 of a deal: results on chain, verified download, accept or challenge
+    /// (nothing to judge when the deal is over already).
+    async fn settle(
+        &self,
+        offer_id: B256,
+        module_id: B256,
+        deal: &OnChainDeal,
+        output_dir: &Path,
+        on_event: &mut (impl FnMut(JobEvent) + Send),
+    ) -> Result<JobOutcome, JobError> {
+        let deal_id = deal.id;
         // 6. Results on chain.
         let Some(cid) = self.wait_for_results(deal_id, deal.deadline).await? else {
             let finished = self.chain.claim_timeout(deal_id).await?;
@@ -235,10 +308,9 @@ impl JobCreator {
         on_event(JobEvent::ResultsSubmitted { cid: cid.to_string() });
 
         // 7. Verified download; 8. accept or challenge.
-        let dest = request.output_dir.join(deal_id.to_string());
-        std::fs::create_dir_all(&request.output_dir).map_err(|e| {
-            JobError::Other(format!("creating {}: {e}", request.output_dir.display()))
-        })?;
+        let dest = output_dir.join(deal_id.to_string());
+        std::fs::create_dir_all(output_dir)
+            .map_err(|e| JobError::Other(format!("creating {}: {e}", output_dir.display())))?;
         match self.storage.fetch(&cid, &dest).await {
             Ok(_) => {}
             Err(e) if is_verification_failure(&e) => {
@@ -259,15 +331,17 @@ impl JobCreator {
             Err(e) => return Err(e.into()),
         }
         on_event(JobEvent::ResultsVerified { path: dest.clone() });
-        let finished = self.chain.accept_results(deal_id).await?;
-        on_event(JobEvent::Accepted {
-            paid: finished.to_provider,
-            refunded: finished.to_job_creator,
-        });
+        if !matches!(deal.status, DealStatus::Finished(_)) {
+            let finished = self.chain.accept_results(deal_id).await?;
+            on_event(JobEvent::Accepted {
+                paid: finished.to_provider,
+                refunded: finished.to_job_creator,
+            });
+        }
         Ok(JobOutcome {
             offer_id,
             deal_id,
-            module_id: resolved.id,
+            module_id,
             provider: deal.provider,
             price: deal.price,
             results_cid: cid.to_string(),
