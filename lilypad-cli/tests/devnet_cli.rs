@@ -44,6 +44,19 @@ fn up_status_down() {
     );
     assert!(out.contains("lilypad-cli devnet down\n"), "the default dir needs no --dir: {out}");
     assert!(dir.join("network.toml").is_file() && dir.join("anvil.pid").is_file());
+    // The content store and the solver run beside anvil, at the URLs of the network file.
+    for service in ["storage", "solver"] {
+        assert!(out.contains(&format!("  {service:<8} pid ")), "{out}");
+        assert!(dir.join(format!("{service}.pid")).is_file(), "{service}.pid");
+    }
+    let network = std::fs::read_to_string(dir.join("network.toml")).unwrap();
+    let solver_url = network
+        .lines()
+        .find_map(|l| l.strip_prefix("solver_url = "))
+        .map(|u| u.trim_matches('"').to_owned())
+        .expect("solver_url in the network file");
+    let health = http_get(solver_url.trim_start_matches("http://"), "/healthz");
+    assert!(health.contains("\"status\":\"ok\""), "solver at {solver_url}: {health:?}");
 
     // A second devnet in the same place is refused.
     let (ok, _, err) = cli(&["devnet", "up"], home.path());
@@ -52,6 +65,8 @@ fn up_status_down() {
 
     let (ok, out, err) = cli(&["devnet", "status"], home.path());
     assert!(ok, "devnet status failed: {err}");
+    assert!(out.contains("  solver   running, pid "), "{out}");
+    assert!(out.contains("  storage  running, pid "), "{out}");
     assert!(out.starts_with("devnet running: anvil pid "), "{out}");
     assert!(out.contains("bytes of code"), "{out}");
     assert!(!out.contains("NO CODE"), "{out}");
@@ -78,4 +93,14 @@ fn a_missing_anvil_is_explained() {
     let (ok, _, err) = cli(&["devnet", "up", "--anvil", "/nonexistent/anvil"], home.path());
     assert!(!ok);
     assert!(err.contains("run scripts/setup-contracts.sh"), "{err}");
+}
+
+/// A plain HTTP/1.0 GET (no client library needed for one health check).
+fn http_get(host_port: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(host_port).expect("connect");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host_port}\r\n\r\n").expect("write");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    answer
 }

@@ -172,6 +172,7 @@ async fn start_services(
 async fn down_all(dir: &std::path::Path) -> anyhow::Result<Option<u32>> {
     for name in SERVICES.iter().rev() {
         services::stop(dir, name, DOWN_TIMEOUT).await?;
+        let _ = std::fs::remove_file(services::log_file(dir, name));
     }
     for f in ["solver.db", "solver.db-wal", "solver.db-shm"] {
         let _ = std::fs::remove_file(dir.join(f));
@@ -249,7 +250,7 @@ async fn status(args: &DirArgs) -> anyhow::Result<()> {
     let config = NetworkConfig::load(&network_file)?;
     let bar = spinner();
     bar.set_message(format!("querying {}", config.rpc_urls.join(", ")));
-    let report = tokio::time::timeout(STATUS_TIMEOUT, report(config, pid)).await;
+    let report = tokio::time::timeout(STATUS_TIMEOUT, report(config, pid, &dir)).await;
     bar.finish_and_clear();
     match report {
         Err(_) => anyhow::bail!("the devnet did not answer within {}s", STATUS_TIMEOUT.as_secs()),
@@ -260,7 +261,7 @@ async fn status(args: &DirArgs) -> anyhow::Result<()> {
     }
 }
 
-async fn report(config: NetworkConfig, pid: u32) -> anyhow::Result<String> {
+async fn report(config: NetworkConfig, pid: u32, dir: &std::path::Path) -> anyhow::Result<String> {
     use std::fmt::Write;
     let client = ChainClient::connect(config.clone()).await?;
     let mut out = String::new();
@@ -269,6 +270,19 @@ async fn report(config: NetworkConfig, pid: u32) -> anyhow::Result<String> {
     let rpc = config.rpc_urls.join(", ");
     writeln!(out, "devnet running: anvil pid {pid} at {rpc}, chain id {}", config.chain_id)?;
     writeln!(out, "block {block}, timestamp {time}")?;
+    for name in SERVICES {
+        let url = if name == "solver" { &config.solver_url } else { &config.storage_url };
+        match services::running(dir, name) {
+            Some(p) => {
+                writeln!(out, "  {name:<8} running, pid {p}, at {}", url.as_deref().unwrap_or("?"))?
+            }
+            None => writeln!(
+                out,
+                "  {name:<8} NOT running (see {}; restart: lilypad-cli devnet down && lilypad-cli devnet up)",
+                services::log_file(dir, name).display()
+            )?,
+        }
+    }
     writeln!(out)?;
     writeln!(out, "contracts:")?;
     for (name, address) in config.contracts.named() {

@@ -27,11 +27,19 @@ pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-/// The pid of service `name` if it is alive and one of ours.
+/// The pid of service `name` if it is alive and one of ours (Linux `/proc`).
 pub(crate) fn running(dir: &Path, name: &str) -> Option<u32> {
     let pid: u32 = fs::read_to_string(pid_file(dir, name)).ok()?.trim().parse().ok()?;
+    // `<pid> (<comm>) <state> ...`: a zombie has exited.
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().chars().next())?;
+    if matches!(state, Some('Z' | 'X')) {
+        return None;
+    }
+    // The command line reads empty for a moment while a process execs; otherwise it
+    // must be one of ours (a recycled pid is someone else's).
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    String::from_utf8_lossy(&cmdline).contains("lilypad").then_some(pid)
+    (cmdline.is_empty() || String::from_utf8_lossy(&cmdline).contains("lilypad")).then_some(pid)
 }
 
 /// Starts `exe args...` detached (its own process group, so a Ctrl-C in this
@@ -71,8 +79,6 @@ pub(crate) async fn wait_listening(
             return Ok(());
         }
         if running(dir, name).is_none() {
-            let pid = fs::read_to_string(pid_file(dir, name)).unwrap_or_default();
-            eprintln!("DEBUG {name} pid {pid:?} cmdline {:?}", fs::read(format!("/proc/{}/cmdline", pid.trim())).map(|c| String::from_utf8_lossy(&c).into_owned()));
             anyhow::bail!("the {name} exited at start; its log:\n{}", tail(&log_file(dir, name)));
         }
         if started.elapsed() > timeout {

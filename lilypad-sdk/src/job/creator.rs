@@ -354,10 +354,7 @@ impl JobCreator {
     /// last block can be old (anvil mines only on transactions), and a test chain
     /// can be ahead of the wall clock.
     async fn now(&self) -> Result<u64, JobError> {
-        let wall = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        Ok(wall.max(self.chain.latest_timestamp().await?))
+        Ok(unix_now().max(self.chain.latest_timestamp().await?))
     }
 
     /// Waits for the offer's deal: the solver's event stream first, its offer state
@@ -376,8 +373,10 @@ impl JobCreator {
             if next_poll <= Instant::now() {
                 next_poll = Instant::now() + self.options.poll_interval;
                 let view = self.solver.job_offer(offer_id).await?;
-                // Reasons are listed while the offer is open; keep the last ones seen.
-                if !view.mismatches.is_empty() {
+                // Reasons are listed while the offer is open; keep the last ones seen
+                // before its final second (then every pair fails on the expiry alone).
+                let fresh = unix_now() < expiry;
+                if !view.mismatches.is_empty() && fresh {
                     last_reasons = reasons(&view);
                 }
                 match view.state {
@@ -532,6 +531,10 @@ fn describe_source(source: &ModuleSource) -> String {
         ModuleSource::Git { url, commit } => format!("{url} at {commit}"),
         ModuleSource::Local { path, .. } => format!("{path} (local)"),
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 fn read_exit_code(dir: &Path) -> Option<i64> {
