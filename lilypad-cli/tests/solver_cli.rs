@@ -196,7 +196,9 @@ where
     }
 }
 
-/// The events a client's stream yields until it is quiet for `quiet`.
+/// The events a client's stream yields until it is quiet for `quiet` after the
+/// first one (which may take up to 15 s on a loaded machine: the stream connects
+/// and signs first; every caller expects at least one event).
 async fn events_until_quiet(
     c: &SolverClient,
     after: Option<u64>,
@@ -204,8 +206,10 @@ async fn events_until_quiet(
 ) -> Vec<SolverEvent> {
     let mut stream = c.events(after);
     let mut out = Vec::new();
-    while let Ok(Some(e)) = tokio::time::timeout(quiet, stream.next()).await {
+    let mut wait = Duration::from_secs(15);
+    while let Ok(Some(e)) = tokio::time::timeout(wait, stream.next()).await {
         out.push(e.expect("event stream"));
+        wait = quiet.max(Duration::from_secs(1));
     }
     out
 }
