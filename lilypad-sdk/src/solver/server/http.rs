@@ -495,9 +495,12 @@ async fn get_deal(
     let record =
         state.store.deal(id).await?.ok_or_else(|| ApiError::NotFound(format!("no deal {id}")))?;
     let m = &record.deal.members;
-    if a.auth.signer != m.job_creator && a.auth.signer != m.resource_provider {
+    if a.auth.signer != m.job_creator
+        && a.auth.signer != m.resource_provider
+        && !is_drawn_mediator(&state, &record, a.auth.signer).await?
+    {
         return Err(ApiError::Forbidden(format!(
-            "deal {id} is not yours: only its job creator and provider may read it"
+            "deal {id} is not yours: only its job creator, its provider and its drawn mediator may read it"
         )));
     }
     Ok(Json(record))
@@ -525,9 +528,11 @@ async fn get_inputs(
     let id = parse_id("deal id", &id)?;
     let record =
         state.store.deal(id).await?.ok_or_else(|| ApiError::NotFound(format!("no deal {id}")))?;
-    if a.auth.signer != record.deal.members.resource_provider {
+    if a.auth.signer != record.deal.members.resource_provider
+        && !is_drawn_mediator(&state, &record, a.auth.signer).await?
+    {
         return Err(ApiError::Forbidden(format!(
-            "only the resource provider of deal {id} may fetch its inputs"
+            "only the resource provider of deal {id} and, once its results are challenged, its drawn mediator may fetch its inputs"
         )));
     }
     let inputs = state
@@ -536,6 +541,26 @@ async fn get_inputs(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("deal {id} has no stored inputs")))?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], inputs).into_response())
+}
+
+/// Whether `who` is the mediator drawn for a challenge of `record`'s results. The
+/// follower records the draw; when it has not caught up yet, the chain decides (a
+/// mediator reacting to the `ResultsChallenged` event may ask before the follower saw it).
+async fn is_drawn_mediator(
+    state: &State,
+    record: &crate::solver::api::DealRecord,
+    who: Address,
+) -> Result<bool, ApiError> {
+    if record.mediator == Some(who) {
+        return Ok(true);
+    }
+    if record.mediator.is_some() {
+        return Ok(false);
+    }
+    match state.chain.deal(record.deal.id).await {
+        Ok(deal) => Ok(deal.and_then(|d| d.mediator) == Some(who)),
+        Err(e) => Err(ApiError::Unavailable(format!("cannot read the deal from the chain: {e}"))),
+    }
 }
 
 // ---------------------------------------------------------------- events
