@@ -43,10 +43,9 @@ pub(crate) struct Context<'a> {
     pub(crate) me: Address,
     /// Tokens an offer escrows at worst (timeout plus results collateral).
     pub(crate) collateral_needed: U256,
+    /// Least free disk for job data, in MiB.
+    pub(crate) min_disk_mib: u64,
 }
-
-/// Minimum free disk for job data.
-const MIN_DISK_MIB: u64 = 1024;
 
 /// GPUs as `nvidia-smi` lists them; `None` when it is not installed.
 pub(crate) fn nvidia_gpus() -> Option<Result<Vec<Gpu>, String>> {
@@ -102,7 +101,7 @@ fn opencl_check() -> Check {
     Check::new("opencl", Status::Note, "built without the opencl feature: mining uses the CPU")
 }
 
-fn disk_check(data_dir: &Path) -> Check {
+fn disk_check(data_dir: &Path, min: u64) -> Check {
     if let Err(e) = std::fs::create_dir_all(data_dir) {
         return Check::new(
             "disk",
@@ -111,7 +110,7 @@ fn disk_check(data_dir: &Path) -> Check {
         );
     }
     match crate::spec::detect(data_dir) {
-        Ok(s) if s.disk_mib >= MIN_DISK_MIB => Check::new(
+        Ok(s) if s.disk_mib >= min => Check::new(
             "disk",
             Status::Ok,
             format!("{} MiB free under {}", s.disk_mib, data_dir.display()),
@@ -120,7 +119,7 @@ fn disk_check(data_dir: &Path) -> Check {
             "disk",
             Status::Fail,
             format!(
-                "only {} MiB free under {} (at least {MIN_DISK_MIB} MiB needed): free space or pass --data-dir on a larger disk",
+                "only {} MiB free under {} (at least {min} MiB needed, --min-disk-mib): free space or pass --data-dir on a larger disk",
                 s.disk_mib,
                 data_dir.display()
             ),
@@ -159,7 +158,7 @@ pub(crate) async fn checks(
         ),
     });
     out.push(opencl_check());
-    out.push(disk_check(cx.data_dir));
+    out.push(disk_check(cx.data_dir, cx.min_disk_mib));
     let rpc = cx.chain.config().rpc_urls.join(", ");
     out.push(match cx.chain.block_number().await {
         Ok(b) => Check::new("chain", Status::Ok, format!("{rpc} at block {b}")),
@@ -187,7 +186,11 @@ pub(crate) async fn checks(
             Err(e) => Err(e),
         };
         out.push(match answer {
-            Ok(()) | Err(lilypad_sdk::storage::StorageError::NotFound { .. }) => {
+            Ok(())
+            | Err(
+                lilypad_sdk::storage::StorageError::NotFound { .. }
+                | lilypad_sdk::storage::StorageError::Status { status: 404, .. },
+            ) => {
                 Check::new("storage", Status::Ok, s.base_url().to_owned())
             }
             Err(e) => Check::new(

@@ -79,6 +79,9 @@ pub(crate) struct OfferArgs {
     /// Seconds kept between a job's end and its deal's deadline for publishing results.
     #[arg(long, default_value_t = 30)]
     submit_margin: u64,
+    /// Least free disk space under the data dir, in MiB, for the preflight to pass.
+    #[arg(long, default_value_t = 1024)]
+    min_disk_mib: u64,
     /// Mine proof-of-work rounds on the CPU while idle (paused while a job runs).
     #[arg(long)]
     mine: bool,
@@ -168,6 +171,8 @@ struct Setup {
     executor: Executor,
     data_dir: PathBuf,
     me: Address,
+    /// The solver's own address (it creates the deals).
+    solver_address: Address,
 }
 
 async fn setup(common: &Common, key_index: usize) -> anyhow::Result<Setup> {
@@ -201,7 +206,7 @@ async fn setup(common: &Common, key_index: usize) -> anyhow::Result<Setup> {
     let modules = ModuleCache::new(data_dir.join("modules"));
     let client = ProviderClient::new(chain, solver.clone(), storage.clone(), modules);
     let executor = Executor::connect()?.with_name(common.executor_name.clone());
-    Ok(Setup { client, solver, storage, executor, data_dir, me })
+    Ok(Setup { client, solver, storage, executor, data_dir, me, solver_address: health.solver })
 }
 
 async fn collateral_needed(chain: &ChainClient, offer: &OfferArgs) -> anyhow::Result<U256> {
@@ -220,6 +225,7 @@ async fn run_checks(s: &Setup, offer: &OfferArgs) -> anyhow::Result<Vec<doctor::
         chain: s.client.chain(),
         me: s.me,
         collateral_needed: needed,
+        min_disk_mib: offer.min_disk_mib,
     };
     Ok(doctor::checks(&cx, Some(&s.solver), Some(&s.storage)).await)
 }
@@ -290,7 +296,7 @@ pub(crate) fn run(common: &Common, offer: &OfferArgs) -> anyhow::Result<()> {
         if mediators.is_empty() {
             anyhow::bail!("no mediator: none is registered on chain; pass --mediator ADDR");
         }
-        let mut config = EngineConfig::new(&s.data_dir, spec, s.solver.address());
+        let mut config = EngineConfig::new(&s.data_dir, spec, s.solver_address);
         config.modules = module_policy(&offer.allow_modules)?;
         config.default_price = offer.price;
         config.module_prices = offer.module_prices.iter().copied().collect::<BTreeMap<_, _>>();
