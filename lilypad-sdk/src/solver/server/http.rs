@@ -440,9 +440,16 @@ async fn get_job(
     let row = own_offer(&state, id, OfferKind::Job, a.auth.signer).await?;
     let offer: JobOffer =
         serde_json::from_str(&row.offer_json).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mismatches = if row.state == OfferState::Open {
+    // An expired offer is explained as of its last second, so a job creator that learns
+    // of the expiry first still gets the reasons it never matched.
+    let at = match row.state {
+        OfferState::Open => Some(now_secs()),
+        OfferState::Expired => Some(now_secs().min(offer.expiry.saturating_sub(1))),
+        _ => None,
+    };
+    let mismatches = if let Some(at) = at {
         let book = state.book.lock().map_err(|_| ApiError::Internal("matcher lock".into()))?;
-        book.explain(&offer, now_secs())
+        book.explain(&offer, at)
             .into_iter()
             .take(MAX_MISMATCHES)
             .map(|(rid, m)| MismatchReason { resource_offer_id: rid, reason: m.to_string() })
