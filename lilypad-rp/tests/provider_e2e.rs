@@ -384,6 +384,18 @@ async fn post_job(net: &LocalNet, dir: &Path, module: &Path, values: &[(&str, &s
 
 #[test]
 fn wrong_results_are_challenged_and_the_mediator_rejects_them() {
+    mediation(true, Outcome::MediationRejected);
+}
+
+#[test]
+fn right_results_challenged_anyway_are_upheld_by_the_mediator() {
+    mediation(false, Outcome::MediationAccepted);
+}
+
+/// A provider (faulty or not) runs cowsay, the job creator challenges, the drawn
+/// mediator (a `lilypad-rp mediate` process) re-runs and decides; balances follow the
+/// contract's settlement table.
+fn mediation(faulty: bool, expected: Outcome) {
     let _serial = serial();
     let dir = tempfile::tempdir().expect("tempdir");
     runtime().block_on(async {
@@ -392,7 +404,11 @@ fn wrong_results_are_challenged_and_the_mediator_rejects_them() {
         let chain = net.devnet.account(devnet::JOB_CREATOR);
         let mediator = anvil_address(devnet::MEDIATORS[0]);
         let m = mediator.to_string();
-        let rp = provider(&net, dir.path(), "faulty", &["--fault-wrong-output", "--mediator", &m]);
+        let mut args = vec!["--mediator", &m];
+        if faulty {
+            args.push("--fault-wrong-output");
+        }
+        let rp = provider(&net, dir.path(), "mediated", &args);
         let med_dir = dir.path().join("mediator").display().to_string();
         let med = Rp::spawn(
             &net,
@@ -423,6 +439,8 @@ fn wrong_results_are_challenged_and_the_mediator_rejects_them() {
         .await
         .expect("the deal on the solver");
         assert_eq!(record.mediators, vec![mediator], "the only mediator both trust");
+        // The challenger pays the mediation fee.
+        chain.approve_controller(record.deal.terms.mediation_fee).await.expect("approve the fee");
         let challenge =
             chain.challenge_results(deal_id, &record.mediators).await.expect("challenge");
         assert_eq!(challenge.mediator, mediator);
@@ -437,8 +455,9 @@ fn wrong_results_are_challenged_and_the_mediator_rejects_them() {
             }
         })
         .await;
-        assert_eq!(status, Outcome::MediationRejected, "{}", logs());
-        assert!(med.log().contains("the provider submitted"), "{}", med.log());
+        assert_eq!(status, expected, "{}", logs());
+        let said = if faulty { "the provider submitted" } else { "the re-run gives the submitted results" };
+        assert!(med.log().contains(said), "{}", med.log());
 
         // Settlement as the contract's table says for this outcome: the job creator
         // escrowed its payment collateral and the mediation fee, the provider its
@@ -446,7 +465,7 @@ fn wrong_results_are_challenged_and_the_mediator_rejects_them() {
         let t = &record.deal.terms;
         assert_eq!(t.mediation_fee, challenge.mediation_fee);
         let pay = chain
-            .settlement_table(Outcome::MediationRejected, t)
+            .settlement_table(expected, t)
             .await
             .expect("settlement table");
         let (jc1, rp1, med1) = (
@@ -457,7 +476,11 @@ fn wrong_results_are_challenged_and_the_mediator_rejects_them() {
         assert_eq!(jc1, jc0 - t.payment_collateral - t.mediation_fee + pay.to_job_creator, "{pay:?}");
         assert_eq!(rp1, rp0 - t.timeout_collateral - t.results_collateral + pay.to_provider, "{pay:?}");
         assert_eq!(med1, med0 + pay.to_mediator, "{pay:?}");
-        assert!(rp1 < rp0, "the provider lost collateral: {rp0} -> {rp1}");
+        if faulty {
+            assert!(rp1 < rp0, "the provider lost collateral: {rp0} -> {rp1}");
+        } else {
+            assert!(rp1 > rp0, "the provider was paid: {rp0} -> {rp1}");
+        }
         assert!(med1 > med0, "the mediator was paid");
         assert!(chain.escrow_of(deal_id).await.expect("escrow").is_zero());
     });
