@@ -93,7 +93,9 @@ fn opencl_check() -> Check {
             Err(e) => Check::new(
                 "opencl",
                 Status::Note,
-                format!("no OpenCL platform ({e}): mining uses the CPU; install ocl-icd-libopencl1 and a driver (pocl-opencl-icd for CPUs) to use one"),
+                format!(
+                    "no OpenCL platform ({e}): mining uses the CPU; install ocl-icd-libopencl1 and a driver (pocl-opencl-icd for CPUs) to use one"
+                ),
             ),
         }
     }
@@ -139,7 +141,10 @@ pub(crate) async fn checks(
         Ok(i) => Check::new(
             "docker",
             Status::Ok,
-            format!("dockerd {} (API {}) at {}, {}", i.server_version, i.api_version, i.host, i.platform),
+            format!(
+                "dockerd {} (API {}) at {}, {}",
+                i.server_version, i.api_version, i.host, i.platform
+            ),
         ),
         Err(e) => Check::new("docker", Status::Fail, e.to_string()),
     });
@@ -190,13 +195,14 @@ pub(crate) async fn checks(
             | Err(
                 lilypad_sdk::storage::StorageError::NotFound { .. }
                 | lilypad_sdk::storage::StorageError::Status { status: 404, .. },
-            ) => {
-                Check::new("storage", Status::Ok, s.base_url().to_owned())
-            }
+            ) => Check::new("storage", Status::Ok, s.base_url().to_owned()),
             Err(e) => Check::new(
                 "storage",
                 Status::Fail,
-                format!("{} does not answer: {e}; check storage_url in the network file", s.base_url()),
+                format!(
+                    "{} does not answer: {e}; check storage_url in the network file",
+                    s.base_url()
+                ),
             ),
         });
     }
@@ -230,7 +236,10 @@ pub(crate) async fn checks(
         Ok(a) if a < cx.collateral_needed => Check::new(
             "allowance",
             Status::Note,
-            format!("{a}: the controller is approved for {} when the offer is posted", cx.collateral_needed),
+            format!(
+                "{a}: the controller is approved for {} when the offer is posted",
+                cx.collateral_needed
+            ),
         ),
         Ok(a) => Check::new("allowance", Status::Ok, a.to_string()),
         Err(e) => Check::new("allowance", Status::Fail, e.to_string()),

@@ -111,7 +111,8 @@ fn parse_amount(s: &str) -> Result<U256, String> {
 
 fn parse_module_price(s: &str) -> Result<(ModuleId, U256), String> {
     let (id, price) = s.split_once('=').ok_or("expected MODULE_ID=PRICE")?;
-    let id: ModuleId = id.trim().parse().map_err(|_| format!("{id:?} is not a module id (32 bytes of hex)"))?;
+    let id: ModuleId =
+        id.trim().parse().map_err(|_| format!("{id:?} is not a module id (32 bytes of hex)"))?;
     Ok((id, parse_amount(price)?))
 }
 
@@ -122,7 +123,9 @@ fn module_policy(items: &[String]) -> anyhow::Result<ModulePolicy> {
     let mut set = BTreeSet::new();
     for i in items {
         let id: ModuleId = i.trim().parse().map_err(|_| {
-            anyhow::anyhow!("--allow-module {i:?}: expected a module id (0x + 64 hex digits) or `any`")
+            anyhow::anyhow!(
+                "--allow-module {i:?}: expected a module id (0x + 64 hex digits) or `any`"
+            )
         })?;
         set.insert(id);
     }
@@ -133,7 +136,9 @@ fn home() -> anyhow::Result<PathBuf> {
     if let Some(h) = std::env::var_os("LILYPAD_HOME").filter(|h| !h.is_empty()) {
         return Ok(PathBuf::from(h));
     }
-    let h = std::env::var_os("HOME").filter(|h| !h.is_empty()).context("neither LILYPAD_HOME nor HOME is set: pass --data-dir")?;
+    let h = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .context("neither LILYPAD_HOME nor HOME is set: pass --data-dir")?;
     Ok(PathBuf::from(h).join(".lilypad"))
 }
 
@@ -156,10 +161,14 @@ fn network_file(network: &str) -> anyhow::Result<PathBuf> {
 fn key(config: &NetworkConfig, index: usize) -> anyhow::Result<PrivateKeySigner> {
     match std::env::var("WEB3_PRIVATE_KEY") {
         Ok(text) => text.trim().parse::<PrivateKeySigner>().map_err(|_| {
-            anyhow::anyhow!("WEB3_PRIVATE_KEY is not a 32-byte hex private key (the value is not shown)")
+            anyhow::anyhow!(
+                "WEB3_PRIVATE_KEY is not a 32-byte hex private key (the value is not shown)"
+            )
         }),
         Err(_) if config.chain_id == LOCAL_CHAIN_ID => Ok(devnet::anvil_signer(index)),
-        Err(_) => anyhow::bail!("WEB3_PRIVATE_KEY is not set: export the account's private key (hex)"),
+        Err(_) => {
+            anyhow::bail!("WEB3_PRIVATE_KEY is not set: export the account's private key (hex)")
+        }
     }
 }
 
@@ -271,7 +280,11 @@ pub(crate) fn run(common: &Common, offer: &OfferArgs) -> anyhow::Result<()> {
         let checks = run_checks(&s, offer).await?;
         for c in &checks {
             match c.status {
-                Status::Fail => anyhow::bail!("preflight {}: {}\n  (`lilypad-rp doctor` lists every check)", c.name, c.detail),
+                Status::Fail => anyhow::bail!(
+                    "preflight {}: {}\n  (`lilypad-rp doctor` lists every check)",
+                    c.name,
+                    c.detail
+                ),
                 Status::Note => tracing::info!(check = c.name, "{}", c.detail),
                 Status::Ok => tracing::debug!(check = c.name, "{}", c.detail),
             }
@@ -307,7 +320,9 @@ pub(crate) fn run(common: &Common, offer: &OfferArgs) -> anyhow::Result<()> {
         config.submit_margin = Duration::from_secs(offer.submit_margin);
         config.max_output_bytes = offer.max_output_mib.saturating_mul(1024 * 1024);
         if offer.fault_wrong_output {
-            tracing::warn!("--fault-wrong-output: this provider publishes wrong results (test only)");
+            tracing::warn!(
+                "--fault-wrong-output: this provider publishes wrong results (test only)"
+            );
             config.fault = Some(Fault::WrongOutput);
         }
         let cancel = cancel_on_signal();

@@ -21,9 +21,7 @@ use std::{
 use common::{LocalNet, cli_bin, eventually, now, repo_root, runtime};
 use lilypad_sdk::{
     chain::{ChainClient, DealStatus},
-    core::{
-        Address, B256, U256, inputs::JobInputs, offer::JobOffer, settlement::Outcome,
-    },
+    core::{Address, B256, U256, inputs::JobInputs, offer::JobOffer, settlement::Outcome},
     devnet::{self, ANVIL_KEYS, anvil_address, anvil_signer},
     executor::Executor,
     module::ModuleCache,
@@ -158,8 +156,9 @@ async fn finish(mut child: Child, secs: u64, logs: &dyn Fn() -> String) -> (bool
     let (mut out, mut err) = (String::new(), String::new());
     child.stdout.take().expect("stdout").read_to_string(&mut out).expect("stdout");
     child.stderr.take().expect("stderr").read_to_string(&mut err).expect("stderr");
-    let json: Value = serde_json::from_str(&out)
-        .unwrap_or_else(|e| panic!("run printed no JSON ({e}): {out:?}\nstderr:\n{err}\n{}", logs()));
+    let json: Value = serde_json::from_str(&out).unwrap_or_else(|e| {
+        panic!("run printed no JSON ({e}): {out:?}\nstderr:\n{err}\n{}", logs())
+    });
     (status.success(), json, err)
 }
 
@@ -236,7 +235,8 @@ fn doctor_then_a_cowsay_job_end_to_end_and_a_restart_runs_nothing_twice() {
         }
         assert!(!table.contains("FAIL"), "{table}");
 
-        let (jc0, rp0) = (balance(&chain, devnet::JOB_CREATOR).await, balance(&chain, devnet::PROVIDER).await);
+        let (jc0, rp0) =
+            (balance(&chain, devnet::JOB_CREATOR).await, balance(&chain, devnet::PROVIDER).await);
         let rp = provider(&net, dir.path(), "happy", &[]);
         let run = spawn_run(&net, dir.path(), &cowsay(), &["-i", "Message=moo"]);
         let logs = || format!("{}\n--- rp log:\n{}", net.logs(), rp.log());
@@ -292,7 +292,8 @@ fn a_provider_killed_mid_job_is_slashed_and_a_restart_does_not_rerun_the_deal() 
         let net = LocalNet::start(dir.path()).await;
         let chain = net.devnet.account(devnet::JOB_CREATOR);
         let module = shell_module(dir.path(), "sleeper", "echo started; sleep 600", 900, 64);
-        let (jc0, rp0) = (balance(&chain, devnet::JOB_CREATOR).await, balance(&chain, devnet::PROVIDER).await);
+        let (jc0, rp0) =
+            (balance(&chain, devnet::JOB_CREATOR).await, balance(&chain, devnet::PROVIDER).await);
         let rp = provider(&net, dir.path(), "killed", &[]);
         let run = spawn_run(&net, dir.path(), &module, &[]);
 
@@ -421,7 +422,8 @@ fn mediation(faulty: bool, expected: Outcome) {
             balance(&chain, devnet::PROVIDER).await,
             balance(&chain, devnet::MEDIATORS[0]).await,
         );
-        let logs = || format!("{}\n--- rp:\n{}\n--- mediator:\n{}", net.logs(), rp.log(), med.log());
+        let logs =
+            || format!("{}\n--- rp:\n{}\n--- mediator:\n{}", net.logs(), rp.log(), med.log());
         let deal_id = post_job(&net, dir.path(), &cowsay(), &[("Message", "moo")]).await;
         eventually("results on chain", 120, || {
             let chain = &chain;
@@ -442,8 +444,13 @@ fn mediation(faulty: bool, expected: Outcome) {
         // The solver's rule: the inputs are the provider's; a mediator reads them only
         // once drawn for the deal.
         let as_mediator = |i: usize| {
-            SolverClient::new(&net.solver.url, anvil_signer(i), 31337, anvil_address(devnet::SOLVER))
-                .expect("solver client")
+            SolverClient::new(
+                &net.solver.url,
+                anvil_signer(i),
+                31337,
+                anvil_address(devnet::SOLVER),
+            )
+            .expect("solver client")
         };
         let (drawn, other) = (as_mediator(devnet::MEDIATORS[0]), as_mediator(devnet::MEDIATORS[1]));
         let e = drawn.job_inputs(deal_id).await.expect_err("not drawn yet");
@@ -471,7 +478,11 @@ fn mediation(faulty: bool, expected: Outcome) {
         })
         .await;
         assert_eq!(status, expected, "{}", logs());
-        let said = if faulty { "the provider submitted" } else { "the re-run gives the submitted results" };
+        let said = if faulty {
+            "the provider submitted"
+        } else {
+            "the re-run gives the submitted results"
+        };
         assert!(med.log().contains(said), "{}", med.log());
 
         // Settlement as the contract's table says for this outcome: the job creator
@@ -479,17 +490,22 @@ fn mediation(faulty: bool, expected: Outcome) {
         // timeout and results collateral.
         let t = &record.deal.terms;
         assert_eq!(t.mediation_fee, challenge.mediation_fee);
-        let pay = chain
-            .settlement_table(expected, t)
-            .await
-            .expect("settlement table");
+        let pay = chain.settlement_table(expected, t).await.expect("settlement table");
         let (jc1, rp1, med1) = (
             balance(&chain, devnet::JOB_CREATOR).await,
             balance(&chain, devnet::PROVIDER).await,
             balance(&chain, devnet::MEDIATORS[0]).await,
         );
-        assert_eq!(jc1, jc0 - t.payment_collateral - t.mediation_fee + pay.to_job_creator, "{pay:?}");
-        assert_eq!(rp1, rp0 - t.timeout_collateral - t.results_collateral + pay.to_provider, "{pay:?}");
+        assert_eq!(
+            jc1,
+            jc0 - t.payment_collateral - t.mediation_fee + pay.to_job_creator,
+            "{pay:?}"
+        );
+        assert_eq!(
+            rp1,
+            rp0 - t.timeout_collateral - t.results_collateral + pay.to_provider,
+            "{pay:?}"
+        );
         assert_eq!(med1, med0 + pay.to_mediator, "{pay:?}");
         if faulty {
             assert!(rp1 < rp0, "the provider lost collateral: {rp0} -> {rp1}");
@@ -500,7 +516,6 @@ fn mediation(faulty: bool, expected: Outcome) {
         assert!(chain.escrow_of(deal_id).await.expect("escrow").is_zero());
     });
 }
-
 
 #[test]
 fn sandbox_failures_reach_the_job_creator_with_their_reason() {
@@ -607,7 +622,8 @@ fn a_bad_key_is_refused_without_being_echoed() {
         .env("WEB3_PRIVATE_KEY", "0xnot-a-key-topsecret")
         .output()
         .expect("lilypad-rp doctor");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(!out.status.success());
     assert!(text.contains("WEB3_PRIVATE_KEY is not a 32-byte hex private key"), "{text}");
     assert!(!text.contains("topsecret"), "{text}");

@@ -255,7 +255,9 @@ impl ProviderEngine {
         {
             match self.client.solver().resource_offer(id).await {
                 Ok(status) if status.state == OfferState::Open => return Ok(()),
-                Ok(status) => tracing::info!(offer = %id, state = status.state.as_str(), "offer ended"),
+                Ok(status) => {
+                    tracing::info!(offer = %id, state = status.state.as_str(), "offer ended")
+                }
                 Err(e) => tracing::debug!(offer = %id, "offer status: {e}"),
             }
         }
@@ -351,16 +353,27 @@ impl ProviderEngine {
         }
         let job = match self.client.prepare(deal).await {
             Ok(job) => job,
-            Err(e @ (ProviderError::Solver(_) | ProviderError::Storage(_) | ProviderError::Chain(_) | ProviderError::Module(_))) => {
+            Err(
+                e @ (ProviderError::Solver(_)
+                | ProviderError::Storage(_)
+                | ProviderError::Chain(_)
+                | ProviderError::Module(_)),
+            ) => {
                 return Ok(Step::Retry(e.into()));
             }
             Err(e) => return self.fail(id, &format!("the job cannot be prepared: {e}")),
         };
         if !self.config.modules.allows(&deal.module_id) {
-            return self.fail(id, &format!("module {} is not in this provider's allowlist", deal.module_id));
+            return self.fail(
+                id,
+                &format!("module {} is not in this provider's allowlist", deal.module_id),
+            );
         }
         if !self.client.chain().is_module_allowed(deal.module_id).await? {
-            return self.fail(id, &format!("module {} is blocked by the network's registry", deal.module_id));
+            return self.fail(
+                id,
+                &format!("module {} is blocked by the network's registry", deal.module_id),
+            );
         }
         let image = job.spec.image.clone();
         let ready = match self
@@ -462,7 +475,10 @@ fn remove_dir(d: &Path) -> Result<(), EngineError> {
 
 /// Appends the failure reason to `stderr` (so the job creator reads why) and commits
 /// the test fault, if any.
-pub(super) fn finish_results(outcome: &RunOutcome, fault: Option<Fault>) -> Result<(), EngineError> {
+pub(super) fn finish_results(
+    outcome: &RunOutcome,
+    fault: Option<Fault>,
+) -> Result<(), EngineError> {
     if let Some(reason) = outcome.reason() {
         use std::io::Write;
         let path = outcome.stderr_path();
@@ -475,14 +491,19 @@ pub(super) fn finish_results(outcome: &RunOutcome, fault: Option<Fault>) -> Resu
     }
     if fault == Some(Fault::WrongOutput) {
         let path = outcome.stdout_path();
-        std::fs::write(&path, "not what the job printed\n").map_err(|e| EngineError::io(&path, e))?;
+        std::fs::write(&path, "not what the job printed\n")
+            .map_err(|e| EngineError::io(&path, e))?;
     }
     Ok(())
 }
 
 fn log_outcome(job: &ProviderJob, o: &RunOutcome) {
     match o.reason() {
-        None => tracing::info!(deal = %job.deal.id, secs = o.duration.as_secs_f64(), "job succeeded"),
-        Some(r) => tracing::warn!(deal = %job.deal.id, exit_code = o.exit_code, "job failed in the sandbox: {r}"),
+        None => {
+            tracing::info!(deal = %job.deal.id, secs = o.duration.as_secs_f64(), "job succeeded")
+        }
+        Some(r) => {
+            tracing::warn!(deal = %job.deal.id, exit_code = o.exit_code, "job failed in the sandbox: {r}")
+        }
     }
 }

@@ -40,13 +40,13 @@ use crate::{
 pub enum EngineError {
     /// Preparing a deal's job failed.
     #[error(transparent)]
-    Provider(#[from] ProviderError),
+    Provider(Box<ProviderError>),
     /// The executor failed.
     #[error(transparent)]
-    Exec(#[from] ExecError),
+    Exec(Box<ExecError>),
     /// Chain failure.
     #[error(transparent)]
-    Chain(#[from] ChainError),
+    Chain(Box<ChainError>),
     /// Solver failure.
     #[error(transparent)]
     Solver(#[from] SolverError),
@@ -70,6 +70,25 @@ pub enum EngineError {
     Config(String),
 }
 
+// Boxed: the lower layers' errors are large and most results here are `Ok`.
+impl From<ProviderError> for EngineError {
+    fn from(e: ProviderError) -> Self {
+        Self::Provider(Box::new(e))
+    }
+}
+
+impl From<ExecError> for EngineError {
+    fn from(e: ExecError) -> Self {
+        Self::Exec(Box::new(e))
+    }
+}
+
+impl From<ChainError> for EngineError {
+    fn from(e: ChainError) -> Self {
+        Self::Chain(Box::new(e))
+    }
+}
+
 impl EngineError {
     fn io(path: &Path, source: std::io::Error) -> Self {
         Self::Io { path: path.display().to_string(), source }
@@ -82,7 +101,5 @@ impl EngineError {
 
 /// Unix seconds now (wall clock).
 fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
