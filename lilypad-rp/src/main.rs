@@ -20,9 +20,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Detect this machine's CPU, RAM and free disk: the spec a resource offer would carry.
-    ///
-    /// GPUs are not detected yet; they come with `lilypad-rp run`.
+    /// Detect this machine's CPU, RAM, free disk and GPUs (`nvidia-smi`): the spec a resource offer carries.
     Spec {
         /// Directory whose filesystem holds job data (its free space is the offered disk).
         #[arg(long, env = "LILYPAD_DATA_DIR", default_value = ".")]
