@@ -595,7 +595,8 @@ fn a_module_outside_the_allowlist_gets_no_match_and_the_job_creator_is_told_why(
         need_docker().await;
         let net = LocalNet::start(dir.path()).await;
         let other = B256::repeat_byte(0x42).to_string();
-        let rp = provider(&net, dir.path(), "picky", &["--allow-module", &other]);
+        let rp =
+            provider(&net, dir.path(), "picky", &["--allow-module", &other, "--offer-ttl", "10"]);
         eventually("the offer", 30, || {
             let l = rp.log();
             async move { l.contains("resource offer posted").then_some(()) }
@@ -608,6 +609,154 @@ fn a_module_outside_the_allowlist_gets_no_match_and_the_job_creator_is_told_why(
         let reasons = json["reasons"].to_string();
         assert!(reasons.contains("module"), "the reasons name the module policy: {reasons}");
         assert!(store(dir.path(), "picky").all().expect("rows").is_empty());
+        // The 10 s offer expired unmatched; a fresh one replaced it.
+        eventually("a fresh offer after the first expired", 30, || {
+            let n = rp.log().matches("resource offer posted").count();
+            async move { (n >= 2).then_some(()) }
+        })
+        .await;
+    });
+}
+
+/// The provider's account as an SDK client (the test plays a provider that crashed).
+fn provider_client(net: &LocalNet, cache: &Path) -> lilypad_sdk::job::ProviderClient {
+    let solver = SolverClient::new(
+        &net.solver.url,
+        anvil_signer(devnet::PROVIDER),
+        31337,
+        anvil_address(devnet::SOLVER),
+    )
+    .expect("solver client");
+    let storage = lilypad_sdk::storage::StorageClient::new(&net.storage.url).expect("storage");
+    lilypad_sdk::job::ProviderClient::new(
+        net.devnet.account(devnet::PROVIDER),
+        solver,
+        storage,
+        ModuleCache::new(cache),
+    )
+}
+
+#[test]
+fn a_deal_published_before_a_crash_is_submitted_on_restart_without_running_again() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    runtime().block_on(async {
+        need_docker().await;
+        let net = LocalNet::start(dir.path()).await;
+        // A provider that got as far as publishing, then crashed: its offer, its deal,
+        // its published results and its database row, written as the daemon writes them.
+        let p = provider_client(&net, &dir.path().join("crashed-cache"));
+        let offer = lilypad_sdk::core::offer::ResourceOffer {
+            provider: anvil_address(devnet::PROVIDER),
+            spec: lilypad_sdk::core::spec::MachineSpec {
+                cpu_millicores: 4000,
+                ram_mib: 8192,
+                disk_mib: 10_000,
+                gpus: vec![],
+            },
+            modules: lilypad_sdk::core::offer::ModulePolicy::Any,
+            default_price: U256::from(PRICE),
+            module_prices: BTreeMap::new(),
+            timeout_collateral: U256::from(TIMEOUT_COLLATERAL),
+            mediators: devnet::MEDIATORS.iter().map(|m| anvil_address(*m)).collect(),
+            solver: anvil_address(devnet::SOLVER),
+            expiry: now() + 600,
+            nonce: U256::from(now()),
+        };
+        p.post_offer(&offer).await.expect("post the offer");
+        let run = spawn_run(&net, dir.path(), &cowsay(), &["-i", "Message=crash"]);
+        let record = eventually("the deal", 60, || {
+            let p = &p;
+            async move { p.solver().deals().await.ok().and_then(|d| d.into_iter().next()) }
+        })
+        .await;
+        let results = dir.path().join("published");
+        std::fs::create_dir_all(results.join("outputs")).expect("results dir");
+        std::fs::write(results.join("stdout"), "published before the crash\n").expect("stdout");
+        std::fs::write(results.join("stderr"), "").expect("stderr");
+        std::fs::write(results.join("exitCode"), "0").expect("exitCode");
+        let cid = p.storage().publish_dir(&results).await.expect("publish");
+        let st = store(dir.path(), "crashed");
+        assert!(st.insert(&record.deal).expect("insert"));
+        st.set(record.deal.id, DealPhase::Running, None, None, None).expect("running");
+        st.set(record.deal.id, DealPhase::Published, Some(&cid.to_string()), None, None)
+            .expect("published");
+
+        // The restarted daemon submits what was published, and runs nothing.
+        let rp = provider(&net, dir.path(), "crashed", &[]);
+        let (ok, json, err) = finish(run, 120, &|| rp.log()).await;
+        assert!(ok, "{json}\n{err}\n{}", rp.log());
+        assert_eq!(json["results_cid"], cid.to_string());
+        let stdout =
+            std::fs::read_to_string(json["stdout"].as_str().expect("stdout")).expect("stdout");
+        assert_eq!(stdout, "published before the crash\n");
+        let row = eventually("the row done", 30, || {
+            let st = st.clone();
+            let id = record.deal.id;
+            async move { st.get(id).ok().flatten().filter(|r| r.phase == DealPhase::Done) }
+        })
+        .await;
+        assert_eq!(row.runs, 1, "not run again: {}", rp.log());
+        assert!(!rp.log().contains("running the job"), "{}", rp.log());
+    });
+}
+
+#[test]
+fn the_engine_in_process_pauses_mining_while_a_job_runs() {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    };
+
+    use lilypad_sdk::provider::{EngineConfig, ProviderEngine};
+
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    runtime().block_on(async {
+        need_docker().await;
+        let net = LocalNet::start(dir.path()).await;
+        let module = shell_module(dir.path(), "nap", "sleep 3; echo rested", 60, 64);
+        let pause = Arc::new(AtomicBool::new(false));
+        let spec = lilypad_sdk::core::spec::MachineSpec {
+            cpu_millicores: 2000,
+            ram_mib: 2048,
+            disk_mib: 1000,
+            gpus: vec![],
+        };
+        let data = dir.path().join("in-process");
+        let mut config = EngineConfig::new(&data, spec, anvil_address(devnet::SOLVER));
+        config.default_price = U256::from(PRICE);
+        config.mediators = devnet::MEDIATORS.iter().map(|m| anvil_address(*m)).collect();
+        config.poll_interval = Duration::from_millis(500);
+        config.mining_pause = Some(Arc::clone(&pause));
+        let executor = Executor::connect().expect("docker").with_name("in-process");
+        let store = ProviderStore::open(&data.join("provider.db")).expect("db");
+        let engine = ProviderEngine::new(
+            provider_client(&net, &dir.path().join("ip-cache")),
+            executor,
+            store.clone(),
+            config,
+        )
+        .expect("engine");
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let task = {
+            let cancel = cancel.clone();
+            tokio::spawn(async move { engine.run(&cancel).await })
+        };
+        let run = spawn_run(&net, dir.path(), &module, &[]);
+        let exec = Executor::connect().expect("docker").with_name("in-process");
+        eventually("the job's container", 120, || {
+            let exec = &exec;
+            async move { exec.containers(None).await.ok().filter(|c| !c.is_empty()) }
+        })
+        .await;
+        assert!(pause.load(Ordering::Relaxed), "mining is paused while the job runs");
+        let (ok, json, err) = finish(run, 120, &|| net.logs()).await;
+        assert!(ok, "{json}\n{err}");
+        assert!(!pause.load(Ordering::Relaxed), "mining resumes after the job");
+        cancel.cancel();
+        task.await.expect("join").expect("the engine stops cleanly");
+        assert_eq!(store.all().expect("rows").len(), 1);
     });
 }
 
