@@ -217,15 +217,22 @@ impl ProviderEngine {
     /// One round: records new deals (polling the solver), drives every unfinished
     /// deal as far as it goes, and keeps a fresh offer on the solver while idle.
     pub async fn step(&self) -> Result<(), EngineError> {
-        for record in self.client.solver().deals().await? {
-            if record.deal.members.resource_provider == self.me
-                && record.state == DealState::Agreed
-                && self.store.insert(&record.deal)?
-            {
-                tracing::info!(deal = %record.deal.id, "deal received");
-            }
-        }
         let mut first_error = None;
+        // The deals the event stream may have missed. A solver that is down does not
+        // stop the chain-side work below (submitting published results).
+        match self.client.solver().deals().await {
+            Ok(records) => {
+                for record in records {
+                    if record.deal.members.resource_provider == self.me
+                        && record.state == DealState::Agreed
+                        && self.store.insert(&record.deal)?
+                    {
+                        tracing::info!(deal = %record.deal.id, "deal received");
+                    }
+                }
+            }
+            Err(e) => first_error = Some(e.into()),
+        }
         for row in self.store.unfinished()? {
             match self.drive(&row).await {
                 Ok(Step::Recorded) => {}

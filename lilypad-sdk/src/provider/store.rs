@@ -253,3 +253,73 @@ fn parse((deal, state, runs, results_cid, tx, reason): Raw) -> Result<DealRow, E
     let tx = tx.and_then(|t| t.parse().ok());
     Ok(DealRow { deal, phase, runs, results_cid, tx, reason })
 }
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::{Address, U256};
+    use lilypad_core::deal::{DealMembers, DealTerms};
+
+    use super::*;
+
+    fn deal(n: u8) -> Deal {
+        Deal {
+            id: B256::repeat_byte(n),
+            job_offer_id: B256::repeat_byte(0xa0),
+            resource_offer_id: B256::repeat_byte(0xb0),
+            module_id: B256::repeat_byte(0xc0),
+            inputs_hash: B256::repeat_byte(0xd0),
+            members: DealMembers {
+                job_creator: Address::repeat_byte(1),
+                resource_provider: Address::repeat_byte(2),
+                solver: Address::repeat_byte(3),
+                mediators: [Address::repeat_byte(4)].into(),
+            },
+            terms: DealTerms {
+                price: U256::from(10u8),
+                payment_collateral: U256::from(10u8),
+                timeout_collateral: U256::from(5u8),
+                results_collateral: U256::from(20u8),
+                mediation_fee: U256::from(1u8),
+                submit_window_secs: 60,
+                judge_window_secs: 60,
+                mediate_window_secs: 60,
+            },
+            created_at: 1_700_000_000,
+        }
+    }
+
+    #[test]
+    fn rows_survive_a_reopen_and_a_deal_is_recorded_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sub/provider.db");
+        let st = ProviderStore::open(&path).expect("open");
+        assert!(st.insert(&deal(1)).expect("insert"));
+        assert!(!st.insert(&deal(1)).expect("insert again"), "a known deal is not re-recorded");
+        assert!(st.insert(&deal(2)).expect("insert"));
+        let id = deal(1).id;
+        st.set(id, DealPhase::Running, None, None, None).expect("running");
+        st.set(id, DealPhase::Published, Some("QmX"), None, None).expect("published");
+        let tx = B256::repeat_byte(9);
+        st.set(id, DealPhase::Submitted, None, Some(tx), None).expect("submitted");
+        st.set(deal(2).id, DealPhase::Failed, None, None, Some("no time left")).expect("failed");
+        st.set_meta("k", "v1").expect("meta");
+        st.set_meta("k", "v2").expect("meta");
+        drop(st);
+
+        let st = ProviderStore::open(&path).expect("reopen");
+        let row = st.get(id).expect("get").expect("row");
+        assert_eq!(row.deal, deal(1));
+        assert_eq!(row.phase, DealPhase::Submitted);
+        assert_eq!((row.runs, row.results_cid.as_deref(), row.tx), (1, Some("QmX"), Some(tx)));
+        let unfinished: Vec<B256> =
+            st.unfinished().expect("unfinished").iter().map(|r| r.deal.id).collect();
+        assert_eq!(unfinished, vec![id]);
+        assert_eq!(st.all().expect("all").len(), 2);
+        assert_eq!(
+            st.get(deal(2).id).expect("get").and_then(|r| r.reason).as_deref(),
+            Some("no time left")
+        );
+        assert_eq!(st.meta("k").expect("meta").as_deref(), Some("v2"));
+        assert!(st.get(B256::ZERO).expect("get").is_none());
+    }
+}
