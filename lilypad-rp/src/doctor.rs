@@ -133,6 +133,7 @@ fn disk_check(data_dir: &Path, min: u64) -> Check {
 /// Every check, in order.
 pub(crate) async fn checks(
     cx: &Context<'_>,
+    opencl: bool,
     solver: Option<&SolverClient>,
     storage: Option<&StorageClient>,
 ) -> Vec<Check> {
@@ -162,7 +163,9 @@ pub(crate) async fn checks(
             format!("{e}: fix the NVIDIA driver (nvidia-smi must work) or uninstall it to offer CPU only"),
         ),
     });
-    out.push(opencl_check());
+    if opencl {
+        out.push(opencl_check());
+    }
     out.push(disk_check(cx.data_dir, cx.min_disk_mib));
     let rpc = cx.chain.config().rpc_urls.join(", ");
     out.push(match cx.chain.block_number().await {

@@ -226,7 +226,14 @@ async fn collateral_needed(chain: &ChainClient, offer: &OfferArgs) -> anyhow::Re
         .saturating_add(dearest.saturating_mul(U256::from(params.results_collateral_multiple))))
 }
 
-async fn run_checks(s: &Setup, offer: &OfferArgs) -> anyhow::Result<Vec<doctor::Check>> {
+/// The preflight checks; `opencl` probes the OpenCL platforms too. The daemon leaves
+/// that to `doctor`: loading an OpenCL driver (pocl, via LLVM) installs signal handlers
+/// that re-raise SIGTERM, so the daemon could not stop cleanly afterwards.
+async fn run_checks(
+    s: &Setup,
+    offer: &OfferArgs,
+    opencl: bool,
+) -> anyhow::Result<Vec<doctor::Check>> {
     let needed = collateral_needed(s.client.chain(), offer).await?;
     let cx = doctor::Context {
         executor: &s.executor,
@@ -236,7 +243,7 @@ async fn run_checks(s: &Setup, offer: &OfferArgs) -> anyhow::Result<Vec<doctor::
         collateral_needed: needed,
         min_disk_mib: offer.min_disk_mib,
     };
-    Ok(doctor::checks(&cx, Some(&s.solver), Some(&s.storage)).await)
+    Ok(doctor::checks(&cx, opencl, Some(&s.solver), Some(&s.storage)).await)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -251,7 +258,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub(crate) fn doctor(common: &Common, offer: &OfferArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async {
         let s = setup(common, devnet::PROVIDER).await?;
-        let checks = run_checks(&s, offer).await?;
+        let checks = run_checks(&s, offer, true).await?;
         print!("{}", doctor::table(&checks));
         let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
         if failed > 0 {
@@ -266,7 +273,26 @@ fn cancel_on_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let t = token.clone();
     tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tracing::debug!("SIGINT and SIGTERM stop the daemon");
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
+        // A job being run is abandoned: its container is removed, and the deal runs
+        // again at the next start (its results were not published).
         tracing::info!("stopping");
         t.cancel();
     });
@@ -277,7 +303,7 @@ fn cancel_on_signal() -> CancellationToken {
 pub(crate) fn run(common: &Common, offer: &OfferArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async {
         let s = setup(common, devnet::PROVIDER).await?;
-        let checks = run_checks(&s, offer).await?;
+        let checks = run_checks(&s, offer, false).await?;
         for c in &checks {
             match c.status {
                 Status::Fail => anyhow::bail!(

@@ -54,7 +54,7 @@ impl Rp {
             .args(args)
             .arg("--network")
             .arg(&net.network_file)
-            .env("RUST_LOG", "info,lilypad_sdk=debug")
+            .env("RUST_LOG", "info,lilypad_sdk=debug,lilypad_rp=debug")
             .env("WEB3_PRIVATE_KEY", key)
             .stdout(Stdio::piped())
             .stderr(log_file)
@@ -280,6 +280,18 @@ fn doctor_then_a_cowsay_job_end_to_end_and_a_restart_runs_nothing_twice() {
         let row = st.get(deal_id).expect("db").expect("row");
         assert_eq!((row.phase, row.runs), (DealPhase::Done, 1), "{}", rp.log());
         assert_eq!(st.all().expect("rows").len(), 1);
+
+        // SIGTERM stops the daemon cleanly.
+        let mut rp = rp;
+        let pid = rp.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+        assert!(sent.success());
+        let status = eventually("the daemon exits on SIGTERM", 15, || {
+            let s = rp.child.try_wait().expect("wait");
+            async move { s }
+        })
+        .await;
+        assert!(status.success(), "{status}\n{}", rp.log());
     });
 }
 

@@ -261,9 +261,22 @@ impl ProviderEngine {
             && unix_now() < expiry
         {
             match self.client.solver().resource_offer(id).await {
-                Ok(status) if status.state == OfferState::Open => return Ok(()),
+                // Still open, or a deal is being created from it.
+                Ok(status) if matches!(status.state, OfferState::Open | OfferState::Matching) => {
+                    return Ok(());
+                }
+                // Matched: a fresh offer only once its deal is recorded (and so being run
+                // or done), never while the deal is on its way to this provider.
+                Ok(status)
+                    if status.state == OfferState::Matched
+                        && !status
+                            .deal_id
+                            .is_some_and(|d| matches!(self.store.get(d), Ok(Some(_)))) =>
+                {
+                    return Ok(());
+                }
                 Ok(status) => {
-                    tracing::info!(offer = %id, state = status.state.as_str(), "offer ended")
+                    tracing::info!(offer = %id, state = status.state.as_str(), "offer ended");
                 }
                 Err(e) => tracing::debug!(offer = %id, "offer status: {e}"),
             }
