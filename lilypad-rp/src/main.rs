@@ -1,7 +1,9 @@
 //! `lilypad-rp`: the resource provider daemon.
 
 mod bench;
+mod doctor;
 mod mine_cmd;
+mod provider_cmd;
 mod spec;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -18,9 +20,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Detect this machine's CPU, RAM and free disk: the spec a resource offer would carry.
-    ///
-    /// GPUs are not detected yet; they come with `lilypad-rp run`.
+    /// Detect this machine's CPU, RAM, free disk and GPUs (`nvidia-smi`): the spec a resource offer carries.
     Spec {
         /// Directory whose filesystem holds job data (its free space is the offered disk).
         #[arg(long, env = "LILYPAD_DATA_DIR", default_value = ".")]
@@ -41,6 +41,38 @@ enum Command {
         /// Wall-clock seconds per miner.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+    },
+    /// Run the resource provider: offer this machine, run deals' jobs in Docker, submit results.
+    ///
+    /// Checks Docker, GPUs, disk, the network's services and the wallet first (see
+    /// `doctor`), then keeps a resource offer on the solver and drives every deal to the
+    /// chain. State lives in DATA_DIR/provider.db: a restart resumes each deal. The key
+    /// comes from WEB3_PRIVATE_KEY (on the local chain: the devnet's provider account).
+    /// Example: lilypad-rp run --network local --price 0.001 --timeout-collateral 0.01
+    Run {
+        #[command(flatten)]
+        common: provider_cmd::Common,
+        #[command(flatten)]
+        offer: provider_cmd::OfferArgs,
+    },
+    /// Print the provider's preflight checks as a table; exit non-zero if one fails.
+    Doctor {
+        #[command(flatten)]
+        common: provider_cmd::Common,
+        #[command(flatten)]
+        offer: provider_cmd::OfferArgs,
+    },
+    /// Mediate: re-run the jobs of challenged deals this account is drawn for and post verdicts.
+    ///
+    /// The verdict is exact equality of the re-run's results CID with the submitted one
+    /// (deterministic modules). The key comes from WEB3_PRIVATE_KEY (on the local chain:
+    /// the devnet's first mediator).
+    Mediate {
+        #[command(flatten)]
+        common: provider_cmd::Common,
+        /// First block to scan for challenges [default: the network's deployment block].
+        #[arg(long)]
+        from_block: Option<u64>,
     },
     /// Mine LilypadPow rounds: find proofs of work and submit them on chain.
     ///
@@ -86,6 +118,15 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Spec { data_dir, json } => spec::run(&data_dir, json),
         Command::Bench { device, seconds } => bench::run(device, seconds),
+        Command::Run { common, offer } => {
+            init_tracing();
+            provider_cmd::run(&common, &offer)
+        }
+        Command::Doctor { common, offer } => provider_cmd::doctor(&common, &offer),
+        Command::Mediate { common, from_block } => {
+            init_tracing();
+            provider_cmd::mediate(&common, from_block)
+        }
         Command::Mine { disable_pow: true, .. } => {
             println!("proof of work is disabled (--disable-pow): not mining");
             Ok(())

@@ -13,7 +13,7 @@
 //! [`MineOptions::pause`] is an [`AtomicBool`] checked between search batches
 //! (so within about one batch, 0.5 s by default): while it is `true` no hash
 //! is computed and the miner only follows the round. It is the hook for the
-//! provider daemon (not written yet) to pause mining while it runs a job:
+//! provider daemon (`lilypad-rp run --mine`, through `EngineConfig::mining_pause`) to pause mining while it runs a job:
 //! `pause.store(true, Ordering::Relaxed)` when a job starts, `false` when it
 //! ends.
 

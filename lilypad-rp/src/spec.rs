@@ -31,14 +31,27 @@ pub(crate) fn detect(data_dir: &Path) -> anyhow::Result<MachineSpec> {
 }
 
 pub(crate) fn run(data_dir: &Path, json: bool) -> anyhow::Result<()> {
-    let spec = detect(data_dir)?;
+    let mut spec = detect(data_dir)?;
+    let gpus = crate::doctor::nvidia_gpus();
+    if let Some(Ok(g)) = &gpus {
+        spec.gpus.clone_from(g);
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&spec)?);
     } else {
         println!("cpu:   {} millicores", spec.cpu_millicores);
         println!("ram:   {} MiB", spec.ram_mib);
         println!("disk:  {} MiB free under {}", spec.disk_mib, data_dir.display());
-        println!("gpus:  not detected yet (GPU detection comes with `lilypad-rp run`)");
+        match gpus {
+            None => println!("gpus:  none (nvidia-smi not found)"),
+            Some(Err(e)) => println!("gpus:  unknown: {e}"),
+            Some(Ok(_)) if spec.gpus.is_empty() => println!("gpus:  none"),
+            Some(Ok(_)) => {
+                for g in &spec.gpus {
+                    println!("gpu:   {} {} ({} MiB)", g.vendor, g.model, g.vram_mib);
+                }
+            }
+        }
     }
     Ok(())
 }

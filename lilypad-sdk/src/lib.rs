@@ -6,6 +6,7 @@
 //! - `storage` (feature `storage`): kubo-compatible UnixFS CIDs, a content store served over HTTP, a verifying client.
 //! - [`executor`] (feature `docker`): run modules in sandboxed Docker containers.
 //! - `chain` (feature `chain`, default): the contracts' typed client.
+//! - `provider` (feature `provider`): the resource provider engine and the mediator.
 //! - `bridge` (feature `bridge`): the service that runs the jobs smart contracts request.
 
 pub use lilypad_core as core;
@@ -21,6 +22,8 @@ pub mod executor;
 #[cfg(feature = "jobs")]
 pub mod job;
 pub mod module;
+#[cfg(feature = "provider")]
+pub mod provider;
 #[cfg(feature = "solver")]
 pub mod solver;
 #[cfg(feature = "storage")]

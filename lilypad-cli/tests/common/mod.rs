@@ -17,8 +17,42 @@ use lilypad_sdk::{
     devnet::{self, ANVIL_KEYS, Devnet, DevnetOptions},
 };
 
-/// The CLI under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_lilypad-cli");
+/// The CLI under test (empty when this module is included by another crate's tests,
+/// which use [`cli_bin`]).
+pub const BIN: &str = match option_env!("CARGO_BIN_EXE_lilypad-cli") {
+    Some(p) => p,
+    None => "",
+};
+
+/// The `lilypad-cli` binary: this crate's, or, from another crate's tests, the one in
+/// the same target directory, built first (`cargo build -p lilypad-cli`, a no-op when
+/// it is up to date).
+pub fn cli_bin() -> PathBuf {
+    if !BIN.is_empty() {
+        return PathBuf::from(BIN);
+    }
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "-p", "lilypad-cli", "--bin", "lilypad-cli"])
+                .current_dir(repo_root())
+                .status()
+                .expect("run cargo build -p lilypad-cli");
+            assert!(status.success(), "cargo build -p lilypad-cli failed");
+            let exe = std::env::current_exe().expect("test executable path");
+            // target/debug/deps/<test> -> target/debug/lilypad-cli
+            let bin = exe
+                .parent()
+                .and_then(Path::parent)
+                .expect("target dir")
+                .join(format!("lilypad-cli{}", std::env::consts::EXE_SUFFIX));
+            assert!(bin.exists(), "{} is missing after cargo build -p lilypad-cli", bin.display());
+            bin
+        })
+        .clone()
+}
 
 /// A multi-threaded runtime for a test.
 pub fn runtime() -> tokio::runtime::Runtime {
@@ -45,7 +79,7 @@ impl Proc {
     pub fn spawn(args: &[&str], env: &[(&str, &str)], log: &Path) -> Self {
         let log_file =
             std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(cli_bin());
         cmd.args(args).env("RUST_LOG", "info").stdout(Stdio::piped()).stderr(log_file);
         for (k, v) in env {
             cmd.env(k, v);

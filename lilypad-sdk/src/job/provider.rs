@@ -92,6 +92,11 @@ impl ProviderClient {
         &self.solver
     }
 
+    /// The storage client.
+    pub fn storage(&self) -> &StorageClient {
+        &self.storage
+    }
+
     /// Signs and posts a resource offer, first approving the controller for the
     /// offer's timeout collateral plus the results collateral of its dearest price
     /// when the allowance is short (both are taken by `transferFrom`).

@@ -437,9 +437,16 @@ async fn get_job(
     let row = own_offer(&state, id, OfferKind::Job, a.auth.signer).await?;
     let offer: JobOffer =
         serde_json::from_str(&row.offer_json).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mismatches = if row.state == OfferState::Open {
+    // An expired offer is explained as of its last second, so a job creator that learns
+    // of the expiry first still gets the reasons it never matched.
+    let at = match row.state {
+        OfferState::Open => Some(now_secs()),
+        OfferState::Expired => Some(now_secs().min(offer.expiry.saturating_sub(1))),
+        _ => None,
+    };
+    let mismatches = if let Some(at) = at {
         let book = state.book.lock().map_err(|_| ApiError::Internal("matcher lock".into()))?;
-        book.explain(&offer, now_secs())
+        book.explain(&offer, at)
             .into_iter()
             .take(MAX_MISMATCHES)
             .map(|(rid, m)| MismatchReason { resource_offer_id: rid, reason: m.to_string() })
@@ -492,9 +499,12 @@ async fn get_deal(
     let record =
         state.store.deal(id).await?.ok_or_else(|| ApiError::NotFound(format!("no deal {id}")))?;
     let m = &record.deal.members;
-    if a.auth.signer != m.job_creator && a.auth.signer != m.resource_provider {
+    if a.auth.signer != m.job_creator
+        && a.auth.signer != m.resource_provider
+        && !is_drawn_mediator(&state, &record, a.auth.signer).await?
+    {
         return Err(ApiError::Forbidden(format!(
-            "deal {id} is not yours: only its job creator and provider may read it"
+            "deal {id} is not yours: only its job creator, its provider and its drawn mediator may read it"
         )));
     }
     Ok(Json(record))
@@ -522,9 +532,11 @@ async fn get_inputs(
     let id = parse_id("deal id", &id)?;
     let record =
         state.store.deal(id).await?.ok_or_else(|| ApiError::NotFound(format!("no deal {id}")))?;
-    if a.auth.signer != record.deal.members.resource_provider {
+    if a.auth.signer != record.deal.members.resource_provider
+        && !is_drawn_mediator(&state, &record, a.auth.signer).await?
+    {
         return Err(ApiError::Forbidden(format!(
-            "only the resource provider of deal {id} may fetch its inputs"
+            "only the resource provider of deal {id} and, once its results are challenged, its drawn mediator may fetch its inputs"
         )));
     }
     let inputs = state
@@ -533,6 +545,26 @@ async fn get_inputs(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("deal {id} has no stored inputs")))?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], inputs).into_response())
+}
+
+/// Whether `who` is the mediator drawn for a challenge of `record`'s results. The
+/// follower records the draw; when it has not caught up yet, the chain decides (a
+/// mediator reacting to the `ResultsChallenged` event may ask before the follower saw it).
+async fn is_drawn_mediator(
+    state: &State,
+    record: &crate::solver::api::DealRecord,
+    who: Address,
+) -> Result<bool, ApiError> {
+    if record.mediator == Some(who) {
+        return Ok(true);
+    }
+    if record.mediator.is_some() {
+        return Ok(false);
+    }
+    match state.chain.deal(record.deal.id).await {
+        Ok(deal) => Ok(deal.and_then(|d| d.mediator) == Some(who)),
+        Err(e) => Err(ApiError::Unavailable(format!("cannot read the deal from the chain: {e}"))),
+    }
 }
 
 // ---------------------------------------------------------------- events

@@ -1,0 +1,792 @@
+//! `lilypad-rp run` and `lilypad-rp mediate` end to end: real anvil, solver and storage
+//! processes (the LocalNet of lilypad-cli's tests), real dockerd, `lilypad-cli run` as the
+//! job creator. Needs dockerd and the example images (scripts/setup-docker.sh,
+//! scripts/build-example-images.sh) and anvil (scripts/setup-contracts.sh); a missing
+//! one fails the test with what to run.
+//!
+//! The tests share one dockerd and a two-core machine, so they run one at a time.
+
+#[path = "../../lilypad-cli/tests/common/mod.rs"]
+mod common;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    io::{BufRead, BufReader, Read},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use common::{LocalNet, cli_bin, eventually, now, repo_root, runtime};
+use lilypad_sdk::{
+    chain::{ChainClient, DealStatus},
+    core::{Address, B256, U256, inputs::JobInputs, offer::JobOffer, settlement::Outcome},
+    devnet::{self, ANVIL_KEYS, anvil_address, anvil_signer},
+    executor::Executor,
+    module::ModuleCache,
+    provider::{DealPhase, ProviderStore},
+    solver::SolverClient,
+};
+use serde_json::Value;
+
+const RP: &str = env!("CARGO_BIN_EXE_lilypad-rp");
+static SERIAL: Mutex<()> = Mutex::new(());
+const PRICE: u64 = 1000;
+const TIMEOUT_COLLATERAL: u64 = 50;
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A `lilypad-rp` process, killed with SIGKILL when dropped.
+struct Rp {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Rp {
+    /// Spawns `lilypad-rp ARGS --network FILE` and waits for its "running" line.
+    fn spawn(net: &LocalNet, args: &[&str], key: &str, log: &Path) -> Self {
+        let log_file =
+            std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+        let mut child = Command::new(RP)
+            .args(args)
+            .arg("--network")
+            .arg(&net.network_file)
+            .env("RUST_LOG", "info,lilypad_sdk=debug,lilypad_rp=debug")
+            .env("WEB3_PRIVATE_KEY", key)
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn lilypad-rp");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read the first line");
+        assert!(
+            line.contains("running"),
+            "lilypad-rp {args:?} did not start: {line:?}; its log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        Self { child, log: log.to_owned() }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reap");
+    }
+}
+
+impl Drop for Rp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `lilypad-rp run` as the devnet's provider with test-friendly timings.
+fn provider(net: &LocalNet, dir: &Path, name: &str, extra: &[&str]) -> Rp {
+    let data = dir.join(format!("rp-{name}"));
+    let data_s = data.display().to_string();
+    let mut args = vec![
+        "run",
+        "--data-dir",
+        &data_s,
+        "--executor-name",
+        name,
+        "--poll-secs",
+        "1",
+        "--price",
+        "1000wei",
+        "--timeout-collateral",
+        "50wei",
+        "--submit-margin",
+        "5",
+        // The test machine's disk is shared; the check itself is what is tested.
+        "--min-disk-mib",
+        "50",
+    ];
+    args.extend_from_slice(extra);
+    Rp::spawn(net, &args, ANVIL_KEYS[devnet::PROVIDER], &dir.join(format!("rp-{name}.log")))
+}
+
+/// Opens the provider's state database (WAL: readable while the daemon runs).
+fn store(dir: &Path, name: &str) -> ProviderStore {
+    ProviderStore::open(&dir.join(format!("rp-{name}")).join("provider.db")).expect("provider db")
+}
+
+/// `lilypad-cli run MODULE --json` as the devnet's job creator.
+fn spawn_run(net: &LocalNet, dir: &Path, module: &Path, extra: &[&str]) -> Child {
+    Command::new(cli_bin())
+        .arg("run")
+        .arg(module)
+        .args(["--json", "--network"])
+        .arg(&net.network_file)
+        .arg("--output-dir")
+        .arg(dir.join("out"))
+        .args(extra)
+        .env("LILYPAD_HOME", dir.join("home"))
+        .env("WEB3_PRIVATE_KEY", ANVIL_KEYS[devnet::JOB_CREATOR])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn lilypad-cli run")
+}
+
+/// Waits for `lilypad-cli run` and parses its JSON answer.
+async fn finish(mut child: Child, secs: u64, logs: &dyn Fn() -> String) -> (bool, Value, String) {
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if started.elapsed() > Duration::from_secs(secs) {
+            let _ = child.kill();
+            let mut err = String::new();
+            child.stderr.take().expect("stderr").read_to_string(&mut err).expect("stderr");
+            panic!("lilypad-cli run did not finish in {secs}s; stderr:\n{err}\n{}", logs());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (mut out, mut err) = (String::new(), String::new());
+    child.stdout.take().expect("stdout").read_to_string(&mut out).expect("stdout");
+    child.stderr.take().expect("stderr").read_to_string(&mut err).expect("stderr");
+    let json: Value = serde_json::from_str(&out).unwrap_or_else(|e| {
+        panic!("run printed no JSON ({e}): {out:?}\nstderr:\n{err}\n{}", logs())
+    });
+    (status.success(), json, err)
+}
+
+/// A module running `script` in the busybox image of the cowsay example.
+fn shell_module(dir: &Path, name: &str, script: &str, timeout: u64, ram_mib: u64) -> PathBuf {
+    let m = dir.join("modules").join(name);
+    std::fs::create_dir_all(&m).expect("module dir");
+    let script = serde_json::to_string(script).expect("JSON string");
+    let tmpl = format!(
+        r#"{{
+  "machine": {{ "gpu": 0, "cpu": 500, "ram": {ram_mib} }},
+  "job": {{
+    "APIVersion": "V1beta1",
+    "Spec": {{
+      "Docker": {{
+        "Entrypoint": ["/bin/sh", "-c", {script}],
+        "Image": "lilypad-example/cowsay:0.1.0",
+        "WorkingDirectory": "/tmp"
+      }},
+      "Engine": "Docker",
+      "Network": {{ "Type": "None" }},
+      "Outputs": [{{ "Name": "outputs", "Path": "/outputs" }}],
+      "Timeout": {timeout}
+    }}
+  }}
+}}
+"#
+    );
+    std::fs::write(m.join("lilypad_module.json.tmpl"), tmpl).expect("write the template");
+    m
+}
+
+fn cowsay() -> PathBuf {
+    repo_root().join("examples/modules/cowsay")
+}
+
+async fn balance(c: &ChainClient, who: usize) -> U256 {
+    c.token_balance(anvil_address(who)).await.expect("token balance")
+}
+
+/// Fails with what to run when dockerd or the example image is missing.
+async fn need_docker() {
+    let exec = Executor::connect().expect("DOCKER_HOST");
+    exec.preflight().await.unwrap_or_else(|e| panic!("dockerd is needed: {e}"));
+    let image = lilypad_sdk::core::module::ImageRef::parse("lilypad-example/cowsay:0.1.0")
+        .expect("image ref");
+    exec.ensure_image(&image, |_| {})
+        .await
+        .unwrap_or_else(|e| panic!("run scripts/build-example-images.sh: {e}"));
+}
+
+#[test]
+fn doctor_then_a_cowsay_job_end_to_end_and_a_restart_runs_nothing_twice() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    runtime().block_on(async {
+        need_docker().await;
+        let net = LocalNet::start(dir.path()).await;
+        let chain = net.devnet.account(devnet::JOB_CREATOR);
+
+        // doctor: every check passes on this machine and network.
+        let out = Command::new(RP)
+            .args(["doctor", "--min-disk-mib", "50", "--data-dir"])
+            .arg(dir.path().join("rp-doctor"))
+            .arg("--network")
+            .arg(&net.network_file)
+            .env("WEB3_PRIVATE_KEY", ANVIL_KEYS[devnet::PROVIDER])
+            .output()
+            .expect("lilypad-rp doctor");
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{table}\n{}", String::from_utf8_lossy(&out.stderr));
+        for check in ["docker", "gpus", "disk", "chain", "solver", "storage", "gas", "balance"] {
+            assert!(table.lines().any(|l| l.starts_with(check)), "no {check} line:\n{table}");
+        }
+        assert!(!table.contains("FAIL"), "{table}");
+
+        let (jc0, rp0) =
+            (balance(&chain, devnet::JOB_CREATOR).await, balance(&chain, devnet::PROVIDER).await);
+        let rp = provider(&net, dir.path(), "happy", &[]);
+        let run = spawn_run(&net, dir.path(), &cowsay(), &["-i", "Message=moo"]);
+        let logs = || format!("{}\n--- rp log:\n{}", net.logs(), rp.log());
+        let (ok, json, err) = finish(run, 180, &logs).await;
+        assert!(ok, "run failed: {json}\n{err}\n{}", logs());
+        assert_eq!(json["status"], "accepted", "{json}");
+        assert_eq!(json["exit_code"], 0, "{json}");
+        let stdout = std::fs::read_to_string(json["stdout"].as_str().expect("stdout path"))
+            .expect("read stdout");
+        assert!(stdout.contains("< moo >"), "{stdout}");
+
+        // Paid: the price moved from the job creator to the provider, nothing else.
+        let price = U256::from(PRICE);
+        assert_eq!(balance(&chain, devnet::JOB_CREATOR).await, jc0 - price);
+        assert_eq!(balance(&chain, devnet::PROVIDER).await, rp0 + price);
+
+        let deal_id: B256 = json["deal_id"].as_str().expect("deal id").parse().expect("deal id");
+        let st = store(dir.path(), "happy");
+        let row = eventually("the provider's row is done", 30, || {
+            let st = st.clone();
+            async move { st.get(deal_id).ok().flatten().filter(|r| r.phase == DealPhase::Done) }
+        })
+        .await;
+        assert_eq!(row.runs, 1);
+        assert_eq!(row.results_cid.as_deref(), json["results_cid"].as_str());
+        // A fresh offer (new nonce) follows the job.
+        let posted = |log: &str| log.matches("resource offer posted").count();
+        eventually("a fresh offer after the job", 30, || {
+            let n = posted(&rp.log());
+            async move { (n >= 2).then_some(()) }
+        })
+        .await;
+
+        // kill -9 and restart: the deal is not run again, and the open offer is kept
+        // (no second one while it lives).
+        rp.kill9();
+        let rp = provider(&net, dir.path(), "happy", &[]);
+        let before = posted(&rp.log());
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert_eq!(posted(&rp.log()), before, "{}", rp.log());
+        let row = st.get(deal_id).expect("db").expect("row");
+        assert_eq!((row.phase, row.runs), (DealPhase::Done, 1), "{}", rp.log());
+        assert_eq!(st.all().expect("rows").len(), 1);
+
+        // SIGTERM stops the daemon cleanly.
+        let mut rp = rp;
+        let pid = rp.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+        assert!(sent.success());
+        let status = eventually("the daemon exits on SIGTERM", 15, || {
+            let s = rp.child.try_wait().expect("wait");
+            async move { s }
+        })
+        .await;
+        assert!(status.success(), "{status}\n{}", rp.log());
+    });
+}
+
+#[test]
+fn a_provider_killed_mid_job_is_slashed_and_a_restart_does_not_rerun_the_deal() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    runtime().block_on(async {
+        need_docker().await;
+        let net = LocalNet::start(dir.path()).await;
+        let chain = net.devnet.account(devnet::JOB_CREATOR);
+        let module = shell_module(dir.path(), "sleeper", "echo started; sleep 600", 900, 64);
+        let (jc0, rp0) =
+            (balance(&chain, devnet::JOB_CREATOR).await, balance(&chain, devnet::PROVIDER).await);
+        let rp = provider(&net, dir.path(), "killed", &[]);
+        let run = spawn_run(&net, dir.path(), &module, &[]);
+
+        // The container runs: kill the daemon with SIGKILL (the container is left behind).
+        let exec = Executor::connect().expect("docker").with_name("killed");
+        eventually("the job's container", 120, || {
+            let exec = &exec;
+            async move { exec.containers(None).await.ok().filter(|c| !c.is_empty()) }
+        })
+        .await;
+        let st = store(dir.path(), "killed");
+        let row = st.all().expect("rows").pop().expect("a deal row");
+        assert_eq!(row.phase, DealPhase::Running);
+        rp.kill9();
+
+        // Past the deadline on chain: the job creator claims the timeout.
+        let deal = chain.deal(row.deal.id).await.expect("deal").expect("on chain");
+        let now_chain = chain.latest_timestamp().await.expect("chain time");
+        devnet::increase_time(&chain, deal.deadline.saturating_sub(now_chain) + 5)
+            .await
+            .expect("increase time");
+        let (ok, json, err) = finish(run, 120, &|| net.logs()).await;
+        assert!(!ok, "{json}");
+        assert_eq!(json["status"], "provider_timed_out", "{json}\n{err}");
+        let finished = chain.deal(row.deal.id).await.expect("deal").expect("on chain");
+        assert_eq!(finished.status, DealStatus::Finished(Outcome::NoResultsInTime));
+        // The provider's timeout collateral went to the job creator, who paid nothing.
+        let slash = U256::from(TIMEOUT_COLLATERAL);
+        assert_eq!(balance(&chain, devnet::JOB_CREATOR).await, jc0 + slash);
+        assert_eq!(balance(&chain, devnet::PROVIDER).await, rp0 - slash);
+
+        // A restart removes the leftover container and does not run the ended deal again.
+        let rp = provider(&net, dir.path(), "killed", &[]);
+        let row = eventually("the deal marked failed", 30, || {
+            let st = st.clone();
+            let id = row.deal.id;
+            async move { st.get(id).ok().flatten().filter(|r| r.phase == DealPhase::Failed) }
+        })
+        .await;
+        assert_eq!(row.runs, 1, "{}", rp.log());
+        assert!(row.reason.as_deref().is_some_and(|r| r.contains("NoResultsInTime")), "{row:?}");
+        assert!(exec.containers(None).await.expect("containers").is_empty(), "{}", rp.log());
+        assert!(rp.log().contains("removed containers left behind"), "{}", rp.log());
+    });
+}
+
+/// Plays the job creator through the SDK, so that it can challenge (the CLI accepts
+/// whatever verifies against its CID, and wrong-but-well-formed results do).
+async fn post_job(net: &LocalNet, dir: &Path, module: &Path, values: &[(&str, &str)]) -> B256 {
+    let chain = net.devnet.account(devnet::JOB_CREATOR);
+    let solver = SolverClient::new(
+        &net.solver.url,
+        anvil_signer(devnet::JOB_CREATOR),
+        31337,
+        anvil_address(devnet::SOLVER),
+    )
+    .expect("solver client");
+    let cache = ModuleCache::new(dir.join("jc-cache"));
+    let reference = module.display().to_string();
+    let resolved = cache.resolve_str(&reference).expect("resolve the module");
+    let values: BTreeMap<String, String> =
+        values.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let (_, spec) = resolved.template.render(&values).expect("render");
+    let inputs = JobInputs { module: resolved.source.clone(), values, files: BTreeMap::new() };
+    let max_price = U256::from(PRICE);
+    chain.approve_controller(max_price).await.expect("approve");
+    let offer = JobOffer {
+        creator: anvil_address(devnet::JOB_CREATOR),
+        module_id: resolved.id,
+        inputs_hash: inputs.hash(),
+        requirements: spec.resources,
+        max_price,
+        payment_collateral: max_price,
+        timeout_secs: spec.timeout_secs + 120,
+        mediators: devnet::MEDIATORS.iter().map(|m| anvil_address(*m)).collect::<BTreeSet<_>>(),
+        solver: anvil_address(devnet::SOLVER),
+        target: None,
+        expiry: now() + 120,
+        nonce: U256::from(now()),
+    };
+    let signed = chain.sign_job_offer(&offer).expect("sign");
+    solver.post_job_offer(&signed, &inputs.canonical_bytes()).await.expect("post the job offer");
+    eventually("a deal", 120, || {
+        let solver = &solver;
+        async move { solver.job_offer(signed.id).await.ok().and_then(|s| s.deal_id) }
+    })
+    .await
+}
+
+#[test]
+fn wrong_results_are_challenged_and_the_mediator_rejects_them() {
+    mediation(true, Outcome::MediationRejected);
+}
+
+#[test]
+fn right_results_challenged_anyway_are_upheld_by_the_mediator() {
+    mediation(false, Outcome::MediationAccepted);
+}
+
+/// A provider (faulty or not) runs cowsay, the job creator challenges, the drawn
+/// mediator (a `lilypad-rp mediate` process) re-runs and decides; balances follow the
+/// contract's settlement table.
+fn mediation(faulty: bool, expected: Outcome) {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    runtime().block_on(async {
+        need_docker().await;
+        let net = LocalNet::start(dir.path()).await;
+        let chain = net.devnet.account(devnet::JOB_CREATOR);
+        let mediator = anvil_address(devnet::MEDIATORS[0]);
+        let m = mediator.to_string();
+        let mut args = vec!["--mediator", &m];
+        if faulty {
+            args.push("--fault-wrong-output");
+        }
+        let rp = provider(&net, dir.path(), "mediated", &args);
+        let med_dir = dir.path().join("mediator").display().to_string();
+        let med = Rp::spawn(
+            &net,
+            &["mediate", "--data-dir", &med_dir, "--executor-name", "mediator"],
+            ANVIL_KEYS[devnet::MEDIATORS[0]],
+            &dir.path().join("mediator.log"),
+        );
+        let (jc0, rp0, med0) = (
+            balance(&chain, devnet::JOB_CREATOR).await,
+            balance(&chain, devnet::PROVIDER).await,
+            balance(&chain, devnet::MEDIATORS[0]).await,
+        );
+        let logs =
+            || format!("{}\n--- rp:\n{}\n--- mediator:\n{}", net.logs(), rp.log(), med.log());
+        let deal_id = post_job(&net, dir.path(), &cowsay(), &[("Message", "moo")]).await;
+        eventually("results on chain", 120, || {
+            let chain = &chain;
+            async move { chain.deal(deal_id).await.ok().flatten().and_then(|d| d.results) }
+        })
+        .await;
+        let record = SolverClient::new(
+            &net.solver.url,
+            anvil_signer(devnet::JOB_CREATOR),
+            31337,
+            anvil_address(devnet::SOLVER),
+        )
+        .expect("solver client")
+        .deal(deal_id)
+        .await
+        .expect("the deal on the solver");
+        assert_eq!(record.mediators, vec![mediator], "the only mediator both trust");
+        // The solver's rule: the inputs are the provider's; a mediator reads them only
+        // once drawn for the deal.
+        let as_mediator = |i: usize| {
+            SolverClient::new(
+                &net.solver.url,
+                anvil_signer(i),
+                31337,
+                anvil_address(devnet::SOLVER),
+            )
+            .expect("solver client")
+        };
+        let (drawn, other) = (as_mediator(devnet::MEDIATORS[0]), as_mediator(devnet::MEDIATORS[1]));
+        let e = drawn.job_inputs(deal_id).await.expect_err("not drawn yet");
+        assert!(matches!(e, lilypad_sdk::solver::SolverError::Forbidden(_)), "{e}");
+
+        // The challenger pays the mediation fee.
+        chain.approve_controller(record.deal.terms.mediation_fee).await.expect("approve the fee");
+        let challenge =
+            chain.challenge_results(deal_id, &record.mediators).await.expect("challenge");
+        assert_eq!(challenge.mediator, mediator);
+        let inputs = drawn.job_inputs(deal_id).await.expect("the drawn mediator reads the inputs");
+        // job_inputs checks them against the deal's inputs_hash itself.
+        assert!(!inputs.is_empty());
+        let e = other.job_inputs(deal_id).await.expect_err("another mediator may not");
+        assert!(matches!(e, lilypad_sdk::solver::SolverError::Forbidden(_)), "{e}");
+
+        let status = eventually("the mediator's verdict", 180, || {
+            let chain = &chain;
+            async move {
+                match chain.deal(deal_id).await.ok().flatten().map(|d| d.status) {
+                    Some(DealStatus::Finished(o)) => Some(o),
+                    _ => None,
+                }
+            }
+        })
+        .await;
+        assert_eq!(status, expected, "{}", logs());
+        let said = if faulty {
+            "the provider submitted"
+        } else {
+            "the re-run gives the submitted results"
+        };
+        assert!(med.log().contains(said), "{}", med.log());
+
+        // Settlement as the contract's table says for this outcome: the job creator
+        // escrowed its payment collateral and the mediation fee, the provider its
+        // timeout and results collateral.
+        let t = &record.deal.terms;
+        assert_eq!(t.mediation_fee, challenge.mediation_fee);
+        let pay = chain.settlement_table(expected, t).await.expect("settlement table");
+        let (jc1, rp1, med1) = (
+            balance(&chain, devnet::JOB_CREATOR).await,
+            balance(&chain, devnet::PROVIDER).await,
+            balance(&chain, devnet::MEDIATORS[0]).await,
+        );
+        assert_eq!(
+            jc1,
+            jc0 - t.payment_collateral - t.mediation_fee + pay.to_job_creator,
+            "{pay:?}"
+        );
+        assert_eq!(
+            rp1,
+            rp0 - t.timeout_collateral - t.results_collateral + pay.to_provider,
+            "{pay:?}"
+        );
+        assert_eq!(med1, med0 + pay.to_mediator, "{pay:?}");
+        if faulty {
+            assert!(rp1 < rp0, "the provider lost collateral: {rp0} -> {rp1}");
+        } else {
+            assert!(rp1 > rp0, "the provider was paid: {rp0} -> {rp1}");
+        }
+        assert!(med1 > med0, "the mediator was paid");
+        assert!(chain.escrow_of(deal_id).await.expect("escrow").is_zero());
+    });
+}
+
+#[test]
+fn sandbox_failures_reach_the_job_creator_with_their_reason() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    runtime().block_on(async {
+        need_docker().await;
+        let net = LocalNet::start(dir.path()).await;
+        let rp = provider(&net, dir.path(), "limits", &["--max-output-mib", "1"]);
+        let logs = || format!("{}\n--- rp:\n{}", net.logs(), rp.log());
+        let cases: [(&str, &str, u64, u64, &str); 4] = [
+            (
+                "oom",
+                "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived",
+                60,
+                32,
+                "memory limit 32 MiB exceeded",
+            ),
+            ("slow", "echo begun; sleep 120", 3, 64, "deadline 3 s exceeded"),
+            (
+                "network",
+                "if wget -T 3 -q -O /dev/null http://1.1.1.1/; then echo REACHED; else echo unreachable; fi",
+                30,
+                64,
+                "",
+            ),
+            (
+                "bigout",
+                "head -c 3000000 /dev/zero > /outputs/big; echo wrote",
+                60,
+                64,
+                "outputs rejected",
+            ),
+        ];
+        for (name, script, timeout, ram, reason) in cases {
+            let module = shell_module(dir.path(), name, script, timeout, ram);
+            let run = spawn_run(&net, &dir.path().join(name), &module, &[]);
+            let (ok, json, err) = finish(run, 180, &logs).await;
+            assert!(ok, "{name}: {json}\n{err}\n{}", logs());
+            assert_eq!(json["status"], "accepted", "{name}: {json}");
+            let stdout = std::fs::read_to_string(json["stdout"].as_str().expect("stdout"))
+                .expect("stdout");
+            let stderr = std::fs::read_to_string(json["stderr"].as_str().expect("stderr"))
+                .expect("stderr");
+            match name {
+                "network" => {
+                    assert_eq!(stdout, "unreachable\n", "{stderr}");
+                    assert_eq!(json["exit_code"], 0);
+                }
+                _ => {
+                    // Killed jobs exit non-zero; a job that wrote too much and exited
+                    // before the executor saw it keeps its own exit code.
+                    if name != "bigout" {
+                        assert_ne!(json["exit_code"], 0, "{name}: {json}");
+                    }
+                    assert!(
+                        stderr.contains("lilypad: ") && stderr.contains(reason),
+                        "{name}: {stderr:?}"
+                    );
+                    assert!(!stdout.contains("survived"), "{name}: {stdout}");
+                }
+            }
+            if name == "bigout" {
+                let outputs = Path::new(json["outputs"].as_str().expect("outputs"));
+                let n = std::fs::read_dir(outputs).map(|d| d.count()).unwrap_or(0);
+                assert_eq!(n, 0, "the oversized outputs were published");
+            }
+        }
+    });
+}
+
+#[test]
+fn a_module_outside_the_allowlist_gets_no_match_and_the_job_creator_is_told_why() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    runtime().block_on(async {
+        need_docker().await;
+        let net = LocalNet::start(dir.path()).await;
+        let other = B256::repeat_byte(0x42).to_string();
+        let rp =
+            provider(&net, dir.path(), "picky", &["--allow-module", &other, "--offer-ttl", "10"]);
+        eventually("the offer", 30, || {
+            let l = rp.log();
+            async move { l.contains("resource offer posted").then_some(()) }
+        })
+        .await;
+        let run = spawn_run(&net, dir.path(), &cowsay(), &["--match-timeout", "8"]);
+        let (ok, json, err) = finish(run, 120, &|| rp.log()).await;
+        assert!(!ok, "{json}");
+        assert_eq!(json["status"], "no_match", "{json}\n{err}");
+        let reasons = json["reasons"].to_string();
+        assert!(reasons.contains("module"), "the reasons name the module policy: {reasons}");
+        assert!(store(dir.path(), "picky").all().expect("rows").is_empty());
+        // The 10 s offer expired unmatched; a fresh one replaced it.
+        eventually("a fresh offer after the first expired", 30, || {
+            let n = rp.log().matches("resource offer posted").count();
+            async move { (n >= 2).then_some(()) }
+        })
+        .await;
+    });
+}
+
+/// The provider's account as an SDK client (the test plays a provider that crashed).
+fn provider_client(net: &LocalNet, cache: &Path) -> lilypad_sdk::job::ProviderClient {
+    let solver = SolverClient::new(
+        &net.solver.url,
+        anvil_signer(devnet::PROVIDER),
+        31337,
+        anvil_address(devnet::SOLVER),
+    )
+    .expect("solver client");
+    let storage = lilypad_sdk::storage::StorageClient::new(&net.storage.url).expect("storage");
+    lilypad_sdk::job::ProviderClient::new(
+        net.devnet.account(devnet::PROVIDER),
+        solver,
+        storage,
+        ModuleCache::new(cache),
+    )
+}
+
+#[test]
+fn a_deal_published_before_a_crash_is_submitted_on_restart_without_running_again() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    runtime().block_on(async {
+        need_docker().await;
+        let net = LocalNet::start(dir.path()).await;
+        // A provider that got as far as publishing, then crashed: its offer, its deal,
+        // its published results and its database row, written as the daemon writes them.
+        let p = provider_client(&net, &dir.path().join("crashed-cache"));
+        let offer = lilypad_sdk::core::offer::ResourceOffer {
+            provider: anvil_address(devnet::PROVIDER),
+            spec: lilypad_sdk::core::spec::MachineSpec {
+                cpu_millicores: 4000,
+                ram_mib: 8192,
+                disk_mib: 10_000,
+                gpus: vec![],
+            },
+            modules: lilypad_sdk::core::offer::ModulePolicy::Any,
+            default_price: U256::from(PRICE),
+            module_prices: BTreeMap::new(),
+            timeout_collateral: U256::from(TIMEOUT_COLLATERAL),
+            mediators: devnet::MEDIATORS.iter().map(|m| anvil_address(*m)).collect(),
+            solver: anvil_address(devnet::SOLVER),
+            expiry: now() + 600,
+            nonce: U256::from(now()),
+        };
+        p.post_offer(&offer).await.expect("post the offer");
+        let run = spawn_run(&net, dir.path(), &cowsay(), &["-i", "Message=crash"]);
+        let record = eventually("the deal", 60, || {
+            let p = &p;
+            async move { p.solver().deals().await.ok().and_then(|d| d.into_iter().next()) }
+        })
+        .await;
+        let results = dir.path().join("published");
+        std::fs::create_dir_all(results.join("outputs")).expect("results dir");
+        std::fs::write(results.join("stdout"), "published before the crash\n").expect("stdout");
+        std::fs::write(results.join("stderr"), "").expect("stderr");
+        std::fs::write(results.join("exitCode"), "0").expect("exitCode");
+        let cid = p.storage().publish_dir(&results).await.expect("publish");
+        let st = store(dir.path(), "crashed");
+        assert!(st.insert(&record.deal).expect("insert"));
+        st.set(record.deal.id, DealPhase::Running, None, None, None).expect("running");
+        st.set(record.deal.id, DealPhase::Published, Some(&cid.to_string()), None, None)
+            .expect("published");
+
+        // The restarted daemon submits what was published, and runs nothing.
+        let rp = provider(&net, dir.path(), "crashed", &[]);
+        let (ok, json, err) = finish(run, 120, &|| rp.log()).await;
+        assert!(ok, "{json}\n{err}\n{}", rp.log());
+        assert_eq!(json["results_cid"], cid.to_string());
+        let stdout =
+            std::fs::read_to_string(json["stdout"].as_str().expect("stdout")).expect("stdout");
+        assert_eq!(stdout, "published before the crash\n");
+        let row = eventually("the row done", 30, || {
+            let st = st.clone();
+            let id = record.deal.id;
+            async move { st.get(id).ok().flatten().filter(|r| r.phase == DealPhase::Done) }
+        })
+        .await;
+        assert_eq!(row.runs, 1, "not run again: {}", rp.log());
+        assert!(!rp.log().contains("running the job"), "{}", rp.log());
+    });
+}
+
+#[test]
+fn the_engine_in_process_pauses_mining_while_a_job_runs() {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    };
+
+    use lilypad_sdk::provider::{EngineConfig, ProviderEngine};
+
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    runtime().block_on(async {
+        need_docker().await;
+        let net = LocalNet::start(dir.path()).await;
+        let module = shell_module(dir.path(), "nap", "sleep 3; echo rested", 60, 64);
+        let pause = Arc::new(AtomicBool::new(false));
+        let spec = lilypad_sdk::core::spec::MachineSpec {
+            cpu_millicores: 2000,
+            ram_mib: 2048,
+            disk_mib: 1000,
+            gpus: vec![],
+        };
+        let data = dir.path().join("in-process");
+        let mut config = EngineConfig::new(&data, spec, anvil_address(devnet::SOLVER));
+        config.default_price = U256::from(PRICE);
+        config.mediators = devnet::MEDIATORS.iter().map(|m| anvil_address(*m)).collect();
+        config.poll_interval = Duration::from_millis(500);
+        config.mining_pause = Some(Arc::clone(&pause));
+        let executor = Executor::connect().expect("docker").with_name("in-process");
+        let store = ProviderStore::open(&data.join("provider.db")).expect("db");
+        let engine = ProviderEngine::new(
+            provider_client(&net, &dir.path().join("ip-cache")),
+            executor,
+            store.clone(),
+            config,
+        )
+        .expect("engine");
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let task = {
+            let cancel = cancel.clone();
+            tokio::spawn(async move { engine.run(&cancel).await })
+        };
+        let run = spawn_run(&net, dir.path(), &module, &[]);
+        let exec = Executor::connect().expect("docker").with_name("in-process");
+        eventually("the job's container", 120, || {
+            let exec = &exec;
+            async move { exec.containers(None).await.ok().filter(|c| !c.is_empty()) }
+        })
+        .await;
+        assert!(pause.load(Ordering::Relaxed), "mining is paused while the job runs");
+        let (ok, json, err) = finish(run, 120, &|| net.logs()).await;
+        assert!(ok, "{json}\n{err}");
+        assert!(!pause.load(Ordering::Relaxed), "mining resumes after the job");
+        cancel.cancel();
+        task.await.expect("join").expect("the engine stops cleanly");
+        assert_eq!(store.all().expect("rows").len(), 1);
+    });
+}
+
+#[test]
+fn a_bad_key_is_refused_without_being_echoed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let network = dir.path().join("network.toml");
+    lilypad_sdk::chain::NetworkConfig::local().save(&network).expect("network file");
+    let out = Command::new(RP)
+        .args(["doctor", "--network"])
+        .arg(&network)
+        .env("WEB3_PRIVATE_KEY", "0xnot-a-key-topsecret")
+        .output()
+        .expect("lilypad-rp doctor");
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success());
+    assert!(text.contains("WEB3_PRIVATE_KEY is not a 32-byte hex private key"), "{text}");
+    assert!(!text.contains("topsecret"), "{text}");
+    let _ = Address::ZERO;
+}

@@ -1,0 +1,529 @@
+//! The provider's loop: one offer on the solver, every deal driven to the chain.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use alloy::primitives::{Address, B256, U256};
+use futures::StreamExt;
+use lilypad_core::{
+    deal::Deal,
+    offer::{ModuleId, ModulePolicy, ResourceOffer},
+    spec::MachineSpec,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::{DealPhase, DealRow, EngineError, ProviderStore, unix_now};
+use crate::{
+    chain::DealStatus,
+    executor::{ExecError, Executor, RunOptions, RunOutcome},
+    job::{ProviderClient, ProviderError, ProviderJob},
+    solver::api::{DealState, EventKind, OfferState},
+    storage::Cid,
+};
+
+const META_EVENT: &str = "last_event_seq";
+const META_OFFER: &str = "offer";
+
+/// A fault the engine can be told to commit, for tests of the protocol's defences.
+///
+/// A real provider cannot be made to produce these on demand; they exist so tests can
+/// check that job creators and mediators catch a dishonest provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Publish a stdout the job did not print (the results CID is then wrong).
+    WrongOutput,
+}
+
+/// How the engine offers and runs.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct EngineConfig {
+    /// Where job inputs and results live (`deals/<id>/`).
+    pub data_dir: PathBuf,
+    /// What the offer advertises.
+    pub spec: MachineSpec,
+    /// Modules this provider runs (its own allowlist).
+    pub modules: ModulePolicy,
+    /// Price per job, in token base units.
+    pub default_price: U256,
+    /// Prices of particular modules.
+    pub module_prices: BTreeMap<ModuleId, U256>,
+    /// Collateral escrowed per deal, slashed if no results come in time.
+    pub timeout_collateral: U256,
+    /// Mediators this provider trusts.
+    pub mediators: BTreeSet<Address>,
+    /// The solver that may turn offers into deals.
+    pub solver: Address,
+    /// How long each resource offer lives; a fresh one is posted when it ends.
+    pub offer_ttl: Duration,
+    /// How often the solver is polled (the event stream wakes the engine sooner).
+    pub poll_interval: Duration,
+    /// Time kept between the end of a job's run and its deal's deadline, for
+    /// publishing and submitting.
+    pub submit_margin: Duration,
+    /// Bytes a job's outputs may hold; over it, they are rejected.
+    pub max_output_bytes: u64,
+    /// Memory for modules that ask for none, in MiB.
+    pub default_memory_mib: u64,
+    /// Set while a job runs (the miner's pause flag), if mining.
+    pub mining_pause: Option<Arc<AtomicBool>>,
+    /// Test-only misbehaviour.
+    pub fault: Option<Fault>,
+}
+
+impl EngineConfig {
+    /// A configuration with defaults: price 1 base unit, no timeout collateral, any
+    /// module, offers of 10 minutes, polling every 2 s, a 30 s submit margin, 1 GiB of
+    /// outputs.
+    pub fn new(data_dir: impl Into<PathBuf>, spec: MachineSpec, solver: Address) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            spec,
+            modules: ModulePolicy::Any,
+            default_price: U256::from(1u8),
+            module_prices: BTreeMap::new(),
+            timeout_collateral: U256::ZERO,
+            mediators: BTreeSet::new(),
+            solver,
+            offer_ttl: Duration::from_secs(600),
+            poll_interval: Duration::from_secs(2),
+            submit_margin: Duration::from_secs(30),
+            max_output_bytes: 1024 * 1024 * 1024,
+            default_memory_mib: 512,
+            mining_pause: None,
+            fault: None,
+        }
+    }
+}
+
+/// Sets the miner's pause flag for as long as it lives.
+struct PauseGuard(Option<Arc<AtomicBool>>);
+
+impl PauseGuard {
+    fn new(flag: Option<&Arc<AtomicBool>>) -> Self {
+        if let Some(f) = flag {
+            f.store(true, Ordering::Relaxed);
+        }
+        Self(flag.cloned())
+    }
+}
+
+impl Drop for PauseGuard {
+    fn drop(&mut self) {
+        if let Some(f) = &self.0 {
+            f.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What became of one attempt at a deal's step.
+enum Step {
+    /// Progress (or a final state) was recorded.
+    Recorded,
+    /// Could not go on now (a peer is down): try again on the next round.
+    Retry(EngineError),
+}
+
+/// The resource provider: offers, deals, runs, results.
+#[derive(Debug)]
+pub struct ProviderEngine {
+    client: ProviderClient,
+    executor: Arc<Executor>,
+    store: ProviderStore,
+    config: EngineConfig,
+    me: Address,
+}
+
+impl ProviderEngine {
+    /// An engine for `client`'s account, running jobs on `executor`.
+    pub fn new(
+        client: ProviderClient,
+        executor: Executor,
+        store: ProviderStore,
+        config: EngineConfig,
+    ) -> Result<Self, EngineError> {
+        let me = client.chain().address().ok_or_else(|| {
+            EngineError::Config("the provider's chain client has no signing key".into())
+        })?;
+        Ok(Self { client, executor: Arc::new(executor), store, config, me })
+    }
+
+    /// The provider's address.
+    pub fn address(&self) -> Address {
+        self.me
+    }
+
+    /// The state database.
+    pub fn store(&self) -> &ProviderStore {
+        &self.store
+    }
+
+    /// Removes containers a crash left behind; returns how many. [`Self::run`] calls
+    /// it first; each unfinished deal then resumes where its row says.
+    pub async fn recover(&self) -> Result<usize, EngineError> {
+        let removed = self.executor.cleanup_leftovers().await?;
+        if removed > 0 {
+            tracing::warn!(removed, "removed containers left behind by a previous run");
+        }
+        for row in self.store.unfinished()? {
+            tracing::info!(deal = %row.deal.id, phase = row.phase.as_str(), "resuming deal");
+        }
+        Ok(removed)
+    }
+
+    /// Runs until `cancel` fires: recovers, then alternates [`Self::step`] with waiting
+    /// for a solver event or the poll interval.
+    pub async fn run(&self, cancel: &CancellationToken) -> Result<(), EngineError> {
+        self.recover().await?;
+        let after = self.store.meta(META_EVENT)?.and_then(|s| s.parse().ok());
+        let mut events = self.client.solver().events(after).boxed();
+        loop {
+            tokio::select! {
+                r = self.step() => if let Err(e) = r {
+                    tracing::warn!("{e}");
+                },
+                () = cancel.cancelled() => return Ok(()),
+            }
+            tokio::select! {
+                e = events.next() => match e {
+                    Some(Ok(event)) => self.on_event(event.seq, &event.kind)?,
+                    Some(Err(e)) => tracing::debug!("solver events: {e}"),
+                    None => {}
+                },
+                () = tokio::time::sleep(self.config.poll_interval) => {}
+                () = cancel.cancelled() => return Ok(()),
+            }
+        }
+    }
+
+    fn on_event(&self, seq: u64, kind: &EventKind) -> Result<(), EngineError> {
+        if let EventKind::DealCreated { deal, .. } = kind
+            && deal.members.resource_provider == self.me
+            && self.store.insert(deal)?
+        {
+            tracing::info!(deal = %deal.id, "deal received");
+        }
+        self.store.set_meta(META_EVENT, &seq.to_string())
+    }
+
+    /// One round: records new deals (polling the solver), drives every unfinished
+    /// deal as far as it goes, and keeps a fresh offer on the solver while idle.
+    pub async fn step(&self) -> Result<(), EngineError> {
+        let mut first_error = None;
+        // The deals the event stream may have missed. A solver that is down does not
+        // stop the chain-side work below (submitting published results).
+        match self.client.solver().deals().await {
+            Ok(records) => {
+                for record in records {
+                    if record.deal.members.resource_provider == self.me
+                        && record.state == DealState::Agreed
+                        && self.store.insert(&record.deal)?
+                    {
+                        tracing::info!(deal = %record.deal.id, "deal received");
+                    }
+                }
+            }
+            Err(e) => first_error = Some(e.into()),
+        }
+        for row in self.store.unfinished()? {
+            match self.drive(&row).await {
+                Ok(Step::Recorded) => {}
+                Ok(Step::Retry(e)) | Err(e) => {
+                    tracing::warn!(deal = %row.deal.id, "will retry: {e}");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        let busy = self
+            .store
+            .unfinished()?
+            .iter()
+            .any(|r| matches!(r.phase, DealPhase::Received | DealPhase::Running));
+        if !busy {
+            self.ensure_offer().await?;
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Posts a fresh offer unless the current one is still open.
+    async fn ensure_offer(&self) -> Result<(), EngineError> {
+        if let Some(current) = self.store.meta(META_OFFER)?
+            && let Some((id, expiry)) = current.split_once(' ')
+            && let (Ok(id), Ok(expiry)) = (id.parse::<B256>(), expiry.parse::<u64>())
+            && unix_now() < expiry
+        {
+            match self.client.solver().resource_offer(id).await {
+                // Still open, or a deal is being created from it.
+                Ok(status) if matches!(status.state, OfferState::Open | OfferState::Matching) => {
+                    return Ok(());
+                }
+                // Matched: a fresh offer only once its deal is recorded (and so being run
+                // or done), never while the deal is on its way to this provider.
+                Ok(status)
+                    if status.state == OfferState::Matched
+                        && !status
+                            .deal_id
+                            .is_some_and(|d| matches!(self.store.get(d), Ok(Some(_)))) =>
+                {
+                    return Ok(());
+                }
+                Ok(status) => {
+                    tracing::info!(offer = %id, state = status.state.as_str(), "offer ended");
+                }
+                Err(e) => tracing::debug!(offer = %id, "offer status: {e}"),
+            }
+        }
+        let offer = ResourceOffer {
+            provider: self.me,
+            spec: self.config.spec.clone(),
+            modules: self.config.modules.clone(),
+            default_price: self.config.default_price,
+            module_prices: self.config.module_prices.clone(),
+            timeout_collateral: self.config.timeout_collateral,
+            mediators: self.config.mediators.clone(),
+            solver: self.config.solver,
+            expiry: unix_now().saturating_add(self.config.offer_ttl.as_secs().max(1)),
+            // Random 256-bit nonces: fresh after every job and every restart, with no
+            // counter to lose.
+            nonce: U256::from_be_bytes(rand::random::<[u8; 32]>()),
+        };
+        let receipt = self.client.post_offer(&offer).await?;
+        tracing::info!(offer = %receipt.id, expiry = offer.expiry, "resource offer posted");
+        self.store.set_meta(META_OFFER, &format!("{:#x} {}", receipt.id, offer.expiry))
+    }
+
+    fn deal_dir(&self, id: B256) -> PathBuf {
+        self.config.data_dir.join("deals").join(format!("{id:#x}"))
+    }
+
+    async fn drive(&self, row: &DealRow) -> Result<Step, EngineError> {
+        let id = row.deal.id;
+        match row.phase {
+            DealPhase::Received | DealPhase::Running => self.execute(&row.deal).await,
+            DealPhase::Published => {
+                let Some(cid) = row.results_cid.as_deref() else {
+                    return Err(EngineError::Store(format!("deal {id}: published without a CID")));
+                };
+                let cid = crate::storage::parse_cid(cid)?;
+                self.submit(&row.deal, &cid).await
+            }
+            DealPhase::Submitted => {
+                if let Some(DealStatus::Finished(o)) =
+                    self.client.chain().deal(id).await?.map(|d| d.status)
+                {
+                    tracing::info!(deal = %id, outcome = ?o, "deal finished");
+                    self.store.set(id, DealPhase::Done, None, None, Some(&format!("{o:?}")))?;
+                }
+                Ok(Step::Recorded)
+            }
+            DealPhase::Done | DealPhase::Failed => Ok(Step::Recorded),
+        }
+    }
+
+    fn fail(&self, id: B256, reason: &str) -> Result<Step, EngineError> {
+        tracing::warn!(deal = %id, "deal failed: {reason}");
+        self.store.set(id, DealPhase::Failed, None, None, Some(reason))?;
+        Ok(Step::Recorded)
+    }
+
+    /// Checks the deal can still be worked on; `Some(reason)` when it cannot.
+    async fn still_open(&self, deal: &Deal) -> Result<Option<String>, EngineError> {
+        let chain = self.client.chain();
+        let Some(on_chain) = chain.deal(deal.id).await? else {
+            return Ok(Some("the deal is not on chain".into()));
+        };
+        match on_chain.status {
+            DealStatus::Agreed => {}
+            DealStatus::Finished(o) => {
+                return Ok(Some(format!("the deal ended on chain ({o:?}) before results")));
+            }
+            _ if on_chain.results.is_some() => return Ok(None),
+            other => return Ok(Some(format!("unexpected deal state {other:?}"))),
+        }
+        let now = chain.latest_timestamp().await?;
+        if now >= on_chain.deadline {
+            return Ok(Some(format!(
+                "the submit deadline {} passed (chain time {now})",
+                on_chain.deadline
+            )));
+        }
+        Ok(None)
+    }
+
+    async fn execute(&self, deal: &Deal) -> Result<Step, EngineError> {
+        let id = deal.id;
+        if let Some(on_chain) = self.client.chain().deal(id).await?
+            && on_chain.results.is_some()
+        {
+            // Submitted before a crash that lost the row's update (not by this code
+            // path normally: rows reach `published` first).
+            self.store.set(id, DealPhase::Submitted, None, None, None)?;
+            return Ok(Step::Recorded);
+        }
+        if let Some(reason) = self.still_open(deal).await? {
+            return self.fail(id, &reason);
+        }
+        let job = match self.client.prepare(deal).await {
+            Ok(job) => job,
+            Err(
+                e @ (ProviderError::Solver(_)
+                | ProviderError::Storage(_)
+                | ProviderError::Chain(_)
+                | ProviderError::Module(_)),
+            ) => {
+                return Ok(Step::Retry(e.into()));
+            }
+            Err(e) => return self.fail(id, &format!("the job cannot be prepared: {e}")),
+        };
+        if !self.config.modules.allows(&deal.module_id) {
+            return self.fail(
+                id,
+                &format!("module {} is not in this provider's allowlist", deal.module_id),
+            );
+        }
+        if !self.client.chain().is_module_allowed(deal.module_id).await? {
+            return self.fail(
+                id,
+                &format!("module {} is blocked by the network's registry", deal.module_id),
+            );
+        }
+        let image = job.spec.image.clone();
+        let ready = match self
+            .executor
+            .ensure_image(&image, |p| {
+                tracing::debug!(layer = ?p.layer, status = %p.status, current = ?p.current, total = ?p.total, "pull");
+            })
+            .await
+        {
+            Ok(r) => r,
+            Err(e @ (ExecError::DockerUnreachable { .. } | ExecError::Pull { .. } | ExecError::PullTimeout { .. })) => {
+                return Ok(Step::Retry(e.into()));
+            }
+            Err(e) => return self.fail(id, &format!("the image cannot be had: {e}")),
+        };
+        tracing::info!(deal = %id, image = %ready.reference, pulled = ready.pulled, "image ready");
+
+        let dir = self.deal_dir(id);
+        let (inputs_dir, results_dir) = (dir.join("inputs"), dir.join("results"));
+        for d in [&inputs_dir, &results_dir] {
+            remove_dir(d)?;
+        }
+        std::fs::create_dir_all(&inputs_dir).map_err(|e| EngineError::io(&inputs_dir, e))?;
+        let files = match self.client.fetch_input_files(&job, &inputs_dir).await {
+            Ok(f) => f,
+            Err(e) => return Ok(Step::Retry(e.into())),
+        };
+        let now = self.client.chain().latest_timestamp().await?.max(unix_now());
+        let left = Duration::from_secs(deal.terms_deadline().saturating_sub(now))
+            .saturating_sub(self.config.submit_margin);
+        if left.is_zero() {
+            return self.fail(id, "no time is left before the submit deadline to run the job");
+        }
+        let mut opts = RunOptions::new(format!("{id:#x}"), &results_dir);
+        opts.input_files = files;
+        opts.max_timeout = Some(left);
+        opts.max_output_bytes = self.config.max_output_bytes;
+        opts.default_memory_mib = self.config.default_memory_mib;
+
+        self.store.set(id, DealPhase::Running, None, None, None)?;
+        tracing::info!(deal = %id, module = %deal.module_id, max_secs = left.as_secs(), "running the job");
+        let outcome = {
+            let _pause = PauseGuard::new(self.config.mining_pause.as_ref());
+            self.executor.run(&job.spec, &opts).await
+        };
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e @ (ExecError::DockerUnreachable { .. } | ExecError::Docker { .. })) => {
+                return Ok(Step::Retry(e.into()));
+            }
+            Err(e) => return self.fail(id, &format!("the job could not run: {e}")),
+        };
+        finish_results(&outcome, self.config.fault)?;
+        log_outcome(&job, &outcome);
+        let cid = self.client.storage().publish_dir(&results_dir).await?;
+        self.store.set(id, DealPhase::Published, Some(&cid.to_string()), None, None)?;
+        tracing::info!(deal = %id, cid = %cid, "results published");
+        self.submit(deal, &cid).await
+    }
+
+    async fn submit(&self, deal: &Deal, cid: &Cid) -> Result<Step, EngineError> {
+        let id = deal.id;
+        // The chain first: a crash between the transaction and the row's update
+        // must not submit twice (the second would revert anyway).
+        if let Some(on_chain) = self.client.chain().deal(id).await?
+            && on_chain.results.is_some()
+        {
+            self.store.set(id, DealPhase::Submitted, None, Some(B256::ZERO), None)?;
+            return Ok(Step::Recorded);
+        }
+        if let Some(reason) = self.still_open(deal).await? {
+            return self.fail(id, &format!("results {cid} were not submitted: {reason}"));
+        }
+        let submitted = self.client.chain().submit_results(id, cid).await?;
+        self.store.set(id, DealPhase::Submitted, None, Some(submitted.tx), None)?;
+        tracing::info!(deal = %id, cid = %cid, tx = %submitted.tx, "results submitted");
+        Ok(Step::Recorded)
+    }
+}
+
+/// The deal's submit deadline (creation plus the submit window).
+trait DealDeadline {
+    fn terms_deadline(&self) -> u64;
+}
+
+impl DealDeadline for Deal {
+    fn terms_deadline(&self) -> u64 {
+        self.created_at.saturating_add(self.terms.submit_window_secs)
+    }
+}
+
+fn remove_dir(d: &Path) -> Result<(), EngineError> {
+    match std::fs::remove_dir_all(d) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(EngineError::io(d, e)),
+    }
+}
+
+/// Appends the failure reason to `stderr` (so the job creator reads why) and commits
+/// the test fault, if any.
+pub(super) fn finish_results(
+    outcome: &RunOutcome,
+    fault: Option<Fault>,
+) -> Result<(), EngineError> {
+    if let Some(reason) = outcome.reason() {
+        use std::io::Write;
+        let path = outcome.stderr_path();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(|e| EngineError::io(&path, e))?;
+        writeln!(f, "lilypad: {reason}").map_err(|e| EngineError::io(&path, e))?;
+    }
+    if fault == Some(Fault::WrongOutput) {
+        let path = outcome.stdout_path();
+        std::fs::write(&path, "not what the job printed\n")
+            .map_err(|e| EngineError::io(&path, e))?;
+    }
+    Ok(())
+}
+
+fn log_outcome(job: &ProviderJob, o: &RunOutcome) {
+    match o.reason() {
+        None => {
+            tracing::info!(deal = %job.deal.id, secs = o.duration.as_secs_f64(), "job succeeded")
+        }
+        Some(r) => {
+            tracing::warn!(deal = %job.deal.id, exit_code = o.exit_code, "job failed in the sandbox: {r}")
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! The mediator: re-runs a challenged job and says whether the provider's results are right.
+//!
+//! The verdict is exact CID equality: the mediator runs the job the way a provider
+//! does (same module version, inputs, sandbox, and the same `lilypad: <reason>` line
+//! on a failure), computes the kubo-compatible CID of its results directory, and
+//! accepts only if its keccak256 is the `results` hash on chain. This is right for
+//! deterministic modules (the only ones a re-run can check); a module whose output
+//! varies from run to run cannot be mediated and its challenged results are rejected.
+
+use std::{collections::BTreeSet, path::PathBuf, time::Duration};
+
+use alloy::primitives::{Address, B256, keccak256};
+use tokio_util::sync::CancellationToken;
+
+use super::{EngineError, engine::finish_results, unix_now};
+use crate::{
+    chain::{ControllerEvent, DealStatus, FinishedDeal},
+    executor::{Executor, RunOptions},
+    job::ProviderClient,
+    storage::{Cid, unixfs::cid_of_path},
+};
+
+/// How the mediator runs.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct MediatorConfig {
+    /// Where re-runs keep their inputs and results (`mediations/<id>/`).
+    pub data_dir: PathBuf,
+    /// How often the chain is polled for challenges.
+    pub poll_interval: Duration,
+    /// Time kept between the end of a re-run and the mediation deadline.
+    pub submit_margin: Duration,
+    /// Bytes a job's outputs may hold (as providers use by default).
+    pub max_output_bytes: u64,
+    /// Memory for modules that ask for none, in MiB.
+    pub default_memory_mib: u64,
+    /// First block scanned for challenges [default: the network's deployment block].
+    pub from_block: Option<u64>,
+}
+
+impl MediatorConfig {
+    /// Defaults: poll every 2 s, 10 s margin, 1 GiB outputs, 512 MiB memory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            poll_interval: Duration::from_secs(2),
+            submit_margin: Duration::from_secs(10),
+            max_output_bytes: 1024 * 1024 * 1024,
+            default_memory_mib: 512,
+            from_block: None,
+        }
+    }
+}
+
+/// The mediator's judgement of one deal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Verdict {
+    /// The deal.
+    pub deal_id: B256,
+    /// The provider's results are right.
+    pub accept: bool,
+    /// The CID of the re-run's results.
+    pub rerun_cid: Cid,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// A mediator: one account re-running the jobs it is drawn for.
+#[derive(Debug)]
+pub struct Mediator {
+    client: ProviderClient,
+    executor: Executor,
+    config: MediatorConfig,
+    me: Address,
+}
+
+impl Mediator {
+    /// A mediator for `client`'s account (solver and chain sign as the mediator).
+    pub fn new(
+        client: ProviderClient,
+        executor: Executor,
+        config: MediatorConfig,
+    ) -> Result<Self, EngineError> {
+        let me = client.chain().address().ok_or_else(|| {
+            EngineError::Config("the mediator's chain client has no signing key".into())
+        })?;
+        Ok(Self { client, executor, config, me })
+    }
+
+    /// Re-runs the job of a deal challenged with this mediator drawn and compares
+    /// the results; posts nothing.
+    pub async fn judge(&self, deal_id: B256) -> Result<Verdict, EngineError> {
+        let chain = self.client.chain();
+        let on_chain = chain
+            .deal(deal_id)
+            .await?
+            .ok_or_else(|| EngineError::Config(format!("deal {deal_id} is not on chain")))?;
+        let submitted = on_chain.results.ok_or_else(|| {
+            EngineError::Config(format!("deal {deal_id} has no results on chain to judge"))
+        })?;
+        // The deal's terms from the solver, checked against the chain's parties.
+        let record = self.client.solver().deal(deal_id).await?;
+        let deal = record.deal;
+        if deal.id != deal_id
+            || deal.members.job_creator != on_chain.job_creator
+            || deal.members.resource_provider != on_chain.provider
+        {
+            return Err(EngineError::Config(format!(
+                "the solver's deal {deal_id} does not match the chain's"
+            )));
+        }
+        let job = self.client.prepare(&deal).await?;
+        let dir = self.config.data_dir.join("mediations").join(format!("{deal_id:#x}"));
+        let (inputs_dir, results_dir) = (dir.join("inputs"), dir.join("results"));
+        for d in [&inputs_dir, &results_dir] {
+            match std::fs::remove_dir_all(d) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(EngineError::io(d, e));
+                }
+                _ => {}
+            }
+        }
+        std::fs::create_dir_all(&inputs_dir).map_err(|e| EngineError::io(&inputs_dir, e))?;
+        let files = self.client.fetch_input_files(&job, &inputs_dir).await?;
+        self.executor.ensure_image(&job.spec.image, |_| {}).await?;
+        let now = chain.latest_timestamp().await?.max(unix_now());
+        let left = Duration::from_secs(on_chain.deadline.saturating_sub(now))
+            .saturating_sub(self.config.submit_margin)
+            .max(Duration::from_secs(1));
+        // A distinct container label, so a provider and a mediator sharing a dockerd
+        // (tests, small setups) never clean up each other's containers.
+        let mut opts = RunOptions::new(format!("mediate-{deal_id:#x}"), &results_dir);
+        opts.input_files = files;
+        // The job's own timeout still applies; the mediation deadline caps it.
+        opts.max_timeout = Some(left);
+        opts.max_output_bytes = self.config.max_output_bytes;
+        opts.default_memory_mib = self.config.default_memory_mib;
+        let outcome = self.executor.run(&job.spec, &opts).await?;
+        finish_results(&outcome, None)?;
+        let path = results_dir.clone();
+        let rerun_cid = tokio::task::spawn_blocking(move || cid_of_path(&path))
+            .await
+            .map_err(|e| EngineError::Config(format!("hashing the results: {e}")))??;
+        let accept = keccak256(rerun_cid.to_bytes()) == submitted;
+        let reason = if accept {
+            format!("the re-run gives the submitted results ({rerun_cid})")
+        } else {
+            let theirs = record
+                .results_cid
+                .as_ref()
+                .and_then(|b| Cid::try_from(b.to_vec()).ok())
+                .map_or_else(|| format!("hash {submitted}"), |c| c.to_string());
+            format!("the re-run gives {rerun_cid}, the provider submitted {theirs}")
+        };
+        Ok(Verdict { deal_id, accept, rerun_cid, reason })
+    }
+
+    /// Judges and posts the verdict if the deal is still challenged with this mediator
+    /// drawn; `None` when there is nothing (left) to do.
+    pub async fn mediate(
+        &self,
+        deal_id: B256,
+    ) -> Result<Option<(Verdict, FinishedDeal)>, EngineError> {
+        let Some(d) = self.client.chain().deal(deal_id).await? else { return Ok(None) };
+        if d.status != DealStatus::ResultsChallenged || d.mediator != Some(self.me) {
+            return Ok(None);
+        }
+        let verdict = self.judge(deal_id).await?;
+        tracing::info!(deal = %deal_id, accept = verdict.accept, "{}", verdict.reason);
+        let finished = self.client.chain().mediate(deal_id, verdict.accept).await?;
+        Ok(Some((verdict, finished)))
+    }
+
+    /// Watches the chain for challenges drawing this mediator and mediates each, until
+    /// `cancel` fires. A deal whose judgement fails is retried on the next poll.
+    pub async fn run(&self, cancel: &CancellationToken) -> Result<(), EngineError> {
+        let chain = self.client.chain();
+        let from = self.config.from_block.unwrap_or(chain.config().deployed_at_block);
+        let mut poller = chain.poll_controller_events(from);
+        let mut pending = BTreeSet::new();
+        loop {
+            match poller.next_batch().await {
+                Ok(batch) => {
+                    for (event, _) in batch {
+                        if let ControllerEvent::ResultsChallenged(e) = event
+                            && e.mediator == self.me
+                        {
+                            tracing::info!(deal = %e.dealId, "drawn as mediator");
+                            pending.insert(e.dealId);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!("reading the chain: {e}"),
+            }
+            for id in pending.clone() {
+                let r = tokio::select! {
+                    r = self.mediate(id) => r,
+                    () = cancel.cancelled() => return Ok(()),
+                };
+                match r {
+                    Ok(Some((v, f))) => {
+                        tracing::info!(deal = %id, accept = v.accept, outcome = ?f.outcome, tx = %f.tx, "verdict posted");
+                        pending.remove(&id);
+                    }
+                    Ok(None) => {
+                        pending.remove(&id);
+                    }
+                    Err(e) => tracing::warn!(deal = %id, "mediation will be retried: {e}"),
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.config.poll_interval) => {}
+                () = cancel.cancelled() => return Ok(()),
+            }
+        }
+    }
+}
