@@ -21,6 +21,8 @@ pub mod devnet;
 pub mod executor;
 #[cfg(feature = "jobs")]
 pub mod job;
+#[cfg(feature = "localnet")]
+pub mod localnet;
 pub mod module;
 #[cfg(feature = "provider")]
 pub mod provider;

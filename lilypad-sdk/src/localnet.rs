@@ -78,7 +78,10 @@ fn this_machine() -> MachineSpec {
 impl LocalNetwork {
     /// Starts everything under `dir` (which must be empty or missing), reporting
     /// each step to `progress`.
-    pub async fn start(dir: &Path, progress: &(dyn Fn(&str) + Sync)) -> Result<Self, LocalNetError> {
+    pub async fn start(
+        dir: &Path,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<Self, LocalNetError> {
         std::fs::create_dir_all(dir).map_err(|e| part("state directory")(e.to_string()))?;
 
         // Docker first: without it there is no provider, so fail before anything starts.
@@ -100,14 +103,17 @@ impl LocalNetwork {
             Devnet::start(&opts, progress).await.map_err(|e| part("anvil")(e.to_string()))?;
 
         progress("starting the content store");
-        let store = ContentStore::open(dir.join("store")).map_err(|e| part("storage")(e.to_string()))?;
+        let store =
+            ContentStore::open(dir.join("store")).map_err(|e| part("storage")(e.to_string()))?;
         let storage = storage::serve(store, storage_listener)
             .await
             .map_err(|e| part("storage")(e.to_string()))?;
 
         progress("starting the solver");
-        let mut solver_opts =
-            SolverOptions::new(dir.join("solver.db"), "127.0.0.1:0".parse().map_err(|_| part("solver")("address".into()))?);
+        let mut solver_opts = SolverOptions::new(
+            dir.join("solver.db"),
+            "127.0.0.1:0".parse().map_err(|_| part("solver")("address".into()))?,
+        );
         solver_opts.chain_poll_interval = Duration::from_millis(100);
         let solver = solver::start(devnet.account(devnet::SOLVER), solver_opts)
             .await
@@ -137,7 +143,8 @@ impl LocalNetwork {
         );
         let store = ProviderStore::open(&dir.join("provider.db"))
             .map_err(|e| part("provider")(e.to_string()))?;
-        let mut engine_config = EngineConfig::new(dir.join("provider"), this_machine(), solver.solver());
+        let mut engine_config =
+            EngineConfig::new(dir.join("provider"), this_machine(), solver.solver());
         engine_config.mediators =
             devnet::MEDIATORS.iter().map(|m| devnet::anvil_address(*m)).collect::<BTreeSet<_>>();
         engine_config.poll_interval = Duration::from_millis(200);

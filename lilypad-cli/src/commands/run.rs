@@ -14,6 +14,7 @@ use lilypad_sdk::{
     chain::roles,
     core::{Address, U256},
     job::{JobCreator, JobError, JobEvent, JobOptions, JobOutcome, JobRequest},
+    localnet::LocalNetwork,
     module::ModuleCache,
 };
 use serde_json::json;
@@ -79,7 +80,72 @@ async fn run_async(args: &RunArgs) -> anyhow::Result<()> {
             anyhow::bail!("input file {k:?} is given twice");
         }
     }
-    let network = Network::open(&args.network, roles::JOB_CREATOR).await?;
+    // No network configured and no devnet running: a throwaway one, in this process.
+    let (localnet, network_args) = match super::network::network_file(&args.network) {
+        Ok(_) => (None, None),
+        Err(_) if args.network.network.is_none() => {
+            let (net, file) = start_localnet(args.json).await?;
+            (Some(net), Some(NetworkArgs { network: Some(file.display().to_string()) }))
+        }
+        Err(e) => return Err(e),
+    };
+    let result = run_on(args, network_args.as_ref().unwrap_or(&args.network), values, files).await;
+    if let Some((net, dir)) = localnet {
+        net.shutdown().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    result
+}
+
+/// Starts a throwaway network in this process; returns it with its state directory
+/// and network file.
+async fn start_localnet(quiet: bool) -> anyhow::Result<((LocalNetwork, PathBuf), PathBuf)> {
+    let dir = std::env::temp_dir().join(format!("lilypad-localnet-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    if !quiet {
+        eprintln!(
+            "no network configured (no --network, no LILYPAD_NETWORK, no `lilypad-cli devnet up`): \
+             starting a throwaway local network"
+        );
+    }
+    let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(100));
+        bar
+    });
+    let started = Instant::now();
+    let progress = |msg: &str| {
+        if let Some(b) = &bar {
+            b.set_message(msg.to_owned());
+        }
+    };
+    let net = LocalNetwork::start(&dir, &progress).await;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let net =
+        net.context("starting the local network (see `lilypad-rp doctor` for Docker problems)")?;
+    if !quiet {
+        eprintln!(
+            "✔ local network up: anvil, contracts, solver, content store, Docker provider ({:.1}s)",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let file = net.network_file();
+    Ok(((net, dir), file))
+}
+
+async fn run_on(
+    args: &RunArgs,
+    network_args: &NetworkArgs,
+    values: BTreeMap<String, String>,
+    files: BTreeMap<String, PathBuf>,
+) -> anyhow::Result<()> {
+    let network = Network::open(network_args, roles::JOB_CREATOR).await?;
     let mut cache = ModuleCache::new(network.home.join("modules"));
     if let Some(base) = &args.module_base {
         cache = cache.with_base(base.clone());
