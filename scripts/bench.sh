@@ -20,6 +20,9 @@ done
 printf '\n\033[1;34m==> lilypad-rp bench --seconds 10\033[0m\n'
 cargo run --release --locked -p lilypad-rp -- bench --seconds 10 2>&1 | tee -a "$out"
 
+printf '\n\033[1;34m==> end-to-end overhead: lilypad-cli run vs docker run (scripts/e2e-overhead.sh)\033[0m\n'
+bash scripts/e2e-overhead.sh 2>&1 | tee -a "$out"
+
 printf '\n\033[1;34m==> figures\033[0m\n'
 grep -E '^[a-z0-9_]+=[0-9.]+$' "$out" || true
 
@@ -46,4 +49,6 @@ need incremental_match_100k_us '<=' 20
 need opencl_vs_cpu '>=' 1.5
 # Signed offers stored durably per second (docs/benchmarks.md, "Solver").
 need solver_offers_per_sec '>=' 2000
+# Median lilypad-cli run minus median docker run of the same image (docs/benchmarks.md).
+need e2e_overhead_ms '<=' 1500
 exit $fail

@@ -135,8 +135,18 @@ async fn up(args: &UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where a service answers (the provider has no port).
+fn service_url<'a>(config: &'a NetworkConfig, name: &str) -> &'a Option<String> {
+    static NONE: Option<String> = None;
+    match name {
+        "solver" => &config.solver_url,
+        "storage" => &config.storage_url,
+        _ => &NONE,
+    }
+}
+
 /// Names of the devnet's services, in start order.
-const SERVICES: [&str; 2] = ["storage", "solver"];
+const SERVICES: [&str; 3] = ["storage", "solver", "provider"];
 
 async fn start_services(
     dir: &std::path::Path,
@@ -165,6 +175,32 @@ async fn start_services(
     let key = ANVIL_KEYS[devnet::SOLVER];
     services::spawn(dir, "solver", &exe, &solver_args, &[("WEB3_PRIVATE_KEY", key)])?;
     services::wait_listening(dir, "solver", solver_port, SERVICE_TIMEOUT).await?;
+    // The provider is the other binary; when it sits beside this one (a cargo build or
+    // install puts both there), it runs too, offering this machine through Docker.
+    let rp = exe.with_file_name("lilypad-rp");
+    if rp.is_file() {
+        let rp_args = vec![
+            "run".to_owned(),
+            "--network".to_owned(),
+            network_file.display().to_string(),
+            "--data-dir".to_owned(),
+            dir.join("provider").display().to_string(),
+            "--allow-module".to_owned(),
+            "any".to_owned(),
+            "--min-disk-mib".to_owned(),
+            "50".to_owned(),
+        ];
+        let key = ANVIL_KEYS[devnet::PROVIDER];
+        services::spawn(dir, "provider", &rp, &rp_args, &[("WEB3_PRIVATE_KEY", key)])?;
+        // It has no port: give it a moment to fail loudly (Docker missing) or start.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        if services::running(dir, "provider").is_none() {
+            anyhow::bail!(
+                "the provider (lilypad-rp run) exited at start; its log:\n{}",
+                services::tail(&services::log_file(dir, "provider"))
+            );
+        }
+    }
     Ok(())
 }
 
@@ -178,6 +214,7 @@ async fn down_all(dir: &std::path::Path) -> anyhow::Result<Option<u32>> {
         let _ = std::fs::remove_file(dir.join(f));
     }
     let _ = std::fs::remove_dir_all(dir.join("store"));
+    let _ = std::fs::remove_dir_all(dir.join("provider"));
     Ok(devnet::stop_detached(dir, DOWN_TIMEOUT).await?)
 }
 
@@ -191,11 +228,17 @@ fn print_up(
     let rpc = config.rpc_urls.first().map_or("", String::as_str);
     println!("devnet up: anvil (pid {pid}) at {rpc}, chain id {}", config.chain_id);
     for name in SERVICES {
-        let url = if name == "solver" { &config.solver_url } else { &config.storage_url };
+        let url = service_url(config, name);
+        if name == "provider" && services::running(dir, name).is_none() {
+            println!(
+                "  provider not started: no lilypad-rp beside lilypad-cli (run `lilypad-rp run --network local`)"
+            );
+            continue;
+        }
         println!(
             "  {name:<8} pid {} at {}  (log {})",
             services::running(dir, name).map_or_else(|| "?".into(), |p| p.to_string()),
-            url.as_deref().unwrap_or("?"),
+            url.as_deref().unwrap_or("(no port)"),
             services::log_file(dir, name).display()
         );
     }
@@ -271,11 +314,16 @@ async fn report(config: NetworkConfig, pid: u32, dir: &std::path::Path) -> anyho
     writeln!(out, "devnet running: anvil pid {pid} at {rpc}, chain id {}", config.chain_id)?;
     writeln!(out, "block {block}, timestamp {time}")?;
     for name in SERVICES {
-        let url = if name == "solver" { &config.solver_url } else { &config.storage_url };
+        let url = service_url(&config, name);
+        if name == "provider" && !services::pid_file(dir, name).exists() {
+            continue;
+        }
         match services::running(dir, name) {
-            Some(p) => {
-                writeln!(out, "  {name:<8} running, pid {p}, at {}", url.as_deref().unwrap_or("?"))?
-            }
+            Some(p) => writeln!(
+                out,
+                "  {name:<8} running, pid {p}, at {}",
+                url.as_deref().unwrap_or("(no port)")
+            )?,
             None => writeln!(
                 out,
                 "  {name:<8} NOT running (see {}; restart: lilypad-cli devnet down && lilypad-cli devnet up)",
