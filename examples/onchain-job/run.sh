@@ -26,7 +26,7 @@ if [[ -n "${LILYPAD_CLI:-}" ]]; then
     cli="$LILYPAD_CLI"
 else
     echo "building lilypad-cli ..." >&2
-    (cd "$root" && cargo build -q -p lilypad-cli)
+    (cd "$root" && cargo build -q -p lilypad-cli -p lilypad-rp)
     cli="$root/target/debug/lilypad-cli"
 fi
 
