@@ -85,9 +85,9 @@ enum Command {
         #[arg(long, env = "LILYPAD_NETWORK", value_name = "FILE")]
         network: PathBuf,
         /// The miner's private key (hex); the proofs are its address's. Never logged.
-        #[arg(long, env = "WEB3_PRIVATE_KEY", hide_env_values = true, value_name = "HEX",
-              value_parser = mine_cmd::parse_key)]
-        key: Box<lilypad_sdk::chain::PrivateKeySigner>,
+        /// (Parsed after the command line, so that no error message can echo it.)
+        #[arg(long, env = "WEB3_PRIVATE_KEY", hide_env_values = true, value_name = "HEX")]
+        key: String,
         /// The node the proofs are for (up to 32 bytes of hex, left-padded).
         #[arg(long, default_value = "0x00", value_parser = mine_cmd::parse_node_id)]
         node_id: lilypad_sdk::core::B256,
@@ -141,7 +141,10 @@ fn main() -> ExitCode {
             disable_pow: false,
         } => {
             init_tracing();
-            mine_cmd::run(&network, *key, node_id, rounds, proofs_per_round, cpu)
+            match mine_cmd::parse_key(&key) {
+                Ok(key) => mine_cmd::run(&network, *key, node_id, rounds, proofs_per_round, cpu),
+                Err(e) => Err(anyhow::anyhow!("--key / WEB3_PRIVATE_KEY: {e}")),
+            }
         }
     };
     match result {

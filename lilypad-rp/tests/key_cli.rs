@@ -1,0 +1,18 @@
+//! A malformed key is refused without ever being echoed, by any subcommand.
+
+use std::process::Command;
+
+#[test]
+fn a_bad_key_is_refused_and_never_echoed() {
+    let secret = "0xdeadbeefSECRETSECRET";
+    let out = Command::new(env!("CARGO_BIN_EXE_lilypad-rp"))
+        .args(["mine", "--network", "/nonexistent/network.toml", "--rounds", "1"])
+        .env("WEB3_PRIVATE_KEY", secret)
+        .output()
+        .expect("run lilypad-rp mine");
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "{stdout}{stderr}");
+    assert!(stderr.contains("not a private key"), "{stderr}");
+    assert!(!stdout.contains("SECRET") && !stderr.contains("SECRET"), "echoed: {stdout}{stderr}");
+}
