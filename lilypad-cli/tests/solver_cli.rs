@@ -3,13 +3,16 @@
 //! the test) with a real SQLite database, driven through `SolverClient` and raw
 //! HTTP requests.
 
+mod common;
+
 use std::{
     collections::BTreeSet,
-    io::{BufRead, BufReader},
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    path::Path,
+    process::Command,
     time::{Duration, Instant},
 };
+
+use common::Proc;
 
 use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
 use futures::StreamExt;
@@ -48,66 +51,17 @@ async fn devnet(dir: &Path) -> Devnet {
     Devnet::start(&opts, &|_| {}).await.unwrap_or_else(|e| panic!("cannot start a devnet: {e}"))
 }
 
-/// A `lilypad-cli solver` process; killed with SIGKILL when dropped.
-struct SolverProc {
-    child: Child,
-    url: String,
-    log: PathBuf,
-}
+/// A `lilypad-cli solver` process (the shared harness's [`Proc`]); killed with
+/// SIGKILL when dropped.
+struct SolverProc;
 
 impl SolverProc {
-    fn start(network: &Path, db: &Path, log: &Path, extra: &[&str]) -> Self {
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("solver log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lilypad-cli"))
-            .args(["solver", "--listen", "127.0.0.1:0", "--network"])
-            .arg(network)
-            .arg("--db")
-            .arg(db)
-            .args(extra)
-            .env("WEB3_PRIVATE_KEY", ANVIL_KEYS[devnet::SOLVER])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(log_file)
-            .spawn()
-            .expect("spawn lilypad-cli solver");
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("solver stdout");
-        BufReader::new(stdout).read_line(&mut line).expect("read the solver's first line");
-        let url = line
-            .trim()
-            .rsplit(' ')
-            .next()
-            .filter(|u| u.starts_with("http://"))
-            .unwrap_or_else(|| {
-                panic!(
-                    "the solver did not start: {line:?}; its log:\n{}",
-                    std::fs::read_to_string(log).unwrap_or_default()
-                )
-            })
-            .to_owned();
-        assert!(line.contains(&anvil_address(devnet::SOLVER).to_string()), "{line}");
-        Self { child, url, log: log.to_owned() }
-    }
-
-    /// SIGKILL: no shutdown code runs.
-    fn kill9(mut self) {
-        self.child.kill().expect("kill -9 the solver");
-        self.child.wait().expect("reap the solver");
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for SolverProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn start(network: &Path, db: &Path, log: &Path, extra: &[&str]) -> Proc {
+        let (network, db) = (network.display().to_string(), db.display().to_string());
+        let mut args =
+            vec!["solver", "--listen", "127.0.0.1:0", "--network", &network, "--db", &db];
+        args.extend_from_slice(extra);
+        Proc::spawn(&args, &[("WEB3_PRIVATE_KEY", ANVIL_KEYS[devnet::SOLVER])], log)
     }
 }
 
