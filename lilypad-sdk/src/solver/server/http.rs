@@ -18,7 +18,7 @@ use axum::{
 use futures::Stream;
 use lilypad_core::{
     matcher::AddError,
-    offer::{JobOffer, ResourceOffer},
+    offer::{JobOffer, OfferError, ResourceOffer},
 };
 use tokio::sync::{broadcast, watch};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -274,16 +274,7 @@ async fn accept_job(
     let a = authenticate(state, method, uri, headers, body)?;
     let req: PostJobOffer = json_body(body)?;
     let offer = req.offer;
-    if a.auth.signer != offer.creator {
-        return Err(ApiError::Forbidden(format!(
-            "the request is signed by {} but the offer's creator is {}: only the creator may post it",
-            a.auth.signer, offer.creator
-        )));
-    }
-    if offer.solver != state.solver {
-        return Err(wrong_solver(state, offer.solver));
-    }
-    offer.validate(now_secs()).map_err(|e| ApiError::BadRequest(format!("invalid offer: {e}")))?;
+    check_offer(state, &a, ("creator", offer.creator), offer.solver, offer.validate(now_secs()))?;
     let inputs = req.inputs.0;
     if inputs.len() > state.limits.max_inputs_bytes {
         return Err(ApiError::TooLarge(format!(
@@ -300,20 +291,52 @@ async fn accept_job(
         )));
     }
     let id = offer.id(&state.offer_domain);
-    // The request's key is the creator's: verify the offer with it, no second recovery.
-    verify_with_key(&a.key, &id, &req.signature)
+    let (signer, expiry, json) = (offer.creator, offer.expiry, to_json(&offer)?);
+    let stored = (OfferKind::Job, signer, json, Some(inputs), expiry);
+    store_and_book(state, &a, id, &req.signature, stored, Parsed::Job(offer)).await
+}
+
+/// Checks what both offer kinds need before anything else: the request's signer is
+/// the offer's owner (`role`, `owner`), the offer names this solver, and it is valid.
+fn check_offer(
+    state: &State,
+    a: &Authed,
+    (role, owner): (&str, Address),
+    solver: Address,
+    valid: Result<(), OfferError>,
+) -> Result<(), ApiError> {
+    if a.auth.signer != owner {
+        return Err(ApiError::Forbidden(format!(
+            "the request is signed by {} but the offer's {role} is {owner}: only the {role} may post it",
+            a.auth.signer
+        )));
+    }
+    if solver != state.solver {
+        return Err(wrong_solver(state, solver));
+    }
+    valid.map_err(|e| ApiError::BadRequest(format!("invalid offer: {e}")))
+}
+
+fn to_json<T: serde::Serialize>(offer: &T) -> Result<String, ApiError> {
+    serde_json::to_string(offer).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// Verifies the offer's signature with the request's key (the owner's: no second
+/// recovery), stores the offer with the request's nonce, and puts it in the book.
+async fn store_and_book(
+    state: &State,
+    a: &Authed,
+    id: B256,
+    signature: &[u8],
+    (kind, signer, offer_json, inputs, expiry): (OfferKind, Address, String, Option<Vec<u8>>, u64),
+    parsed: Parsed,
+) -> Result<OfferReceipt, ApiError> {
+    verify_with_key(&a.key, &id, signature)
         .map_err(|e| ApiError::BadRequest(format!("offer signature: {e}")))?;
-    let new = NewOffer {
-        id,
-        kind: OfferKind::Job,
-        signer: offer.creator,
-        offer_json: serde_json::to_string(&offer).map_err(|e| ApiError::Internal(e.to_string()))?,
-        signature: req.signature.to_vec(),
-        inputs: Some(inputs),
-        expiry: offer.expiry,
-    };
-    store_offer(state, &a, new).await?;
-    let st = book(state, id, Parsed::Job(offer)).await;
+    let new =
+        NewOffer { id, kind, signer, offer_json, signature: signature.to_vec(), inputs, expiry };
+    store_offer(state, a, new).await?;
+    let st = book(state, id, parsed).await;
     Ok(OfferReceipt { id, state: st })
 }
 
@@ -366,31 +389,11 @@ async fn accept_resource(
     let a = authenticate(state, method, uri, headers, body)?;
     let req: PostResourceOffer = json_body(body)?;
     let offer = req.offer;
-    if a.auth.signer != offer.provider {
-        return Err(ApiError::Forbidden(format!(
-            "the request is signed by {} but the offer's provider is {}: only the provider may post it",
-            a.auth.signer, offer.provider
-        )));
-    }
-    if offer.solver != state.solver {
-        return Err(wrong_solver(state, offer.solver));
-    }
-    offer.validate(now_secs()).map_err(|e| ApiError::BadRequest(format!("invalid offer: {e}")))?;
+    check_offer(state, &a, ("provider", offer.provider), offer.solver, offer.validate(now_secs()))?;
     let id = offer.id(&state.offer_domain);
-    verify_with_key(&a.key, &id, &req.signature)
-        .map_err(|e| ApiError::BadRequest(format!("offer signature: {e}")))?;
-    let new = NewOffer {
-        id,
-        kind: OfferKind::Resource,
-        signer: offer.provider,
-        offer_json: serde_json::to_string(&offer).map_err(|e| ApiError::Internal(e.to_string()))?,
-        signature: req.signature.to_vec(),
-        inputs: None,
-        expiry: offer.expiry,
-    };
-    store_offer(state, &a, new).await?;
-    let st = book(state, id, Parsed::Resource(offer)).await;
-    Ok(OfferReceipt { id, state: st })
+    let (signer, expiry, json) = (offer.provider, offer.expiry, to_json(&offer)?);
+    let stored = (OfferKind::Resource, signer, json, None, expiry);
+    store_and_book(state, &a, id, &req.signature, stored, Parsed::Resource(offer)).await
 }
 
 /// Authenticates a `GET` (its body is empty) and uses its nonce.
