@@ -127,6 +127,19 @@ fn write_results(dir: &Path, stdout: &str) {
     std::fs::write(dir.join("outputs/greeting.txt"), "hello").expect("output");
 }
 
+/// A local network, a provider with a CPU offer, `lilypad-cli run` of cowsay with
+/// `Message=moo` as the devnet's job creator, and the deal they made.
+async fn cowsay_deal(dir: &Path) -> (LocalNet, ProviderClient, Child, DealRecord) {
+    let net = LocalNet::start(dir).await;
+    let p = provider(&net, &dir.join("rp-cache"));
+    p.post_offer(&cpu_offer(1)).await.expect("post the resource offer");
+    let module = repo_root().join("examples/modules/cowsay");
+    let args = ["-i", "Message=moo"];
+    let mut child = spawn_run(&net, dir, &module, &args, ANVIL_KEYS[devnet::JOB_CREATOR]);
+    let record = the_deal(&p, &mut child, &net).await;
+    (net, p, child, record)
+}
+
 async fn finished_outcome(c: &SolverClient, deal: alloy::primitives::B256) -> Option<Outcome> {
     let r = c.deal(deal).await.ok()?;
     (r.state == DealState::Finished).then_some(r.outcome).flatten()
@@ -136,20 +149,7 @@ async fn finished_outcome(c: &SolverClient, deal: alloy::primitives::B256) -> Op
 fn run_gets_verified_results_accepts_them_and_deals_lists_them() {
     let dir = tempfile::tempdir().unwrap();
     runtime().block_on(async {
-        let net = LocalNet::start(dir.path()).await;
-        let p = provider(&net, &dir.path().join("rp-cache"));
-        p.post_offer(&cpu_offer(1)).await.expect("post the resource offer");
-
-        let module = repo_root().join("examples/modules/cowsay");
-        let mut child = spawn_run(
-            &net,
-            dir.path(),
-            &module,
-            &["-i", "Message=moo"],
-            ANVIL_KEYS[devnet::JOB_CREATOR],
-        );
-
-        let record = the_deal(&p, &mut child, &net).await;
+        let (net, p, child, record) = cowsay_deal(dir.path()).await;
         let job = p.prepare(&record.deal).await.expect("the provider prepares the job");
         assert_eq!(job.inputs.values.get("Message").map(String::as_str), Some("moo"));
         assert!(
@@ -205,18 +205,7 @@ fn run_gets_verified_results_accepts_them_and_deals_lists_them() {
 fn results_that_do_not_match_their_cid_are_refused_and_challenged() {
     let dir = tempfile::tempdir().unwrap();
     runtime().block_on(async {
-        let net = LocalNet::start(dir.path()).await;
-        let p = provider(&net, &dir.path().join("rp-cache"));
-        p.post_offer(&cpu_offer(1)).await.expect("post the resource offer");
-        let module = repo_root().join("examples/modules/cowsay");
-        let mut child = spawn_run(
-            &net,
-            dir.path(),
-            &module,
-            &["-i", "Message=moo"],
-            ANVIL_KEYS[devnet::JOB_CREATOR],
-        );
-        let record = the_deal(&p, &mut child, &net).await;
+        let (net, p, child, record) = cowsay_deal(dir.path()).await;
 
         // Publish honest-looking results, then corrupt one stored block on the store's
         // disk before the CID goes on chain: the store now serves bytes that do not
