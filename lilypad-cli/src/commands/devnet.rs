@@ -62,13 +62,7 @@ pub(crate) fn state_dir(args: &DirArgs) -> anyhow::Result<PathBuf> {
     if let Some(d) = &args.dir {
         return Ok(d.clone());
     }
-    if let Some(home) = std::env::var_os("LILYPAD_HOME").filter(|h| !h.is_empty()) {
-        return Ok(PathBuf::from(home).join("devnet"));
-    }
-    let home = std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .context("neither LILYPAD_HOME nor HOME is set: pass --dir")?;
-    Ok(PathBuf::from(home).join(".lilypad").join("devnet"))
+    Ok(super::network::lilypad_home().context("pass --dir")?.join("devnet"))
 }
 
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
