@@ -561,22 +561,22 @@ mod tests {
         let p = NetworkParams::default();
         assert_eq!(ProviderBounds::default().accepts(&p), Ok(()));
         assert_eq!(CreatorBounds::default().accepts(&p), Ok(()));
-        let p2 = NetworkParams { results_collateral_multiple: 5, ..p.clone() };
+        let p2 = NetworkParams { results_collateral_multiple: 5, ..NetworkParams::default() };
         assert_eq!(
             ProviderBounds::default().accepts(&p2),
             Err(TermsRefused::ResultsMultiple { value: 5, bound: 4 })
         );
-        let p2 = NetworkParams { mediate_window_secs: 599, ..p.clone() };
+        let p2 = NetworkParams { mediate_window_secs: 599, ..NetworkParams::default() };
         assert!(matches!(
             ProviderBounds::default().accepts(&p2),
             Err(TermsRefused::MediateWindowTooShort { value: 599, bound: 600 })
         ));
-        let p2 = NetworkParams { judge_window_secs: 86_401, ..p.clone() };
+        let p2 = NetworkParams { judge_window_secs: 86_401, ..NetworkParams::default() };
         assert!(matches!(
             ProviderBounds::default().accepts(&p2),
             Err(TermsRefused::JudgeWindowTooLong { .. })
         ));
-        let p2 = NetworkParams { judge_window_secs: 599, ..p.clone() };
+        let p2 = NetworkParams { judge_window_secs: 599, ..NetworkParams::default() };
         assert!(matches!(
             CreatorBounds::default().accepts(&p2),
             Err(TermsRefused::JudgeWindowTooShort { .. })
