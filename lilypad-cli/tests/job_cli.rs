@@ -52,6 +52,7 @@ fn cpu_offer(nonce: u64) -> ResourceOffer {
         default_price: U256::from(1000u64),
         module_prices: Default::default(),
         timeout_collateral: U256::from(10u64),
+        bounds: Default::default(),
         mediators: devnet::MEDIATORS.iter().map(|m| anvil_address(*m)).collect::<BTreeSet<_>>(),
         solver: anvil_address(devnet::SOLVER),
         expiry: now() + 3600,

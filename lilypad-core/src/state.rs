@@ -66,11 +66,17 @@
 //!
 //! # Mediator choice
 //!
-//! On chain, the job creator does not pick the mediator: `challengeResults`
-//! computes it with [`choose_mediator`] from
-//! `seed = keccak256(abi.encode(blockhash(block.number - 1), dealId))`
-//! ([`mediator_seed`]) and the machine's `ChallengeResults` event carries the
-//! result. The machine itself only checks the mediator is one of the deal's.
+//! On chain, nobody picks the mediator. A challenge (of results or of a failure
+//! report) records its own block; from the next block on, anyone fixes the draw
+//! with [`choose_mediator`] over the mediators not yet tried, seeded by
+//! [`mediator_seed`] of that block's hash, the deal id and the round. Nothing
+//! executing in the challenge block can know its hash, so a job creator (even a
+//! contract wallet that would revert a challenge whose draw it dislikes) cannot
+//! choose the mediator by choosing when to challenge. A drawn mediator that gives
+//! no verdict by the deadline is replaced by a redraw from the rest of the set
+//! (`RedrawMediator`); the deal ends with no mediation only when every mediator was
+//! tried. The machine's events carry the drawn mediator; the machine checks it is
+//! one of the deal's, untried.
 
 use std::{collections::BTreeSet, fmt};
 

@@ -13,7 +13,7 @@ use lilypad_sdk::{
     chain::{ChainClient, NetworkConfig, PrivateKeySigner, config::LOCAL_CHAIN_ID, roles},
     core::{
         Address, U256,
-        offer::{ModuleId, ModulePolicy},
+        offer::{ModuleId, ModulePolicy, ProviderBounds},
     },
     devnet,
     executor::Executor,
@@ -64,6 +64,23 @@ pub(crate) struct OfferArgs {
     /// Seconds each resource offer lives; a fresh one is posted when it ends.
     #[arg(long, default_value_t = 600)]
     offer_ttl: u64,
+    /// The shortest job timeout (seconds to submit results) accepted: a job with less
+    /// time could only end with this provider's timeout collateral slashed.
+    #[arg(long, env = "LILYPAD_MIN_JOB_TIMEOUT", default_value_t = 60)]
+    min_job_timeout: u64,
+    /// The largest results collateral multiple accepted (signed in every offer).
+    #[arg(long, default_value_t = 4)]
+    max_results_multiple: u32,
+    /// The longest judge window accepted, in seconds (the pay waits on it).
+    #[arg(long, default_value_t = 86_400)]
+    max_judge_window: u32,
+    /// The shortest mediate window accepted, in seconds.
+    #[arg(long, default_value_t = 600)]
+    min_mediate_window: u32,
+    /// Attempts at fetching a job's module, image or input files before the job is
+    /// reported on chain as impossible (the job creator is refunded, the collateral kept).
+    #[arg(long, default_value_t = 3)]
+    attempts_before_report: u32,
     /// Offer this many millicores instead of all cores.
     #[arg(long)]
     cpu_millicores: Option<u32>,
@@ -341,6 +358,13 @@ pub(crate) fn run(common: &Common, offer: &OfferArgs) -> anyhow::Result<()> {
         config.module_prices = offer.module_prices.iter().copied().collect::<BTreeMap<_, _>>();
         config.timeout_collateral = offer.timeout_collateral;
         config.mediators = mediators;
+        config.bounds = ProviderBounds {
+            min_timeout_secs: offer.min_job_timeout.max(1),
+            max_results_multiple: offer.max_results_multiple,
+            max_judge_window_secs: offer.max_judge_window,
+            min_mediate_window_secs: offer.min_mediate_window.max(1),
+        };
+        config.attempts_before_report = offer.attempts_before_report.max(1);
         config.offer_ttl = Duration::from_secs(offer.offer_ttl.max(10));
         config.poll_interval = Duration::from_secs(offer.poll_secs.max(1));
         config.submit_margin = Duration::from_secs(offer.submit_margin);

@@ -594,6 +594,12 @@ fn controller_params(p: &NetworkParams) -> Result<LilypadController::NetworkPara
         mediationFee: u128::try_from(p.mediation_fee).map_err(|_| {
             invalid("params.mediation_fee", p.mediation_fee.to_string(), "must be below 2^128")
         })?,
+        minJobTimeoutSecs: match p.min_job_timeout_secs {
+            0 => {
+                return Err(invalid("params.min_job_timeout_secs", "0".into(), "must be positive"));
+            }
+            n => n,
+        },
     })
 }
 

@@ -229,6 +229,11 @@ fn error_json(e: &JobError) -> serde_json::Value {
         JobError::InsufficientAllowance { .. } => "insufficient_allowance",
         JobError::ResultsRejected { .. } => "results_rejected",
         JobError::ProviderTimedOut { .. } => "provider_timed_out",
+        JobError::ProviderCouldNotRun { .. } => "provider_could_not_run",
+        JobError::UndeclaredInputFile { .. }
+        | JobError::InputsTooLarge { .. }
+        | JobError::ImageNotPinned { .. } => "invalid_job",
+        JobError::TermsRefused(_) => "terms_refused",
         JobError::Cancelled(_) => "cancelled",
         _ => "error",
     };
@@ -236,6 +241,13 @@ fn error_json(e: &JobError) -> serde_json::Value {
     if let JobError::NoMatch { reasons, offer_id } = e {
         v["reasons"] = json!(reasons);
         v["offer_id"] = json!(offer_id);
+    }
+    if let JobError::ProviderCouldNotRun { deal_id, provider, reason, detail, accepted } = e {
+        v["deal_id"] = json!(deal_id);
+        v["provider"] = json!(provider);
+        v["reason"] = json!(reason);
+        v["detail"] = json!(detail);
+        v["accepted"] = json!(accepted);
     }
     v
 }
@@ -338,8 +350,27 @@ impl Progress {
                 &format!("accepted: provider paid {paid}, refunded {refunded} base units"),
                 None,
             ),
-            JobEvent::Challenged { mediator, .. } => {
-                self.done(&format!("results challenged; mediator {mediator}"), None);
+            JobEvent::Challenged { draw_block, .. } => {
+                self.done(
+                    &format!("results challenged; a mediator is drawn from the hash of block {draw_block}"),
+                    None,
+                );
+            }
+            JobEvent::FailureReported { reason, detail } => {
+                self.done(&format!("the provider cannot run the job: {reason}: {detail}"), None);
+            }
+            JobEvent::FailureAccepted { refunded } => {
+                self.done(
+                    &format!("failure report accepted; refunded {refunded} base units"),
+                    None,
+                );
+            }
+            JobEvent::Warning { message } => {
+                let msg = format!("warning: {message}");
+                match &self.bar {
+                    Some(bar) => bar.println(msg),
+                    None => eprintln!("{msg}"),
+                }
             }
             JobEvent::OfferWithdrawn => self.done("offer withdrawn on chain", None),
             JobEvent::TimedOut { refunded } => {

@@ -156,6 +156,34 @@ pub enum Mismatch {
     },
 }
 
+impl Mismatch {
+    /// The reason in words that reveal nothing of the resource offer (no
+    /// address, price or machine figure): what a job creator may be told
+    /// about other providers' offers.
+    pub const fn for_job_creator(&self) -> &'static str {
+        match self {
+            Self::JobExpired { .. } => "your job offer has expired",
+            Self::ResourceExpired { .. } => "the resource offer has expired",
+            Self::SolverMismatch { .. } => "the resource offer names another solver",
+            Self::TargetMismatch { .. } => "the resource offer is not from your target provider",
+            Self::ModuleBlockedByNetwork { .. } => "the network blocks your module",
+            Self::ModuleNotInNetworkAllowlist { .. } => {
+                "your module is not on the network's allowlist"
+            }
+            Self::ModuleNotAllowedByProvider { .. } => "the provider does not run your module",
+            Self::Spec(SpecMismatch::Cpu { .. }) => "not enough CPU for your job",
+            Self::Spec(SpecMismatch::Ram { .. }) => "not enough RAM for your job",
+            Self::Spec(SpecMismatch::Disk { .. }) => "not enough disk for your job",
+            Self::Spec(SpecMismatch::Gpus { .. }) => "not enough GPUs or GPU memory for your job",
+            Self::PriceTooHigh { .. } => "the provider's price is over your max price",
+            Self::NoCommonMediator { .. } => "the provider trusts none of your mediators",
+            Self::TimeoutTooShort { .. } => {
+                "the provider needs a longer job timeout than your module's"
+            }
+        }
+    }
+}
+
 /// Checks every rule, in order; on success returns the price of the deal
 /// (the provider's price for the job's module).
 pub fn check(
@@ -351,6 +379,7 @@ mod tests {
         let e = check(&job(), &r, &net, 0).unwrap_err();
         assert_eq!(e, Mismatch::TimeoutTooShort { timeout_secs: 600, minimum_secs: 601 });
         assert_eq!(e.to_string(), "job timeout 600s is under the provider's minimum 601s");
+        assert!(!e.for_job_creator().contains("601"));
         let j = JobOffer { timeout_secs: 601, ..job() };
         assert!(compatible(&j, &r, &net, 0));
     }

@@ -144,6 +144,7 @@ impl JobCreatorRunner {
             Some(
                 DealStatus::Agreed
                 | DealStatus::ResultsSubmitted
+                | DealStatus::FailureReported
                 | DealStatus::Finished(
                     Outcome::Accepted | Outcome::NoJudgementInTime | Outcome::MediationAccepted,
                 ),
@@ -231,7 +232,11 @@ pub(crate) fn failure(e: &JobError) -> RunFailure {
         | JobError::InputFile { .. }
         | JobError::NoMatch { .. }
         | JobError::Rejected(_)
-        | JobError::ResultsRejected { .. } => RunFailure::fatal(text),
+        | JobError::ResultsRejected { .. }
+        | JobError::ProviderCouldNotRun { .. }
+        | JobError::UndeclaredInputFile { .. }
+        | JobError::InputsTooLarge { .. }
+        | JobError::ImageNotPinned { .. } => RunFailure::fatal(text),
         JobError::InsufficientFunds { .. } | JobError::InsufficientAllowance { .. } => {
             RunFailure::retryable(format!("the bridge account cannot pay: {text}"))
         }

@@ -249,17 +249,36 @@ fn outcome_name(o: u8) -> String {
 }
 
 fn state_name(s: u8) -> &'static str {
-    ["None", "Agreed", "ResultsSubmitted", "ResultsChallenged", "Finished"]
-        .get(usize::from(s))
-        .copied()
-        .unwrap_or("unknown state")
+    [
+        "None",
+        "Agreed",
+        "ResultsSubmitted",
+        "ResultsChallenged",
+        "Finished",
+        "FailureReported",
+        "FailureChallenged",
+    ]
+    .get(usize::from(s))
+    .copied()
+    .unwrap_or("unknown state")
 }
 
 fn action_name(a: u8) -> &'static str {
-    ["submitResults", "acceptResults", "challengeResults", "mediate", "claimTimeout"]
-        .get(usize::from(a))
-        .copied()
-        .unwrap_or("unknown action")
+    [
+        "submitResults",
+        "acceptResults",
+        "challengeResults",
+        "mediate",
+        "claimTimeout",
+        "reportFailure",
+        "acceptFailure",
+        "challengeFailure",
+        "drawMediator",
+        "redrawMediator",
+    ]
+    .get(usize::from(a))
+    .copied()
+    .unwrap_or("unknown action")
 }
 
 fn role_name(r: u8) -> &'static str {

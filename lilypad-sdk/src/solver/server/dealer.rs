@@ -147,7 +147,10 @@ async fn funds_blame(state: &State, job: &JobOffer, resource: &ResourceOffer) ->
         short(job.creator, job.payment_collateral).await,
         short(resource.provider, resource.timeout_collateral).await,
     ) {
-        (Ok(false), Ok(false)) => Verdict::Fail { job: true, resource: true },
+        // Nobody is short now: someone's allowance or balance changed between the revert
+        // and this check (a job creator that revoked and restored its allowance, say).
+        // Failing both offers would punish the honest side; try the pair again.
+        (Ok(false), Ok(false)) => Verdict::Retry,
         (Ok(j), Ok(r)) => Verdict::Fail { job: j, resource: r },
         _ => Verdict::Retry,
     }
