@@ -199,15 +199,26 @@ pub(crate) fn blocker(
         TransitionError::TooEarly { deadline, now } => Blocker {
             kind: "too_early",
             message: format!(
-                "too early to {what}: the deadline is {}; run this again after it ({})",
+                "too early to {what}: the deadline is {}, and until then {}; run this again \
+                 after it",
                 when::utc_relative(deadline, now),
-                situation(d, now)
+                still_possible(d.status)
             ),
             retry_at: Some(deadline.saturating_add(1)),
         },
         // NotAllowed, and anything the machine learns to refuse later.
         _ => not_now(action, d, now, network),
     })
+}
+
+/// What the deal's state still allows before its deadline.
+fn still_possible(status: DealStatus) -> &'static str {
+    match status {
+        DealStatus::Agreed => "the provider can still submit results",
+        DealStatus::ResultsSubmitted => "the job creator can still accept or challenge the results",
+        DealStatus::ResultsChallenged => "the mediator can still give its verdict",
+        DealStatus::Finished(_) => "nothing can happen",
+    }
 }
 
 /// The action has no meaning in the deal's state: say what the deal waits for and
@@ -325,9 +336,8 @@ mod tests {
         assert_eq!(b.retry_at, Some(DEADLINE + 1));
         assert_eq!(
             b.message,
-            "too early to claim the timeout: the deadline is 2026-12-05 12:00:03 UTC (in 4m 12s); \
-             run this again after it (the provider is running the job; its results are due by \
-             2026-12-05 12:00:03 UTC (in 4m 12s))"
+            "too early to claim the timeout: the deadline is 2026-12-05 12:00:03 UTC (in 4m 12s), \
+             and until then the provider can still submit results; run this again after it"
         );
         // The deadline second itself is still the provider's.
         assert!(blocker(Action::ClaimTimeout, &d, jc(), DEADLINE, None).is_some());

@@ -262,7 +262,12 @@ async fn show(args: &ShowArgs) -> anyhow::Result<()> {
         }
     }
     if let Some(c) = &on_chain {
-        let steps = explain::next_steps(c, me, now, net);
+        // This command is `deals show` already.
+        let show = explain::command("show", c.id, net);
+        let steps: Vec<_> = explain::next_steps(c, me, now, net)
+            .into_iter()
+            .filter(|(_, cmd)| *cmd != show)
+            .collect();
         if !steps.is_empty() {
             println!();
             println!("next:");
