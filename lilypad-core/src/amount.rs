@@ -126,10 +126,9 @@ pub fn format_amount(amount: U256) -> String {
 
 /// `amount` base units in tokens without the unit, trailing zeros trimmed: `1.001`.
 pub fn format_tokens(amount: U256) -> String {
-    let text = match format_units(amount, DECIMALS) {
-        Ok(t) => t,
-        // Unreachable: 18 is a valid unit. Base units are still exact.
-        Err(_) => return format!("{amount} {BASE_UNIT}"),
+    // Unreachable error: 18 is a valid unit. Base units would still be exact.
+    let Ok(text) = format_units(amount, DECIMALS) else {
+        return format!("{amount} {BASE_UNIT}");
     };
     match text.split_once('.') {
         Some((whole, frac)) => {
