@@ -570,6 +570,14 @@ impl ChainClient {
         self.read("isNonceUsed", Target::Controller, c.isNonceUsed(signer, nonce).call()).await
     }
 
+    /// Voids the signer's offer with nonce `nonce` (a job or resource offer), so that no
+    /// solver can turn it into a deal; a no-op for a nonce already used or voided.
+    pub async fn invalidate_nonce(&self, nonce: U256) -> Result<()> {
+        // The controller keeps nonces as a bitmap: word `nonce / 256`, bit `nonce % 256`.
+        let bit = (nonce & U256::from(0xffu64)).to::<usize>();
+        self.invalidate_nonces(nonce >> 8, U256::from(1u8) << bit).await
+    }
+
     /// Voids the signer's offers with nonces `word * 256 + i` for each bit `i` of `mask`.
     pub async fn invalidate_nonces(&self, word: U256, mask: U256) -> Result<()> {
         let c = self.controller();

@@ -398,8 +398,10 @@ impl JobCreator {
         on_event(JobEvent::ResultsVerified { path: dest.clone() });
         if !matches!(deal.status, DealStatus::Finished(_)) {
             let finished = self.chain.accept_results(deal_id).await?;
+            // One transfer pays the provider the price and returns its results collateral.
             on_event(JobEvent::Accepted {
-                paid: finished.to_provider,
+                paid: deal.price,
+                returned_collateral: finished.to_provider.saturating_sub(deal.price),
                 refunded: finished.to_job_creator,
             });
         }
@@ -549,9 +551,7 @@ impl JobCreator {
 
     /// Invalidates the offer's nonce on chain so no solver can turn it into a deal.
     async fn withdraw(&self, offer: &JobOffer) -> Result<(), JobError> {
-        let word = offer.nonce >> 8;
-        let bit = (offer.nonce & U256::from(0xffu64)).to::<usize>();
-        self.chain.invalidate_nonces(word, U256::from(1u8) << bit).await?;
+        self.chain.invalidate_nonce(offer.nonce).await?;
         Ok(())
     }
 }

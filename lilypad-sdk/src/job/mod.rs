@@ -28,6 +28,7 @@ pub use provider::{ProviderClient, ProviderError, ProviderJob};
 use std::{collections::BTreeMap, path::PathBuf};
 
 use alloy::primitives::{Address, B256, U256};
+use lilypad_core::amount::Amount;
 use serde::Serialize;
 
 use crate::{chain::ChainError, module::ResolveError, solver::SolverError, storage::StorageError};
@@ -106,9 +107,12 @@ pub enum JobEvent {
     },
     /// The results were accepted on chain: the provider is paid, the rest refunded.
     Accepted {
-        /// Paid to the provider.
+        /// What the provider was paid for the job: the price.
         paid: U256,
-        /// Refunded to the job creator.
+        /// The provider's collateral the acceptance returned to it (its results
+        /// collateral; the timeout collateral came back with the results).
+        returned_collateral: U256,
+        /// Refunded to the job creator (its payment collateral above the price).
         refunded: U256,
     },
     /// The results failed verification and were challenged.
@@ -188,7 +192,9 @@ pub enum JobError {
     },
     /// Not enough tokens for the payment collateral; nothing was posted.
     #[error(
-        "insufficient funds: the job needs {need} base units of payment collateral, {account} has {have}; nothing was posted"
+        "insufficient funds: the job needs {} of payment collateral, {account} has {}; nothing was posted",
+        Amount(*.need),
+        Amount(*.have)
     )]
     InsufficientFunds {
         /// The account.
@@ -200,7 +206,9 @@ pub enum JobError {
     },
     /// Allowance too low and approving was turned off; nothing was posted.
     #[error(
-        "insufficient allowance: the controller may take {have} base units from {account}, the job needs {need}; approve it or drop --no-approve; nothing was posted"
+        "insufficient allowance: the controller may take {} from {account}, the job needs {}; approve it or drop --no-approve; nothing was posted",
+        Amount(*.have),
+        Amount(*.need)
     )]
     InsufficientAllowance {
         /// The account.
@@ -272,7 +280,8 @@ pub enum JobError {
     Rejected(String),
     /// The provider did not submit results in time; the timeout was claimed.
     #[error(
-        "provider {provider} did not submit results for deal {deal_id} in time; refunded {refunded} base units"
+        "provider {provider} did not submit results for deal {deal_id} in time; refunded {}",
+        Amount(*.refunded)
     )]
     ProviderTimedOut {
         /// The deal.
