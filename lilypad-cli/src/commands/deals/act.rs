@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use lilypad_sdk::{
-    chain::{ChainError, Challenge, FinishedDeal, OnChainDeal, roles},
+    chain::{ChainError, Challenge, FinishedDeal, OnChainDeal, Redraw, roles},
     core::{Address, settlement::settle},
     solver::api::OfferState,
 };
@@ -27,8 +27,15 @@ use crate::{amounts, commands::network::Network, summary, when};
 enum Sent {
     /// The deal ended.
     Finished(FinishedDeal),
-    /// The results were challenged.
+    /// The results or a failure report were challenged.
     Challenged(Challenge),
+    /// A silent mediator was replaced; the next one is drawn from `draw_block`'s hash.
+    Redrawn {
+        /// The block whose hash draws the next mediator.
+        draw_block: u64,
+        /// The new mediation deadline.
+        deadline: u64,
+    },
 }
 
 /// The transaction of `action`.
@@ -41,14 +48,25 @@ async fn send(
     Ok(match action {
         Action::Accept => chain.accept_results(d.id).await.map(Sent::Finished),
         Action::ClaimTimeout => chain.claim_timeout(d.id).await.map(Sent::Finished),
-        Action::Challenge => {
+        Action::AcceptFailure => chain.accept_failure(d.id).await.map(Sent::Finished),
+        Action::Challenge | Action::ChallengeFailure | Action::RedrawMediator => {
             // The contract checks the list against the deal's mediators hash.
-            let record = network
-                .solver()?
-                .deal(d.id)
+            let mediators = chain
+                .deal_mediators(d.id)
                 .await
-                .context("reading the deal's mediators from the solver")?;
-            chain.challenge_results(d.id, &record.mediators).await.map(Sent::Challenged)
+                .context("reading the deal's mediators from its DealCreated event")?;
+            match action {
+                Action::Challenge => {
+                    chain.challenge_results(d.id, &mediators).await.map(Sent::Challenged)
+                }
+                Action::ChallengeFailure => {
+                    chain.challenge_failure(d.id, &mediators).await.map(Sent::Challenged)
+                }
+                _ => chain.redraw_mediator(d.id, &mediators).await.map(|r| match r {
+                    Redraw::Finished(f) => Sent::Finished(f),
+                    Redraw::Next { draw_block, deadline } => Sent::Redrawn { draw_block, deadline },
+                }),
+            }
         }
     })
 }
@@ -66,6 +84,25 @@ pub(super) async fn act(action: Action, args: &ActArgs) -> anyhow::Result<()> {
     match send(action, &network, &d).await? {
         Ok(Sent::Finished(f)) => finished(action, &network, &f, args.json).await,
         Ok(Sent::Challenged(c)) => challenged(&c, net, now, args.json),
+        Ok(Sent::Redrawn { draw_block, deadline }) => {
+            if args.json {
+                let v = json!({
+                    "status": "redrawn",
+                    "deal_id": d.id,
+                    "draw_block": draw_block,
+                    "deadline": deadline,
+                });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!(
+                    "✔ deal {}: the silent mediator was replaced; the next one is drawn from the \
+                     hash of block {draw_block} and decides by {}",
+                    d.id,
+                    when::utc_relative(deadline, now)
+                );
+            }
+            Ok(())
+        }
         Err(e @ ChainError::Reverted { .. }) => {
             // The chain may have moved since the first read: explain against what it
             // holds now.
@@ -162,7 +199,7 @@ fn challenged(c: &Challenge, net: Option<&str>, now: u64, json: bool) -> anyhow:
             "status": "challenged",
             "action": Action::Challenge.command(),
             "deal_id": c.deal_id,
-            "mediator": c.mediator,
+            "draw_block": c.draw_block,
             "mediation_fee": c.mediation_fee.to_string(),
             "deadline": c.deadline,
             "tx": c.tx,
@@ -171,17 +208,18 @@ fn challenged(c: &Challenge, net: Option<&str>, now: u64, json: bool) -> anyhow:
         return Ok(());
     }
     println!(
-        "✔ deal {} challenged: mediation fee {} escrowed; mediator {} decides by {} (tx {})",
+        "✔ deal {} challenged: mediation fee {} escrowed; the mediator drawn from the hash of \
+         block {} decides by {} (tx {})",
         c.deal_id,
         amounts::show(c.mediation_fee),
-        c.mediator,
+        c.draw_block,
         when::utc_relative(c.deadline, now),
         c.tx
     );
     println!("follow it:");
     println!("  {}", explain::command("show", c.deal_id, net));
-    println!("if no verdict comes by then, end it after the deadline (refunds you and the fee):");
-    println!("  {}", explain::command("claim-timeout", c.deal_id, net));
+    println!("if no verdict comes by then, draw the next mediator after the deadline:");
+    println!("  {}", explain::command("redraw-mediator", c.deal_id, net));
     Ok(())
 }
 

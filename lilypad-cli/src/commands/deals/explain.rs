@@ -29,6 +29,12 @@ pub(crate) enum Action {
     Challenge,
     /// `claimTimeout`: anyone ends a deal whose deadline has passed.
     ClaimTimeout,
+    /// `acceptFailure`: the job creator accepts a failure report; both are refunded.
+    AcceptFailure,
+    /// `challengeFailure`: the job creator pays the mediation fee, a mediator decides.
+    ChallengeFailure,
+    /// `redrawMediator`: anyone replaces a mediator that gave no verdict in time.
+    RedrawMediator,
 }
 
 impl Action {
@@ -39,6 +45,10 @@ impl Action {
             // The contract draws the mediator; see [`machine`].
             Self::Challenge => DealEvent::ChallengeResults { by, mediator: Address::ZERO },
             Self::ClaimTimeout => DealEvent::ClaimTimeout { by },
+            Self::AcceptFailure => DealEvent::AcceptFailure { by },
+            Self::ChallengeFailure => DealEvent::ChallengeFailure { by, mediator: Address::ZERO },
+            // The next mediator is drawn by the contract too.
+            Self::RedrawMediator => DealEvent::RedrawMediator { by, mediator: Address::ZERO },
         }
     }
 
@@ -48,6 +58,9 @@ impl Action {
             Self::Accept => "accept",
             Self::Challenge => "challenge",
             Self::ClaimTimeout => "claim-timeout",
+            Self::AcceptFailure => "accept-failure",
+            Self::ChallengeFailure => "challenge-failure",
+            Self::RedrawMediator => "redraw-mediator",
         }
     }
 
@@ -57,6 +70,9 @@ impl Action {
             Self::Accept => "accept the results",
             Self::Challenge => "challenge the results",
             Self::ClaimTimeout => "claim the timeout",
+            Self::AcceptFailure => "accept the failure report",
+            Self::ChallengeFailure => "challenge the failure report",
+            Self::RedrawMediator => "redraw the mediator",
         }
     }
 }
@@ -110,9 +126,22 @@ fn machine(d: &OnChainDeal) -> (Deal, DealState) {
     let state = match d.status {
         DealStatus::Agreed => DealState::Agreed { at },
         DealStatus::ResultsSubmitted => DealState::ResultsSubmitted { at, results },
-        DealStatus::ResultsChallenged => {
-            DealState::ResultsChallenged { at, results, mediator: d.mediator.unwrap_or_default() }
-        }
+        DealStatus::ResultsChallenged => DealState::ResultsChallenged {
+            at,
+            results,
+            mediator: d.mediator.unwrap_or_default(),
+            tried: Default::default(),
+        },
+        DealStatus::FailureReported => DealState::FailureReported {
+            at,
+            // The reason does not enter the machine.
+            reason: lilypad_sdk::core::state::JobFailure::ImageUnavailable,
+        },
+        DealStatus::FailureChallenged => DealState::FailureChallenged {
+            at,
+            mediator: d.mediator.unwrap_or_default(),
+            tried: Default::default(),
+        },
         DealStatus::Finished(outcome) => DealState::Finished { outcome, at },
     };
     (deal, state)
@@ -150,9 +179,23 @@ pub(crate) fn situation(d: &OnChainDeal, now: u64) -> String {
             "the results are challenged; the mediator{} decides by {at}",
             d.mediator.map(|m| format!(" {m}")).unwrap_or_default()
         ),
-        (DealStatus::ResultsChallenged, false) => format!(
-            "the mediator gave no verdict by {at}; claiming the timeout refunds the job creator \
-             (with the mediation fee) and returns the provider's collateral"
+        (DealStatus::ResultsChallenged | DealStatus::FailureChallenged, false) => format!(
+            "the mediator gave no verdict by {at}; redrawing the mediator draws the next one of \
+             the deal's mediators (once every one was tried, it refunds the job creator with the \
+             mediation fee and returns the provider's collateral)"
+        ),
+        (DealStatus::FailureReported, true) => format!(
+            "the provider reported that the job cannot run; the job creator has until {at} to \
+             accept the report (both are refunded) or challenge it (if it does neither, the \
+             report counts as accepted)"
+        ),
+        (DealStatus::FailureReported, false) => format!(
+            "the provider reported that the job cannot run and the time to answer ended {at}; \
+             claiming the timeout refunds both as if the report was accepted"
+        ),
+        (DealStatus::FailureChallenged, true) => format!(
+            "the failure report is challenged; the mediator{} decides by {at}",
+            d.mediator.map(|m| format!(" {m}")).unwrap_or_default()
         ),
         (DealStatus::Finished(o), _) => format!("the deal is over ({o})"),
     }
@@ -216,7 +259,10 @@ fn still_possible(status: DealStatus) -> &'static str {
     match status {
         DealStatus::Agreed => "the provider can still submit results",
         DealStatus::ResultsSubmitted => "the job creator can still accept or challenge the results",
-        DealStatus::ResultsChallenged => "the mediator can still give its verdict",
+        DealStatus::ResultsChallenged | DealStatus::FailureChallenged => {
+            "the mediator can still give its verdict"
+        }
+        DealStatus::FailureReported => "the job creator can still accept or challenge the report",
         DealStatus::Finished(_) => "nothing can happen",
     }
 }

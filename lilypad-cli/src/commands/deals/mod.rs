@@ -44,6 +44,23 @@ pub(crate) enum DealsCommand {
     ///
     /// Example: lilypad-cli deals claim-timeout 0x5c0f...e1
     ClaimTimeout(ActArgs),
+    /// Accept a provider's failure report (job creator, before the judge deadline): the
+    /// payment collateral comes back, the provider keeps its timeout collateral.
+    ///
+    /// Example: lilypad-cli deals accept-failure 0x5c0f...e1
+    AcceptFailure(ActArgs),
+    /// Challenge a provider's failure report (job creator, before the judge deadline):
+    /// pays the mediation fee; a mediator tries to run the job, and a report it refutes
+    /// costs the provider its timeout collateral.
+    ///
+    /// Example: lilypad-cli deals challenge-failure 0x5c0f...e1
+    ChallengeFailure(ActArgs),
+    /// Replace a drawn mediator that gave no verdict by its deadline (anyone): the next
+    /// one is drawn from the rest of the deal's mediators; with none left, the deal ends
+    /// and everyone is refunded.
+    ///
+    /// Example: lilypad-cli deals redraw-mediator 0x5c0f...e1
+    RedrawMediator(ActArgs),
     /// Void a job offer that is not a deal yet: invalidates its nonce on chain, so no
     /// solver can ever make it one.
     ///
@@ -115,6 +132,15 @@ pub(crate) fn run(cmd: DealsCommand) -> anyhow::Result<()> {
             DealsCommand::Challenge(args) => act::act(explain::Action::Challenge, &args).await,
             DealsCommand::ClaimTimeout(args) => {
                 act::act(explain::Action::ClaimTimeout, &args).await
+            }
+            DealsCommand::AcceptFailure(args) => {
+                act::act(explain::Action::AcceptFailure, &args).await
+            }
+            DealsCommand::ChallengeFailure(args) => {
+                act::act(explain::Action::ChallengeFailure, &args).await
+            }
+            DealsCommand::RedrawMediator(args) => {
+                act::act(explain::Action::RedrawMediator, &args).await
             }
             DealsCommand::Cancel(args) => act::cancel(&args).await,
         }
