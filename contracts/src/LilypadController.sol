@@ -7,6 +7,7 @@ import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC2
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 
 import {LilypadModuleRegistry} from "./LilypadModuleRegistry.sol";
@@ -15,6 +16,7 @@ import {
     DealAction,
     DealRole,
     DealState,
+    JobFailure,
     JobOffer,
     LilypadHashing,
     ModulePrice,
@@ -26,25 +28,28 @@ import {
 /// solver from two signed offers, escrowed per deal, settled by the table of
 /// LilypadSettlement. See docs/contracts.md for the lifecycle.
 ///
-/// Time: acting (submit, accept, challenge, mediate) is allowed up to and
-/// including the current deadline second; `claimTimeout` only strictly after
-/// it. Deadlines saturate at 2^64-1.
+/// Time: acting (submit, report, accept, challenge, draw, mediate) is allowed up
+/// to and including the current deadline second; `claimTimeout` and
+/// `redrawMediator` only strictly after it. Deadlines saturate at 2^64-1.
 ///
 /// Amounts: offers carry uint256 amounts; a deal stores them in 128 bits, so a
 /// price, collateral or fee of 2^128 base units or more is refused at creation.
 contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
-    /// @notice Network parameters captured into every deal at creation.
+    /// @notice Network parameters; new deals capture the current ones (a signed offer bounds
+    /// what it accepts of them, see createDeal).
     struct NetworkParams {
         /// Results collateral = this many times the price.
         uint32 resultsCollateralMultiple;
-        /// Seconds the job creator has, after results, to accept or challenge (> 0).
+        /// Seconds the job creator has, after results or a failure report, to accept or challenge (> 0).
         uint32 judgeWindowSecs;
-        /// Seconds the chosen mediator has, after a challenge, to give a verdict (> 0).
+        /// Seconds a drawn mediator has, from the challenge or a redraw, to give a verdict (> 0).
         uint32 mediateWindowSecs;
         /// Paid by the job creator with a challenge; goes to the mediator.
         uint128 mediationFee;
+        /// The shortest job timeout (seconds to deliver) the network accepts (> 0).
+        uint64 minJobTimeoutSecs;
     }
 
     /// @notice An EIP-2612 permit for the controller; `deadline == 0` means none.
@@ -56,29 +61,49 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
         bytes32 s;
     }
 
-    /// @dev One deal in six slots (five at creation, the results digest with the results).
+    /// @dev The parameters a deal needs after its creation, one slot per version: setParams
+    /// appends a version and a deal keeps the number of the one it was created under, so the
+    /// deal itself does not store them.
+    struct DealParams {
+        uint32 resultsCollateralMultiple;
+        uint32 judgeWindowSecs;
+        uint32 mediateWindowSecs;
+        uint128 mediationFee;
+    }
+
+    /// @dev What every createDeal reads and writes, in one slot.
+    struct Book {
+        uint64 minJobTimeoutSecs;
+        uint32 paramsVersion; // the current version of _paramsAt
+        uint160 totalEscrowed; // sum of the escrows of all open deals
+    }
+
+    /// @dev One deal: five slots at creation; the sixth only once a mediator is drawn.
     struct Deal {
         // slot 0
         address jobCreator;
         uint64 deadline; // last second to act in the current state
         DealState state;
         Outcome outcome; // meaningful once Finished
+        uint8 mediatorCount; // size of the mutually trusted set (<= MAX_MEDIATORS)
+        uint8 failure; // 1 + the JobFailure the provider reported; 0 on the results path
         // slot 1
         address provider;
-        uint32 judgeWindowSecs;
-        uint32 mediateWindowSecs;
-        uint32 resultsCollateralMultiple;
+        uint32 paramsVersion;
+        uint64 drawBlock; // the block whose hash seeds the current draw (0 before a challenge)
         // slot 2
         uint128 price;
         uint128 paymentCollateral;
-        // slot 3
-        uint128 providerCollateral; // timeout collateral until results are in, then the results collateral
-        uint128 mediationFee;
-        // slot 4: until a challenge, keccak256(abi.encodePacked(mutually trusted mediators, ascending));
-        // from the challenge on, the chosen mediator's address.
-        bytes32 mediation;
+        // slot 3: keccak256(abi.encodePacked(mutually trusted mediators, ascending))
+        bytes32 mediatorsHash;
+        // slot 4: the timeout collateral (a number) until results are in, then the results
+        // digest (keccak256 of the binary results CID); the results collateral is price x
+        // multiple, so neither needs a slot of its own.
+        bytes32 held;
         // slot 5
-        bytes32 results; // keccak256 of the binary results CID
+        address mediator; // the drawn mediator of the current round; zero until drawn
+        uint64 tried; // bit i: the i-th mediator of the set had its round and did not answer
+        uint8 mediatorIndex; // index of `mediator` in the set
     }
 
     /// @notice A deal as the getters return it.
@@ -87,17 +112,20 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
         Outcome outcome;
         address jobCreator;
         address provider;
-        address mediator; // zero until a challenge
-        bytes32 mediatorsHash; // zero from a challenge on
+        address mediator; // the drawn mediator of the current (or last) round; zero if none
+        bytes32 mediatorsHash;
         uint64 deadline;
         uint256 price;
         uint256 paymentCollateral;
-        uint256 providerCollateral;
+        uint256 providerCollateral; // timeout collateral until results are in, then the results collateral
         uint256 resultsCollateral;
         uint256 mediationFee;
         uint32 judgeWindowSecs;
         uint32 mediateWindowSecs;
-        bytes32 results;
+        bytes32 results; // zero until results are in
+        uint64 drawBlock; // zero before a challenge
+        uint8 round; // mediators tried so far (the round of the current draw)
+        uint8 mediatorCount;
     }
 
     /// @notice The deal's terms as emitted at creation.
@@ -116,14 +144,18 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
         uint32 mediateWindowSecs;
     }
 
+    /// @notice The most mediators an offer may list (the draw keeps a 64-bit set of those tried).
+    uint256 public constant MAX_MEDIATORS = 64;
+    /// @dev EVM BLOCKHASH answers for the 256 most recent blocks only.
+    uint256 private constant _BLOCKHASH_WINDOW = 256;
+
     /// @notice The token deals are paid in.
     IERC20 public immutable token;
     /// @notice The network's module allow and block lists.
     LilypadModuleRegistry public immutable modules;
 
-    /// @notice Current network parameters (new deals capture them).
-    NetworkParams public params;
-
+    Book private _book;
+    mapping(uint32 version => DealParams) private _paramsAt;
     mapping(bytes32 dealId => Deal) private _deals;
     /// @dev Permit2-style unordered nonces: bit (nonce & 255) of word (nonce >> 8).
     mapping(address signer => mapping(uint256 word => uint256 bits)) public nonceBitmap;
@@ -141,10 +173,20 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
     event ResultsSubmitted(
         bytes32 indexed dealId, bytes32 results, bytes resultsCid, uint256 resultsCollateral, uint64 deadline
     );
-    /// @notice The job creator challenged; `mediator` was drawn from the deal's mediators.
-    event ResultsChallenged(
-        bytes32 indexed dealId, address indexed mediator, uint256 mediationFee, uint64 deadline
-    );
+    /// @notice The job creator challenged the results. The mediator is drawn from the hash of
+    /// block `drawBlock` (this one): call drawMediator from the next block on.
+    event ResultsChallenged(bytes32 indexed dealId, uint256 mediationFee, uint64 deadline, uint64 drawBlock);
+    /// @notice The provider reports that the job could not run for a reason the job creator caused.
+    event FailureReported(bytes32 indexed dealId, JobFailure reason, string detail, uint64 deadline);
+    /// @notice The job creator challenged the failure report; the mediator is drawn as for results.
+    event FailureChallenged(bytes32 indexed dealId, uint256 mediationFee, uint64 deadline, uint64 drawBlock);
+    /// @notice The mediator of round `round` (0 first) is fixed; it may mediate up to `deadline`.
+    event MediatorDrawn(bytes32 indexed dealId, address indexed mediator, uint8 round, uint64 deadline);
+    /// @notice The seed block's hash had expired before anyone drew: the draw restarts from `drawBlock`.
+    event MediatorDrawPending(bytes32 indexed dealId, uint64 drawBlock);
+    /// @notice `previous` did not mediate in time (zero: nobody drew it before its seed expired);
+    /// round `round` draws from block `drawBlock` among the mediators not tried yet.
+    event MediatorRedraw(bytes32 indexed dealId, address previous, uint8 round, uint64 deadline, uint64 drawBlock);
     /// @notice The deal ended with `outcome`; the amounts are what this transaction paid out.
     event DealFinished(
         bytes32 indexed dealId,
@@ -158,6 +200,8 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
     event ParamsSet(NetworkParams params);
     /// @notice `signer` invalidated the nonces of `mask` in word `word`.
     event NoncesInvalidated(address indexed signer, uint256 word, uint256 mask);
+    /// @notice The owner sent `amount` of `token` that no deal holds to `to`.
+    event TokensRecovered(address indexed token, address indexed to, uint256 amount);
 
     // createDeal
     /// @notice The caller is not the solver both offers name.
@@ -170,8 +214,13 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
     error InvalidSignature(address signer);
     /// @notice The job offer targets another provider.
     error TargetMismatch(address target, address provider);
-    /// @notice The job offer gives the provider no time.
-    error ZeroTimeout();
+    /// @notice The job's timeout is below the provider's signed minimum or the network's floor.
+    error TimeoutTooShort(uint64 timeoutSecs, uint64 providerMinimum, uint64 networkMinimum);
+    /// @notice A network parameter is outside what an offer accepts (`term`: 0 results multiple >
+    /// resource maxResultsMultiple, 1 mediation fee > job maxMediationFee, 2 judge window >
+    /// resource maxJudgeWindowSecs, 3 judge window < job minJudgeWindowSecs, 4 mediate window <
+    /// resource minMediateWindowSecs).
+    error TermsNotAccepted(uint8 term, uint256 value, uint256 bound);
     /// @notice The resource offer does not accept the module.
     error ModuleNotOffered(bytes32 moduleId);
     /// @notice The network does not allow the module.
@@ -182,6 +231,8 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
     error PaymentBelowPrice(uint256 paymentCollateral, uint256 price);
     /// @notice An amount does not fit the deal's 128-bit fields (`what`: 0 price, 1 payment, 2 timeout, 3 results).
     error AmountTooLarge(uint8 what, uint256 amount);
+    /// @notice An offer lists more than MAX_MEDIATORS mediators (`which`: 0 job, 1 resource).
+    error TooManyMediators(uint8 which, uint256 count);
     /// @notice A list that must be strictly ascending is not (`what`: 0 job mediators, 1 resource mediators,
     /// 2 modules, 3 module prices).
     error NotStrictlyAscending(uint8 what, uint256 index);
@@ -199,20 +250,30 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
     error AlreadyFinished(bytes32 dealId, Outcome outcome);
     /// @notice The action has no meaning in the deal's state.
     error NotAllowed(bytes32 dealId, DealState state, DealAction action);
+    /// @notice mediate before anyone called drawMediator for the current round.
+    error MediatorNotDrawn(bytes32 dealId);
     /// @notice The caller does not hold the role the action needs.
     error WrongSender(DealRole role, address expected, address got);
-    /// @notice The window to act has closed; claim the timeout instead.
+    /// @notice The window to act has closed; claim the timeout (or redraw the mediator) instead.
     error DeadlinePassed(uint64 deadline, uint256 now);
     /// @notice The deadline has not passed yet; a timeout can be claimed from deadline + 1.
     error TooEarly(uint64 deadline, uint256 now);
-    /// @notice The mediators given to challengeResults are not the deal's (see DealCreated).
+    /// @notice The mediators given are not the deal's (see DealCreated).
     error MediatorsMismatch(bytes32 expected, bytes32 got);
     /// @notice A results CID must not be empty.
     error EmptyResults();
+    /// @notice The current round's mediator is drawn already.
+    error MediatorAlreadyDrawn(bytes32 dealId, address mediator);
+    /// @notice The seed block's hash is not known yet: draw from block drawBlock + 1 on.
+    error DrawNotReady(uint64 drawBlock, uint256 blockNumber);
+    /// @notice claimTimeout while `untried` mediators have not had their round: call redrawMediator.
+    error MediatorsLeft(uint256 untried);
 
     // admin
-    /// @notice Windows must be positive.
+    /// @notice Windows and the job timeout floor must be positive.
     error InvalidParams();
+    /// @notice recoverTokens would take `amount` of the deal token, of which only `free` is not escrow.
+    error WouldTouchEscrow(uint256 amount, uint256 free);
 
     uint8 private constant _JOB_MEDIATORS = 0;
     uint8 private constant _RESOURCE_MEDIATORS = 1;
@@ -230,15 +291,65 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
 
     // ------------------------------------------------------------------ admin
 
-    /// @notice Sets the parameters new deals capture; existing deals keep theirs.
+    /// @notice Sets the parameters new deals capture; existing deals keep theirs. A signed offer
+    /// names the bounds it accepts, so a change outside them stops such offers from matching
+    /// (TermsNotAccepted) instead of binding their signers to new terms.
     function setParams(NetworkParams calldata params_) external onlyOwner {
         _setParams(params_);
     }
 
     function _setParams(NetworkParams memory p) private {
-        if (p.judgeWindowSecs == 0 || p.mediateWindowSecs == 0) revert InvalidParams();
-        params = p;
+        if (p.judgeWindowSecs == 0 || p.mediateWindowSecs == 0 || p.minJobTimeoutSecs == 0) {
+            revert InvalidParams();
+        }
+        Book memory b = _book;
+        uint32 version = b.paramsVersion + 1;
+        _paramsAt[version] = DealParams({
+            resultsCollateralMultiple: p.resultsCollateralMultiple,
+            judgeWindowSecs: p.judgeWindowSecs,
+            mediateWindowSecs: p.mediateWindowSecs,
+            mediationFee: p.mediationFee
+        });
+        _book = Book({minJobTimeoutSecs: p.minJobTimeoutSecs, paramsVersion: version, totalEscrowed: b.totalEscrowed});
         emit ParamsSet(p);
+    }
+
+    /// @notice The current network parameters (those a deal created now captures).
+    function params()
+        external
+        view
+        returns (
+            uint32 resultsCollateralMultiple,
+            uint32 judgeWindowSecs,
+            uint32 mediateWindowSecs,
+            uint128 mediationFee,
+            uint64 minJobTimeoutSecs
+        )
+    {
+        Book memory b = _book;
+        DealParams memory p = _paramsAt[b.paramsVersion];
+        return (
+            p.resultsCollateralMultiple, p.judgeWindowSecs, p.mediateWindowSecs, p.mediationFee, b.minJobTimeoutSecs
+        );
+    }
+
+    /// @notice Sends `amount` of `token_` held by this contract to `to` (owner only): tokens sent
+    /// here by mistake. Of the deal token only what no deal holds can leave
+    /// (balance - totalEscrowed(), else WouldTouchEscrow).
+    function recoverTokens(address token_, address to, uint256 amount) external onlyOwner nonReentrant {
+        if (token_ == address(token)) {
+            uint256 balance = token.balanceOf(address(this));
+            uint256 escrowed = _book.totalEscrowed;
+            uint256 free = balance > escrowed ? balance - escrowed : 0;
+            if (amount > free) revert WouldTouchEscrow(amount, free);
+        }
+        emit TokensRecovered(token_, to, amount);
+        IERC20(token_).safeTransfer(to, amount);
+    }
+
+    /// @notice What all open deals hold together: the deal token balance never falls below it.
+    function totalEscrowed() external view returns (uint256) {
+        return _book.totalEscrowed;
     }
 
     // ------------------------------------------------------------------ nonces
@@ -338,14 +449,21 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
         if (job.target != address(0) && job.target != resource.provider) {
             revert TargetMismatch(job.target, resource.provider);
         }
-        if (job.timeoutSecs == 0) revert ZeroTimeout();
+        Book memory book = _book;
+        DealParams memory p = _paramsAt[book.paramsVersion];
+        _checkTerms(job, resource, book.minJobTimeoutSecs, p);
 
-        bytes32 moduleId = job.moduleId;
-        if (!resource.anyModule && !_contains(resource.modules, moduleId)) revert ModuleNotOffered(moduleId);
-        if (!modules.isAllowed(moduleId)) revert ModuleNotAllowed(moduleId);
-        uint256 price = _priceFor(resource, moduleId);
+        if (!resource.anyModule && !_contains(resource.modules, job.moduleId)) {
+            revert ModuleNotOffered(job.moduleId);
+        }
+        if (!modules.isAllowed(job.moduleId)) revert ModuleNotAllowed(job.moduleId);
+        uint256 price = _priceFor(resource, job.moduleId);
         if (price > job.maxPrice) revert PriceTooHigh(price, job.maxPrice);
         if (job.paymentCollateral < price) revert PaymentBelowPrice(job.paymentCollateral, price);
+        if (job.mediators.length > MAX_MEDIATORS) revert TooManyMediators(_JOB_MEDIATORS, job.mediators.length);
+        if (resource.mediators.length > MAX_MEDIATORS) {
+            revert TooManyMediators(_RESOURCE_MEDIATORS, resource.mediators.length);
+        }
         (address[] memory mediators, bytes32 mediatorsHash) =
             _commonMediators(job.mediators, resource.mediators);
 
@@ -367,13 +485,12 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
         }
 
         if (price > type(uint128).max) revert AmountTooLarge(0, price);
-        NetworkParams memory p = params;
-        terms.moduleId = moduleId;
+        terms.moduleId = job.moduleId;
         terms.inputsHash = job.inputsHash;
         terms.price = price;
         terms.paymentCollateral = job.paymentCollateral;
         terms.timeoutCollateral = resource.timeoutCollateral;
-        terms.resultsCollateral = price * p.resultsCollateralMultiple; // price < 2^128 checked below
+        terms.resultsCollateral = price * p.resultsCollateralMultiple; // price < 2^128 checked above
         terms.mediationFee = p.mediationFee;
         terms.deadline = _deadline(job.timeoutSecs);
         terms.judgeWindowSecs = p.judgeWindowSecs;
@@ -385,22 +502,50 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
         d.jobCreator = job.creator;
         d.deadline = terms.deadline;
         d.state = DealState.Agreed;
+        // forge-lint: disable-next-line(unsafe-typecast): the intersection of lists of at most 64
+        d.mediatorCount = uint8(mediators.length);
         d.provider = resource.provider;
-        d.judgeWindowSecs = p.judgeWindowSecs;
-        d.mediateWindowSecs = p.mediateWindowSecs;
-        d.resultsCollateralMultiple = p.resultsCollateralMultiple;
+        d.paramsVersion = book.paramsVersion;
         // forge-lint: disable-start(unsafe-typecast): each amount was checked against 2^128 above
         d.price = uint128(price);
         d.paymentCollateral = uint128(terms.paymentCollateral);
-        d.providerCollateral = uint128(terms.timeoutCollateral);
         // forge-lint: disable-end(unsafe-typecast)
-        d.mediationFee = p.mediationFee;
-        d.mediation = mediatorsHash;
+        d.mediatorsHash = mediatorsHash;
+        d.held = bytes32(terms.timeoutCollateral);
+        _book.totalEscrowed =
+            SafeCast.toUint160(uint256(book.totalEscrowed) + terms.paymentCollateral + terms.timeoutCollateral);
 
         emit DealCreated(dealId, job.creator, resource.provider, msg.sender, terms, mediators);
 
         _pull(job.creator, terms.paymentCollateral);
         _pull(resource.provider, terms.timeoutCollateral);
+    }
+
+    /// @dev The job timeout against the provider's and the network's minimum, then the network
+    /// parameters against the bounds each offer signed.
+    function _checkTerms(
+        JobOffer calldata job,
+        ResourceOffer calldata resource,
+        uint64 minJobTimeoutSecs,
+        DealParams memory p
+    ) private pure {
+        uint64 timeoutSecs = job.timeoutSecs;
+        if (timeoutSecs < resource.minTimeoutSecs || timeoutSecs < minJobTimeoutSecs) {
+            revert TimeoutTooShort(timeoutSecs, resource.minTimeoutSecs, minJobTimeoutSecs);
+        }
+        if (p.resultsCollateralMultiple > resource.maxResultsMultiple) {
+            revert TermsNotAccepted(0, p.resultsCollateralMultiple, resource.maxResultsMultiple);
+        }
+        if (p.mediationFee > job.maxMediationFee) revert TermsNotAccepted(1, p.mediationFee, job.maxMediationFee);
+        if (p.judgeWindowSecs > resource.maxJudgeWindowSecs) {
+            revert TermsNotAccepted(2, p.judgeWindowSecs, resource.maxJudgeWindowSecs);
+        }
+        if (p.judgeWindowSecs < job.minJudgeWindowSecs) {
+            revert TermsNotAccepted(3, p.judgeWindowSecs, job.minJudgeWindowSecs);
+        }
+        if (p.mediateWindowSecs < resource.minMediateWindowSecs) {
+            revert TermsNotAccepted(4, p.mediateWindowSecs, resource.minMediateWindowSecs);
+        }
     }
 
     /// @notice The provider submits results (the binary CID) up to the deadline, posting the
@@ -412,15 +557,16 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
         _beforeDeadline(d.deadline);
         if (resultsCid.length == 0) revert EmptyResults();
 
-        uint256 timeoutCollateral = d.providerCollateral;
-        uint256 resultsCollateral = uint256(d.price) * d.resultsCollateralMultiple; // fits: checked at creation
+        DealParams memory p = _paramsAt[d.paramsVersion];
+        uint256 timeoutCollateral = uint256(d.held);
+        uint256 resultsCollateral = uint256(d.price) * p.resultsCollateralMultiple; // < 2^128: checked at creation
         bytes32 results = keccak256(resultsCid);
-        uint64 deadline = _deadline(d.judgeWindowSecs);
+        uint64 deadline = _deadline(p.judgeWindowSecs);
         d.state = DealState.ResultsSubmitted;
         d.deadline = deadline;
-        // forge-lint: disable-next-line(unsafe-typecast): price x multiple < 2^128 was checked at creation
-        d.providerCollateral = uint128(resultsCollateral);
-        d.results = results;
+        d.held = results;
+        _book.totalEscrowed =
+            SafeCast.toUint160(uint256(_book.totalEscrowed) + resultsCollateral - timeoutCollateral);
         emit ResultsSubmitted(dealId, results, resultsCid, resultsCollateral, deadline);
 
         if (resultsCollateral > timeoutCollateral) _pull(msg.sender, resultsCollateral - timeoutCollateral);
@@ -433,56 +579,209 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
         _expect(dealId, d, DealState.ResultsSubmitted, DealAction.AcceptResults);
         if (msg.sender != d.jobCreator) revert WrongSender(DealRole.JobCreator, d.jobCreator, msg.sender);
         _beforeDeadline(d.deadline);
-        _settleAccepted(dealId, d);
+        _settle(dealId, d, Outcome.Accepted, address(0));
     }
 
     /// @notice The job creator challenges the results up to the deadline, paying the mediation
-    /// fee. `mediators` must be the deal's mutually trusted set as emitted in DealCreated; the
-    /// mediator is drawn from it (see docs/contracts.md for what this randomness is worth).
+    /// fee. `mediators` must be the deal's mutually trusted set as emitted in DealCreated. The
+    /// mediator is drawn from the hash of this very block, which nothing running in it can know:
+    /// anyone calls drawMediator from the next block on (see docs/contracts.md).
     function challengeResults(bytes32 dealId, address[] calldata mediators) external nonReentrant {
         Deal storage d = _deals[dealId];
         _expect(dealId, d, DealState.ResultsSubmitted, DealAction.ChallengeResults);
         if (msg.sender != d.jobCreator) revert WrongSender(DealRole.JobCreator, d.jobCreator, msg.sender);
         _beforeDeadline(d.deadline);
-        bytes32 got = keccak256(abi.encodePacked(mediators));
-        if (got != d.mediation) revert MediatorsMismatch(d.mediation, got);
+        _checkMediators(d, mediators);
+        _challenge(dealId, d, DealState.ResultsChallenged);
+    }
 
-        address mediator =
-            mediators[chooseMediatorIndex(blockhash(block.number - 1), dealId, mediators.length)];
-        uint64 deadline = _deadline(d.mediateWindowSecs);
-        uint256 fee = d.mediationFee;
-        d.state = DealState.ResultsChallenged;
+    /// @notice The provider reports, up to the deadline, that the job cannot run for a reason the
+    /// job creator caused (`detail` says what was seen). The job creator then accepts
+    /// (acceptFailure, or lets the judge window pass) or challenges (challengeFailure): a report
+    /// a mediator refutes costs the provider its timeout collateral.
+    function reportFailure(bytes32 dealId, JobFailure reason, string calldata detail) external nonReentrant {
+        Deal storage d = _deals[dealId];
+        _expect(dealId, d, DealState.Agreed, DealAction.ReportFailure);
+        if (msg.sender != d.provider) revert WrongSender(DealRole.ResourceProvider, d.provider, msg.sender);
+        _beforeDeadline(d.deadline);
+        uint64 deadline = _deadline(_paramsAt[d.paramsVersion].judgeWindowSecs);
+        d.state = DealState.FailureReported;
         d.deadline = deadline;
-        d.mediation = bytes32(uint256(uint160(mediator)));
-        emit ResultsChallenged(dealId, mediator, fee, deadline);
+        d.failure = uint8(reason) + 1;
+        emit FailureReported(dealId, reason, detail, deadline);
+    }
+
+    /// @notice The job creator accepts the provider's failure report up to the deadline: it gets
+    /// its payment back and the provider its timeout collateral.
+    function acceptFailure(bytes32 dealId) external nonReentrant {
+        Deal storage d = _deals[dealId];
+        _expect(dealId, d, DealState.FailureReported, DealAction.AcceptFailure);
+        if (msg.sender != d.jobCreator) revert WrongSender(DealRole.JobCreator, d.jobCreator, msg.sender);
+        _beforeDeadline(d.deadline);
+        _settle(dealId, d, Outcome.FailureAccepted, address(0));
+    }
+
+    /// @notice The job creator challenges the provider's failure report up to the deadline,
+    /// paying the mediation fee; the mediator is drawn as for challengeResults.
+    function challengeFailure(bytes32 dealId, address[] calldata mediators) external nonReentrant {
+        Deal storage d = _deals[dealId];
+        _expect(dealId, d, DealState.FailureReported, DealAction.ChallengeFailure);
+        if (msg.sender != d.jobCreator) revert WrongSender(DealRole.JobCreator, d.jobCreator, msg.sender);
+        _beforeDeadline(d.deadline);
+        _checkMediators(d, mediators);
+        _challenge(dealId, d, DealState.FailureChallenged);
+    }
+
+    function _challenge(bytes32 dealId, Deal storage d, DealState state) private {
+        DealParams memory p = _paramsAt[d.paramsVersion];
+        uint64 deadline = _deadline(p.mediateWindowSecs);
+        uint64 drawBlock = SafeCast.toUint64(block.number);
+        uint256 fee = p.mediationFee;
+        d.state = state;
+        d.deadline = deadline;
+        d.drawBlock = drawBlock;
+        _book.totalEscrowed = SafeCast.toUint160(uint256(_book.totalEscrowed) + fee);
+        if (state == DealState.ResultsChallenged) emit ResultsChallenged(dealId, fee, deadline, drawBlock);
+        else emit FailureChallenged(dealId, fee, deadline, drawBlock);
 
         _pull(msg.sender, fee);
     }
 
-    /// @notice The index of the mediator drawn for a challenge:
-    /// uint256(keccak256(abi.encode(previousBlockhash, dealId))) mod count, over the ascending set.
-    function chooseMediatorIndex(bytes32 previousBlockhash, bytes32 dealId, uint256 count)
-        public
-        pure
-        returns (uint256)
-    {
-        return uint256(keccak256(abi.encode(previousBlockhash, dealId))) % count;
+    // ------------------------------------------------------------------ the mediator draw
+
+    /// @notice Anyone fixes the mediator of the current round, up to the mediate deadline and
+    /// from the block after the draw block on: the ((seed mod untried))-th untried mediator of the
+    /// ascending set, seed = keccak256(abi.encode(blockhash(drawBlock), dealId, round)) (see
+    /// chooseMediator). Should the draw block's hash have expired (older than 256 blocks) before
+    /// anyone drew, the draw restarts from this block (MediatorDrawPending) and is drawn from the next.
+    function drawMediator(bytes32 dealId, address[] calldata mediators) external nonReentrant {
+        Deal storage d = _deals[dealId];
+        _expectChallenged(dealId, d, DealAction.DrawMediator);
+        _checkMediators(d, mediators);
+        address drawn = d.mediator;
+        if (drawn != address(0)) revert MediatorAlreadyDrawn(dealId, drawn);
+        uint64 deadline = d.deadline;
+        _beforeDeadline(deadline);
+        uint64 drawBlock = d.drawBlock;
+        if (block.number <= drawBlock) revert DrawNotReady(drawBlock, block.number);
+        if (block.number - drawBlock > _BLOCKHASH_WINDOW) {
+            drawBlock = SafeCast.toUint64(block.number);
+            d.drawBlock = drawBlock;
+            emit MediatorDrawPending(dealId, drawBlock);
+            return;
+        }
+        uint64 tried = d.tried;
+        (address mediator, uint8 index) = chooseMediator(blockhash(drawBlock), dealId, mediators, tried);
+        d.mediator = mediator;
+        d.mediatorIndex = index;
+        emit MediatorDrawn(dealId, mediator, _count(tried), deadline);
     }
 
-    /// @notice The chosen mediator gives its verdict up to the deadline.
+    /// @notice Anyone moves on, strictly after the mediate deadline, from a mediator that did not
+    /// mediate: it is marked tried and the next round draws from the rest of the set, from this
+    /// block's hash, with a fresh mediate window. A round whose mediator nobody drew before its
+    /// seed expired restarts with no one marked. When every mediator has been tried the deal
+    /// settles NoMediationInTime instead.
+    function redrawMediator(bytes32 dealId, address[] calldata mediators) external nonReentrant {
+        Deal storage d = _deals[dealId];
+        _expectChallenged(dealId, d, DealAction.RedrawMediator);
+        _checkMediators(d, mediators);
+        uint64 deadline = d.deadline;
+        if (block.timestamp <= deadline) revert TooEarly(deadline, block.timestamp);
+
+        uint64 tried = d.tried;
+        (address previous, uint8 index) = _currentMediator(dealId, d, mediators, tried);
+        // forge-lint: disable-next-line(incorrect-shift)
+        if (previous != address(0)) tried |= uint64(1) << index;
+        uint8 round = _count(tried);
+        d.tried = tried;
+        if (round == mediators.length) {
+            // Every mediator had its round: nobody mediated.
+            _settle(dealId, d, Outcome.NoMediationInTime, address(0));
+            return;
+        }
+        uint64 newDeadline = _deadline(_paramsAt[d.paramsVersion].mediateWindowSecs);
+        uint64 drawBlock = SafeCast.toUint64(block.number);
+        d.deadline = newDeadline;
+        d.drawBlock = drawBlock;
+        d.mediator = address(0);
+        d.mediatorIndex = 0;
+        emit MediatorRedraw(dealId, previous, round, newDeadline, drawBlock);
+    }
+
+    /// @notice The mediator of the deal's current (or last) round: the drawn one, else the one
+    /// drawMediator would fix now, else zero (no challenge, or the seed block's hash is not known
+    /// yet or has expired).
+    function pendingMediator(bytes32 dealId, address[] calldata mediators) external view returns (address) {
+        Deal storage d = _deals[dealId];
+        if (d.state == DealState.None) revert DealNotFound(dealId);
+        _checkMediators(d, mediators);
+        address drawn = d.mediator;
+        if (drawn != address(0)) return drawn;
+        DealState s = d.state;
+        if (s != DealState.ResultsChallenged && s != DealState.FailureChallenged) return address(0);
+        (address mediator,) = _currentMediator(dealId, d, mediators, d.tried);
+        return mediator;
+    }
+
+    /// @notice The draw: among the mediators of the ascending set whose bit in `tried` is clear,
+    /// the (seed mod their number)-th, seed = uint256(keccak256(abi.encode(seedBlockhash, dealId,
+    /// round))) with round = the number of bits set in `tried`. Returns it and its index in the set.
+    function chooseMediator(bytes32 seedBlockhash, bytes32 dealId, address[] calldata mediators, uint64 tried)
+        public
+        pure
+        returns (address mediator, uint8 index)
+    {
+        uint8 round = _count(tried);
+        uint256 n = mediators.length;
+        if (n <= round) return (address(0), 0);
+        uint256 k = uint256(keccak256(abi.encode(seedBlockhash, dealId, round))) % (n - round);
+        for (uint256 i; i < n; ++i) {
+            if ((tried >> i) & 1 == 0) {
+                // forge-lint: disable-next-line(unsafe-typecast): i < n <= 64
+                if (k == 0) return (mediators[i], uint8(i));
+                --k;
+            }
+        }
+    }
+
+    /// @dev The current round's mediator: the drawn one, else the one its seed gives if the seed
+    /// block's hash is known now, else zero.
+    function _currentMediator(bytes32 dealId, Deal storage d, address[] calldata mediators, uint64 tried)
+        private
+        view
+        returns (address mediator, uint8 index)
+    {
+        mediator = d.mediator;
+        if (mediator != address(0)) return (mediator, d.mediatorIndex);
+        uint64 drawBlock = d.drawBlock;
+        if (block.number <= drawBlock || block.number - drawBlock > _BLOCKHASH_WINDOW) return (address(0), 0);
+        return chooseMediator(blockhash(drawBlock), dealId, mediators, tried);
+    }
+
+    /// @notice The drawn mediator gives its verdict up to the deadline: after a results challenge,
+    /// accept means the results are right; after a failure challenge, that the failure report is.
     function mediate(bytes32 dealId, bool accept) external nonReentrant {
         Deal storage d = _deals[dealId];
-        _expect(dealId, d, DealState.ResultsChallenged, DealAction.Mediate);
-        address mediator = address(uint160(uint256(d.mediation)));
+        DealState state = _expectChallenged(dealId, d, DealAction.Mediate);
+        address mediator = d.mediator;
+        if (mediator == address(0)) revert MediatorNotDrawn(dealId);
         if (msg.sender != mediator) revert WrongSender(DealRole.ChosenMediator, mediator, msg.sender);
         _beforeDeadline(d.deadline);
-        if (accept) _settleMediationAccepted(dealId, d, mediator);
-        else _settleMediationRejected(dealId, d, mediator);
+        Outcome outcome;
+        if (state == DealState.ResultsChallenged) {
+            outcome = accept ? Outcome.MediationAccepted : Outcome.MediationRejected;
+        } else {
+            outcome = accept ? Outcome.FailureUpheld : Outcome.FailureRefuted;
+        }
+        _settle(dealId, d, outcome, mediator);
     }
 
     /// @notice Anyone ends a deal strictly after its current deadline: no results -> the job
     /// creator is refunded and gets the timeout collateral; no judgement -> results count as
-    /// accepted; no mediation -> everyone is refunded.
+    /// accepted; a failure report not answered -> it stands (FailureAccepted); no mediation ->
+    /// everyone is refunded, once every mediator of the set has had its round (else MediatorsLeft:
+    /// redrawMediator).
     function claimTimeout(bytes32 dealId) external nonReentrant {
         Deal storage d = _deals[dealId];
         DealState state = d.state;
@@ -490,73 +789,56 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
         if (state == DealState.Finished) revert AlreadyFinished(dealId, d.outcome);
         uint64 deadline = d.deadline;
         if (block.timestamp <= deadline) revert TooEarly(deadline, block.timestamp);
-        if (state == DealState.Agreed) _settleNoResultsInTime(dealId, d);
-        else if (state == DealState.ResultsSubmitted) _settleNoJudgementInTime(dealId, d);
-        else _settleNoMediationInTime(dealId, d);
+        if (state == DealState.Agreed) {
+            _settle(dealId, d, Outcome.NoResultsInTime, address(0));
+        } else if (state == DealState.ResultsSubmitted) {
+            _settle(dealId, d, Outcome.NoJudgementInTime, address(0));
+        } else if (state == DealState.FailureReported) {
+            _settle(dealId, d, Outcome.FailureAccepted, address(0));
+        } else {
+            // The current round counts as tried: its deadline has passed.
+            uint256 untried = uint256(d.mediatorCount) - _count(d.tried) - 1;
+            if (untried != 0) revert MediatorsLeft(untried);
+            _settle(dealId, d, Outcome.NoMediationInTime, address(0));
+        }
     }
 
     // ------------------------------------------------------------------ settlement, one per outcome
 
-    function _settleAccepted(bytes32 dealId, Deal storage d) private {
-        _finish(
-            dealId,
-            d,
-            Outcome.Accepted,
-            LilypadSettlement.accepted(d.price, d.paymentCollateral, d.providerCollateral),
-            address(0)
-        );
-    }
-
-    function _settleNoJudgementInTime(bytes32 dealId, Deal storage d) private {
-        _finish(
-            dealId,
-            d,
-            Outcome.NoJudgementInTime,
-            LilypadSettlement.noJudgementInTime(d.price, d.paymentCollateral, d.providerCollateral),
-            address(0)
-        );
-    }
-
-    function _settleNoResultsInTime(bytes32 dealId, Deal storage d) private {
-        _finish(
-            dealId,
-            d,
-            Outcome.NoResultsInTime,
-            LilypadSettlement.noResultsInTime(d.paymentCollateral, d.providerCollateral),
-            address(0)
-        );
-    }
-
-    function _settleMediationAccepted(bytes32 dealId, Deal storage d, address mediator) private {
-        _finish(
-            dealId,
-            d,
-            Outcome.MediationAccepted,
-            LilypadSettlement.mediationAccepted(
-                d.price, d.paymentCollateral, d.providerCollateral, d.mediationFee
-            ),
-            mediator
-        );
-    }
-
-    function _settleMediationRejected(bytes32 dealId, Deal storage d, address mediator) private {
-        _finish(
-            dealId,
-            d,
-            Outcome.MediationRejected,
-            LilypadSettlement.mediationRejected(d.paymentCollateral, d.providerCollateral, d.mediationFee),
-            mediator
-        );
-    }
-
-    function _settleNoMediationInTime(bytes32 dealId, Deal storage d) private {
-        _finish(
-            dealId,
-            d,
-            Outcome.NoMediationInTime,
-            LilypadSettlement.noMediationInTime(d.paymentCollateral, d.providerCollateral, d.mediationFee),
-            address(0)
-        );
+    /// @dev Pays the escrows the deal holds as LilypadSettlement's function for `outcome` says.
+    function _settle(bytes32 dealId, Deal storage d, Outcome outcome, address mediator) private {
+        uint256 payment = d.paymentCollateral;
+        LilypadSettlement.Payouts memory p;
+        if (outcome == Outcome.NoResultsInTime) {
+            p = LilypadSettlement.noResultsInTime(payment, uint256(d.held));
+        } else if (outcome == Outcome.FailureAccepted) {
+            p = LilypadSettlement.failureAccepted(payment, uint256(d.held));
+        } else {
+            DealParams memory dp = _paramsAt[d.paramsVersion];
+            uint256 price = d.price;
+            uint256 results = price * dp.resultsCollateralMultiple;
+            uint256 fee = dp.mediationFee;
+            if (outcome == Outcome.Accepted) {
+                p = LilypadSettlement.accepted(price, payment, results);
+            } else if (outcome == Outcome.NoJudgementInTime) {
+                p = LilypadSettlement.noJudgementInTime(price, payment, results);
+            } else if (outcome == Outcome.MediationAccepted) {
+                p = LilypadSettlement.mediationAccepted(price, payment, results, fee);
+            } else if (outcome == Outcome.MediationRejected) {
+                p = LilypadSettlement.mediationRejected(payment, results, fee);
+            } else if (outcome == Outcome.FailureUpheld) {
+                p = LilypadSettlement.failureUpheld(payment, uint256(d.held), fee);
+            } else if (outcome == Outcome.FailureRefuted) {
+                p = LilypadSettlement.failureRefuted(payment, uint256(d.held), fee);
+            } else {
+                // NoMediationInTime: the provider collateral held is the results collateral after a
+                // results challenge, the timeout collateral after a failure challenge.
+                p = LilypadSettlement.noMediationInTime(
+                    payment, d.failure == 0 ? results : uint256(d.held), fee
+                );
+            }
+        }
+        _finish(dealId, d, outcome, p, mediator);
     }
 
     /// @dev Effects, then the event, then the transfers.
@@ -571,6 +853,8 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
         address provider = d.provider;
         d.state = DealState.Finished;
         d.outcome = outcome;
+        // Each outcome pays out exactly what the deal holds, which totalEscrowed counts.
+        _book.totalEscrowed -= SafeCast.toUint160(p.toJobCreator + p.toProvider + p.toMediator);
         emit DealFinished(dealId, outcome, msg.sender, p.toJobCreator, p.toProvider, p.toMediator);
         _push(provider, p.toProvider);
         _push(jobCreator, p.toJobCreator);
@@ -582,21 +866,29 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
     /// @notice A deal (state None: no such deal).
     function getDeal(bytes32 dealId) external view returns (DealView memory v) {
         Deal storage d = _deals[dealId];
+        DealParams memory p = _paramsAt[d.paramsVersion];
         v.state = d.state;
         v.outcome = d.outcome;
         v.jobCreator = d.jobCreator;
         v.provider = d.provider;
-        if (_challenged(d)) v.mediator = address(uint160(uint256(d.mediation)));
-        else v.mediatorsHash = d.mediation;
+        v.mediator = d.mediator;
+        v.mediatorsHash = d.mediatorsHash;
         v.deadline = d.deadline;
         v.price = d.price;
         v.paymentCollateral = d.paymentCollateral;
-        v.providerCollateral = d.providerCollateral;
-        v.resultsCollateral = uint256(d.price) * d.resultsCollateralMultiple;
-        v.mediationFee = d.mediationFee;
-        v.judgeWindowSecs = d.judgeWindowSecs;
-        v.mediateWindowSecs = d.mediateWindowSecs;
-        v.results = d.results;
+        v.resultsCollateral = uint256(d.price) * p.resultsCollateralMultiple;
+        if (_resultsIn(d)) {
+            v.providerCollateral = v.resultsCollateral;
+            v.results = d.held;
+        } else {
+            v.providerCollateral = uint256(d.held);
+        }
+        v.mediationFee = p.mediationFee;
+        v.judgeWindowSecs = p.judgeWindowSecs;
+        v.mediateWindowSecs = p.mediateWindowSecs;
+        v.drawBlock = d.drawBlock;
+        v.round = _count(d.tried);
+        v.mediatorCount = d.mediatorCount;
     }
 
     /// @notice What the contract holds for a deal now (zero once finished).
@@ -604,8 +896,14 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
         Deal storage d = _deals[dealId];
         DealState s = d.state;
         if (s == DealState.None || s == DealState.Finished) return 0;
-        uint256 held = uint256(d.paymentCollateral) + d.providerCollateral;
-        if (s == DealState.ResultsChallenged) held += d.mediationFee;
+        DealParams memory p = _paramsAt[d.paramsVersion];
+        uint256 held = d.paymentCollateral;
+        if (s == DealState.Agreed || s == DealState.FailureReported || s == DealState.FailureChallenged) {
+            held += uint256(d.held);
+        } else {
+            held += uint256(d.price) * p.resultsCollateralMultiple;
+        }
+        if (s == DealState.ResultsChallenged || s == DealState.FailureChallenged) held += p.mediationFee;
         return held;
     }
 
@@ -623,14 +921,12 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
 
     // ------------------------------------------------------------------ internals
 
-    /// @dev Whether the deal went through a challenge (then `mediation` holds the mediator).
-    function _challenged(Deal storage d) private view returns (bool) {
+    /// @dev Whether results were submitted (then `held` is the results digest).
+    function _resultsIn(Deal storage d) private view returns (bool) {
+        if (d.failure != 0) return false;
         DealState s = d.state;
-        if (s == DealState.ResultsChallenged) return true;
-        if (s != DealState.Finished) return false;
-        Outcome o = d.outcome;
-        return
-            o == Outcome.MediationAccepted || o == Outcome.MediationRejected || o == Outcome.NoMediationInTime;
+        if (s == DealState.None || s == DealState.Agreed) return false;
+        return s != DealState.Finished || d.outcome != Outcome.NoResultsInTime;
     }
 
     /// @dev Reverts unless the deal exists, is not finished and is in `from`, the one state `action` moves on from.
@@ -639,6 +935,34 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
         if (state == DealState.None) revert DealNotFound(dealId);
         if (state == DealState.Finished) revert AlreadyFinished(dealId, d.outcome);
         if (state != from) revert NotAllowed(dealId, state, action);
+    }
+
+    /// @dev As _expect, for the two challenged states; returns the state.
+    function _expectChallenged(bytes32 dealId, Deal storage d, DealAction action)
+        private
+        view
+        returns (DealState state)
+    {
+        state = d.state;
+        if (state == DealState.None) revert DealNotFound(dealId);
+        if (state == DealState.Finished) revert AlreadyFinished(dealId, d.outcome);
+        if (state != DealState.ResultsChallenged && state != DealState.FailureChallenged) {
+            revert NotAllowed(dealId, state, action);
+        }
+    }
+
+    function _checkMediators(Deal storage d, address[] calldata mediators) private view {
+        bytes32 got = keccak256(abi.encodePacked(mediators));
+        bytes32 want = d.mediatorsHash;
+        if (got != want) revert MediatorsMismatch(want, got);
+    }
+
+    /// @dev The number of bits set (at most 64, so it fits a uint8).
+    function _count(uint64 bits) private pure returns (uint8 n) {
+        while (bits != 0) {
+            bits &= bits - 1;
+            ++n;
+        }
     }
 
     function _beforeDeadline(uint64 deadline) private view {

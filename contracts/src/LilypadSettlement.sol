@@ -16,7 +16,9 @@ import {Outcome} from "./LilypadTypes.sol";
 ///
 /// Each function returns what each party receives from the escrows the
 /// contract still holds when the outcome is reached, so the timeout collateral
-/// (already returned at submission) appears only in `noResultsInTime`.
+/// (already returned at submission) appears only in the outcomes reached
+/// without results: `noResultsInTime` and the failure outcomes (where it is
+/// the provider collateral held, in place of the results collateral).
 /// `price <= payment` holds for every deal (checked at creation), so nothing here can underflow.
 library LilypadSettlement {
     /// @notice What one settling transaction pays to each party.
@@ -75,19 +77,52 @@ library LilypadSettlement {
         p.toJobCreator = payment + (results - fromResults) + (fee - fromFee);
     }
 
-    /// @notice No mediation in time: everyone gets back what it paid in.
-    function noMediationInTime(uint256 payment, uint256 results, uint256 fee)
+    /// @notice No mediation in time: everyone gets back what it paid in. `collateral` is the
+    /// provider collateral held: the results collateral after a results challenge, the timeout
+    /// collateral after a failure challenge.
+    function noMediationInTime(uint256 payment, uint256 collateral, uint256 fee)
         internal
         pure
         returns (Payouts memory p)
     {
         p.toJobCreator = payment + fee;
-        p.toProvider = results;
+        p.toProvider = collateral;
+    }
+
+    /// @notice The job creator accepted the provider's failure report (or let it stand): the job
+    /// creator gets its payment back and the provider its timeout collateral.
+    function failureAccepted(uint256 payment, uint256 timeout) internal pure returns (Payouts memory p) {
+        p.toJobCreator = payment;
+        p.toProvider = timeout;
+    }
+
+    /// @notice The mediator found the failure report right: as failureAccepted, and the job
+    /// creator's fee pays the mediator.
+    function failureUpheld(uint256 payment, uint256 timeout, uint256 fee)
+        internal
+        pure
+        returns (Payouts memory p)
+    {
+        p.toJobCreator = payment;
+        p.toProvider = timeout;
+        p.toMediator = fee;
+    }
+
+    /// @notice The mediator found the failure report wrong: as mediationRejected with the
+    /// timeout collateral in place of the results collateral. The provider loses its timeout
+    /// collateral, as if it had not delivered in time.
+    function failureRefuted(uint256 payment, uint256 timeout, uint256 fee)
+        internal
+        pure
+        returns (Payouts memory)
+    {
+        return mediationRejected(payment, timeout, fee);
     }
 
     /// @notice The whole-deal table (what each party receives over the deal's life, the timeout
     /// collateral returned at submission included), for comparison with the Rust core's
-    /// `Settlement::total_to`.
+    /// `Settlement::total_to`. The failure outcomes ignore `results` (no results were posted);
+    /// for NoMediationInTime after a failure challenge pass `results = 0`.
     function table(
         Outcome outcome,
         uint256 price,
@@ -97,6 +132,9 @@ library LilypadSettlement {
         uint256 fee
     ) internal pure returns (Payouts memory p) {
         if (outcome == Outcome.NoResultsInTime) return noResultsInTime(payment, timeout);
+        if (outcome == Outcome.FailureAccepted) return failureAccepted(payment, timeout);
+        if (outcome == Outcome.FailureUpheld) return failureUpheld(payment, timeout, fee);
+        if (outcome == Outcome.FailureRefuted) return failureRefuted(payment, timeout, fee);
         if (outcome == Outcome.Accepted) p = accepted(price, payment, results);
         else if (outcome == Outcome.NoJudgementInTime) p = noJudgementInTime(price, payment, results);
         else if (outcome == Outcome.MediationAccepted) p = mediationAccepted(price, payment, results, fee);

@@ -47,6 +47,14 @@ struct ResourceOffer {
     uint256 defaultPrice;
     ModulePrice[] modulePrices;
     uint256 timeoutCollateral;
+    /// The shortest job timeout (seconds to submit results) the provider accepts.
+    uint64 minTimeoutSecs;
+    /// The largest results collateral multiple the provider accepts.
+    uint32 maxResultsMultiple;
+    /// The longest judge window the provider accepts (its pay waits on it).
+    uint32 maxJudgeWindowSecs;
+    /// The shortest mediate window the provider accepts.
+    uint32 minMediateWindowSecs;
     address[] mediators;
     address solver;
     uint64 expiry;
@@ -62,6 +70,10 @@ struct JobOffer {
     uint256 maxPrice;
     uint256 paymentCollateral;
     uint64 timeoutSecs;
+    /// The most the job creator pays for a challenge.
+    uint256 maxMediationFee;
+    /// The least time the job creator needs to verify results.
+    uint32 minJudgeWindowSecs;
     address[] mediators;
     address solver;
     address target;
@@ -75,7 +87,9 @@ enum DealState {
     Agreed,
     ResultsSubmitted,
     ResultsChallenged,
-    Finished
+    Finished,
+    FailureReported,
+    FailureChallenged
 }
 
 /// @notice How a deal ended; same order as `lilypad_core::settlement::Outcome`.
@@ -85,7 +99,10 @@ enum Outcome {
     NoJudgementInTime,
     MediationAccepted,
     MediationRejected,
-    NoMediationInTime
+    NoMediationInTime,
+    FailureAccepted,
+    FailureUpheld,
+    FailureRefuted
 }
 
 /// @notice Something a party does to a deal; same order as `lilypad_core::state::EventKind`.
@@ -94,7 +111,19 @@ enum DealAction {
     AcceptResults,
     ChallengeResults,
     Mediate,
-    ClaimTimeout
+    ClaimTimeout,
+    ReportFailure,
+    AcceptFailure,
+    ChallengeFailure,
+    DrawMediator,
+    RedrawMediator
+}
+
+/// @notice Why a job could not run, caused by the job creator (reported by the provider with reportFailure).
+enum JobFailure {
+    ImageUnavailable,
+    ModuleUnresolvable,
+    InputsRejected
 }
 
 /// @notice Who may act on a deal; same order as `lilypad_core::state::Role`.
@@ -114,10 +143,12 @@ library LilypadHashing {
     bytes internal constant MODULE_PRICE_TYPE = "ModulePrice(bytes32 moduleId,uint256 price)";
     bytes internal constant RESOURCE_OFFER_TYPE = "ResourceOffer(address provider,MachineSpec spec,bool anyModule,"
         "bytes32[] modules,uint256 defaultPrice,ModulePrice[] modulePrices,uint256 timeoutCollateral,"
+        "uint64 minTimeoutSecs,uint32 maxResultsMultiple,uint32 maxJudgeWindowSecs,uint32 minMediateWindowSecs,"
         "address[] mediators,address solver,uint64 expiry,uint256 nonce)";
     bytes internal constant JOB_OFFER_TYPE = "JobOffer(address creator,bytes32 moduleId,bytes32 inputsHash,"
         "JobRequirements requirements,uint256 maxPrice,uint256 paymentCollateral,uint64 timeoutSecs,"
-        "address[] mediators,address solver,address target,uint64 expiry,uint256 nonce)";
+        "uint256 maxMediationFee,uint32 minJudgeWindowSecs,address[] mediators,address solver,address target,"
+        "uint64 expiry,uint256 nonce)";
 
     // encodeType appends the referenced struct types sorted by name.
     bytes32 internal constant GPU_TYPEHASH = keccak256(GPU_TYPE);
@@ -168,7 +199,7 @@ library LilypadHashing {
     }
 
     function hashResourceOffer(ResourceOffer calldata o) internal pure returns (bytes32) {
-        // Two encodes of static words concatenate to the one encode, without a too deep stack.
+        // Encodes of static words concatenate to the one encode, without a too deep stack.
         return keccak256(
             bytes.concat(
                 abi.encode(
@@ -182,11 +213,12 @@ library LilypadHashing {
                 abi.encode(
                     hashModulePrices(o.modulePrices),
                     o.timeoutCollateral,
-                    keccak256(abi.encodePacked(o.mediators)),
-                    o.solver,
-                    o.expiry,
-                    o.nonce
-                )
+                    o.minTimeoutSecs,
+                    o.maxResultsMultiple,
+                    o.maxJudgeWindowSecs,
+                    o.minMediateWindowSecs
+                ),
+                abi.encode(keccak256(abi.encodePacked(o.mediators)), o.solver, o.expiry, o.nonce)
             )
         );
     }
@@ -205,12 +237,13 @@ library LilypadHashing {
                 ),
                 abi.encode(
                     o.timeoutSecs,
+                    o.maxMediationFee,
+                    o.minJudgeWindowSecs,
                     keccak256(abi.encodePacked(o.mediators)),
                     o.solver,
-                    o.target,
-                    o.expiry,
-                    o.nonce
-                )
+                    o.target
+                ),
+                abi.encode(o.expiry, o.nonce)
             )
         );
     }

@@ -6,7 +6,7 @@ import {vm} from "./utils/Vm.sol";
 
 import {LilypadController} from "../src/LilypadController.sol";
 import {LilypadSettlement} from "../src/LilypadSettlement.sol";
-import {DealState, JobOffer, ModulePrice, Outcome, ResourceOffer} from "../src/LilypadTypes.sol";
+import {DealState, JobFailure, JobOffer, ModulePrice, Outcome, ResourceOffer} from "../src/LilypadTypes.sol";
 
 /// @notice Fuzz tests on amounts, prices, timings and mediator sets (fuzz.runs in foundry.toml).
 contract FuzzTest is Fixture {
@@ -29,7 +29,22 @@ contract FuzzTest is Fixture {
         returns (uint256 toJc, uint256 toRp, uint256 toMediator, uint256 paidIn)
     {
         uint256 m = a.fee < a.results ? a.fee : a.results;
-        if (o == Outcome.Accepted || o == Outcome.NoJudgementInTime) {
+        uint256 mt = a.fee < a.timeout ? a.fee : a.timeout;
+        if (o == Outcome.FailureAccepted) {
+            toJc = a.payment;
+            toRp = a.timeout;
+            paidIn = a.payment + a.timeout;
+        } else if (o == Outcome.FailureUpheld) {
+            toJc = a.payment;
+            toRp = a.timeout;
+            toMediator = a.fee;
+            paidIn = a.payment + a.timeout + a.fee;
+        } else if (o == Outcome.FailureRefuted) {
+            // As MediationRejected with the timeout collateral in place of the results collateral.
+            toJc = a.payment + (a.timeout - mt) + mt;
+            toMediator = mt + (a.fee - mt);
+            paidIn = a.payment + a.timeout + a.fee;
+        } else if (o == Outcome.Accepted || o == Outcome.NoJudgementInTime) {
             toRp = a.price + a.timeout + a.results;
             toJc = a.payment - a.price;
             paidIn = a.payment + a.timeout + a.results;
@@ -73,7 +88,7 @@ contract FuzzTest is Fixture {
         uint256 results,
         uint256 fee
     ) public view {
-        Outcome o = Outcome(bound(outcome, 0, 5));
+        Outcome o = Outcome(bound(outcome, 0, 8));
         Amounts memory a = boundAmounts(price, payment, timeout, results, fee);
         LilypadSettlement.Payouts memory p =
             controller.settlementTable(o, a.price, a.payment, a.timeout, a.results, a.fee);
@@ -82,7 +97,8 @@ contract FuzzTest is Fixture {
         assertEq(p.toProvider, rpWant, "provider");
         assertEq(p.toMediator, medWant, "mediator");
         assertEq(p.toJobCreator + p.toProvider + p.toMediator, paidIn, "pays out exactly what was paid in");
-        bool mediated = o == Outcome.MediationAccepted || o == Outcome.MediationRejected;
+        bool mediated = o == Outcome.MediationAccepted || o == Outcome.MediationRejected
+            || o == Outcome.FailureUpheld || o == Outcome.FailureRefuted;
         assertEq(
             p.toMediator, mediated ? a.fee : 0, "the mediator gets exactly the fee, and only when it mediated"
         );
@@ -106,8 +122,11 @@ contract FuzzTest is Fixture {
         r.defaultPrice = price;
         r.timeoutCollateral = timeout;
         r.nonce = nonce;
+        r.maxResultsMultiple = type(uint32).max;
+        j.maxMediationFee = type(uint256).max;
     }
 
+    /// Every outcome, NoMediationInTime both after a results and after a failure challenge.
     function testFuzz_everyOutcomeMovesExactlyTheTable(
         uint8 outcome,
         uint256 price,
@@ -116,7 +135,10 @@ contract FuzzTest is Fixture {
         uint32 multiple,
         uint256 fee
     ) public {
-        Outcome o = Outcome(bound(outcome, 0, 5));
+        uint256 pick = bound(outcome, 0, 9); // 9: NoMediationInTime after a failure challenge
+        Outcome o = pick == 9 ? Outcome.NoMediationInTime : Outcome(pick);
+        bool viaFailure = pick == 9 || o == Outcome.FailureAccepted || o == Outcome.FailureUpheld
+            || o == Outcome.FailureRefuted;
         Amounts memory a;
         // Funds are 1e30 each: keep amounts within what the parties hold.
         a.price = bound(price, 0, 1e26);
@@ -134,9 +156,46 @@ contract FuzzTest is Fixture {
         (JobOffer memory j, ResourceOffer memory r) = offersWith(a.price, a.payment, a.timeout, 7);
         (uint256 jc0, uint256 rp0,) = balances();
         bytes32 id = create(j, r);
-        address mediator = runTo(id, o);
+        address mediator = viaFailure ? runFailureTo(id, o) : runTo(id, o);
+        if (viaFailure) a.results = 0; // never posted
         checkBalances(o, a, jc0, rp0, mediator);
         assertTrue(controller.getDeal(id).outcome == o, "outcome");
+        assertEq(controller.totalEscrowed(), 0, "nothing escrowed");
+    }
+
+    /// Drives a fresh deal (created at START) through a failure report to outcome `o`.
+    function runFailureTo(bytes32 id, Outcome o) internal returns (address mediator) {
+        vm.prank(rp);
+        controller.reportFailure(id, JobFailure.ImageUnavailable, "image missing");
+        if (o == Outcome.FailureAccepted) {
+            vm.prank(jc);
+            controller.acceptFailure(id);
+            return address(0);
+        }
+        vm.prank(jc);
+        controller.challengeFailure(id, addrs(m1, m2));
+        mediator = drawNext(id);
+        if (o == Outcome.NoMediationInTime) {
+            timeOutEveryMediator(id);
+        } else {
+            vm.prank(mediator);
+            controller.mediate(id, o == Outcome.FailureUpheld);
+        }
+    }
+
+    /// Draws the current round's mediator in the next block.
+    function drawNext(bytes32 id) internal returns (address) {
+        vm.roll(block.number + 1);
+        controller.drawMediator(id, addrs(m1, m2));
+        return controller.getDeal(id).mediator;
+    }
+
+    /// Neither of the two mediators answers: a redraw, then the timeout.
+    function timeOutEveryMediator(bytes32 id) internal {
+        vm.warp(block.timestamp + MEDIATE + 1);
+        controller.redrawMediator(id, addrs(m1, m2));
+        vm.warp(block.timestamp + MEDIATE + 1);
+        controller.claimTimeout(id);
     }
 
     /// Drives a fresh deal (created at START) to outcome `o`; returns the mediator if one was drawn.
@@ -159,10 +218,9 @@ contract FuzzTest is Fixture {
         }
         vm.prank(jc);
         controller.challengeResults(id, addrs(m1, m2));
-        mediator = controller.getDeal(id).mediator;
+        mediator = drawNext(id);
         if (o == Outcome.NoMediationInTime) {
-            vm.warp(START + MEDIATE + 1);
-            controller.claimTimeout(id);
+            timeOutEveryMediator(id);
         } else {
             vm.prank(mediator);
             controller.mediate(id, o == Outcome.MediationAccepted);
@@ -177,9 +235,9 @@ contract FuzzTest is Fixture {
         (uint256 toJc, uint256 toRp, uint256 toMed,) = expectedTotals(o, a);
         // Net change of each party = what it received - what it paid in.
         bool challenged = o == Outcome.MediationAccepted || o == Outcome.MediationRejected
-            || o == Outcome.NoMediationInTime;
+            || o == Outcome.NoMediationInTime || o == Outcome.FailureUpheld || o == Outcome.FailureRefuted;
         uint256 jcIn = a.payment + (challenged ? a.fee : 0);
-        uint256 rpIn = a.timeout + (o == Outcome.NoResultsInTime ? 0 : a.results);
+        uint256 rpIn = a.timeout + (o == Outcome.NoResultsInTime ? 0 : a.results); // results 0 via a failure
         assertEq(jc1 + jcIn, jc0 + toJc, "job creator balance");
         assertEq(rp1 + rpIn, rp0 + toRp, "provider balance");
         if (mediator != address(0)) assertEq(token.balanceOf(mediator), toMed, "mediator balance");
@@ -221,7 +279,7 @@ contract FuzzTest is Fixture {
     // ------------------------------------------------------------------ timings
 
     function testFuzz_submitInTimeOrTimeout(uint64 timeoutSecs, uint256 dt) public {
-        timeoutSecs = uint64(bound(timeoutSecs, 1, 365 days));
+        timeoutSecs = uint64(bound(timeoutSecs, 60, 365 days));
         dt = bound(dt, 0, 2 * uint256(timeoutSecs) + 10);
         JobOffer memory j = jobOffer();
         j.timeoutSecs = timeoutSecs;
@@ -262,7 +320,13 @@ contract FuzzTest is Fixture {
         p.mediateWindowSecs = mediate_;
         vm.prank(owner);
         controller.setParams(p);
-        bytes32 id = createDefault();
+        JobOffer memory j = jobOffer();
+        ResourceOffer memory r = resourceOffer();
+        j.minJudgeWindowSecs = 0;
+        j.mediators = addrs(m1); // one mediator: its round is the only one
+        r.maxJudgeWindowSecs = judge;
+        r.minMediateWindowSecs = 0;
+        bytes32 id = create(j, r);
         vm.warp(START + 100);
         submit(id);
         uint256 judgeDeadline = START + 100 + judge;
@@ -275,7 +339,7 @@ contract FuzzTest is Fixture {
                     LilypadController.DeadlinePassed.selector, judgeDeadline, block.timestamp
                 )
             );
-            controller.challengeResults(id, addrs(m1, m2));
+            controller.challengeResults(id, addrs(m1));
             controller.claimTimeout(id);
             assertTrue(controller.getDeal(id).outcome == Outcome.NoJudgementInTime, "no judgement");
             return;
@@ -285,7 +349,9 @@ contract FuzzTest is Fixture {
         );
         controller.claimTimeout(id);
         vm.prank(jc);
-        controller.challengeResults(id, addrs(m1, m2));
+        controller.challengeResults(id, addrs(m1));
+        vm.roll(block.number + 1);
+        controller.drawMediator(id, addrs(m1));
         address mediator = controller.getDeal(id).mediator;
         uint256 mediateDeadline = block.timestamp + mediate_;
         vm.warp(block.timestamp + dtMediate);
@@ -347,11 +413,13 @@ contract FuzzTest is Fixture {
         bytes32 id = create(j, r);
         assertEq(controller.getDeal(id).mediatorsHash, keccak256(abi.encodePacked(common)), "intersection");
         submit(id);
-        vm.roll(block.number + 1);
-        vm.setBlockhash(block.number - 1, hash);
+        uint256 challengeBlock = block.number;
         vm.prank(jc);
         controller.challengeResults(id, common);
-        uint256 index = uint256(keccak256(abi.encode(hash, id))) % common.length;
+        vm.roll(challengeBlock + 1);
+        vm.setBlockhash(challengeBlock, hash);
+        controller.drawMediator(id, common);
+        uint256 index = uint256(keccak256(abi.encode(hash, id, uint256(0)))) % common.length;
         assertEq(controller.getDeal(id).mediator, common[index], "drawn by the documented formula");
     }
 

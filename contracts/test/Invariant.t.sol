@@ -105,6 +105,7 @@ contract Handler {
         j.maxPrice = price;
         j.paymentCollateral = price + bound(extra, 0, 1e24);
         j.timeoutSecs = uint64(bound(timeoutSecs, 1, 2 hours));
+        j.maxMediationFee = type(uint256).max;
         j.solver = solver;
         j.expiry = uint64(block.timestamp + 1);
         j.nonce = nonce;
@@ -124,6 +125,8 @@ contract Handler {
         r.defaultPrice = price;
         r.modulePrices = new ModulePrice[](0);
         r.timeoutCollateral = bound(timeout, 0, 1e24);
+        r.maxResultsMultiple = type(uint32).max;
+        r.maxJudgeWindowSecs = type(uint32).max;
         r.mediators = mediators;
         r.solver = solver;
         r.expiry = uint64(block.timestamp + 1);
@@ -285,7 +288,8 @@ contract InvariantTest is Test {
                 resultsCollateralMultiple: 3,
                 judgeWindowSecs: 1 hours,
                 mediateWindowSecs: 2 hours,
-                mediationFee: 5e23
+                mediationFee: 5e23,
+                minJobTimeoutSecs: 1
             })
         );
         address[] memory mediators = new address[](3);

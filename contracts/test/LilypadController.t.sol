@@ -54,9 +54,8 @@ contract LilypadControllerTest is Fixture {
     event ResultsSubmitted(
         bytes32 indexed dealId, bytes32 results, bytes resultsCid, uint256 resultsCollateral, uint64 deadline
     );
-    event ResultsChallenged(
-        bytes32 indexed dealId, address indexed mediator, uint256 mediationFee, uint64 deadline
-    );
+    event ResultsChallenged(bytes32 indexed dealId, uint256 mediationFee, uint64 deadline, uint64 drawBlock);
+    event MediatorDrawn(bytes32 indexed dealId, address indexed mediator, uint8 round, uint64 deadline);
     event DealFinished(
         bytes32 indexed dealId,
         Outcome indexed outcome,
@@ -80,15 +79,26 @@ contract LilypadControllerTest is Fixture {
         controller.createDeal(j, js, r, rs);
     }
 
+    /// Challenges the results in this block, then draws the mediator in the next one (the
+    /// challenge block's hash set to `keccak256(id)`); returns the mediator.
     function challenge(bytes32 id) internal returns (address mediator) {
         vm.prank(jc);
         controller.challengeResults(id, addrs(m1, m2));
+        return draw(id);
+    }
+
+    function draw(bytes32 id) internal returns (address) {
+        uint256 drawBlock = controller.getDeal(id).drawBlock;
+        vm.roll(drawBlock + 1);
+        vm.setBlockhash(drawBlock, keccak256(abi.encode(id)));
+        controller.drawMediator(id, addrs(m1, m2));
         return controller.getDeal(id).mediator;
     }
 
-    function expectedMediator(bytes32 id) internal view returns (address) {
-        address[] memory set = addrs(m1, m2);
-        return set[controller.chooseMediatorIndex(blockhash(block.number - 1), id, 2)];
+    /// The mediator of round 0 by the documented formula, from `seed` (the challenge block's hash).
+    function expectedMediator(bytes32 id, bytes32 seed) internal pure returns (address) {
+        uint256 index = uint256(keccak256(abi.encode(seed, id, uint256(0)))) % 2;
+        return index == 0 ? address(0x1001) : address(0x1002);
     }
 
     // ------------------------------------------------------------------ createDeal
@@ -137,6 +147,11 @@ contract LilypadControllerTest is Fixture {
         assertEq(d.mediationFee, FEE, "fee");
         assertEq(d.judgeWindowSecs, JUDGE, "judge window");
         assertEq(d.mediateWindowSecs, MEDIATE, "mediate window");
+        assertEq(d.results, bytes32(0), "no results yet");
+        assertEq(d.drawBlock, 0, "no draw yet");
+        assertEq(d.round, 0, "round");
+        assertEq(d.mediatorCount, 2, "two mediators in common");
+        assertEq(controller.totalEscrowed(), PAYMENT + TIMEOUT, "totalEscrowed");
         assertTrue(controller.isNonceUsed(jc, 1), "jc nonce used");
         assertTrue(controller.isNonceUsed(rp, 1), "rp nonce used");
         assertTrue(!controller.isNonceUsed(jc, 2), "jc nonce 2 free");
@@ -278,7 +293,11 @@ contract LilypadControllerTest is Fixture {
     function test_createDeal_zeroTimeout() public {
         JobOffer memory j = jobOffer();
         j.timeoutSecs = 0;
-        expectCreateRevert(j, resourceOffer(), err(LilypadController.ZeroTimeout.selector));
+        expectCreateRevert(
+            j,
+            resourceOffer(),
+            abi.encodeWithSelector(LilypadController.TimeoutTooShort.selector, 0, 60, MIN_TIMEOUT)
+        );
     }
 
     function test_createDeal_moduleMustBeOfferedByTheProvider() public {
@@ -665,21 +684,34 @@ contract LilypadControllerTest is Fixture {
         bytes32 id = createDefault();
         submit(id);
         vm.roll(500);
-        vm.setBlockhash(499, keccak256("some block"));
-        address expected = expectedMediator(id);
         (uint256 jc0,,) = balances();
         vm.expectEmit(address(controller));
-        emit ResultsChallenged(id, expected, FEE, uint64(START + MEDIATE));
-        address mediator = challenge(id);
-        assertEq(mediator, expected, "mediator from the seed");
+        emit ResultsChallenged(id, FEE, uint64(START + MEDIATE), 500);
+        vm.prank(jc);
+        controller.challengeResults(id, addrs(m1, m2));
         (uint256 jc1,, uint256 c1) = balances();
         assertEq(jc0 - jc1, FEE, "fee escrowed");
         assertEq(c1, PAYMENT + RESULTS + FEE, "controller");
         LilypadController.DealView memory d = controller.getDeal(id);
         assertTrue(d.state == DealState.ResultsChallenged, "state");
-        assertEq(d.mediatorsHash, bytes32(0), "hash replaced by the mediator");
+        assertEq(d.mediator, address(0), "no mediator in the challenge block");
+        assertEq(d.drawBlock, 500, "draw block is the challenge's");
+        assertEq(controller.pendingMediator(id, addrs(m1, m2)), address(0), "not computable yet");
+        assertEq(d.mediatorsHash, keccak256(abi.encodePacked(addrs(m1, m2))), "hash kept for the draw");
         assertEq(d.results, keccak256(CID), "results kept");
         assertEq(controller.escrowOf(id), PAYMENT + RESULTS + FEE, "escrowOf");
+        assertEq(controller.totalEscrowed(), PAYMENT + RESULTS + FEE, "totalEscrowed");
+
+        vm.roll(501);
+        vm.setBlockhash(500, keccak256("the challenge block"));
+        address expected = expectedMediator(id, keccak256("the challenge block"));
+        assertEq(controller.pendingMediator(id, addrs(m1, m2)), expected, "computable from the next block");
+        vm.expectEmit(address(controller));
+        emit MediatorDrawn(id, expected, 0, uint64(START + MEDIATE));
+        vm.prank(other); // anyone
+        controller.drawMediator(id, addrs(m1, m2));
+        assertEq(controller.getDeal(id).mediator, expected, "mediator from the seed");
+        assertEq(controller.pendingMediator(id, addrs(m1, m2)), expected, "fixed");
     }
 
     function test_challengeResults_mediatorDependsOnTheBlockhash() public {
@@ -693,9 +725,13 @@ contract LilypadControllerTest is Fixture {
             bytes32 id = create(j, r);
             submit(id);
             vm.roll(1000 + i);
-            vm.setBlockhash(999 + i, keccak256(abi.encode(i)));
-            address m = challenge(id);
-            assertEq(m, expectedMediator(id), "formula");
+            vm.prank(jc);
+            controller.challengeResults(id, addrs(m1, m2));
+            vm.roll(1001 + i);
+            vm.setBlockhash(1000 + i, keccak256(abi.encode(i)));
+            controller.drawMediator(id, addrs(m1, m2));
+            address m = controller.getDeal(id).mediator;
+            assertEq(m, expectedMediator(id, keccak256(abi.encode(i))), "formula");
             assertTrue(m == m1 || m == m2, "in the mutually trusted set");
             if (m == m1) sawM1 = true;
             if (m == m2) sawM2 = true;
@@ -811,7 +847,9 @@ contract LilypadControllerTest is Fixture {
         vm.prank(owner);
         controller.setParams(p);
         (uint256 jc0, uint256 rp0,) = balances();
-        bytes32 id = createDefault();
+        JobOffer memory j = jobOffer();
+        j.maxMediationFee = fee;
+        bytes32 id = create(j, resourceOffer());
         submit(id);
         address mediator = challenge(id);
         vm.prank(mediator);
@@ -833,7 +871,12 @@ contract LilypadControllerTest is Fixture {
         );
         controller.mediate(id, true);
 
-        address mediator = challenge(id);
+        vm.prank(jc);
+        controller.challengeResults(id, addrs(m1, m2));
+        vm.prank(m1);
+        vm.expectRevert(abi.encodeWithSelector(LilypadController.MediatorNotDrawn.selector, id));
+        controller.mediate(id, true);
+        address mediator = draw(id);
         address notChosen = mediator == m1 ? m2 : m1;
         vm.prank(notChosen);
         vm.expectRevert(
@@ -859,6 +902,11 @@ contract LilypadControllerTest is Fixture {
         );
         controller.mediate(id, true);
 
+        // The other mediator's round is left: no timeout yet.
+        vm.expectRevert(abi.encodeWithSelector(LilypadController.MediatorsLeft.selector, 1));
+        controller.claimTimeout(id);
+        controller.redrawMediator(id, addrs(m1, m2));
+        vm.warp(block.timestamp + MEDIATE + 1);
         controller.claimTimeout(id);
         vm.prank(mediator);
         vm.expectRevert(
@@ -909,9 +957,16 @@ contract LilypadControllerTest is Fixture {
 
     function test_claimTimeout_noMediationRefundsEveryone() public {
         (uint256 jc0, uint256 rp0,) = balances();
-        bytes32 id = createDefault();
+        JobOffer memory j = jobOffer();
+        j.mediators = addrs(m1); // one mediator: its round is the last
+        bytes32 id = create(j, resourceOffer());
         submit(id);
-        address mediator = challenge(id);
+        vm.prank(jc);
+        controller.challengeResults(id, addrs(m1));
+        vm.roll(block.number + 1);
+        controller.drawMediator(id, addrs(m1));
+        address mediator = controller.getDeal(id).mediator;
+        assertEq(mediator, m1, "the only mediator");
         vm.warp(START + MEDIATE);
         vm.expectRevert(
             abi.encodeWithSelector(LilypadController.TooEarly.selector, START + MEDIATE, START + MEDIATE)
@@ -956,7 +1011,11 @@ contract LilypadControllerTest is Fixture {
 
     function test_setParams_onlyOwnerAndCapturedPerDeal() public {
         LilypadController.NetworkParams memory p = LilypadController.NetworkParams({
-            resultsCollateralMultiple: 3, judgeWindowSecs: 10, mediateWindowSecs: 20, mediationFee: 7
+            resultsCollateralMultiple: 3,
+            judgeWindowSecs: 100,
+            mediateWindowSecs: 200,
+            mediationFee: 7,
+            minJobTimeoutSecs: 300
         });
         vm.prank(other);
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, other));
@@ -967,11 +1026,12 @@ contract LilypadControllerTest is Fixture {
         emit ParamsSet(p);
         vm.prank(owner);
         controller.setParams(p);
-        (uint32 mult, uint32 judge, uint32 mediate_, uint128 fee) = controller.params();
+        (uint32 mult, uint32 judge, uint32 mediate_, uint128 fee, uint64 floor) = controller.params();
         assertEq(mult, 3, "multiple");
-        assertEq(judge, 10, "judge");
-        assertEq(mediate_, 20, "mediate");
+        assertEq(judge, 100, "judge");
+        assertEq(mediate_, 200, "mediate");
         assertEq(fee, 7, "fee");
+        assertEq(floor, 300, "floor");
 
         LilypadController.DealView memory d = controller.getDeal(before);
         assertEq(d.resultsCollateral, RESULTS, "old deal keeps its multiple");
@@ -986,7 +1046,8 @@ contract LilypadControllerTest is Fixture {
         d = controller.getDeal(later);
         assertEq(d.resultsCollateral, 3 * PRICE, "new multiple");
         assertEq(d.mediationFee, 7, "new fee");
-        assertEq(d.mediateWindowSecs, 20, "new window");
+        assertEq(d.mediateWindowSecs, 200, "new window");
+        assertEq(d.judgeWindowSecs, 100, "new judge window");
     }
 
     function test_setParams_windowsMustBePositive() public {
@@ -997,6 +1058,11 @@ contract LilypadControllerTest is Fixture {
         controller.setParams(p);
         p = defaultParams();
         p.mediateWindowSecs = 0;
+        vm.prank(owner);
+        vm.expectRevert(err(LilypadController.InvalidParams.selector));
+        controller.setParams(p);
+        p = defaultParams();
+        p.minJobTimeoutSecs = 0;
         vm.prank(owner);
         vm.expectRevert(err(LilypadController.InvalidParams.selector));
         controller.setParams(p);

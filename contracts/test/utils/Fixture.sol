@@ -44,6 +44,8 @@ abstract contract Fixture is Test {
     uint32 internal constant JUDGE = 3600;
     uint32 internal constant MEDIATE = 7200;
     uint128 internal constant FEE = 1e15;
+    /// The network's job timeout floor.
+    uint64 internal constant MIN_TIMEOUT = 60;
 
     LilypadToken internal token;
     LilypadModuleRegistry internal registry;
@@ -73,7 +75,8 @@ abstract contract Fixture is Test {
             resultsCollateralMultiple: MULTIPLE,
             judgeWindowSecs: JUDGE,
             mediateWindowSecs: MEDIATE,
-            mediationFee: FEE
+            mediationFee: FEE,
+            minJobTimeoutSecs: MIN_TIMEOUT
         });
     }
 
@@ -111,7 +114,8 @@ abstract contract Fixture is Test {
         xs[1] = b;
     }
 
-    /// A job offer of `jc` for MODULE: max price 10 ether, payment 12 ether, 600 s, mediators m1 m2.
+    /// A job offer of `jc` for MODULE: max price 10 ether, payment 12 ether, 600 s, mediators m1 m2;
+    /// accepts a fee up to 1 ether and a judge window of at least 60 s.
     function jobOffer() internal view returns (JobOffer memory o) {
         o.creator = jc;
         o.moduleId = MODULE;
@@ -122,6 +126,8 @@ abstract contract Fixture is Test {
         o.maxPrice = 10 ether;
         o.paymentCollateral = 12 ether;
         o.timeoutSecs = 600;
+        o.maxMediationFee = 1 ether;
+        o.minJudgeWindowSecs = 60;
         o.mediators = addrs(m1, m2);
         o.solver = solver;
         o.target = address(0);
@@ -130,7 +136,8 @@ abstract contract Fixture is Test {
     }
 
     /// A resource offer of `rp`: modules OTHER_MODULE and MODULE, default price 9 ether, MODULE at 8 ether,
-    /// timeout collateral 5 ether, mediators m1 m2 m3.
+    /// timeout collateral 5 ether, mediators m1 m2 m3; accepts jobs of 60 s or more, a results
+    /// multiple up to 10, a judge window up to 1 day and a mediate window of at least 60 s.
     function resourceOffer() internal view returns (ResourceOffer memory o) {
         o.provider = rp;
         Gpu[] memory gpus = new Gpu[](1);
@@ -142,6 +149,10 @@ abstract contract Fixture is Test {
         o.modulePrices = new ModulePrice[](1);
         o.modulePrices[0] = ModulePrice({moduleId: MODULE, price: 8 ether});
         o.timeoutCollateral = 5 ether;
+        o.minTimeoutSecs = 60;
+        o.maxResultsMultiple = 10;
+        o.maxJudgeWindowSecs = 1 days;
+        o.minMediateWindowSecs = 60;
         o.mediators = addrs(m1, m2, m3);
         o.solver = solver;
         o.expiry = uint64(START + 1 days);
