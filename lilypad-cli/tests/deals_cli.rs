@@ -344,3 +344,58 @@ fn accept_by_hand_pays_the_provider_the_price_and_returns_its_collateral() {
         );
     });
 }
+
+#[test]
+fn challenge_by_hand_escrows_the_fee_and_leaves_the_verdict_to_the_mediator() {
+    let dir = tempfile::tempdir().unwrap();
+    runtime().block_on(async {
+        let net = LocalNet::start(dir.path()).await;
+        let chain = net.devnet.client().clone();
+        let p = provider(&net, &dir.path().join("rp-cache"));
+        p.post_offer(&cpu_offer(1)).await.expect("post the resource offer");
+        let mut run = TextRun::spawn(&net, dir.path());
+        let deal_id = id_after(&run.wait_for("deal agreed: ", 90, &net), "deal agreed: ");
+        let (status, printed) = run.interrupt();
+        assert!(!status.success(), "{printed}");
+        let id = deal_id.to_string();
+        let results = dir.path().join("results");
+        write_results(&results, "moo\n");
+        p.publish_results(deal_id, &results).await.expect("publish + submit");
+
+        // The provider cannot judge its own results.
+        let out = Command::new(BIN)
+            .args(["deals", "challenge", &id, "--provider", "--network"])
+            .arg(&net.network_file)
+            .env("WEB3_PRIVATE_KEY", ANVIL_KEYS[devnet::PROVIDER])
+            .output()
+            .expect("deals challenge as the provider");
+        let (_, err) = text(&out);
+        assert!(!out.status.success());
+        assert!(
+            err.contains(
+                "cannot challenge the results from this account: only the deal's job creator"
+            ) && err.contains("WrongSender"),
+            "{err}"
+        );
+
+        let fee = chain.deal(deal_id).await.expect("read").expect("deal").mediation_fee;
+        let before = balance(&chain, devnet::JOB_CREATOR).await;
+        let (ok, json, err) = deals_json(&net, &["challenge", &id]);
+        assert!(ok, "{json}\n{err}");
+        assert_eq!(json["status"], "challenged", "{json}");
+        assert_eq!(units(&json["mediation_fee"]), fee, "{json}");
+        assert_eq!(balance(&chain, devnet::JOB_CREATOR).await, before - fee, "the fee is escrowed");
+        let deal = chain.deal(deal_id).await.expect("read").expect("deal");
+        assert_eq!(deal.status, DealStatus::ResultsChallenged);
+
+        // Judging again is over: the mediator decides now.
+        let out = deals(&net, &["accept", &id]);
+        let (_, err) = text(&out);
+        assert!(!out.status.success());
+        assert!(
+            err.contains("cannot accept the results now: the results are challenged; the mediator")
+                && err.contains("NotAllowed"),
+            "{err}"
+        );
+    });
+}

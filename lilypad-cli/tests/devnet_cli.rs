@@ -70,7 +70,8 @@ fn up_status_down() {
     assert!(out.starts_with("devnet running: anvil pid "), "{out}");
     assert!(out.contains("bytes of code"), "{out}");
     assert!(!out.contains("NO CODE"), "{out}");
-    assert!(out.contains("0x90F79bf6EB2c4f870365E785982E1f101E93b906         1000000"), "{out}");
+    assert!(out.contains("0x90F79bf6EB2c4f870365E785982E1f101E93b906      1000000 LP"), "{out}");
+    assert!(out.contains("mediation fee 0.001 LP"), "{out}");
     assert!(out.contains("proof of work: round 1"), "{out}");
     assert!(out.contains("job manager: 0 jobs, job timeout 86400s, bridge role granted"), "{out}");
 

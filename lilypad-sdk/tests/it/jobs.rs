@@ -131,7 +131,10 @@ async fn example_client_job_is_fulfilled_once_by_the_bridge_only() {
     );
     let e = bridge.fulfill_job(job.job_id, cid, u(PAYMENT + 1)).await.unwrap_err().to_string();
     assert!(
-        e.starts_with("fulfill reverted: SpentExceedsPayment(job 2, spent 101, payment 100)"),
+        e.starts_with(
+            "fulfill reverted: SpentExceedsPayment(job 2, spent 0.000000000000000101 LP, \
+             payment 0.0000000000000001 LP)"
+        ),
         "{e}"
     );
 
