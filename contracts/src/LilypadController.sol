@@ -697,7 +697,7 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
         d.tried = tried;
         if (round == mediators.length) {
             // Every mediator had its round: nobody mediated.
-            _settle(dealId, d, Outcome.NoMediationInTime, address(0));
+            _settle(dealId, d, _noMediation(d), address(0));
             return;
         }
         uint64 newDeadline = _deadline(_paramsAt[d.paramsVersion].mediateWindowSecs);
@@ -799,11 +799,17 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
             // The current round counts as tried: its deadline has passed.
             uint256 untried = uint256(d.mediatorCount) - _count(d.tried) - 1;
             if (untried != 0) revert MediatorsLeft(untried);
-            _settle(dealId, d, Outcome.NoMediationInTime, address(0));
+            _settle(dealId, d, _noMediation(d), address(0));
         }
     }
 
     // ------------------------------------------------------------------ settlement, one per outcome
+
+    /// @dev The outcome of a challenge no mediator answered: after a results challenge or after
+    /// a failure challenge (their escrows differ: results collateral or timeout collateral).
+    function _noMediation(Deal storage d) private view returns (Outcome) {
+        return d.failure == 0 ? Outcome.NoMediationInTime : Outcome.FailureNoMediationInTime;
+    }
 
     /// @dev Pays the escrows the deal holds as LilypadSettlement's function for `outcome` says.
     function _settle(bytes32 dealId, Deal storage d, Outcome outcome, address mediator) private {
@@ -831,8 +837,9 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
             } else if (outcome == Outcome.FailureRefuted) {
                 p = LilypadSettlement.failureRefuted(payment, uint256(d.held), fee);
             } else {
-                // NoMediationInTime: the provider collateral held is the results collateral after a
-                // results challenge, the timeout collateral after a failure challenge.
+                // NoMediationInTime or FailureNoMediationInTime: the provider collateral held is the
+                // results collateral after a results challenge, the timeout collateral after a
+                // failure challenge.
                 p = LilypadSettlement.noMediationInTime(
                     payment, d.failure == 0 ? results : uint256(d.held), fee
                 );

@@ -135,6 +135,7 @@ library LilypadSettlement {
         if (outcome == Outcome.FailureAccepted) return failureAccepted(payment, timeout);
         if (outcome == Outcome.FailureUpheld) return failureUpheld(payment, timeout, fee);
         if (outcome == Outcome.FailureRefuted) return failureRefuted(payment, timeout, fee);
+        if (outcome == Outcome.FailureNoMediationInTime) return noMediationInTime(payment, timeout, fee);
         if (outcome == Outcome.Accepted) p = accepted(price, payment, results);
         else if (outcome == Outcome.NoJudgementInTime) p = noJudgementInTime(price, payment, results);
         else if (outcome == Outcome.MediationAccepted) p = mediationAccepted(price, payment, results, fee);

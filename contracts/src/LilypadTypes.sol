@@ -102,7 +102,8 @@ enum Outcome {
     NoMediationInTime,
     FailureAccepted,
     FailureUpheld,
-    FailureRefuted
+    FailureRefuted,
+    FailureNoMediationInTime
 }
 
 /// @notice Something a party does to a deal; same order as `lilypad_core::state::EventKind`.

@@ -485,7 +485,15 @@ fn mediation(faulty: bool, expected: Outcome) {
         chain.approve_controller(record.deal.terms.mediation_fee).await.expect("approve the fee");
         let challenge =
             chain.challenge_results(deal_id, &record.mediators).await.expect("challenge");
-        assert_eq!(challenge.mediator, mediator);
+        // Nobody knows the mediator in the challenge's block; the mediator daemon fixes
+        // the draw (drawMediator) from the next block on.
+        let fixed = eventually("the draw fixed by the mediator", 60, || {
+            let chain = &chain;
+            async move { chain.deal(deal_id).await.ok().flatten().and_then(|d| d.mediator) }
+        })
+        .await;
+        assert_eq!(fixed, mediator);
+        assert!(challenge.draw_block > 0);
         let inputs = drawn.job_inputs(deal_id).await.expect("the drawn mediator reads the inputs");
         // job_inputs checks them against the deal's inputs_hash itself.
         assert!(!inputs.is_empty());

@@ -281,6 +281,19 @@ fn action_name(a: u8) -> &'static str {
     .unwrap_or("unknown action")
 }
 
+fn term_name(t: u8) -> &'static str {
+    [
+        "results collateral multiple (provider's maximum)",
+        "mediation fee (job creator's maximum)",
+        "judge window (provider's maximum)",
+        "judge window (job creator's minimum)",
+        "mediate window (provider's minimum)",
+    ]
+    .get(usize::from(t))
+    .copied()
+    .unwrap_or("term")
+}
+
 fn role_name(r: u8) -> &'static str {
     ["the job creator", "the resource provider", "the chosen mediator"]
         .get(usize::from(r))
@@ -329,9 +342,49 @@ fn fmt_controller(e: &Ctl, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             "TargetMismatch(target {}, provider {}): the job offer is for another provider",
             e.target, e.provider
         ),
-        Ctl::ZeroTimeout(_) => {
-            f.write_str("ZeroTimeout: the job offer gives the provider no time (timeoutSecs = 0)")
-        }
+        Ctl::TimeoutTooShort(e) => write!(
+            f,
+            "TimeoutTooShort(timeout {} s, provider minimum {} s, network minimum {} s): the job gives the provider less time than it signed for, or than the network allows",
+            e.timeoutSecs, e.providerMinimum, e.networkMinimum
+        ),
+        Ctl::TermsNotAccepted(e) => write!(
+            f,
+            "TermsNotAccepted({} {} over the bound {}): the network's current terms are outside what an offer signed; sign a new offer",
+            term_name(e.term),
+            e.value,
+            e.bound
+        ),
+        Ctl::TooManyMediators(e) => write!(
+            f,
+            "TooManyMediators({} lists {}): an offer may trust at most 64 mediators",
+            if e.which == 0 { "the job offer" } else { "the resource offer" },
+            e.count
+        ),
+        Ctl::MediatorNotDrawn(e) => write!(
+            f,
+            "MediatorNotDrawn(deal {}): the mediator is not drawn yet; call drawMediator first",
+            e.dealId
+        ),
+        Ctl::MediatorAlreadyDrawn(e) => write!(
+            f,
+            "MediatorAlreadyDrawn(deal {}, mediator {}): this round's mediator is fixed already",
+            e.dealId, e.mediator
+        ),
+        Ctl::DrawNotReady(e) => write!(
+            f,
+            "DrawNotReady(draw block {}, now block {}): the draw block's hash is known from the next block on",
+            e.drawBlock, e.blockNumber
+        ),
+        Ctl::MediatorsLeft(e) => write!(
+            f,
+            "MediatorsLeft({} untried): a silent mediator is replaced with redrawMediator (lilypad-cli deals redraw-mediator) until none is left",
+            e.untried
+        ),
+        Ctl::WouldTouchEscrow(e) => write!(
+            f,
+            "WouldTouchEscrow(amount {}, free {}): only tokens beyond the open deals' escrow can be recovered",
+            e.amount, e.free
+        ),
         Ctl::ModuleNotOffered(e) => write!(
             f,
             "ModuleNotOffered(module {}): the resource offer does not run this module",

@@ -484,7 +484,6 @@ impl ProviderEngine {
             Err(e @ (ProviderError::Inputs(_) | ProviderError::UndeclaredFile(_))) => {
                 return self.report(deal, JobFailure::InputsRejected, &e.to_string()).await;
             }
-            Err(e) => return self.fail(id, &format!("the job cannot be prepared: {e}")),
         };
         if !self.config.modules.allows(&deal.module_id) {
             return self.fail(

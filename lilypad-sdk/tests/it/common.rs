@@ -21,6 +21,7 @@ pub(crate) fn test_params() -> NetworkParams {
         mediation_fee: U256::from(10u64),
         judge_window_secs: 600,
         mediate_window_secs: 900,
+        min_job_timeout_secs: 60,
     }
 }
 

@@ -330,8 +330,32 @@ pub(crate) fn next_steps(
                 command("challenge", d.id, network),
             ),
         ],
-        DealStatus::ResultsSubmitted | DealStatus::ResultsChallenged if open => vec![show],
-        DealStatus::Agreed | DealStatus::ResultsSubmitted | DealStatus::ResultsChallenged => {
+        DealStatus::FailureReported if open && creator => vec![
+            (
+                format!("accept the report by {at} (refunds you)"),
+                command("accept-failure", d.id, network),
+            ),
+            (
+                format!(
+                    "or challenge it by {at} (pays the mediation fee of {})",
+                    amounts::show(d.mediation_fee)
+                ),
+                command("challenge-failure", d.id, network),
+            ),
+        ],
+        DealStatus::ResultsSubmitted
+        | DealStatus::ResultsChallenged
+        | DealStatus::FailureReported
+        | DealStatus::FailureChallenged
+            if open =>
+        {
+            vec![show]
+        }
+        DealStatus::ResultsChallenged | DealStatus::FailureChallenged => vec![(
+            "draw the next mediator (anyone can; with none left it refunds everyone)".to_owned(),
+            command("redraw-mediator", d.id, network),
+        )],
+        DealStatus::Agreed | DealStatus::ResultsSubmitted | DealStatus::FailureReported => {
             vec![("end it now (anyone can)".to_owned(), claim)]
         }
         DealStatus::Finished(_) => Vec::new(),

@@ -123,7 +123,7 @@ fn blame(e: &ChainError, job: &JobOffer, resource: &ResourceOffer) -> Option<Ver
             Ctl::InvalidSignature(x) => who(x.signer),
             Ctl::NonceUsed(x) => who(x.signer),
             Ctl::OfferExpired(x) => who(x.signer),
-            Ctl::TargetMismatch(_) | Ctl::ModuleNotAllowed(_) | Ctl::ZeroTimeout(_) => {
+            Ctl::TargetMismatch(_) | Ctl::ModuleNotAllowed(_) => {
                 Verdict::Fail { job: true, resource: false }
             }
             Ctl::ModuleNotOffered(_) => Verdict::Fail { job: false, resource: true },
