@@ -728,7 +728,7 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
     /// the (seed mod their number)-th, seed = uint256(keccak256(abi.encode(seedBlockhash, dealId,
     /// round))) with round = the number of bits set in `tried`. Returns it and its index in the set.
     function chooseMediator(bytes32 seedBlockhash, bytes32 dealId, address[] calldata mediators, uint64 tried)
-        public
+        internal
         pure
         returns (address mediator, uint8 index)
     {
@@ -912,18 +912,6 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
         }
         if (s == DealState.ResultsChallenged || s == DealState.FailureChallenged) held += p.mediationFee;
         return held;
-    }
-
-    /// @notice The whole-deal settlement table (see LilypadSettlement.table), for cross-checks.
-    function settlementTable(
-        Outcome outcome,
-        uint256 price,
-        uint256 payment,
-        uint256 timeout,
-        uint256 results,
-        uint256 fee
-    ) external pure returns (LilypadSettlement.Payouts memory) {
-        return LilypadSettlement.table(outcome, price, payment, timeout, results, fee);
     }
 
     // ------------------------------------------------------------------ internals

@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {Fixture} from "./utils/Fixture.sol";
 import {vm} from "./utils/Vm.sol";
+import {DrawMath} from "./utils/DrawMath.sol";
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 
@@ -45,8 +46,8 @@ contract GrindingCreator {
     function challengeIfFavourable(bytes32 dealId, address[] calldata mediators) external returns (bool) {
         predictedLegacy =
             mediators[uint256(keccak256(abi.encode(blockhash(block.number - 1), dealId))) % mediators.length];
-        (predicted,) = controller.chooseMediator(blockhash(block.number - 1), dealId, mediators, 0);
-        (predictedFromOwnBlock,) = controller.chooseMediator(blockhash(block.number), dealId, mediators, 0);
+        (predicted,) = DrawMath.choose(blockhash(block.number - 1), dealId, mediators, 0);
+        (predictedFromOwnBlock,) = DrawMath.choose(blockhash(block.number), dealId, mediators, 0);
         if (predictedLegacy != colluder) return false;
         controller.challengeResults(dealId, mediators);
         pendingInBlock = controller.pendingMediator(dealId, mediators);
@@ -198,7 +199,7 @@ contract AttacksTest is Fixture {
         vm.prank(rp);
         controller.drawMediator(id, set);
         address drawn = controller.getDeal(id).mediator;
-        (address expected,) = controller.chooseMediator(sealedHash, id, set, 0);
+        (address expected,) = DrawMath.choose(sealedHash, id, set, 0);
         assertEq(drawn, expected, "drawn from the challenge block's hash");
         if (drawn == m1) ++tally.colluderDrawn;
         if (drawn == attacker.predicted()) ++tally.previousRight;

@@ -1097,7 +1097,7 @@ contract LilypadControllerTest is Fixture {
         );
         assertEq(address(controller.token()), address(token), "token");
         assertEq(address(controller.modules()), address(registry), "modules");
-        LilypadSettlement.Payouts memory p = controller.settlementTable(Outcome.Accepted, 30, 100, 7, 60, 10);
+        LilypadSettlement.Payouts memory p = LilypadSettlement.table(Outcome.Accepted, 30, 100, 7, 60, 10);
         assertEq(p.toJobCreator, 70, "table jc");
         assertEq(p.toProvider, 97, "table rp");
         assertEq(p.toMediator, 0, "table mediator");
