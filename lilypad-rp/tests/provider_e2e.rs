@@ -523,7 +523,27 @@ fn mediation(faulty: bool, expected: Outcome) {
         // timeout and results collateral.
         let t = &record.deal.terms;
         assert_eq!(t.mediation_fee, challenge.mediation_fee);
-        let pay = chain.settlement_table(expected, t).await.expect("settlement table");
+        let s = lilypad_sdk::core::settlement::settle(t, expected).expect("settle");
+        use lilypad_sdk::core::settlement::Party;
+        struct Pay {
+            to_job_creator: U256,
+            to_provider: U256,
+            to_mediator: U256,
+        }
+        impl std::fmt::Debug for Pay {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(
+                    f,
+                    "jc {} rp {} med {}",
+                    self.to_job_creator, self.to_provider, self.to_mediator
+                )
+            }
+        }
+        let pay = Pay {
+            to_job_creator: s.total_to(Party::JobCreator),
+            to_provider: s.total_to(Party::ResourceProvider),
+            to_mediator: s.total_to(Party::Mediator),
+        };
         let (jc1, rp1, med1) = (
             balance(&chain, devnet::JOB_CREATOR).await,
             balance(&chain, devnet::PROVIDER).await,

@@ -8,7 +8,7 @@ use lilypad_core::{
 };
 
 use super::{
-    bindings::controller::{LilypadController as C, LilypadSettlement},
+    bindings::controller::LilypadController as C,
     client::ChainClient,
     error::{ChainError, Result, Target},
     sign::{self, Permit, SignedJobOffer, SignedResourceOffer},
@@ -166,17 +166,6 @@ pub struct OnChainDeal {
     pub results: Option<B256>,
 }
 
-/// What one settling transaction pays each party, from the contract's `settlementTable`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Payouts {
-    /// To the job creator.
-    pub to_job_creator: U256,
-    /// To the provider.
-    pub to_provider: U256,
-    /// To the mediator.
-    pub to_mediator: U256,
-}
-
 /// The core's [`JobFailure`] of the contracts' `JobFailure` value.
 pub fn job_failure_from(call: &'static str, r: u8) -> Result<JobFailure> {
     JobFailure::ALL
@@ -194,11 +183,6 @@ pub(crate) fn outcome_from(call: &'static str, o: u8) -> Result<Outcome> {
         .get(usize::from(o))
         .copied()
         .ok_or(ChainError::Decode { call, message: format!("unknown outcome {o}") })
-}
-
-/// Index of `outcome` in the contract's `Outcome` enum (the core's declaration order).
-fn outcome_index(outcome: Outcome) -> u8 {
-    Outcome::ALL.iter().position(|o| *o == outcome).map_or(0, |i| i as u8)
 }
 
 fn to_u32(what: &'static str, v: u64) -> Result<u32> {
@@ -614,26 +598,5 @@ impl ChainClient {
     /// The controller's owner.
     pub async fn controller_owner(&self) -> Result<Address> {
         self.read("owner", Target::Controller, self.controller().owner().call()).await
-    }
-
-    /// The contract's settlement table for a whole deal (`settlementTable`), to cross-check
-    /// [`lilypad_core::settlement::settle`].
-    pub async fn settlement_table(&self, outcome: Outcome, terms: &DealTerms) -> Result<Payouts> {
-        let c = self.controller();
-        let call = c.settlementTable(
-            outcome_index(outcome),
-            terms.price,
-            terms.payment_collateral,
-            terms.timeout_collateral,
-            terms.results_collateral,
-            terms.mediation_fee,
-        );
-        let p: LilypadSettlement::Payouts =
-            self.read("settlementTable", Target::Controller, call.call()).await?;
-        Ok(Payouts {
-            to_job_creator: p.toJobCreator,
-            to_provider: p.toProvider,
-            to_mediator: p.toMediator,
-        })
     }
 }
