@@ -166,6 +166,10 @@ pub struct OnChainDeal {
     pub results: Option<B256>,
 }
 
+/// How often [`ChainClient::draw_mediator`] waits for a block past the draw block (and
+/// how many half seconds each wait lasts).
+const DRAW_WAIT_POLLS: u32 = 60;
+
 /// The core's [`JobFailure`] of the contracts' `JobFailure` value.
 pub fn job_failure_from(call: &'static str, r: u8) -> Result<JobFailure> {
     JobFailure::ALL
@@ -414,16 +418,51 @@ impl ChainClient {
 
     /// Fixes a challenge's mediator from its draw block's hash (anyone may call it,
     /// from the block after the draw block on).
+    ///
+    /// Called in the draw block itself (the chain's head is the challenge's block), it
+    /// waits for the next block; on a local anvil, which mines only on transactions, it
+    /// mines an empty one.
     pub async fn draw_mediator(&self, deal_id: DealId, mediators: &[Address]) -> Result<Draw> {
         let c = self.controller();
-        let call = c.drawMediator(deal_id, mediators.to_vec());
-        let receipt = self.send("drawMediator", Target::Controller, call).await?;
+        let mut waited = 0;
+        let receipt = loop {
+            let call = c.drawMediator(deal_id, mediators.to_vec());
+            match self.send("drawMediator", Target::Controller, call).await {
+                Err(ChainError::Reverted {
+                    revert: super::Revert::Controller(C::LilypadControllerErrors::DrawNotReady(e)),
+                    ..
+                }) if waited < DRAW_WAIT_POLLS => {
+                    waited += 1;
+                    self.next_block_after(e.drawBlock).await?;
+                }
+                r => break r?,
+            }
+        };
         let at = self.config().contracts.controller;
         if let Ok(e) = Self::event::<C::MediatorDrawn>("drawMediator", &receipt, at) {
             return Ok(Draw::Drawn { mediator: e.mediator, round: e.round });
         }
         let e: C::MediatorDrawPending = Self::event("drawMediator", &receipt, at)?;
         Ok(Draw::Rearmed { draw_block: e.drawBlock })
+    }
+
+    /// Returns once the chain's head is past `block` (mining an empty block on a local anvil).
+    async fn next_block_after(&self, block: u64) -> Result<()> {
+        use alloy::providers::Provider;
+        if self.config().chain_id == super::config::LOCAL_CHAIN_ID {
+            // anvil mines only on transactions: an empty block moves the head on.
+            let _ = self
+                .provider()
+                .raw_request::<_, serde_json::Value>("evm_mine".into(), ())
+                .await;
+        }
+        for _ in 0..DRAW_WAIT_POLLS {
+            if self.block_number().await? > block {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        Ok(())
     }
 
     /// Replaces a drawn mediator that gave no verdict by its deadline (anyone may call
