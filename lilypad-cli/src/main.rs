@@ -1,7 +1,10 @@
 //! `lilypad-cli`: the command-line client of the Lilypad network.
 
+mod amounts;
 mod commands;
 mod inputs;
+mod summary;
+mod when;
 
 use std::process::ExitCode;
 
@@ -11,6 +14,10 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "lilypad-cli", version, about, propagate_version = true)]
 struct Cli {
+    /// Show token amounts in base units (`1500000000000000000 wei`) instead of tokens
+    /// (`1.5 LP`). JSON output is always in base units.
+    #[arg(long, global = true)]
+    wei: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -66,6 +73,7 @@ fn init_tracing() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    amounts::set_base_units(cli.wei);
     let result = match cli.command {
         Command::Module(cmd) => commands::module::run(cmd),
         Command::Devnet(cmd) => commands::devnet::run(cmd),

@@ -77,6 +77,7 @@ fn cpu_offer() -> ResourceOffer {
         default_price: u(PRICE),
         module_prices: Default::default(),
         timeout_collateral: u(10),
+        bounds: Default::default(),
         mediators: devnet::MEDIATORS.iter().map(|m| anvil_address(*m)).collect::<BTreeSet<_>>(),
         solver: anvil_address(devnet::SOLVER),
         expiry: now() + 3600,

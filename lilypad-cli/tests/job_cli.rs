@@ -3,142 +3,20 @@
 //! the SDK's provider API (the Docker provider is tested in its own suite).
 
 mod common;
+#[path = "common/jobs.rs"]
+mod jobs;
 
-use std::{
-    collections::BTreeSet,
-    io::Read,
-    path::Path,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::{path::Path, process::Command};
 
-use alloy::primitives::U256;
-use common::{BIN, LocalNet, eventually, now, repo_root, runtime};
+use common::{BIN, LocalNet, eventually, repo_root, runtime};
+use jobs::{cowsay_deal, cpu_offer, finish, provider, spawn_run, write_results};
 use lilypad_sdk::{
-    core::{
-        offer::{ModulePolicy, ResourceOffer},
-        settlement::Outcome,
-        spec::MachineSpec,
-    },
+    core::settlement::Outcome,
     devnet::{self, ANVIL_KEYS, anvil_address, anvil_signer},
-    job::ProviderClient,
-    module::ModuleCache,
-    solver::{
-        SolverClient,
-        api::{DealRecord, DealState},
-    },
+    solver::{SolverClient, api::DealState},
     storage::{ContentStore, StorageClient},
 };
 use serde_json::Value;
-
-fn provider(net: &LocalNet, cache: &Path) -> ProviderClient {
-    let chain = net.devnet.account(devnet::PROVIDER);
-    let solver = SolverClient::new(
-        &net.solver.url,
-        anvil_signer(devnet::PROVIDER),
-        31337,
-        anvil_address(devnet::SOLVER),
-    )
-    .expect("solver client");
-    let storage = StorageClient::new(&net.storage.url).expect("storage client");
-    ProviderClient::new(chain, solver, storage, ModuleCache::new(cache))
-}
-
-fn cpu_offer(nonce: u64) -> ResourceOffer {
-    ResourceOffer {
-        provider: anvil_address(devnet::PROVIDER),
-        spec: MachineSpec { cpu_millicores: 4000, ram_mib: 8192, disk_mib: 10_000, gpus: vec![] },
-        modules: ModulePolicy::Any,
-        default_price: U256::from(1000u64),
-        module_prices: Default::default(),
-        timeout_collateral: U256::from(10u64),
-        mediators: devnet::MEDIATORS.iter().map(|m| anvil_address(*m)).collect::<BTreeSet<_>>(),
-        solver: anvil_address(devnet::SOLVER),
-        expiry: now() + 3600,
-        nonce: U256::from(nonce),
-    }
-}
-
-/// `lilypad-cli run ... --json` as the devnet's job creator.
-fn spawn_run(net: &LocalNet, dir: &Path, module: &Path, extra: &[&str], key: &str) -> Child {
-    Command::new(BIN)
-        .arg("run")
-        .arg(module)
-        .args(["--json", "--network"])
-        .arg(&net.network_file)
-        .arg("--output-dir")
-        .arg(dir.join("out"))
-        .args(extra)
-        .env("LILYPAD_HOME", dir.join("home"))
-        .env("WEB3_PRIVATE_KEY", key)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn lilypad-cli run")
-}
-
-/// Waits for the process and parses its JSON answer; returns (success, json, stderr).
-async fn finish(mut child: Child, secs: u64, net: &LocalNet) -> (bool, Value, String) {
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if started.elapsed() > Duration::from_secs(secs) {
-            let _ = child.kill();
-            let mut err = String::new();
-            child.stderr.take().expect("stderr").read_to_string(&mut err).expect("stderr");
-            panic!("lilypad-cli run did not finish in {secs}s; stderr:\n{err}\n{}", net.logs());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let (mut out, mut err) = (String::new(), String::new());
-    child.stdout.take().expect("stdout").read_to_string(&mut out).expect("stdout");
-    child.stderr.take().expect("stderr").read_to_string(&mut err).expect("stderr");
-    let json: Value = serde_json::from_str(&out).unwrap_or_else(|e| {
-        panic!("run printed no JSON ({e}): {out:?}\nstderr:\n{err}\n{}", net.logs())
-    });
-    (status.success(), json, err)
-}
-
-/// The provider's first deal; fails early with the job creator's output if `run` exits.
-async fn the_deal(p: &ProviderClient, run: &mut Child, net: &LocalNet) -> DealRecord {
-    let started = Instant::now();
-    loop {
-        if let Some(d) = p.solver().deals().await.ok().and_then(|d| d.into_iter().next()) {
-            return d;
-        }
-        if let Some(status) = run.try_wait().expect("wait") {
-            let (mut out, mut err) = (String::new(), String::new());
-            run.stdout.take().expect("stdout").read_to_string(&mut out).expect("stdout");
-            run.stderr.take().expect("stderr").read_to_string(&mut err).expect("stderr");
-            panic!("run exited ({status}) before a deal:\n{out}\n{err}\n{}", net.logs());
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "no deal in 60 s\n{}", net.logs());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn write_results(dir: &Path, stdout: &str) {
-    std::fs::create_dir_all(dir.join("outputs")).expect("results dir");
-    std::fs::write(dir.join("stdout"), stdout).expect("stdout");
-    std::fs::write(dir.join("stderr"), "").expect("stderr");
-    std::fs::write(dir.join("exitCode"), "0").expect("exitCode");
-    std::fs::write(dir.join("outputs/greeting.txt"), "hello").expect("output");
-}
-
-/// A local network, a provider with a CPU offer, `lilypad-cli run` of cowsay with
-/// `Message=moo` as the devnet's job creator, and the deal they made.
-async fn cowsay_deal(dir: &Path) -> (LocalNet, ProviderClient, Child, DealRecord) {
-    let net = LocalNet::start(dir).await;
-    let p = provider(&net, &dir.join("rp-cache"));
-    p.post_offer(&cpu_offer(1)).await.expect("post the resource offer");
-    let module = repo_root().join("examples/modules/cowsay");
-    let args = ["-i", "Message=moo"];
-    let mut child = spawn_run(&net, dir, &module, &args, ANVIL_KEYS[devnet::JOB_CREATOR]);
-    let record = the_deal(&p, &mut child, &net).await;
-    (net, p, child, record)
-}
 
 async fn finished_outcome(c: &SolverClient, deal: alloy::primitives::B256) -> Option<Outcome> {
     let r = c.deal(deal).await.ok()?;
@@ -166,6 +44,14 @@ fn run_gets_verified_results_accepts_them_and_deals_lists_them() {
         assert_eq!(json["status"], "accepted", "{json}");
         assert_eq!(json["results_cid"], cid.to_string());
         assert_eq!(json["deal_id"], record.deal.id.to_string());
+        // "provider paid" is the price; the provider's collateral is reported apart.
+        let t = &record.deal.terms;
+        assert_eq!(json["settlement"]["provider_paid"], t.price.to_string(), "{json}");
+        assert_eq!(
+            json["settlement"]["returned_collateral"],
+            (t.timeout_collateral + t.results_collateral).to_string(),
+            "{json}"
+        );
         let stdout = std::fs::read_to_string(json["stdout"].as_str().expect("stdout path"))
             .expect("read stdout");
         assert!(stdout.contains("< moo >"), "{stdout}");

@@ -94,6 +94,7 @@ fn job(nonce: u64, gpus: u32) -> JobOffer {
         max_price: U256::from(50u64),
         payment_collateral: U256::from(100u64),
         timeout_secs: 600,
+        bounds: Default::default(),
         mediators: mediators(),
         solver: anvil_address(devnet::SOLVER),
         target: None,
@@ -115,6 +116,7 @@ fn resource(account: usize, nonce: u64) -> ResourceOffer {
         default_price: U256::from(30u64),
         module_prices: Default::default(),
         timeout_collateral: U256::from(7u64),
+        bounds: Default::default(),
         mediators: mediators(),
         solver: anvil_address(devnet::SOLVER),
         expiry: now() + 3600,
@@ -341,8 +343,15 @@ fn requests_must_be_signed_fresh_and_by_the_right_party() {
         let st = jc.job_offer(j.id).await.expect("status");
         assert_eq!(st.state, OfferState::Open);
         assert_eq!(st.mismatches.len(), 1, "{st:?}");
-        assert_eq!(st.mismatches[0].resource_offer_id, res.id);
+        assert_eq!(st.mismatches[0].offers, 1);
         assert!(st.mismatches[0].reason.contains("GPU"), "{}", st.mismatches[0].reason);
+        // The reasons reveal nothing of the provider's offer: no id, no address, no figure.
+        let text = serde_json::to_string(&st.mismatches).expect("json");
+        for secret in [format!("{:x}", res.id), format!("{:x}", res.offer.provider)] {
+            let secret = secret.trim_start_matches("0x");
+            assert!(!text.to_lowercase().contains(secret), "{text} reveals {secret}");
+        }
+        assert!(!text.chars().any(|c| c.is_ascii_digit()), "{text} has figures");
         // Only its creator may read it.
         assert!(matches!(rp.job_offer(j.id).await, Err(SolverError::Forbidden(_))));
 
@@ -494,7 +503,8 @@ fn two_providers_one_job_one_deal_and_each_party_sees_only_its_own() {
         // Why j3 (8 GPUs) does not match: the waiting offer has one.
         let st = jc.job_offer(j3.id).await.expect("status");
         assert_eq!(st.mismatches.len(), 1);
-        assert_eq!(st.mismatches[0].resource_offer_id, loser_offer);
+        assert_eq!(st.mismatches[0].offers, 1);
+        assert!(st.mismatches[0].reason.contains("GPU"), "{:?}", st.mismatches);
     });
 }
 

@@ -24,6 +24,13 @@ pub struct NetworkParams {
     pub judge_window_secs: u64,
     /// Seconds the chosen mediator has, after a challenge, to give a verdict.
     pub mediate_window_secs: u64,
+    /// The network's floor on a job's timeout (seconds to submit results), whatever the offers say.
+    #[serde(default = "default_min_job_timeout")]
+    pub min_job_timeout_secs: u64,
+}
+
+const fn default_min_job_timeout() -> u64 {
+    60
 }
 
 impl Default for NetworkParams {
@@ -33,6 +40,7 @@ impl Default for NetworkParams {
             mediation_fee: U256::from(1_000_000_000_000_000u64),
             judge_window_secs: 3600,
             mediate_window_secs: 3600,
+            min_job_timeout_secs: default_min_job_timeout(),
         }
     }
 }

@@ -54,6 +54,10 @@ alloy_sol_types::sol! {
         uint256 defaultPrice;
         ModulePrice[] modulePrices;
         uint256 timeoutCollateral;
+        uint64 minTimeoutSecs;
+        uint32 maxResultsMultiple;
+        uint32 maxJudgeWindowSecs;
+        uint32 minMediateWindowSecs;
         address[] mediators;
         address solver;
         uint64 expiry;
@@ -70,6 +74,8 @@ alloy_sol_types::sol! {
         uint256 maxPrice;
         uint256 paymentCollateral;
         uint64 timeoutSecs;
+        uint256 maxMediationFee;
+        uint32 minJudgeWindowSecs;
         address[] mediators;
         address solver;
         address target;

@@ -3,6 +3,7 @@
 //! No I/O, no async, no clock: time is always a parameter. Everything the
 //! solver, the provider, the contracts and the SDK agree on lives here.
 //!
+//! - [`amount`]: token amounts as text (`1.5 LP`) and back; the one parser and formatter.
 //! - [`spec`]: machine specs and job requirements (millicores, MiB).
 //! - [`offer`]: signed job and resource offers, their validation and ids.
 //! - [`eip712`]: the structs that are signed and checked on chain.
@@ -14,6 +15,7 @@
 //! - [`state`]: the deal state machine the contracts enforce, and the mediator choice.
 //! - [`pow`]: proof-of-work challenges, proofs, targets and hashrate estimates.
 
+pub mod amount;
 pub mod deal;
 pub mod eip712;
 pub mod inputs;

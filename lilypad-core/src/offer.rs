@@ -7,6 +7,7 @@ use alloy_sol_types::Eip712Domain;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    deal::NetworkParams,
     eip712,
     spec::{JobRequirements, MachineSpec},
 };
@@ -54,6 +55,10 @@ pub struct ResourceOffer {
     pub module_prices: BTreeMap<ModuleId, U256>,
     /// Collateral the provider escrows at deal time, slashed if no results come in time.
     pub timeout_collateral: U256,
+    /// The deal terms the provider accepts: the shortest job timeout and its
+    /// limits on the network's parameters.
+    #[serde(default)]
+    pub bounds: ProviderBounds,
     /// Mediators the provider trusts.
     pub mediators: BTreeSet<Address>,
     /// The only solver allowed to turn this offer into a deal.
@@ -81,6 +86,9 @@ pub struct JobOffer {
     pub payment_collateral: U256,
     /// Seconds the provider has, from the deal, to submit results.
     pub timeout_secs: u64,
+    /// The creator's limits on the network's parameters.
+    #[serde(default)]
+    pub bounds: CreatorBounds,
     /// Mediators the creator trusts.
     pub mediators: BTreeSet<Address>,
     /// The only solver allowed to turn this offer into a deal.
@@ -92,6 +100,148 @@ pub struct JobOffer {
     pub expiry: u64,
     /// Makes the offer unique; the chain records used nonces.
     pub nonce: U256,
+}
+
+/// What a provider signs about the terms a deal may have.
+///
+/// The controller reads the network's parameters (results collateral
+/// multiple, windows, mediation fee) when it creates a deal; nobody signs
+/// those, so each offer bounds them and `createDeal` refuses a deal outside
+/// either offer's bounds. The owner can then never change terms under a
+/// signed offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderBounds {
+    /// The shortest job timeout (seconds to submit results) the provider
+    /// accepts: a job with less time could only end in its slashing.
+    pub min_timeout_secs: u64,
+    /// The largest results collateral multiple the provider posts.
+    pub max_results_multiple: u32,
+    /// The longest judge window the provider's pay may wait on.
+    pub max_judge_window_secs: u32,
+    /// The shortest mediate window: a mediator needs time to re-run the job.
+    pub min_mediate_window_secs: u32,
+}
+
+impl Default for ProviderBounds {
+    /// One minute at least to run a job, a multiple of at most 4, a day at
+    /// most to be judged, ten minutes at least for a mediator.
+    fn default() -> Self {
+        Self {
+            min_timeout_secs: 60,
+            max_results_multiple: 4,
+            max_judge_window_secs: 86_400,
+            min_mediate_window_secs: 600,
+        }
+    }
+}
+
+/// What a job creator signs about the terms a deal may have (see [`ProviderBounds`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatorBounds {
+    /// The most the creator pays, in token base units, to challenge results.
+    pub max_mediation_fee: U256,
+    /// The shortest judge window: the time the creator needs to fetch and verify results.
+    pub min_judge_window_secs: u32,
+}
+
+impl Default for CreatorBounds {
+    /// A mediation fee of at most 1 token (10^18 base units), ten minutes at least to judge.
+    fn default() -> Self {
+        Self { max_mediation_fee: U256::from(10u64.pow(18)), min_judge_window_secs: 600 }
+    }
+}
+
+/// A network parameter outside an offer's bounds; the numbering is the
+/// controller's `TermsNotAccepted(term, ..)`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TermsRefused {
+    /// The results collateral multiple is over the provider's maximum (term 0).
+    #[error(
+        "the network's results collateral multiple {value} is over the provider's maximum {bound}"
+    )]
+    ResultsMultiple {
+        /// The network's multiple.
+        value: u32,
+        /// The provider's maximum.
+        bound: u32,
+    },
+    /// The mediation fee is over the job creator's maximum (term 1).
+    #[error("the network's mediation fee {value} is over the job creator's maximum {bound}")]
+    MediationFee {
+        /// The network's fee.
+        value: U256,
+        /// The creator's maximum.
+        bound: U256,
+    },
+    /// The judge window is longer than the provider accepts (term 2).
+    #[error("the network's judge window {value}s is over the provider's maximum {bound}s")]
+    JudgeWindowTooLong {
+        /// The network's window.
+        value: u64,
+        /// The provider's maximum.
+        bound: u32,
+    },
+    /// The judge window is shorter than the job creator needs (term 3).
+    #[error("the network's judge window {value}s is under the job creator's minimum {bound}s")]
+    JudgeWindowTooShort {
+        /// The network's window.
+        value: u64,
+        /// The creator's minimum.
+        bound: u32,
+    },
+    /// The mediate window is shorter than the provider accepts (term 4).
+    #[error("the network's mediate window {value}s is under the provider's minimum {bound}s")]
+    MediateWindowTooShort {
+        /// The network's window.
+        value: u64,
+        /// The provider's minimum.
+        bound: u32,
+    },
+}
+
+impl ProviderBounds {
+    /// Checks the network's parameters are within these bounds.
+    pub fn accepts(&self, p: &NetworkParams) -> Result<(), TermsRefused> {
+        if p.results_collateral_multiple > self.max_results_multiple {
+            return Err(TermsRefused::ResultsMultiple {
+                value: p.results_collateral_multiple,
+                bound: self.max_results_multiple,
+            });
+        }
+        if p.judge_window_secs > u64::from(self.max_judge_window_secs) {
+            return Err(TermsRefused::JudgeWindowTooLong {
+                value: p.judge_window_secs,
+                bound: self.max_judge_window_secs,
+            });
+        }
+        if p.mediate_window_secs < u64::from(self.min_mediate_window_secs) {
+            return Err(TermsRefused::MediateWindowTooShort {
+                value: p.mediate_window_secs,
+                bound: self.min_mediate_window_secs,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl CreatorBounds {
+    /// Checks the network's parameters are within these bounds.
+    pub fn accepts(&self, p: &NetworkParams) -> Result<(), TermsRefused> {
+        if p.mediation_fee > self.max_mediation_fee {
+            return Err(TermsRefused::MediationFee {
+                value: p.mediation_fee,
+                bound: self.max_mediation_fee,
+            });
+        }
+        if p.judge_window_secs < u64::from(self.min_judge_window_secs) {
+            return Err(TermsRefused::JudgeWindowTooShort {
+                value: p.judge_window_secs,
+                bound: self.min_judge_window_secs,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// An offer that is not well formed; names the field and the bad value.
@@ -121,6 +271,9 @@ pub enum OfferError {
 fn invalid(field: &'static str, value: impl std::fmt::Display, reason: &'static str) -> OfferError {
     OfferError::Invalid { field, value: value.to_string(), reason }
 }
+
+/// The most mediators an offer may trust (the controller tracks tried mediators in a 64-bit mask).
+pub const MAX_MEDIATORS: usize = 64;
 
 /// The largest amount an escrow or price may hold: the controller packs amounts into 128 bits.
 pub const MAX_AMOUNT: U256 = U256::from_limbs([u64::MAX, u64::MAX, 0, 0]);
@@ -181,6 +334,15 @@ impl ResourceOffer {
         }
         check_amount("default_price", self.default_price)?;
         check_amount("timeout_collateral", self.timeout_collateral)?;
+        if self.bounds.min_timeout_secs == 0 {
+            return Err(invalid("bounds.min_timeout_secs", 0, "must be positive"));
+        }
+        if self.bounds.min_mediate_window_secs == 0 {
+            return Err(invalid("bounds.min_mediate_window_secs", 0, "must be positive"));
+        }
+        if self.mediators.len() > MAX_MEDIATORS {
+            return Err(invalid("mediators", self.mediators.len(), "at most 64 mediators"));
+        }
         if let Some(p) = self.module_prices.values().find(|p| **p > MAX_AMOUNT) {
             return Err(invalid("module_prices", p, "amounts are limited to 2^128 - 1 base units"));
         }
@@ -228,6 +390,10 @@ impl ResourceOffer {
                 .map(|(m, p)| eip712::ModulePrice { moduleId: *m, price: *p })
                 .collect(),
             timeoutCollateral: self.timeout_collateral,
+            minTimeoutSecs: self.bounds.min_timeout_secs,
+            maxResultsMultiple: self.bounds.max_results_multiple,
+            maxJudgeWindowSecs: self.bounds.max_judge_window_secs,
+            minMediateWindowSecs: self.bounds.min_mediate_window_secs,
             mediators: self.mediators.iter().copied().collect(),
             solver: self.solver,
             expiry: self.expiry,
@@ -255,6 +421,9 @@ impl JobOffer {
         }
         if self.timeout_secs == 0 {
             return Err(invalid("timeout_secs", 0, "must be positive"));
+        }
+        if self.mediators.len() > MAX_MEDIATORS {
+            return Err(invalid("mediators", self.mediators.len(), "at most 64 mediators"));
         }
         if self.target == Some(Address::ZERO) {
             return Err(invalid(
@@ -290,6 +459,8 @@ impl JobOffer {
             maxPrice: self.max_price,
             paymentCollateral: self.payment_collateral,
             timeoutSecs: self.timeout_secs,
+            maxMediationFee: self.bounds.max_mediation_fee,
+            minJudgeWindowSecs: self.bounds.min_judge_window_secs,
             mediators: self.mediators.iter().copied().collect(),
             solver: self.solver,
             target: self.target.unwrap_or(Address::ZERO),
@@ -326,6 +497,7 @@ mod tests {
             max_price: U256::from(10),
             payment_collateral: U256::from(20),
             timeout_secs: 600,
+            bounds: CreatorBounds::default(),
             mediators: [addr(9)].into(),
             solver: addr(3),
             target: None,
@@ -347,6 +519,7 @@ mod tests {
             default_price: U256::from(5),
             module_prices: [(B256::repeat_byte(7), U256::from(4))].into(),
             timeout_collateral: U256::from(3),
+            bounds: ProviderBounds::default(),
             mediators: [addr(9)].into(),
             solver: addr(3),
             expiry: 1000,
@@ -384,6 +557,36 @@ mod tests {
     }
 
     #[test]
+    fn bounds_refuse_terms_outside_them() {
+        let p = NetworkParams::default();
+        assert_eq!(ProviderBounds::default().accepts(&p), Ok(()));
+        assert_eq!(CreatorBounds::default().accepts(&p), Ok(()));
+        let p2 = NetworkParams { results_collateral_multiple: 5, ..NetworkParams::default() };
+        assert_eq!(
+            ProviderBounds::default().accepts(&p2),
+            Err(TermsRefused::ResultsMultiple { value: 5, bound: 4 })
+        );
+        let p2 = NetworkParams { mediate_window_secs: 599, ..NetworkParams::default() };
+        assert!(matches!(
+            ProviderBounds::default().accepts(&p2),
+            Err(TermsRefused::MediateWindowTooShort { value: 599, bound: 600 })
+        ));
+        let p2 = NetworkParams { judge_window_secs: 86_401, ..NetworkParams::default() };
+        assert!(matches!(
+            ProviderBounds::default().accepts(&p2),
+            Err(TermsRefused::JudgeWindowTooLong { .. })
+        ));
+        let p2 = NetworkParams { judge_window_secs: 599, ..NetworkParams::default() };
+        assert!(matches!(
+            CreatorBounds::default().accepts(&p2),
+            Err(TermsRefused::JudgeWindowTooShort { .. })
+        ));
+        let p2 = NetworkParams { mediation_fee: U256::from(10u64.pow(18)) + U256::from(1), ..p };
+        let e = CreatorBounds::default().accepts(&p2).unwrap_err().to_string();
+        assert!(e.contains("mediation fee") && e.contains("maximum"), "{e}");
+    }
+
+    #[test]
     fn module_price_overrides_default() {
         let r = resource();
         assert_eq!(r.price_for(&B256::repeat_byte(7)), U256::from(4));
@@ -396,6 +599,10 @@ mod tests {
         let base = job().id(&d);
         assert_ne!(base, JobOffer { nonce: U256::from(2), ..job() }.id(&d));
         assert_ne!(base, JobOffer { target: Some(addr(2)), ..job() }.id(&d));
+        let fee = CreatorBounds { max_mediation_fee: U256::from(1), ..CreatorBounds::default() };
+        assert_ne!(base, JobOffer { bounds: fee, ..job() }.id(&d));
+        let min = ProviderBounds { min_timeout_secs: 61, ..ProviderBounds::default() };
+        assert_ne!(resource().id(&d), ResourceOffer { bounds: min, ..resource() }.id(&d));
         assert_ne!(base, job().id(&crate::eip712::domain(1, addr(0xcc))));
         assert_ne!(
             resource().id(&d),

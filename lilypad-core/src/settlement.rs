@@ -32,6 +32,19 @@
 //! | `MediationAccepted` | RP: `price`; JC: `payment - price` | RP: `timeout` | RP: `results` | Mediator: `fee` |
 //! | `MediationRejected` | JC: `payment` | RP: `timeout` | Mediator: `m`; JC: `results - m` | Mediator: `fee - m`; JC: `m` |
 //! | `NoMediationInTime` | JC: `payment` | RP: `timeout` | RP: `results` | JC: `fee` |
+//! | `FailureAccepted` | JC: `payment` | RP: `timeout` | - | - |
+//! | `FailureUpheld` | JC: `payment` | RP: `timeout` | - | Mediator: `fee` |
+//! | `FailureRefuted` | JC: `payment` | Mediator: `t`; JC: `timeout - t` | - | Mediator: `fee - t`; JC: `t` |
+//! | `FailureNoMediationInTime` | JC: `payment` | RP: `timeout` | - | JC: `fee` |
+//!
+//! The four `Failure*` outcomes follow a failure report: the provider says
+//! the job creator made the job impossible (a missing image, an unresolvable
+//! module, inputs that break the module's rules). Accepted, both get their
+//! money back. Challenged, a mediator re-runs the job: a report it upholds
+//! costs the job creator the fee; a report it refutes costs the provider its
+//! timeout collateral exactly as if it had never answered, with
+//! `t = min(fee, timeout)` paying the mediator first. Lying about a failure
+//! therefore never pays better than running the job.
 //!
 //! In `MediationRejected` the provider lost, so the provider pays the
 //! mediator: the mediator gets exactly `fee` in total, from the provider's
@@ -82,23 +95,43 @@ pub enum Outcome {
     MediationRejected,
     /// The mediator gave no verdict in time; everyone is refunded.
     NoMediationInTime,
+    /// The provider reported a failure the job creator caused (a missing
+    /// image, an unresolvable module, inputs that break the module's rules)
+    /// and the job creator accepted it, or did not answer in time: both are refunded.
+    FailureAccepted,
+    /// The job creator challenged a failure report and the mediator found it right.
+    FailureUpheld,
+    /// The job creator challenged a failure report and the mediator could run
+    /// the job: the provider lied and loses its timeout collateral.
+    FailureRefuted,
+    /// A challenged failure report got no verdict from any mediator in time; everyone is refunded.
+    FailureNoMediationInTime,
 }
 
 impl Outcome {
     /// Every outcome, in declaration order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 10] = [
         Self::Accepted,
         Self::NoResultsInTime,
         Self::NoJudgementInTime,
         Self::MediationAccepted,
         Self::MediationRejected,
         Self::NoMediationInTime,
+        Self::FailureAccepted,
+        Self::FailureUpheld,
+        Self::FailureRefuted,
+        Self::FailureNoMediationInTime,
     ];
 
     /// The escrows that were paid in before a deal reaches this outcome.
     pub const fn escrows(self) -> &'static [Escrow] {
         match self {
-            Self::NoResultsInTime => &[Escrow::Payment, Escrow::TimeoutCollateral],
+            Self::NoResultsInTime | Self::FailureAccepted => {
+                &[Escrow::Payment, Escrow::TimeoutCollateral]
+            }
+            Self::FailureUpheld | Self::FailureRefuted | Self::FailureNoMediationInTime => {
+                &[Escrow::Payment, Escrow::TimeoutCollateral, Escrow::MediationFee]
+            }
             Self::Accepted | Self::NoJudgementInTime => {
                 &[Escrow::Payment, Escrow::TimeoutCollateral, Escrow::ResultsCollateral]
             }
@@ -113,12 +146,36 @@ impl Outcome {
 
     /// Whether the provider submitted results before this outcome.
     pub const fn results_submitted(self) -> bool {
-        !matches!(self, Self::NoResultsInTime)
+        matches!(
+            self,
+            Self::Accepted
+                | Self::NoJudgementInTime
+                | Self::MediationAccepted
+                | Self::MediationRejected
+                | Self::NoMediationInTime
+        )
+    }
+
+    /// Whether the provider reported a failure the job creator caused.
+    pub const fn failure_reported(self) -> bool {
+        matches!(
+            self,
+            Self::FailureAccepted
+                | Self::FailureUpheld
+                | Self::FailureRefuted
+                | Self::FailureNoMediationInTime
+        )
     }
 
     /// Whether a mediator was involved (and is paid the fee).
     pub const fn mediated(self) -> bool {
-        matches!(self, Self::MediationAccepted | Self::MediationRejected)
+        matches!(
+            self,
+            Self::MediationAccepted
+                | Self::MediationRejected
+                | Self::FailureUpheld
+                | Self::FailureRefuted
+        )
     }
 }
 
@@ -131,6 +188,10 @@ impl fmt::Display for Outcome {
             Self::MediationAccepted => "mediation accepted the results",
             Self::MediationRejected => "mediation rejected the results",
             Self::NoMediationInTime => "no mediation in time",
+            Self::FailureAccepted => "failure report accepted",
+            Self::FailureUpheld => "mediation upheld the failure report",
+            Self::FailureRefuted => "mediation refuted the failure report",
+            Self::FailureNoMediationInTime => "no mediation of the failure report in time",
         };
         f.write_str(s)
     }
@@ -390,6 +451,28 @@ pub fn settle(terms: &DealTerms, outcome: Outcome) -> Result<Settlement, Settlem
             (ResultsCollateral, Rp, results),
             (MediationFee, Jc, fee),
         ],
+        Outcome::FailureAccepted => vec![(Payment, Jc, payment), (TimeoutCollateral, Rp, timeout)],
+        Outcome::FailureUpheld => vec![
+            (Payment, Jc, payment),
+            (TimeoutCollateral, Rp, timeout),
+            (MediationFee, Mediator, fee),
+        ],
+        Outcome::FailureRefuted => {
+            // As MediationRejected, with the timeout collateral (still held:
+            // no results were submitted) in place of the results collateral.
+            let from_timeout = fee.min(timeout);
+            vec![
+                (Payment, Jc, payment),
+                (TimeoutCollateral, Mediator, from_timeout),
+                // Cannot underflow: from_timeout <= timeout and <= fee.
+                (TimeoutCollateral, Jc, timeout - from_timeout),
+                (MediationFee, Mediator, fee - from_timeout),
+                (MediationFee, Jc, from_timeout),
+            ]
+        }
+        Outcome::FailureNoMediationInTime => {
+            vec![(Payment, Jc, payment), (TimeoutCollateral, Rp, timeout), (MediationFee, Jc, fee)]
+        }
     };
     let mut payouts: Vec<Payout> = rows
         .into_iter()

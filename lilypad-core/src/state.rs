@@ -12,11 +12,26 @@
 //!  │                   mediator in the deal's set         ─► ResultsChallenged { at: now, results, mediator }
 //!  └─ ClaimTimeout     anyone, now >  at + judge_window  ─► Finished(NoJudgementInTime)
 //!
-//! ResultsChallenged { at, results, mediator }
+//! ResultsChallenged { at, results, mediator, tried }
 //!  ├─ Mediate          by that mediator,
 //!  │                   now <= at + mediate_window        ─► Finished(MediationAccepted) if accept,
 //!  │                                                        Finished(MediationRejected) if not
-//!  └─ ClaimTimeout     anyone, now >  at + mediate_window ─► Finished(NoMediationInTime)
+//!  ├─ RedrawMediator   anyone, now >  at + mediate_window,
+//!  │                   an untried mediator is left        ─► ResultsChallenged { at: now, mediator: next,
+//!  │                                                                             tried: tried + mediator }
+//!  └─ ClaimTimeout /   anyone, now >  at + mediate_window,
+//!     RedrawMediator   every mediator tried               ─► Finished(NoMediationInTime)
+//!
+//! Agreed { at }
+//!  └─ ReportFailure    by RP,  now <= at + submit_window ─► FailureReported { at: now, reason }
+//!
+//! FailureReported { at, reason }
+//!  ├─ AcceptFailure    by JC,  now <= at + judge_window  ─► Finished(FailureAccepted)
+//!  ├─ ChallengeFailure by JC,  now <= at + judge_window  ─► FailureChallenged { at: now, mediator, tried: {} }
+//!  └─ ClaimTimeout     anyone, now >  at + judge_window  ─► Finished(FailureAccepted)
+//!
+//! FailureChallenged { at, mediator, tried }: as ResultsChallenged, with
+//! FailureUpheld / FailureRefuted / FailureNoMediationInTime.
 //!
 //! Finished { outcome, at }: final; every event fails with AlreadyFinished.
 //! ```
@@ -51,11 +66,17 @@
 //!
 //! # Mediator choice
 //!
-//! On chain, the job creator does not pick the mediator: `challengeResults`
-//! computes it with [`choose_mediator`] from
-//! `seed = keccak256(abi.encode(blockhash(block.number - 1), dealId))`
-//! ([`mediator_seed`]) and the machine's `ChallengeResults` event carries the
-//! result. The machine itself only checks the mediator is one of the deal's.
+//! On chain, nobody picks the mediator. A challenge (of results or of a failure
+//! report) records its own block; from the next block on, anyone fixes the draw
+//! with [`choose_mediator`] over the mediators not yet tried, seeded by
+//! [`mediator_seed`] of that block's hash, the deal id and the round. Nothing
+//! executing in the challenge block can know its hash, so a job creator (even a
+//! contract wallet that would revert a challenge whose draw it dislikes) cannot
+//! choose the mediator by choosing when to challenge. A drawn mediator that gives
+//! no verdict by the deadline is replaced by a redraw from the rest of the set
+//! (`RedrawMediator`); the deal ends with no mediation only when every mediator was
+//! tried. The machine's events carry the drawn mediator; the machine checks it is
+//! one of the deal's, untried.
 
 use std::{collections::BTreeSet, fmt};
 
@@ -86,8 +107,28 @@ pub enum DealState {
         at: u64,
         /// keccak256 of the binary results CID, kept from the submission.
         results: B256,
-        /// The mediator chosen for this challenge.
+        /// The mediator drawn for this round of the challenge.
         mediator: Address,
+        /// Mediators drawn in earlier rounds that gave no verdict in time.
+        #[serde(default)]
+        tried: BTreeSet<Address>,
+    },
+    /// The provider reported that the job creator made the job impossible.
+    FailureReported {
+        /// Unix second of the report.
+        at: u64,
+        /// What the job creator got wrong.
+        reason: JobFailure,
+    },
+    /// The job creator challenged the failure report; a mediator re-runs the job.
+    FailureChallenged {
+        /// Unix second of the challenge (or of the latest redraw).
+        at: u64,
+        /// The mediator drawn for this round.
+        mediator: Address,
+        /// Mediators drawn in earlier rounds that gave no verdict in time.
+        #[serde(default)]
+        tried: BTreeSet<Address>,
     },
     /// The deal is over; [`crate::settlement::settle`] gives the payouts.
     Finished {
@@ -110,6 +151,8 @@ impl DealState {
             Self::Agreed { .. } => StateKind::Agreed,
             Self::ResultsSubmitted { .. } => StateKind::ResultsSubmitted,
             Self::ResultsChallenged { .. } => StateKind::ResultsChallenged,
+            Self::FailureReported { .. } => StateKind::FailureReported,
+            Self::FailureChallenged { .. } => StateKind::FailureChallenged,
             Self::Finished { .. } => StateKind::Finished,
         }
     }
@@ -135,6 +178,41 @@ pub enum StateKind {
     ResultsChallenged,
     /// [`DealState::Finished`].
     Finished,
+    /// [`DealState::FailureReported`].
+    FailureReported,
+    /// [`DealState::FailureChallenged`].
+    FailureChallenged,
+}
+
+/// Why a job could not run, when the job creator caused it; the provider
+/// reports it on chain instead of letting the deal time out. Same order as
+/// the contracts' `JobFailure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobFailure {
+    /// The module's image does not exist or cannot be pulled by its pinned digest.
+    ImageUnavailable,
+    /// The module cannot be resolved or rendered.
+    ModuleUnresolvable,
+    /// The inputs break the module's declared rules (caps, declared files).
+    InputsRejected,
+}
+
+impl JobFailure {
+    /// Every reason, in the contracts' order.
+    pub const ALL: [Self; 3] =
+        [Self::ImageUnavailable, Self::ModuleUnresolvable, Self::InputsRejected];
+}
+
+impl fmt::Display for JobFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            Self::ImageUnavailable => "the module's image is unavailable",
+            Self::ModuleUnresolvable => "the module cannot be resolved",
+            Self::InputsRejected => "the inputs break the module's rules",
+        };
+        f.write_str(s)
+    }
 }
 
 impl fmt::Display for StateKind {
@@ -144,6 +222,8 @@ impl fmt::Display for StateKind {
             Self::ResultsSubmitted => "results submitted",
             Self::ResultsChallenged => "results challenged",
             Self::Finished => "finished",
+            Self::FailureReported => "failure reported",
+            Self::FailureChallenged => "failure challenged",
         };
         f.write_str(s)
     }
@@ -184,6 +264,32 @@ pub enum DealEvent {
         /// The sender.
         by: Address,
     },
+    /// The provider reports a failure the job creator caused.
+    ReportFailure {
+        /// The sender.
+        by: Address,
+        /// What the job creator got wrong.
+        reason: JobFailure,
+    },
+    /// The job creator accepts a failure report: both are refunded.
+    AcceptFailure {
+        /// The sender.
+        by: Address,
+    },
+    /// The job creator challenges a failure report (and posts the mediation fee).
+    ChallengeFailure {
+        /// The sender.
+        by: Address,
+        /// The mediator drawn by the contract.
+        mediator: Address,
+    },
+    /// Anyone replaces a drawn mediator that gave no verdict in time.
+    RedrawMediator {
+        /// The sender.
+        by: Address,
+        /// The mediator drawn for the next round; ignored when every mediator was tried.
+        mediator: Address,
+    },
 }
 
 impl DealEvent {
@@ -195,6 +301,10 @@ impl DealEvent {
             Self::ChallengeResults { .. } => EventKind::ChallengeResults,
             Self::Mediate { .. } => EventKind::Mediate,
             Self::ClaimTimeout { .. } => EventKind::ClaimTimeout,
+            Self::ReportFailure { .. } => EventKind::ReportFailure,
+            Self::AcceptFailure { .. } => EventKind::AcceptFailure,
+            Self::ChallengeFailure { .. } => EventKind::ChallengeFailure,
+            Self::RedrawMediator { .. } => EventKind::RedrawMediator,
         }
     }
 
@@ -205,7 +315,11 @@ impl DealEvent {
             | Self::AcceptResults { by }
             | Self::ChallengeResults { by, .. }
             | Self::Mediate { by, .. }
-            | Self::ClaimTimeout { by } => *by,
+            | Self::ClaimTimeout { by }
+            | Self::ReportFailure { by, .. }
+            | Self::AcceptFailure { by }
+            | Self::ChallengeFailure { by, .. }
+            | Self::RedrawMediator { by, .. } => *by,
         }
     }
 }
@@ -224,6 +338,14 @@ pub enum EventKind {
     Mediate,
     /// [`DealEvent::ClaimTimeout`].
     ClaimTimeout,
+    /// [`DealEvent::ReportFailure`].
+    ReportFailure,
+    /// [`DealEvent::AcceptFailure`].
+    AcceptFailure,
+    /// [`DealEvent::ChallengeFailure`].
+    ChallengeFailure,
+    /// [`DealEvent::RedrawMediator`].
+    RedrawMediator,
 }
 
 impl fmt::Display for EventKind {
@@ -234,6 +356,10 @@ impl fmt::Display for EventKind {
             Self::ChallengeResults => "challenge results",
             Self::Mediate => "mediate",
             Self::ClaimTimeout => "claim timeout",
+            Self::ReportFailure => "report a failure",
+            Self::AcceptFailure => "accept the failure report",
+            Self::ChallengeFailure => "challenge the failure report",
+            Self::RedrawMediator => "redraw the mediator",
         };
         f.write_str(s)
     }
@@ -306,11 +432,18 @@ pub enum TransitionError {
         /// The time of the claim.
         now: u64,
     },
-    /// The challenge names a mediator outside the deal's mutually trusted set.
-    #[error("mediator {mediator} is not one of the deal's trusted mediators")]
+    /// The challenge names a mediator outside the deal's mutually trusted set
+    /// (or, for a redraw, one already tried).
+    #[error("mediator {mediator} is not one of the deal's untried trusted mediators")]
     MediatorNotTrusted {
         /// The mediator named.
         mediator: Address,
+    },
+    /// A timeout claimed on a challenge while mediators are left to draw.
+    #[error("{untried} mediator(s) of the deal are still untried; redraw the mediator instead")]
+    MediatorsLeft {
+        /// How many mediators have not been drawn yet.
+        untried: usize,
     },
 }
 
@@ -322,7 +455,10 @@ pub const fn deadline(deal: &Deal, state: &DealState) -> Option<u64> {
     match state {
         DealState::Agreed { at } => Some(at.saturating_add(t.submit_window_secs)),
         DealState::ResultsSubmitted { at, .. } => Some(at.saturating_add(t.judge_window_secs)),
-        DealState::ResultsChallenged { at, .. } => Some(at.saturating_add(t.mediate_window_secs)),
+        DealState::ResultsChallenged { at, .. } | DealState::FailureChallenged { at, .. } => {
+            Some(at.saturating_add(t.mediate_window_secs))
+        }
+        DealState::FailureReported { at, .. } => Some(at.saturating_add(t.judge_window_secs)),
         DealState::Finished { .. } => None,
     }
 }
@@ -382,7 +518,12 @@ pub fn transition(
             if !members.mediators.contains(mediator) {
                 return Err(TransitionError::MediatorNotTrusted { mediator: *mediator });
             }
-            Ok(S::ResultsChallenged { at: now, results: *results, mediator: *mediator })
+            Ok(S::ResultsChallenged {
+                at: now,
+                results: *results,
+                mediator: *mediator,
+                tried: BTreeSet::new(),
+            })
         }
         (S::ResultsChallenged { mediator, .. }, E::Mediate { accept, .. }) => {
             sender(Role::ChosenMediator, *mediator)?;
@@ -391,6 +532,54 @@ pub fn transition(
                 if *accept { Outcome::MediationAccepted } else { Outcome::MediationRejected };
             Ok(S::Finished { outcome, at: now })
         }
+        (S::Agreed { .. }, E::ReportFailure { reason, .. }) => {
+            sender(Role::ResourceProvider, members.resource_provider)?;
+            before_deadline()?;
+            Ok(S::FailureReported { at: now, reason: *reason })
+        }
+        (S::FailureReported { .. }, E::AcceptFailure { .. }) => {
+            sender(Role::JobCreator, members.job_creator)?;
+            before_deadline()?;
+            Ok(S::Finished { outcome: Outcome::FailureAccepted, at: now })
+        }
+        (S::FailureReported { .. }, E::ChallengeFailure { mediator, .. }) => {
+            sender(Role::JobCreator, members.job_creator)?;
+            before_deadline()?;
+            if !members.mediators.contains(mediator) {
+                return Err(TransitionError::MediatorNotTrusted { mediator: *mediator });
+            }
+            Ok(S::FailureChallenged { at: now, mediator: *mediator, tried: BTreeSet::new() })
+        }
+        (S::FailureChallenged { mediator, .. }, E::Mediate { accept, .. }) => {
+            sender(Role::ChosenMediator, *mediator)?;
+            before_deadline()?;
+            let outcome = if *accept { Outcome::FailureUpheld } else { Outcome::FailureRefuted };
+            Ok(S::Finished { outcome, at: now })
+        }
+        (
+            S::ResultsChallenged { mediator: current, tried, .. }
+            | S::FailureChallenged { mediator: current, tried, .. },
+            E::RedrawMediator { mediator: next, .. },
+        ) => {
+            if now <= deadline {
+                return Err(TransitionError::TooEarly { deadline, now });
+            }
+            let mut tried = tried.clone();
+            tried.insert(*current);
+            let failure = matches!(state, S::FailureChallenged { .. });
+            if untried(&members.mediators, &tried) == 0 {
+                return Ok(S::Finished { outcome: no_mediation(failure), at: now });
+            }
+            if !members.mediators.contains(next) || tried.contains(next) {
+                return Err(TransitionError::MediatorNotTrusted { mediator: *next });
+            }
+            Ok(match state {
+                S::ResultsChallenged { results, .. } => {
+                    S::ResultsChallenged { at: now, results: *results, mediator: *next, tried }
+                }
+                _ => S::FailureChallenged { at: now, mediator: *next, tried },
+            })
+        }
         (_, E::ClaimTimeout { .. }) => {
             if now <= deadline {
                 return Err(TransitionError::TooEarly { deadline, now });
@@ -398,7 +587,19 @@ pub fn transition(
             let outcome = match state {
                 S::Agreed { .. } => Outcome::NoResultsInTime,
                 S::ResultsSubmitted { .. } => Outcome::NoJudgementInTime,
-                _ => Outcome::NoMediationInTime,
+                S::FailureReported { .. } => Outcome::FailureAccepted,
+                S::ResultsChallenged { mediator, tried, .. }
+                | S::FailureChallenged { mediator, tried, .. } => {
+                    let mut tried = tried.clone();
+                    tried.insert(*mediator);
+                    let left = untried(&members.mediators, &tried);
+                    if left > 0 {
+                        return Err(TransitionError::MediatorsLeft { untried: left });
+                    }
+                    no_mediation(matches!(state, S::FailureChallenged { .. }))
+                }
+                // Unreachable: finished deals returned above.
+                S::Finished { outcome, .. } => *outcome,
             };
             Ok(S::Finished { outcome, at: now })
         }
@@ -406,39 +607,51 @@ pub fn transition(
     }
 }
 
+fn untried(mediators: &BTreeSet<Address>, tried: &BTreeSet<Address>) -> usize {
+    mediators.difference(tried).count()
+}
+
+const fn no_mediation(failure: bool) -> Outcome {
+    if failure { Outcome::FailureNoMediationInTime } else { Outcome::NoMediationInTime }
+}
+
 /// keccak256 of a results CID in its binary form: what the state and the contract keep.
 pub fn results_digest(cid: &cid::Cid) -> B256 {
     keccak256(cid.to_bytes())
 }
 
-/// The seed the contract uses for [`choose_mediator`]:
-/// `keccak256(abi.encode(blockhash(block.number - 1), dealId))`.
-pub fn mediator_seed(previous_blockhash: B256, deal_id: B256) -> B256 {
-    let mut buf = [0u8; 64];
-    buf[..32].copy_from_slice(previous_blockhash.as_slice());
-    buf[32..].copy_from_slice(deal_id.as_slice());
+/// The seed of round `round` of a challenge's mediator draw:
+/// `keccak256(abi.encode(blockhash(drawBlock), dealId, round))`, where
+/// `drawBlock` is the block of the challenge (or of the redraw).
+///
+/// Nothing executing in that block can know its hash, so a job creator (even
+/// a contract wallet that checks the draw and reverts) cannot choose when to
+/// challenge; the hash is fixed once the block is sealed and the contract
+/// reads it lazily from the next block on (`drawMediator`). See docs/contracts.md.
+pub fn mediator_seed(draw_blockhash: B256, deal_id: B256, round: u8) -> B256 {
+    let mut buf = [0u8; 96];
+    buf[..32].copy_from_slice(draw_blockhash.as_slice());
+    buf[32..64].copy_from_slice(deal_id.as_slice());
+    buf[95] = round;
     keccak256(buf)
 }
 
-/// Picks a mediator: the one at index `uint256(seed) mod len` of the set in
-/// ascending address order; `None` only for an empty set.
-///
-/// The contract keeps each deal's mediators sorted ascending (as `uint160`,
-/// which is the order of [`Address`]) and uses [`mediator_seed`]. This is not
-/// unbiasable randomness: the producer of the previous block can influence
-/// the blockhash, and the job creator chooses in which block to challenge.
-/// It only stops the job creator from naming a mediator directly. That is
-/// acceptable because the set holds only mediators *both* parties trust, so
-/// any bias can only pick among mediators the provider trusts too.
-pub fn choose_mediator(mediators: &BTreeSet<Address>, seed: B256) -> Option<Address> {
-    let len = U256::from(mediators.len());
-    if len.is_zero() {
+/// Picks a mediator: the one at index `uint256(seed) mod n` of the deal's
+/// mediators not yet `tried`, in ascending address order (the order of the
+/// contract's `uint160` comparison); `None` when none is left.
+pub fn choose_mediator(
+    mediators: &BTreeSet<Address>,
+    tried: &BTreeSet<Address>,
+    seed: B256,
+) -> Option<Address> {
+    let left = untried(mediators, tried);
+    if left == 0 {
         return None;
     }
-    let index = U256::from_be_bytes(seed.0) % len;
-    // index < len, which came from a usize.
+    let index = U256::from_be_bytes(seed.0) % U256::from(left);
+    // index < left, which came from a usize.
     let index = usize::try_from(index).ok()?;
-    mediators.iter().nth(index).copied()
+    mediators.difference(tried).nth(index).copied()
 }
 
 #[cfg(test)]
@@ -487,7 +700,16 @@ mod tests {
         DealState::ResultsSubmitted { at: 1050, results: R }
     }
     fn challenged() -> DealState {
-        DealState::ResultsChallenged { at: 1060, results: R, mediator: addr(M2) }
+        DealState::ResultsChallenged { at: 1060, results: R, mediator: addr(M2), tried: [].into() }
+    }
+    /// Challenged in the last round: M1 was drawn first and never answered.
+    fn last_round() -> DealState {
+        DealState::ResultsChallenged {
+            at: 1060,
+            results: R,
+            mediator: addr(M2),
+            tried: [addr(M1)].into(),
+        }
     }
     fn submit(by: u8) -> DealEvent {
         DealEvent::SubmitResults { by: addr(by), results: R }
@@ -615,7 +837,12 @@ mod tests {
         let cases = [
             (DealState::initial(&d), 1100, Outcome::NoResultsInTime),
             (submitted(), 1100, Outcome::NoJudgementInTime),
-            (challenged(), 1080, Outcome::NoMediationInTime),
+            (last_round(), 1080, Outcome::NoMediationInTime),
+            (
+                DealState::FailureReported { at: 1010, reason: JobFailure::ImageUnavailable },
+                1060,
+                Outcome::FailureAccepted,
+            ),
         ];
         for (s, dl, outcome) in cases {
             assert_eq!(
@@ -628,6 +855,95 @@ mod tests {
             );
             assert_eq!(transition(&d, &s, &timeout(JC), dl + 1), Ok(finished(outcome, dl + 1)));
         }
+    }
+
+    #[test]
+    fn a_silent_mediator_is_redrawn_until_none_is_left() {
+        let d = deal();
+        let redraw = |m: u8| DealEvent::RedrawMediator { by: addr(STRANGER), mediator: addr(m) };
+        // M2 drawn first, silent past 1080: only M1 is left.
+        assert_eq!(
+            transition(&d, &challenged(), &timeout(STRANGER), 1081),
+            Err(TransitionError::MediatorsLeft { untried: 1 })
+        );
+        assert_eq!(
+            transition(&d, &challenged(), &redraw(M1), 1080),
+            Err(TransitionError::TooEarly { deadline: 1080, now: 1080 })
+        );
+        assert_eq!(
+            transition(&d, &challenged(), &redraw(M2), 1081),
+            Err(TransitionError::MediatorNotTrusted { mediator: addr(M2) })
+        );
+        let next = transition(&d, &challenged(), &redraw(M1), 1081).unwrap();
+        let expected = DealState::ResultsChallenged {
+            at: 1081,
+            results: R,
+            mediator: addr(M1),
+            tried: [addr(M2)].into(),
+        };
+        assert_eq!(next, expected);
+        // The second mediator pays the correct provider.
+        assert_eq!(
+            transition(&d, &next, &mediate(M1, true), 1101),
+            Ok(finished(Outcome::MediationAccepted, 1101))
+        );
+        // Both silent: the last redraw ends the deal, as a timeout would.
+        assert_eq!(
+            transition(&d, &next, &redraw(M2), 1102),
+            Ok(finished(Outcome::NoMediationInTime, 1102))
+        );
+        assert_eq!(
+            transition(&d, &next, &timeout(JC), 1102),
+            Ok(finished(Outcome::NoMediationInTime, 1102))
+        );
+    }
+
+    #[test]
+    fn a_failure_report_is_accepted_or_mediated() {
+        let d = deal();
+        let report = DealEvent::ReportFailure { by: addr(RP), reason: JobFailure::InputsRejected };
+        let reported = DealState::FailureReported { at: 1010, reason: JobFailure::InputsRejected };
+        assert_eq!(transition(&d, &DealState::initial(&d), &report, 1010), Ok(reported.clone()));
+        let by_jc = DealEvent::ReportFailure { by: addr(JC), reason: JobFailure::InputsRejected };
+        assert!(matches!(
+            transition(&d, &DealState::initial(&d), &by_jc, 1010),
+            Err(TransitionError::WrongSender { role: Role::ResourceProvider, .. })
+        ));
+        assert!(matches!(
+            transition(&d, &DealState::initial(&d), &report, 1101),
+            Err(TransitionError::DeadlinePassed { .. })
+        ));
+        assert!(matches!(
+            transition(&d, &submitted(), &report, 1051),
+            Err(TransitionError::NotAllowed { .. })
+        ));
+        let accept_failure = |by: u8| DealEvent::AcceptFailure { by: addr(by) };
+        assert_eq!(
+            transition(&d, &reported, &accept_failure(JC), 1060),
+            Ok(finished(Outcome::FailureAccepted, 1060))
+        );
+        assert!(matches!(
+            transition(&d, &reported, &accept_failure(RP), 1060),
+            Err(TransitionError::WrongSender { .. })
+        ));
+        let challenge_failure = DealEvent::ChallengeFailure { by: addr(JC), mediator: addr(M1) };
+        let challenged =
+            DealState::FailureChallenged { at: 1020, mediator: addr(M1), tried: [].into() };
+        assert_eq!(transition(&d, &reported, &challenge_failure, 1020), Ok(challenged.clone()));
+        assert_eq!(
+            transition(&d, &challenged, &mediate(M1, true), 1040),
+            Ok(finished(Outcome::FailureUpheld, 1040))
+        );
+        assert_eq!(
+            transition(&d, &challenged, &mediate(M1, false), 1040),
+            Ok(finished(Outcome::FailureRefuted, 1040))
+        );
+        let redraw = DealEvent::RedrawMediator { by: addr(RP), mediator: addr(M2) };
+        let next = transition(&d, &challenged, &redraw, 1041).unwrap();
+        assert_eq!(
+            transition(&d, &next, &timeout(RP), 1062),
+            Ok(finished(Outcome::FailureNoMediationInTime, 1062))
+        );
     }
 
     #[test]
@@ -687,25 +1003,34 @@ mod tests {
     }
 
     #[test]
-    fn choose_mediator_is_seed_mod_len_over_ascending_set() {
+    fn choose_mediator_is_seed_mod_untried_over_ascending_set() {
         let set: BTreeSet<Address> = [addr(30), addr(10), addr(20)].into();
+        let none = BTreeSet::new();
         let seed = |n: u64| B256::from(U256::from(n));
-        assert_eq!(choose_mediator(&set, seed(0)), Some(addr(10)));
-        assert_eq!(choose_mediator(&set, seed(1)), Some(addr(20)));
-        assert_eq!(choose_mediator(&set, seed(5)), Some(addr(30)));
+        assert_eq!(choose_mediator(&set, &none, seed(0)), Some(addr(10)));
+        assert_eq!(choose_mediator(&set, &none, seed(1)), Some(addr(20)));
+        assert_eq!(choose_mediator(&set, &none, seed(5)), Some(addr(30)));
         // 2^256 - 1 = 0 mod 3 (since 2^256 = 1 mod 3).
-        assert_eq!(choose_mediator(&set, B256::repeat_byte(0xff)), Some(addr(10)));
-        assert_eq!(choose_mediator(&BTreeSet::new(), seed(1)), None);
+        assert_eq!(choose_mediator(&set, &none, B256::repeat_byte(0xff)), Some(addr(10)));
+        assert_eq!(choose_mediator(&BTreeSet::new(), &none, seed(1)), None);
+        // Tried mediators are skipped: {20, 30} left.
+        let tried = [addr(10)].into();
+        assert_eq!(choose_mediator(&set, &tried, seed(0)), Some(addr(20)));
+        assert_eq!(choose_mediator(&set, &tried, seed(3)), Some(addr(30)));
+        assert_eq!(choose_mediator(&set, &set, seed(3)), None);
     }
 
     #[test]
-    fn mediator_seed_is_keccak_of_abi_encoded_pair() {
+    fn mediator_seed_is_keccak_of_abi_encoded_triple() {
         let h = B256::repeat_byte(1);
         let id = B256::repeat_byte(2);
         let mut buf = vec![1u8; 32];
         buf.extend([2u8; 32]);
-        assert_eq!(mediator_seed(h, id), keccak256(&buf));
-        assert_ne!(mediator_seed(h, id), mediator_seed(id, h));
+        buf.extend([0u8; 31]);
+        buf.push(3);
+        assert_eq!(mediator_seed(h, id, 3), keccak256(&buf));
+        assert_ne!(mediator_seed(h, id, 3), mediator_seed(id, h, 3));
+        assert_ne!(mediator_seed(h, id, 0), mediator_seed(h, id, 1));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use lilypad_core::{
     Address, B256, U256,
     matcher::{AddError, Match, Matched, Matcher, NetworkModules, naive, policy},
-    offer::{JobOffer, ModuleId, ModulePolicy, OfferId, ResourceOffer},
+    offer::{JobOffer, ModuleId, ModulePolicy, OfferId, ProviderBounds, ResourceOffer},
     spec::{Gpu, JobRequirements, MachineSpec},
 };
 use proptest::prelude::*;
@@ -97,23 +97,36 @@ fn job_offer() -> impl Strategy<Value = JobOffer> {
         solver_choice(),
         prop_oneof![3 => Just(None), 1 => (0u8..3).prop_map(|p| Some(provider(p)))],
         expiry(),
+        prop::sample::select(vec![30u64, 60, 600]),
     )
-        .prop_map(|(module_id, requirements, max_price, mediators, solver, target, expiry)| {
-            JobOffer {
-                creator: Address::repeat_byte(1),
+        .prop_map(
+            |(
                 module_id,
-                inputs_hash: B256::ZERO,
                 requirements,
                 max_price,
-                payment_collateral: max_price,
-                timeout_secs: 60,
                 mediators,
                 solver,
                 target,
                 expiry,
-                nonce: U256::ZERO,
-            }
-        })
+                timeout_secs,
+            )| {
+                JobOffer {
+                    creator: Address::repeat_byte(1),
+                    module_id,
+                    inputs_hash: B256::ZERO,
+                    requirements,
+                    max_price,
+                    payment_collateral: max_price,
+                    timeout_secs,
+                    bounds: Default::default(),
+                    mediators,
+                    solver,
+                    target,
+                    expiry,
+                    nonce: U256::ZERO,
+                }
+            },
+        )
 }
 
 fn resource_offer() -> impl Strategy<Value = ResourceOffer> {
@@ -130,9 +143,20 @@ fn resource_offer() -> impl Strategy<Value = ResourceOffer> {
         mediators(),
         solver_choice(),
         expiry(),
+        prop::sample::select(vec![1u64, 60, 300]),
     )
         .prop_map(
-            |(provider, spec, modules, default_price, module_prices, mediators, solver, expiry)| {
+            |(
+                provider,
+                spec,
+                modules,
+                default_price,
+                module_prices,
+                mediators,
+                solver,
+                expiry,
+                min_timeout_secs,
+            )| {
                 ResourceOffer {
                     provider,
                     spec,
@@ -140,6 +164,7 @@ fn resource_offer() -> impl Strategy<Value = ResourceOffer> {
                     default_price,
                     module_prices,
                     timeout_collateral: U256::ZERO,
+                    bounds: ProviderBounds { min_timeout_secs, ..Default::default() },
                     mediators,
                     solver,
                     expiry,

@@ -52,18 +52,46 @@ fn expected_total(t: &DealTerms, outcome: Outcome, party: Party) -> U512 {
         (Outcome::NoMediationInTime, Party::JobCreator) => pay + fee,
         (Outcome::NoMediationInTime, Party::ResourceProvider) => tmo + res,
         (Outcome::NoMediationInTime, Party::Mediator) => zero,
+        // A failure the JC caused, accepted or never mediated: each gets back what it paid in.
+        (Outcome::FailureAccepted, Party::JobCreator) => pay,
+        (Outcome::FailureNoMediationInTime, Party::JobCreator) => pay + fee,
+        (Outcome::FailureAccepted | Outcome::FailureNoMediationInTime, Party::ResourceProvider) => {
+            tmo
+        }
+        (Outcome::FailureAccepted | Outcome::FailureNoMediationInTime, Party::Mediator) => zero,
+        // The mediator upheld the report: the JC's fee pays it, nobody else loses.
+        (Outcome::FailureUpheld, Party::JobCreator) => pay,
+        (Outcome::FailureUpheld, Party::ResourceProvider) => tmo,
+        (Outcome::FailureUpheld, Party::Mediator) => fee,
+        // The report was a lie: the RP loses its timeout collateral as if it
+        // had never answered, which pays the mediator; the JC gets the rest.
+        (Outcome::FailureRefuted, Party::JobCreator) => pay + tmo,
+        (Outcome::FailureRefuted, Party::ResourceProvider) => zero,
+        (Outcome::FailureRefuted, Party::Mediator) => fee,
     }
 }
 
 /// Which escrows exist per outcome, from the protocol steps.
 fn expected_escrows(outcome: Outcome) -> Vec<Escrow> {
     let mut e = vec![Escrow::Payment, Escrow::TimeoutCollateral];
-    if outcome != Outcome::NoResultsInTime {
+    let failure = matches!(
+        outcome,
+        Outcome::FailureAccepted
+            | Outcome::FailureUpheld
+            | Outcome::FailureRefuted
+            | Outcome::FailureNoMediationInTime
+    );
+    if outcome != Outcome::NoResultsInTime && !failure {
         e.push(Escrow::ResultsCollateral);
     }
     if matches!(
         outcome,
-        Outcome::MediationAccepted | Outcome::MediationRejected | Outcome::NoMediationInTime
+        Outcome::MediationAccepted
+            | Outcome::MediationRejected
+            | Outcome::NoMediationInTime
+            | Outcome::FailureUpheld
+            | Outcome::FailureRefuted
+            | Outcome::FailureNoMediationInTime
     ) {
         e.push(Escrow::MediationFee);
     }

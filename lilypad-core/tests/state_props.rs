@@ -10,7 +10,7 @@ use common::{seconds, valid_terms};
 use lilypad_core::{
     deal::{Deal, DealMembers, DealTerms},
     settlement::{Escrow, Outcome, settle},
-    state::{DealEvent, DealState, StateKind, TransitionError, deadline, transition},
+    state::{DealEvent, DealState, JobFailure, StateKind, TransitionError, deadline, transition},
 };
 use proptest::{
     prelude::*,
@@ -37,6 +37,10 @@ enum Ev {
     MediateYes,
     MediateNo,
     Timeout,
+    Report,
+    AcceptFailure,
+    ChallengeFailure,
+    Redraw,
 }
 
 /// Who may send.
@@ -115,6 +119,9 @@ const TABLE: &[(StateKind, Ev, Who, When, Next)] = &[
         When::AtOrBefore,
         Next::Done(Outcome::MediationRejected),
     ),
+    // A timeout or redraw in a challenged state ends the deal only when no
+    // mediator is left to draw (`check` works that out); otherwise a redraw
+    // moves to the same state with the next mediator.
     (
         StateKind::ResultsChallenged,
         Ev::Timeout,
@@ -122,13 +129,85 @@ const TABLE: &[(StateKind, Ev, Who, When, Next)] = &[
         When::After,
         Next::Done(Outcome::NoMediationInTime),
     ),
+    (
+        StateKind::ResultsChallenged,
+        Ev::Redraw,
+        Who::Anyone,
+        When::After,
+        Next::Done(Outcome::NoMediationInTime),
+    ),
+    (
+        StateKind::Agreed,
+        Ev::Report,
+        Who::Rp,
+        When::AtOrBefore,
+        Next::To(StateKind::FailureReported),
+    ),
+    (
+        StateKind::FailureReported,
+        Ev::AcceptFailure,
+        Who::Jc,
+        When::AtOrBefore,
+        Next::Done(Outcome::FailureAccepted),
+    ),
+    (
+        StateKind::FailureReported,
+        Ev::ChallengeFailure,
+        Who::Jc,
+        When::AtOrBefore,
+        Next::To(StateKind::FailureChallenged),
+    ),
+    (
+        StateKind::FailureReported,
+        Ev::Timeout,
+        Who::Anyone,
+        When::After,
+        Next::Done(Outcome::FailureAccepted),
+    ),
+    (
+        StateKind::FailureChallenged,
+        Ev::MediateYes,
+        Who::ChosenMediator,
+        When::AtOrBefore,
+        Next::Done(Outcome::FailureUpheld),
+    ),
+    (
+        StateKind::FailureChallenged,
+        Ev::MediateNo,
+        Who::ChosenMediator,
+        When::AtOrBefore,
+        Next::Done(Outcome::FailureRefuted),
+    ),
+    (
+        StateKind::FailureChallenged,
+        Ev::Timeout,
+        Who::Anyone,
+        When::After,
+        Next::Done(Outcome::FailureNoMediationInTime),
+    ),
+    (
+        StateKind::FailureChallenged,
+        Ev::Redraw,
+        Who::Anyone,
+        When::After,
+        Next::Done(Outcome::FailureNoMediationInTime),
+    ),
 ];
 
 /// The model's own view of a deal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Model {
-    Open { kind: StateKind, at: u64, results: Option<B256>, mediator: Option<Address> },
-    Done { outcome: Outcome, at: u64 },
+    Open {
+        kind: StateKind,
+        at: u64,
+        results: Option<B256>,
+        mediator: Option<Address>,
+        tried: BTreeSet<Address>,
+    },
+    Done {
+        outcome: Outcome,
+        at: u64,
+    },
 }
 
 /// How a step picks its sender.
@@ -175,6 +254,10 @@ fn step() -> impl Strategy<Value = Step> {
         Ev::MediateYes,
         Ev::MediateNo,
         Ev::Timeout,
+        Ev::Report,
+        Ev::AcceptFailure,
+        Ev::ChallengeFailure,
+        Ev::Redraw,
     ]);
     let sender = prop_oneof![
         2 => any::<usize>().prop_map(SenderSpec::Right),
@@ -220,7 +303,7 @@ fn deal(terms: DealTerms, mediators: BTreeSet<Address>, created_at: u64) -> Deal
 fn model_deadline(terms: &DealTerms, kind: StateKind, at: u64) -> u128 {
     let window = match kind {
         StateKind::Agreed => terms.submit_window_secs,
-        StateKind::ResultsSubmitted => terms.judge_window_secs,
+        StateKind::ResultsSubmitted | StateKind::FailureReported => terms.judge_window_secs,
         _ => terms.mediate_window_secs,
     };
     u128::from(at) + u128::from(window)
@@ -234,6 +317,10 @@ fn to_event(ev: Ev, by: Address, mediator: Address, results: B256) -> DealEvent 
         Ev::MediateYes => DealEvent::Mediate { by, accept: true },
         Ev::MediateNo => DealEvent::Mediate { by, accept: false },
         Ev::Timeout => DealEvent::ClaimTimeout { by },
+        Ev::Report => DealEvent::ReportFailure { by, reason: JobFailure::ImageUnavailable },
+        Ev::AcceptFailure => DealEvent::AcceptFailure { by },
+        Ev::ChallengeFailure => DealEvent::ChallengeFailure { by, mediator },
+        Ev::Redraw => DealEvent::RedrawMediator { by, mediator },
     }
 }
 
@@ -247,6 +334,7 @@ enum Class {
     DeadlinePassed,
     TooEarly,
     MediatorNotTrusted,
+    MediatorsLeft,
 }
 
 fn class(r: &Result<DealState, TransitionError>) -> Class {
@@ -258,6 +346,7 @@ fn class(r: &Result<DealState, TransitionError>) -> Class {
         Err(TransitionError::DeadlinePassed { .. }) => Class::DeadlinePassed,
         Err(TransitionError::TooEarly { .. }) => Class::TooEarly,
         Err(TransitionError::MediatorNotTrusted { .. }) => Class::MediatorNotTrusted,
+        Err(TransitionError::MediatorsLeft { .. }) => Class::MediatorsLeft,
         Err(e) => panic!("unknown error {e}"),
     }
 }
@@ -275,8 +364,13 @@ fn check(case: &Case, seen: &RefCell<Seen>) -> Result<(), TestCaseError> {
     let deal = &case.deal;
     let terms = &deal.terms;
     let mut state = DealState::initial(deal);
-    let mut model =
-        Model::Open { kind: StateKind::Agreed, at: deal.created_at, results: None, mediator: None };
+    let mut model = Model::Open {
+        kind: StateKind::Agreed,
+        at: deal.created_at,
+        results: None,
+        mediator: None,
+        tried: BTreeSet::new(),
+    };
     let candidates: Vec<Address> =
         deal.members.mediators.iter().copied().chain([STRANGER, JC]).collect();
 
@@ -328,7 +422,15 @@ fn check(case: &Case, seen: &RefCell<Seen>) -> Result<(), TestCaseError> {
         let expected: Result<Model, Class> = match (&model, row) {
             (Model::Done { .. }, _) => Err(Class::AlreadyFinished),
             (Model::Open { .. }, None) => Err(Class::NotAllowed),
-            (Model::Open { results, .. }, Some(&(_, _, who, when, next))) => {
+            (
+                Model::Open { kind, results, mediator: current, tried, .. },
+                Some(&(_, _, who, when, next)),
+            ) => {
+                // After a silent mediator: who would still be left to draw.
+                let mut tried_next = tried.clone();
+                tried_next.extend(*current);
+                let left: BTreeSet<Address> =
+                    deal.members.mediators.difference(&tried_next).copied().collect();
                 let sender_ok = match who {
                     Who::Jc => by == JC,
                     Who::Rp => by == RP,
@@ -348,8 +450,22 @@ fn check(case: &Case, seen: &RefCell<Seen>) -> Result<(), TestCaseError> {
                     } else {
                         Class::TooEarly
                     })
-                } else if step.ev == Ev::Challenge && !deal.members.mediators.contains(&mediator) {
+                } else if matches!(step.ev, Ev::Challenge | Ev::ChallengeFailure)
+                    && !deal.members.mediators.contains(&mediator)
+                {
                     Err(Class::MediatorNotTrusted)
+                } else if step.ev == Ev::Timeout && current.is_some() && !left.is_empty() {
+                    Err(Class::MediatorsLeft)
+                } else if step.ev == Ev::Redraw && !left.is_empty() && !left.contains(&mediator) {
+                    Err(Class::MediatorNotTrusted)
+                } else if step.ev == Ev::Redraw && !left.is_empty() {
+                    Ok(Model::Open {
+                        kind: *kind,
+                        at: now,
+                        results: *results,
+                        mediator: Some(mediator),
+                        tried: tried_next,
+                    })
                 } else {
                     Ok(match next {
                         Next::Done(outcome) => Model::Done { outcome, at: now },
@@ -361,7 +477,12 @@ fn check(case: &Case, seen: &RefCell<Seen>) -> Result<(), TestCaseError> {
                             } else {
                                 *results
                             },
-                            mediator: if step.ev == Ev::Challenge { Some(mediator) } else { None },
+                            mediator: if matches!(step.ev, Ev::Challenge | Ev::ChallengeFailure) {
+                                Some(mediator)
+                            } else {
+                                None
+                            },
+                            tried: BTreeSet::new(),
                         },
                     })
                 }
@@ -417,14 +538,26 @@ fn check(case: &Case, seen: &RefCell<Seen>) -> Result<(), TestCaseError> {
                     (Model::Done { outcome, at }, DealState::Finished { outcome: o, at: a }) => {
                         outcome == o && at == a
                     }
-                    (Model::Open { kind, at, results, mediator }, s) => {
+                    (Model::Open { kind, at, results, mediator, tried }, s) => {
                         s.kind() == *kind
                             && match s {
                                 DealState::ResultsSubmitted { at: a, results: r } => {
                                     a == at && Some(*r) == *results
                                 }
-                                DealState::ResultsChallenged { at: a, results: r, mediator: m } => {
-                                    a == at && Some(*r) == *results && Some(*m) == *mediator
+                                DealState::ResultsChallenged {
+                                    at: a,
+                                    results: r,
+                                    mediator: m,
+                                    tried: t,
+                                } => {
+                                    a == at
+                                        && Some(*r) == *results
+                                        && Some(*m) == *mediator
+                                        && t == tried
+                                }
+                                DealState::FailureReported { at: a, .. } => a == at,
+                                DealState::FailureChallenged { at: a, mediator: m, tried: t } => {
+                                    a == at && Some(*m) == *mediator && t == tried
                                 }
                                 _ => false,
                             }
@@ -473,7 +606,7 @@ fn machine_follows_the_design_table() {
     }
     let seen = seen.into_inner();
     assert_eq!(seen.outcomes, Outcome::ALL.into_iter().collect(), "outcomes reached");
-    assert_eq!(seen.classes.len(), 7, "classes seen: {:?}", seen.classes);
+    assert_eq!(seen.classes.len(), 8, "classes seen: {:?}", seen.classes);
     assert!(
         seen.boundary_ok > 1000 && seen.boundary_rejected > 1000,
         "boundaries: {} ok, {} rejected",

@@ -5,7 +5,11 @@ use std::{path::Path, process::Command};
 
 use lilypad_sdk::{
     chain::ChainClient,
-    core::{Address, U256, spec::Gpu},
+    core::{
+        Address, U256,
+        amount::{AmountStyle, format_tokens},
+        spec::Gpu,
+    },
     executor::Executor,
     solver::SolverClient,
     storage::StorageClient,
@@ -45,6 +49,8 @@ pub(crate) struct Context<'a> {
     pub(crate) collateral_needed: U256,
     /// Least free disk for job data, in MiB.
     pub(crate) min_disk_mib: u64,
+    /// How amounts are shown.
+    pub(crate) amounts: AmountStyle,
 }
 
 /// GPUs as `nvidia-smi` lists them; `None` when it is not installed.
@@ -215,7 +221,15 @@ pub(crate) async fn checks(
             Status::Fail,
             format!("{} has no ETH for gas: fund it before offering", cx.me),
         ),
-        Ok(b) => Check::new("gas", Status::Ok, format!("{b} wei")),
+        Ok(b) => Check::new(
+            "gas",
+            Status::Ok,
+            match cx.amounts {
+                AmountStyle::BaseUnits => format!("{b} wei"),
+                // ETH has the token's 18 decimals.
+                AmountStyle::Tokens => format!("{} ETH", format_tokens(b)),
+            },
+        ),
         Err(e) => Check::new("gas", Status::Fail, e.to_string()),
     });
     out.push(match cx.chain.token_balance(cx.me).await {
@@ -223,14 +237,20 @@ pub(crate) async fn checks(
             "balance",
             Status::Fail,
             format!(
-                "{} holds {b} base units of LP, an offer escrows up to {}: get tokens or lower --timeout-collateral/--price",
-                cx.me, cx.collateral_needed
+                "{} holds {}, an offer escrows up to {}: get tokens or lower --timeout-collateral/--price",
+                cx.me,
+                cx.amounts.format(b),
+                cx.amounts.format(cx.collateral_needed)
             ),
         ),
         Ok(b) => Check::new(
             "balance",
             Status::Ok,
-            format!("{b} base units (an offer escrows up to {})", cx.collateral_needed),
+            format!(
+                "{} (an offer escrows up to {})",
+                cx.amounts.format(b),
+                cx.amounts.format(cx.collateral_needed)
+            ),
         ),
         Err(e) => Check::new("balance", Status::Fail, e.to_string()),
     });
@@ -240,11 +260,12 @@ pub(crate) async fn checks(
             "allowance",
             Status::Note,
             format!(
-                "{a}: the controller is approved for {} when the offer is posted",
-                cx.collateral_needed
+                "{}: the controller is approved for {} when the offer is posted",
+                cx.amounts.format(a),
+                cx.amounts.format(cx.collateral_needed)
             ),
         ),
-        Ok(a) => Check::new("allowance", Status::Ok, a.to_string()),
+        Ok(a) => Check::new("allowance", Status::Ok, cx.amounts.format(a)),
         Err(e) => Check::new("allowance", Status::Fail, e.to_string()),
     });
     out

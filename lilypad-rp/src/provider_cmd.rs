@@ -13,7 +13,8 @@ use lilypad_sdk::{
     chain::{ChainClient, NetworkConfig, PrivateKeySigner, config::LOCAL_CHAIN_ID, roles},
     core::{
         Address, U256,
-        offer::{ModuleId, ModulePolicy},
+        amount::{AmountStyle, parse_amount},
+        offer::{ModuleId, ModulePolicy, ProviderBounds},
     },
     devnet,
     executor::Executor,
@@ -35,6 +36,9 @@ pub(crate) struct Common {
     /// devnet's account for the role).
     #[arg(long, env = "LILYPAD_NETWORK", default_value = "local", value_name = "FILE|local")]
     network: String,
+    /// Show token amounts in base units (`1500000000000000000 wei`) instead of tokens (`1.5 LP`).
+    #[arg(long)]
+    wei: bool,
     /// Where job data and the state database live [default: $LILYPAD_HOME/provider, else ~/.lilypad/provider].
     #[arg(long, env = "LILYPAD_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -46,13 +50,14 @@ pub(crate) struct Common {
 /// What to offer.
 #[derive(Debug, Args)]
 pub(crate) struct OfferArgs {
-    /// Price per job: tokens (`1.5`) or base units (`1000wei`).
+    /// Price per job: tokens (`1.5`, `1.5 LP`) or base units (`1000wei`).
     #[arg(long, default_value = "1wei", value_parser = parse_amount)]
     price: U256,
     /// Price of one module, `MODULE_ID=PRICE` (repeatable).
     #[arg(long = "module-price", value_name = "ID=PRICE", value_parser = parse_module_price)]
     module_prices: Vec<(ModuleId, U256)>,
-    /// Collateral escrowed per deal, slashed if results do not come in time.
+    /// Collateral escrowed per deal, slashed if results do not come in time: tokens
+    /// (`0.5`, `0.5 LP`) or base units (`500wei`).
     #[arg(long, default_value = "0wei", value_parser = parse_amount)]
     timeout_collateral: U256,
     /// A mediator this provider trusts (repeatable) [default: every mediator registered on chain].
@@ -64,6 +69,23 @@ pub(crate) struct OfferArgs {
     /// Seconds each resource offer lives; a fresh one is posted when it ends.
     #[arg(long, default_value_t = 600)]
     offer_ttl: u64,
+    /// The shortest job timeout (seconds to submit results) accepted: a job with less
+    /// time could only end with this provider's timeout collateral slashed.
+    #[arg(long, env = "LILYPAD_MIN_JOB_TIMEOUT", default_value_t = 60)]
+    min_job_timeout: u64,
+    /// The largest results collateral multiple accepted (signed in every offer).
+    #[arg(long, default_value_t = 4)]
+    max_results_multiple: u32,
+    /// The longest judge window accepted, in seconds (the pay waits on it).
+    #[arg(long, default_value_t = 86_400)]
+    max_judge_window: u32,
+    /// The shortest mediate window accepted, in seconds.
+    #[arg(long, default_value_t = 600)]
+    min_mediate_window: u32,
+    /// Attempts at fetching a job's module, image or input files before the job is
+    /// reported on chain as impossible (the job creator is refunded, the collateral kept).
+    #[arg(long, default_value_t = 3)]
+    attempts_before_report: u32,
     /// Offer this many millicores instead of all cores.
     #[arg(long)]
     cpu_millicores: Option<u32>,
@@ -90,30 +112,11 @@ pub(crate) struct OfferArgs {
     fault_wrong_output: bool,
 }
 
-/// Parses an amount: tokens with up to 18 decimals (`1.5`), or base units (`1500wei`).
-fn parse_amount(s: &str) -> Result<U256, String> {
-    let s = s.trim();
-    if let Some(wei) = s.strip_suffix("wei") {
-        return U256::from_str_radix(wei.trim(), 10).map_err(|e| format!("{s:?}: {e}"));
-    }
-    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
-    if (whole.is_empty() && frac.is_empty())
-        || frac.len() > 18
-        || !whole.chars().chain(frac.chars()).all(|c| c.is_ascii_digit())
-    {
-        return Err(format!(
-            "{s:?} is not an amount: write tokens like 1.5 (at most 18 decimals) or base units like 1500wei"
-        ));
-    }
-    let padded = format!("{whole}{frac:0<18}");
-    U256::from_str_radix(&padded, 10).map_err(|e| format!("{s:?}: {e}"))
-}
-
 fn parse_module_price(s: &str) -> Result<(ModuleId, U256), String> {
     let (id, price) = s.split_once('=').ok_or("expected MODULE_ID=PRICE")?;
     let id: ModuleId =
         id.trim().parse().map_err(|_| format!("{id:?} is not a module id (32 bytes of hex)"))?;
-    Ok((id, parse_amount(price)?))
+    Ok((id, parse_amount(price).map_err(|e| e.to_string())?))
 }
 
 fn module_policy(items: &[String]) -> anyhow::Result<ModulePolicy> {
@@ -233,6 +236,7 @@ async fn run_checks(
     s: &Setup,
     offer: &OfferArgs,
     opencl: bool,
+    amounts: AmountStyle,
 ) -> anyhow::Result<Vec<doctor::Check>> {
     let needed = collateral_needed(s.client.chain(), offer).await?;
     let cx = doctor::Context {
@@ -242,8 +246,13 @@ async fn run_checks(
         me: s.me,
         collateral_needed: needed,
         min_disk_mib: offer.min_disk_mib,
+        amounts,
     };
     Ok(doctor::checks(&cx, opencl, Some(&s.solver), Some(&s.storage)).await)
+}
+
+fn amount_style(common: &Common) -> AmountStyle {
+    if common.wei { AmountStyle::BaseUnits } else { AmountStyle::Tokens }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -258,7 +267,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub(crate) fn doctor(common: &Common, offer: &OfferArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async {
         let s = setup(common, devnet::PROVIDER).await?;
-        let checks = run_checks(&s, offer, true).await?;
+        let checks = run_checks(&s, offer, true, amount_style(common)).await?;
         print!("{}", doctor::table(&checks));
         let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
         if failed > 0 {
@@ -303,7 +312,7 @@ fn cancel_on_signal() -> CancellationToken {
 pub(crate) fn run(common: &Common, offer: &OfferArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async {
         let s = setup(common, devnet::PROVIDER).await?;
-        let checks = run_checks(&s, offer, false).await?;
+        let checks = run_checks(&s, offer, false, amount_style(common)).await?;
         for c in &checks {
             match c.status {
                 Status::Fail => anyhow::bail!(
@@ -341,6 +350,13 @@ pub(crate) fn run(common: &Common, offer: &OfferArgs) -> anyhow::Result<()> {
         config.module_prices = offer.module_prices.iter().copied().collect::<BTreeMap<_, _>>();
         config.timeout_collateral = offer.timeout_collateral;
         config.mediators = mediators;
+        config.bounds = ProviderBounds {
+            min_timeout_secs: offer.min_job_timeout.max(1),
+            max_results_multiple: offer.max_results_multiple,
+            max_judge_window_secs: offer.max_judge_window,
+            min_mediate_window_secs: offer.min_mediate_window.max(1),
+        };
+        config.attempts_before_report = offer.attempts_before_report.max(1);
         config.offer_ttl = Duration::from_secs(offer.offer_ttl.max(10));
         config.poll_interval = Duration::from_secs(offer.poll_secs.max(1));
         config.submit_margin = Duration::from_secs(offer.submit_margin);
@@ -402,9 +418,13 @@ mod tests {
 
     #[test]
     fn amounts_and_policies_parse() {
-        assert_eq!(parse_amount("1000wei"), Ok(U256::from(1000u64)));
-        assert_eq!(parse_amount("1.5"), Ok(U256::from(1_500_000_000_000_000_000u128)));
-        assert!(parse_amount("abc").is_err());
+        let id = B256::repeat_byte(7);
+        assert_eq!(
+            parse_module_price(&format!("{id}=1.5 LP")),
+            Ok((id, U256::from(1_500_000_000_000_000_000u128)))
+        );
+        let e = parse_module_price(&format!("{id}=1e18")).expect_err("not an amount");
+        assert!(e.contains("1e18") && e.contains("1500 wei"), "{e}");
         assert_eq!(module_policy(&["any".into()]).expect("any"), ModulePolicy::Any);
         let id = B256::repeat_byte(7);
         assert_eq!(

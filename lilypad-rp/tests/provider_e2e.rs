@@ -164,6 +164,18 @@ async fn finish(mut child: Child, secs: u64, logs: &dyn Fn() -> String) -> (bool
 
 /// A module running `script` in the busybox image of the cowsay example.
 fn shell_module(dir: &Path, name: &str, script: &str, timeout: u64, ram_mib: u64) -> PathBuf {
+    image_module(dir, name, "lilypad-example/cowsay:0.1.0", script, timeout, ram_mib)
+}
+
+/// A module running `script` in `image`.
+fn image_module(
+    dir: &Path,
+    name: &str,
+    image: &str,
+    script: &str,
+    timeout: u64,
+    ram_mib: u64,
+) -> PathBuf {
     let m = dir.join("modules").join(name);
     std::fs::create_dir_all(&m).expect("module dir");
     let script = serde_json::to_string(script).expect("JSON string");
@@ -175,7 +187,7 @@ fn shell_module(dir: &Path, name: &str, script: &str, timeout: u64, ram_mib: u64
     "Spec": {{
       "Docker": {{
         "Entrypoint": ["/bin/sh", "-c", {script}],
-        "Image": "lilypad-example/cowsay:0.1.0",
+        "Image": "{image}",
         "WorkingDirectory": "/tmp"
       }},
       "Engine": "Docker",
@@ -380,6 +392,7 @@ async fn post_job(net: &LocalNet, dir: &Path, module: &Path, values: &[(&str, &s
         max_price,
         payment_collateral: max_price,
         timeout_secs: spec.timeout_secs + 120,
+        bounds: Default::default(),
         mediators: devnet::MEDIATORS.iter().map(|m| anvil_address(*m)).collect::<BTreeSet<_>>(),
         solver: anvil_address(devnet::SOLVER),
         target: None,
@@ -600,6 +613,48 @@ fn sandbox_failures_reach_the_job_creator_with_their_reason() {
 }
 
 #[test]
+fn a_job_whose_image_does_not_exist_is_reported_in_seconds_and_the_job_creator_refunded() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    runtime().block_on(async {
+        need_docker().await;
+        let net = LocalNet::start(dir.path()).await;
+        let rp = provider(&net, dir.path(), "noimage", &["--attempts-before-report", "2"]);
+        let logs = || format!("{}\n--- rp:\n{}", net.logs(), rp.log());
+        let chain = net.devnet.client();
+        let (jc_before, rp_before) =
+            (balance(chain, devnet::JOB_CREATOR).await, balance(chain, devnet::PROVIDER).await);
+        let module = image_module(
+            dir.path(),
+            "noimage",
+            "lilypad-example/no-such-image:0.0.0",
+            "echo never",
+            60,
+            64,
+        );
+        let started = Instant::now();
+        let run = spawn_run(&net, &dir.path().join("noimage"), &module, &[]);
+        let (ok, json, err) = finish(run, 120, &logs).await;
+        let took = started.elapsed();
+        assert!(!ok, "{json}\n{err}");
+        assert_eq!(json["status"], "provider_could_not_run", "{json}\n{err}\n{}", logs());
+        let text = json["error"].as_str().expect("error text");
+        assert!(text.contains("image") && text.contains("no-such-image"), "{text}");
+        assert!(text.contains("refunded"), "{text}");
+        // Measured, not asserted tightly: a failure report must beat the deal's
+        // deadline by far (minutes), which is what this checks.
+        assert!(took < Duration::from_secs(30), "the reason took {took:?}\n{}", logs());
+        let deal: B256 = json["deal_id"].as_str().expect("deal id").parse().expect("deal id");
+        let on_chain = chain.deal(deal).await.expect("getDeal").expect("the deal");
+        assert_eq!(on_chain.status, DealStatus::Finished(Outcome::FailureAccepted));
+        // The job creator got its payment back; the provider its timeout collateral.
+        assert_eq!(balance(chain, devnet::JOB_CREATOR).await, jc_before);
+        assert_eq!(balance(chain, devnet::PROVIDER).await, rp_before);
+        assert_eq!(chain.escrow_of(deal).await.expect("escrow"), U256::ZERO);
+    });
+}
+
+#[test]
 fn a_module_outside_the_allowlist_gets_no_match_and_the_job_creator_is_told_why() {
     let _serial = serial();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -670,6 +725,7 @@ fn a_deal_published_before_a_crash_is_submitted_on_restart_without_running_again
             default_price: U256::from(PRICE),
             module_prices: BTreeMap::new(),
             timeout_collateral: U256::from(TIMEOUT_COLLATERAL),
+            bounds: Default::default(),
             mediators: devnet::MEDIATORS.iter().map(|m| anvil_address(*m)).collect(),
             solver: anvil_address(devnet::SOLVER),
             expiry: now() + 600,

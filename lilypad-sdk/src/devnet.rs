@@ -511,8 +511,8 @@ impl Devnet {
         });
         futures::future::try_join_all(regs).await?;
         progress(&format!(
-            "funding the 10 well-known accounts with {} tokens each",
-            format_units(opts.fund)
+            "funding the 10 well-known accounts with {} each",
+            lilypad_core::amount::format_amount(opts.fund)
         ));
         let mints = (0..ANVIL_KEYS.len()).map(|i| admin.mint(anvil_address(i), opts.fund));
         futures::future::try_join_all(mints).await?;
@@ -594,6 +594,12 @@ fn controller_params(p: &NetworkParams) -> Result<LilypadController::NetworkPara
         mediationFee: u128::try_from(p.mediation_fee).map_err(|_| {
             invalid("params.mediation_fee", p.mediation_fee.to_string(), "must be below 2^128")
         })?,
+        minJobTimeoutSecs: match p.min_job_timeout_secs {
+            0 => {
+                return Err(invalid("params.min_job_timeout_secs", "0".into(), "must be positive"));
+            }
+            n => n,
+        },
     })
 }
 
@@ -608,17 +614,6 @@ fn check_job_timeout(secs: u64) -> Result<(), DevnetError> {
         value: secs.to_string(),
         reason: "must be 300 to 2592000 seconds (5 minutes to 30 days)",
     }))
-}
-
-/// `amount` base units as whole tokens (18 decimals), for messages.
-pub fn format_units(amount: U256) -> String {
-    let unit = U256::from(10u64).pow(U256::from(18u64));
-    let (whole, frac) = amount.div_rem(unit);
-    if frac.is_zero() {
-        whole.to_string()
-    } else {
-        format!("{whole}.{:0>18}", frac.to_string()).trim_end_matches('0').to_owned()
-    }
 }
 
 // ---------------------------------------------------------------- anvil controls
@@ -763,13 +758,5 @@ mod tests {
         assert!(check_job_timeout(JOB_TIMEOUT_SECS).is_ok());
         let e = check_job_timeout(299).unwrap_err().to_string();
         assert!(e.contains("job_timeout_secs") && e.contains("(got 299)"), "{e}");
-    }
-
-    #[test]
-    fn units_format() {
-        let unit = U256::from(10u64).pow(U256::from(18u64));
-        assert_eq!(format_units(unit * U256::from(3u64)), "3");
-        assert_eq!(format_units(unit / U256::from(4u64)), "0.25");
-        assert_eq!(format_units(U256::ZERO), "0");
     }
 }

@@ -9,7 +9,8 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use lilypad_sdk::{
     chain::{ChainClient, NetworkConfig},
-    devnet::{self, ACCOUNT_ROLES, ANVIL_KEYS, Devnet, DevnetOptions, files, format_units},
+    core::amount::format_tokens,
+    devnet::{self, ACCOUNT_ROLES, ANVIL_KEYS, Devnet, DevnetOptions, files},
 };
 
 /// How long `up` may take in all (anvil start, deployments, funding).
@@ -245,8 +246,8 @@ fn print_up(
     }
     println!();
     println!(
-        "accounts (anvil's well-known test keys: never use them on a real network; {} tokens each):",
-        format_units(opts.fund)
+        "accounts (anvil's well-known test keys: never use them on a real network; {} each):",
+        crate::amounts::show(opts.fund)
     );
     for (i, (key, role)) in ANVIL_KEYS.iter().zip(ACCOUNT_ROLES).enumerate() {
         println!("  {i} {} {key}  {role}", devnet::anvil_address(i));
@@ -341,7 +342,7 @@ async fn report(config: NetworkConfig, pid: u32, dir: &std::path::Path) -> anyho
         out,
         "  params: results collateral {}x price, mediation fee {}, judge window {}s, mediation window {}s",
         params.results_collateral_multiple,
-        params.mediation_fee,
+        crate::amounts::show(params.mediation_fee),
         params.judge_window_secs,
         params.mediate_window_secs
     )?;
@@ -362,18 +363,19 @@ async fn report(config: NetworkConfig, pid: u32, dir: &std::path::Path) -> anyho
         writeln!(out, "  job manager: none in this network file (an older devnet: recreate it)")?;
     }
     writeln!(out)?;
-    writeln!(out, "accounts:           tokens            ETH  role")?;
+    writeln!(out, "{:<48}{:>14}  {:>13}  role", "accounts:", "tokens", "ETH")?;
     for (i, role) in ACCOUNT_ROLES.iter().enumerate() {
         let a = devnet::anvil_address(i);
-        let tokens = format_units(client.token_balance(a).await?);
-        let eth = short(&format_units(client.eth_balance(a).await?));
+        let tokens = crate::amounts::show(client.token_balance(a).await?);
+        // ETH has 18 decimals too; only the token's formatter knows how to write them.
+        let eth = short(&format_tokens(client.eth_balance(a).await?));
         writeln!(out, "  {i} {a}  {tokens:>14}  {eth:>13}  {role}")?;
     }
     let controller = client.token_balance(config.contracts.controller).await?;
-    writeln!(out, "  controller escrow: {} tokens", format_units(controller))?;
+    writeln!(out, "  controller escrow: {}", crate::amounts::show(controller))?;
     if let Some(manager) = config.contracts.job_manager {
         let held = client.token_balance(manager).await?;
-        writeln!(out, "  job manager escrow: {} tokens", format_units(held))?;
+        writeln!(out, "  job manager escrow: {}", crate::amounts::show(held))?;
     }
     Ok(out)
 }

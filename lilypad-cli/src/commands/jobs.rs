@@ -12,8 +12,8 @@ use lilypad_sdk::{
 };
 use serde_json::json;
 
-use super::network::{NetworkArgs, key, network_file, parse_amount};
-use crate::inputs::collect_inputs;
+use super::network::{NetworkArgs, key, network_file};
+use crate::{amounts, inputs::collect_inputs};
 
 /// `jobs` subcommands.
 #[derive(Debug, Subcommand)]
@@ -44,12 +44,12 @@ pub(crate) enum JobsCommand {
 pub(crate) struct DeployArgs {
     #[command(flatten)]
     network: NetworkArgs,
-    /// Escrowed with each request, in tokens (e.g. 1.5) or base units (`1500wei`): the
-    /// most the bridge may spend on one job.
-    #[arg(long, value_name = "P", default_value = "1", value_parser = parse_amount)]
+    /// Escrowed with each request, in tokens (`1.5`, `1.5 LP`) or base units (`1500wei`):
+    /// the most the bridge may spend on one job.
+    #[arg(long, value_name = "P", default_value = "1", value_parser = amounts::parse)]
     payment: U256,
-    /// Tokens sent to the new contract (it pays for its requests).
-    #[arg(long, value_name = "T", default_value = "10", value_parser = parse_amount)]
+    /// Sent to the new contract (it pays for its requests), in tokens or base units.
+    #[arg(long, value_name = "T", default_value = "10", value_parser = amounts::parse)]
     fund: U256,
 }
 
@@ -73,8 +73,8 @@ pub(crate) struct RequestArgs {
     /// A template input, KEY=VALUE (repeatable).
     #[arg(short = 'i', long = "input", value_name = "KEY=VALUE")]
     inputs: Vec<String>,
-    /// Escrowed from your account, in tokens or base units (`wei` suffix).
-    #[arg(long, value_name = "P", default_value = "1", value_parser = parse_amount)]
+    /// Escrowed from your account, in tokens (`1.5`, `1.5 LP`) or base units (`1500wei`).
+    #[arg(long, value_name = "P", default_value = "1", value_parser = amounts::parse)]
     payment: U256,
     #[command(flatten)]
     network: NetworkArgs,
@@ -127,8 +127,9 @@ async fn deploy(args: &DeployArgs) -> anyhow::Result<()> {
         chain.transfer(client, args.fund).await.context("funding the new client")?;
     }
     eprintln!(
-        "ExampleClient deployed: payment {} base units per request, funded with {} base units",
-        args.payment, args.fund
+        "ExampleClient deployed: payment {} per request, funded with {}",
+        amounts::show(args.payment),
+        amounts::show(args.fund)
     );
     println!("{client}");
     Ok(())
@@ -138,8 +139,11 @@ async fn request_cowsay(args: &RequestCowsayArgs) -> anyhow::Result<()> {
     let chain = connect(&args.network).await?;
     let job = chain.example_client(args.client).request_cowsay(&args.message).await?;
     eprintln!(
-        "job {} requested: {} with {} base units escrowed; deadline {}",
-        job.job_id, job.module, job.payment, job.deadline
+        "job {} requested: {} with {} escrowed; deadline {}",
+        job.job_id,
+        job.module,
+        amounts::show(job.payment),
+        crate::when::utc(job.deadline)
     );
     println!("{}", job.job_id);
     Ok(())
@@ -150,8 +154,11 @@ async fn request(args: &RequestArgs) -> anyhow::Result<()> {
     let chain = connect(&args.network).await?;
     let job = chain.run_job(&args.module, &inputs, args.payment).await?;
     eprintln!(
-        "job {} requested: {} with {} base units escrowed; deadline {}",
-        job.job_id, job.module, job.payment, job.deadline
+        "job {} requested: {} with {} escrowed; deadline {}",
+        job.job_id,
+        job.module,
+        amounts::show(job.payment),
+        crate::when::utc(job.deadline)
     );
     println!("{}", job.job_id);
     Ok(())
@@ -224,7 +231,15 @@ async fn show(args: &ShowArgs) -> anyhow::Result<()> {
     } else {
         let obj = v.as_object().context("a JSON object")?;
         for (k, val) in obj {
-            let text = val.as_str().map_or_else(|| val.to_string(), str::to_owned);
+            let text = match (k.as_str(), val) {
+                ("payment" | "spent" | "refund", serde_json::Value::String(units)) => {
+                    units.parse::<U256>().map_or_else(|_| units.clone(), amounts::show)
+                }
+                ("deadline", serde_json::Value::Number(n)) => {
+                    n.as_u64().map_or_else(|| n.to_string(), crate::when::utc)
+                }
+                _ => val.as_str().map_or_else(|| val.to_string(), str::to_owned),
+            };
             println!("{k:<22}{text}");
         }
     }

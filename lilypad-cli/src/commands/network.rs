@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Args;
 use lilypad_sdk::{
     chain::{ChainClient, NetworkConfig, PrivateKeySigner, config::LOCAL_CHAIN_ID},
-    core::{Address, U256},
+    core::Address,
     devnet::{self, files},
     solver::SolverClient,
     storage::StorageClient,
@@ -134,57 +134,5 @@ impl Network {
                 "the network file has no storage_url: add `storage_url = \"http://...\"`",
             )?;
         Ok(StorageClient::new(url)?)
-    }
-}
-
-/// Parses an amount: tokens with up to 18 decimals (`1.5`), or base units (`1500wei`).
-pub(crate) fn parse_amount(s: &str) -> Result<U256, String> {
-    let s = s.trim();
-    if let Some(wei) = s.strip_suffix("wei") {
-        return U256::from_str_radix(wei.trim(), 10).map_err(|e| format!("{s:?}: {e}"));
-    }
-    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
-    if whole.is_empty() && frac.is_empty() {
-        return Err("empty amount".into());
-    }
-    if frac.len() > 18 {
-        return Err(format!("{s:?}: at most 18 decimals"));
-    }
-    if !whole.chars().chain(frac.chars()).all(|c| c.is_ascii_digit()) {
-        return Err(format!(
-            "{s:?} is not an amount: write tokens like 1.5 or base units like 1500wei"
-        ));
-    }
-    let scale = U256::from(10u8).pow(U256::from(18u8));
-    let w = if whole.is_empty() {
-        U256::ZERO
-    } else {
-        U256::from_str_radix(whole, 10).map_err(|e| e.to_string())?
-    };
-    let f = if frac.is_empty() {
-        U256::ZERO
-    } else {
-        let padded = format!("{frac:0<18}");
-        U256::from_str_radix(&padded, 10).map_err(|e| e.to_string())?
-    };
-    w.checked_mul(scale).and_then(|v| v.checked_add(f)).ok_or_else(|| format!("{s:?} is too large"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn amounts_are_exact() {
-        let e18 = U256::from(10u8).pow(U256::from(18u8));
-        assert_eq!(parse_amount("1").unwrap(), e18);
-        assert_eq!(parse_amount("1.5").unwrap(), e18 + e18 / U256::from(2u8));
-        assert_eq!(parse_amount("0.000000000000000001").unwrap(), U256::from(1u8));
-        assert_eq!(parse_amount("1500wei").unwrap(), U256::from(1500u16));
-        assert_eq!(parse_amount(".5").unwrap(), e18 / U256::from(2u8));
-        assert!(parse_amount("1.0000000000000000001").is_err());
-        assert!(parse_amount("-1").is_err());
-        assert!(parse_amount("1e18").is_err());
-        assert!(parse_amount("").is_err());
     }
 }

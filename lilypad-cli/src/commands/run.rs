@@ -4,6 +4,7 @@ use std::{
     collections::BTreeMap,
     io::IsTerminal,
     path::PathBuf,
+    sync::{Arc, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -11,8 +12,12 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use lilypad_sdk::{
-    chain::roles,
-    core::{Address, U256},
+    chain::{DealStatus, roles},
+    core::{
+        Address, B256, U256,
+        amount::AmountStyle,
+        settlement::{Settlement, settle},
+    },
     job::{JobCreator, JobError, JobEvent, JobOptions, JobOutcome, JobRequest},
     localnet::LocalNetwork,
     module::ModuleCache,
@@ -20,8 +25,11 @@ use lilypad_sdk::{
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::network::{Network, NetworkArgs, parse_amount};
-use crate::inputs::collect_inputs;
+use super::{
+    deals::{self, explain},
+    network::{Network, NetworkArgs},
+};
+use crate::{amounts, inputs::collect_inputs, summary, when};
 
 /// Arguments of `run`.
 #[derive(Debug, Args)]
@@ -40,8 +48,8 @@ pub(crate) struct RunArgs {
     /// Run only on this provider.
     #[arg(long, value_name = "ADDR")]
     target: Option<Address>,
-    /// The most to pay, in tokens (e.g. 1.5) or base units with a `wei` suffix.
-    #[arg(long, value_name = "P", default_value = "1", value_parser = parse_amount)]
+    /// The most to pay, in tokens (`1.5`, `1.5 LP`) or base units (`1500wei`).
+    #[arg(long, value_name = "P", default_value = "1", value_parser = amounts::parse)]
     max_price: U256,
     /// Where the results go: DIR/<deal id>/.
     #[arg(long, value_name = "D", default_value = "lilypad-results")]
@@ -89,7 +97,10 @@ async fn run_async(args: &RunArgs) -> anyhow::Result<()> {
         }
         Err(e) => return Err(e),
     };
-    let result = run_on(args, network_args.as_ref().unwrap_or(&args.network), values, files).await;
+    let throwaway = network_args.is_some();
+    let result =
+        run_on(args, network_args.as_ref().unwrap_or(&args.network), values, files, throwaway)
+            .await;
     if let Some((net, dir)) = localnet {
         net.shutdown().await;
         let _ = std::fs::remove_dir_all(dir);
@@ -144,6 +155,7 @@ async fn run_on(
     network_args: &NetworkArgs,
     values: BTreeMap<String, String>,
     files: BTreeMap<String, PathBuf>,
+    throwaway: bool,
 ) -> anyhow::Result<()> {
     let network = Network::open(network_args, roles::JOB_CREATOR).await?;
     let mut cache = ModuleCache::new(network.home.join("modules"));
@@ -172,27 +184,50 @@ async fn run_on(
         output_dir: args.output_dir.clone(),
     };
 
+    // Ctrl-C before a deal withdraws the offer (the flow voids its nonce on chain);
+    // once a deal exists nothing can take the money back early, so Ctrl-C stops
+    // following the deal and says how to finish it by hand.
     let cancel = CancellationToken::new();
-    let on_ctrl_c = cancel.clone();
+    let interrupt = CancellationToken::new();
+    let deal_slot: Arc<OnceLock<B256>> = Arc::default();
+    let (on_ctrl_c, on_interrupt, deal_seen) =
+        (cancel.clone(), interrupt.clone(), deal_slot.clone());
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ncancelling: withdrawing the offer (Ctrl-C again to quit at once)");
-            on_ctrl_c.cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            if on_ctrl_c.is_cancelled() || on_interrupt.is_cancelled() {
                 std::process::exit(130);
+            }
+            if deal_seen.get().is_some() {
+                on_interrupt.cancel();
+            } else {
+                eprintln!("\ncancelling: withdrawing the offer (Ctrl-C again to quit at once)");
+                on_ctrl_c.cancel();
             }
         }
     });
 
     let mut progress = Progress::new(!args.json && std::io::stderr().is_terminal(), args.json);
-    let result = creator.run(&request, &cancel, |e| progress.event(&e)).await;
-    progress.finish(result.is_ok());
+    progress.deal = deal_slot.clone();
+    let result = tokio::select! {
+        r = creator.run(&request, &cancel, |e| progress.event(&e)) => Some(r),
+        () = interrupt.cancelled() => None,
+    };
+    progress.finish(matches!(result, Some(Ok(_))));
+    let Some(result) = result else {
+        let deal_id = deal_slot.get().copied().unwrap_or_default();
+        return interrupted(&network, deal_id, args, throwaway).await;
+    };
     match result {
         Ok(outcome) => {
+            let settlement = final_settlement(&network, outcome.deal_id).await;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&outcome_json(&outcome))?);
+                let mut v = outcome_json(&outcome);
+                if let Some(s) = &settlement {
+                    v["settlement"] = summary::settlement_json(s);
+                }
+                println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                print_outcome(&outcome);
+                print_outcome(&outcome, settlement.as_ref());
             }
             Ok(())
         }
@@ -203,6 +238,83 @@ async fn run_on(
             Err(e.into())
         }
     }
+}
+
+/// The payout table of the finished deal: its terms from the solver, its outcome from
+/// the chain; `None` (and the summary left out) if either cannot be read.
+async fn final_settlement(network: &Network, deal_id: B256) -> Option<Settlement> {
+    let record = network.solver().ok()?.deal(deal_id).await.ok()?;
+    match network.chain.deal(deal_id).await.ok()??.status {
+        DealStatus::Finished(outcome) => settle(&record.deal.terms, outcome).ok(),
+        _ => None,
+    }
+}
+
+/// Ctrl-C after the deal: where it stands, what happens next and the commands that
+/// finish it; fails so that scripts see the job did not complete.
+async fn interrupted(
+    network: &Network,
+    deal_id: B256,
+    args: &RunArgs,
+    throwaway: bool,
+) -> anyhow::Result<()> {
+    let me = network.chain.address().unwrap_or_default();
+    let net = args.network.network.as_deref();
+    // Bounded: the user wants to leave, not wait on a slow node.
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let d = network.chain.deal(deal_id).await.ok()??;
+        let now = deals::chain_now(network).await.ok()?;
+        Some((d, now))
+    })
+    .await
+    .ok()
+    .flatten();
+    let (situation, steps) = match &read {
+        Some((d, now)) => (explain::situation(d, *now), explain::next_steps(d, me, *now, net)),
+        None => (
+            "the chain did not answer; the deal goes on there".to_owned(),
+            vec![("follow it".to_owned(), explain::command("show", deal_id, net))],
+        ),
+    };
+    let gone = throwaway.then_some(
+        "this run started a throwaway local network, which stops now: the deal ends with it",
+    );
+    if args.json {
+        let steps: Vec<_> =
+            steps.iter().map(|(why, cmd)| json!({ "why": why, "command": cmd })).collect();
+        let v = json!({
+            "status": "interrupted",
+            "deal_id": deal_id,
+            "situation": situation,
+            "next_steps": if throwaway { json!([]) } else { json!(steps) },
+            "note": gone,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        eprintln!();
+        eprintln!("interrupted: deal {deal_id} goes on on chain without this command.");
+        eprintln!("  {situation}.");
+        if let Some(note) = gone {
+            eprintln!("  {note}.");
+        } else {
+            eprintln!("to finish it:");
+            for (why, cmd) in &steps {
+                eprintln!("  {why}:");
+                eprintln!("    {cmd}");
+            }
+        }
+    }
+    anyhow::bail!("interrupted after deal {deal_id} was made; it continues on chain")
+}
+
+/// "accepted: provider paid 1 LP (the price), ..." for the progress line.
+fn accepted_line(paid: U256, returned_collateral: U256, refunded: U256) -> String {
+    format!(
+        "accepted: provider paid {} (the price), {} collateral returned to it, {} refunded to you",
+        amounts::show(paid),
+        amounts::show(returned_collateral),
+        amounts::show(refunded)
+    )
 }
 
 fn outcome_json(o: &JobOutcome) -> serde_json::Value {
@@ -229,6 +341,11 @@ fn error_json(e: &JobError) -> serde_json::Value {
         JobError::InsufficientAllowance { .. } => "insufficient_allowance",
         JobError::ResultsRejected { .. } => "results_rejected",
         JobError::ProviderTimedOut { .. } => "provider_timed_out",
+        JobError::ProviderCouldNotRun { .. } => "provider_could_not_run",
+        JobError::UndeclaredInputFile { .. }
+        | JobError::InputsTooLarge { .. }
+        | JobError::ImageNotPinned { .. } => "invalid_job",
+        JobError::TermsRefused(_) => "terms_refused",
         JobError::Cancelled(_) => "cancelled",
         _ => "error",
     };
@@ -237,28 +354,56 @@ fn error_json(e: &JobError) -> serde_json::Value {
         v["reasons"] = json!(reasons);
         v["offer_id"] = json!(offer_id);
     }
+    if let JobError::ProviderCouldNotRun { deal_id, provider, reason, detail, accepted } = e {
+        v["deal_id"] = json!(deal_id);
+        v["provider"] = json!(provider);
+        v["reason"] = json!(reason);
+        v["detail"] = json!(detail);
+        v["accepted"] = json!(accepted);
+    }
     v
 }
 
-fn print_outcome(o: &JobOutcome) {
+fn print_outcome(o: &JobOutcome, settlement: Option<&Settlement>) {
+    print!("{}", outcome_text(o, settlement, amounts::style()));
+}
+
+/// The summary `run` prints on success (the job's stdout first, if any).
+fn outcome_text(o: &JobOutcome, settlement: Option<&Settlement>, style: AmountStyle) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     let stdout = std::fs::read_to_string(o.results_dir.join("stdout")).unwrap_or_default();
     if !stdout.is_empty() {
-        println!("{}", stdout.trim_end_matches('\n'));
-        println!();
+        let _ = writeln!(out, "{}\n", stdout.trim_end_matches('\n'));
     }
-    println!("results CID: {}", o.results_cid);
-    println!("deal:        {} (provider {}, price {} base units)", o.deal_id, o.provider, o.price);
+    let _ = writeln!(out, "results CID: {}", o.results_cid);
+    let _ = writeln!(
+        out,
+        "deal:        {} (provider {}, price {})",
+        o.deal_id,
+        o.provider,
+        style.format(o.price)
+    );
     if let Some(code) = o.exit_code {
-        println!("exit code:   {code}");
+        let _ = writeln!(out, "exit code:   {code}");
     }
-    println!("stdout:      {}", o.results_dir.join("stdout").display());
-    println!("stderr:      {}", o.results_dir.join("stderr").display());
-    println!("outputs:     {}", o.results_dir.join("outputs").display());
+    let _ = writeln!(out, "stdout:      {}", o.results_dir.join("stdout").display());
+    let _ = writeln!(out, "stderr:      {}", o.results_dir.join("stderr").display());
+    let _ = writeln!(out, "outputs:     {}", o.results_dir.join("outputs").display());
+    if let Some(s) = settlement {
+        let _ = writeln!(out);
+        for line in summary::settlement_lines(s, style) {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    out
 }
 
 /// One spinner per state; each finished state stays as a line with its time.
 struct Progress {
     bar: Option<ProgressBar>,
+    /// The deal, once agreed (the Ctrl-C handler reads it).
+    deal: Arc<OnceLock<B256>>,
     quiet: bool,
     started: Instant,
     step: Instant,
@@ -276,7 +421,7 @@ impl Progress {
             bar.set_message("resolving the module");
             bar
         });
-        Self { bar, quiet, started: Instant::now(), step: Instant::now() }
+        Self { bar, deal: Arc::default(), quiet, started: Instant::now(), step: Instant::now() }
     }
 
     /// Prints a finished step and names the next one.
@@ -318,15 +463,22 @@ impl Progress {
                 self.done(&format!("input file {key} uploaded: {cid}"), None);
             }
             JobEvent::Approved { amount } => {
-                self.done(&format!("controller approved for {amount} base units"), None);
+                self.done(&format!("controller approved for {}", amounts::show(*amount)), None);
             }
             JobEvent::OfferPosted { offer_id, .. } => {
                 self.done(&format!("offer posted: {offer_id}"), Some("waiting for a provider"));
             }
-            JobEvent::DealAgreed { deal_id, provider, price, .. } => self.done(
-                &format!("deal agreed: {deal_id} with {provider} at {price} base units"),
-                Some("provider running the job"),
-            ),
+            JobEvent::DealAgreed { deal_id, provider, price, deadline } => {
+                let _ = self.deal.set(*deal_id);
+                self.done(
+                    &format!(
+                        "deal agreed: {deal_id} with {provider} at {}; results due by {}",
+                        amounts::show(*price),
+                        when::utc(*deadline)
+                    ),
+                    Some("provider running the job"),
+                );
+            }
             JobEvent::ResultsSubmitted { cid } => {
                 self.done(&format!("results submitted: {cid}"), Some("downloading and verifying"));
             }
@@ -334,16 +486,35 @@ impl Progress {
                 &format!("results verified into {}", path.display()),
                 Some("accepting on chain"),
             ),
-            JobEvent::Accepted { paid, refunded } => self.done(
-                &format!("accepted: provider paid {paid}, refunded {refunded} base units"),
-                None,
-            ),
-            JobEvent::Challenged { mediator, .. } => {
-                self.done(&format!("results challenged; mediator {mediator}"), None);
+            JobEvent::Accepted { paid, returned_collateral, refunded } => {
+                self.done(&accepted_line(*paid, *returned_collateral, *refunded), None);
+            }
+            JobEvent::Challenged { draw_block, .. } => {
+                self.done(
+                    &format!(
+                        "results challenged; a mediator is drawn from the hash of block {draw_block}"
+                    ),
+                    None,
+                );
+            }
+            JobEvent::FailureReported { reason, detail } => {
+                self.done(&format!("the provider cannot run the job: {reason}: {detail}"), None);
+            }
+            JobEvent::FailureAccepted { refunded } => {
+                let refunded = amounts::show(*refunded);
+                self.done(&format!("failure report accepted; {refunded} refunded to you"), None);
+            }
+            JobEvent::Warning { message } => {
+                let msg = format!("warning: {message}");
+                match &self.bar {
+                    Some(bar) => bar.println(msg),
+                    None => eprintln!("{msg}"),
+                }
             }
             JobEvent::OfferWithdrawn => self.done("offer withdrawn on chain", None),
             JobEvent::TimedOut { refunded } => {
-                self.done(&format!("provider timed out; refunded {refunded} base units"), None);
+                let refunded = amounts::show(*refunded);
+                self.done(&format!("provider timed out; refunded {refunded}"), None);
             }
             _ => {}
         }
@@ -356,5 +527,85 @@ impl Progress {
         if ok && !self.quiet {
             eprintln!("done in {:.1}s", self.started.elapsed().as_secs_f64());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lilypad_sdk::core::{deal::DealTerms, settlement::Outcome};
+
+    use super::*;
+
+    fn lp(milli: u64) -> U256 {
+        U256::from(milli) * U256::from(10u64).pow(U256::from(15u8))
+    }
+
+    #[test]
+    fn the_accepted_line_tells_the_price_from_the_returned_collateral() {
+        assert_eq!(
+            accepted_line(lp(1001), lp(2002), lp(0)),
+            "accepted: provider paid 1.001 LP (the price), 2.002 LP collateral returned to it, \
+             0 LP refunded to you"
+        );
+    }
+
+    #[test]
+    fn the_run_summary_reads_in_tokens_or_base_units() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let results = dir.path().join("0xd1");
+        std::fs::create_dir_all(&results).expect("results dir");
+        std::fs::write(results.join("stdout"), " _____\n< moo >\n -----\n").expect("stdout");
+        let outcome = JobOutcome {
+            offer_id: B256::repeat_byte(0x0f),
+            deal_id: B256::repeat_byte(0xd1),
+            module_id: B256::repeat_byte(0x3d),
+            provider: Address::repeat_byte(0x9a),
+            price: lp(1001),
+            results_cid: "bafyresults".into(),
+            results_dir: results.clone(),
+            exit_code: Some(0),
+        };
+        let terms = DealTerms {
+            price: lp(1001),
+            payment_collateral: lp(1500),
+            timeout_collateral: lp(10),
+            results_collateral: lp(2002),
+            mediation_fee: lp(1),
+            submit_window_secs: 720,
+            judge_window_secs: 3600,
+            mediate_window_secs: 3600,
+        };
+        let settlement = settle(&terms, Outcome::Accepted).expect("settles");
+        let dir_text = results.display().to_string();
+        let text = outcome_text(&outcome, Some(&settlement), AmountStyle::Tokens)
+            .replace(&dir_text, "[RESULTS]");
+        assert_eq!(
+            text,
+            format!(
+                " _____
+< moo >
+ -----
+
+results CID: bafyresults
+deal:        {} (provider {}, price 1.001 LP)
+exit code:   0
+stdout:      [RESULTS]/stdout
+stderr:      [RESULTS]/stderr
+outputs:     [RESULTS]/outputs
+
+outcome              accepted
+provider paid        1.001 LP (the price of the job)
+returned collateral  2.012 LP (to the provider)
+refunded             0.499 LP (to the job creator)
+",
+                outcome.deal_id, outcome.provider
+            )
+        );
+        let wei = outcome_text(&outcome, Some(&settlement), AmountStyle::BaseUnits);
+        assert!(wei.contains("price 1001000000000000000 wei)"), "{wei}");
+        assert!(wei.contains("provider paid        1001000000000000000 wei (the price"), "{wei}");
+        // Without the terms (solver unreachable) the summary is left out, nothing else.
+        let bare = outcome_text(&outcome, None, AmountStyle::Tokens);
+        assert!(bare.ends_with("/outputs\n") && !bare.contains("provider paid"), "{bare}");
     }
 }

@@ -18,7 +18,10 @@
 //! 8. the machine fits the job's requirements (CPU, RAM, disk, then GPUs, see
 //!    [`MachineSpec::fits`](crate::spec::MachineSpec::fits));
 //! 9. the provider's price for the module is at most the job's max price;
-//! 10. at least one mediator is trusted by both.
+//! 10. at least one mediator is trusted by both;
+//! 11. the job gives the provider at least the timeout it signed as its
+//!     minimum (`bounds.min_timeout_secs`): a shorter job could only end in the
+//!     provider's slashing.
 
 use std::collections::BTreeSet;
 
@@ -143,6 +146,42 @@ pub enum Mismatch {
         /// Number of mediators the provider trusts.
         resource: usize,
     },
+    /// The job's timeout is under the provider's signed minimum.
+    #[error("job timeout {timeout_secs}s is under the provider's minimum {minimum_secs}s")]
+    TimeoutTooShort {
+        /// The job's timeout.
+        timeout_secs: u64,
+        /// The provider's minimum.
+        minimum_secs: u64,
+    },
+}
+
+impl Mismatch {
+    /// The reason in words that reveal nothing of the resource offer (no
+    /// address, price or machine figure): what a job creator may be told
+    /// about other providers' offers.
+    pub const fn for_job_creator(&self) -> &'static str {
+        match self {
+            Self::JobExpired { .. } => "your job offer has expired",
+            Self::ResourceExpired { .. } => "the resource offer has expired",
+            Self::SolverMismatch { .. } => "the resource offer names another solver",
+            Self::TargetMismatch { .. } => "the resource offer is not from your target provider",
+            Self::ModuleBlockedByNetwork { .. } => "the network blocks your module",
+            Self::ModuleNotInNetworkAllowlist { .. } => {
+                "your module is not on the network's allowlist"
+            }
+            Self::ModuleNotAllowedByProvider { .. } => "the provider does not run your module",
+            Self::Spec(SpecMismatch::Cpu { .. }) => "not enough CPU for your job",
+            Self::Spec(SpecMismatch::Ram { .. }) => "not enough RAM for your job",
+            Self::Spec(SpecMismatch::Disk { .. }) => "not enough disk for your job",
+            Self::Spec(SpecMismatch::Gpus { .. }) => "not enough GPUs or GPU memory for your job",
+            Self::PriceTooHigh { .. } => "the provider's price is over your max price",
+            Self::NoCommonMediator { .. } => "the provider trusts none of your mediators",
+            Self::TimeoutTooShort { .. } => {
+                "the provider needs a longer job timeout than your module's"
+            }
+        }
+    }
 }
 
 /// Checks every rule, in order; on success returns the price of the deal
@@ -182,6 +221,12 @@ pub fn check(
             resource: resource.mediators.len(),
         });
     }
+    if job.timeout_secs < resource.bounds.min_timeout_secs {
+        return Err(Mismatch::TimeoutTooShort {
+            timeout_secs: job.timeout_secs,
+            minimum_secs: resource.bounds.min_timeout_secs,
+        });
+    }
     Ok(price)
 }
 
@@ -201,7 +246,7 @@ mod tests {
 
     use super::*;
     use crate::matcher::tests::{addr, gpu_machine, job, module, resource};
-    use crate::offer::ModulePolicy;
+    use crate::offer::{ModulePolicy, ProviderBounds};
     use crate::spec::JobRequirements;
 
     #[test]
@@ -327,6 +372,19 @@ mod tests {
     }
 
     #[test]
+    fn job_timeout_must_reach_the_providers_minimum() {
+        let net = NetworkModules::open();
+        let bounds = ProviderBounds { min_timeout_secs: 601, ..ProviderBounds::default() };
+        let r = ResourceOffer { bounds, ..resource() };
+        let e = check(&job(), &r, &net, 0).unwrap_err();
+        assert_eq!(e, Mismatch::TimeoutTooShort { timeout_secs: 600, minimum_secs: 601 });
+        assert_eq!(e.to_string(), "job timeout 600s is under the provider's minimum 601s");
+        assert!(!e.for_job_creator().contains("601"));
+        let j = JobOffer { timeout_secs: 601, ..job() };
+        assert!(compatible(&j, &r, &net, 0));
+    }
+
+    #[test]
     fn first_failing_rule_in_documented_order_wins() {
         // Everything is wrong; peel one rule off at a time.
         let net = NetworkModules { blocked: [module(1)].into(), allowed: None };
@@ -342,6 +400,7 @@ mod tests {
             solver: addr(0x55),
             modules: ModulePolicy::Only([module(2)].into()),
             mediators: [addr(0x77)].into(),
+            bounds: ProviderBounds { min_timeout_secs: 601, ..ProviderBounds::default() },
             ..resource()
         };
         let mut net = net;
@@ -361,11 +420,12 @@ mod tests {
                 Mismatch::ModuleNotInNetworkAllowlist { .. } => net = NetworkModules::open(),
                 Mismatch::ModuleNotAllowedByProvider { .. } => r.modules = ModulePolicy::Any,
                 Mismatch::Spec(_) => r.spec = gpu_machine(&[1]),
+                Mismatch::TimeoutTooShort { .. } => j.timeout_secs = 601,
                 Mismatch::PriceTooHigh { .. } => j.max_price = U256::MAX,
                 Mismatch::NoCommonMediator { .. } => r.mediators = j.mediators.clone(),
             }
         }
-        assert_eq!(seen.len(), 10, "each rule fails once, in order");
+        assert_eq!(seen.len(), 11, "each rule fails once, in order");
         let expected = [
             Mismatch::JobExpired { expiry: 0, now: 0 },
             Mismatch::ResourceExpired { expiry: 0, now: 0 },
@@ -377,6 +437,7 @@ mod tests {
             Mismatch::Spec(SpecMismatch::Cpu { need: 0, have: 0 }),
             Mismatch::PriceTooHigh { price: U256::ZERO, max_price: U256::ZERO },
             Mismatch::NoCommonMediator { job: 0, resource: 0 },
+            Mismatch::TimeoutTooShort { timeout_secs: 0, minimum_secs: 0 },
         ];
         let expected: Vec<_> = expected.iter().map(std::mem::discriminant).collect();
         assert_eq!(seen, expected);

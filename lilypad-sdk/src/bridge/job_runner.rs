@@ -4,7 +4,7 @@
 use std::{collections::BTreeMap, future::Future, path::PathBuf};
 
 use alloy::primitives::{B256, U256};
-use lilypad_core::{module::ModuleRef, settlement::Outcome};
+use lilypad_core::{amount::Amount, module::ModuleRef, settlement::Outcome};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -144,6 +144,7 @@ impl JobCreatorRunner {
             Some(
                 DealStatus::Agreed
                 | DealStatus::ResultsSubmitted
+                | DealStatus::FailureReported
                 | DealStatus::Finished(
                     Outcome::Accepted | Outcome::NoJudgementInTime | Outcome::MediationAccepted,
                 ),
@@ -166,7 +167,7 @@ fn event_sink() -> (impl FnMut(JobEvent) + Send, mpsc::UnboundedReceiver<B256>) 
     let sink = move |e: JobEvent| {
         match &e {
             JobEvent::DealAgreed { deal_id, provider, price, deadline } => {
-                info!(deal = %deal_id, %provider, %price, deadline, "deal agreed");
+                info!(deal = %deal_id, %provider, price = %Amount(*price), deadline, "deal agreed");
                 // The receiver lives as long as the run.
                 let _ = tx.send(*deal_id);
             }
@@ -174,8 +175,13 @@ fn event_sink() -> (impl FnMut(JobEvent) + Send, mpsc::UnboundedReceiver<B256>) 
                 info!(offer = %offer_id, expiry, "offer posted");
             }
             JobEvent::ResultsSubmitted { cid } => info!(%cid, "results submitted"),
-            JobEvent::Accepted { paid, refunded } => {
-                info!(%paid, %refunded, "results verified and accepted");
+            JobEvent::Accepted { paid, returned_collateral, refunded } => {
+                info!(
+                    provider_paid = %Amount(*paid),
+                    returned_collateral = %Amount(*returned_collateral),
+                    refunded = %Amount(*refunded),
+                    "results verified and accepted"
+                );
             }
             other => info!(event = ?other, "job flow"),
         }
@@ -231,7 +237,11 @@ pub(crate) fn failure(e: &JobError) -> RunFailure {
         | JobError::InputFile { .. }
         | JobError::NoMatch { .. }
         | JobError::Rejected(_)
-        | JobError::ResultsRejected { .. } => RunFailure::fatal(text),
+        | JobError::ResultsRejected { .. }
+        | JobError::ProviderCouldNotRun { .. }
+        | JobError::UndeclaredInputFile { .. }
+        | JobError::InputsTooLarge { .. }
+        | JobError::ImageNotPinned { .. } => RunFailure::fatal(text),
         JobError::InsufficientFunds { .. } | JobError::InsufficientAllowance { .. } => {
             RunFailure::retryable(format!("the bridge account cannot pay: {text}"))
         }

@@ -49,6 +49,7 @@ use std::{
 };
 
 use alloy::primitives::{Address, B256, U256};
+use lilypad_core::amount::Amount;
 use tokio::{sync::watch, task::JoinSet};
 pub use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -708,7 +709,7 @@ impl Inner {
             (_, Some("lease lost")) => Err(BridgeError::LeaseLost { job_id: id }),
             (Some(Ok(ok)), _) => {
                 let spent = if ok.spent > rec.payment {
-                    warn!(spent = %ok.spent, payment = %rec.payment, "the runner spent more than the payment; claiming the payment");
+                    warn!(spent = %Amount(ok.spent), payment = %Amount(rec.payment), "the runner spent more than the payment; claiming the payment");
                     rec.payment
                 } else {
                     ok.spent
@@ -793,11 +794,11 @@ impl Inner {
         // so no other instance re-sends.
         match self.chain.job_tx_outcome(tx).await? {
             JobOutcome::Fulfilled(f) => {
-                info!(tx = %f.tx, results = %f.results_cid, spent = %f.spent, refund = %f.refund, callback_failed = f.callback_failed, "fulfilled");
+                info!(tx = %f.tx, results = %f.results_cid, spent = %Amount(f.spent), refund = %Amount(f.refund), callback_failed = f.callback_failed, "fulfilled");
                 self.store.finish(id, JobStatus::Fulfilled, Some(f.tx), None).await?;
             }
             JobOutcome::Cancelled(c) => {
-                info!(tx = %c.tx, reason = %c.reason, refund = %c.refund, callback_failed = c.callback_failed, "cancelled");
+                info!(tx = %c.tx, reason = %c.reason, refund = %Amount(c.refund), callback_failed = c.callback_failed, "cancelled");
                 self.store.finish(id, JobStatus::Cancelled, Some(c.tx), Some(c.reason)).await?;
             }
         }

@@ -4,6 +4,7 @@ use alloy::primitives::{Address, B256, Bytes, U256};
 use lilypad_core::{
     deal::{Deal, DealId, DealMembers, DealTerms, NetworkParams},
     settlement::Outcome,
+    state::JobFailure,
 };
 
 use super::{
@@ -44,19 +45,53 @@ pub struct SubmittedResults {
     pub tx: B256,
 }
 
-/// The job creator challenged (`ResultsChallenged`).
+/// The job creator challenged results (`ResultsChallenged`) or a failure report
+/// (`FailureChallenged`). The mediator is drawn from the hash of the challenge's
+/// block, which nothing in that block could know: see [`ChainClient::draw_mediator`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Challenge {
     /// The deal.
     pub deal_id: DealId,
-    /// The mediator the contract drew; only it may call [`ChainClient::mediate`].
-    pub mediator: Address,
+    /// The block whose hash draws the mediator (readable from the next block on).
+    pub draw_block: u64,
     /// The fee the job creator escrowed.
     pub mediation_fee: U256,
     /// The mediation deadline.
     pub deadline: u64,
     /// The transaction.
     pub tx: B256,
+}
+
+/// What a [`ChainClient::draw_mediator`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Draw {
+    /// The mediator is fixed: only it may call [`ChainClient::mediate`].
+    Drawn {
+        /// The mediator.
+        mediator: Address,
+        /// The round (0 for the first draw, one more per redraw).
+        round: u8,
+    },
+    /// The draw block's hash had expired (older than 256 blocks): the draw was
+    /// re-armed on this block's hash.
+    Rearmed {
+        /// The new draw block.
+        draw_block: u64,
+    },
+}
+
+/// What a [`ChainClient::redraw_mediator`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redraw {
+    /// A new round started; the next mediator is drawn from `draw_block`'s hash.
+    Next {
+        /// The new draw block.
+        draw_block: u64,
+        /// The new mediation deadline.
+        deadline: u64,
+    },
+    /// Every mediator had been tried: the deal ended with no mediation.
+    Finished(FinishedDeal),
 }
 
 /// A deal ended (`DealFinished`); the amounts are what this transaction paid out.
@@ -89,6 +124,11 @@ pub enum DealStatus {
     ResultsChallenged,
     /// Over.
     Finished(Outcome),
+    /// The provider reported that the job cannot run because of the job itself; the
+    /// job creator accepts or challenges the report.
+    FailureReported,
+    /// The job creator challenged the failure report; the mediator decides.
+    FailureChallenged,
 }
 
 /// A deal as `getDeal` returns it.
@@ -135,6 +175,18 @@ pub struct Payouts {
     pub to_provider: U256,
     /// To the mediator.
     pub to_mediator: U256,
+}
+
+/// The core's [`JobFailure`] of the contracts' `JobFailure` value.
+pub fn job_failure_from(call: &'static str, r: u8) -> Result<JobFailure> {
+    JobFailure::ALL
+        .get(usize::from(r))
+        .copied()
+        .ok_or(ChainError::Decode { call, message: format!("unknown job failure {r}") })
+}
+
+fn job_failure_index(r: JobFailure) -> u8 {
+    JobFailure::ALL.iter().position(|x| *x == r).map_or(0, |i| i as u8)
 }
 
 pub(crate) fn outcome_from(call: &'static str, o: u8) -> Result<Outcome> {
@@ -306,11 +358,101 @@ impl ChainClient {
             Self::event("challengeResults", &receipt, self.config().contracts.controller)?;
         Ok(Challenge {
             deal_id,
-            mediator: e.mediator,
+            draw_block: e.drawBlock,
             mediation_fee: e.mediationFee,
             deadline: e.deadline,
             tx: receipt.transaction_hash,
         })
+    }
+
+    /// The provider ends a deal the job creator made impossible (a missing image, an
+    /// unresolvable module, inputs that break the module's rules), with `detail` for the
+    /// job creator to read; returns the transaction.
+    pub async fn report_failure(
+        &self,
+        deal_id: DealId,
+        reason: JobFailure,
+        detail: &str,
+    ) -> Result<B256> {
+        let c = self.controller();
+        let call = c.reportFailure(deal_id, job_failure_index(reason), detail.to_owned());
+        let receipt = self.send("reportFailure", Target::Controller, call).await?;
+        Ok(receipt.transaction_hash)
+    }
+
+    /// The job creator accepts a failure report: it gets its payment back, the provider
+    /// its timeout collateral.
+    pub async fn accept_failure(&self, deal_id: DealId) -> Result<FinishedDeal> {
+        let c = self.controller();
+        let receipt =
+            self.send("acceptFailure", Target::Controller, c.acceptFailure(deal_id)).await?;
+        self.finished("acceptFailure", &receipt)
+    }
+
+    /// The job creator challenges a failure report, paying the mediation fee: a mediator
+    /// re-runs the job; a report it refutes costs the provider its timeout collateral.
+    pub async fn challenge_failure(
+        &self,
+        deal_id: DealId,
+        mediators: &[Address],
+    ) -> Result<Challenge> {
+        let c = self.controller();
+        let call = c.challengeFailure(deal_id, mediators.to_vec());
+        let receipt = self.send("challengeFailure", Target::Controller, call).await?;
+        let e: C::FailureChallenged =
+            Self::event("challengeFailure", &receipt, self.config().contracts.controller)?;
+        Ok(Challenge {
+            deal_id,
+            draw_block: e.drawBlock,
+            mediation_fee: e.mediationFee,
+            deadline: e.deadline,
+            tx: receipt.transaction_hash,
+        })
+    }
+
+    /// The mediator the pending draw gives (fixed or computable now); `None` before
+    /// the draw block's hash exists or after it expired.
+    pub async fn pending_mediator(
+        &self,
+        deal_id: DealId,
+        mediators: &[Address],
+    ) -> Result<Option<Address>> {
+        let c = self.controller();
+        let m = self
+            .read(
+                "pendingMediator",
+                Target::Controller,
+                c.pendingMediator(deal_id, mediators.to_vec()).call(),
+            )
+            .await?;
+        Ok((m != Address::ZERO).then_some(m))
+    }
+
+    /// Fixes a challenge's mediator from its draw block's hash (anyone may call it,
+    /// from the block after the draw block on).
+    pub async fn draw_mediator(&self, deal_id: DealId, mediators: &[Address]) -> Result<Draw> {
+        let c = self.controller();
+        let call = c.drawMediator(deal_id, mediators.to_vec());
+        let receipt = self.send("drawMediator", Target::Controller, call).await?;
+        let at = self.config().contracts.controller;
+        if let Ok(e) = Self::event::<C::MediatorDrawn>("drawMediator", &receipt, at) {
+            return Ok(Draw::Drawn { mediator: e.mediator, round: e.round });
+        }
+        let e: C::MediatorDrawPending = Self::event("drawMediator", &receipt, at)?;
+        Ok(Draw::Rearmed { draw_block: e.drawBlock })
+    }
+
+    /// Replaces a drawn mediator that gave no verdict by its deadline (anyone may call
+    /// it); ends the deal with no mediation once every mediator was tried.
+    pub async fn redraw_mediator(&self, deal_id: DealId, mediators: &[Address]) -> Result<Redraw> {
+        let c = self.controller();
+        let call = c.redrawMediator(deal_id, mediators.to_vec());
+        let receipt = self.send("redrawMediator", Target::Controller, call).await?;
+        let at = self.config().contracts.controller;
+        if let Ok(e) = Self::event::<C::MediatorRedraw>("redrawMediator", &receipt, at) {
+            return Ok(Redraw::Next { draw_block: e.drawBlock, deadline: e.deadline });
+        }
+        Ok(Redraw::Finished(self.finished("redrawMediator", &receipt)?))
     }
 
     /// The drawn mediator's verdict: `accept` means the results are right.
@@ -356,6 +498,8 @@ impl ChainClient {
             2 => DealStatus::ResultsSubmitted,
             3 => DealStatus::ResultsChallenged,
             4 => DealStatus::Finished(outcome_from("getDeal", v.outcome)?),
+            5 => DealStatus::FailureReported,
+            6 => DealStatus::FailureChallenged,
             s => {
                 return Err(ChainError::Decode {
                     call: "getDeal",
@@ -382,6 +526,28 @@ impl ChainClient {
         }))
     }
 
+    /// A deal's mutually trusted mediators, ascending, from its `DealCreated` event
+    /// (what [`Self::challenge_results`] and the draw functions take).
+    pub async fn deal_mediators(&self, deal_id: DealId) -> Result<Vec<Address>> {
+        let mut poller = self.poll_controller_events(self.config().deployed_at_block);
+        loop {
+            let batch = poller.next_batch().await?;
+            if batch.is_empty() {
+                return Err(ChainError::Decode {
+                    call: "DealCreated",
+                    message: format!("no DealCreated event for deal {deal_id}"),
+                });
+            }
+            for (event, _) in batch {
+                if let super::ControllerEvent::DealCreated(e) = event
+                    && e.dealId == deal_id
+                {
+                    return Ok(e.mediators);
+                }
+            }
+        }
+    }
+
     /// What the controller holds for a deal now (zero once finished).
     pub async fn escrow_of(&self, deal_id: DealId) -> Result<U256> {
         self.read("escrowOf", Target::Controller, self.controller().escrowOf(deal_id).call()).await
@@ -404,6 +570,14 @@ impl ChainClient {
         self.read("isNonceUsed", Target::Controller, c.isNonceUsed(signer, nonce).call()).await
     }
 
+    /// Voids the signer's offer with nonce `nonce` (a job or resource offer), so that no
+    /// solver can turn it into a deal; a no-op for a nonce already used or voided.
+    pub async fn invalidate_nonce(&self, nonce: U256) -> Result<()> {
+        // The controller keeps nonces as a bitmap: word `nonce / 256`, bit `nonce % 256`.
+        let bit = (nonce & U256::from(0xffu64)).to::<usize>();
+        self.invalidate_nonces(nonce >> 8, U256::from(1u8) << bit).await
+    }
+
     /// Voids the signer's offers with nonces `word * 256 + i` for each bit `i` of `mask`.
     pub async fn invalidate_nonces(&self, word: U256, mask: U256) -> Result<()> {
         let c = self.controller();
@@ -419,6 +593,7 @@ impl ChainClient {
             mediation_fee: U256::from(p.mediationFee),
             judge_window_secs: u64::from(p.judgeWindowSecs),
             mediate_window_secs: u64::from(p.mediateWindowSecs),
+            min_job_timeout_secs: p.minJobTimeoutSecs,
         })
     }
 
@@ -429,6 +604,7 @@ impl ChainClient {
             judgeWindowSecs: to_u32("judge_window_secs", params.judge_window_secs)?,
             mediateWindowSecs: to_u32("mediate_window_secs", params.mediate_window_secs)?,
             mediationFee: to_u128("mediation_fee", params.mediation_fee)?,
+            minJobTimeoutSecs: params.min_job_timeout_secs,
         };
         let c = self.controller();
         self.send("setParams", Target::Controller, c.setParams(p)).await?;

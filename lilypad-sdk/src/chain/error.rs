@@ -7,7 +7,7 @@ use alloy::{
     sol_types::{Panic as SolPanic, Revert as SolRevert, SolError, SolInterface},
     transports::{RpcError, TransportError},
 };
-use lilypad_core::{offer::OfferError, settlement::Outcome};
+use lilypad_core::{amount::Amount, offer::OfferError, settlement::Outcome};
 
 use super::{
     bindings::{
@@ -249,17 +249,36 @@ fn outcome_name(o: u8) -> String {
 }
 
 fn state_name(s: u8) -> &'static str {
-    ["None", "Agreed", "ResultsSubmitted", "ResultsChallenged", "Finished"]
-        .get(usize::from(s))
-        .copied()
-        .unwrap_or("unknown state")
+    [
+        "None",
+        "Agreed",
+        "ResultsSubmitted",
+        "ResultsChallenged",
+        "Finished",
+        "FailureReported",
+        "FailureChallenged",
+    ]
+    .get(usize::from(s))
+    .copied()
+    .unwrap_or("unknown state")
 }
 
 fn action_name(a: u8) -> &'static str {
-    ["submitResults", "acceptResults", "challengeResults", "mediate", "claimTimeout"]
-        .get(usize::from(a))
-        .copied()
-        .unwrap_or("unknown action")
+    [
+        "submitResults",
+        "acceptResults",
+        "challengeResults",
+        "mediate",
+        "claimTimeout",
+        "reportFailure",
+        "acceptFailure",
+        "challengeFailure",
+        "drawMediator",
+        "redrawMediator",
+    ]
+    .get(usize::from(a))
+    .copied()
+    .unwrap_or("unknown action")
 }
 
 fn role_name(r: u8) -> &'static str {
@@ -326,12 +345,14 @@ fn fmt_controller(e: &Ctl, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         Ctl::PriceTooHigh(e) => write!(
             f,
             "PriceTooHigh(price {}, max price {}): the provider asks more than the job offers",
-            e.price, e.maxPrice
+            Amount(e.price),
+            Amount(e.maxPrice)
         ),
         Ctl::PaymentBelowPrice(e) => write!(
             f,
             "PaymentBelowPrice(payment collateral {}, price {}): the job creator must escrow at least the price",
-            e.paymentCollateral, e.price
+            Amount(e.paymentCollateral),
+            Amount(e.price)
         ),
         Ctl::AmountTooLarge(e) => write!(
             f,
@@ -416,12 +437,16 @@ fn fmt_token(e: &Tok, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         Tok::ERC20InsufficientAllowance(e) => write!(
             f,
             "ERC20InsufficientAllowance(spender {}, allowance {}, needed {}): approve the controller first or pass an EIP-2612 permit",
-            e.spender, e.allowance, e.needed
+            e.spender,
+            Amount(e.allowance),
+            Amount(e.needed)
         ),
         Tok::ERC20InsufficientBalance(e) => write!(
             f,
             "ERC20InsufficientBalance(account {}, balance {}, needed {}): not enough tokens",
-            e.sender, e.balance, e.needed
+            e.sender,
+            Amount(e.balance),
+            Amount(e.needed)
         ),
         Tok::ERC2612ExpiredSignature(e) => {
             write!(f, "ERC2612ExpiredSignature(deadline {}): the permit has expired", e.deadline)
@@ -519,7 +544,9 @@ fn fmt_job_manager(e: &Jm, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         Jm::SpentExceedsPayment(e) => write!(
             f,
             "SpentExceedsPayment(job {}, spent {}, payment {}): the bridge may be reimbursed at most the job's payment",
-            e.jobId, e.spent, e.payment
+            e.jobId,
+            Amount(e.spent),
+            Amount(e.payment)
         ),
         Jm::ZeroPayment(_) => f.write_str("ZeroPayment: a job must escrow a payment above 0"),
         Jm::EmptyModule(_) => f.write_str("EmptyModule: the module reference is empty"),

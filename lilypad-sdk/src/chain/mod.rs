@@ -48,7 +48,8 @@ mod transport;
 pub use client::{ChainClient, Contract};
 pub use config::{ConfigError, ContractAddresses, NetworkConfig, RpcOptions};
 pub use deals::{
-    Challenge, CreatedDeal, DealStatus, FinishedDeal, OnChainDeal, Payouts, SubmittedResults,
+    Challenge, CreatedDeal, DealStatus, Draw, FinishedDeal, OnChainDeal, Payouts, Redraw,
+    SubmittedResults, job_failure_from,
 };
 pub use error::{ChainError, Result, Revert};
 pub use events::{ControllerEvent, LogPoller};

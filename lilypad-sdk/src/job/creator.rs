@@ -5,9 +5,11 @@ use std::{collections::BTreeMap, path::Path, time::Duration};
 use alloy::primitives::{Address, B256, U256};
 use futures::StreamExt;
 use lilypad_core::{
+    inputs::MAX_INPUTS_BYTES,
     inputs::{JobInputs, ModuleSource},
-    offer::JobOffer,
+    offer::{CreatorBounds, JobOffer},
     settlement::Outcome,
+    state::JobFailure,
 };
 use tokio::time::{Instant, sleep};
 use tokio_util::sync::CancellationToken;
@@ -38,6 +40,14 @@ pub struct JobOptions {
     pub approve: bool,
     /// Polling period of the fallback paths (solver offer state, chain deal state).
     pub poll_interval: Duration,
+    /// Refuse a git module whose image is not pinned by digest (a mediator could not
+    /// re-run the same image). Local modules are allowed either way, with a warning.
+    pub require_pinned_image: bool,
+    /// The limits this job creator signs on the network's parameters.
+    pub bounds: CreatorBounds,
+    /// Accept a provider's failure report at once (both refunded), rather than leave
+    /// it open to be challenged by hand (`lilypad-cli deals challenge-failure`).
+    pub accept_failures: bool,
 }
 
 impl Default for JobOptions {
@@ -49,6 +59,9 @@ impl Default for JobOptions {
             mediators: Vec::new(),
             approve: true,
             poll_interval: Duration::from_millis(500),
+            require_pinned_image: true,
+            bounds: CreatorBounds::default(),
+            accept_failures: true,
         }
     }
 }
@@ -108,12 +121,42 @@ impl JobCreator {
             missing_inputs: rendered.missing_inputs.clone(),
         });
 
+        // Everything a provider checks that the job creator can check too, checked
+        // before anything is paid: a provider would otherwise end the deal with a
+        // failure report (or, worse, time out), with the payment held meanwhile.
+        let declared: Vec<String> = spec.input_files.iter().map(|f| f.name.clone()).collect();
         for (key, path) in &request.files {
+            if !declared.contains(key) {
+                return Err(JobError::UndeclaredInputFile { key: key.clone(), declared });
+            }
             std::fs::metadata(path).map_err(|source| JobError::InputFile {
                 key: key.clone(),
                 path: path.clone(),
                 source,
             })?;
+        }
+        let placeholder = JobInputs {
+            module: resolved.source.clone(),
+            values: request.values.clone(),
+            // A CIDv0 is always 46 characters: the size is exact before the upload.
+            files: request.files.keys().map(|k| (k.clone(), "Q".repeat(46))).collect(),
+        };
+        let size = placeholder.canonical_bytes().len();
+        if size > MAX_INPUTS_BYTES {
+            return Err(JobError::InputsTooLarge { bytes: size, limit: MAX_INPUTS_BYTES });
+        }
+        if !spec.image.is_pinned() {
+            match &resolved.source {
+                ModuleSource::Git { .. } if self.options.require_pinned_image => {
+                    return Err(JobError::ImageNotPinned { image: spec.image.to_string() });
+                }
+                _ => on_event(JobEvent::Warning {
+                    message: format!(
+                        "image {} is not pinned by digest: a mediator may not run the same image",
+                        spec.image
+                    ),
+                }),
+            }
         }
 
         // 2. Money: checked before anything is posted.
@@ -127,6 +170,7 @@ impl JobCreator {
         // if the results have to be challenged: approve both up front, so a challenge
         // never waits on an approval. The fee needs no balance now (only if challenging).
         let params = self.chain.network_params().await?;
+        self.options.bounds.accepts(&params)?;
         let to_approve = need.saturating_add(params.mediation_fee);
         let controller = self.chain.config().contracts.controller;
         let allowance = self.chain.allowance(me, controller).await?;
@@ -179,8 +223,10 @@ impl JobCreator {
             requirements: spec.resources,
             max_price,
             payment_collateral: need,
-            // The provider needs time to pull the image and publish as well as to run.
-            timeout_secs: timeout_secs.saturating_add(120),
+            // The provider needs time to pull the image and publish as well as to run;
+            // never under the network's floor, which createDeal enforces.
+            timeout_secs: timeout_secs.saturating_add(120).max(params.min_job_timeout_secs),
+            bounds: self.options.bounds,
             mediators: mediators.into_iter().collect(),
             solver: self.solver_address,
             target: request.target,
@@ -256,7 +302,8 @@ impl JobCreator {
             )));
         }
         match deal.status {
-            DealStatus::Agreed | DealStatus::ResultsSubmitted => {}
+            // A failure report is taken up too: accepted (or left open) as `run` does.
+            DealStatus::Agreed | DealStatus::ResultsSubmitted | DealStatus::FailureReported => {}
             // The results stand: accepted, unjudged in time, or upheld by a mediator.
             DealStatus::Finished(
                 Outcome::Accepted | Outcome::NoJudgementInTime | Outcome::MediationAccepted,
@@ -295,15 +342,33 @@ impl JobCreator {
         on_event: &mut (impl FnMut(JobEvent) + Send),
     ) -> Result<JobOutcome, JobError> {
         let deal_id = deal.id;
-        // 6. Results on chain.
-        let Some(cid) = self.wait_for_results(deal_id, deal.deadline).await? else {
-            let finished = self.chain.claim_timeout(deal_id).await?;
-            on_event(JobEvent::TimedOut { refunded: finished.to_job_creator });
-            return Err(JobError::ProviderTimedOut {
-                deal_id,
-                provider: deal.provider,
-                refunded: finished.to_job_creator,
-            });
+        // 6. Results on chain (or the provider's word that the job cannot run).
+        let cid = match self.wait_for_results(deal_id, deal.deadline).await? {
+            Awaited::Results(cid) => cid,
+            Awaited::Deadline => {
+                let finished = self.chain.claim_timeout(deal_id).await?;
+                on_event(JobEvent::TimedOut { refunded: finished.to_job_creator });
+                return Err(JobError::ProviderTimedOut {
+                    deal_id,
+                    provider: deal.provider,
+                    refunded: finished.to_job_creator,
+                });
+            }
+            Awaited::Failure { reason, detail } => {
+                on_event(JobEvent::FailureReported { reason, detail: detail.clone() });
+                let accepted = self.options.accept_failures;
+                if accepted {
+                    let finished = self.chain.accept_failure(deal_id).await?;
+                    on_event(JobEvent::FailureAccepted { refunded: finished.to_job_creator });
+                }
+                return Err(JobError::ProviderCouldNotRun {
+                    deal_id,
+                    provider: deal.provider,
+                    reason,
+                    detail,
+                    accepted,
+                });
+            }
         };
         on_event(JobEvent::ResultsSubmitted { cid: cid.to_string() });
 
@@ -319,13 +384,13 @@ impl JobCreator {
                 let challenge = self.chain.challenge_results(deal_id, &created).await?;
                 on_event(JobEvent::Challenged {
                     reason: reason.clone(),
-                    mediator: challenge.mediator,
+                    draw_block: challenge.draw_block,
                 });
                 return Err(JobError::ResultsRejected {
                     deal_id,
                     cid: cid.to_string(),
                     reason,
-                    mediator: challenge.mediator,
+                    draw_block: challenge.draw_block,
                 });
             }
             Err(e) => return Err(e.into()),
@@ -333,8 +398,10 @@ impl JobCreator {
         on_event(JobEvent::ResultsVerified { path: dest.clone() });
         if !matches!(deal.status, DealStatus::Finished(_)) {
             let finished = self.chain.accept_results(deal_id).await?;
+            // One transfer pays the provider the price and returns its results collateral.
             on_event(JobEvent::Accepted {
-                paid: finished.to_provider,
+                paid: deal.price,
+                returned_collateral: finished.to_provider.saturating_sub(deal.price),
                 refunded: finished.to_job_creator,
             });
         }
@@ -428,15 +495,11 @@ impl JobCreator {
         }
     }
 
-    /// Waits for results on chain until the deal's deadline; `None` when it passed.
+    /// Waits for results on chain until the deal's deadline.
     ///
     /// Cancelling after the deal exists cannot take the money back early: the refund
     /// path is the timeout claim after the deadline, so this keeps waiting.
-    async fn wait_for_results(
-        &self,
-        deal_id: B256,
-        deadline: u64,
-    ) -> Result<Option<cid::Cid>, JobError> {
+    async fn wait_for_results(&self, deal_id: B256, deadline: u64) -> Result<Awaited, JobError> {
         let from = self.chain.config().deployed_at_block;
         let mut poller = self.chain.poll_controller_events(from);
         loop {
@@ -446,7 +509,11 @@ impl JobCreator {
                         let cid = cid::Cid::try_from(e.resultsCid.as_ref()).map_err(|err| {
                             JobError::Other(format!("the results CID on chain is malformed: {err}"))
                         })?;
-                        return Ok(Some(cid));
+                        return Ok(Awaited::Results(cid));
+                    }
+                    ControllerEvent::FailureReported(e) if e.dealId == deal_id => {
+                        let reason = crate::chain::job_failure_from("FailureReported", e.reason)?;
+                        return Ok(Awaited::Failure { reason, detail: e.detail });
                     }
                     ControllerEvent::DealFinished(e) if e.dealId == deal_id => {
                         return Err(JobError::Other(format!(
@@ -457,7 +524,7 @@ impl JobCreator {
                 }
             }
             if self.now().await? > deadline {
-                return Ok(None);
+                return Ok(Awaited::Deadline);
             }
             sleep(self.options.poll_interval).await;
         }
@@ -465,21 +532,7 @@ impl JobCreator {
 
     /// The deal's mediators, from its `DealCreated` event.
     async fn deal_mediators(&self, deal_id: B256) -> Result<Vec<Address>, JobError> {
-        let mut poller = self.chain.poll_controller_events(self.chain.config().deployed_at_block);
-        loop {
-            let batch = poller.next_batch().await?;
-            if batch.is_empty() {
-                return Err(JobError::Other(format!("no DealCreated event for deal {deal_id}")));
-            }
-            for (event, _) in batch {
-                match event {
-                    ControllerEvent::DealCreated(e) if e.dealId == deal_id => {
-                        return Ok(e.mediators);
-                    }
-                    _ => {}
-                }
-            }
-        }
+        Ok(self.chain.deal_mediators(deal_id).await?)
     }
 
     /// The deal the offer became, if any, as the solver recorded it (the
@@ -498,17 +551,33 @@ impl JobCreator {
 
     /// Invalidates the offer's nonce on chain so no solver can turn it into a deal.
     async fn withdraw(&self, offer: &JobOffer) -> Result<(), JobError> {
-        let word = offer.nonce >> 8;
-        let bit = (offer.nonce & U256::from(0xffu64)).to::<usize>();
-        self.chain.invalidate_nonces(word, U256::from(1u8) << bit).await?;
+        self.chain.invalidate_nonce(offer.nonce).await?;
         Ok(())
     }
+}
+
+/// What ends the wait for results.
+enum Awaited {
+    /// The results CID on chain.
+    Results(cid::Cid),
+    /// The provider says the job cannot run because of the job itself.
+    Failure {
+        /// Why.
+        reason: JobFailure,
+        /// The provider's details.
+        detail: String,
+    },
+    /// The deadline passed without either.
+    Deadline,
 }
 
 fn reasons(view: &crate::solver::api::JobOfferStatus) -> Vec<String> {
     view.mismatches
         .iter()
-        .map(|m| format!("resource offer {}: {}", m.resource_offer_id, m.reason))
+        .map(|m| match m.offers {
+            1 => format!("1 offer: {}", m.reason),
+            n => format!("{n} offers: {}", m.reason),
+        })
         .collect()
 }
 

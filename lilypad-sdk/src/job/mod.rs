@@ -28,9 +28,11 @@ pub use provider::{ProviderClient, ProviderError, ProviderJob};
 use std::{collections::BTreeMap, path::PathBuf};
 
 use alloy::primitives::{Address, B256, U256};
+use lilypad_core::amount::Amount;
 use serde::Serialize;
 
 use crate::{chain::ChainError, module::ResolveError, solver::SolverError, storage::StorageError};
+use lilypad_core::{offer::TermsRefused, state::JobFailure};
 
 /// What the user asks for.
 #[derive(Debug, Clone, Default)]
@@ -105,17 +107,38 @@ pub enum JobEvent {
     },
     /// The results were accepted on chain: the provider is paid, the rest refunded.
     Accepted {
-        /// Paid to the provider.
+        /// What the provider was paid for the job: the price.
         paid: U256,
-        /// Refunded to the job creator.
+        /// The provider's collateral the acceptance returned to it (its results
+        /// collateral; the timeout collateral came back with the results).
+        returned_collateral: U256,
+        /// Refunded to the job creator (its payment collateral above the price).
         refunded: U256,
     },
     /// The results failed verification and were challenged.
     Challenged {
         /// Why.
         reason: String,
-        /// The mediator drawn.
-        mediator: Address,
+        /// The block whose hash draws the mediator.
+        draw_block: u64,
+    },
+    /// Something the job creator should know that does not stop the job.
+    Warning {
+        /// What.
+        message: String,
+    },
+    /// The provider could not run the job because of the job itself (a missing image,
+    /// an unresolvable module, inputs that break the module's rules) and said so on chain.
+    FailureReported {
+        /// What the provider says the job creator got wrong.
+        reason: JobFailure,
+        /// The provider's details.
+        detail: String,
+    },
+    /// The failure report was accepted: the payment collateral came back.
+    FailureAccepted {
+        /// Refunded to the job creator.
+        refunded: U256,
     },
     /// The job was cancelled before it became a deal; nothing was paid.
     OfferWithdrawn,
@@ -169,7 +192,9 @@ pub enum JobError {
     },
     /// Not enough tokens for the payment collateral; nothing was posted.
     #[error(
-        "insufficient funds: the job needs {need} base units of payment collateral, {account} has {have}; nothing was posted"
+        "insufficient funds: the job needs {} of payment collateral, {account} has {}; nothing was posted",
+        Amount(*.need),
+        Amount(*.have)
     )]
     InsufficientFunds {
         /// The account.
@@ -181,7 +206,9 @@ pub enum JobError {
     },
     /// Allowance too low and approving was turned off; nothing was posted.
     #[error(
-        "insufficient allowance: the controller may take {have} base units from {account}, the job needs {need}; approve it or drop --no-approve; nothing was posted"
+        "insufficient allowance: the controller may take {} from {account}, the job needs {}; approve it or drop --no-approve; nothing was posted",
+        Amount(*.have),
+        Amount(*.need)
     )]
     InsufficientAllowance {
         /// The account.
@@ -199,12 +226,62 @@ pub enum JobError {
         /// The matcher's reasons, one per resource offer considered.
         reasons: Vec<String>,
     },
+    /// An input file the module does not declare; a provider would refuse the job.
+    #[error(
+        "input file {key:?} is not declared by the module (it declares {})",
+        if declared.is_empty() { "no input files".to_owned() } else { declared.join(", ") }
+    )]
+    UndeclaredInputFile {
+        /// The key given.
+        key: String,
+        /// The keys the module declares.
+        declared: Vec<String>,
+    },
+    /// The inputs are over the size every solver and provider accepts.
+    #[error(
+        "the job's inputs are {bytes} bytes, over the {limit}-byte limit: send large values as input files"
+    )]
+    InputsTooLarge {
+        /// Their size in canonical form.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A git module's image is not pinned by digest.
+    #[error(
+        "image {image} is not pinned by digest (name@sha256:...): a mediator could not re-run the same image; pin it in the module"
+    )]
+    ImageNotPinned {
+        /// The image as the module names it.
+        image: String,
+    },
+    /// The network's current parameters are outside what this job creator signs.
+    #[error("the network's terms are outside this job's bounds: {0}")]
+    TermsRefused(#[from] TermsRefused),
+    /// The provider reported that the job cannot run because of the job itself.
+    #[error(
+        "provider {provider} could not run the job of deal {deal_id}: {reason}: {detail}{}",
+        if *accepted { "; the failure report was accepted and the payment collateral refunded" } else { "; the report is open: `lilypad-cli deals accept-failure` or `deals challenge-failure`" }
+    )]
+    ProviderCouldNotRun {
+        /// The deal.
+        deal_id: B256,
+        /// The provider.
+        provider: Address,
+        /// What the provider says the job creator got wrong.
+        reason: JobFailure,
+        /// The provider's details.
+        detail: String,
+        /// Whether this job creator accepted the report (and was refunded).
+        accepted: bool,
+    },
     /// The solver refused the offer or failed to create its deal.
     #[error("the solver rejected the job: {0}")]
     Rejected(String),
     /// The provider did not submit results in time; the timeout was claimed.
     #[error(
-        "provider {provider} did not submit results for deal {deal_id} in time; refunded {refunded} base units"
+        "provider {provider} did not submit results for deal {deal_id} in time; refunded {}",
+        Amount(*.refunded)
     )]
     ProviderTimedOut {
         /// The deal.
@@ -216,7 +293,7 @@ pub enum JobError {
     },
     /// The results failed verification; they were challenged.
     #[error(
-        "results {cid} of deal {deal_id} failed verification and were challenged (mediator {mediator}): {reason}"
+        "results {cid} of deal {deal_id} failed verification and were challenged (a mediator is drawn from the hash of block {draw_block}): {reason}"
     )]
     ResultsRejected {
         /// The deal.
@@ -225,8 +302,8 @@ pub enum JobError {
         cid: String,
         /// What was wrong.
         reason: String,
-        /// The mediator drawn.
-        mediator: Address,
+        /// The block whose hash draws the mediator.
+        draw_block: u64,
     },
     /// Cancelled by the caller.
     #[error("cancelled: {0}")]

@@ -14,8 +14,9 @@ use alloy::primitives::{Address, B256, U256};
 use futures::StreamExt;
 use lilypad_core::{
     deal::Deal,
-    offer::{ModuleId, ModulePolicy, ResourceOffer},
+    offer::{ModuleId, ModulePolicy, ProviderBounds, ResourceOffer},
     spec::MachineSpec,
+    state::JobFailure,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -77,6 +78,14 @@ pub struct EngineConfig {
     pub mining_pause: Option<Arc<AtomicBool>>,
     /// Test-only misbehaviour.
     pub fault: Option<Fault>,
+    /// The deal terms this provider signs (shortest job timeout and its limits on
+    /// the network's parameters).
+    pub bounds: ProviderBounds,
+    /// Attempts at fetching a job's module, image or input files before the provider
+    /// reports the job as impossible on chain (the job creator is refunded, the
+    /// provider keeps its collateral); failures the job creator caused for certain
+    /// (inputs that break the module's rules) are reported at once.
+    pub attempts_before_report: u32,
 }
 
 impl EngineConfig {
@@ -100,6 +109,8 @@ impl EngineConfig {
             default_memory_mib: 512,
             mining_pause: None,
             fault: None,
+            bounds: ProviderBounds::default(),
+            attempts_before_report: 3,
         }
     }
 }
@@ -140,6 +151,8 @@ pub struct ProviderEngine {
     store: ProviderStore,
     config: EngineConfig,
     me: Address,
+    /// Failed attempts per deal at a step that may be the job creator's fault.
+    attempts: std::sync::Mutex<std::collections::HashMap<B256, u32>>,
 }
 
 impl ProviderEngine {
@@ -153,7 +166,14 @@ impl ProviderEngine {
         let me = client.chain().address().ok_or_else(|| {
             EngineError::Config("the provider's chain client has no signing key".into())
         })?;
-        Ok(Self { client, executor: Arc::new(executor), store, config, me })
+        Ok(Self {
+            client,
+            executor: Arc::new(executor),
+            store,
+            config,
+            me,
+            attempts: Default::default(),
+        })
     }
 
     /// The provider's address.
@@ -288,6 +308,7 @@ impl ProviderEngine {
             default_price: self.config.default_price,
             module_prices: self.config.module_prices.clone(),
             timeout_collateral: self.config.timeout_collateral,
+            bounds: self.config.bounds,
             mediators: self.config.mediators.clone(),
             solver: self.config.solver,
             expiry: unix_now().saturating_add(self.config.offer_ttl.as_secs().max(1)),
@@ -316,16 +337,88 @@ impl ProviderEngine {
                 self.submit(&row.deal, &cid).await
             }
             DealPhase::Submitted => {
-                if let Some(DealStatus::Finished(o)) =
-                    self.client.chain().deal(id).await?.map(|d| d.status)
-                {
+                let chain = self.client.chain();
+                let Some(on_chain) = chain.deal(id).await? else { return Ok(Step::Recorded) };
+                if let DealStatus::Finished(o) = on_chain.status {
                     tracing::info!(deal = %id, outcome = ?o, "deal finished");
                     self.store.set(id, DealPhase::Done, None, None, Some(&format!("{o:?}")))?;
+                    return Ok(Step::Recorded);
+                }
+                // Results or a failure report nobody judged in time: the provider claims
+                // what it is owed (its pay, or its collateral back) itself.
+                let late = || async {
+                    Ok::<_, EngineError>(chain.latest_timestamp().await? > on_chain.deadline)
+                };
+                match on_chain.status {
+                    DealStatus::ResultsSubmitted | DealStatus::FailureReported
+                        if late().await? =>
+                    {
+                        let finished = chain.claim_timeout(id).await?;
+                        tracing::info!(deal = %id, outcome = ?finished.outcome, "timeout claimed");
+                    }
+                    // A drawn mediator that gave no verdict in time: the next one is drawn,
+                    // so a correct provider still gets paid.
+                    DealStatus::ResultsChallenged | DealStatus::FailureChallenged
+                        if late().await? =>
+                    {
+                        let mediators = chain.deal_mediators(id).await?;
+                        let r = chain.redraw_mediator(id, &mediators).await?;
+                        tracing::info!(deal = %id, redraw = ?r, "silent mediator replaced");
+                    }
+                    _ => {}
                 }
                 Ok(Step::Recorded)
             }
             DealPhase::Done | DealPhase::Failed => Ok(Step::Recorded),
         }
+    }
+
+    /// A step that failed in a way the job creator may have caused (its module, image
+    /// or input files cannot be had): retried until `attempts_before_report` attempts
+    /// failed, then reported on chain so the job creator learns why within seconds and
+    /// gets its payment back, and this provider its collateral.
+    async fn retry_or_report(
+        &self,
+        deal: &Deal,
+        reason: JobFailure,
+        error: EngineError,
+    ) -> Result<Step, EngineError> {
+        let n = {
+            let mut attempts = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
+            let n = attempts.entry(deal.id).or_insert(0);
+            *n += 1;
+            *n
+        };
+        if n < self.config.attempts_before_report.max(1) {
+            return Ok(Step::Retry(error));
+        }
+        self.report(deal, reason, &error.to_string()).await
+    }
+
+    /// Ends a deal the job creator made impossible with an on-chain failure report.
+    async fn report(
+        &self,
+        deal: &Deal,
+        reason: JobFailure,
+        detail: &str,
+    ) -> Result<Step, EngineError> {
+        let id = deal.id;
+        if let Some(why) = self.still_open(deal).await? {
+            return self.fail(id, &format!("{reason} ({detail}), not reported: {why}"));
+        }
+        // Reverted reasons are shown on chain to the job creator: keep them short.
+        let detail: String = detail.chars().take(MAX_REPORT_DETAIL).collect();
+        let tx = self.client.chain().report_failure(id, reason, &detail).await?;
+        self.attempts.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        tracing::warn!(deal = %id, %reason, %detail, "the job cannot run: failure reported on chain");
+        self.store.set(
+            id,
+            DealPhase::Submitted,
+            None,
+            Some(tx),
+            Some(&format!("failure reported: {reason}: {detail}")),
+        )?;
+        Ok(Step::Recorded)
     }
 
     fn fail(&self, id: B256, reason: &str) -> Result<Step, EngineError> {
@@ -361,10 +454,10 @@ impl ProviderEngine {
     async fn execute(&self, deal: &Deal) -> Result<Step, EngineError> {
         let id = deal.id;
         if let Some(on_chain) = self.client.chain().deal(id).await?
-            && on_chain.results.is_some()
+            && (on_chain.results.is_some() || on_chain.status == DealStatus::FailureReported)
         {
-            // Submitted before a crash that lost the row's update (not by this code
-            // path normally: rows reach `published` first).
+            // Submitted (or reported) before a crash that lost the row's update (not by
+            // this code path normally: rows reach `published` first).
             self.store.set(id, DealPhase::Submitted, None, None, None)?;
             return Ok(Step::Recorded);
         }
@@ -374,12 +467,22 @@ impl ProviderEngine {
         let job = match self.client.prepare(deal).await {
             Ok(job) => job,
             Err(
-                e @ (ProviderError::Solver(_)
-                | ProviderError::Storage(_)
-                | ProviderError::Chain(_)
-                | ProviderError::Module(_)),
+                e
+                @ (ProviderError::Solver(_) | ProviderError::Storage(_) | ProviderError::Chain(_)),
             ) => {
                 return Ok(Step::Retry(e.into()));
+            }
+            // A git host may be down, or the module may not exist at that commit.
+            Err(e @ ProviderError::Module(_)) => {
+                return self.retry_or_report(deal, JobFailure::ModuleUnresolvable, e.into()).await;
+            }
+            // The module does not render with the inputs.
+            Err(e @ ProviderError::Render(_)) => {
+                return self.report(deal, JobFailure::ModuleUnresolvable, &e.to_string()).await;
+            }
+            // Inputs that do not match the deal, or a file the module does not declare.
+            Err(e @ (ProviderError::Inputs(_) | ProviderError::UndeclaredFile(_))) => {
+                return self.report(deal, JobFailure::InputsRejected, &e.to_string()).await;
             }
             Err(e) => return self.fail(id, &format!("the job cannot be prepared: {e}")),
         };
@@ -404,8 +507,15 @@ impl ProviderEngine {
             .await
         {
             Ok(r) => r,
-            Err(e @ (ExecError::DockerUnreachable { .. } | ExecError::Pull { .. } | ExecError::PullTimeout { .. })) => {
-                return Ok(Step::Retry(e.into()));
+            // This provider's own Docker is down: its problem, never reported.
+            Err(e @ ExecError::DockerUnreachable { .. }) => return Ok(Step::Retry(e.into())),
+            // A registry may be down for a while; a missing image or one whose content
+            // does not match the pinned digest is the job creator's.
+            Err(e @ (ExecError::Pull { .. } | ExecError::PullTimeout { .. })) => {
+                return self.retry_or_report(deal, JobFailure::ImageUnavailable, e.into()).await;
+            }
+            Err(e @ (ExecError::ImageMissing { .. } | ExecError::DigestMismatch { .. })) => {
+                return self.report(deal, JobFailure::ImageUnavailable, &e.to_string()).await;
             }
             Err(e) => return self.fail(id, &format!("the image cannot be had: {e}")),
         };
@@ -419,7 +529,10 @@ impl ProviderEngine {
         std::fs::create_dir_all(&inputs_dir).map_err(|e| EngineError::io(&inputs_dir, e))?;
         let files = match self.client.fetch_input_files(&job, &inputs_dir).await {
             Ok(f) => f,
-            Err(e) => return Ok(Step::Retry(e.into())),
+            // Input files the job creator never published (or a store that is down).
+            Err(e) => {
+                return self.retry_or_report(deal, JobFailure::InputsRejected, e.into()).await;
+            }
         };
         let now = self.client.chain().latest_timestamp().await?.max(unix_now());
         let left = Duration::from_secs(deal.terms_deadline().saturating_sub(now))
@@ -473,6 +586,9 @@ impl ProviderEngine {
         Ok(Step::Recorded)
     }
 }
+
+/// The most characters of a failure report's detail put on chain.
+const MAX_REPORT_DETAIL: usize = 512;
 
 /// The deal's submit deadline (creation plus the submit window).
 trait DealDeadline {

@@ -6,6 +6,17 @@
 //! accepts only if its keccak256 is the `results` hash on chain. This is right for
 //! deterministic modules (the only ones a re-run can check); a module whose output
 //! varies from run to run cannot be mediated and its challenged results are rejected.
+//!
+//! A challenged *failure report* (the provider says the job creator made the job
+//! impossible) is judged by trying what the provider says failed: resolving and
+//! rendering the module with the inputs, fetching the input files, pulling the image.
+//! If all of that works, the provider could have run the job and the report is
+//! refuted; if it fails the same way, the report is upheld.
+//!
+//! Nobody picks the mediator: a challenge records its block, and the mediator is drawn
+//! from that block's hash once it exists. This mediator watches every challenge, asks
+//! the controller whom the draw gives (`pendingMediator`), and when it is itself, fixes
+//! the draw (`drawMediator`) and gives its verdict.
 
 use std::{collections::BTreeSet, path::PathBuf, time::Duration};
 
@@ -14,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{EngineError, engine::finish_results, unix_now};
 use crate::{
-    chain::{ControllerEvent, DealStatus, FinishedDeal},
+    chain::{ControllerEvent, DealStatus, Draw, FinishedDeal},
     executor::{Executor, RunOptions},
     job::ProviderClient,
     storage::{Cid, unixfs::cid_of_path},
@@ -60,8 +71,8 @@ pub struct Verdict {
     pub deal_id: B256,
     /// The provider's results are right.
     pub accept: bool,
-    /// The CID of the re-run's results.
-    pub rerun_cid: Cid,
+    /// The CID of the re-run's results (none when a failure report was judged).
+    pub rerun_cid: Option<Cid>,
     /// Why, in words.
     pub reason: String,
 }
@@ -153,22 +164,89 @@ impl Mediator {
                 .map_or_else(|| format!("hash {submitted}"), |c| c.to_string());
             format!("the re-run gives {rerun_cid}, the provider submitted {theirs}")
         };
-        Ok(Verdict { deal_id, accept, rerun_cid, reason })
+        Ok(Verdict { deal_id, accept, rerun_cid: Some(rerun_cid), reason })
     }
 
-    /// Judges and posts the verdict if the deal is still challenged with this mediator
-    /// drawn; `None` when there is nothing (left) to do.
+    /// Judges a challenged failure report: `accept` (the report stands) when the job
+    /// cannot be prepared, its input files fetched or its image pulled, as the provider
+    /// said; otherwise the provider could have run it. Transient errors (this mediator's
+    /// own Docker, the solver, the chain) are errors, retried by [`Self::run`].
+    pub async fn judge_failure(&self, deal_id: B256) -> Result<Verdict, EngineError> {
+        use crate::{executor::ExecError, job::ProviderError};
+        let record = self.client.solver().deal(deal_id).await?;
+        let deal = record.deal;
+        let verdict =
+            |accept: bool, reason: String| Verdict { deal_id, accept, rerun_cid: None, reason };
+        let job = match self.client.prepare(&deal).await {
+            Ok(job) => job,
+            Err(
+                e
+                @ (ProviderError::Solver(_) | ProviderError::Chain(_) | ProviderError::Storage(_)),
+            ) => {
+                return Err(e.into());
+            }
+            Err(e) => return Ok(verdict(true, format!("the job cannot be prepared: {e}"))),
+        };
+        let dir = self.config.data_dir.join("mediations").join(format!("{deal_id:#x}"));
+        let inputs_dir = dir.join("inputs");
+        match std::fs::remove_dir_all(&inputs_dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(EngineError::io(&inputs_dir, e));
+            }
+            _ => {}
+        }
+        std::fs::create_dir_all(&inputs_dir).map_err(|e| EngineError::io(&inputs_dir, e))?;
+        if let Err(e) = self.client.fetch_input_files(&job, &inputs_dir).await {
+            return Ok(verdict(true, format!("the input files cannot be had: {e}")));
+        }
+        match self.executor.ensure_image(&job.spec.image, |_| {}).await {
+            Ok(_) => Ok(verdict(
+                false,
+                "the module renders, its input files and its image can be had: the job could run"
+                    .into(),
+            )),
+            Err(e @ ExecError::DockerUnreachable { .. }) => Err(e.into()),
+            Err(e) => Ok(verdict(true, format!("the image cannot be had: {e}"))),
+        }
+    }
+
+    /// The deal's mutually trusted mediators, from its `DealCreated` event.
+    async fn deal_mediators(&self, deal_id: B256) -> Result<Vec<Address>, EngineError> {
+        Ok(self.client.chain().deal_mediators(deal_id).await?)
+    }
+
+    /// Judges and posts the verdict if the deal is challenged and its draw gives this
+    /// mediator (fixing the draw first when nobody has); `None` when it is not (or not
+    /// yet) this mediator's to judge.
     pub async fn mediate(
         &self,
         deal_id: B256,
     ) -> Result<Option<(Verdict, FinishedDeal)>, EngineError> {
-        let Some(d) = self.client.chain().deal(deal_id).await? else { return Ok(None) };
-        if d.status != DealStatus::ResultsChallenged || d.mediator != Some(self.me) {
+        let chain = self.client.chain();
+        let Some(d) = chain.deal(deal_id).await? else { return Ok(None) };
+        let failure = match d.status {
+            DealStatus::ResultsChallenged => false,
+            DealStatus::FailureChallenged => true,
+            _ => return Ok(None),
+        };
+        if d.mediator.is_none() {
+            let mediators = self.deal_mediators(deal_id).await?;
+            match chain.pending_mediator(deal_id, &mediators).await? {
+                Some(m) if m == self.me => match chain.draw_mediator(deal_id, &mediators).await? {
+                    Draw::Drawn { mediator, round } if mediator == self.me => {
+                        tracing::info!(deal = %deal_id, round, "drawn as mediator");
+                    }
+                    _ => return Ok(None),
+                },
+                _ => return Ok(None),
+            }
+        } else if d.mediator != Some(self.me) {
             return Ok(None);
         }
-        let verdict = self.judge(deal_id).await?;
+        let verdict =
+            if failure { self.judge_failure(deal_id).await? } else { self.judge(deal_id).await? };
         tracing::info!(deal = %deal_id, accept = verdict.accept, "{}", verdict.reason);
-        let finished = self.client.chain().mediate(deal_id, verdict.accept).await?;
+        let finished = chain.mediate(deal_id, verdict.accept).await?;
         Ok(Some((verdict, finished)))
     }
 
@@ -183,12 +261,15 @@ impl Mediator {
             match poller.next_batch().await {
                 Ok(batch) => {
                     for (event, _) in batch {
-                        if let ControllerEvent::ResultsChallenged(e) = event
-                            && e.mediator == self.me
-                        {
-                            tracing::info!(deal = %e.dealId, "drawn as mediator");
-                            pending.insert(e.dealId);
-                        }
+                        // Every challenge may draw this mediator, now or after a redraw.
+                        let id = match event {
+                            ControllerEvent::ResultsChallenged(e) => e.dealId,
+                            ControllerEvent::FailureChallenged(e) => e.dealId,
+                            ControllerEvent::MediatorRedraw(e) => e.dealId,
+                            ControllerEvent::MediatorDrawPending(e) => e.dealId,
+                            _ => continue,
+                        };
+                        pending.insert(id);
                     }
                 }
                 Err(e) => tracing::warn!("reading the chain: {e}"),
@@ -204,7 +285,15 @@ impl Mediator {
                         pending.remove(&id);
                     }
                     Ok(None) => {
-                        pending.remove(&id);
+                        // Keep watching a challenge another mediator holds: a redraw may
+                        // give it to this one.
+                        let open = matches!(
+                            self.client.chain().deal(id).await.map(|d| d.map(|d| d.status)),
+                            Ok(Some(DealStatus::ResultsChallenged | DealStatus::FailureChallenged))
+                        );
+                        if !open {
+                            pending.remove(&id);
+                        }
                     }
                     Err(e) => tracing::warn!(deal = %id, "mediation will be retried: {e}"),
                 }

@@ -12,6 +12,7 @@ use lilypad_core::{
     deal::{Deal, DealId},
     offer::{JobOffer, OfferId, ResourceOffer},
     settlement::Outcome,
+    state::JobFailure,
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -151,13 +152,16 @@ pub struct OfferReceipt {
     pub state: OfferState,
 }
 
-/// Why one resting resource offer does not fit a job.
+/// Why some resting resource offers do not fit a job: one reason and how many
+/// offers fail on it. It names no offer and no figure of one, so a job
+/// creator learns nothing of other providers' offers beyond the count.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MismatchReason {
-    /// The resource offer.
-    pub resource_offer_id: OfferId,
-    /// The first rule it fails, in words.
+    /// The first rule the offers fail, in words
+    /// ([`Mismatch::for_job_creator`](lilypad_core::matcher::Mismatch::for_job_creator)).
     pub reason: String,
+    /// How many resting offers fail on it.
+    pub offers: usize,
 }
 
 /// Answer of `GET /api/v1/job_offers/{id}` (the creator only).
@@ -175,8 +179,9 @@ pub struct JobOfferStatus {
     /// Its deal, once matched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deal_id: Option<DealId>,
-    /// While open: why each waiting resource offer does not match it (oldest first,
-    /// at most [`MAX_MISMATCHES`]); empty when no resource offer waits.
+    /// While open: why the waiting resource offers do not match it, one entry per
+    /// reason, the most common first (from at most [`MAX_MISMATCHES`] offers); empty
+    /// when no resource offer waits.
     #[serde(default)]
     pub mismatches: Vec<MismatchReason>,
 }
@@ -213,6 +218,10 @@ pub enum DealState {
     ResultsChallenged,
     /// Over (see [`DealRecord::outcome`]).
     Finished,
+    /// The provider reported that the job cannot run because of the job itself.
+    FailureReported,
+    /// The job creator challenged the failure report; the mediator decides.
+    FailureChallenged,
 }
 
 impl DealState {
@@ -223,6 +232,8 @@ impl DealState {
             Self::ResultsSubmitted => "results_submitted",
             Self::ResultsChallenged => "results_challenged",
             Self::Finished => "finished",
+            Self::FailureReported => "failure_reported",
+            Self::FailureChallenged => "failure_challenged",
         }
     }
 
@@ -233,6 +244,8 @@ impl DealState {
             "results_submitted" => Self::ResultsSubmitted,
             "results_challenged" => Self::ResultsChallenged,
             "finished" => Self::Finished,
+            "failure_reported" => Self::FailureReported,
+            "failure_challenged" => Self::FailureChallenged,
             _ => return None,
         })
     }
@@ -320,12 +333,42 @@ pub enum EventKind {
         /// The results CID in binary form.
         results_cid: Bytes,
     },
-    /// The job creator challenged the results.
+    /// The job creator challenged the results; a mediator is drawn from `draw_block`'s hash.
     ResultsChallenged {
         /// The deal.
         deal_id: DealId,
-        /// The drawn mediator.
+        /// The block whose hash draws the mediator.
+        draw_block: u64,
+    },
+    /// The provider reported that the job cannot run because of the job itself.
+    FailureReported {
+        /// The deal.
+        deal_id: DealId,
+        /// What the job creator got wrong.
+        reason: JobFailure,
+        /// The provider's details.
+        detail: String,
+    },
+    /// The job creator challenged a failure report; a mediator is drawn from `draw_block`'s hash.
+    FailureChallenged {
+        /// The deal.
+        deal_id: DealId,
+        /// The block whose hash draws the mediator.
+        draw_block: u64,
+    },
+    /// A challenge's mediator was fixed; only it may give the verdict.
+    MediatorDrawn {
+        /// The deal.
+        deal_id: DealId,
+        /// The mediator.
         mediator: Address,
+    },
+    /// A silent mediator was replaced: a new draw started.
+    MediatorRedrawn {
+        /// The deal.
+        deal_id: DealId,
+        /// The mediator that gave no verdict in time.
+        previous: Address,
     },
     /// The deal ended.
     DealFinished {

@@ -14,12 +14,13 @@ use futures::{StreamExt, stream};
 use lilypad_core::{
     Address, B256, U256,
     deal::NetworkParams,
-    offer::{JobOffer, ModulePolicy, ResourceOffer},
+    offer::{CreatorBounds, JobOffer, ModulePolicy, ProviderBounds, ResourceOffer},
     settlement::{Outcome, Party, settle},
     spec::{JobRequirements, MachineSpec},
+    state::JobFailure,
 };
 use lilypad_sdk::{
-    chain::{ChainClient, CreatedDeal, FinishedDeal},
+    chain::{ChainClient, CreatedDeal, Draw, FinishedDeal, Redraw},
     devnet::increase_time,
 };
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -79,6 +80,11 @@ async fn plan(net: &Net, rng: &mut StdRng, params: &NetworkParams, now: u64) -> 
         max_price: price + (payment - price) / U256::from(2u64),
         payment_collateral: payment,
         timeout_secs: TIMEOUT_SECS,
+        // Exactly the group's terms: the tightest bounds createDeal still accepts.
+        bounds: CreatorBounds {
+            max_mediation_fee: params.mediation_fee,
+            min_judge_window_secs: params.judge_window_secs as u32,
+        },
         mediators: set.clone(),
         solver: addr(&net.solver),
         target: rng.random_bool(0.3).then(|| addr(&rp)),
@@ -97,20 +103,36 @@ async fn plan(net: &Net, rng: &mut StdRng, params: &NetworkParams, now: u64) -> 
         default_price: if rng.random_bool(0.5) { price } else { amount(rng) },
         module_prices: [(job.module_id, price)].into(),
         timeout_collateral: timeout,
+        bounds: ProviderBounds {
+            min_timeout_secs: TIMEOUT_SECS,
+            max_results_multiple: params.results_collateral_multiple,
+            max_judge_window_secs: params.judge_window_secs as u32,
+            min_mediate_window_secs: params.mediate_window_secs as u32,
+        },
         mediators: set,
         solver: addr(&net.solver),
         expiry: now + 10 * TIMEOUT_SECS,
         nonce: U256::from(rng.random::<u64>()),
     };
     let results = price * U256::from(params.results_collateral_multiple);
-    let challenged = matches!(
-        outcome,
-        Outcome::MediationAccepted | Outcome::MediationRejected | Outcome::NoMediationInTime
-    );
+    let challenged = challenged(outcome);
     let jc_funds = payment + if challenged { params.mediation_fee } else { U256::ZERO };
     let rp_funds = timeout
         + if outcome.results_submitted() { results.saturating_sub(timeout) } else { U256::ZERO };
     Plan { outcome, jc, rp, mediators, job, resource, jc_funds, rp_funds }
+}
+
+/// Whether the job creator challenges (results or a failure report) on the way to `outcome`.
+fn challenged(outcome: Outcome) -> bool {
+    matches!(
+        outcome,
+        Outcome::MediationAccepted
+            | Outcome::MediationRejected
+            | Outcome::NoMediationInTime
+            | Outcome::FailureUpheld
+            | Outcome::FailureRefuted
+            | Outcome::FailureNoMediationInTime
+    )
 }
 
 /// Runs `futs` with at most [`CONCURRENCY`] in flight, keeping their order.
@@ -125,6 +147,7 @@ async fn run_group(net: &Net, rng: &mut StdRng, group: usize) -> Vec<Outcome> {
         // Long enough that each phase of a group finishes inside its window in real time.
         judge_window_secs: rng.random_range(600..=TIMEOUT_SECS),
         mediate_window_secs: rng.random_range(600..=TIMEOUT_SECS),
+        min_job_timeout_secs: rng.random_range(1..=TIMEOUT_SECS),
     };
     net.admin.set_network_params(&params).await.unwrap();
     let now = net.admin.latest_timestamp().await.unwrap();
@@ -168,35 +191,62 @@ async fn run_group(net: &Net, rng: &mut StdRng, group: usize) -> Vec<Outcome> {
     for r in all(submits).await {
         r.unwrap();
     }
+    // Failure reports from every provider that says the job creator made the job impossible.
+    let reports = deals.iter().filter(|d| d.plan.outcome.failure_reported()).map(|d| async move {
+        d.plan.rp.report_failure(d.created.deal.id, JobFailure::ImageUnavailable, "no image").await
+    });
+    for r in all(reports).await {
+        r.unwrap();
+    }
 
-    // Judgements: accept, or challenge (the contract draws the mediator).
+    // Judgements: accept, or challenge (a mediator is drawn from the challenge block's hash).
     let judged = all(deals.iter().map(|d| async move {
-        let id = d.created.deal.id;
+        let (id, meds) = (d.created.deal.id, &d.created.mediators);
+        let jc = &d.plan.jc;
         match d.plan.outcome {
-            Outcome::Accepted => Some(Ok(d.plan.jc.accept_results(id).await.unwrap())),
+            Outcome::Accepted => Some(jc.accept_results(id).await.unwrap()),
+            Outcome::FailureAccepted => Some(jc.accept_failure(id).await.unwrap()),
             Outcome::MediationAccepted
             | Outcome::MediationRejected
             | Outcome::NoMediationInTime => {
-                let ch = d.plan.jc.challenge_results(id, &d.created.mediators).await.unwrap();
-                Some(Err(ch.mediator))
+                jc.challenge_results(id, meds).await.unwrap();
+                None
+            }
+            Outcome::FailureUpheld
+            | Outcome::FailureRefuted
+            | Outcome::FailureNoMediationInTime => {
+                jc.challenge_failure(id, meds).await.unwrap();
+                None
             }
             _ => None,
         }
     }))
     .await;
     for (d, j) in deals.iter_mut().zip(judged) {
-        match j {
-            Some(Ok(f)) => d.finished = Some(f),
-            Some(Err(m)) => d.mediator = Some(m),
-            None => {}
+        if j.is_some() {
+            d.finished = j;
         }
+    }
+
+    // The draws, fixed from the next block on by anyone.
+    let draws = all(deals.iter().filter(|d| challenged(d.plan.outcome)).map(|d| async move {
+        match net.admin.draw_mediator(d.created.deal.id, &d.created.mediators).await.unwrap() {
+            Draw::Drawn { mediator, .. } => (d.created.deal.id, mediator),
+            other => panic!("a fresh draw re-armed: {other:?}"),
+        }
+    }))
+    .await;
+    for (id, m) in draws {
+        let d = deals.iter_mut().find(|d| d.created.deal.id == id).unwrap();
+        assert!(d.created.mediators.contains(&m), "drawn outside the deal's mediators");
+        d.mediator = Some(m);
     }
 
     // Verdicts of the drawn mediators.
     let verdicts = all(deals.iter().map(|d| async move {
         let accept = match d.plan.outcome {
-            Outcome::MediationAccepted => true,
-            Outcome::MediationRejected => false,
+            Outcome::MediationAccepted | Outcome::FailureUpheld => true,
+            Outcome::MediationRejected | Outcome::FailureRefuted => false,
             _ => return None,
         };
         let m = d.plan.mediators.iter().find(|m| Some(addr(m)) == d.mediator).unwrap();
@@ -206,6 +256,44 @@ async fn run_group(net: &Net, rng: &mut StdRng, group: usize) -> Vec<Outcome> {
     for (d, v) in deals.iter_mut().zip(verdicts) {
         if v.is_some() {
             d.finished = v;
+        }
+    }
+
+    // Silent mediators: each is replaced once its window passes, until none is left.
+    let max_window = params.mediate_window_secs;
+    loop {
+        let open: Vec<&Running> = deals
+            .iter()
+            .filter(|d| {
+                d.finished.is_none()
+                    && matches!(
+                        d.plan.outcome,
+                        Outcome::NoMediationInTime | Outcome::FailureNoMediationInTime
+                    )
+            })
+            .collect();
+        if open.is_empty() {
+            break;
+        }
+        increase_time(net.devnet.client(), max_window + 1).await.unwrap();
+        let redraws = all(open.iter().map(|d| async move {
+            let id = d.created.deal.id;
+            match net.admin.redraw_mediator(id, &d.created.mediators).await.unwrap() {
+                Redraw::Finished(f) => (id, Some(f)),
+                Redraw::Next { .. } => (id, None),
+            }
+        }))
+        .await;
+        for (id, f) in redraws {
+            let d = deals.iter_mut().find(|d| d.created.deal.id == id).unwrap();
+            d.finished = f;
+        }
+    }
+    for d in &mut deals {
+        // Nobody decided: no mediator is paid.
+        if matches!(d.plan.outcome, Outcome::NoMediationInTime | Outcome::FailureNoMediationInTime)
+        {
+            d.mediator = None;
         }
     }
 

@@ -46,6 +46,10 @@ fn rand_job(rng: &mut StdRng) -> JobOffer {
         max_price: rand_u256(rng),
         payment_collateral: rand_u256(rng),
         timeout_secs: rng.random(),
+        bounds: lilypad_core::offer::CreatorBounds {
+            max_mediation_fee: rand_u256(rng),
+            min_judge_window_secs: rng.random(),
+        },
         mediators: rand_addrs(rng, 4),
         solver: Address::from(rng.random::<[u8; 20]>()),
         target: rng.random_bool(0.5).then(|| Address::from(rng.random::<[u8; 20]>())),
@@ -79,6 +83,12 @@ fn rand_resource(rng: &mut StdRng) -> ResourceOffer {
             .map(|_| (B256::from(rng.random::<[u8; 32]>()), rand_u256(rng)))
             .collect(),
         timeout_collateral: rand_u256(rng),
+        bounds: lilypad_core::offer::ProviderBounds {
+            min_timeout_secs: rng.random(),
+            max_results_multiple: rng.random(),
+            max_judge_window_secs: rng.random(),
+            min_mediate_window_secs: rng.random(),
+        },
         mediators: rand_addrs(rng, 4),
         solver: Address::from(rng.random::<[u8; 20]>()),
         expiry: rng.random(),

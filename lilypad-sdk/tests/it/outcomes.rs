@@ -6,9 +6,10 @@ use std::collections::BTreeSet;
 use lilypad_core::{
     Address, U256,
     settlement::{Outcome, Party, settle},
+    state::JobFailure,
 };
 use lilypad_sdk::{
-    chain::{DealStatus, FinishedDeal},
+    chain::{DealStatus, Draw, FinishedDeal, Redraw},
     devnet::increase_time,
 };
 
@@ -45,6 +46,17 @@ async fn drive(net: &Net, outcome: Outcome, nonce: u64) {
     let finished: FinishedDeal = if outcome == Outcome::NoResultsInTime {
         increase_time(net.devnet.client(), job.offer.timeout_secs + 1).await.unwrap();
         net.solver.claim_timeout(id).await.unwrap()
+    } else if outcome.failure_reported() {
+        net.rp.report_failure(id, JobFailure::InputsRejected, "undeclared file x").await.unwrap();
+        let deal = net.admin.deal(id).await.unwrap().unwrap();
+        assert_eq!(deal.status, DealStatus::FailureReported);
+        if outcome == Outcome::FailureAccepted {
+            net.jc.accept_failure(id).await.unwrap()
+        } else {
+            let ch = net.jc.challenge_failure(id, &created.mediators).await.unwrap();
+            assert_eq!(ch.mediation_fee, terms.mediation_fee);
+            mediate_or_redraw(net, id, &created.mediators, outcome, &terms, &mut drawn).await
+        }
     } else {
         let submitted = net.rp.submit_results(id, &results_cid()).await.unwrap();
         assert_eq!(submitted.results, lilypad_core::state::results_digest(&results_cid()));
@@ -57,23 +69,11 @@ async fn drive(net: &Net, outcome: Outcome, nonce: u64) {
             }
             _ => {
                 let ch = net.jc.challenge_results(id, &created.mediators).await.unwrap();
-                assert!(meds.contains(&ch.mediator));
                 assert_eq!(ch.mediation_fee, terms.mediation_fee);
-                drawn = Some(ch.mediator);
                 let deal = net.admin.deal(id).await.unwrap().unwrap();
                 assert_eq!(deal.status, DealStatus::ResultsChallenged);
-                assert_eq!(deal.mediator, Some(ch.mediator));
-                let mediator = net.mediators.iter().find(|m| addr(m) == ch.mediator).unwrap();
-                match outcome {
-                    Outcome::MediationAccepted => mediator.mediate(id, true).await.unwrap(),
-                    Outcome::MediationRejected => mediator.mediate(id, false).await.unwrap(),
-                    _ => {
-                        increase_time(net.devnet.client(), terms.mediate_window_secs + 1)
-                            .await
-                            .unwrap();
-                        net.rp.claim_timeout(id).await.unwrap()
-                    }
-                }
+                assert_eq!(deal.mediator, None, "nobody knows the mediator in the challenge block");
+                mediate_or_redraw(net, id, &created.mediators, outcome, &terms, &mut drawn).await
             }
         }
     };
@@ -115,6 +115,62 @@ async fn drive(net: &Net, outcome: Outcome, nonce: u64) {
     assert_eq!(net.admin.escrow_of(id).await.unwrap(), U256::ZERO);
 }
 
+/// Fixes the draw, then lets the drawn mediator decide, or (no mediation) lets every
+/// drawn mediator stay silent until the redraws run out.
+async fn mediate_or_redraw(
+    net: &Net,
+    id: lilypad_core::B256,
+    mediators: &[Address],
+    outcome: Outcome,
+    terms: &lilypad_core::deal::DealTerms,
+    drawn: &mut Option<Address>,
+) -> FinishedDeal {
+    let pending = net.admin.pending_mediator(id, mediators).await.unwrap();
+    let Draw::Drawn { mediator: m, round: 0 } =
+        net.admin.draw_mediator(id, mediators).await.unwrap()
+    else {
+        panic!("the first draw is round 0")
+    };
+    assert_eq!(pending, Some(m), "pendingMediator foretells the draw");
+    assert!(mediators.contains(&m));
+    assert_eq!(net.admin.deal(id).await.unwrap().unwrap().mediator, Some(m));
+    let mediator = net.mediators.iter().find(|c| addr(c) == m).unwrap();
+    match outcome {
+        Outcome::MediationAccepted | Outcome::FailureUpheld => {
+            *drawn = Some(m);
+            mediator.mediate(id, true).await.unwrap()
+        }
+        Outcome::MediationRejected | Outcome::FailureRefuted => {
+            *drawn = Some(m);
+            mediator.mediate(id, false).await.unwrap()
+        }
+        _ => {
+            let mut tried = BTreeSet::from([m]);
+            loop {
+                increase_time(net.devnet.client(), terms.mediate_window_secs + 1).await.unwrap();
+                // Too early for a plain timeout while untried mediators are left.
+                if tried.len() < mediators.len() {
+                    assert!(net.rp.claim_timeout(id).await.is_err());
+                }
+                match net.rp.redraw_mediator(id, mediators).await.unwrap() {
+                    Redraw::Finished(f) => {
+                        assert_eq!(tried.len(), mediators.len(), "every mediator was tried");
+                        return f;
+                    }
+                    Redraw::Next { .. } => {
+                        let Draw::Drawn { mediator: next, .. } =
+                            net.admin.draw_mediator(id, mediators).await.unwrap()
+                        else {
+                            panic!("the redraw's draw re-armed")
+                        };
+                        assert!(tried.insert(next), "mediator {next} drawn twice");
+                    }
+                }
+            }
+        }
+    }
+}
+
 async fn approved_net() -> Net {
     let net = start().await;
     net.jc.approve_controller(U256::MAX).await.unwrap();
@@ -152,7 +208,27 @@ async fn no_mediation_in_time() {
     drive(&approved_net().await, Outcome::NoMediationInTime, 1).await;
 }
 
-/// All six outcomes one after another on one devnet (nonces differ).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_accepted() {
+    drive(&approved_net().await, Outcome::FailureAccepted, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_upheld() {
+    drive(&approved_net().await, Outcome::FailureUpheld, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_refuted() {
+    drive(&approved_net().await, Outcome::FailureRefuted, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_not_mediated_in_time() {
+    drive(&approved_net().await, Outcome::FailureNoMediationInTime, 1).await;
+}
+
+/// Every outcome one after another on one devnet (nonces differ).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_outcome_on_one_network() {
     let net = approved_net().await;

@@ -127,6 +127,14 @@ fn blame(e: &ChainError, job: &JobOffer, resource: &ResourceOffer) -> Option<Ver
                 Verdict::Fail { job: true, resource: false }
             }
             Ctl::ModuleNotOffered(_) => Verdict::Fail { job: false, resource: true },
+            // Under the provider's signed minimum or the network's floor: the job's.
+            Ctl::TimeoutTooShort(_) => Verdict::Fail { job: true, resource: false },
+            // Terms 1 and 3 are the job creator's bounds; 0, 2 and 4 the provider's.
+            Ctl::TermsNotAccepted(x) => {
+                let job = matches!(x.term, 1 | 3);
+                Verdict::Fail { job, resource: !job }
+            }
+            Ctl::TooManyMediators(x) => Verdict::Fail { job: x.which == 0, resource: x.which != 0 },
             // Token transfers fail inside the controller (SafeERC20): see who lacks funds.
             Ctl::SafeERC20FailedOperation(_) => return None,
             _ => Verdict::Fail { job: true, resource: true },
@@ -143,13 +151,40 @@ async fn funds_blame(state: &State, job: &JobOffer, resource: &ResourceOffer) ->
         let balance = state.chain.token_balance(owner).await?;
         Ok::<bool, ChainError>(allowance < need || balance < need)
     };
-    match (
+    funds_verdict(
         short(job.creator, job.payment_collateral).await,
         short(resource.provider, resource.timeout_collateral).await,
-    ) {
-        (Ok(false), Ok(false)) => Verdict::Fail { job: true, resource: true },
+    )
+}
+
+/// Whose offer fails after a token transfer reverted, from whether each side is short
+/// of allowance or balance now.
+fn funds_verdict<E>(job_short: Result<bool, E>, resource_short: Result<bool, E>) -> Verdict {
+    match (job_short, resource_short) {
+        // Nobody is short now: someone's allowance or balance changed between the revert
+        // and this check (a job creator that revoked and restored its allowance, say).
+        // Failing both offers would punish the honest side; try the pair again (until
+        // an offer expires).
+        (Ok(false), Ok(false)) => Verdict::Retry,
         (Ok(j), Ok(r)) => Verdict::Fail { job: j, resource: r },
         _ => Verdict::Retry,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_side_short_of_funds_fails_and_a_changed_allowance_is_retried() {
+        let v = |j: bool, r: bool| funds_verdict::<()>(Ok(j), Ok(r));
+        assert_eq!(v(true, false), Verdict::Fail { job: true, resource: false });
+        assert_eq!(v(false, true), Verdict::Fail { job: false, resource: true });
+        assert_eq!(v(true, true), Verdict::Fail { job: true, resource: true });
+        // The job creator's allowance was back by the time of the check: the honest
+        // provider's offer must not fail (it did before: both were failed).
+        assert_eq!(v(false, false), Verdict::Retry);
+        assert_eq!(funds_verdict(Err(()), Ok(true)), Verdict::Retry);
     }
 }
 

@@ -15,7 +15,7 @@ use crate::{
     chain::{
         ControllerEvent, LogPoller,
         bindings::controller::LilypadController as C,
-        deals::{deal_from_event, outcome_from},
+        deals::{deal_from_event, job_failure_from, outcome_from},
     },
     solver::{
         api::{DealRecord, DealState, EventKind},
@@ -127,9 +127,45 @@ fn apply(
                 e.dealId,
                 |r| {
                     r.state = DealState::ResultsChallenged;
-                    r.mediator = Some(e.mediator);
+                    r.mediator = None;
                 },
-                EventKind::ResultsChallenged { deal_id: e.dealId, mediator: e.mediator },
+                EventKind::ResultsChallenged { deal_id: e.dealId, draw_block: e.drawBlock },
+            )
+            .map(drop),
+        ControllerEvent::FailureReported(e) => {
+            let Ok(reason) = job_failure_from("FailureReported", e.reason) else {
+                tracing::warn!(deal = %e.dealId, reason = e.reason, "unknown failure reason");
+                return Ok(());
+            };
+            tx.update_deal(
+                e.dealId,
+                |r| r.state = DealState::FailureReported,
+                EventKind::FailureReported { deal_id: e.dealId, reason, detail: e.detail.clone() },
+            )
+            .map(drop)
+        }
+        ControllerEvent::FailureChallenged(e) => tx
+            .update_deal(
+                e.dealId,
+                |r| {
+                    r.state = DealState::FailureChallenged;
+                    r.mediator = None;
+                },
+                EventKind::FailureChallenged { deal_id: e.dealId, draw_block: e.drawBlock },
+            )
+            .map(drop),
+        ControllerEvent::MediatorDrawn(e) => tx
+            .update_deal(
+                e.dealId,
+                |r| r.mediator = Some(e.mediator),
+                EventKind::MediatorDrawn { deal_id: e.dealId, mediator: e.mediator },
+            )
+            .map(drop),
+        ControllerEvent::MediatorRedraw(e) => tx
+            .update_deal(
+                e.dealId,
+                |r| r.mediator = None,
+                EventKind::MediatorRedrawn { deal_id: e.dealId, previous: e.previous },
             )
             .map(drop),
         ControllerEvent::DealFinished(e) => {

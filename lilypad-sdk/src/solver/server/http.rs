@@ -17,7 +17,7 @@ use axum::{
 };
 use futures::Stream;
 use lilypad_core::{
-    matcher::AddError,
+    matcher::{AddError, Mismatch},
     offer::{JobOffer, OfferError, ResourceOffer},
 };
 use tokio::sync::{broadcast, watch};
@@ -275,6 +275,17 @@ async fn accept_job(
     let req: PostJobOffer = json_body(body)?;
     let offer = req.offer;
     check_offer(state, &a, ("creator", offer.creator), offer.solver, offer.validate(now_secs()))?;
+    let params = current_params(state).await?;
+    if offer.timeout_secs < params.min_job_timeout_secs {
+        return Err(ApiError::BadRequest(format!(
+            "invalid offer: timeout_secs: {} s is under the network's minimum job timeout of {} s",
+            offer.timeout_secs, params.min_job_timeout_secs
+        )));
+    }
+    offer
+        .bounds
+        .accepts(&params)
+        .map_err(|e| ApiError::BadRequest(format!("invalid offer: {e}")))?;
     let inputs = req.inputs.0;
     if inputs.len() > state.limits.max_inputs_bytes {
         return Err(ApiError::TooLarge(format!(
@@ -315,6 +326,14 @@ fn check_offer(
         return Err(wrong_solver(state, solver));
     }
     valid.map_err(|e| ApiError::BadRequest(format!("invalid offer: {e}")))
+}
+
+/// The network's parameters, or 503 when the chain cannot be read.
+async fn current_params(state: &State) -> Result<lilypad_core::deal::NetworkParams, ApiError> {
+    state
+        .network_params()
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("cannot read the network's parameters: {e}")))
 }
 
 fn to_json<T: serde::Serialize>(offer: &T) -> Result<String, ApiError> {
@@ -390,6 +409,11 @@ async fn accept_resource(
     let req: PostResourceOffer = json_body(body)?;
     let offer = req.offer;
     check_offer(state, &a, ("provider", offer.provider), offer.solver, offer.validate(now_secs()))?;
+    let params = current_params(state).await?;
+    offer
+        .bounds
+        .accepts(&params)
+        .map_err(|e| ApiError::BadRequest(format!("invalid offer: {e}")))?;
     let id = offer.id(&state.offer_domain);
     let (signer, expiry, json) = (offer.provider, offer.expiry, to_json(&offer)?);
     let stored = (OfferKind::Resource, signer, json, None, expiry);
@@ -449,11 +473,7 @@ async fn get_job(
     };
     let mismatches = if let Some(at) = at {
         let book = state.book.lock().map_err(|_| ApiError::Internal("matcher lock".into()))?;
-        book.explain(&offer, at)
-            .into_iter()
-            .take(MAX_MISMATCHES)
-            .map(|(rid, m)| MismatchReason { resource_offer_id: rid, reason: m.to_string() })
-            .collect()
+        summarize(book.explain(&offer, at).into_iter().take(MAX_MISMATCHES).map(|(_, m)| m))
     } else {
         Vec::new()
     };
@@ -465,6 +485,20 @@ async fn get_job(
         deal_id: row.deal_id,
         mismatches,
     }))
+}
+
+/// Counts mismatches per reason in words that name no offer, most common first.
+fn summarize(mismatches: impl Iterator<Item = Mismatch>) -> Vec<MismatchReason> {
+    let mut counts: Vec<(&'static str, usize)> = Vec::new();
+    for m in mismatches {
+        let reason = m.for_job_creator();
+        match counts.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((reason, 1)),
+        }
+    }
+    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    counts.into_iter().map(|(r, offers)| MismatchReason { reason: r.to_string(), offers }).collect()
 }
 
 async fn get_resource(

@@ -32,7 +32,10 @@ use std::{
 };
 
 use alloy::{primitives::Address, sol_types::Eip712Domain};
-use lilypad_core::matcher::{Matched, Matcher, NetworkModules};
+use lilypad_core::{
+    deal::NetworkParams,
+    matcher::{Matched, Matcher, NetworkModules},
+};
 use tokio::{
     sync::{mpsc, watch},
     task::JoinHandle,
@@ -152,9 +155,28 @@ pub(crate) struct State {
     pub(crate) peers: Buckets<std::net::IpAddr>,
     pub(crate) metrics: Metrics,
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// The controller's network parameters and when they were read: offers are
+    /// checked against them, re-read at most every [`PARAMS_TTL`].
+    pub(crate) params: tokio::sync::Mutex<Option<(std::time::Instant, NetworkParams)>>,
 }
 
+/// How long the solver trusts its copy of the network parameters.
+pub(crate) const PARAMS_TTL: Duration = Duration::from_secs(10);
+
 impl State {
+    /// The controller's current network parameters (cached for [`PARAMS_TTL`]).
+    pub(crate) async fn network_params(&self) -> Result<NetworkParams, ChainError> {
+        let mut cached = self.params.lock().await;
+        if let Some((at, p)) = cached.as_ref()
+            && at.elapsed() < PARAMS_TTL
+        {
+            return Ok(p.clone());
+        }
+        let p = self.chain.network_params().await?;
+        *cached = Some((std::time::Instant::now(), p.clone()));
+        Ok(p)
+    }
+
     /// Hands a match to the dealer.
     pub(crate) fn matched(&self, m: Matched) {
         // The dealer lives as long as the service; a send after shutdown is moot.
@@ -258,6 +280,7 @@ pub async fn start(chain: ChainClient, opts: SolverOptions) -> Result<RunningSol
         limits: opts.limits.clone(),
         metrics,
         shutdown,
+        params: tokio::sync::Mutex::new(None),
     });
 
     // Deals created before a crash are recorded from their DealCreated events first,
