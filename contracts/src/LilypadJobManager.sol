@@ -4,6 +4,7 @@ pragma solidity ^0.8.24;
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 
 import {ILilypadJobClient} from "./ILilypadJobClient.sol";
@@ -69,9 +70,16 @@ contract LilypadJobManager is AccessControl, ReentrancyGuardTransient {
     /// @notice Seconds from a request to its deadline (the last second the bridge may fulfill).
     uint256 public immutable jobTimeout;
 
-    /// @notice Number of jobs requested so far; job ids are 1..jobCount, in request order.
-    uint256 public jobCount;
+    /// @notice The least payment runJob accepts (the admin sets it to cover the bridge's gas).
+    uint256 public minPayment;
 
+    /// @dev The job counter and the payments held for open jobs share the slot runJob writes anyway.
+    struct Book {
+        uint64 jobCount;
+        uint192 escrowed;
+    }
+
+    Book private _book;
     mapping(uint256 jobId => Job) private _jobs;
 
     /// @notice `client` asked for `module` with `inputs` ("KEY=VALUE" each) and escrowed
@@ -101,6 +109,10 @@ contract LilypadJobManager is AccessControl, ReentrancyGuardTransient {
     /// @notice The callback `selector` to `client` reverted, ran out of gas, or was not made
     /// because `client` has no code. The job is final regardless.
     event CallbackFailed(uint256 indexed jobId, address indexed client, bytes4 selector);
+    /// @notice The admin set the least payment runJob accepts.
+    event MinPaymentSet(uint256 minPayment);
+    /// @notice The admin sent `amount` of `token` that no job holds to `to`.
+    event TokensRecovered(address indexed token, address indexed to, uint256 amount);
 
     /// @notice No job has this id.
     error JobNotFound(uint256 jobId);
@@ -114,6 +126,10 @@ contract LilypadJobManager is AccessControl, ReentrancyGuardTransient {
     error SpentExceedsPayment(uint256 jobId, uint256 spent, uint256 payment);
     /// @notice A job must escrow something.
     error ZeroPayment();
+    /// @notice The payment is below minPayment (what the bridge needs to cover its own gas).
+    error PaymentTooLow(uint256 payment, uint256 minimum);
+    /// @notice recoverTokens would take `amount` of the job token, of which only `free` is not escrow.
+    error WouldTouchEscrow(uint256 amount, uint256 free);
     /// @notice The module reference is empty.
     error EmptyModule();
     /// @notice The module reference is longer than MAX_MODULE_BYTES.
@@ -171,8 +187,12 @@ contract LilypadJobManager is AccessControl, ReentrancyGuardTransient {
             _checkInput(bytes(inputs[i]), i);
         }
         if (payment == 0) revert ZeroPayment();
+        uint256 minimum = minPayment;
+        if (payment < minimum) revert PaymentTooLow(payment, minimum);
 
-        jobId = ++jobCount;
+        Book memory book = _book;
+        jobId = uint256(book.jobCount) + 1;
+        _book = Book({jobCount: SafeCast.toUint64(jobId), escrowed: SafeCast.toUint192(book.escrowed + payment)});
         // forge-lint: disable-next-line(unsafe-typecast): timestamp + at most 30 days fits 64 bits
         uint64 deadline = uint64(block.timestamp + jobTimeout);
         _jobs[jobId] =
@@ -220,6 +240,7 @@ contract LilypadJobManager is AccessControl, ReentrancyGuardTransient {
         address client = j.client;
         uint256 refund = payment - spent;
         j.state = JobState.Fulfilled;
+        _book.escrowed -= SafeCast.toUint192(payment);
         emit JobFulfilled(jobId, client, msg.sender, resultsCid, spent, refund);
 
         if (spent != 0) token.safeTransfer(msg.sender, spent);
@@ -254,7 +275,43 @@ contract LilypadJobManager is AccessControl, ReentrancyGuardTransient {
         _cancel(jobId, j, EXPIRED_REASON);
     }
 
+    // ------------------------------------------------------------------ admin
+
+    /// @notice Sets the least payment runJob accepts (DEFAULT_ADMIN_ROLE); open jobs are unaffected.
+    function setMinPayment(uint256 minimum) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        minPayment = minimum;
+        emit MinPaymentSet(minimum);
+    }
+
+    /// @notice Sends `amount` of `token_` held by this contract to `to` (DEFAULT_ADMIN_ROLE):
+    /// tokens sent here by mistake. Of the job token only what no open job holds can leave
+    /// (balance - totalEscrowed(), else WouldTouchEscrow).
+    function recoverTokens(address token_, address to, uint256 amount)
+        external
+        onlyRole(DEFAULT_ADMIN_ROLE)
+        nonReentrant
+    {
+        if (token_ == address(token)) {
+            uint256 balance = token.balanceOf(address(this));
+            uint256 escrowed = _book.escrowed;
+            uint256 free = balance > escrowed ? balance - escrowed : 0;
+            if (amount > free) revert WouldTouchEscrow(amount, free);
+        }
+        emit TokensRecovered(token_, to, amount);
+        IERC20(token_).safeTransfer(to, amount);
+    }
+
     // ------------------------------------------------------------------ views
+
+    /// @notice Number of jobs requested so far; job ids are 1..jobCount, in request order.
+    function jobCount() external view returns (uint256) {
+        return _book.jobCount;
+    }
+
+    /// @notice The payments held for open (Requested) jobs: the job token balance never falls below it.
+    function totalEscrowed() external view returns (uint256) {
+        return _book.escrowed;
+    }
 
     /// @notice Job `jobId` (all zero if there is none).
     function getJob(uint256 jobId) external view returns (Job memory) {
@@ -280,6 +337,7 @@ contract LilypadJobManager is AccessControl, ReentrancyGuardTransient {
         address client = j.client;
         uint256 refund = j.payment;
         j.state = JobState.Cancelled;
+        _book.escrowed -= SafeCast.toUint192(refund);
         emit JobCancelled(jobId, client, msg.sender, reason, refund);
 
         token.safeTransfer(client, refund); // refund > 0: runJob refuses a zero payment

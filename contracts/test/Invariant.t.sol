@@ -10,6 +10,7 @@ import {LilypadToken} from "../src/LilypadToken.sol";
 import {
     DealState,
     Gpu,
+    JobFailure,
     JobOffer,
     JobRequirements,
     MachineSpec,
@@ -23,6 +24,9 @@ contract Handler {
     LilypadController public immutable controller;
     LilypadToken public immutable token;
     address public immutable solver;
+    address public immutable owner;
+    /// Sends the controller tokens by mistake.
+    address public immutable donor;
 
     uint256 internal constant PARTIES = 3;
     uint256 internal constant MAX_DEALS = 40;
@@ -35,6 +39,8 @@ contract Handler {
     mapping(bytes32 => uint256) public paidOut;
     uint256 public totalIn;
     uint256 public totalOut;
+    /// Tokens sent to the controller outside any deal, less those the owner recovered.
+    uint256 public stray;
     uint256 public nonce;
     /// Set when a call that must fail succeeded.
     bool public breach;
@@ -44,12 +50,16 @@ contract Handler {
         LilypadController controller_,
         LilypadToken token_,
         address solver_,
-        address[] memory mediators_
+        address[] memory mediators_,
+        address owner_,
+        address donor_
     ) {
         controller = controller_;
         token = token_;
         solver = solver_;
         mediators = mediators_;
+        owner = owner_;
+        donor = donor_;
     }
 
     function jcKey(uint256 i) internal pure returns (uint256) {
@@ -197,11 +207,100 @@ contract Handler {
         controller.challengeResults(id, dealMediators[id]);
     }
 
+    function reportFailure(uint256 seed, uint8 reason) external {
+        (bytes32 id, bool ok) = deal(seed);
+        if (!ok) return;
+        LilypadController.DealView memory d = controller.getDeal(id);
+        if (d.state != DealState.Agreed || block.timestamp > d.deadline) return;
+        _report(id, d.provider, JobFailure(reason % 3));
+        calls[this.reportFailure.selector]++;
+    }
+
+    function _report(bytes32 id, address provider, JobFailure reason) internal books(id) {
+        vm.prank(provider);
+        controller.reportFailure(id, reason, "handler");
+    }
+
+    function acceptFailure(uint256 seed) external {
+        (bytes32 id, bool ok) = deal(seed);
+        if (!ok) return;
+        LilypadController.DealView memory d = controller.getDeal(id);
+        if (d.state != DealState.FailureReported || block.timestamp > d.deadline) return;
+        _acceptFailure(id, d.jobCreator);
+        calls[this.acceptFailure.selector]++;
+    }
+
+    function _acceptFailure(bytes32 id, address jc) internal books(id) {
+        vm.prank(jc);
+        controller.acceptFailure(id);
+    }
+
+    function challengeFailure(uint256 seed) external {
+        (bytes32 id, bool ok) = deal(seed);
+        if (!ok) return;
+        LilypadController.DealView memory d = controller.getDeal(id);
+        if (d.state != DealState.FailureReported || block.timestamp > d.deadline) return;
+        _challengeFailure(id, d.jobCreator);
+        calls[this.challengeFailure.selector]++;
+    }
+
+    function _challengeFailure(bytes32 id, address jc) internal books(id) {
+        vm.prank(jc);
+        controller.challengeFailure(id, dealMediators[id]);
+    }
+
+    function challenged(DealState s) internal pure returns (bool) {
+        return s == DealState.ResultsChallenged || s == DealState.FailureChallenged;
+    }
+
+    /// Anyone draws; the seed block's hash is set to `hash` (the chain's, once sealed).
+    function drawMediator(uint256 seed, bytes32 hash) external {
+        (bytes32 id, bool ok) = deal(seed);
+        if (!ok) return;
+        LilypadController.DealView memory d = controller.getDeal(id);
+        if (!challenged(d.state) || d.mediator != address(0) || block.timestamp > d.deadline) return;
+        if (block.number <= d.drawBlock) return;
+        if (block.number - d.drawBlock <= 256) vm.setBlockhash(d.drawBlock, hash);
+        _draw(id);
+        LilypadController.DealView memory a = controller.getDeal(id);
+        // Either drawn (an untried mediator of the deal's set) or re-armed on this block.
+        if (a.mediator == address(0) && a.drawBlock != block.number) breach = true;
+        if (a.mediator != address(0) && !inSet(id, a.mediator)) breach = true;
+        calls[this.drawMediator.selector]++;
+    }
+
+    function _draw(bytes32 id) internal books(id) {
+        controller.drawMediator(id, dealMediators[id]);
+    }
+
+    function inSet(bytes32 id, address who) internal view returns (bool) {
+        address[] storage set = dealMediators[id];
+        for (uint256 i; i < set.length; ++i) {
+            if (set[i] == who) return true;
+        }
+        return false;
+    }
+
+    function redrawMediator(uint256 seed) external {
+        (bytes32 id, bool ok) = deal(seed);
+        if (!ok) return;
+        LilypadController.DealView memory d = controller.getDeal(id);
+        if (!challenged(d.state) || block.timestamp <= d.deadline) return;
+        _redraw(id);
+        LilypadController.DealView memory a = controller.getDeal(id);
+        if (a.round > a.mediatorCount) breach = true;
+        calls[this.redrawMediator.selector]++;
+    }
+
+    function _redraw(bytes32 id) internal books(id) {
+        controller.redrawMediator(id, dealMediators[id]);
+    }
+
     function mediate(uint256 seed, bool accept) external {
         (bytes32 id, bool ok) = deal(seed);
         if (!ok) return;
         LilypadController.DealView memory d = controller.getDeal(id);
-        if (d.state != DealState.ResultsChallenged || block.timestamp > d.deadline) return;
+        if (!challenged(d.state) || d.mediator == address(0) || block.timestamp > d.deadline) return;
         _mediate(id, d.mediator, accept);
         calls[this.mediate.selector]++;
     }
@@ -216,6 +315,7 @@ contract Handler {
         if (!ok) return;
         LilypadController.DealView memory d = controller.getDeal(id);
         if (d.state == DealState.Finished || block.timestamp <= d.deadline) return;
+        if (challenged(d.state) && uint256(d.mediatorCount) - d.round - 1 != 0) return; // MediatorsLeft
         _claim(id);
         calls[this.claimTimeout.selector]++;
     }
@@ -227,6 +327,35 @@ contract Handler {
     function warp(uint256 secs) external {
         vm.warp(block.timestamp + bound(secs, 1, 3 hours));
         vm.roll(block.number + 1);
+    }
+
+    /// Blocks pass without time passing much (so seeds expire: 256 blocks).
+    function roll(uint256 blocks) external {
+        vm.roll(block.number + bound(blocks, 1, 300));
+    }
+
+    /// Someone sends the controller tokens outside any deal.
+    function donate(uint256 amount) external {
+        amount = bound(amount, 1, 1e24);
+        vm.prank(donor);
+        token.transfer(address(controller), amount);
+        stray += amount;
+        calls[this.donate.selector]++;
+    }
+
+    /// The owner recovers stray tokens; one more than the stray must be refused.
+    function recoverTokens(uint256 amount) external {
+        uint256 before = token.balanceOf(address(controller));
+        vm.prank(owner);
+        try controller.recoverTokens(address(token), owner, stray + 1) {
+            breach = true;
+        } catch {}
+        if (token.balanceOf(address(controller)) != before) breach = true;
+        amount = bound(amount, 0, stray);
+        vm.prank(owner);
+        controller.recoverTokens(address(token), owner, amount);
+        stray -= amount;
+        calls[this.recoverTokens.selector]++;
     }
 
     /// Someone who is not a party tries every action on a deal: all must fail.
@@ -250,6 +379,22 @@ contract Handler {
         } catch {}
         vm.prank(intruder);
         try controller.mediate(id, false) {
+            breach = true;
+        } catch {}
+        vm.prank(intruder);
+        try controller.reportFailure(id, JobFailure.ImageUnavailable, "") {
+            breach = true;
+        } catch {}
+        vm.prank(intruder);
+        try controller.acceptFailure(id) {
+            breach = true;
+        } catch {}
+        vm.prank(intruder);
+        try controller.challengeFailure(id, dealMediators[id]) {
+            breach = true;
+        } catch {}
+        vm.prank(intruder);
+        try controller.recoverTokens(address(token), intruder, 0) {
             breach = true;
         } catch {}
         if (d.state != DealState.Finished && block.timestamp <= d.deadline) {
@@ -296,11 +441,13 @@ contract InvariantTest is Test {
         mediators[0] = address(0x1001);
         mediators[1] = address(0x1002);
         mediators[2] = address(0x1003);
-        handler = new Handler(controller, token, address(0x5011), mediators);
+        address donor = address(0xD0D0);
+        handler = new Handler(controller, token, address(0x5011), mediators, owner, donor);
         for (uint256 i; i < 3; ++i) {
             fund(vm.addr(0xA11CE + i), owner);
             fund(vm.addr(0xB0B00 + i), owner);
         }
+        fund(donor, owner);
         targetContract(address(handler));
     }
 
@@ -317,15 +464,20 @@ contract InvariantTest is Test {
         for (uint256 i; i < n; ++i) {
             open += controller.escrowOf(handler.dealIds(i));
         }
-        assertEq(token.balanceOf(address(controller)), open, "balance == sum of open escrows");
+        assertEq(
+            token.balanceOf(address(controller)) - handler.stray(),
+            open,
+            "balance (less tokens sent outside deals) == sum of open escrows"
+        );
+        assertEq(controller.totalEscrowed(), open, "totalEscrowed == sum of open escrows");
     }
 
     function invariant_neverPaysOutMoreThanPaidIn() public view {
         assertLe(handler.totalOut(), handler.totalIn(), "total out <= total in");
         assertEq(
             handler.totalIn() - handler.totalOut(),
-            token.balanceOf(address(controller)),
-            "in - out == balance"
+            token.balanceOf(address(controller)) - handler.stray(),
+            "in - out == balance less stray tokens"
         );
         uint256 n = handler.dealCount();
         for (uint256 i; i < n; ++i) {
@@ -345,5 +497,51 @@ contract InvariantTest is Test {
 
     function invariant_outsidersCannotMoveADeal() public view {
         assertTrue(!handler.breach(), "a non-party call succeeded");
+    }
+
+    /// The handler's preconditions are reachable: a scripted sequence makes every action take
+    /// effect once (so the invariant runs above exercise them), and the invariants hold after it.
+    function test_handlerActionsTakeEffect() public {
+        for (uint256 i; i < 4; ++i) {
+            handler.createDeal(i, 1e18, 1e18, 1e18, 600, 7);
+        }
+        handler.submitResults(0, keccak256("cid"));
+        handler.challengeResults(0);
+        handler.reportFailure(1, 0);
+        handler.challengeFailure(1);
+        handler.reportFailure(2, 1);
+        handler.acceptFailure(2);
+        handler.roll(0); // one block
+        handler.drawMediator(0, keccak256("seed"));
+        handler.mediate(0, true);
+        handler.warp(7300); // past deal 1's mediate window and deal 3's timeout
+        handler.redrawMediator(1);
+        handler.claimTimeout(3);
+        handler.donate(5e18 - 1); // the handler maps x to 1 + x mod 1e24
+        handler.recoverTokens(2e18);
+        handler.intrude(1, 5);
+        bytes4[13] memory actions = [
+            handler.createDeal.selector,
+            handler.submitResults.selector,
+            handler.challengeResults.selector,
+            handler.reportFailure.selector,
+            handler.challengeFailure.selector,
+            handler.acceptFailure.selector,
+            handler.drawMediator.selector,
+            handler.mediate.selector,
+            handler.redrawMediator.selector,
+            handler.claimTimeout.selector,
+            handler.donate.selector,
+            handler.recoverTokens.selector,
+            handler.intrude.selector
+        ];
+        for (uint256 i; i < actions.length; ++i) {
+            assertTrue(handler.calls(actions[i]) > 0, "an action never took effect");
+        }
+        assertEq(handler.stray(), 3e18, "stray tokens booked");
+        assertEq(controller.getDeal(handler.dealIds(1)).round, 1, "deal 1 redrawn");
+        invariant_balanceEqualsOpenEscrows();
+        invariant_neverPaysOutMoreThanPaidIn();
+        invariant_outsidersCannotMoveADeal();
     }
 }

@@ -35,6 +35,11 @@ contract JobHandler {
     mapping(uint256 jobId => uint256) public paidOut;
     uint256 public totalIn;
     uint256 public totalOut;
+    address public immutable admin;
+    /// Sends the manager tokens by mistake.
+    address public immutable donor;
+    /// Tokens sent to the manager outside any job, less those the admin recovered.
+    uint256 public stray;
     /// Set when a call that must fail succeeded, or a job's ids or shares came out wrong.
     bool public breach;
     /// Effective calls per action (those that did not return early).
@@ -47,8 +52,12 @@ contract JobHandler {
         address exampleOwner_,
         address account_,
         RecordingClient recorder_,
-        TestClient[3] memory hostile_
+        TestClient[3] memory hostile_,
+        address admin_,
+        address donor_
     ) {
+        admin = admin_;
+        donor = donor_;
         manager = manager_;
         token = LilypadToken(address(manager_.token()));
         bridge = bridge_;
@@ -161,6 +170,30 @@ contract JobHandler {
         vm.roll(block.number + 1);
     }
 
+    /// Someone sends the manager tokens outside any job.
+    function donate(uint256 amount) external {
+        amount = bound(amount, 1, 1e24);
+        vm.prank(donor);
+        token.transfer(address(manager), amount);
+        stray += amount;
+        calls[this.donate.selector]++;
+    }
+
+    /// The admin recovers stray tokens; one more than the stray must be refused.
+    function recoverTokens(uint256 amount) external {
+        uint256 before = token.balanceOf(address(manager));
+        vm.prank(admin);
+        try manager.recoverTokens(address(token), admin, stray + 1) {
+            breach = true;
+        } catch {}
+        if (token.balanceOf(address(manager)) != before) breach = true;
+        amount = bound(amount, 0, stray);
+        vm.prank(admin);
+        manager.recoverTokens(address(token), admin, amount);
+        stray -= amount;
+        calls[this.recoverTokens.selector]++;
+    }
+
     /// An outsider tries to post results, cancel, expire early and call clients back; the bridge
     /// tries to finish a final job again. All must fail and move nothing.
     function intrude(uint256 seed, uint256 who) external {
@@ -204,6 +237,10 @@ contract JobHandler {
         try recorder.lilypadFulfilled(id, "bafyforged") {
             breach = true;
         } catch {}
+        vm.prank(intruder);
+        try manager.recoverTokens(address(token), intruder, 0) {
+            breach = true;
+        } catch {}
         if (token.balanceOf(address(manager)) != before) breach = true;
         calls[this.intrude.selector]++;
     }
@@ -238,11 +275,14 @@ contract JobManagerInvariantTest is Test {
             new GasBurnerClient(manager),
             new ReturnBombClient(manager)
         ];
-        handler = new JobHandler(manager, bridge, example, exampleOwner, account, recorder, hostile);
+        address donor = address(0xD0D0);
+        handler =
+            new JobHandler(manager, bridge, example, exampleOwner, account, recorder, hostile, address(0xAD), donor);
         vm.startPrank(tokenOwner);
         token.mint(address(recorder), 1e30);
         token.mint(address(example), 1e30);
         token.mint(account, 1e30);
+        token.mint(donor, 1e30);
         for (uint256 i; i < 3; ++i) {
             token.mint(address(hostile[i]), 1e30);
         }
@@ -256,10 +296,10 @@ contract JobManagerInvariantTest is Test {
         for (uint256 i; i < n; ++i) {
             open += manager.escrowOf(handler.jobIds(i));
         }
-        assertEq(token.balanceOf(address(manager)), open, "balance == sum of open escrows");
-        assertEq(
-            handler.totalIn() - handler.totalOut(), token.balanceOf(address(manager)), "in - out == balance"
-        );
+        uint256 held = token.balanceOf(address(manager)) - handler.stray();
+        assertEq(held, open, "balance (less tokens sent outside jobs) == sum of open escrows");
+        assertEq(manager.totalEscrowed(), open, "totalEscrowed == sum of open escrows");
+        assertEq(handler.totalIn() - handler.totalOut(), held, "in - out == balance less stray tokens");
     }
 
     function invariant_eachJobPaysOutExactlyItsEscrow() public view {

@@ -23,9 +23,9 @@ contract HashingHarness {
 }
 
 /// @notice The Solidity EIP-712 hashing equals the Rust core's (alloy). The
-/// expected values were printed by lilypad-core for the same offers (the
-/// program is in docs/contracts.md, "EIP-712 vectors"); the type hashes are
-/// also those `forge eip712 src/LilypadTypes.sol` derives from the structs.
+/// expected values are those `lilypad-core/tests/eip712_vectors.rs` asserts
+/// for the same offers (it prints them all when one differs); the type hashes
+/// are also those `forge eip712 src/LilypadTypes.sol` derives from the structs.
 contract LilypadTypesTest is Test {
     HashingHarness internal h = new HashingHarness();
 
@@ -46,6 +46,8 @@ contract LilypadTypesTest is Test {
         o.maxPrice = 10;
         o.paymentCollateral = 20;
         o.timeoutSecs = 600;
+        o.maxMediationFee = 7;
+        o.minJudgeWindowSecs = 120;
         o.mediators = new address[](2);
         o.mediators[0] = a(0x91);
         o.mediators[1] = a(0x92);
@@ -69,6 +71,10 @@ contract LilypadTypesTest is Test {
         o.modulePrices = new ModulePrice[](1);
         o.modulePrices[0] = ModulePrice({moduleId: b32(0x07), price: 4});
         o.timeoutCollateral = 3;
+        o.minTimeoutSecs = 300;
+        o.maxResultsMultiple = 4;
+        o.maxJudgeWindowSecs = 86_400;
+        o.minMediateWindowSecs = 600;
         o.mediators = new address[](3);
         o.mediators[0] = a(0x90);
         o.mediators[1] = a(0x91);
@@ -119,21 +125,21 @@ contract LilypadTypesTest is Test {
         );
         assertEq(
             LilypadHashing.RESOURCE_OFFER_TYPEHASH,
-            0x24c291c87c7d441d3021c89898e32f993f367b50a259e4e27f6d064b7e178e18,
+            0x1b2f479d695f8f5eadb5cbce6c8fae25575930fe0d9e73d74841636df51f2890,
             "ResourceOffer"
         );
         assertEq(
             LilypadHashing.JOB_OFFER_TYPEHASH,
-            0x6bad5db9159dd77f8e24b61edea4b10d24c0045c6aebb64ba4b63721dc638620,
+            0x1f007e5c579d19c7fb233e6d09040477398c4700e36bc3a28ec453ad9d41fb0f,
             "JobOffer"
         );
     }
 
     function test_structHashesMatchRustCore() public view {
-        assertEq(h.jobOffer(job()), 0x8746d48b276af3d9136c8ed2edeacad647dd72dacea8df1090e526c05c605d76, "job");
+        assertEq(h.jobOffer(job()), 0xfdacfad1c48414c694fcafe2ad152b31a5b0e1d2ccf62bfefadf5f690a7c1e14, "job");
         assertEq(
             h.resourceOffer(resource()),
-            0xaef0c859bb62010a17bf9f913048e34999f65202c50a2c56ae4c50b825936bc9,
+            0x589a1588779996997c16c60746f5c3fe872eba33ed859b0c66595f891185206a,
             "resource"
         );
     }
@@ -143,11 +149,11 @@ contract LilypadTypesTest is Test {
         assertEq(domain, 0x62d6a92c7cadf9b1e1a29186a979192873988ea921dab047bf80a5727f5dd983, "domain");
         bytes32 j = digest(domain, h.jobOffer(job()));
         bytes32 r = digest(domain, h.resourceOffer(resource()));
-        assertEq(j, 0x085396d2ff84a05db907b14ffaf9eda80b1887a82704e64f033a73800b82155b, "job digest");
-        assertEq(r, 0x4ff9efed3506b533de8f951fbf806582ceee1b21adbf0a48a24e5b1f813826b4, "resource digest");
+        assertEq(j, 0x93a5b14d34d7ffd108a1bed8b63a57220e2d2aa2e178b3614f59fdf3d4b791ff, "job digest");
+        assertEq(r, 0xc76ebb44f93a1a5b5557bb05f4418d01e3efa011fba5715fe93b219932b548a0, "resource digest");
         assertEq(
             keccak256(abi.encode(j, r)),
-            0xcbf98f1eba149b90154f0d31aa57b60a2a8f1d601bc5eb6675f08317ea16d6ad,
+            0xee89a1550e7c77d280130c59fa32c57b56b7882de430e8894df181921fee3682,
             "deal id"
         );
     }
@@ -163,6 +169,12 @@ contract LilypadTypesTest is Test {
         o = job();
         o.target = address(0);
         assertTrue(h.jobOffer(o) != base, "target");
+        o = job();
+        o.maxMediationFee += 1;
+        assertTrue(h.jobOffer(o) != base, "maxMediationFee");
+        o = job();
+        o.minJudgeWindowSecs += 1;
+        assertTrue(h.jobOffer(o) != base, "minJudgeWindowSecs");
 
         bytes32 rbase = h.resourceOffer(resource());
         ResourceOffer memory r = resource();
@@ -174,5 +186,17 @@ contract LilypadTypesTest is Test {
         r = resource();
         r.anyModule = true;
         assertTrue(h.resourceOffer(r) != rbase, "anyModule");
+        r = resource();
+        r.minTimeoutSecs += 1;
+        assertTrue(h.resourceOffer(r) != rbase, "minTimeoutSecs");
+        r = resource();
+        r.maxResultsMultiple += 1;
+        assertTrue(h.resourceOffer(r) != rbase, "maxResultsMultiple");
+        r = resource();
+        r.maxJudgeWindowSecs += 1;
+        assertTrue(h.resourceOffer(r) != rbase, "maxJudgeWindowSecs");
+        r = resource();
+        r.minMediateWindowSecs += 1;
+        assertTrue(h.resourceOffer(r) != rbase, "minMediateWindowSecs");
     }
 }
