@@ -186,7 +186,9 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
     event MediatorDrawPending(bytes32 indexed dealId, uint64 drawBlock);
     /// @notice `previous` did not mediate in time (zero: nobody drew it before its seed expired);
     /// round `round` draws from block `drawBlock` among the mediators not tried yet.
-    event MediatorRedraw(bytes32 indexed dealId, address previous, uint8 round, uint64 deadline, uint64 drawBlock);
+    event MediatorRedraw(
+        bytes32 indexed dealId, address previous, uint8 round, uint64 deadline, uint64 drawBlock
+    );
     /// @notice The deal ended with `outcome`; the amounts are what this transaction paid out.
     event DealFinished(
         bytes32 indexed dealId,
@@ -310,7 +312,9 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
             mediateWindowSecs: p.mediateWindowSecs,
             mediationFee: p.mediationFee
         });
-        _book = Book({minJobTimeoutSecs: p.minJobTimeoutSecs, paramsVersion: version, totalEscrowed: b.totalEscrowed});
+        _book = Book({
+            minJobTimeoutSecs: p.minJobTimeoutSecs, paramsVersion: version, totalEscrowed: b.totalEscrowed
+        });
         emit ParamsSet(p);
     }
 
@@ -329,7 +333,11 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
         Book memory b = _book;
         DealParams memory p = _paramsAt[b.paramsVersion];
         return (
-            p.resultsCollateralMultiple, p.judgeWindowSecs, p.mediateWindowSecs, p.mediationFee, b.minJobTimeoutSecs
+            p.resultsCollateralMultiple,
+            p.judgeWindowSecs,
+            p.mediateWindowSecs,
+            p.mediationFee,
+            b.minJobTimeoutSecs
         );
     }
 
@@ -460,7 +468,9 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
         uint256 price = _priceFor(resource, job.moduleId);
         if (price > job.maxPrice) revert PriceTooHigh(price, job.maxPrice);
         if (job.paymentCollateral < price) revert PaymentBelowPrice(job.paymentCollateral, price);
-        if (job.mediators.length > MAX_MEDIATORS) revert TooManyMediators(_JOB_MEDIATORS, job.mediators.length);
+        if (job.mediators.length > MAX_MEDIATORS) {
+            revert TooManyMediators(_JOB_MEDIATORS, job.mediators.length);
+        }
         if (resource.mediators.length > MAX_MEDIATORS) {
             revert TooManyMediators(_RESOURCE_MEDIATORS, resource.mediators.length);
         }
@@ -512,8 +522,9 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
         // forge-lint: disable-end(unsafe-typecast)
         d.mediatorsHash = mediatorsHash;
         d.held = bytes32(terms.timeoutCollateral);
-        _book.totalEscrowed =
-            SafeCast.toUint160(uint256(book.totalEscrowed) + terms.paymentCollateral + terms.timeoutCollateral);
+        _book.totalEscrowed = SafeCast.toUint160(
+            uint256(book.totalEscrowed) + terms.paymentCollateral + terms.timeoutCollateral
+        );
 
         emit DealCreated(dealId, job.creator, resource.provider, msg.sender, terms, mediators);
 
@@ -536,7 +547,9 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
         if (p.resultsCollateralMultiple > resource.maxResultsMultiple) {
             revert TermsNotAccepted(0, p.resultsCollateralMultiple, resource.maxResultsMultiple);
         }
-        if (p.mediationFee > job.maxMediationFee) revert TermsNotAccepted(1, p.mediationFee, job.maxMediationFee);
+        if (p.mediationFee > job.maxMediationFee) {
+            revert TermsNotAccepted(1, p.mediationFee, job.maxMediationFee);
+        }
         if (p.judgeWindowSecs > resource.maxJudgeWindowSecs) {
             revert TermsNotAccepted(2, p.judgeWindowSecs, resource.maxJudgeWindowSecs);
         }
@@ -755,7 +768,9 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
         mediator = d.mediator;
         if (mediator != address(0)) return (mediator, d.mediatorIndex);
         uint64 drawBlock = d.drawBlock;
-        if (block.number <= drawBlock || block.number - drawBlock > _BLOCKHASH_WINDOW) return (address(0), 0);
+        if (block.number <= drawBlock || block.number - drawBlock > _BLOCKHASH_WINDOW) {
+            return (address(0), 0);
+        }
         return chooseMediator(blockhash(drawBlock), dealId, mediators, tried);
     }
 

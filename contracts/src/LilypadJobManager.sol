@@ -192,7 +192,8 @@ contract LilypadJobManager is AccessControl, ReentrancyGuardTransient {
 
         Book memory book = _book;
         jobId = uint256(book.jobCount) + 1;
-        _book = Book({jobCount: SafeCast.toUint64(jobId), escrowed: SafeCast.toUint192(book.escrowed + payment)});
+        _book =
+            Book({jobCount: SafeCast.toUint64(jobId), escrowed: SafeCast.toUint192(book.escrowed + payment)});
         // forge-lint: disable-next-line(unsafe-typecast): timestamp + at most 30 days fits 64 bits
         uint64 deadline = uint64(block.timestamp + jobTimeout);
         _jobs[jobId] =

@@ -81,7 +81,9 @@ contract AttacksTest is Fixture {
         bytes memory js = signJob(j, JC_KEY);
         bytes memory rs = signResource(r, RP_KEY);
         vm.prank(solver);
-        vm.expectRevert(abi.encodeWithSelector(LilypadController.TimeoutTooShort.selector, 1, 600, MIN_TIMEOUT));
+        vm.expectRevert(
+            abi.encodeWithSelector(LilypadController.TimeoutTooShort.selector, 1, 600, MIN_TIMEOUT)
+        );
         controller.createDeal(j, js, r, rs);
 
         // The robbery's second step has no deal to act on.
@@ -117,7 +119,9 @@ contract AttacksTest is Fixture {
         js = signJob(j, JC_KEY);
         vm.prank(solver);
         vm.expectRevert(
-            abi.encodeWithSelector(LilypadController.TimeoutTooShort.selector, MIN_TIMEOUT - 1, 0, MIN_TIMEOUT)
+            abi.encodeWithSelector(
+                LilypadController.TimeoutTooShort.selector, MIN_TIMEOUT - 1, 0, MIN_TIMEOUT
+            )
         );
         controller.createDeal(j, js, r, rs);
 
@@ -153,7 +157,9 @@ contract AttacksTest is Fixture {
         assertTrue(tally.colluderDrawn < tally.challenges, "the colluder is not always drawn");
         assertLe(tally.colluderDrawn, (tally.challenges * 3) / 4, "no better than chance (a fair coin: half)");
         assertTrue(tally.colluderDrawn > 0, "the honest draw still picks it sometimes");
-        assertLe(tally.previousRight, (tally.challenges * 3) / 4, "the new formula on the previous hash: no help");
+        assertLe(
+            tally.previousRight, (tally.challenges * 3) / 4, "the new formula on the previous hash: no help"
+        );
         assertLe(tally.ownBlockRight, (tally.challenges * 3) / 4, "reading its own block's hash (0): no help");
     }
 
@@ -239,7 +245,9 @@ contract AttacksTest is Fixture {
         bytes memory js = signJob(j, JC_KEY);
         bytes memory rs = signResource(r, RP_KEY);
         vm.prank(solver);
-        vm.expectRevert(abi.encodeWithSelector(LilypadController.TermsNotAccepted.selector, term, value, bound_));
+        vm.expectRevert(
+            abi.encodeWithSelector(LilypadController.TermsNotAccepted.selector, term, value, bound_)
+        );
         controller.createDeal(j, js, r, rs);
     }
 

@@ -79,7 +79,9 @@ contract FailureReportTest is Fixture {
         bytes32 id = createDefault();
         report(id);
         vm.warp(START + JUDGE);
-        vm.expectRevert(abi.encodeWithSelector(LilypadController.TooEarly.selector, START + JUDGE, START + JUDGE));
+        vm.expectRevert(
+            abi.encodeWithSelector(LilypadController.TooEarly.selector, START + JUDGE, START + JUDGE)
+        );
         controller.claimTimeout(id);
         vm.warp(START + JUDGE + 1);
         vm.expectEmit(address(controller));
@@ -106,7 +108,9 @@ contract FailureReportTest is Fixture {
 
         vm.warp(START + 601);
         vm.prank(rp);
-        vm.expectRevert(abi.encodeWithSelector(LilypadController.DeadlinePassed.selector, START + 600, START + 601));
+        vm.expectRevert(
+            abi.encodeWithSelector(LilypadController.DeadlinePassed.selector, START + 600, START + 601)
+        );
         controller.reportFailure(id, JobFailure.InputsRejected, "");
 
         vm.warp(START + 600);
@@ -114,16 +118,18 @@ contract FailureReportTest is Fixture {
         vm.prank(rp);
         vm.expectRevert(
             abi.encodeWithSelector(
-                LilypadController.NotAllowed.selector, id, DealState.ResultsSubmitted, DealAction.ReportFailure
+                LilypadController.NotAllowed.selector,
+                id,
+                DealState.ResultsSubmitted,
+                DealAction.ReportFailure
             )
         );
         controller.reportFailure(id, JobFailure.InputsRejected, "");
 
         // A reason outside the enum does not decode.
         vm.prank(rp);
-        (bool ok,) = address(controller).call(
-            abi.encodeWithSelector(controller.reportFailure.selector, id, uint8(3), "")
-        );
+        (bool ok,) = address(controller)
+            .call(abi.encodeWithSelector(controller.reportFailure.selector, id, uint8(3), ""));
         assertTrue(!ok, "unknown reason refused");
     }
 
@@ -131,22 +137,30 @@ contract FailureReportTest is Fixture {
         bytes32 id = createDefault();
         vm.prank(jc);
         vm.expectRevert(
-            abi.encodeWithSelector(LilypadController.NotAllowed.selector, id, DealState.Agreed, DealAction.AcceptFailure)
+            abi.encodeWithSelector(
+                LilypadController.NotAllowed.selector, id, DealState.Agreed, DealAction.AcceptFailure
+            )
         );
         controller.acceptFailure(id);
         report(id);
         vm.prank(rp);
-        vm.expectRevert(abi.encodeWithSelector(LilypadController.WrongSender.selector, DealRole.JobCreator, jc, rp));
+        vm.expectRevert(
+            abi.encodeWithSelector(LilypadController.WrongSender.selector, DealRole.JobCreator, jc, rp)
+        );
         controller.acceptFailure(id);
         vm.warp(START + JUDGE + 1);
         vm.prank(jc);
         vm.expectRevert(
-            abi.encodeWithSelector(LilypadController.DeadlinePassed.selector, START + JUDGE, START + JUDGE + 1)
+            abi.encodeWithSelector(
+                LilypadController.DeadlinePassed.selector, START + JUDGE, START + JUDGE + 1
+            )
         );
         controller.acceptFailure(id);
         controller.claimTimeout(id);
         vm.prank(jc);
-        vm.expectRevert(abi.encodeWithSelector(LilypadController.AlreadyFinished.selector, id, Outcome.FailureAccepted));
+        vm.expectRevert(
+            abi.encodeWithSelector(LilypadController.AlreadyFinished.selector, id, Outcome.FailureAccepted)
+        );
         controller.acceptFailure(id);
     }
 
@@ -161,7 +175,9 @@ contract FailureReportTest is Fixture {
         controller.challengeFailure(id, addrs(m1, m2));
         report(id);
         vm.prank(rp);
-        vm.expectRevert(abi.encodeWithSelector(LilypadController.WrongSender.selector, DealRole.JobCreator, jc, rp));
+        vm.expectRevert(
+            abi.encodeWithSelector(LilypadController.WrongSender.selector, DealRole.JobCreator, jc, rp)
+        );
         controller.challengeFailure(id, addrs(m1, m2));
         bytes32 want = keccak256(abi.encodePacked(addrs(m1, m2)));
         vm.prank(jc);
@@ -175,14 +191,18 @@ contract FailureReportTest is Fixture {
         token.approve(address(controller), 0);
         vm.prank(jc);
         vm.expectRevert(
-            abi.encodeWithSelector(IERC20Errors.ERC20InsufficientAllowance.selector, address(controller), 0, FEE)
+            abi.encodeWithSelector(
+                IERC20Errors.ERC20InsufficientAllowance.selector, address(controller), 0, FEE
+            )
         );
         controller.challengeFailure(id, addrs(m1, m2));
         approveAll(jc);
         vm.warp(START + JUDGE + 1);
         vm.prank(jc);
         vm.expectRevert(
-            abi.encodeWithSelector(LilypadController.DeadlinePassed.selector, START + JUDGE, START + JUDGE + 1)
+            abi.encodeWithSelector(
+                LilypadController.DeadlinePassed.selector, START + JUDGE, START + JUDGE + 1
+            )
         );
         controller.challengeFailure(id, addrs(m1, m2));
         // A results challenge makes no sense on a failure report.
@@ -190,7 +210,10 @@ contract FailureReportTest is Fixture {
         vm.prank(jc);
         vm.expectRevert(
             abi.encodeWithSelector(
-                LilypadController.NotAllowed.selector, id, DealState.FailureReported, DealAction.ChallengeResults
+                LilypadController.NotAllowed.selector,
+                id,
+                DealState.FailureReported,
+                DealAction.ChallengeResults
             )
         );
         controller.challengeResults(id, addrs(m1, m2));
@@ -277,7 +300,7 @@ contract FailureReportTest is Fixture {
         controller.redrawMediator(id, addrs(m1, m2));
         vm.warp(block.timestamp + MEDIATE + 1);
         vm.expectEmit(address(controller));
-        emit DealFinished(id, Outcome.NoMediationInTime, other, PAYMENT + FEE, TIMEOUT, 0);
+        emit DealFinished(id, Outcome.FailureNoMediationInTime, other, PAYMENT + FEE, TIMEOUT, 0);
         vm.prank(other);
         controller.claimTimeout(id);
         (uint256 jc1, uint256 rp1, uint256 c1) = balances();
@@ -289,22 +312,23 @@ contract FailureReportTest is Fixture {
         assertEq(d.results, bytes32(0), "no results");
     }
 
-    /// The table rows of the new outcomes, as settlementTable gives them (whole deal).
-    function test_settlementTable_failureRows() public view {
+    /// The table rows of the new outcomes, as LilypadSettlement.table gives them (whole deal).
+    function test_settlementTable_failureRows() public pure {
         // price 30, payment 100, timeout 7, results 60, fee 10 (results are ignored: never posted)
-        LilypadSettlement.Payouts memory p = controller.settlementTable(Outcome.FailureAccepted, 30, 100, 7, 60, 10);
+        LilypadSettlement.Payouts memory p =
+            LilypadSettlement.table(Outcome.FailureAccepted, 30, 100, 7, 60, 10);
         assertEq(p.toJobCreator, 100, "accepted jc");
         assertEq(p.toProvider, 7, "accepted rp");
         assertEq(p.toMediator, 0, "accepted mediator");
-        p = controller.settlementTable(Outcome.FailureUpheld, 30, 100, 7, 60, 10);
+        p = LilypadSettlement.table(Outcome.FailureUpheld, 30, 100, 7, 60, 10);
         assertEq(p.toJobCreator, 100, "upheld jc");
         assertEq(p.toProvider, 7, "upheld rp");
         assertEq(p.toMediator, 10, "upheld mediator");
-        p = controller.settlementTable(Outcome.FailureRefuted, 30, 100, 7, 60, 10);
+        p = LilypadSettlement.table(Outcome.FailureRefuted, 30, 100, 7, 60, 10);
         assertEq(p.toJobCreator, 107, "refuted jc: 100 + (7 - 7) + 7");
         assertEq(p.toProvider, 0, "refuted rp");
         assertEq(p.toMediator, 10, "refuted mediator: 7 from the collateral, 3 from the fee");
-        p = controller.settlementTable(Outcome.NoMediationInTime, 30, 100, 7, 0, 10);
+        p = LilypadSettlement.table(Outcome.FailureNoMediationInTime, 30, 100, 7, 60, 10);
         assertEq(p.toJobCreator, 110, "no mediation after a failure: jc");
         assertEq(p.toProvider, 7, "no mediation after a failure: rp");
     }

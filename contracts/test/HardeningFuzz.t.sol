@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
+import {DrawMath} from "./utils/DrawMath.sol";
 import {Fixture} from "./utils/Fixture.sol";
 import {vm} from "./utils/Vm.sol";
 
@@ -34,7 +35,9 @@ contract HardeningFuzzTest is Fixture {
 
     // ------------------------------------------------------------------ job timeout minimums
 
-    function testFuzz_timeoutMustMeetBothMinimums(uint64 timeoutSecs, uint64 providerMin, uint64 floor) public {
+    function testFuzz_timeoutMustMeetBothMinimums(uint64 timeoutSecs, uint64 providerMin, uint64 floor)
+        public
+    {
         floor = uint64(bound(floor, 1, 1e6));
         providerMin = uint64(bound(providerMin, 0, 1e6));
         timeoutSecs = uint64(bound(timeoutSecs, 0, 2e6));
@@ -49,7 +52,9 @@ contract HardeningFuzzTest is Fixture {
             createOrExpect(
                 j,
                 r,
-                abi.encodeWithSelector(LilypadController.TimeoutTooShort.selector, timeoutSecs, providerMin, floor)
+                abi.encodeWithSelector(
+                    LilypadController.TimeoutTooShort.selector, timeoutSecs, providerMin, floor
+                )
             );
             return;
         }
@@ -103,16 +108,21 @@ contract HardeningFuzzTest is Fixture {
 
         bytes memory reason;
         if (b.multiple > b.maxMultiple) {
-            reason = abi.encodeWithSelector(LilypadController.TermsNotAccepted.selector, 0, b.multiple, b.maxMultiple);
+            reason = abi.encodeWithSelector(
+                LilypadController.TermsNotAccepted.selector, 0, b.multiple, b.maxMultiple
+            );
         } else if (b.fee > b.maxFee) {
             reason = abi.encodeWithSelector(LilypadController.TermsNotAccepted.selector, 1, b.fee, b.maxFee);
         } else if (b.judge > b.maxJudge) {
-            reason = abi.encodeWithSelector(LilypadController.TermsNotAccepted.selector, 2, b.judge, b.maxJudge);
-        } else if (b.judge < b.minJudge) {
-            reason = abi.encodeWithSelector(LilypadController.TermsNotAccepted.selector, 3, b.judge, b.minJudge);
-        } else if (b.mediate < b.minMediate) {
             reason =
-                abi.encodeWithSelector(LilypadController.TermsNotAccepted.selector, 4, b.mediate, b.minMediate);
+                abi.encodeWithSelector(LilypadController.TermsNotAccepted.selector, 2, b.judge, b.maxJudge);
+        } else if (b.judge < b.minJudge) {
+            reason =
+                abi.encodeWithSelector(LilypadController.TermsNotAccepted.selector, 3, b.judge, b.minJudge);
+        } else if (b.mediate < b.minMediate) {
+            reason = abi.encodeWithSelector(
+                LilypadController.TermsNotAccepted.selector, 4, b.mediate, b.minMediate
+            );
         }
         bytes32 id = createOrExpect(j, r, reason);
         if (reason.length != 0) return;
@@ -227,7 +237,7 @@ contract HardeningFuzzTest is Fixture {
             controller.drawMediator(id, addrs(m1, m2));
         } else if (k <= 256) {
             controller.drawMediator(id, addrs(m1, m2));
-            (address expected,) = controller.chooseMediator(h, id, addrs(m1, m2), 0);
+            (address expected,) = DrawMath.choose(h, id, addrs(m1, m2), 0);
             assertEq(controller.getDeal(id).mediator, expected, "drawn from the challenge block");
         } else {
             controller.drawMediator(id, addrs(m1, m2));
@@ -247,7 +257,9 @@ contract HardeningFuzzTest is Fixture {
         if (dtReport > 600) {
             vm.prank(rp);
             vm.expectRevert(
-                abi.encodeWithSelector(LilypadController.DeadlinePassed.selector, START + 600, START + dtReport)
+                abi.encodeWithSelector(
+                    LilypadController.DeadlinePassed.selector, START + 600, START + dtReport
+                )
             );
             controller.reportFailure(id, JobFailure.InputsRejected, "");
             return;
@@ -258,7 +270,9 @@ contract HardeningFuzzTest is Fixture {
         vm.warp(START + dtReport + dtJudge);
         (uint256 jc0, uint256 rp0,) = balances();
         if (dtJudge <= JUDGE) {
-            vm.expectRevert(abi.encodeWithSelector(LilypadController.TooEarly.selector, deadline, block.timestamp));
+            vm.expectRevert(
+                abi.encodeWithSelector(LilypadController.TooEarly.selector, deadline, block.timestamp)
+            );
             controller.claimTimeout(id);
             vm.prank(jc);
             if (accept) {
@@ -270,7 +284,9 @@ contract HardeningFuzzTest is Fixture {
             }
         } else {
             vm.prank(jc);
-            vm.expectRevert(abi.encodeWithSelector(LilypadController.DeadlinePassed.selector, deadline, block.timestamp));
+            vm.expectRevert(
+                abi.encodeWithSelector(LilypadController.DeadlinePassed.selector, deadline, block.timestamp)
+            );
             controller.acceptFailure(id);
             controller.claimTimeout(id);
         }
@@ -308,7 +324,9 @@ contract HardeningFuzzTest is Fixture {
         token.transfer(address(controller), stray);
         vm.prank(owner);
         if (amount > stray) {
-            vm.expectRevert(abi.encodeWithSelector(LilypadController.WouldTouchEscrow.selector, amount, stray));
+            vm.expectRevert(
+                abi.encodeWithSelector(LilypadController.WouldTouchEscrow.selector, amount, stray)
+            );
             controller.recoverTokens(address(token), owner, amount);
             amount = 0;
         } else {

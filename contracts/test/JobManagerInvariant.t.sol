@@ -276,8 +276,9 @@ contract JobManagerInvariantTest is Test {
             new ReturnBombClient(manager)
         ];
         address donor = address(0xD0D0);
-        handler =
-            new JobHandler(manager, bridge, example, exampleOwner, account, recorder, hostile, address(0xAD), donor);
+        handler = new JobHandler(
+            manager, bridge, example, exampleOwner, account, recorder, hostile, address(0xAD), donor
+        );
         vm.startPrank(tokenOwner);
         token.mint(address(recorder), 1e30);
         token.mint(address(example), 1e30);

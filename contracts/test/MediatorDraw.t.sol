@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
+import {DrawMath} from "./utils/DrawMath.sol";
 import {Fixture} from "./utils/Fixture.sol";
 import {vm} from "./utils/Vm.sol";
 
@@ -116,7 +117,11 @@ contract MediatorDrawTest is Fixture {
         vm.roll(1258);
         vm.setBlockhash(1257, keccak256("later"));
         controller.drawMediator(id, set);
-        assertEq(controller.getDeal(id).mediator, referenceDraw(keccak256("later"), id, set, 0), "from the new seed");
+        assertEq(
+            controller.getDeal(id).mediator,
+            referenceDraw(keccak256("later"), id, set, 0),
+            "from the new seed"
+        );
     }
 
     function test_drawMediator_reverts() public {
@@ -146,7 +151,9 @@ contract MediatorDrawTest is Fixture {
 
         vm.warp(START + MEDIATE + 1);
         vm.expectRevert(
-            abi.encodeWithSelector(LilypadController.DeadlinePassed.selector, START + MEDIATE, START + MEDIATE + 1)
+            abi.encodeWithSelector(
+                LilypadController.DeadlinePassed.selector, START + MEDIATE, START + MEDIATE + 1
+            )
         );
         controller.drawMediator(id, addrs(m1, m2));
 
@@ -203,12 +210,12 @@ contract MediatorDrawTest is Fixture {
         for (uint256 s; s < 32; ++s) {
             bytes32 h = keccak256(abi.encode(s));
             for (uint64 tried; tried < 7; ++tried) {
-                (address m, uint8 index) = controller.chooseMediator(h, id, set, tried);
+                (address m, uint8 index) = DrawMath.choose(h, id, set, tried);
                 assertEq(m, referenceDraw(h, id, set, tried), "the documented formula");
                 assertEq(m, set[index], "index");
                 assertTrue(tried & (uint64(1) << index) == 0, "an untried mediator");
             }
-            (address none,) = controller.chooseMediator(h, id, set, 7);
+            (address none,) = DrawMath.choose(h, id, set, 7);
             assertEq(none, address(0), "nobody left");
         }
     }
@@ -235,7 +242,9 @@ contract MediatorDrawTest is Fixture {
         controller.claimTimeout(id);
         vm.prank(silent);
         vm.expectRevert(
-            abi.encodeWithSelector(LilypadController.DeadlinePassed.selector, START + MEDIATE, START + MEDIATE + 1)
+            abi.encodeWithSelector(
+                LilypadController.DeadlinePassed.selector, START + MEDIATE, START + MEDIATE + 1
+            )
         );
         controller.mediate(id, false);
 
@@ -264,7 +273,9 @@ contract MediatorDrawTest is Fixture {
         assertTrue(second != silent, "the silent mediator is not drawn again");
         vm.prank(silent);
         vm.expectRevert(
-            abi.encodeWithSelector(LilypadController.WrongSender.selector, DealRole.ChosenMediator, second, silent)
+            abi.encodeWithSelector(
+                LilypadController.WrongSender.selector, DealRole.ChosenMediator, second, silent
+            )
         );
         controller.mediate(id, false);
 

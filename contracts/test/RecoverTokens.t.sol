@@ -43,7 +43,9 @@ contract ControllerRecoverTokensTest is Fixture {
         vm.prank(other);
         token.transfer(address(controller), 3 ether);
         vm.prank(owner);
-        vm.expectRevert(abi.encodeWithSelector(LilypadController.WouldTouchEscrow.selector, 3 ether + 1, 3 ether));
+        vm.expectRevert(
+            abi.encodeWithSelector(LilypadController.WouldTouchEscrow.selector, 3 ether + 1, 3 ether)
+        );
         controller.recoverTokens(address(token), other, 3 ether + 1);
         vm.prank(other);
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, other));
@@ -126,12 +128,16 @@ contract JobManagerRecoverTokensTest is JobFixture {
         vm.prank(tokenOwner);
         token.mint(address(manager), 4 ether); // sent by mistake
         vm.prank(admin);
-        vm.expectRevert(abi.encodeWithSelector(LilypadJobManager.WouldTouchEscrow.selector, 4 ether + 1, 4 ether));
+        vm.expectRevert(
+            abi.encodeWithSelector(LilypadJobManager.WouldTouchEscrow.selector, 4 ether + 1, 4 ether)
+        );
         manager.recoverTokens(address(token), admin, 4 ether + 1);
         bytes32 adminRole = manager.DEFAULT_ADMIN_ROLE();
         vm.prank(bridge);
         vm.expectRevert(
-            abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, bridge, adminRole)
+            abi.encodeWithSelector(
+                IAccessControl.AccessControlUnauthorizedAccount.selector, bridge, adminRole
+            )
         );
         manager.recoverTokens(address(token), bridge, 1);
         vm.expectEmit(address(manager));
@@ -162,7 +168,9 @@ contract JobManagerRecoverTokensTest is JobFixture {
         bytes32 adminRole = manager.DEFAULT_ADMIN_ROLE();
         vm.prank(bridge);
         vm.expectRevert(
-            abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, bridge, adminRole)
+            abi.encodeWithSelector(
+                IAccessControl.AccessControlUnauthorizedAccount.selector, bridge, adminRole
+            )
         );
         manager.setMinPayment(1 ether);
         vm.expectEmit(address(manager));
@@ -173,7 +181,9 @@ contract JobManagerRecoverTokensTest is JobFixture {
         vm.prank(address(recorder));
         token.approve(address(manager), 1 ether);
         vm.prank(address(recorder));
-        vm.expectRevert(abi.encodeWithSelector(LilypadJobManager.PaymentTooLow.selector, 1 ether - 1, 1 ether));
+        vm.expectRevert(
+            abi.encodeWithSelector(LilypadJobManager.PaymentTooLow.selector, 1 ether - 1, 1 ether)
+        );
         manager.runJob("cowsay:v0.0.4", inputs1("Message=moo"), 1 ether - 1);
         vm.prank(address(recorder));
         vm.expectRevert(abi.encodeWithSelector(LilypadJobManager.ZeroPayment.selector));
