@@ -8,19 +8,36 @@ use std::{
 
 use tar::{Archive, EntryType};
 
-use super::{Limits, StorageError};
+use super::{
+    Limits, StorageError,
+    rules::{self, DiskView, MAX_PATH_BYTES, TreeCheck},
+};
 
 fn refuse(path: &Path, reason: impl Into<String>) -> StorageError {
     StorageError::UnsafeTarEntry { path: path.display().to_string(), reason: reason.into() }
 }
 
+/// A refusal of the tree rules, told as a refused tar entry.
+fn rule_refusal(path: &Path, e: StorageError) -> StorageError {
+    match e {
+        StorageError::UnsafeName { reason, .. } | StorageError::Symlink { reason, .. } => {
+            refuse(path, reason)
+        }
+        other => other,
+    }
+}
+
 /// The entry's path as plain names below the root; `..`, absolute paths and
-/// drive prefixes are refused, `.` components dropped.
+/// drive prefixes are refused, `.` components dropped, and every name must
+/// follow the [tree rules](super::rules).
 fn plain_components(path: &Path) -> Result<Vec<&std::ffi::OsStr>, StorageError> {
-    let mut out = Vec::new();
+    let mut out: Vec<&std::ffi::OsStr> = Vec::new();
     for c in path.components() {
         match c {
-            Component::Normal(name) => out.push(name),
+            Component::Normal(name) => {
+                rules::check_name("", name.as_encoded_bytes()).map_err(|e| rule_refusal(path, e))?;
+                out.push(name);
+            }
             Component::CurDir => {}
             Component::ParentDir => return Err(refuse(path, "'..' in the path")),
             Component::RootDir | Component::Prefix(_) => return Err(refuse(path, "absolute path")),
@@ -47,10 +64,11 @@ fn resolve_lexically(from: &[&std::ffi::OsStr], target: &Path) -> Option<usize> 
 /// Unpacks a tar stream into `dest`, which must not exist yet.
 ///
 /// Refused, with [`StorageError::UnsafeTarEntry`]: absolute paths and `..`;
-/// symbolic links that are absolute, climb above `dest`, dangle, or resolve
-/// (through other links) outside `dest`; hard links to anything but a regular
-/// file already unpacked; devices, FIFOs and other special entries. The
-/// [`Limits`] cap the bytes, the number of entries and the depth. Entries are
+/// names and symbolic links the [tree rules](super::rules) refuse (links that
+/// are absolute, climb above `dest`, dangle or loop, through other links too);
+/// hard links to anything but a regular file already unpacked; devices, FIFOs
+/// and other special entries. The [`Limits`] cap the bytes, the number of
+/// entries and the depth (components of an entry's path), as for a fetch. Entries are
 /// unpacked into a temporary directory beside `dest`, renamed to `dest` only
 /// when the whole archive passed: on error nothing appears at `dest`.
 /// Returns the bytes of file content unpacked.
@@ -78,7 +96,7 @@ pub fn extract_tar_safe(
     archive.set_overwrite(false);
     archive.set_unpack_xattrs(false);
     let (mut bytes, mut entries) = (0u64, 0u64);
-    let mut links: Vec<PathBuf> = Vec::new();
+    let mut links: Vec<(PathBuf, String)> = Vec::new();
     for entry in archive.entries().map_err(StorageError::io(dest))? {
         let mut entry = entry.map_err(StorageError::io(dest))?;
         let path = entry.path().map_err(StorageError::io(dest))?.into_owned();
@@ -90,26 +108,33 @@ pub fn extract_tar_safe(
             }
             return Err(refuse(&path, "empty path"));
         }
+        let rel = parts.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>().join("/");
         entries += 1;
         if entries > limits.max_entries {
             return Err(StorageError::LimitExceeded {
                 what: "archive entries",
                 limit: limits.max_entries,
+                path: rel,
             });
         }
-        if parts.len() > limits.max_depth as usize + 1 {
+        if parts.len() > limits.max_depth as usize {
             return Err(StorageError::LimitExceeded {
                 what: "levels of directories",
                 limit: u64::from(limits.max_depth),
+                path: rel,
             });
+        }
+        if rel.len() > MAX_PATH_BYTES {
+            return Err(refuse(&path, format!("its path is longer than {MAX_PATH_BYTES} bytes")));
         }
         match kind {
             EntryType::Regular | EntryType::Continuous => {
                 bytes += entry.header().size().map_err(StorageError::io(dest))?;
                 if bytes > limits.max_total_bytes {
                     return Err(StorageError::LimitExceeded {
-                        what: "bytes of content",
+                        what: "bytes of file content",
                         limit: limits.max_total_bytes,
+                        path: rel,
                     });
                 }
             }
@@ -131,7 +156,9 @@ pub fn extract_tar_safe(
                         format!("symlink to {} escapes the destination", target.display()),
                     ));
                 }
-                links.push(parts.iter().collect());
+                let text = target.as_os_str().as_encoded_bytes();
+                rules::check_link_target(&rel, text).map_err(|e| rule_refusal(&path, e))?;
+                links.push((parts.iter().collect(), rel));
             }
             EntryType::Link => {
                 let target = entry
@@ -167,9 +194,20 @@ pub fn extract_tar_safe(
         }
     }
     // Lexical checks miss chains (`a -> b/..` where b is itself a link): resolve
-    // every link for real now that the whole tree exists.
+    // every link as the tree rules do now that the whole tree exists, then ask
+    // the kernel too.
+    let unbounded = Limits { max_entries: u64::MAX, ..*limits };
+    let mut check = TreeCheck::new(&unbounded);
+    for (_, rel) in &links {
+        let target = fs::read_link(root.join(rel)).map_err(StorageError::io(root.join(rel)))?;
+        check.link(rel, target.as_os_str().as_encoded_bytes()).map_err(|e| rule_refusal(Path::new(rel), e))?;
+    }
+    check.resolve_links(&DiskView(&root)).map_err(|e| match &e {
+        StorageError::Symlink { path, .. } => rule_refusal(&path.clone(), e),
+        _ => e,
+    })?;
     let real_root = root.canonicalize().map_err(StorageError::io(&root))?;
-    for link in links {
+    for (link, _) in links {
         let full = root.join(&link);
         match full.canonicalize() {
             Ok(real) if real.starts_with(&real_root) => {}

@@ -14,9 +14,10 @@ use serde::Deserialize;
 
 use super::{
     ContentStore, Limits, MAX_BLOCK_SIZE, StorageError, parse_cid,
+    rules::TreeCheck,
     unixfs::{BlockSink, add_path_to},
     verify_block,
-    walk::{self, BlockSource, Counters, Node},
+    walk::{self, BlockSource},
 };
 
 /// Settings of a [`StorageClient`].
@@ -27,7 +28,8 @@ pub struct ClientOptions {
     pub timeout: Duration,
     /// Caps on what `fetch` and `cat` accept.
     pub limits: Limits,
-    /// Blocks uploaded at once by `publish_*`.
+    /// Blocks uploaded at once by `publish_*`. (Publishing always checks the
+    /// tree against the default [`Limits`], what every fetch accepts.)
     pub upload_concurrency: usize,
 }
 
@@ -231,8 +233,9 @@ impl StorageClient {
 
     /// Downloads the file or directory `cid` to `dest` (which must not exist).
     ///
-    /// Every block is verified against its CID before it is used; directory
-    /// entry names must be plain names; the limits of the options apply. The
+    /// Every block is verified against its CID before it is used; the tree
+    /// must follow the [tree rules](super::rules) (what publishing checks) with
+    /// the limits of the options; basic and HAMT-sharded directories are read. The
     /// tree is written into a temporary directory beside `dest` and renamed to
     /// `dest` only once the whole DAG verified: on any error `dest` does not
     /// appear and the temporary directory is removed.
@@ -249,30 +252,30 @@ impl StorageClient {
             .tempdir_in(parent)
             .map_err(StorageError::io(parent))?;
         let target = tmp.path().join("content");
-        let counters = walk::write_tree(self, cid, &target, &self.opts.limits).await?;
+        let written = walk::write_tree(self, cid, &target, &self.opts.limits).await?;
         if fs::symlink_metadata(dest).is_ok() {
             return Err(StorageError::DestinationExists { path: dest.to_owned() });
         }
         fs::rename(&target, dest).map_err(StorageError::io(dest))?;
-        Ok(FetchSummary { bytes: counters.bytes, entries: counters.entries })
+        Ok(FetchSummary { bytes: written.bytes, entries: written.entries })
     }
 
     /// The content of the file `cid`, every block verified.
     pub async fn cat(&self, cid: &Cid) -> Result<Vec<u8>, StorageError> {
         let root = walk::get_node(self, cid).await?;
-        if let Node::Directory { .. } = root {
+        if root.is_directory() {
             return Err(StorageError::BadNode {
                 cid: *cid,
                 reason: "a directory, not a file".into(),
             });
         }
         let mut out = Vec::new();
-        let mut counters = Counters::default();
+        let mut check = TreeCheck::new(&self.opts.limits);
         let collect = |chunk: &[u8]| {
             out.extend_from_slice(chunk);
             Ok(())
         };
-        walk::read_file(self, root, cid, &self.opts.limits, &mut counters, collect).await?;
+        walk::read_file(self, root, cid, "", &mut check, collect).await?;
         Ok(out)
     }
 }

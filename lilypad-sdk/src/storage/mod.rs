@@ -12,12 +12,16 @@
 //!   block verified against its CID, nothing in place until the whole DAG
 //!   verified), `cat` a file.
 //! - [`extract_tar_safe`]: unpack a tar archive without letting it escape.
+//! - [`rules`]: what a tree may hold (names, depth, counts, links), checked
+//!   by the same code when publishing and when fetching.
 //!
 //! See `docs/storage.md` for the layout and the guarantees.
 
 mod archive;
 mod client;
+mod hamt;
 mod pb;
+pub mod rules;
 mod server;
 mod store;
 pub mod unixfs;
@@ -30,6 +34,7 @@ use cid::multihash::Multihash;
 use sha2::{Digest, Sha256};
 
 pub use archive::extract_tar_safe;
+pub use rules::check_tree;
 pub use client::{ClientOptions, FetchSummary, StorageClient};
 pub use server::{ServerHandle, ServerOptions, serve, serve_with};
 pub use store::ContentStore;
@@ -58,25 +63,19 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
-    /// A symbolic link that cannot be published (or created, when fetching):
-    /// absolute, dangling, or pointing outside the tree.
-    #[error("symbolic link {path} refused: {reason}")]
+    /// A symbolic link that breaks the tree rules (refused when publishing and
+    /// when fetching alike): absolute, dangling, looping, or leading out of the tree.
+    #[error("symbolic link {path:?} refused: {reason}")]
     Symlink {
-        /// The link.
+        /// The link, relative to the tree's root.
         path: PathBuf,
         /// Why.
         reason: Box<str>,
     },
     /// A device, socket or FIFO in a tree to publish.
-    #[error("{path} is not a regular file or directory (device, socket or FIFO)")]
+    #[error("{path:?} is not a regular file, directory or link (device, socket or FIFO)")]
     SpecialFile {
-        /// The file.
-        path: PathBuf,
-    },
-    /// A file name that is not UTF-8 (UnixFS names are strings).
-    #[error("{path}: the file name is not valid UTF-8")]
-    NonUtf8Name {
-        /// The path with the name.
+        /// The file, relative to the tree's root.
         path: PathBuf,
     },
     /// Text that is not a CID.
@@ -111,23 +110,24 @@ pub enum StorageError {
         /// What is wrong.
         reason: Box<str>,
     },
-    /// A directory entry name that could escape or confuse the target directory.
-    #[error(
-        "unsafe entry name {name:?} in directory {dir:?}: names must be non-empty, not '.' or '..', without '/' or NUL, unique"
-    )]
+    /// A directory entry whose name breaks the tree rules (refused when
+    /// publishing and when fetching alike; see [`rules`]).
+    #[error("entry {path:?} refused: {reason}")]
     UnsafeName {
-        /// The directory (relative path) holding the entry.
-        dir: String,
-        /// The name as received (lossy UTF-8).
-        name: String,
+        /// The entry, relative to the tree's root (lossy UTF-8).
+        path: String,
+        /// Which rule it breaks.
+        reason: Box<str>,
     },
     /// A size, count or depth cap was reached.
-    #[error("limit exceeded: more than {limit} {what}")]
+    #[error("limit exceeded{}: more than {limit} {what}", at(path))]
     LimitExceeded {
         /// What was counted.
         what: &'static str,
         /// The cap.
         limit: u64,
+        /// Where it was passed, relative to the tree's root (empty: the tree as a whole).
+        path: String,
     },
     /// The store does not have the block.
     #[error("block {cid} not found")]
@@ -183,23 +183,47 @@ impl StorageError {
         let path = path.into();
         move |source| Self::Io { path, source }
     }
+
+    /// Whether the error says the tree itself breaks the tree rules (a name, a
+    /// link, a special file, a cap), as opposed to an I/O or network failure.
+    /// Such a tree is refused by publishing and fetching alike.
+    pub fn is_tree_rule(&self) -> bool {
+        matches!(
+            self,
+            Self::UnsafeName { .. }
+                | Self::Symlink { .. }
+                | Self::SpecialFile { .. }
+                | Self::LimitExceeded { .. }
+        )
+    }
 }
 
-/// Caps on what a download or an archive may create.
+fn at(path: &str) -> String {
+    if path.is_empty() { String::new() } else { format!(" at {path:?}") }
+}
+
+/// Caps on what a tree may hold: checked when publishing (with the defaults)
+/// and when fetching or unpacking (with the caller's), by the same code
+/// ([`rules`]), so a published tree always fetches with the default limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Total bytes of file content.
     pub max_total_bytes: u64,
-    /// Files and directories created.
+    /// Entries below the root: files, directories and links (the root itself
+    /// and the internal nodes of sharded directories are not counted).
     pub max_entries: u64,
-    /// Directory nesting below the root.
+    /// Path components below the root: an entry at `a/b/c` is 3 levels deep.
     pub max_depth: u32,
 }
 
 impl Default for Limits {
-    /// 10 GiB, 100,000 entries, 64 levels.
+    /// 10 GiB, 1,000,000 entries, 64 levels.
+    ///
+    /// A million entries: a job's results hold its `/outputs` plus a few files,
+    /// so a 100,000-file output (a sharded directory) passes with room to spare,
+    /// while a hostile DAG still cannot make a client create files without end.
     fn default() -> Self {
-        Self { max_total_bytes: 10 << 30, max_entries: 100_000, max_depth: 64 }
+        Self { max_total_bytes: 10 << 30, max_entries: 1_000_000, max_depth: 64 }
     }
 }
 

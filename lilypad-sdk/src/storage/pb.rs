@@ -36,8 +36,9 @@ pub(crate) struct PbNode {
 }
 
 /// UnixFS node kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) enum DataType {
+    #[default]
     Raw,
     Directory,
     File,
@@ -72,13 +73,16 @@ impl DataType {
 }
 
 /// The UnixFS `Data` message (mode and mtime are neither written nor read:
-/// kubo's defaults write neither).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// kubo's defaults write neither). `hash_type` and `fanout` are set on HAMT
+/// shard nodes only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct UnixFsData {
     pub(crate) kind: DataType,
     pub(crate) data: Option<Vec<u8>>,
     pub(crate) filesize: Option<u64>,
     pub(crate) blocksizes: Vec<u64>,
+    pub(crate) hash_type: Option<u64>,
+    pub(crate) fanout: Option<u64>,
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -167,13 +171,18 @@ impl UnixFsData {
         for b in &self.blocksizes {
             put_uint(&mut out, 4, *b);
         }
+        if let Some(h) = self.hash_type {
+            put_uint(&mut out, 5, h);
+        }
+        if let Some(f) = self.fanout {
+            put_uint(&mut out, 6, f);
+        }
         out
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, String> {
         let mut kind = None;
-        let mut out =
-            Self { kind: DataType::Raw, data: None, filesize: None, blocksizes: Vec::new() };
+        let mut out = Self::default();
         let mut r = Reader(bytes);
         while !r.0.is_empty() {
             match r.field()? {
@@ -190,7 +199,9 @@ impl UnixFsData {
                         out.blocksizes.push(p.varint()?);
                     }
                 }
-                (1..=4, _) => return Err("UnixFS field has the wrong wire type".into()),
+                (5, Value::Varint(v)) => out.hash_type = Some(v),
+                (6, Value::Varint(v)) => out.fanout = Some(v),
+                (1..=6, _) => return Err("UnixFS field has the wrong wire type".into()),
                 _ => {}
             }
         }
@@ -263,7 +274,7 @@ mod tests {
             kind: DataType::File,
             data: Some(b"hello world\n".to_vec()),
             filesize: Some(12),
-            blocksizes: vec![],
+            ..UnixFsData::default()
         };
         let node = PbNode { links: vec![], data: Some(d.encode()) };
         let bytes = node.encode();

@@ -27,9 +27,11 @@ use serde::Serialize;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 use super::{
-    ContentStore, DAG_PB, MAX_BLOCK_SIZE, RAW, StorageError, parse_cid, sha256_multihash,
+    ContentStore, DAG_PB, Limits, MAX_BLOCK_SIZE, RAW, StorageError, parse_cid,
+    rules::{self, Kind, TreeCheck, TreeView},
+    sha256_multihash,
     unixfs::{Added, BlockSink, DirectoryBuilder, HashOnly, add_reader, add_symlink},
-    walk::{self, BlockSource, Counters, FileReader, Node},
+    walk::{self, BlockSource, FileReader, Node},
 };
 
 /// Limits of a [`serve`]d store.
@@ -143,6 +145,7 @@ impl From<StorageError> for ApiError {
             StorageError::InvalidCid { .. }
             | StorageError::UnsupportedCid { .. }
             | StorageError::UnsafeName { .. }
+            | StorageError::Symlink { .. }
             | StorageError::BadNode { .. } => StatusCode::BAD_REQUEST,
             StorageError::NotFound { .. } => StatusCode::NOT_FOUND,
             StorageError::LimitExceeded { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -282,13 +285,11 @@ async fn cat(State(st): State<Arc<AppState>>, q: Params) -> Result<Response, Api
     if !matches!(root, Node::File { .. }) {
         return Err(ApiError::bad(format!("{cid} is a directory or a link, not a file")));
     }
-    let limits = super::Limits { max_total_bytes: u64::MAX, ..super::Limits::default() };
-    let state = (src, FileReader::new(root, cid), Counters::default());
-    let body =
-        futures::stream::try_unfold(state, move |(src, mut reader, mut counters)| async move {
-            let chunk = reader.next_chunk(&src, &limits, &mut counters).await?;
-            Ok::<_, StorageError>(chunk.map(|c| (Bytes::from(c), (src, reader, counters))))
-        });
+    let state = (src, FileReader::new(root, cid));
+    let body = futures::stream::try_unfold(state, move |(src, mut reader)| async move {
+        let chunk = reader.next_chunk(&src).await?;
+        Ok::<_, StorageError>(chunk.map(|c| (Bytes::from(c), (src, reader))))
+    });
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], Body::from_stream(body))
         .into_response())
 }
@@ -312,7 +313,7 @@ fn part_path(raw: &str) -> Result<Vec<String>, ApiError> {
         if name.is_empty() && i > 0 {
             continue; // a trailing slash
         }
-        parts.push(walk::check_name(&dir, name.as_bytes())?);
+        parts.push(rules::check_name(&dir, name.as_bytes())?.to_owned());
     }
     Ok(parts)
 }
@@ -344,6 +345,53 @@ fn insert(
         _ => return Err(ApiError::bad(format!("{:?} appears twice", path.join("/")))),
     }
     Ok(())
+}
+
+/// A tree received by `add`, seen by the link resolver of the tree rules.
+struct MemView<'a>(&'a MemNode);
+
+impl TreeView for MemView<'_> {
+    fn kind(&self, path: &[&str]) -> Result<Kind, StorageError> {
+        let mut node = self.0;
+        for name in path {
+            let MemNode::Dir(children) = node else { return Ok(Kind::Missing) };
+            let Some(child) = children.get(*name) else { return Ok(Kind::Missing) };
+            node = child;
+        }
+        Ok(match node {
+            MemNode::File(_) => Kind::File,
+            MemNode::Dir(_) => Kind::Dir,
+            MemNode::Symlink(target) => Kind::Link(target.as_bytes().to_vec()),
+        })
+    }
+}
+
+/// Applies the tree rules (default limits) to a tree received by `add`, as
+/// packaging a directory on disk does: `add` publishes only what a fetch accepts.
+fn check_mem_tree(root: &MemNode) -> Result<(), StorageError> {
+    fn visit(
+        node: &MemNode,
+        rel: &str,
+        depth: u32,
+        check: &mut TreeCheck<'_>,
+    ) -> Result<(), StorageError> {
+        match node {
+            MemNode::File(bytes) => check.add_bytes(rel, bytes.len() as u64),
+            MemNode::Symlink(target) => check.link(rel, target.as_bytes()).map(drop),
+            MemNode::Dir(children) => {
+                let entries = children.iter().map(|(n, c)| (n.as_bytes().to_vec(), c)).collect();
+                // Depth is checked before descending: the recursion is bounded.
+                for (_, child_rel, child) in check.directory(rel, depth, entries)? {
+                    visit(child, &child_rel, depth + 1, check)?;
+                }
+                Ok(())
+            }
+        }
+    }
+    let limits = Limits::default();
+    let mut check = TreeCheck::new(&limits);
+    visit(root, "", 0, &mut check)?;
+    check.resolve_links(&MemView(root))
 }
 
 #[derive(Serialize)]
@@ -431,8 +479,13 @@ async fn add(
         let mut sink: Box<dyn BlockSink> =
             if only_hash { Box::new(HashOnly) } else { Box::new(store) };
         if wrap {
-            package(&MemNode::Dir(top), "", &mut *sink, &mut out)?;
+            let root = MemNode::Dir(top);
+            check_mem_tree(&root)?;
+            package(&root, "", &mut *sink, &mut out)?;
         } else {
+            for node in top.values() {
+                check_mem_tree(node)?;
+            }
             for (name, node) in &top {
                 package(node, name, &mut *sink, &mut out)?;
             }

@@ -3,11 +3,14 @@
 //! Exactly what kubo does with no flags: CIDv0 (dag-pb, sha2-256), a fixed-size
 //! chunker of 262,144 bytes, the balanced layout with at most 174 links per
 //! node, leaves as dag-pb UnixFS `File` nodes (not raw blocks), directories as
-//! basic (non-sharded) UnixFS `Directory` nodes with links sorted by name. The
-//! one difference from the `ipfs` command: hidden files are included (as with
-//! `ipfs add -r --hidden`), since a result must never lose a file silently.
-//! Kubo shards a directory whose links exceed 256 KiB (thousands of entries);
-//! this module does not, so only such huge directories get different CIDs.
+//! basic UnixFS `Directory` nodes with links sorted by name, or, from
+//! 262,144 bytes of links (kubo's estimate), as HAMT shards built exactly as
+//! kubo builds them (see `hamt.rs`). The one difference from the `ipfs`
+//! command: hidden files are included (as with `ipfs add -r --hidden`), since
+//! a result must never lose a file silently.
+//!
+//! Trees on disk are checked against the [tree rules](super::rules) while they
+//! are packaged, by the same code that checks a download.
 
 use std::{
     fs,
@@ -17,9 +20,11 @@ use std::{
 
 use cid::Cid;
 
+pub use super::hamt::HAMT_SHARDING_SIZE;
 use super::{
-    StorageError,
+    Limits, StorageError, hamt,
     pb::{DataType, PbLink, PbNode, UnixFsData},
+    rules::{self, Build},
     sha256_multihash,
 };
 
@@ -80,7 +85,7 @@ pub struct Added {
     pub tsize: u64,
 }
 
-fn emit(sink: &mut dyn BlockSink, node: &PbNode) -> Result<(Cid, u64), StorageError> {
+pub(crate) fn emit(sink: &mut dyn BlockSink, node: &PbNode) -> Result<(Cid, u64), StorageError> {
     let bytes = node.encode();
     let cid = Cid::new_v0(sha256_multihash(&bytes))
         .map_err(|e| StorageError::BadNode { cid: Cid::default(), reason: e.to_string().into() })?;
@@ -131,7 +136,7 @@ impl<R: Read> FileBuilder<'_, R> {
         // kubo writes no Data field for the empty file (`0a 04 08 02 18 00`).
         let data = (!chunk.is_empty()).then_some(chunk);
         let unixfs =
-            UnixFsData { kind: DataType::File, data, filesize: Some(len), blocksizes: vec![] };
+            UnixFsData { kind: DataType::File, data, filesize: Some(len), ..UnixFsData::default() };
         let (cid, size) = emit(self.sink, &PbNode { links: vec![], data: Some(unixfs.encode()) })?;
         Ok(Added { cid, file_size: len, tsize: size })
     }
@@ -157,9 +162,9 @@ impl<R: Read> FileBuilder<'_, R> {
         let file_size = children.iter().map(|c| c.file_size).sum();
         let unixfs = UnixFsData {
             kind: DataType::File,
-            data: None,
             filesize: Some(file_size),
             blocksizes: children.iter().map(|c| c.file_size).collect(),
+            ..UnixFsData::default()
         };
         let links = children
             .iter()
@@ -180,10 +185,12 @@ pub fn add_reader(
     FileBuilder { chunks, sink, what }.layout()
 }
 
-/// Collects the entries of one directory and writes its node.
+/// Collects the entries of one directory and writes its node. It checks
+/// nothing (tests build hostile DAGs with it): trees from disk go through
+/// [`add_path_to`], which applies the [tree rules](super::rules) first.
 #[derive(Debug, Default)]
 pub struct DirectoryBuilder {
-    links: Vec<(String, Added)>,
+    links: Vec<(Vec<u8>, Added)>,
 }
 
 impl DirectoryBuilder {
@@ -194,23 +201,37 @@ impl DirectoryBuilder {
 
     /// Adds an entry (a packaged file or directory) under `name`.
     pub fn add(&mut self, name: String, child: Added) {
+        self.links.push((name.into_bytes(), child));
+    }
+
+    /// Adds an entry under a name that need not be UTF-8 (to build DAGs that
+    /// a fetch must refuse).
+    pub fn add_raw_name(&mut self, name: Vec<u8>, child: Added) {
         self.links.push((name, child));
     }
 
-    /// Writes the directory node: links sorted by name bytes, as go-merkledag does.
+    /// kubo's estimate of the directory's size: the sum over links of the
+    /// name's length plus the CID's length in bytes. From
+    /// [`HAMT_SHARDING_SIZE`] on, [`finish`](Self::finish) shards.
+    pub fn estimated_size(&self) -> usize {
+        hamt::estimated_size(self.links.iter().map(|(n, c)| (&n[..], &c.cid)))
+    }
+
+    /// Writes the directory: a basic `Directory` node with links sorted by
+    /// name bytes (as go-merkledag writes it), or a HAMT shard tree when
+    /// [`estimated_size`](Self::estimated_size) reaches
+    /// [`HAMT_SHARDING_SIZE`] (kubo compares with `>=`).
     pub fn finish(mut self, sink: &mut dyn BlockSink) -> Result<Added, StorageError> {
-        self.links.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        let unixfs = UnixFsData {
-            kind: DataType::Directory,
-            data: None,
-            filesize: None,
-            blocksizes: vec![],
-        };
+        if self.estimated_size() >= HAMT_SHARDING_SIZE {
+            return hamt::build(self.links, sink);
+        }
+        self.links.sort_by(|a, b| a.0.cmp(&b.0));
+        let unixfs = UnixFsData { kind: DataType::Directory, ..UnixFsData::default() };
         let below: u64 = self.links.iter().map(|(_, c)| c.tsize).sum();
         let links = self
             .links
             .into_iter()
-            .map(|(name, c)| PbLink { hash: c.cid, name: name.into_bytes(), tsize: c.tsize })
+            .map(|(name, c)| PbLink { hash: c.cid, name, tsize: c.tsize })
             .collect();
         let (cid, size) = emit(sink, &PbNode { links, data: Some(unixfs.encode()) })?;
         Ok(Added { cid, file_size: 0, tsize: size + below })
@@ -223,73 +244,56 @@ pub fn add_symlink(target: &str, sink: &mut dyn BlockSink) -> Result<Added, Stor
     let unixfs = UnixFsData {
         kind: DataType::Symlink,
         data: Some(target.as_bytes().to_vec()),
-        filesize: None,
-        blocksizes: vec![],
+        ..UnixFsData::default()
     };
     let (cid, size) = emit(sink, &PbNode { links: vec![], data: Some(unixfs.encode()) })?;
     Ok(Added { cid, file_size: 0, tsize: size })
 }
 
-/// Packages a file or a directory tree into `sink`, returning the root.
-///
-/// Symbolic links inside the tree are kept as UnixFS `Symlink` nodes (as kubo
-/// does) when their target is relative and resolves, on disk, to an existing
-/// path inside the tree; any other link is refused, and so is `path` itself
-/// being a link. Devices, sockets, FIFOs and names that are not UTF-8 are
-/// refused too, each error naming the offending path.
-pub fn add_path_to(path: &Path, sink: &mut dyn BlockSink) -> Result<Added, StorageError> {
-    let meta = fs::symlink_metadata(path).map_err(StorageError::io(path))?;
-    if meta.file_type().is_symlink() {
-        return Err(StorageError::Symlink {
-            path: path.to_owned(),
-            reason: "the path to publish is itself a link".into(),
-        });
-    }
-    let real_root = path.canonicalize().map_err(StorageError::io(path))?;
-    add_entry(path, &real_root, sink)
+/// Packages what a walk of the disk hands it.
+struct Packager<'a> {
+    sink: &'a mut dyn BlockSink,
 }
 
-fn add_entry(
-    path: &Path,
-    real_root: &Path,
-    sink: &mut dyn BlockSink,
-) -> Result<Added, StorageError> {
-    let meta = fs::symlink_metadata(path).map_err(StorageError::io(path))?;
-    let kind = meta.file_type();
-    if kind.is_symlink() {
-        let target = fs::read_link(path).map_err(StorageError::io(path))?;
-        let refuse =
-            |reason: &str| StorageError::Symlink { path: path.to_owned(), reason: reason.into() };
-        if target.is_absolute() {
-            return Err(refuse("its target is an absolute path"));
-        }
-        let target = target.to_str().ok_or_else(|| refuse("its target is not UTF-8"))?;
-        match path.canonicalize() {
-            Ok(real) if real.starts_with(real_root) => {}
-            Ok(_) => return Err(refuse("it points outside the tree")),
-            Err(_) => return Err(refuse("it dangles (its target does not exist)")),
-        }
-        return add_symlink(target, sink);
-    }
-    if kind.is_file() {
+impl Build for Packager<'_> {
+    type Out = Added;
+
+    fn file(&mut self, path: &Path, len: u64) -> Result<Added, StorageError> {
         let file = fs::File::open(path).map_err(StorageError::io(path))?;
-        return add_reader(file, path, sink);
+        let added = add_reader(file, path, self.sink)?;
+        if added.file_size != len {
+            // The rules counted `len` bytes: the CID must be of those.
+            return Err(StorageError::Io {
+                path: path.to_owned(),
+                source: io::Error::other("the file changed while it was being packaged"),
+            });
+        }
+        Ok(added)
     }
-    if !kind.is_dir() {
-        return Err(StorageError::SpecialFile { path: path.to_owned() });
+
+    fn symlink(&mut self, target: &str) -> Result<Added, StorageError> {
+        add_symlink(target, self.sink)
     }
-    let mut dir = DirectoryBuilder::new();
-    let entries = fs::read_dir(path).map_err(StorageError::io(path))?;
-    for entry in entries {
-        let entry = entry.map_err(StorageError::io(path))?;
-        let child = entry.path();
-        let name = entry
-            .file_name()
-            .into_string()
-            .map_err(|_| StorageError::NonUtf8Name { path: child.clone() })?;
-        dir.add(name, add_entry(&child, real_root, sink)?);
+
+    fn directory(&mut self, entries: Vec<(String, Added)>) -> Result<Added, StorageError> {
+        let mut dir = DirectoryBuilder::new();
+        for (name, child) in entries {
+            dir.add(name, child);
+        }
+        dir.finish(self.sink)
     }
-    dir.finish(sink)
+}
+
+/// Packages a file or a directory tree into `sink`, returning the root.
+///
+/// The tree must follow the [tree rules](super::rules) with the default
+/// [`Limits`] (what every fetch accepts by default): names, depth, counts,
+/// links (kept as UnixFS `Symlink` nodes, as kubo keeps them, when relative
+/// and resolving inside the tree), no devices, sockets or FIFOs, and `path`
+/// itself not a link. Every refusal names the offending path, relative to
+/// `path`.
+pub fn add_path_to(path: &Path, sink: &mut dyn BlockSink) -> Result<Added, StorageError> {
+    rules::walk_disk(path, &Limits::default(), &mut Packager { sink })
 }
 
 /// Packages a file or a directory tree in memory (see [`add_path_to`] to

@@ -1,7 +1,6 @@
 //! Reading a UnixFS DAG block by block, verifying each block before use.
 
 use std::{
-    collections::HashSet,
     fs,
     future::Future,
     io::Write,
@@ -12,7 +11,9 @@ use cid::Cid;
 
 use super::{
     DAG_PB, Limits, RAW, StorageError,
+    hamt::{self, Shard},
     pb::{DataType, PbNode, UnixFsData},
+    rules::{DiskView, TreeCheck},
     verify_block,
 };
 
@@ -29,7 +30,16 @@ pub(crate) trait BlockSource {
 pub(crate) enum Node {
     File { data: Vec<u8>, links: Vec<Cid> },
     Directory { entries: Vec<(Vec<u8>, Cid)> },
+    /// A node of a HAMT-sharded directory (checked as it is listed).
+    Shard(Shard),
     Symlink { target: Vec<u8> },
+}
+
+impl Node {
+    /// A basic or a sharded directory.
+    pub(crate) fn is_directory(&self) -> bool {
+        matches!(self, Self::Directory { .. } | Self::Shard(_))
+    }
 }
 
 pub(crate) fn decode(cid: &Cid, bytes: Vec<u8>) -> Result<Node, StorageError> {
@@ -55,8 +65,13 @@ pub(crate) fn decode(cid: &Cid, bytes: Vec<u8>) -> Result<Node, StorageError> {
         DataType::Directory => Ok(Node::Directory {
             entries: node.links.into_iter().map(|l| (l.name, l.hash)).collect(),
         }),
+        DataType::HamtShard => Ok(Node::Shard(Shard {
+            hash_type: unixfs.hash_type,
+            fanout: unixfs.fanout,
+            bitfield: unixfs.data.unwrap_or_default(),
+            links: node.links.into_iter().map(|l| (l.name, l.hash)).collect(),
+        })),
         DataType::Symlink => Ok(Node::Symlink { target: unixfs.data.unwrap_or_default() }),
-        DataType::HamtShard => Err(bad("sharded (HAMT) directories are not supported".into())),
         DataType::Metadata => Err(bad("UnixFS metadata nodes are not supported".into())),
     }
 }
@@ -68,37 +83,6 @@ pub(crate) async fn get_node<S: BlockSource + Sync>(
     let bytes = src.get(cid).await?;
     verify_block(cid, &bytes)?;
     decode(cid, bytes)
-}
-
-/// Running totals checked against [`Limits`].
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) bytes: u64,
-    pub(crate) entries: u64,
-}
-
-impl Counters {
-    fn add_bytes(&mut self, n: usize, limits: &Limits) -> Result<(), StorageError> {
-        self.bytes += n as u64;
-        if self.bytes > limits.max_total_bytes {
-            return Err(StorageError::LimitExceeded {
-                what: "bytes of content",
-                limit: limits.max_total_bytes,
-            });
-        }
-        Ok(())
-    }
-
-    fn add_entry(&mut self, limits: &Limits) -> Result<(), StorageError> {
-        self.entries += 1;
-        if self.entries > limits.max_entries {
-            return Err(StorageError::LimitExceeded {
-                what: "files and directories",
-                limit: limits.max_entries,
-            });
-        }
-        Ok(())
-    }
 }
 
 /// A file's content, block by block, in order. Blocks below the root are
@@ -118,8 +102,6 @@ impl FileReader {
     pub(crate) async fn next_chunk<S: BlockSource + Sync>(
         &mut self,
         src: &S,
-        limits: &Limits,
-        counters: &mut Counters,
     ) -> Result<Option<Vec<u8>>, StorageError> {
         let (node, cid, depth) = match self.first.take() {
             Some((node, cid)) => (node, cid, 0),
@@ -140,19 +122,19 @@ impl FileReader {
                 reason: format!("file DAG deeper than {MAX_FILE_DAG_DEPTH} levels").into(),
             });
         }
-        counters.add_bytes(data.len(), limits)?;
         self.stack.extend(links.into_iter().rev().map(|c| (c, depth + 1)));
         Ok(Some(data))
     }
 }
 
-/// Streams a file's content, in order, to `out`.
+/// Streams the content of the file at `path` (relative to the tree) to
+/// `out`, counting its bytes against the limits.
 pub(crate) async fn read_file<S, F>(
     src: &S,
     first: Node,
     root: &Cid,
-    limits: &Limits,
-    counters: &mut Counters,
+    path: &str,
+    check: &mut TreeCheck<'_>,
     mut out: F,
 ) -> Result<(), StorageError>
 where
@@ -160,110 +142,75 @@ where
     F: FnMut(&[u8]) -> Result<(), StorageError> + Send,
 {
     let mut reader = FileReader::new(first, *root);
-    while let Some(chunk) = reader.next_chunk(src, limits, counters).await? {
+    while let Some(chunk) = reader.next_chunk(src).await? {
+        check.add_bytes(path, chunk.len() as u64)?;
         out(&chunk)?;
     }
     Ok(())
 }
 
-/// A directory entry name that is safe to create: UTF-8, non-empty, not `.`
-/// or `..`, no `/` (nor `\`, a separator on Windows) or NUL.
-pub(crate) fn check_name(dir: &str, name: &[u8]) -> Result<String, StorageError> {
-    let unsafe_name = || StorageError::UnsafeName {
-        dir: dir.to_owned(),
-        name: String::from_utf8_lossy(name).into(),
-    };
-    let name = std::str::from_utf8(name).map_err(|_| unsafe_name())?;
-    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
-        return Err(unsafe_name());
-    }
-    Ok(name.to_owned())
+/// What a fetch wrote.
+pub(crate) struct Written {
+    pub(crate) bytes: u64,
+    pub(crate) entries: u64,
 }
 
 /// Writes the tree under `root` to `target`, which must not exist (its parent
-/// must). Files are created with `create_new` and directories with
-/// `create_dir`, so nothing is ever written through an existing path.
+/// must), applying the [tree rules](super::rules) to every entry. Files are
+/// created with `create_new` and directories with `create_dir`, so nothing is
+/// ever written through an existing path.
 pub(crate) async fn write_tree<S: BlockSource + Sync>(
     src: &S,
     root: &Cid,
     target: &Path,
     limits: &Limits,
-) -> Result<Counters, StorageError> {
-    let mut counters = Counters::default();
+) -> Result<Written, StorageError> {
+    let mut check = TreeCheck::new(limits);
     // Links are created last, so nothing is ever written through one.
     let mut links: Vec<(PathBuf, String)> = Vec::new();
-    // (cid, path on disk, path for messages, depth below the root)
+    // (cid, path on disk, path in the tree, depth below the root)
     let mut stack: Vec<(Cid, PathBuf, String, u32)> =
         vec![(*root, target.to_owned(), String::new(), 0)];
     while let Some((cid, path, rel, depth)) = stack.pop() {
-        match get_node(src, &cid).await? {
+        let entries = match get_node(src, &cid).await? {
             file @ Node::File { .. } => {
                 let mut f = fs::File::create_new(&path).map_err(StorageError::io(&path))?;
                 let write = |chunk: &[u8]| f.write_all(chunk).map_err(StorageError::io(&path));
-                read_file(src, file, &cid, limits, &mut counters, write).await?;
+                read_file(src, file, &cid, &rel, &mut check, write).await?;
                 f.sync_all().map_err(StorageError::io(&path))?;
+                continue;
             }
             Node::Symlink { target } => {
-                let target = check_link_target(&rel, depth, &target)?;
-                links.push((path, target));
+                let target = check.link(&rel, &target)?;
+                links.push((path, target.to_owned()));
+                continue;
             }
-            Node::Directory { entries } => {
-                fs::create_dir(&path).map_err(StorageError::io(&path))?;
-                if !entries.is_empty() && depth >= limits.max_depth {
-                    return Err(StorageError::LimitExceeded {
-                        what: "levels of directories",
-                        limit: u64::from(limits.max_depth),
-                    });
-                }
-                let mut seen = HashSet::new();
-                for (name, child) in entries.into_iter().rev() {
-                    let name = check_name(&rel, &name)?;
-                    if !seen.insert(name.clone()) {
-                        return Err(StorageError::UnsafeName { dir: rel, name });
-                    }
-                    counters.add_entry(limits)?;
-                    let child_rel =
-                        if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
-                    stack.push((child, path.join(&name), child_rel, depth + 1));
-                }
-            }
+            Node::Directory { entries } => entries,
+            Node::Shard(shard) => hamt::list(src, &cid, shard, &rel, check.entries_left()).await?,
+        };
+        fs::create_dir(&path).map_err(StorageError::io(&path))?;
+        for (name, child_rel, child) in check.directory(&rel, depth, entries)?.into_iter().rev() {
+            stack.push((child, path.join(&name), child_rel, depth + 1));
         }
     }
     if !links.is_empty() {
-        create_links(target, &links)?;
-    }
-    Ok(counters)
-}
-
-/// A link target that stays inside the tree lexically: relative, UTF-8, no
-/// NUL, never climbing above the root from the link's directory.
-fn check_link_target(rel: &str, depth: u32, target: &[u8]) -> Result<String, StorageError> {
-    let refuse = |reason: &str| StorageError::Symlink { path: rel.into(), reason: reason.into() };
-    if depth == 0 {
-        return Err(refuse("the root is a link"));
-    }
-    let target = std::str::from_utf8(target).map_err(|_| refuse("its target is not UTF-8"))?;
-    if target.is_empty() || target.contains('\0') || target.starts_with('/') {
-        return Err(refuse("its target is empty, absolute or contains NUL"));
-    }
-    let mut level = i64::from(depth) - 1;
-    for part in target.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => level -= 1,
-            _ => level += 1,
-        }
-        if level < 0 {
-            return Err(refuse("its target climbs out of the tree"));
+        create_links(&links)?;
+        check.resolve_links(&DiskView(target))?;
+        // The rules resolved every link as the kernel does; ask the kernel too.
+        let real_root = target.canonicalize().map_err(StorageError::io(target))?;
+        for (path, _) in &links {
+            if !path.canonicalize().is_ok_and(|real| real.starts_with(&real_root)) {
+                return Err(StorageError::Symlink {
+                    path: path.clone(),
+                    reason: "it does not resolve inside the tree on disk".into(),
+                });
+            }
         }
     }
-    Ok(target.to_owned())
+    Ok(Written { bytes: check.bytes(), entries: check.entries() })
 }
 
-/// Creates the links, then resolves each for real: lexical checks miss chains
-/// (`x -> d/l/..` with `d/l -> ..`), so every link must land on an existing
-/// path inside the tree.
-fn create_links(root: &Path, links: &[(PathBuf, String)]) -> Result<(), StorageError> {
+fn create_links(links: &[(PathBuf, String)]) -> Result<(), StorageError> {
     for (path, target) in links {
         #[cfg(unix)]
         std::os::unix::fs::symlink(target, path).map_err(StorageError::io(path))?;
@@ -272,16 +219,6 @@ fn create_links(root: &Path, links: &[(PathBuf, String)]) -> Result<(), StorageE
             path: path.clone(),
             reason: format!("cannot create links here ({target})").into(),
         });
-    }
-    let real_root = root.canonicalize().map_err(StorageError::io(root))?;
-    for (path, _) in links {
-        let refuse =
-            |reason: &str| StorageError::Symlink { path: path.clone(), reason: reason.into() };
-        match path.canonicalize() {
-            Ok(real) if real.starts_with(&real_root) => {}
-            Ok(_) => return Err(refuse("it resolves outside the tree")),
-            Err(_) => return Err(refuse("it dangles (its target does not exist)")),
-        }
     }
     Ok(())
 }
