@@ -17,6 +17,9 @@
 
 mod archive;
 mod client;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzz_api;
 mod pb;
 mod server;
 mod store;
