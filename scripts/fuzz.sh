@@ -44,6 +44,8 @@ for crate in "${crates[@]}"; do
     fi
   done
   [[ ${#wanted[@]} -gt 0 ]] || continue
+  # The fuzz crates are outside the workspace, so `cargo fmt --all` misses them.
+  (cd "$dir" && cargo fmt --check)
   echo "==> building the fuzz targets of $crate"
   (cd "$dir" && cargo fuzz build "${FLAGS[@]}")
   for t in "${wanted[@]}"; do
@@ -55,8 +57,11 @@ for crate in "${crates[@]}"; do
       grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb' "$log" | tr '\n' ' '
       grep -Eo 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$log" | tail -1 || true
     else
-      echo "!!! $crate $t failed; the end of $log:"
-      tail -n 60 "$log"
+      echo "!!! $crate $t failed (full output: $log):"
+      # The panic (or libFuzzer's timeout / out-of-memory report) and the saved input,
+      # not the input's Debug dump that cargo fuzz prints after them.
+      grep -m1 -A8 -E "panicked at|ERROR: libFuzzer" "$log" || tail -n 20 "$log"
+      grep -E "Test unit written to|^Failing input:" -A2 "$log" | head -n 4 || true
       failed+=("$crate/$t")
     fi
   done

@@ -12,7 +12,10 @@
 use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
-use lilypad_core::module::{ModuleSpec, template::{Template, TemplateError}};
+use lilypad_core::module::{
+    ModuleSpec,
+    template::{Template, TemplateError},
+};
 
 const NAME: &str = "lilypad_module.json.tmpl";
 
@@ -34,7 +37,12 @@ fn check_position(src: &str, e: &TemplateError) {
     assert_eq!(e.name(), NAME, "{e}");
     assert!((1..=lines).contains(&e.line()), "line {} outside 1..={lines}: {e}", e.line());
     let line_len = src.split('\n').nth(e.line() - 1).map_or(0, |l| l.chars().count());
-    assert!((1..=line_len + 1).contains(&e.col()), "col {} outside 1..={}: {e}", e.col(), line_len + 1);
+    assert!(
+        (1..=line_len + 1).contains(&e.col()),
+        "col {} outside 1..={}: {e}",
+        e.col(),
+        line_len + 1
+    );
     // The message is what users read: formatting it must not panic either.
     let _ = e.to_string();
 }

@@ -19,10 +19,7 @@ fuzz_target!(|data: &[u8]| {
     let raw = Cid::new_v1(RAW, mh);
     assert!(decode_block(&raw, data.to_vec()).is_ok(), "a raw block is file content");
     let cbor = Cid::new_v1(0x71, mh);
-    assert!(matches!(
-        decode_block(&cbor, data.to_vec()),
-        Err(StorageError::UnsupportedCid { .. })
-    ));
+    assert!(matches!(decode_block(&cbor, data.to_vec()), Err(StorageError::UnsupportedCid { .. })));
     for cid in [Cid::new_v0(mh).expect("sha2-256 is a CIDv0"), Cid::new_v1(DAG_PB, mh)] {
         if let Err(e) = decode_block(&cid, data.to_vec()) {
             let _ = e.to_string();
@@ -33,6 +30,10 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(pb_canonical(&canonical).as_ref(), Ok(&canonical), "dag-pb is not canonical");
     }
     if let Ok(canonical) = unixfs_canonical(data) {
-        assert_eq!(unixfs_canonical(&canonical).as_ref(), Ok(&canonical), "UnixFS is not canonical");
+        assert_eq!(
+            unixfs_canonical(&canonical).as_ref(),
+            Ok(&canonical),
+            "UnixFS is not canonical"
+        );
     }
 });

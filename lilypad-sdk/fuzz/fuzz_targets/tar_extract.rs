@@ -85,8 +85,14 @@ fuzz_target!(|data: &[u8]| {
         let meta = fs::symlink_metadata(path).expect("lstat");
         let kind = meta.file_type();
         if kind.is_symlink() {
-            let real = path.canonicalize().unwrap_or_else(|e| panic!("{} dangles: {e}", path.display()));
-            assert!(real.starts_with(&real_dest), "{} resolves to {}", path.display(), real.display());
+            let real =
+                path.canonicalize().unwrap_or_else(|e| panic!("{} dangles: {e}", path.display()));
+            assert!(
+                real.starts_with(&real_dest),
+                "{} resolves to {}",
+                path.display(),
+                real.display()
+            );
         } else if kind.is_file() {
             links.entry(meta.ino()).or_insert((0, meta.size())).0 += 1;
         } else {
@@ -97,7 +103,12 @@ fuzz_target!(|data: &[u8]| {
         let meta = fs::symlink_metadata(path).expect("lstat");
         if meta.file_type().is_file() {
             let inside = links[&meta.ino()].0;
-            assert_eq!(inside, meta.nlink(), "{} is hard-linked outside the destination", path.display());
+            assert_eq!(
+                inside,
+                meta.nlink(),
+                "{} is hard-linked outside the destination",
+                path.display()
+            );
         }
     }
     let written: u64 = links.values().map(|(_, size)| size).sum();
