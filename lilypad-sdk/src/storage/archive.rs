@@ -61,6 +61,19 @@ fn resolve_lexically(from: &[&std::ffi::OsStr], target: &Path) -> Option<usize> 
     Some(depth)
 }
 
+/// The kind of thing the tar reader will create for `entry`. It unpacks a file
+/// entry whose name ends in '/' in a pre-POSIX header as a directory (old BSD
+/// tar's convention), so such an entry must be checked and counted as one: its
+/// size is not content.
+fn unpacked_kind<R: Read>(entry: &tar::Entry<'_, R>) -> EntryType {
+    let kind = entry.header().entry_type();
+    let old_dir = entry.header().as_ustar().is_none() && entry.path_bytes().ends_with(b"/");
+    match kind {
+        EntryType::Regular | EntryType::Continuous if old_dir => EntryType::Directory,
+        other => other,
+    }
+}
+
 /// Unpacks a tar stream into `dest`, which must not exist yet.
 ///
 /// Refused, with [`StorageError::UnsafeTarEntry`]: absolute paths and `..`;
@@ -101,7 +114,7 @@ pub fn extract_tar_safe(
         let mut entry = entry.map_err(StorageError::io(dest))?;
         let path = entry.path().map_err(StorageError::io(dest))?.into_owned();
         let parts = plain_components(&path)?;
-        let kind = entry.header().entry_type();
+        let kind = unpacked_kind(&entry);
         if parts.is_empty() {
             if kind.is_dir() {
                 continue; // "./": the root itself

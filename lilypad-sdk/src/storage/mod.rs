@@ -19,6 +19,9 @@
 
 mod archive;
 mod client;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzz_api;
 mod hamt;
 mod pb;
 pub mod rules;

@@ -14,6 +14,8 @@ mod differential;
 mod eip712;
 #[cfg(feature = "docker")]
 mod executor;
+#[cfg(feature = "storage")]
+mod fuzz_regressions;
 mod jobs;
 mod module_resolve;
 mod outcomes;
