@@ -451,10 +451,8 @@ impl ChainClient {
         use alloy::providers::Provider;
         if self.config().chain_id == super::config::LOCAL_CHAIN_ID {
             // anvil mines only on transactions: an empty block moves the head on.
-            let _ = self
-                .provider()
-                .raw_request::<_, serde_json::Value>("evm_mine".into(), ())
-                .await;
+            let _ =
+                self.provider().raw_request::<_, serde_json::Value>("evm_mine".into(), ()).await;
         }
         for _ in 0..DRAW_WAIT_POLLS {
             if self.block_number().await? > block {

@@ -35,7 +35,8 @@ fn plain_components(path: &Path) -> Result<Vec<&std::ffi::OsStr>, StorageError> 
     for c in path.components() {
         match c {
             Component::Normal(name) => {
-                rules::check_name("", name.as_encoded_bytes()).map_err(|e| rule_refusal(path, e))?;
+                rules::check_name("", name.as_encoded_bytes())
+                    .map_err(|e| rule_refusal(path, e))?;
                 out.push(name);
             }
             Component::CurDir => {}
@@ -213,7 +214,9 @@ pub fn extract_tar_safe(
     let mut check = TreeCheck::new(&unbounded);
     for (_, rel) in &links {
         let target = fs::read_link(root.join(rel)).map_err(StorageError::io(root.join(rel)))?;
-        check.link(rel, target.as_os_str().as_encoded_bytes()).map_err(|e| rule_refusal(Path::new(rel), e))?;
+        check
+            .link(rel, target.as_os_str().as_encoded_bytes())
+            .map_err(|e| rule_refusal(Path::new(rel), e))?;
     }
     check.resolve_links(&DiskView(&root)).map_err(|e| match &e {
         StorageError::Symlink { path, .. } => rule_refusal(&path.clone(), e),

@@ -143,7 +143,9 @@ pub(crate) async fn list<S: BlockSource + Sync>(
                 node.hash_type
             )));
         }
-        if node.fanout != Some(fanout) || !fanout.is_power_of_two() || !(8..=MAX_FANOUT).contains(&fanout)
+        if node.fanout != Some(fanout)
+            || !fanout.is_power_of_two()
+            || !(8..=MAX_FANOUT).contains(&fanout)
         {
             return Err(bad(format!(
                 "HAMT shard with fanout {:?} (a power of two from 8 to 1024, the same in every shard)",
@@ -193,7 +195,9 @@ pub(crate) async fn list<S: BlockSource + Sync>(
             let key = &name[pad..];
             if key.is_empty() {
                 let Node::Shard(sub) = get_node(src, &child).await? else {
-                    return Err(bad(format!("HAMT link {index:X} leads to a node that is not a shard")));
+                    return Err(bad(format!(
+                        "HAMT link {index:X} leads to a node that is not a shard"
+                    )));
                 };
                 stack.push((child, sub, consumed + bits, path));
                 continue;

@@ -37,8 +37,8 @@ use cid::multihash::Multihash;
 use sha2::{Digest, Sha256};
 
 pub use archive::extract_tar_safe;
-pub use rules::check_tree;
 pub use client::{ClientOptions, FetchSummary, StorageClient};
+pub use rules::check_tree;
 pub use server::{ServerHandle, ServerOptions, serve, serve_with};
 pub use store::ContentStore;
 pub use unixfs::{Block, BlockSink, Dag, add_path};

@@ -133,7 +133,8 @@ impl TreeView for DiskView<'_> {
 /// Resolves the link at `link` (a path below the root) as the kernel would,
 /// but refusing to climb above the root.
 fn resolve(view: &impl TreeView, link: &str) -> Result<(), StorageError> {
-    let refuse = |reason: String| StorageError::Symlink { path: link.into(), reason: reason.into() };
+    let refuse =
+        |reason: String| StorageError::Symlink { path: link.into(), reason: reason.into() };
     let mut dir: Vec<String> = link.split('/').map(str::to_owned).collect();
     let name = dir.pop().unwrap_or_default();
     let mut pending = VecDeque::from([name]);
@@ -150,8 +151,11 @@ fn resolve(view: &impl TreeView, link: &str) -> Result<(), StorageError> {
                 let mut here: Vec<&str> = dir.iter().map(String::as_str).collect();
                 here.push(name);
                 // No entry has a name the rules refuse.
-                let kind =
-                    if check_name("", name.as_bytes()).is_ok() { view.kind(&here)? } else { Kind::Missing };
+                let kind = if check_name("", name.as_bytes()).is_ok() {
+                    view.kind(&here)?
+                } else {
+                    Kind::Missing
+                };
                 match kind {
                     Kind::Missing => {
                         return Err(refuse(format!(

@@ -28,11 +28,18 @@ pub(crate) trait BlockSource {
 
 /// A decoded, verified node.
 pub(crate) enum Node {
-    File { data: Vec<u8>, links: Vec<Cid> },
-    Directory { entries: Vec<(Vec<u8>, Cid)> },
+    File {
+        data: Vec<u8>,
+        links: Vec<Cid>,
+    },
+    Directory {
+        entries: Vec<(Vec<u8>, Cid)>,
+    },
     /// A node of a HAMT-sharded directory (checked as it is listed).
     Shard(Shard),
-    Symlink { target: Vec<u8> },
+    Symlink {
+        target: Vec<u8>,
+    },
 }
 
 impl Node {
