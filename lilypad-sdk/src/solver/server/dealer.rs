@@ -171,23 +171,6 @@ fn funds_verdict<E>(job_short: Result<bool, E>, resource_short: Result<bool, E>)
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_the_side_short_of_funds_fails_and_a_changed_allowance_is_retried() {
-        let v = |j: bool, r: bool| funds_verdict::<()>(Ok(j), Ok(r));
-        assert_eq!(v(true, false), Verdict::Fail { job: true, resource: false });
-        assert_eq!(v(false, true), Verdict::Fail { job: false, resource: true });
-        assert_eq!(v(true, true), Verdict::Fail { job: true, resource: true });
-        // The job creator's allowance was back by the time of the check: the honest
-        // provider's offer must not fail (it did before: both were failed).
-        assert_eq!(v(false, false), Verdict::Retry);
-        assert_eq!(funds_verdict(Err(()), Ok(true)), Verdict::Retry);
-    }
-}
-
 struct Dealer {
     state: Arc<State>,
     /// Pairs waiting for a retry: when, and how many attempts so far.
@@ -467,5 +450,22 @@ pub(super) async fn sweep(state: Arc<State>, tick: Duration) {
         if let Err(e) = written {
             tracing::error!("cannot record expired offers: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_side_short_of_funds_fails_and_a_changed_allowance_is_retried() {
+        let v = |j: bool, r: bool| funds_verdict::<()>(Ok(j), Ok(r));
+        assert_eq!(v(true, false), Verdict::Fail { job: true, resource: false });
+        assert_eq!(v(false, true), Verdict::Fail { job: false, resource: true });
+        assert_eq!(v(true, true), Verdict::Fail { job: true, resource: true });
+        // The job creator's allowance was back by the time of the check: the honest
+        // provider's offer must not fail (it did before: both were failed).
+        assert_eq!(v(false, false), Verdict::Retry);
+        assert_eq!(funds_verdict(Err(()), Ok(true)), Verdict::Retry);
     }
 }

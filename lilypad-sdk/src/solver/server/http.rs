@@ -497,7 +497,7 @@ fn summarize(mismatches: impl Iterator<Item = Mismatch>) -> Vec<MismatchReason> 
             None => counts.push((reason, 1)),
         }
     }
-    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    counts.sort_by_key(|&(_, n)| std::cmp::Reverse(n));
     counts.into_iter().map(|(r, offers)| MismatchReason { reason: r.to_string(), offers }).collect()
 }
 
