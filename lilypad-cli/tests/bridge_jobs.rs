@@ -122,9 +122,10 @@ impl Setup {
         }
     }
 
-    /// `lilypad-cli bridge` with the module base and `extra` arguments.
+    /// `lilypad-cli bridge` with the module base and `extra` arguments. The example
+    /// image is built here, so it has no registry digest to pin it by.
     fn bridge(&self, extra: &[&str]) -> Proc {
-        let mut args = vec!["--module-base", &self.module_base];
+        let mut args = vec!["--module-base", &self.module_base, "--allow-unpinned-image"];
         args.extend_from_slice(extra);
         self.net.spawn_bridge(&self.db, &args, &self.dir.join("bridge.log"))
     }

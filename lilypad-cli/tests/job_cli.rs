@@ -11,6 +11,7 @@ use std::{path::Path, process::Command};
 use common::{BIN, LocalNet, eventually, repo_root, runtime};
 use jobs::{cowsay_deal, cpu_offer, finish, provider, spawn_run, write_results};
 use lilypad_sdk::{
+    chain::Draw,
     core::settlement::Outcome,
     devnet::{self, ANVIL_KEYS, anvil_address, anvil_signer},
     solver::{SolverClient, api::DealState},
@@ -118,7 +119,16 @@ fn results_that_do_not_match_their_cid_are_refused_and_challenged() {
         assert!(!out.exists(), "{} must not exist", out.display());
 
         let on_chain = p.chain().deal(record.deal.id).await.expect("read the deal").expect("deal");
-        assert!(on_chain.mediator.is_some(), "a mediator is drawn: {on_chain:?}");
+        // The draw is lazy: nobody knows the mediator in the challenge's own block.
+        assert!(on_chain.mediator.is_none(), "no mediator yet: {on_chain:?}");
+        let set = p.chain().deal_mediators(record.deal.id).await.expect("the deal's mediators");
+        match p.chain().draw_mediator(record.deal.id, &set).await.expect("drawMediator") {
+            Draw::Drawn { mediator, round } => {
+                assert!(set.contains(&mediator), "{mediator} is one of {set:?}");
+                assert_eq!(round, 0);
+            }
+            other => panic!("a mediator is drawn: {other:?}"),
+        }
         let state = eventually("the solver sees the challenge", 30, || async {
             let r = p.solver().deal(record.deal.id).await.ok()?;
             (r.state == DealState::ResultsChallenged).then_some(r.state)
@@ -180,4 +190,68 @@ async fn p_health(net: &LocalNet) -> u64 {
         SolverClient::new(&net.solver.url, anvil_signer(0), 31337, anvil_address(devnet::SOLVER))
             .expect("client");
     c.health().await.expect("health").open_jobs
+}
+
+/// What the job creator can check itself (declared input files, the inputs cap,
+/// a template that renders, an image pinned by digest for a published module) is
+/// checked before any token moves or any offer is posted.
+#[test]
+fn what_the_job_creator_can_check_is_refused_before_anything_is_paid() {
+    let dir = tempfile::tempdir().unwrap();
+    runtime().block_on(async {
+        let net = LocalNet::start(dir.path()).await;
+        let chain = net.devnet.client();
+        let me = anvil_address(devnet::JOB_CREATOR);
+        let controller = net.config.contracts.controller;
+        let before = (
+            chain.token_balance(me).await.expect("balance"),
+            chain.allowance(me, controller).await.expect("allowance"),
+        );
+        let key = ANVIL_KEYS[devnet::JOB_CREATOR];
+        let cowsay = repo_root().join("examples/modules/cowsay");
+        let refused = |module: &Path, extra: &[&str], extra_env: &[(&str, &str)]| {
+            let mut cmd = jobs::run_command(&net, dir.path(), module, extra, key);
+            cmd.arg("--json").envs(extra_env.iter().copied());
+            let out = cmd.output().expect("run lilypad-cli run");
+            let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+                panic!("no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr))
+            });
+            assert!(!out.status.success(), "{json}");
+            json
+        };
+
+        // An input file the module does not declare.
+        let file = dir.path().join("data.txt");
+        std::fs::write(&file, "x").unwrap();
+        let arg = format!("Data={}", file.display());
+        let json = refused(&cowsay, &["--input-file", &arg], &[]);
+        assert_eq!(json["status"], "invalid_job", "{json}");
+        assert!(json["error"].as_str().unwrap().contains("Data"), "{json}");
+
+        // Inputs over the cap every provider enforces.
+        let big = format!("Message={}", "m".repeat(70 * 1024));
+        let json = refused(&cowsay, &["-i", &big], &[]);
+        assert_eq!(json["status"], "invalid_job", "{json}");
+
+        // A template that does not render.
+        let broken = dir.path().join("broken");
+        std::fs::create_dir_all(&broken).unwrap();
+        std::fs::write(broken.join("lilypad_module.json.tmpl"), "{ {{ .Message ").unwrap();
+        let json = refused(&broken, &[], &[]);
+        assert_ne!(json["status"], "ok", "{json}");
+        assert!(json["error"].as_str().is_some(), "{json}");
+
+        // A published (git) module whose image is a tag, not a digest.
+        let base = common::git_module(dir.path(), "cowsay", "v0.0.1", &cowsay);
+        let json = refused(Path::new("cowsay:v0.0.1"), &[], &[("LILYPAD_MODULE_BASE", &base)]);
+        assert_eq!(json["status"], "invalid_job", "{json}");
+        assert!(json["error"].as_str().unwrap().contains("lilypad-example/cowsay"), "{json}");
+
+        let after = (
+            chain.token_balance(me).await.expect("balance"),
+            chain.allowance(me, controller).await.expect("allowance"),
+        );
+        assert_eq!(after, before, "no token moved and nothing was approved");
+        assert_eq!(p_health(&net).await, 0, "the solver holds no job offer");
+    });
 }

@@ -58,6 +58,10 @@ pub(crate) struct BridgeArgs {
     /// may request jobs).
     #[arg(long)]
     allow_local_modules: bool,
+    /// Run published (git) modules whose image is a tag, not pinned by digest (a
+    /// mediator may then re-run a different image than the provider did).
+    #[arg(long)]
+    allow_unpinned_image: bool,
     /// Where results are downloaded and verified [default: $LILYPAD_HOME/bridge].
     #[arg(long, value_name = "DIR")]
     work_dir: Option<PathBuf>,
@@ -116,6 +120,7 @@ pub(crate) fn run(args: &BridgeArgs) -> anyhow::Result<()> {
         }
         let job_options = JobOptions {
             offer_ttl: Duration::from_secs(args.match_timeout),
+            require_pinned_image: !args.allow_unpinned_image,
             ..JobOptions::default()
         };
         let creator = JobCreator::new(

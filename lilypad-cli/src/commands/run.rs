@@ -63,6 +63,11 @@ pub(crate) struct RunArgs {
     /// Where `name:version` modules are fetched from.
     #[arg(long, env = "LILYPAD_MODULE_BASE", value_name = "URL")]
     module_base: Option<String>,
+    /// Run a published (git) module whose image is a tag, not pinned by digest. A
+    /// mediator may then re-run a different image than the provider did, so a
+    /// challenge of honest results can be lost.
+    #[arg(long)]
+    allow_unpinned_image: bool,
     /// Print one JSON object instead of progress and text.
     #[arg(long)]
     json: bool,
@@ -165,6 +170,7 @@ async fn run_on(
     let options = JobOptions {
         offer_ttl: Duration::from_secs(args.match_timeout),
         approve: !args.no_approve,
+        require_pinned_image: !args.allow_unpinned_image,
         ..JobOptions::default()
     };
     let creator = JobCreator::new(
@@ -234,6 +240,11 @@ async fn run_on(
         Err(e) => {
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&error_json(&e))?);
+            }
+            if matches!(e, JobError::ImageNotPinned { .. }) {
+                return Err(anyhow::Error::from(e).context(
+                    "pin the image in the module, or pass --allow-unpinned-image to take the risk",
+                ));
             }
             Err(e.into())
         }

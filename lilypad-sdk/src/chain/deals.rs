@@ -446,8 +446,9 @@ impl ChainClient {
         Ok(Draw::Rearmed { draw_block: e.drawBlock })
     }
 
-    /// Returns once the chain's head is past `block` (mining an empty block on a local anvil).
-    async fn next_block_after(&self, block: u64) -> Result<()> {
+    /// Returns once the chain's head is past `block` (mining an empty block on a local
+    /// anvil), or after about half a minute if it is not.
+    pub async fn next_block_after(&self, block: u64) -> Result<()> {
         use alloy::providers::Provider;
         if self.config().chain_id == super::config::LOCAL_CHAIN_ID {
             // anvil mines only on transactions: an empty block moves the head on.

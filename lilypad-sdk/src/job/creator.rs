@@ -589,6 +589,8 @@ fn is_verification_failure(e: &StorageError) -> bool {
         StorageError::HashMismatch { .. }
             | StorageError::BadNode { .. }
             | StorageError::UnsafeName { .. }
+            | StorageError::Symlink { .. }
+            | StorageError::SpecialFile { .. }
             | StorageError::LimitExceeded { .. }
             | StorageError::UnsupportedCid { .. }
             | StorageError::NotFound { .. }

@@ -608,26 +608,65 @@ fn remove_dir(d: &Path) -> Result<(), EngineError> {
     }
 }
 
-/// Appends the failure reason to `stderr` (so the job creator reads why) and commits
-/// the test fault, if any.
+/// Appends the failure reason to `stderr` (so the job creator reads why),
+/// rejects outputs that cannot be published, and commits the test fault, if any.
+///
+/// Outputs that break the storage tree rules (a name with `\`, folders deeper
+/// than the limit, a link out of the tree, a FIFO...) would make publishing
+/// fail, and a job creator could never fetch them: they are emptied, as
+/// outputs over the size cap are, and the reason is appended to `stderr`. The
+/// reason names paths relative to the results directory, so a mediator
+/// re-running the job writes the same bytes and gets the same CID.
 pub(super) fn finish_results(
     outcome: &RunOutcome,
     fault: Option<Fault>,
 ) -> Result<(), EngineError> {
-    if let Some(reason) = outcome.reason() {
-        use std::io::Write;
+    use std::io::Write;
+    let append_to_stderr = |line: &str| -> Result<(), EngineError> {
         let path = outcome.stderr_path();
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .create(true)
             .open(&path)
             .map_err(|e| EngineError::io(&path, e))?;
-        writeln!(f, "lilypad: {reason}").map_err(|e| EngineError::io(&path, e))?;
+        writeln!(f, "lilypad: {line}").map_err(|e| EngineError::io(&path, e))
+    };
+    if let Some(reason) = outcome.reason() {
+        append_to_stderr(&reason)?;
+    }
+    match crate::storage::check_tree(&outcome.results_dir, &crate::storage::Limits::default()) {
+        Ok(()) => {}
+        Err(e) if e.is_tree_rule() => {
+            empty_outputs(&outcome.results_dir)?;
+            append_to_stderr(&format!("outputs rejected, they cannot be published: {e}"))?;
+        }
+        Err(e) => return Err(e.into()),
     }
     if fault == Some(Fault::WrongOutput) {
         let path = outcome.stdout_path();
         std::fs::write(&path, "not what the job printed\n")
             .map_err(|e| EngineError::io(&path, e))?;
+    }
+    Ok(())
+}
+
+/// Empties every output directory of a results directory (all but `stdout`,
+/// `stderr` and `exitCode`), keeping the directories themselves.
+fn empty_outputs(results: &Path) -> Result<(), EngineError> {
+    let entries = std::fs::read_dir(results).map_err(|e| EngineError::io(results, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| EngineError::io(results, e))?;
+        let path = entry.path();
+        if ["stdout", "stderr", "exitCode"].iter().any(|r| entry.file_name() == *r) {
+            continue;
+        }
+        let kind = entry.file_type().map_err(|e| EngineError::io(&path, e))?;
+        if kind.is_dir() {
+            std::fs::remove_dir_all(&path).map_err(|e| EngineError::io(&path, e))?;
+            std::fs::create_dir(&path).map_err(|e| EngineError::io(&path, e))?;
+        } else {
+            std::fs::remove_file(&path).map_err(|e| EngineError::io(&path, e))?;
+        }
     }
     Ok(())
 }

@@ -231,14 +231,29 @@ impl Mediator {
         };
         if d.mediator.is_none() {
             let mediators = self.deal_mediators(deal_id).await?;
-            match chain.pending_mediator(deal_id, &mediators).await? {
+            let mut pending = chain.pending_mediator(deal_id, &mediators).await?;
+            if pending.is_none() {
+                // The draw block's hash does not exist yet (the head is the challenge's
+                // block): wait for the next block (a local anvil mines it on request).
+                let head = chain.block_number().await?;
+                chain.next_block_after(head).await?;
+                pending = chain.pending_mediator(deal_id, &mediators).await?;
+            }
+            match pending {
                 Some(m) if m == self.me => match chain.draw_mediator(deal_id, &mediators).await? {
                     Draw::Drawn { mediator, round } if mediator == self.me => {
                         tracing::info!(deal = %deal_id, round, "drawn as mediator");
                     }
                     _ => return Ok(None),
                 },
-                _ => return Ok(None),
+                Some(_) => return Ok(None),
+                None => {
+                    // Still none a block later: the draw block's hash expired (older
+                    // than 256 blocks). Anyone may re-arm the draw on a fresh block.
+                    let draw = chain.draw_mediator(deal_id, &mediators).await?;
+                    tracing::info!(deal = %deal_id, ?draw, "re-armed an expired mediator draw");
+                    return Ok(None);
+                }
             }
         } else if d.mediator != Some(self.me) {
             return Ok(None);

@@ -120,10 +120,10 @@ pub(crate) struct Shard {
 /// Every shard node is checked as kubo builds it: murmur3, the same
 /// power-of-two fanout (8 to 1024) throughout, one link per bit set in the
 /// bitfield, link names `XX...` in increasing bucket order, each entry in the
-/// bucket its name's hash selects at every level, and child shards with at
-/// least two links (so there are fewer shard nodes than entries, and a block
-/// linked many times still counts against `max_entries`). More than
-/// `max_entries` entries is refused as soon as it is seen.
+/// bucket its name's hash selects at every level (so no subtree can be linked
+/// twice), and child shards holding at least two entries (so there are at most
+/// 8 shard nodes per entry). More than `max_entries` entries is refused as
+/// soon as it is seen.
 pub(crate) async fn list<S: BlockSource + Sync>(
     src: &S,
     root_cid: &Cid,
@@ -165,10 +165,17 @@ pub(crate) async fn list<S: BlockSource + Sync>(
                 node.links.len()
             )));
         }
-        if consumed > 0 && node.links.len() < 2 {
-            return Err(bad("child HAMT shard with fewer than two links".into()));
-        }
         let pad = format!("{:X}", fanout - 1).len();
+        // A child shard exists because two entries share its bucket: it holds
+        // both, or one child shard where they collide further.
+        let holds_two = match &node.links[..] {
+            [] => false,
+            [(name, _)] => name.len() == pad,
+            _ => true,
+        };
+        if consumed > 0 && !holds_two {
+            return Err(bad("child HAMT shard holding fewer than two entries".into()));
+        }
         let mut last = None;
         for (name, child) in node.links {
             let index = name

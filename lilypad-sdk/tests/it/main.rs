@@ -24,3 +24,7 @@ mod registry;
 mod rejections;
 #[cfg(feature = "storage")]
 mod storage;
+#[cfg(feature = "storage")]
+mod storage_rules;
+#[cfg(feature = "storage")]
+mod storage_sharding;

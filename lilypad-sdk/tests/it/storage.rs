@@ -34,7 +34,7 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-fn write(path: &Path, bytes: &[u8]) {
+pub(crate) fn write(path: &Path, bytes: &[u8]) {
     fs::create_dir_all(path.parent().expect("has a parent")).expect("create parent");
     fs::write(path, bytes).expect("write test file");
 }
@@ -60,7 +60,7 @@ fn nested_tree(root: &Path) {
 }
 
 /// Runs the kubo oracle on `paths`, returning path -> CID.
-fn kubo_cids(paths: &[PathBuf]) -> BTreeMap<PathBuf, String> {
+pub(crate) fn kubo_cids(paths: &[PathBuf]) -> BTreeMap<PathBuf, String> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/kubo_cid.py");
     let out = match Command::new("python3").arg(&script).args(paths).output() {
         Ok(out) => out,
@@ -136,7 +136,7 @@ fn cids_match_kubo() {
     assert_eq!(kubo[&paths[0]], "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH");
 }
 
-async fn start_store(dir: &Path, opts: ServerOptions) -> (ContentStore, ServerHandle) {
+pub(crate) async fn start_store(dir: &Path, opts: ServerOptions) -> (ContentStore, ServerHandle) {
     let store = ContentStore::open(dir).expect("open store");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let server = storage::serve_with(store.clone(), listener, opts).await.expect("serve");
@@ -144,14 +144,14 @@ async fn start_store(dir: &Path, opts: ServerOptions) -> (ContentStore, ServerHa
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum Entry {
+pub(crate) enum Entry {
     Dir,
     File(Vec<u8>),
     Link(PathBuf),
 }
 
 /// Every path below `root` with what it is.
-fn snapshot(root: &Path) -> BTreeMap<String, Entry> {
+pub(crate) fn snapshot(root: &Path) -> BTreeMap<String, Entry> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_owned()];
     while let Some(dir) = stack.pop() {
@@ -295,7 +295,7 @@ async fn http_add_matches_local_packaging() {
 }
 
 /// Names of every entry in `dir` (to show nothing was left behind).
-fn listing(dir: &Path) -> Vec<String> {
+pub(crate) fn listing(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir)
         .expect("read dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())

@@ -83,7 +83,7 @@ pub(super) async fn act(action: Action, args: &ActArgs) -> anyhow::Result<()> {
     let blocker = explain::blocker(action, &d, me, now, net);
     match send(action, &network, &d).await? {
         Ok(Sent::Finished(f)) => finished(action, &network, &f, args.json).await,
-        Ok(Sent::Challenged(c)) => challenged(&c, net, now, args.json),
+        Ok(Sent::Challenged(c)) => challenged(action, &c, net, now, args.json),
         Ok(Sent::Redrawn { draw_block, deadline }) => {
             if args.json {
                 let v = json!({
@@ -193,11 +193,17 @@ async fn finished(
     Ok(())
 }
 
-fn challenged(c: &Challenge, net: Option<&str>, now: u64, json: bool) -> anyhow::Result<()> {
+fn challenged(
+    action: Action,
+    c: &Challenge,
+    net: Option<&str>,
+    now: u64,
+    json: bool,
+) -> anyhow::Result<()> {
     if json {
         let v = json!({
             "status": "challenged",
-            "action": Action::Challenge.command(),
+            "action": action.command(),
             "deal_id": c.deal_id,
             "draw_block": c.draw_block,
             "mediation_fee": c.mediation_fee.to_string(),
