@@ -399,3 +399,101 @@ fn challenge_by_hand_escrows_the_fee_and_leaves_the_verdict_to_the_mediator() {
         );
     });
 }
+
+/// The deal `run` made before it was interrupted (the provider took `offer_nonce`).
+async fn interrupted_deal(
+    net: &LocalNet,
+    dir: &Path,
+    p: &lilypad_sdk::job::ProviderClient,
+    offer_nonce: u64,
+) -> B256 {
+    p.post_offer(&cpu_offer(offer_nonce)).await.expect("post the resource offer");
+    let mut run = TextRun::spawn(net, dir);
+    let deal_id = id_after(&run.wait_for("deal agreed: ", 90, net), "deal agreed: ");
+    let (status, printed) = run.interrupt();
+    assert!(!status.success(), "{printed}");
+    deal_id
+}
+
+#[test]
+fn failure_reports_are_accepted_or_challenged_by_hand_and_a_silent_mediator_is_redrawn() {
+    use lilypad_sdk::core::{settlement::Outcome, state::JobFailure};
+    let dir = tempfile::tempdir().unwrap();
+    runtime().block_on(async {
+        let net = LocalNet::start(dir.path()).await;
+        let chain = net.devnet.client().clone();
+        let p = provider(&net, &dir.path().join("rp-cache"));
+
+        // 1. A report the job creator accepts: everyone gets their money back.
+        let deal_id = interrupted_deal(&net, &dir.path().join("one"), &p, 1).await;
+        let id = deal_id.to_string();
+        let (creator_before, provider_before) =
+            (balance(&chain, devnet::JOB_CREATOR).await, balance(&chain, devnet::PROVIDER).await);
+        let record = p.solver().deal(deal_id).await.expect("the solver's record");
+        let t = record.deal.terms.clone();
+        p.chain()
+            .report_failure(deal_id, JobFailure::ImageUnavailable, "no such image")
+            .await
+            .expect("reportFailure");
+        let out = deals(&net, &["show", &id]);
+        let (shown, err) = text(&out);
+        assert!(out.status.success(), "{err}");
+        for needle in [
+            format!("lilypad-cli deals accept-failure {id} --network"),
+            format!("lilypad-cli deals challenge-failure {id} --network"),
+        ] {
+            assert!(shown.contains(&needle), "{needle:?} missing from:\n{shown}");
+        }
+        let (ok, json, err) = deals_json(&net, &["accept-failure", &id]);
+        assert!(ok, "{json}\n{err}");
+        assert_eq!(json["outcome"], "failure_accepted", "{json}");
+        assert_eq!(
+            balance(&chain, devnet::JOB_CREATOR).await,
+            creator_before + t.payment_collateral,
+            "the payment is refunded"
+        );
+        assert_eq!(
+            balance(&chain, devnet::PROVIDER).await,
+            provider_before + t.timeout_collateral,
+            "the provider's collateral comes back"
+        );
+        let finished = chain.deal(deal_id).await.expect("read").expect("deal");
+        assert_eq!(finished.status, DealStatus::Finished(Outcome::FailureAccepted));
+
+        // 2. A report the job creator challenges; the drawn mediator stays silent, so
+        // after its deadline anyone draws the next one.
+        let deal_id = interrupted_deal(&net, &dir.path().join("two"), &p, 2).await;
+        let id = deal_id.to_string();
+        p.chain()
+            .report_failure(deal_id, JobFailure::InputsRejected, "undeclared file x")
+            .await
+            .expect("reportFailure");
+        let out = deals(&net, &["redraw-mediator", &id]);
+        let (_, err) = text(&out);
+        assert!(!out.status.success(), "nothing to redraw before a challenge");
+        assert!(err.contains("cannot"), "{err}");
+
+        let (ok, json, err) = deals_json(&net, &["challenge-failure", &id]);
+        assert!(ok, "{json}\n{err}");
+        assert_eq!(json["status"], "challenged", "{json}");
+        assert_eq!(json["action"], "challenge-failure", "{json}");
+        let deal = chain.deal(deal_id).await.expect("read").expect("deal");
+        assert_eq!(deal.status, DealStatus::FailureChallenged);
+
+        let out = deals(&net, &["redraw-mediator", &id]);
+        let (_, err) = text(&out);
+        assert!(!out.status.success(), "the mediator still has time");
+        assert!(err.contains("TooEarly"), "{err}");
+
+        let chain_now = chain.latest_timestamp().await.expect("chain time");
+        devnet::increase_time(&chain, deal.deadline.saturating_sub(chain_now) + 10)
+            .await
+            .expect("move the chain past the mediator's deadline");
+        let (ok, json, err) = deals_json(&net, &["redraw-mediator", &id]);
+        assert!(ok, "{json}\n{err}");
+        assert_eq!(json["status"], "redrawn", "{json}");
+        let redrawn = chain.deal(deal_id).await.expect("read").expect("deal");
+        assert_eq!(redrawn.status, DealStatus::FailureChallenged);
+        assert!(redrawn.deadline > deal.deadline, "a fresh window for the next mediator");
+    });
+}

@@ -389,6 +389,19 @@ impl Bridge {
         if !chain.is_bridge(account).await? {
             return Err(BridgeError::NotBridge { account, manager });
         }
+        // The bridge pays gas for every deal and callback out of its own account; the
+        // manager's minimum payment is what keeps a client from making it pay more
+        // than the job brings in.
+        let minimum = chain.min_payment().await?;
+        if minimum.is_zero() {
+            tracing::warn!(
+                %manager,
+                "the job manager has no minimum payment: a job paying less than the bridge's \
+                 gas costs the bridge money (the manager's admin sets it with setMinPayment)"
+            );
+        } else {
+            tracing::info!(%manager, min_payment = %minimum, "jobs below the minimum payment are refused by the manager");
+        }
         let (path, chain_id) = (db.to_owned(), chain.config().chain_id);
         let store = tokio::task::spawn_blocking(move || Store::open(&path, chain_id, manager))
             .await

@@ -416,6 +416,20 @@ impl ChainClient {
         Ok(t.saturating_to())
     }
 
+    /// The least payment `runJob` accepts (base units; 0 means none): what the bridge
+    /// needs to cover its own gas for the deal and the callback.
+    pub async fn min_payment(&self) -> Result<U256> {
+        let manager = self.job_manager()?;
+        self.read("minPayment", Target::JobManager, manager.minPayment().call()).await
+    }
+
+    /// Sets the least payment `runJob` accepts (the manager's admin only).
+    pub async fn set_min_payment(&self, minimum: U256) -> Result<()> {
+        let manager = self.job_manager()?;
+        self.send("setMinPayment", Target::JobManager, manager.setMinPayment(minimum)).await?;
+        Ok(())
+    }
+
     /// Whether `account` has the manager's `BRIDGE_ROLE`.
     pub async fn is_bridge(&self, account: Address) -> Result<bool> {
         let manager = self.job_manager()?;

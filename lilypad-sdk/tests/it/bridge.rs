@@ -507,3 +507,25 @@ async fn two_bridges_on_one_database_run_each_job_once() {
     assert_eq!(fulfilled, want);
     assert_eq!(c.token_balance(s.example.address()).await.unwrap(), u(FUNDS - 6 * SPENT));
 }
+
+/// The manager's minimum payment (what the bridge needs for its gas) refuses cheaper
+/// jobs before anything is escrowed; only the manager's admin sets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_paying_less_than_the_minimum_is_refused_before_escrow() {
+    let s = setup().await;
+    let c = s.net.devnet.client();
+    assert_eq!(c.min_payment().await.unwrap(), U256::ZERO);
+    assert!(s.net.jc.set_min_payment(u(PAYMENT + 1)).await.is_err(), "not the admin");
+    let admin = s.net.devnet.account(0);
+    admin.set_min_payment(u(PAYMENT + 1)).await.expect("setMinPayment by the admin");
+    assert_eq!(c.min_payment().await.unwrap(), u(PAYMENT + 1));
+
+    let e = s.example.request_cowsay("too cheap").await.expect_err("below the minimum");
+    assert!(e.to_string().contains("PaymentTooLow"), "{e}");
+    assert_eq!(c.token_balance(s.example.address()).await.unwrap(), u(FUNDS));
+    assert_eq!(c.job_count().await.unwrap(), U256::ZERO);
+
+    admin.set_min_payment(u(PAYMENT)).await.expect("setMinPayment");
+    let job = s.example.request_cowsay("enough").await.expect("at the minimum");
+    assert_eq!(c.job_escrow(job.job_id).await.unwrap(), u(PAYMENT));
+}
