@@ -27,7 +27,7 @@ use super::storage::{listing, snapshot, start_store};
 #[derive(Debug, Clone)]
 enum M {
     File(Vec<u8>),
-    Dir(Vec<(Vec<u8>, M)>),
+    Dir(Vec<(Vec<u8>, Self)>),
     Link(String),
 }
 
@@ -257,7 +257,7 @@ fn table_of_trees_publishable_iff_downloadable() {
         ),
         ("absolute link", dir(vec![(b"l", link("/etc/passwd"))]), defaults, false),
         ("dangling link", dir(vec![(b"l", link("nowhere"))]), defaults, false),
-        ("link through a file", dir(vec![(b"f", ok.clone()), (b"l", link("f/"))]), defaults, false),
+        ("link through a file", dir(vec![(b"f", ok), (b"l", link("f/"))]), defaults, false),
         ("link loop", dir(vec![(b"a", link("b")), (b"b", link("a"))]), defaults, false),
         ("self link", dir(vec![(b"l", link("l"))]), defaults, false),
         (
