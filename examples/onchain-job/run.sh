@@ -71,8 +71,9 @@ if [[ -z "${LILYPAD_MODULE_BASE:-}" ]]; then
 fi
 
 # 3. The bridge (on a local chain it signs as the devnet's bridge account, which holds
-#    BRIDGE_ROLE; elsewhere set WEB3_PRIVATE_KEY).
-"$cli" bridge --db "$work/bridge.sqlite" --poll-ms 500 \
+#    BRIDGE_ROLE; elsewhere set WEB3_PRIVATE_KEY). The example image is built here, so
+#    it has no registry digest to pin it by: --allow-unpinned-image.
+"$cli" bridge --db "$work/bridge.sqlite" --poll-ms 500 --allow-unpinned-image \
     --match-timeout "${MATCH_TIMEOUT:-120}" >"$work/bridge.log" 2>&1 &
 bridge_pid=$!
 sleep 2
