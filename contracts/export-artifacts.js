@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Copies the ABI and bytecode of the deployable contracts from forge's out/
-// into contracts/artifacts/<Name>.json (the committed files the Rust SDK can
-// bind with alloy's `sol!(Name, "contracts/artifacts/Name.json")`).
+// into lilypad-sdk/artifacts/<Name>.json: the committed files the Rust SDK binds
+// with alloy's `sol!(Name, "artifacts/Name.json")`. They live inside the crate
+// that binds them, so a packaged lilypad-sdk (crates.io) carries them.
 //
 //   node contracts/export-artifacts.js          write the artifacts
 //   node contracts/export-artifacts.js --check  exit 1 if they differ from out/
@@ -15,7 +16,8 @@ const here = __dirname;
 const check = process.argv.includes('--check');
 let stale = [];
 
-fs.mkdirSync(path.join(here, 'artifacts'), { recursive: true });
+const artifacts = path.join(here, '..', 'lilypad-sdk', 'artifacts');
+fs.mkdirSync(artifacts, { recursive: true });
 for (const name of CONTRACTS) {
   const src = path.join(here, 'out', `${name}.sol`, `${name}.json`);
   if (!fs.existsSync(src)) {
@@ -31,7 +33,7 @@ for (const name of CONTRACTS) {
     methodIdentifiers: j.methodIdentifiers,
   };
   const text = JSON.stringify(out, null, 1) + '\n';
-  const dst = path.join(here, 'artifacts', `${name}.json`);
+  const dst = path.join(artifacts, `${name}.json`);
   if (check) {
     if (!fs.existsSync(dst) || fs.readFileSync(dst, 'utf8') !== text) stale.push(dst);
   } else {
@@ -42,4 +44,4 @@ if (stale.length) {
   console.error(`export-artifacts: out of date (run: scripts/forge.sh build && node contracts/export-artifacts.js):\n  ${stale.join('\n  ')}`);
   process.exit(1);
 }
-console.error(check ? 'export-artifacts: artifacts match the build' : 'export-artifacts: wrote contracts/artifacts/');
+console.error(check ? 'export-artifacts: artifacts match the build' : 'export-artifacts: wrote lilypad-sdk/artifacts/');

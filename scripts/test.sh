@@ -18,6 +18,9 @@ FEATURES=(--features lilypad-sdk/storage)
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked "${FEATURES[@]}" -- -D warnings
 
+step "cargo package (lilypad-core, lilypad-sdk), verified as crates.io would build them"
+bash scripts/package.sh
+
 step "tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast "${FEATURES[@]}"

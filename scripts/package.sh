@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Packages the crates a dApp backend takes from a registry (`cargo add lilypad-sdk`)
+# and verifies them the way crates.io would: each .crate is unpacked and built on
+# its own, so a file read from outside the crate (say ../contracts) fails here.
+# lilypad-sdk's dependency on the unpublished lilypad-core is served from the
+# .crate made in the same run (cargo's local registry overlay).
+#
+# Usage: scripts/package.sh   (the .crate files land in target/package/)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+crates=(lilypad-core lilypad-sdk)
+args=()
+for c in "${crates[@]}"; do args+=(-p "$c"); done
+
+# What travels: the contract artifacts the bindings read must be inside the crate.
+listing="$(cargo package --locked --list -p lilypad-sdk)"
+for name in LilypadController LilypadToken LilypadModuleRegistry LilypadUsers LilypadPow LilypadJobManager ExampleClient; do
+  grep -qx "artifacts/$name.json" <<<"$listing" \
+    || { echo "lilypad-sdk's package lacks artifacts/$name.json" >&2; exit 1; }
+done
+
+cargo package --locked "${args[@]}"
+ls -l target/package/*.crate
