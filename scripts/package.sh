@@ -21,4 +21,4 @@ for name in LilypadController LilypadToken LilypadModuleRegistry LilypadUsers Li
 done
 
 cargo package --locked "${args[@]}"
-ls -l target/package/*.crate
+ls -l "${CARGO_TARGET_DIR:-target}"/package/*.crate
