@@ -113,7 +113,7 @@ pub enum DevnetError {
     },
     /// anvil could not be started.
     #[error(
-        "cannot start {}: {cause} (run scripts/setup-contracts.sh to install anvil, or fix $ANVIL / --anvil)",
+        "cannot start {}: {cause} (run scripts/setup-contracts.sh to install anvil, or point $ANVIL at it)",
         .path.display()
     )]
     Spawn {
@@ -147,7 +147,7 @@ pub enum DevnetError {
         cause: io::Error,
     },
     /// A devnet is already running from this state directory.
-    #[error("a devnet is already running from {} (anvil pid {pid}): stop it with `lilypad-cli devnet down` first", .dir.display())]
+    #[error("a devnet is already running from {} (anvil pid {pid}): stop it first", .dir.display())]
     AlreadyRunning {
         /// The state directory.
         dir: PathBuf,
@@ -155,7 +155,7 @@ pub enum DevnetError {
         pid: u32,
     },
     /// No devnet runs from this state directory.
-    #[error("no devnet is running from {}: start one with `lilypad-cli devnet up`", .dir.display())]
+    #[error("no devnet is running from {}", .dir.display())]
     NotRunning {
         /// The state directory.
         dir: PathBuf,

@@ -11,7 +11,6 @@ use std::{
     time::Duration,
 };
 
-use lilypad_core::spec::MachineSpec;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -50,28 +49,33 @@ pub struct LocalNetwork {
     devnet: Devnet,
     storage: ServerHandle,
     solver: RunningSolver,
-    provider: JoinHandle<()>,
+    provider: Option<JoinHandle<()>>,
     stop: CancellationToken,
     config: NetworkConfig,
     dir: PathBuf,
 }
 
-/// What this machine can offer a job: its cores and available memory, no GPU.
-fn this_machine() -> MachineSpec {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let ram_mib = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find_map(|l| l.strip_prefix("MemAvailable:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(2048, |kib| kib / 1024);
-    MachineSpec {
-        cpu_millicores: u32::try_from(cores * 1000).unwrap_or(u32::MAX),
-        ram_mib,
-        disk_mib: 10 * 1024,
-        gpus: vec![],
+/// What [`LocalNetwork::start_with`] starts.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct LocalOptions {
+    /// Run the Docker provider (account [`devnet::PROVIDER`]) in this process. Off,
+    /// the network has no provider until one connects (e.g. `lilypad-rp run` or an
+    /// SDK program with that account's key), and Docker is not needed here.
+    pub provider: bool,
+}
+
+impl Default for LocalOptions {
+    fn default() -> Self {
+        Self { provider: true }
+    }
+}
+
+impl LocalOptions {
+    /// No provider in this process (see [`Self::provider`]).
+    pub fn without_provider(mut self) -> Self {
+        self.provider = false;
+        self
     }
 }
 
@@ -82,14 +86,28 @@ impl LocalNetwork {
         dir: &Path,
         progress: &(dyn Fn(&str) + Sync),
     ) -> Result<Self, LocalNetError> {
+        Self::start_with(dir, progress, LocalOptions::default()).await
+    }
+
+    /// As [`Self::start`], starting what `options` asks for.
+    pub async fn start_with(
+        dir: &Path,
+        progress: &(dyn Fn(&str) + Sync),
+        options: LocalOptions,
+    ) -> Result<Self, LocalNetError> {
         std::fs::create_dir_all(dir).map_err(|e| part("state directory")(e.to_string()))?;
 
         // Docker first: without it there is no provider, so fail before anything starts.
-        progress("checking Docker");
-        let executor = Executor::connect()
-            .map_err(|e| part("provider")(e.to_string()))?
-            .with_name(format!("lilypad-localnet-{}", std::process::id()));
-        executor.preflight().await.map_err(|e| part("provider")(e.to_string()))?;
+        let executor = if options.provider {
+            progress("checking Docker");
+            let executor = Executor::connect()
+                .map_err(|e| part("provider")(e.to_string()))?
+                .with_name(format!("lilypad-localnet-{}", std::process::id()));
+            executor.preflight().await.map_err(|e| part("provider")(e.to_string()))?;
+            Some(executor)
+        } else {
+            None
+        };
 
         let mut opts = DevnetOptions::new(dir.join("devnet"));
         opts.startup_timeout = Duration::from_secs(60);
@@ -124,6 +142,18 @@ impl LocalNetwork {
         config.storage_url = Some(storage.url());
         config.save(&dir.join("network.toml")).map_err(|e| part("network file")(e.to_string()))?;
 
+        let stop = CancellationToken::new();
+        let Some(executor) = executor else {
+            return Ok(Self {
+                devnet,
+                storage,
+                solver,
+                provider: None,
+                stop,
+                config,
+                dir: dir.to_owned(),
+            });
+        };
         progress("starting the provider");
         let chain = devnet.account(devnet::PROVIDER);
         let solver_client = SolverClient::new(
@@ -143,21 +173,31 @@ impl LocalNetwork {
         );
         let store = ProviderStore::open(&dir.join("provider.db"))
             .map_err(|e| part("provider")(e.to_string()))?;
-        let mut engine_config =
-            EngineConfig::new(dir.join("provider"), this_machine(), solver.solver());
+        let mut engine_config = EngineConfig::new(
+            dir.join("provider"),
+            crate::provider::machine_spec(),
+            solver.solver(),
+        );
         engine_config.mediators =
             devnet::MEDIATORS.iter().map(|m| devnet::anvil_address(*m)).collect::<BTreeSet<_>>();
         engine_config.poll_interval = Duration::from_millis(200);
         let engine = ProviderEngine::new(client, executor, store, engine_config)
             .map_err(|e| part("provider")(e.to_string()))?;
-        let stop = CancellationToken::new();
         let stop_engine = stop.clone();
         let provider = tokio::spawn(async move {
             if let Err(e) = engine.run(&stop_engine).await {
                 tracing::error!("local provider stopped: {e}");
             }
         });
-        Ok(Self { devnet, storage, solver, provider, stop, config, dir: dir.to_owned() })
+        Ok(Self {
+            devnet,
+            storage,
+            solver,
+            provider: Some(provider),
+            stop,
+            config,
+            dir: dir.to_owned(),
+        })
     }
 
     /// The network, with the solver's and the store's URLs.
@@ -178,7 +218,9 @@ impl LocalNetwork {
     /// Stops the provider, the solver, the store and anvil.
     pub async fn shutdown(self) {
         self.stop.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.provider).await;
+        if let Some(provider) = self.provider {
+            let _ = tokio::time::timeout(Duration::from_secs(10), provider).await;
+        }
         let _ = self.solver.shutdown().await;
         let _ = self.storage.shutdown().await;
         self.devnet.stop();

@@ -94,7 +94,10 @@ pub(crate) fn run(cmd: DevnetCommand) -> anyhow::Result<()> {
 
 async fn up(args: &UpArgs) -> anyhow::Result<()> {
     let dir = state_dir(&args.dir)?;
-    devnet::check_free(&dir)?;
+    devnet::check_free(&dir).map_err(|e| {
+        anyhow::Error::from(e)
+            .context(format!("stop it with `lilypad-cli devnet down{}` first", dir_flag(&dir)))
+    })?;
     let mut opts = DevnetOptions::new(&dir);
     opts.port = args.port;
     opts.anvil = args.anvil.clone();

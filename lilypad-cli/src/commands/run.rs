@@ -241,12 +241,24 @@ async fn run_on(
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&error_json(&e))?);
             }
-            if matches!(e, JobError::ImageNotPinned { .. }) {
-                return Err(anyhow::Error::from(e).context(
-                    "pin the image in the module, or pass --allow-unpinned-image to take the risk",
-                ));
+            let hint = match &e {
+                JobError::ImageNotPinned { .. } => Some(
+                    "pin the image in the module, or pass --allow-unpinned-image to take the risk"
+                        .to_owned(),
+                ),
+                JobError::InsufficientAllowance { .. } => {
+                    Some("drop --no-approve to let `run` approve it".to_owned())
+                }
+                JobError::ProviderCouldNotRun { deal_id, accepted: false, .. } => Some(format!(
+                    "accept it with `lilypad-cli deals accept-failure {deal_id}` or dispute it \
+                     with `lilypad-cli deals challenge-failure {deal_id}`"
+                )),
+                _ => None,
+            };
+            match hint {
+                Some(hint) => Err(anyhow::Error::from(e).context(hint)),
+                None => Err(e.into()),
             }
-            Err(e.into())
         }
     }
 }

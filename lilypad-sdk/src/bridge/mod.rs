@@ -169,7 +169,7 @@ pub enum BridgeError {
     /// The database belongs to another network.
     #[error(
         "bridge database {} was made for {field} {stored}, but this network's is {network}: \
-         give each network its own --db file",
+         give each network its own database file",
         .path.display()
     )]
     WrongNetwork {

@@ -51,7 +51,7 @@ pub enum ChainError {
     },
     /// No RPC node answered, after retries and failover.
     #[error(
-        "{call}: no RPC node answered: {cause} (check rpc_urls, or start a devnet: lilypad-cli devnet up)"
+        "{call}: no RPC node answered: {cause} (check the network's rpc_urls and that the node runs)"
     )]
     Rpc {
         /// The contract function or RPC method.
@@ -377,7 +377,7 @@ fn fmt_controller(e: &Ctl, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         ),
         Ctl::MediatorsLeft(e) => write!(
             f,
-            "MediatorsLeft({} untried): a silent mediator is replaced with redrawMediator (lilypad-cli deals redraw-mediator) until none is left",
+            "MediatorsLeft({} untried): a silent mediator is replaced with redrawMediator until none is left",
             e.untried
         ),
         Ctl::WouldTouchEscrow(e) => write!(

@@ -96,6 +96,11 @@ impl JobCreator {
         &self.chain
     }
 
+    /// The solver's chain address.
+    pub fn solver_address(&self) -> Address {
+        self.solver_address
+    }
+
     /// Runs a job to accepted results, reporting each step to `on_event`.
     pub async fn run(
         &self,
@@ -249,7 +254,7 @@ impl JobCreator {
                     if let Some(deal) = self.deal_for(offer_id).await? {
                         return Err(JobError::Other(format!(
                             "the offer became deal {deal} while it was being withdrawn; \
-                             follow it with `lilypad-cli deals show {deal}`"
+                             follow that deal by its id"
                         )));
                     }
                     on_event(JobEvent::OfferWithdrawn);

@@ -206,7 +206,7 @@ pub enum JobError {
     },
     /// Allowance too low and approving was turned off; nothing was posted.
     #[error(
-        "insufficient allowance: the controller may take {} from {account}, the job needs {}; approve it or drop --no-approve; nothing was posted",
+        "insufficient allowance: the controller may take {} from {account}, the job needs {}; approve the controller for it (JobOptions::approve); nothing was posted",
         Amount(*.have),
         Amount(*.need)
     )]
@@ -261,7 +261,7 @@ pub enum JobError {
     /// The provider reported that the job cannot run because of the job itself.
     #[error(
         "provider {provider} could not run the job of deal {deal_id}: {reason}: {detail}{}",
-        if *accepted { "; the failure report was accepted and the payment collateral refunded" } else { "; the report is open: `lilypad-cli deals accept-failure` or `deals challenge-failure`" }
+        if *accepted { "; the failure report was accepted and the payment collateral refunded" } else { "; the report is open: accept it or challenge it before its window closes" }
     )]
     ProviderCouldNotRun {
         /// The deal.

@@ -23,6 +23,7 @@ mod engine;
 mod mediator;
 mod store;
 
+use lilypad_core::spec::MachineSpec;
 use std::path::Path;
 
 pub use engine::{EngineConfig, Fault, ProviderEngine};
@@ -102,4 +103,23 @@ impl EngineError {
 /// Unix seconds now (wall clock).
 fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// What this machine can offer a job: its cores and available memory, no GPU.
+pub fn machine_spec() -> MachineSpec {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let ram_mib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemAvailable:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(2048, |kib| kib / 1024);
+    MachineSpec {
+        cpu_millicores: u32::try_from(cores * 1000).unwrap_or(u32::MAX),
+        ram_mib,
+        disk_mib: 10 * 1024,
+        gpus: vec![],
+    }
 }

@@ -17,7 +17,9 @@ use alloy::{
     signers::{SignerSync, local::PrivateKeySigner},
     sol_types::{Eip712Domain, SolStruct, eip712_domain},
 };
+#[cfg(feature = "solver")]
 use axum::http::HeaderMap;
+#[cfg(feature = "solver")]
 use secp256k1::{
     Message, PublicKey, SECP256K1,
     ecdsa::{RecoverableSignature, RecoveryId},
@@ -135,6 +137,7 @@ pub enum AuthError {
     },
 }
 
+#[cfg(feature = "solver")]
 fn header<'a>(map: &'a HeaderMap, name: &'static str) -> Result<&'a str, AuthError> {
     let v = map.get(name).ok_or(AuthError::Missing(name))?;
     v.to_str()
@@ -142,6 +145,7 @@ fn header<'a>(map: &'a HeaderMap, name: &'static str) -> Result<&'a str, AuthErr
         .map_err(|_| AuthError::Malformed { header: name, reason: "not visible ASCII".into() })
 }
 
+#[cfg(feature = "solver")]
 fn malformed(header: &'static str, reason: String) -> AuthError {
     AuthError::Malformed { header, reason }
 }
@@ -172,7 +176,8 @@ impl RequestAuth {
         ]
     }
 
-    /// Reads the authentication headers.
+    /// Reads the authentication headers (server side).
+    #[cfg(feature = "solver")]
     pub fn from_headers(map: &HeaderMap) -> Result<Self, AuthError> {
         let signer = header(map, headers::SIGNER)?
             .parse::<Address>()
@@ -200,6 +205,7 @@ impl RequestAuth {
     /// `max_ttl_secs` ahead of `now`. Returns the signer's public key, so that a
     /// signature of the same signer on the body (an offer) can be verified with it
     /// rather than recovered again.
+    #[cfg(feature = "solver")]
     pub fn verify(
         &self,
         domain: &Eip712Domain,
@@ -225,6 +231,7 @@ impl RequestAuth {
     }
 }
 
+#[cfg(feature = "solver")]
 /// The curve order halved: signatures with a larger `s` are malleable copies, and
 /// OpenZeppelin's `ECDSA` (hence the controller) refuses them.
 const HALF_ORDER: U256 = U256::from_limbs([
@@ -234,10 +241,12 @@ const HALF_ORDER: U256 = U256::from_limbs([
     0x7fffffffffffffff,
 ]);
 
+#[cfg(feature = "solver")]
 /// A signer's public key, recovered from one signature, to verify others with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SignerKey(PublicKey);
 
+#[cfg(feature = "solver")]
 impl SignerKey {
     /// The key's address.
     pub fn address(&self) -> Address {
@@ -245,6 +254,7 @@ impl SignerKey {
     }
 }
 
+#[cfg(feature = "solver")]
 fn parse(sig: &[u8]) -> Result<RecoverableSignature, String> {
     let sig: &[u8; 65] =
         sig.try_into().map_err(|_| format!("{} bytes, expected 65 (r ++ s ++ v)", sig.len()))?;
@@ -265,6 +275,7 @@ fn parse(sig: &[u8]) -> Result<RecoverableSignature, String> {
 // costs about a quarter as much (see docs/benchmarks.md), and the solver does one
 // per request.
 
+#[cfg(feature = "solver")]
 /// Recovers the key and address that signed `digest`; refuses malleable (high-s) signatures.
 pub fn recover(digest: &B256, sig: &[u8]) -> Result<(SignerKey, Address), String> {
     let sig = parse(sig)?;
@@ -275,6 +286,7 @@ pub fn recover(digest: &B256, sig: &[u8]) -> Result<(SignerKey, Address), String
     Ok((key, key.address()))
 }
 
+#[cfg(feature = "solver")]
 /// Checks that `key` signed `digest` with `sig` (65 bytes, low s). Cheaper than a
 /// second [`recover`] when the signer's key is already known.
 pub fn verify_with_key(key: &SignerKey, digest: &B256, sig: &[u8]) -> Result<(), String> {
@@ -285,6 +297,7 @@ pub fn verify_with_key(key: &SignerKey, digest: &B256, sig: &[u8]) -> Result<(),
 }
 
 #[cfg(test)]
+#[cfg(feature = "solver")]
 mod tests {
     use super::*;
 

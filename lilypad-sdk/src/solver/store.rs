@@ -63,7 +63,7 @@ pub enum StoreError {
         state: OfferState,
     },
     /// The database belongs to another solver or chain.
-    #[error("{}: this database belongs to {what} {stored}, not {given}: use another --db", .path.display())]
+    #[error("{}: this database belongs to {what} {stored}, not {given}: use another database file", .path.display())]
     Foreign {
         /// The database file.
         path: PathBuf,

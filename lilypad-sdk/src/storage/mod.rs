@@ -6,7 +6,7 @@
 //!   equal kubo's.
 //! - [`ContentStore`]: blocks on disk, one file per block, written atomically
 //!   and hash-checked on the way in.
-//! - [`serve`]: the store over HTTP, speaking a subset of the Kubo RPC API
+//! - `serve` (feature `storage-server`): the store over HTTP, speaking a subset of the Kubo RPC API
 //!   (`block/put`, `block/get`, `cat`, `add`), so one client talks to both.
 //! - [`StorageClient`]: publish a path, fetch a CID into a directory (every
 //!   block verified against its CID, nothing in place until the whole DAG
@@ -25,6 +25,7 @@ pub mod fuzz_api;
 mod hamt;
 mod pb;
 pub mod rules;
+#[cfg(feature = "storage-server")]
 mod server;
 mod store;
 pub mod unixfs;
@@ -39,6 +40,7 @@ use sha2::{Digest, Sha256};
 pub use archive::extract_tar_safe;
 pub use client::{ClientOptions, FetchSummary, StorageClient};
 pub use rules::check_tree;
+#[cfg(feature = "storage-server")]
 pub use server::{ServerHandle, ServerOptions, serve, serve_with};
 pub use store::ContentStore;
 pub use unixfs::{Block, BlockSink, Dag, add_path};

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Type-checks lilypad-sdk with each of its features alone (and with none), so a
+# dApp backend, a provider, a solver operator and a bridge operator can each pull
+# only their part: a feature that forgets a dependency it needs fails here, not in
+# a user's build. `cargo check` of the library is enough to prove that; the tests
+# build the features together.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Every feature of lilypad-sdk but `fuzzing` (an internal hook of the fuzz crate,
+# checked by scripts/fuzz.sh) and `tls` (compiles a C crypto library; it only adds
+# rustls to reqwest, which `chain` already checks).
+features=$(cargo metadata --no-deps --format-version 1 --locked |
+  python3 -c 'import json,sys
+m=json.load(sys.stdin)
+p=next(p for p in m["packages"] if p["name"]=="lilypad-sdk")
+print(" ".join(f for f in sorted(p["features"]) if f not in ("default","fuzzing","tls")))')
+
+failed=()
+check() {
+  local label=$1; shift
+  local start=$SECONDS
+  if cargo check --quiet --locked -p lilypad-sdk --lib --no-default-features "$@"; then
+    printf '  ok   %-16s %3ds\n' "$label" $((SECONDS - start))
+  else
+    printf '  FAIL %-16s\n' "$label"
+    failed+=("$label")
+  fi
+}
+
+echo "lilypad-sdk, each feature alone:"
+check "(none)"
+for f in $features; do
+  check "$f" --features "$f"
+done
+check "default" --features default
+
+if ((${#failed[@]})); then
+  echo "lilypad-sdk does not build with these features alone: ${failed[*]}" >&2
+  exit 1
+fi
