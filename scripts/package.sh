@@ -2,14 +2,14 @@
 # Packages the crates a dApp backend takes from a registry (`cargo add lilypad-sdk`)
 # and verifies them the way crates.io would: each .crate is unpacked and built on
 # its own, so a file read from outside the crate (say ../contracts) fails here.
-# lilypad-sdk's dependency on the unpublished lilypad-core is served from the
-# .crate made in the same run (cargo's local registry overlay).
+# lilypad-sdk's dependencies on the unpublished lilypad-core and lilypad-gotmpl are
+# served from the .crate files made in the same run (cargo's local registry overlay).
 #
 # Usage: scripts/package.sh   (the .crate files land in target/package/)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-crates=(lilypad-core lilypad-sdk)
+crates=(lilypad-gotmpl lilypad-core lilypad-sdk)
 args=()
 for c in "${crates[@]}"; do args+=(-p "$c"); done
 

@@ -18,8 +18,14 @@ FEATURES=(--features lilypad-sdk/storage)
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked "${FEATURES[@]}" -- -D warnings
 
+step "lilypad-sdk: each feature builds alone"
+bash scripts/features.sh
+
 step "cargo package (lilypad-core, lilypad-sdk), verified as crates.io would build them"
 bash scripts/package.sh
+
+step "a crate outside the workspace runs a job with the packaged lilypad-sdk"
+bash scripts/outside-crate.sh
 
 step "tests"
 if cargo nextest --version >/dev/null 2>&1; then

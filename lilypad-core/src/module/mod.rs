@@ -2,7 +2,8 @@
 
 pub mod reference;
 pub mod spec;
-pub mod template;
+/// The Go `text/template` engine templates render with (crate `lilypad-gotmpl`).
+pub use lilypad_gotmpl as template;
 
 pub use reference::{ModuleRef, ReferenceError, module_id};
 pub use spec::{ImageRef, ModuleError, ModuleSpec};

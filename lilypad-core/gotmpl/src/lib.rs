@@ -27,6 +27,9 @@
 //! - `strconv`, `json`, `unicode`: the Go library behaviour they rely on;
 //! - `refs`: the inputs a template refers to.
 //!
+//! This crate has no dependency beyond `thiserror`; `lilypad-core` re-exports it as
+//! `lilypad_core::module::template`.
+//!
 //! `lilypad-core/tests/template_vs_go.rs` checks the engine against Go itself
 //! on a corpus of real and generated templates; `docs/templates.md` lists what
 //! is supported and the few deliberate differences (resource limits).
