@@ -1,6 +1,5 @@
 //! `lilypad-cli`: the command-line client of the Lilypad network.
 
-mod amounts;
 mod commands;
 mod inputs;
 mod summary;
@@ -9,15 +8,15 @@ mod when;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+pub(crate) use lilypad_cli_common::amounts;
+use lilypad_cli_common::{GlobalArgs, finish, init_tracing};
 
 /// Run jobs on the Lilypad network and inspect modules.
 #[derive(Debug, Parser)]
 #[command(name = "lilypad-cli", version, about, propagate_version = true)]
 struct Cli {
-    /// Show token amounts in base units (`1500000000000000000 wei`) instead of tokens
-    /// (`1.5 LP`). JSON output is always in base units.
-    #[arg(long, global = true)]
-    wei: bool,
+    #[command(flatten)]
+    global: GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -64,16 +63,9 @@ enum Command {
     Jobs(commands::jobs::JobsCommand),
 }
 
-/// Logs to stderr; `RUST_LOG` sets the filter (info by default).
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    amounts::set_base_units(cli.wei);
+    cli.global.apply();
     let result = match cli.command {
         Command::Module(cmd) => commands::module::run(cmd),
         Command::Devnet(cmd) => commands::devnet::run(cmd),
@@ -91,11 +83,5 @@ fn main() -> ExitCode {
         Command::Bridge(args) => commands::bridge::run(&args),
         Command::Jobs(cmd) => commands::jobs::run(cmd),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    finish(result)
 }

@@ -1,4 +1,4 @@
-//! `lilypad-cli bridge` argument handling: the key comes from `--key` or
+//! `lilypad-cli bridge` argument handling: the key comes from
 //! `WEB3_PRIVATE_KEY` (on a local chain, the devnet's bridge account) and is never echoed.
 //! (Running jobs: tests/bridge_jobs.rs; the service itself: lilypad-sdk/tests/it/bridge.rs.)
 
@@ -34,10 +34,10 @@ fn the_bridge_needs_a_key_and_never_echoes_a_bad_one() {
     let network = public_network(dir.path());
     let (ok, err) = bridge(&["--network", &network, "--db", "b.sqlite"], None);
     assert!(!ok);
-    assert!(err.contains("--key <HEX>") && err.contains("BRIDGE_ROLE"), "{err}");
+    assert!(err.contains("WEB3_PRIVATE_KEY is not set"), "{err}");
 
     let secret = "0xnotakey-secret-material";
-    let (ok, err) = bridge(&["--network", "n.toml", "--db", "b.sqlite"], Some(secret));
+    let (ok, err) = bridge(&["--network", &network, "--db", "b.sqlite"], Some(secret));
     assert!(!ok);
     assert!(err.contains("not a private key"), "{err}");
     assert!(!err.contains("secret-material"), "the key is echoed: {err}");

@@ -9,11 +9,14 @@ mod spec;
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
+use lilypad_cli_common::{GlobalArgs, finish, init_tracing, network::NetworkArgs};
 
 /// Offer this machine's compute to the Lilypad network.
 #[derive(Debug, Parser)]
 #[command(name = "lilypad-rp", version, about, propagate_version = true)]
 struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -25,9 +28,6 @@ enum Command {
         /// Directory whose filesystem holds job data (its free space is the offered disk).
         #[arg(long, env = "LILYPAD_DATA_DIR", default_value = ".")]
         data_dir: PathBuf,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
     },
     /// Measure proof-of-work hashes per second: every OpenCL device and the CPU fallback.
     ///
@@ -81,13 +81,8 @@ enum Command {
     /// (RUST_LOG sets the level, info by default). Example:
     /// lilypad-rp mine --network ~/.lilypad/devnet/network.toml --rounds 1 --cpu
     Mine {
-        /// The network file.
-        #[arg(long, env = "LILYPAD_NETWORK", value_name = "FILE")]
-        network: PathBuf,
-        /// The miner's private key (hex); the proofs are its address's. Never logged.
-        /// (Parsed after the command line, so that no error message can echo it.)
-        #[arg(long, env = "WEB3_PRIVATE_KEY", hide_env_values = true, value_name = "HEX")]
-        key: String,
+        #[command(flatten)]
+        network: NetworkArgs,
         /// The node the proofs are for (up to 32 bytes of hex, left-padded).
         #[arg(long, default_value = "0x00", value_parser = mine_cmd::parse_node_id)]
         node_id: lilypad_sdk::core::B256,
@@ -106,17 +101,11 @@ enum Command {
     },
 }
 
-/// Logs to stderr; `RUST_LOG` sets the filter (info by default).
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    cli.global.apply();
     let result = match cli.command {
-        Command::Spec { data_dir, json } => spec::run(&data_dir, json),
+        Command::Spec { data_dir } => spec::run(&data_dir, lilypad_cli_common::json()),
         Command::Bench { device, seconds } => bench::run(device, seconds),
         Command::Run { common, offer } => {
             init_tracing();
@@ -131,27 +120,10 @@ fn main() -> ExitCode {
             println!("proof of work is disabled (--disable-pow): not mining");
             Ok(())
         }
-        Command::Mine {
-            network,
-            key,
-            node_id,
-            rounds,
-            proofs_per_round,
-            cpu,
-            disable_pow: false,
-        } => {
+        Command::Mine { network, node_id, rounds, proofs_per_round, cpu, disable_pow: false } => {
             init_tracing();
-            match mine_cmd::parse_key(&key) {
-                Ok(key) => mine_cmd::run(&network, *key, node_id, rounds, proofs_per_round, cpu),
-                Err(e) => Err(anyhow::anyhow!("--key / WEB3_PRIVATE_KEY: {e}")),
-            }
+            mine_cmd::run(&network, node_id, rounds, proofs_per_round, cpu)
         }
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    finish(result)
 }

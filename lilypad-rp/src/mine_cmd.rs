@@ -1,25 +1,13 @@
 //! `lilypad-rp mine`: mine `LilypadPow` rounds with the best miner on this machine.
 
-use std::{path::Path, sync::Arc};
+use std::sync::Arc;
 
-use anyhow::Context;
+use lilypad_cli_common::network::{self, NetworkArgs, Role};
 use lilypad_rp::{
     mining::{MineOptions, mine},
     pow::{CpuMiner, Miner},
 };
-use lilypad_sdk::{
-    chain::{ChainClient, NetworkConfig, PrivateKeySigner},
-    core::B256,
-};
-
-/// Parses a private key without ever echoing it (errors say what is wrong, not what was given).
-pub(crate) fn parse_key(s: &str) -> Result<Box<PrivateKeySigner>, String> {
-    s.trim().parse::<PrivateKeySigner>().map(Box::new).map_err(|_| {
-        "not a private key: expected 32 bytes as 64 hex digits (0x optional); \
-         the value is not shown"
-            .to_owned()
-    })
-}
+use lilypad_sdk::{chain::ChainClient, core::B256};
 
 /// Parses a node id: up to 32 bytes of hex, left-padded with zeros.
 pub(crate) fn parse_node_id(s: &str) -> Result<B256, String> {
@@ -61,27 +49,22 @@ fn best_miner(force_cpu: bool) -> Arc<dyn Miner> {
 
 /// Runs `lilypad-rp mine`.
 pub(crate) fn run(
-    network: &Path,
-    key: PrivateKeySigner,
+    network: &NetworkArgs,
     node_id: B256,
     rounds: Option<u64>,
     proofs_per_round: u64,
     cpu: bool,
 ) -> anyhow::Result<()> {
-    let config = NetworkConfig::load(network)
-        .with_context(|| format!("loading the network file {}", network.display()))?;
+    let config = network::load(network)?;
+    let key = network::key(&config, Role::Provider)?;
     let miner = best_miner(cpu);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
     let opts = MineOptions {
         node_id,
         rounds,
         proofs_per_round: proofs_per_round.max(1),
         ..MineOptions::default()
     };
-    let proofs = runtime.block_on(async {
+    let proofs = lilypad_cli_common::block_on(async {
         let client = ChainClient::connect(config).await?.with_signer(key);
         mine(&client, miner, &opts).await
     })?;

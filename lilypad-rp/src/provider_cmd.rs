@@ -9,14 +9,14 @@ use std::{
 
 use anyhow::Context;
 use clap::Args;
+use lilypad_cli_common::network::{Network, NetworkArgs, Role};
 use lilypad_sdk::{
-    chain::{ChainClient, NetworkConfig, PrivateKeySigner, config::LOCAL_CHAIN_ID, roles},
+    chain::{ChainClient, roles},
     core::{
         Address, U256,
         amount::{AmountStyle, parse_amount},
         offer::{ModuleId, ModulePolicy, ProviderBounds},
     },
-    devnet,
     executor::Executor,
     job::ProviderClient,
     module::ModuleCache,
@@ -31,14 +31,10 @@ use crate::doctor::{self, Status};
 /// The network and where state lives.
 #[derive(Debug, Args)]
 pub(crate) struct Common {
-    /// The network: a network file, or `local` for the devnet of `lilypad-cli devnet up`.
     /// The key comes from WEB3_PRIVATE_KEY (on the local chain it defaults to the
     /// devnet's account for the role).
-    #[arg(long, env = "LILYPAD_NETWORK", default_value = "local", value_name = "FILE|local")]
-    network: String,
-    /// Show token amounts in base units (`1500000000000000000 wei`) instead of tokens (`1.5 LP`).
-    #[arg(long)]
-    wei: bool,
+    #[command(flatten)]
+    network: NetworkArgs,
     /// Where job data and the state database live [default: $LILYPAD_HOME/provider, else ~/.lilypad/provider].
     #[arg(long, env = "LILYPAD_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -135,46 +131,6 @@ fn module_policy(items: &[String]) -> anyhow::Result<ModulePolicy> {
     Ok(ModulePolicy::Only(set))
 }
 
-fn home() -> anyhow::Result<PathBuf> {
-    if let Some(h) = std::env::var_os("LILYPAD_HOME").filter(|h| !h.is_empty()) {
-        return Ok(PathBuf::from(h));
-    }
-    let h = std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .context("neither LILYPAD_HOME nor HOME is set: pass --data-dir")?;
-    Ok(PathBuf::from(h).join(".lilypad"))
-}
-
-fn network_file(network: &str) -> anyhow::Result<PathBuf> {
-    if network != "local" {
-        return Ok(PathBuf::from(network));
-    }
-    let dir = home()?.join("devnet");
-    if devnet::running_pid(&dir).is_none() {
-        anyhow::bail!(
-            "no network: no local devnet is running in {} and --network is not given; start one with `lilypad-cli devnet up`, or pass --network FILE",
-            dir.display()
-        );
-    }
-    Ok(dir.join(devnet::files::NETWORK))
-}
-
-/// The key: WEB3_PRIVATE_KEY, else on the local chain the devnet's account `index`.
-/// Read here rather than by clap so that a bad key is never echoed.
-fn key(config: &NetworkConfig, index: usize) -> anyhow::Result<PrivateKeySigner> {
-    match std::env::var("WEB3_PRIVATE_KEY") {
-        Ok(text) => text.trim().parse::<PrivateKeySigner>().map_err(|_| {
-            anyhow::anyhow!(
-                "WEB3_PRIVATE_KEY is not a 32-byte hex private key (the value is not shown)"
-            )
-        }),
-        Err(_) if config.chain_id == LOCAL_CHAIN_ID => Ok(devnet::anvil_signer(index)),
-        Err(_) => {
-            anyhow::bail!("WEB3_PRIVATE_KEY is not set: export the account's private key (hex)")
-        }
-    }
-}
-
 /// Everything a provider or a mediator talks to.
 struct Setup {
     client: ProviderClient,
@@ -187,38 +143,29 @@ struct Setup {
     solver_address: Address,
 }
 
-async fn setup(common: &Common, key_index: usize) -> anyhow::Result<Setup> {
-    let file = network_file(&common.network)?;
-    let config = NetworkConfig::load(&file)
-        .with_context(|| format!("loading the network file {}", file.display()))?;
-    let signer = key(&config, key_index)?;
-    let me = signer.address();
-    let chain = ChainClient::connect(config.clone()).await?.with_signer(signer.clone());
-    let solver_url = config
-        .solver_url
-        .clone()
-        .context("the network file has no solver_url: add `solver_url = \"http://...\"`")?;
-    let probe = SolverClient::new(&solver_url, signer.clone(), config.chain_id, Address::ZERO)?;
-    let health = probe
-        .health()
-        .await
-        .with_context(|| format!("the solver at {solver_url} does not answer; is it running?"))?;
-    let solver = SolverClient::new(&solver_url, signer, config.chain_id, health.solver)?;
-    let storage_url = config
-        .storage_url
-        .clone()
-        .context("the network file has no storage_url: add `storage_url = \"http://...\"`")?;
-    let storage = StorageClient::new(&storage_url)?;
+async fn setup(common: &Common, role: Role) -> anyhow::Result<Setup> {
+    let network = Network::open(&common.network, role).await?;
+    let me = network.me();
+    let solver = network.solver()?;
+    let storage = network.storage()?;
     let data_dir = match &common.data_dir {
         Some(d) => d.clone(),
-        None => home()?.join("provider"),
+        None => network.home.join("provider"),
     };
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the data dir {}", data_dir.display()))?;
     let modules = ModuleCache::new(data_dir.join("modules"));
-    let client = ProviderClient::new(chain, solver.clone(), storage.clone(), modules);
+    let client = ProviderClient::new(network.chain, solver.clone(), storage.clone(), modules);
     let executor = Executor::connect()?.with_name(common.executor_name.clone());
-    Ok(Setup { client, solver, storage, executor, data_dir, me, solver_address: health.solver })
+    Ok(Setup {
+        client,
+        solver,
+        storage,
+        executor,
+        data_dir,
+        me,
+        solver_address: network.solver_address,
+    })
 }
 
 async fn collateral_needed(chain: &ChainClient, offer: &OfferArgs) -> anyhow::Result<U256> {
@@ -251,23 +198,15 @@ async fn run_checks(
     Ok(doctor::checks(&cx, opencl, Some(&s.solver), Some(&s.storage)).await)
 }
 
-fn amount_style(common: &Common) -> AmountStyle {
-    if common.wei { AmountStyle::BaseUnits } else { AmountStyle::Tokens }
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
+fn amount_style() -> AmountStyle {
+    lilypad_cli_common::amounts::style()
 }
 
 /// `lilypad-rp doctor`: the checks as a table; fails if one fails.
 pub(crate) fn doctor(common: &Common, offer: &OfferArgs) -> anyhow::Result<()> {
-    runtime()?.block_on(async {
-        let s = setup(common, devnet::PROVIDER).await?;
-        let checks = run_checks(&s, offer, true, amount_style(common)).await?;
+    lilypad_cli_common::block_on(async {
+        let s = setup(common, Role::Provider).await?;
+        let checks = run_checks(&s, offer, true, amount_style()).await?;
         print!("{}", doctor::table(&checks));
         let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
         if failed > 0 {
@@ -310,9 +249,9 @@ fn cancel_on_signal() -> CancellationToken {
 
 /// `lilypad-rp run`.
 pub(crate) fn run(common: &Common, offer: &OfferArgs) -> anyhow::Result<()> {
-    runtime()?.block_on(async {
-        let s = setup(common, devnet::PROVIDER).await?;
-        let checks = run_checks(&s, offer, false, amount_style(common)).await?;
+    lilypad_cli_common::block_on(async {
+        let s = setup(common, Role::Provider).await?;
+        let checks = run_checks(&s, offer, false, amount_style()).await?;
         for c in &checks {
             match c.status {
                 Status::Fail => anyhow::bail!(
@@ -393,8 +332,8 @@ pub(crate) fn run(common: &Common, offer: &OfferArgs) -> anyhow::Result<()> {
 
 /// `lilypad-rp mediate`.
 pub(crate) fn mediate(common: &Common, from_block: Option<u64>) -> anyhow::Result<()> {
-    runtime()?.block_on(async {
-        let s = setup(common, devnet::MEDIATORS[0]).await?;
+    lilypad_cli_common::block_on(async {
+        let s = setup(common, Role::Mediator).await?;
         let info = s.executor.preflight().await?;
         tracing::info!("dockerd {} (API {})", info.server_version, info.api_version);
         if !s.client.chain().has_roles(s.me, roles::MEDIATOR).await? {

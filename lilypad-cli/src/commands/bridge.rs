@@ -6,16 +6,11 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 use clap::Args;
 use lilypad_sdk::{
     bridge::{Bridge, BridgeOptions, CancellationToken, JobCreatorRunner},
-    chain::{NetworkConfig, PrivateKeySigner, config::LOCAL_CHAIN_ID},
-    devnet,
     job::{JobCreator, JobOptions},
     module::ModuleCache,
 };
 
-use super::{
-    devnet::runtime,
-    network::{Network, NetworkArgs},
-};
+use super::network::{Network, NetworkArgs, Role};
 
 /// Arguments of `bridge`.
 #[derive(Debug, Args)]
@@ -41,12 +36,6 @@ pub(crate) struct BridgeArgs {
     /// before another instance (or the restart) takes them over.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     lease_secs: u64,
-    /// The bridge account's private key (hex); it must hold the job manager's BRIDGE_ROLE
-    /// and pays for the deals (reimbursed by the manager) [default on a local chain: the
-    /// devnet's bridge account]. Never logged or echoed.
-    // Parsed after clap, not with a value_parser: clap's own error would print the value.
-    #[arg(long, env = "WEB3_PRIVATE_KEY", hide_env_values = true, value_name = "HEX")]
-    key: Option<String>,
     /// How long each job's offer waits for a provider (seconds); the job is cancelled when
     /// none matches.
     #[arg(long, value_name = "SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
@@ -67,44 +56,8 @@ pub(crate) struct BridgeArgs {
     work_dir: Option<PathBuf>,
 }
 
-/// Parses a private key without ever echoing it (errors say what is wrong, not what was given).
-fn parse_key(s: &str) -> anyhow::Result<PrivateKeySigner> {
-    s.trim().parse::<PrivateKeySigner>().map_err(|_| {
-        anyhow::anyhow!(
-            "--key / WEB3_PRIVATE_KEY is not a private key: expected 32 bytes as 64 hex digits \
-             (0x optional); the value is not shown"
-        )
-    })
-}
-
-/// The key: `--key` / `WEB3_PRIVATE_KEY`, else, on a local chain only, the devnet's
-/// bridge account.
-fn bridge_key(
-    given: Option<&PrivateKeySigner>,
-    config: &NetworkConfig,
-) -> anyhow::Result<PrivateKeySigner> {
-    match given {
-        Some(k) => Ok(k.clone()),
-        None if config.chain_id == LOCAL_CHAIN_ID => Ok(devnet::anvil_signer(devnet::BRIDGE)),
-        None => anyhow::bail!(
-            "the bridge needs the key of an account holding BRIDGE_ROLE: pass --key <HEX> or set \
-             WEB3_PRIVATE_KEY"
-        ),
-    }
-}
-
-/// Logs to stderr; `RUST_LOG` sets the filter (info by default).
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // A subscriber set earlier (none in this binary) wins; nothing to report then.
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
-}
-
 pub(crate) fn run(args: &BridgeArgs) -> anyhow::Result<()> {
-    let key = args.key.as_deref().map(parse_key).transpose()?;
-    init_tracing();
+    lilypad_cli_common::init_tracing();
     let opts = BridgeOptions {
         concurrency: usize::from(args.concurrency),
         confirmations: args.confirmations,
@@ -112,8 +65,8 @@ pub(crate) fn run(args: &BridgeArgs) -> anyhow::Result<()> {
         lease: Duration::from_secs(args.lease_secs),
         ..BridgeOptions::default()
     };
-    runtime()?.block_on(async {
-        let network = Network::open_as(&args.network, |c| bridge_key(key.as_ref(), c)).await?;
+    lilypad_cli_common::block_on(async {
+        let network = Network::open(&args.network, Role::Bridge).await?;
         let mut modules = ModuleCache::new(network.home.join("modules"));
         if let Some(base) = &args.module_base {
             modules = modules.with_base(base.clone());

@@ -66,13 +66,6 @@ pub(crate) fn state_dir(args: &DirArgs) -> anyhow::Result<PathBuf> {
     Ok(super::network::lilypad_home().context("pass --dir")?.join("devnet"))
 }
 
-pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-}
-
 fn spinner() -> ProgressBar {
     let bar = ProgressBar::new_spinner();
     bar.set_style(
@@ -84,11 +77,10 @@ fn spinner() -> ProgressBar {
 }
 
 pub(crate) fn run(cmd: DevnetCommand) -> anyhow::Result<()> {
-    let rt = runtime()?;
     match cmd {
-        DevnetCommand::Up(args) => rt.block_on(up(&args)),
-        DevnetCommand::Status(args) => rt.block_on(status(&args)),
-        DevnetCommand::Down(args) => rt.block_on(down(&args)),
+        DevnetCommand::Up(args) => lilypad_cli_common::block_on(up(&args)),
+        DevnetCommand::Status(args) => lilypad_cli_common::block_on(status(&args)),
+        DevnetCommand::Down(args) => lilypad_cli_common::block_on(down(&args)),
     }
 }
 

@@ -6,13 +6,12 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use lilypad_sdk::{
-    chain::{ChainClient, ChainError, JobOutcome, JobStatus, NetworkConfig},
+    chain::{ChainClient, ChainError, JobOutcome, JobStatus},
     core::{Address, U256},
-    devnet,
 };
 use serde_json::json;
 
-use super::network::{NetworkArgs, key, network_file};
+use super::network::{NetworkArgs, Role, key, load};
 use crate::{amounts, inputs::collect_inputs};
 
 /// `jobs` subcommands.
@@ -93,13 +92,10 @@ pub(crate) struct ShowArgs {
     example_client: Option<Address>,
     #[command(flatten)]
     network: NetworkArgs,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
 }
 
 pub(crate) fn run(cmd: JobsCommand) -> anyhow::Result<()> {
-    super::devnet::runtime()?.block_on(async move {
+    lilypad_cli_common::block_on(async move {
         match cmd {
             JobsCommand::DeployExampleClient(args) => deploy(&args).await,
             JobsCommand::RequestCowsay(args) => request_cowsay(&args).await,
@@ -112,10 +108,8 @@ pub(crate) fn run(cmd: JobsCommand) -> anyhow::Result<()> {
 /// The chain, signing as `WEB3_PRIVATE_KEY` or, on a local chain, the devnet's job
 /// creator account. The solver and storage are not needed here.
 async fn connect(args: &NetworkArgs) -> anyhow::Result<ChainClient> {
-    let file = network_file(args)?;
-    let config = NetworkConfig::load(&file)
-        .with_context(|| format!("loading the network file {}", file.display()))?;
-    let signer = key(&config, devnet::JOB_CREATOR)?;
+    let config = load(args)?;
+    let signer = key(&config, Role::JobCreator)?;
     Ok(ChainClient::connect(config).await?.with_signer(signer))
 }
 
@@ -226,7 +220,7 @@ async fn show(args: &ShowArgs) -> anyhow::Result<()> {
             _ => {}
         }
     }
-    if args.json {
+    if lilypad_cli_common::json() {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         let obj = v.as_object().context("a JSON object")?;

@@ -13,19 +13,13 @@
 //!   `NoJudgementInTime` or `MediationAccepted`;
 //! - points: see `docs/pow.md` ("Reward points").
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    path::PathBuf,
-};
+use std::collections::{BTreeMap, BTreeSet};
 
 use alloy::providers::Provider;
 use anyhow::Context;
 use clap::Args;
 use lilypad_sdk::{
-    chain::{
-        ChainClient, Contract, ControllerEvent, Log, LogPoller, NetworkConfig,
-        bindings::pow::LilypadPow,
-    },
+    chain::{ChainClient, Contract, ControllerEvent, Log, LogPoller, bindings::pow::LilypadPow},
     core::{
         Address, B256, U256,
         pow::{MinedRound, hashrate_from_rounds},
@@ -33,7 +27,7 @@ use lilypad_sdk::{
 };
 use serde_json::json;
 
-use super::devnet::{DirArgs, runtime, state_dir};
+use super::network::{NetworkArgs, load};
 
 /// Rounds present after which the time-on-network multiplier stops growing (at 4x).
 pub(crate) const FULL_MULTIPLIER_ROUNDS: u64 = 100;
@@ -43,13 +37,8 @@ pub(crate) const MAX_MULTIPLIER: f64 = 4.0;
 /// Arguments of `leaderboard`.
 #[derive(Debug, Args)]
 pub(crate) struct LeaderboardArgs {
-    /// The network file [default: the local devnet's, $LILYPAD_HOME/devnet/network.toml,
-    /// else ~/.lilypad/devnet/network.toml].
-    #[arg(long, env = "LILYPAD_NETWORK", value_name = "FILE")]
-    network: Option<PathBuf>,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    network: NetworkArgs,
 }
 
 /// One provider's line.
@@ -243,17 +232,12 @@ pub(crate) fn to_json(entries: &[Entry]) -> serde_json::Value {
 
 /// Runs `lilypad-cli leaderboard`.
 pub(crate) fn run(args: &LeaderboardArgs) -> anyhow::Result<()> {
-    let network = match &args.network {
-        Some(n) => n.clone(),
-        None => state_dir(&DirArgs { dir: None })?.join("network.toml"),
-    };
-    let config = NetworkConfig::load(&network)
-        .with_context(|| format!("loading the network file {}", network.display()))?;
-    let entries = runtime()?.block_on(async {
+    let config = load(&args.network)?;
+    let entries = lilypad_cli_common::block_on(async {
         let client = ChainClient::connect(config).await?;
         leaderboard(&client).await
     })?;
-    if args.json {
+    if lilypad_cli_common::json() {
         println!("{}", serde_json::to_string_pretty(&to_json(&entries))?);
     } else {
         print!("{}", table(&entries));

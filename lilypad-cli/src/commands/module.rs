@@ -26,10 +26,8 @@ pub(crate) struct RenderArgs {
     /// An input, KEY=VALUE (split at the first '='; may be repeated).
     #[arg(short = 'i', long = "input", value_name = "KEY=VALUE")]
     inputs: Vec<String>,
-    /// Print the module spec as JSON.
-    #[arg(long, conflicts_with = "raw")]
-    json: bool,
-    /// Print the rendered template text byte for byte, before any parsing.
+    /// Print the rendered template text byte for byte, before any parsing (not with
+    /// `--json`).
     #[arg(long)]
     raw: bool,
 }
@@ -41,6 +39,9 @@ pub(crate) fn run(cmd: ModuleCommand) -> anyhow::Result<()> {
 }
 
 fn render(args: &RenderArgs) -> anyhow::Result<()> {
+    if args.raw && lilypad_cli_common::json() {
+        anyhow::bail!("--raw prints the template text as it is: it cannot be combined with --json");
+    }
     let inputs = collect_inputs(&args.inputs)?;
     let module = load_local(&args.path)?;
     let rendered = module.render_raw(&inputs)?;
@@ -56,7 +57,7 @@ fn render(args: &RenderArgs) -> anyhow::Result<()> {
     }
     let spec = ModuleSpec::from_rendered(&rendered.text)
         .with_context(|| module.path.display().to_string())?;
-    if args.json {
+    if lilypad_cli_common::json() {
         serde_json::to_writer_pretty(&mut out, &spec)?;
         writeln!(out)?;
     } else {

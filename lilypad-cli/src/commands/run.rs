@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use lilypad_sdk::{
-    chain::{DealStatus, roles},
+    chain::DealStatus,
     core::{
         Address, B256, U256,
         amount::AmountStyle,
@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     deals::{self, explain},
-    network::{Network, NetworkArgs},
+    network::{Network, NetworkArgs, Role},
 };
 use crate::{amounts, inputs::collect_inputs, summary, when};
 
@@ -68,18 +68,10 @@ pub(crate) struct RunArgs {
     /// challenge of honest results can be lost.
     #[arg(long)]
     allow_unpinned_image: bool,
-    /// Print one JSON object instead of progress and text.
-    #[arg(long)]
-    json: bool,
 }
 
 pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    rt.block_on(run_async(args))
+    lilypad_cli_common::block_on(run_async(args))
 }
 
 async fn run_async(args: &RunArgs) -> anyhow::Result<()> {
@@ -97,7 +89,7 @@ async fn run_async(args: &RunArgs) -> anyhow::Result<()> {
     let (localnet, network_args) = match super::network::network_file(&args.network) {
         Ok(_) => (None, None),
         Err(_) if args.network.network.is_none() => {
-            let (net, file) = start_localnet(args.json).await?;
+            let (net, file) = start_localnet(lilypad_cli_common::json()).await?;
             (Some(net), Some(NetworkArgs { network: Some(file.display().to_string()) }))
         }
         Err(e) => return Err(e),
@@ -162,7 +154,7 @@ async fn run_on(
     files: BTreeMap<String, PathBuf>,
     throwaway: bool,
 ) -> anyhow::Result<()> {
-    let network = Network::open(network_args, roles::JOB_CREATOR).await?;
+    let network = Network::open(network_args, Role::JobCreator).await?;
     let mut cache = ModuleCache::new(network.home.join("modules"));
     if let Some(base) = &args.module_base {
         cache = cache.with_base(base.clone());
@@ -212,7 +204,10 @@ async fn run_on(
         }
     });
 
-    let mut progress = Progress::new(!args.json && std::io::stderr().is_terminal(), args.json);
+    let mut progress = Progress::new(
+        !lilypad_cli_common::json() && std::io::stderr().is_terminal(),
+        lilypad_cli_common::json(),
+    );
     progress.deal = deal_slot.clone();
     let result = tokio::select! {
         r = creator.run(&request, &cancel, |e| progress.event(&e)) => Some(r),
@@ -226,7 +221,7 @@ async fn run_on(
     match result {
         Ok(outcome) => {
             let settlement = final_settlement(&network, outcome.deal_id).await;
-            if args.json {
+            if lilypad_cli_common::json() {
                 let mut v = outcome_json(&outcome);
                 if let Some(s) = &settlement {
                     v["settlement"] = summary::settlement_json(s);
@@ -238,7 +233,7 @@ async fn run_on(
             Ok(())
         }
         Err(e) => {
-            if args.json {
+            if lilypad_cli_common::json() {
                 println!("{}", serde_json::to_string_pretty(&error_json(&e))?);
             }
             let hint = match &e {
@@ -302,7 +297,7 @@ async fn interrupted(
     let gone = throwaway.then_some(
         "this run started a throwaway local network, which stops now: the deal ends with it",
     );
-    if args.json {
+    if lilypad_cli_common::json() {
         let steps: Vec<_> =
             steps.iter().map(|(why, cmd)| json!({ "why": why, "command": cmd })).collect();
         let v = json!({

@@ -8,7 +8,7 @@ use std::{net::SocketAddr, path::PathBuf};
 use anyhow::Context;
 use clap::Args;
 use lilypad_sdk::{
-    chain::{ChainClient, NetworkConfig, PrivateKeySigner},
+    chain::{ChainClient, NetworkConfig},
     solver::{Limits, Rate, SolverOptions},
 };
 
@@ -67,19 +67,10 @@ fn network(args: &SolverArgs) -> anyhow::Result<NetworkConfig> {
         .with_context(|| format!("loading the network file {}", path.display()))
 }
 
-fn key() -> anyhow::Result<PrivateKeySigner> {
-    let text = std::env::var("WEB3_PRIVATE_KEY")
-        .context("WEB3_PRIVATE_KEY is not set: the solver signs createDeal with its key")?;
-    // The parse error would not contain the key, but say nothing about it anyway.
-    text.trim()
-        .parse::<PrivateKeySigner>()
-        .map_err(|_| anyhow::anyhow!("WEB3_PRIVATE_KEY is not a 32-byte hex private key"))
-}
-
 /// Runs `lilypad-cli solver` until Ctrl-C or SIGTERM.
 pub(crate) fn run(args: &SolverArgs) -> anyhow::Result<()> {
     let config = network(args)?;
-    let key = key()?;
+    let key = super::network::key(&config, super::network::Role::Solver)?;
     let mut opts = SolverOptions::new(&args.db, args.listen);
     opts.limits = Limits {
         max_body_bytes: args.max_body_bytes,
@@ -88,11 +79,7 @@ pub(crate) fn run(args: &SolverArgs) -> anyhow::Result<()> {
         per_peer: Rate { per_sec: args.peer_rate, burst: args.peer_burst },
         ..Limits::default()
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async move {
+    lilypad_cli_common::block_on(async move {
         let chain = ChainClient::connect(config).await?.with_signer(key);
         let solver = lilypad_sdk::solver::start(chain, opts).await?;
         println!("solver {} listening on {}", solver.solver(), solver.url());

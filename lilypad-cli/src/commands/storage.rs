@@ -62,8 +62,7 @@ pub(crate) struct UrlArgs {
 }
 
 pub(crate) fn run(cmd: StorageCommand) -> anyhow::Result<()> {
-    let rt = super::devnet::runtime()?;
-    rt.block_on(async move {
+    lilypad_cli_common::block_on(async move {
         match cmd {
             StorageCommand::Serve(args) => serve(&args).await,
             StorageCommand::Cid { path } => {

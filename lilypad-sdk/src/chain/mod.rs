@@ -36,6 +36,7 @@ pub mod bindings;
 mod client;
 pub mod config;
 pub(crate) mod deals;
+pub mod dev;
 pub(crate) mod error;
 mod events;
 mod jobs;

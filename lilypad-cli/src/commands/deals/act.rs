@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use lilypad_sdk::{
-    chain::{ChainError, Challenge, FinishedDeal, OnChainDeal, Redraw, roles},
+    chain::{ChainError, Challenge, FinishedDeal, OnChainDeal, Redraw},
     core::{Address, settlement::settle},
     solver::api::OfferState,
 };
@@ -21,7 +21,11 @@ use super::{
     explain::{self, Action, Blocker},
     role,
 };
-use crate::{amounts, commands::network::Network, summary, when};
+use crate::{
+    amounts,
+    commands::network::{Network, Role},
+    summary, when,
+};
 
 /// What an action's transaction did.
 enum Sent {
@@ -82,10 +86,10 @@ pub(super) async fn act(action: Action, args: &ActArgs) -> anyhow::Result<()> {
     let now = chain_now(&network).await?;
     let blocker = explain::blocker(action, &d, me, now, net);
     match send(action, &network, &d).await? {
-        Ok(Sent::Finished(f)) => finished(action, &network, &f, args.json).await,
-        Ok(Sent::Challenged(c)) => challenged(action, &c, net, now, args.json),
+        Ok(Sent::Finished(f)) => finished(action, &network, &f, lilypad_cli_common::json()).await,
+        Ok(Sent::Challenged(c)) => challenged(action, &c, net, now, lilypad_cli_common::json()),
         Ok(Sent::Redrawn { draw_block, deadline }) => {
-            if args.json {
+            if lilypad_cli_common::json() {
                 let v = json!({
                     "status": "redrawn",
                     "deal_id": d.id,
@@ -116,7 +120,7 @@ pub(super) async fn act(action: Action, args: &ActArgs) -> anyhow::Result<()> {
                     message: format!("the chain refused to {}", action.command()),
                     retry_at: None,
                 });
-            refused(action, &d, &blocker, &e, args.json)
+            refused(action, &d, &blocker, &e, lilypad_cli_common::json())
         }
         Err(e) => Err(e.into()),
     }
@@ -231,7 +235,7 @@ fn challenged(
 
 /// `deals cancel OFFER_ID`.
 pub(super) async fn cancel(args: &CancelArgs) -> anyhow::Result<()> {
-    let network = Network::open(&args.network, roles::JOB_CREATOR).await?;
+    let network = Network::open(&args.network, Role::JobCreator).await?;
     let me = network.chain.address().unwrap_or_default();
     let net = args.network.network.as_deref();
     let solver = network.solver()?;
@@ -246,10 +250,10 @@ pub(super) async fn cancel(args: &CancelArgs) -> anyhow::Result<()> {
         );
     }
     if let Some(deal) = status.deal_id {
-        return became_deal(&network, id, deal, me, net, args.json).await;
+        return became_deal(&network, id, deal, me, net, lilypad_cli_common::json()).await;
     }
     if network.chain.is_nonce_used(me, offer.nonce).await? {
-        return report_void(id, offer.nonce, "already_void", args.json, || {
+        return report_void(id, offer.nonce, "already_void", lilypad_cli_common::json(), || {
             format!(
                 "job offer {id} is void already: its nonce {} is used or invalidated on chain; \
                  it can never become a deal",
@@ -263,14 +267,14 @@ pub(super) async fn cancel(args: &CancelArgs) -> anyhow::Result<()> {
     for _ in 0..60 {
         let s = solver.job_offer(id).await?;
         if let Some(deal) = s.deal_id {
-            return became_deal(&network, id, deal, me, net, args.json).await;
+            return became_deal(&network, id, deal, me, net, lilypad_cli_common::json()).await;
         }
         if s.state != OfferState::Matching {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    report_void(id, offer.nonce, "cancelled", args.json, || {
+    report_void(id, offer.nonce, "cancelled", lilypad_cli_common::json(), || {
         format!(
             "✔ job offer {id} cancelled: its nonce {} is invalidated on chain, so no solver can \
              make it a deal (an offer escrows nothing; nothing was paid)",

@@ -8,14 +8,14 @@ pub(crate) mod explain;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use lilypad_sdk::{
-    chain::{DealStatus, OnChainDeal, roles},
+    chain::{DealStatus, OnChainDeal},
     core::{B256, settlement::settle},
     solver::api::{DealRecord, DealState},
     storage::Cid,
 };
 use serde_json::json;
 
-use super::network::{Network, NetworkArgs};
+use super::network::{Network, NetworkArgs, Role};
 use crate::{amounts, summary, when};
 
 /// Deals subcommands.
@@ -76,9 +76,6 @@ pub(crate) struct ListArgs {
     /// List the provider account's deals (the devnet's provider key on a local network).
     #[arg(long)]
     provider: bool,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
 }
 
 /// Arguments of `deals show`.
@@ -91,9 +88,6 @@ pub(crate) struct ShowArgs {
     /// Look as the provider account.
     #[arg(long)]
     provider: bool,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
 }
 
 /// Arguments of the commands that move a deal.
@@ -106,9 +100,6 @@ pub(crate) struct ActArgs {
     /// Act as the provider account (the devnet's provider key on a local network).
     #[arg(long)]
     provider: bool,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
 }
 
 /// Arguments of `deals cancel`.
@@ -118,13 +109,10 @@ pub(crate) struct CancelArgs {
     offer_id: B256,
     #[command(flatten)]
     network: NetworkArgs,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
 }
 
 pub(crate) fn run(cmd: DealsCommand) -> anyhow::Result<()> {
-    super::devnet::runtime()?.block_on(async move {
+    lilypad_cli_common::block_on(async move {
         match cmd {
             DealsCommand::List(args) => list(&args).await,
             DealsCommand::Show(args) => show(&args).await,
@@ -147,8 +135,8 @@ pub(crate) fn run(cmd: DealsCommand) -> anyhow::Result<()> {
     })
 }
 
-fn role(provider: bool) -> u8 {
-    if provider { roles::RESOURCE_PROVIDER } else { roles::JOB_CREATOR }
+fn role(provider: bool) -> Role {
+    if provider { Role::Provider } else { Role::JobCreator }
 }
 
 /// The time deadlines are measured against: the later of the wall clock and the latest
@@ -195,7 +183,7 @@ fn record_json(r: &DealRecord) -> serde_json::Value {
 async fn list(args: &ListArgs) -> anyhow::Result<()> {
     let network = Network::open(&args.network, role(args.provider)).await?;
     let deals = network.solver()?.deals().await.context("listing deals")?;
-    if args.json {
+    if lilypad_cli_common::json() {
         let all: Vec<_> = deals.iter().map(record_json).collect();
         println!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(());
@@ -249,7 +237,7 @@ async fn show(args: &ShowArgs) -> anyhow::Result<()> {
         Some(DealStatus::Finished(outcome)) => settle(&record.deal.terms, outcome).ok(),
         _ => None,
     };
-    if args.json {
+    if lilypad_cli_common::json() {
         let mut v = record_json(&record);
         v["chain"] =
             on_chain.as_ref().map_or(serde_json::Value::Null, |d| chain_json(d, me, now, net));

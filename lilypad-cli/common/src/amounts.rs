@@ -15,21 +15,21 @@ use lilypad_sdk::core::{
 static STYLE: OnceLock<AmountStyle> = OnceLock::new();
 
 /// Sets the style for this process (the first call wins).
-pub(crate) fn set_base_units(wei: bool) {
+pub fn set_base_units(wei: bool) {
     let _ = STYLE.set(if wei { AmountStyle::BaseUnits } else { AmountStyle::Tokens });
 }
 
 /// The style in effect.
-pub(crate) fn style() -> AmountStyle {
+pub fn style() -> AmountStyle {
     STYLE.get().copied().unwrap_or_default()
 }
 
 /// `amount` as a person reads it: `1.001 LP`, or `1001000000000000000 wei` with `--wei`.
-pub(crate) fn show(amount: U256) -> String {
+pub fn show(amount: U256) -> String {
     style().format(amount)
 }
 
 /// The value parser of every amount flag: `1.5`, `1.5 LP`, `1500wei`.
-pub(crate) fn parse(s: &str) -> Result<U256, AmountError> {
+pub fn parse(s: &str) -> Result<U256, AmountError> {
     parse_amount(s)
 }

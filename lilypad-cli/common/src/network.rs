@@ -1,0 +1,172 @@
+//! Which network, which account: the options and the connection every command that
+//! talks to a network shares.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use lilypad_sdk::{
+    chain::{
+        ChainClient, NetworkConfig, PrivateKeySigner,
+        config::LOCAL_CHAIN_ID,
+        dev::{self, files},
+    },
+    core::Address,
+    solver::SolverClient,
+    storage::StorageClient,
+};
+
+/// `--network`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct NetworkArgs {
+    /// The network: a network file, or `local` for the devnet started by `lilypad-cli devnet
+    /// up` [default: $LILYPAD_NETWORK, else `local`].
+    #[arg(long, env = "LILYPAD_NETWORK", value_name = "FILE|local")]
+    pub network: Option<String>,
+}
+
+/// An account's part in the network: on the local chain it picks the devnet's
+/// well-known account for the role when no key is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Posts job offers and pays for deals.
+    JobCreator,
+    /// Runs jobs.
+    Provider,
+    /// Matches offers and creates deals.
+    Solver,
+    /// Re-runs challenged jobs.
+    Mediator,
+    /// Fulfills on-chain jobs.
+    Bridge,
+}
+
+impl Role {
+    /// The devnet's well-known account for this role.
+    pub const fn dev_account(self) -> usize {
+        match self {
+            Self::JobCreator => dev::JOB_CREATOR,
+            Self::Provider => dev::PROVIDER,
+            Self::Solver => dev::SOLVER,
+            Self::Mediator => dev::MEDIATORS[0],
+            Self::Bridge => dev::BRIDGE,
+        }
+    }
+}
+
+/// `$LILYPAD_HOME`, else `~/.lilypad`: caches and databases.
+pub fn home() -> anyhow::Result<PathBuf> {
+    lilypad_sdk::lilypad_home().context("neither LILYPAD_HOME nor HOME is set")
+}
+
+/// The network file `--network` names.
+pub fn network_file(args: &NetworkArgs) -> anyhow::Result<PathBuf> {
+    match args.network.as_deref() {
+        None | Some("local") => {
+            let dir = dev::local_dir(&home()?);
+            let file = dir.join(files::NETWORK);
+            if !file.exists() {
+                anyhow::bail!(
+                    "no network: no local devnet runs in {} and --network is not given; \
+                     start one with `lilypad-cli devnet up`, or pass --network FILE",
+                    dir.display()
+                );
+            }
+            Ok(file)
+        }
+        Some(path) => Ok(PathBuf::from(path)),
+    }
+}
+
+/// The network `--network` names, loaded.
+pub fn load(args: &NetworkArgs) -> anyhow::Result<NetworkConfig> {
+    let file = network_file(args)?;
+    NetworkConfig::load(&file)
+        .with_context(|| format!("loading the network file {}", file.display()))
+}
+
+/// The account key: `WEB3_PRIVATE_KEY`, else, on a local chain only, the devnet's
+/// well-known account for `role`. Read here rather than by clap so that no error can
+/// echo a malformed key.
+pub fn key(config: &NetworkConfig, role: Role) -> anyhow::Result<PrivateKeySigner> {
+    match std::env::var("WEB3_PRIVATE_KEY") {
+        Ok(text) => text.trim().parse::<PrivateKeySigner>().map_err(|_| {
+            anyhow::anyhow!(
+                "WEB3_PRIVATE_KEY is not a private key: expected 32 bytes as 64 hex digits \
+                 (0x optional); the value is not shown"
+            )
+        }),
+        Err(_) if config.chain_id == LOCAL_CHAIN_ID => Ok(dev::anvil_signer(role.dev_account())),
+        Err(_) => anyhow::bail!(
+            "WEB3_PRIVATE_KEY is not set: export the account's private key (hex) to sign with it"
+        ),
+    }
+}
+
+/// A network, an account on it, and where local state goes.
+#[derive(Debug)]
+pub struct Network {
+    /// The loaded network file.
+    pub config: NetworkConfig,
+    /// The chain client, signing as the account.
+    pub chain: ChainClient,
+    /// The solver's own address (it creates the deals).
+    pub solver_address: Address,
+    /// `$LILYPAD_HOME`, else `~/.lilypad`: caches and databases.
+    pub home: PathBuf,
+}
+
+impl Network {
+    /// Loads the network, connects as the account for `role` and asks the solver who
+    /// it is.
+    pub async fn open(args: &NetworkArgs, role: Role) -> anyhow::Result<Self> {
+        Self::open_as(args, |config| key(config, role)).await
+    }
+
+    /// As [`Self::open`], signing with the key `signer` picks for the loaded network.
+    pub async fn open_as(
+        args: &NetworkArgs,
+        signer: impl FnOnce(&NetworkConfig) -> anyhow::Result<PrivateKeySigner>,
+    ) -> anyhow::Result<Self> {
+        let config = load(args)?;
+        let signer = signer(&config)?;
+        let chain = ChainClient::connect(config.clone()).await?.with_signer(signer.clone());
+        let solver_url = config
+            .solver_url
+            .clone()
+            .context("the network file has no solver_url: add `solver_url = \"http://...\"`")?;
+        let probe = SolverClient::new(&solver_url, signer, config.chain_id, Address::ZERO)?;
+        let health = probe.health().await.with_context(|| {
+            format!("the solver at {solver_url} does not answer; is it running?")
+        })?;
+        if health.chain_id != config.chain_id {
+            anyhow::bail!(
+                "the solver at {solver_url} serves chain {}, the network is chain {}",
+                health.chain_id,
+                config.chain_id
+            );
+        }
+        Ok(Self { config, chain, solver_address: health.solver, home: home()? })
+    }
+
+    /// The account's address.
+    pub fn me(&self) -> Address {
+        self.chain.address().unwrap_or_default()
+    }
+
+    /// A solver client signing as this account.
+    pub fn solver(&self) -> anyhow::Result<SolverClient> {
+        let url = self.config.solver_url.as_deref().unwrap_or_default();
+        let signer = self.chain.signer().context("no signer")?.clone();
+        Ok(SolverClient::new(url, signer, self.config.chain_id, self.solver_address)?)
+    }
+
+    /// A storage client.
+    pub fn storage(&self) -> anyhow::Result<StorageClient> {
+        let url =
+            self.config.storage_url.as_deref().context(
+                "the network file has no storage_url: add `storage_url = \"http://...\"`",
+            )?;
+        Ok(StorageClient::new(url)?)
+    }
+}
