@@ -13,7 +13,13 @@ use lilypad_cli_common::{GlobalArgs, finish, init_tracing};
 
 /// Run jobs on the Lilypad network and inspect modules.
 #[derive(Debug, Parser)]
-#[command(name = "lilypad-cli", version, about, propagate_version = true)]
+#[command(
+    name = "lilypad-cli",
+    version,
+    about,
+    propagate_version = true,
+    after_help = lilypad_cli_common::AFTER_HELP
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,

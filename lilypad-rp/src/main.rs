@@ -13,7 +13,13 @@ use lilypad_cli_common::{GlobalArgs, finish, init_tracing, network::NetworkArgs}
 
 /// Offer this machine's compute to the Lilypad network.
 #[derive(Debug, Parser)]
-#[command(name = "lilypad-rp", version, about, propagate_version = true)]
+#[command(
+    name = "lilypad-rp",
+    version,
+    about,
+    propagate_version = true,
+    after_help = lilypad_cli_common::AFTER_HELP
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,

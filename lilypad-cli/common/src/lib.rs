@@ -12,4 +12,12 @@ pub mod amounts;
 pub mod network;
 mod output;
 
+/// The end of both binaries' `--help`: what every command shares.
+pub const AFTER_HELP: &str = "\
+Environment: LILYPAD_NETWORK (--network), WEB3_PRIVATE_KEY (the account's key; on the \
+local chain each command defaults to the devnet's account for its role), LILYPAD_HOME \
+(state, default ~/.lilypad), RUST_LOG (log filter).
+Exit codes: 0 success, 1 failure, 2 bad command line, 75 a failure a retry may fix \
+(a node, solver or store down, a rate limit, no provider free yet).";
+
 pub use output::{GlobalArgs, block_on, exit, finish, init_tracing, json, print_json};

@@ -5,6 +5,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod snap;
+
 use std::{
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
