@@ -19,9 +19,10 @@ use lilypad_sdk::{
 /// `--network`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct NetworkArgs {
-    /// The network: a network file, or `local` for the devnet started by `lilypad-cli devnet
-    /// up` [default: $LILYPAD_NETWORK, else `local`].
-    #[arg(long, env = "LILYPAD_NETWORK", value_name = "FILE|local")]
+    /// The network: a network file, `local` for the devnet started by `lilypad-cli devnet
+    /// up`, or a built-in network's name (`arbitrum-sepolia`) [default: $LILYPAD_NETWORK,
+    /// else `local`].
+    #[arg(long, env = "LILYPAD_NETWORK", value_name = "FILE|NAME")]
     pub network: Option<String>,
 }
 
@@ -78,11 +79,35 @@ pub fn network_file(args: &NetworkArgs) -> anyhow::Result<PathBuf> {
     }
 }
 
-/// The network `--network` names, loaded.
+/// The built-in network `--network` names (other than `local`), unless a file of that
+/// name exists.
+pub fn builtin(args: &NetworkArgs) -> Option<anyhow::Result<NetworkConfig>> {
+    let name = args.network.as_deref().filter(|n| *n != "local")?;
+    if !NetworkConfig::is_builtin(name) || std::path::Path::new(name).exists() {
+        return None;
+    }
+    Some(NetworkConfig::builtin(name).map_err(anyhow::Error::from))
+}
+
+/// The network `--network` names, loaded; one with no contracts deployed yet fails
+/// with how to deploy it.
 pub fn load(args: &NetworkArgs) -> anyhow::Result<NetworkConfig> {
-    let file = network_file(args)?;
-    NetworkConfig::load(&file)
-        .with_context(|| format!("loading the network file {}", file.display()))
+    let config = match builtin(args) {
+        Some(config) => config?,
+        None => {
+            let file = network_file(args)?;
+            NetworkConfig::load(&file)
+                .with_context(|| format!("loading the network file {}", file.display()))?
+        }
+    };
+    config.require_deployed().map_err(|e| {
+        anyhow::anyhow!(
+            "{e}\nhint: deploy it with `lilypad-cli deploy --network {} --keystore KEY.json \
+             --out FILE` and pass --network FILE",
+            args.network.as_deref().unwrap_or(&config.name)
+        )
+    })?;
+    Ok(config)
 }
 
 /// The account key: `WEB3_PRIVATE_KEY`, else, on a local chain only, the devnet's
