@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use lilypad_sdk::{
     chain::{
-        ChainClient, NetworkConfig, PrivateKeySigner,
+        ChainClient, NetworkConfig, PrivateKeySigner, Registration, roles,
         config::LOCAL_CHAIN_ID,
         dev::{self, files},
     },
@@ -43,6 +43,28 @@ pub enum Role {
 }
 
 impl Role {
+    /// The users-registry role bit the account registers with ([`roles`]): the bridge
+    /// creates deals, so it registers as a job creator.
+    pub const fn registry_role(self) -> u8 {
+        match self {
+            Self::JobCreator | Self::Bridge => roles::JOB_CREATOR,
+            Self::Provider => roles::RESOURCE_PROVIDER,
+            Self::Solver => roles::SOLVER,
+            Self::Mediator => roles::MEDIATOR,
+        }
+    }
+
+    /// The role in words.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::JobCreator => "job creator",
+            Self::Provider => "resource provider",
+            Self::Solver => "solver",
+            Self::Mediator => "mediator",
+            Self::Bridge => "job creator (the bridge)",
+        }
+    }
+
     /// The devnet's well-known account for this role.
     pub const fn dev_account(self) -> usize {
         match self {
@@ -126,6 +148,25 @@ pub fn key(config: &NetworkConfig, role: Role) -> anyhow::Result<PrivateKeySigne
             "WEB3_PRIVATE_KEY is not set: export the account's private key (hex) to sign with it"
         ),
     }
+}
+
+/// Registers `chain`'s account in `role` on the network's users registry unless it is
+/// already (with `url`, when not empty): every service calls it at start, so that a
+/// freshly deployed network needs no separate registration step. Returns a line to log
+/// when it registered, `None` when nothing was sent.
+pub async fn ensure_registered(
+    chain: &ChainClient,
+    role: Role,
+    url: &str,
+) -> anyhow::Result<Option<String>> {
+    let me = chain.address().unwrap_or_default();
+    let done = chain.ensure_registered(role.registry_role(), url).await.with_context(|| {
+        format!("registering {me} as a {} on network {}", role.name(), chain.config().name)
+    })?;
+    Ok((done == Registration::Registered).then(|| {
+        let at = if url.is_empty() { String::new() } else { format!(" at {url}") };
+        format!("registered {me} on chain as a {}{at}", role.name())
+    }))
 }
 
 /// A network, an account on it, and where local state goes.

@@ -155,6 +155,12 @@ async fn run_on(
     throwaway: bool,
 ) -> anyhow::Result<()> {
     let network = Network::open(network_args, Role::JobCreator).await?;
+    let role = Role::JobCreator;
+    if let Some(line) =
+        lilypad_cli_common::network::ensure_registered(&network.chain, role, "").await?
+    {
+        eprintln!("{line}");
+    }
     let mut cache = ModuleCache::new(network.home.join("modules"));
     if let Some(base) = &args.module_base {
         cache = cache.with_base(base.clone());
