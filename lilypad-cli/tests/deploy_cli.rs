@@ -227,9 +227,25 @@ fn deploy_cli_deploys_a_network_every_service_then_runs_jobs_on() {
             .collect::<Vec<_>>();
         let bridge = anvil_address(BRIDGE).to_string();
         let mut args = vec![
-            "deploy", "--network", "arbitrum-sepolia", "--rpc-url", &ws, "--rpc-url", &http,
-            "--keystore", &keystore_s, "--name", "testnet", "--out", &out_s,
-            "--solver-url", &solver_url, "--storage-url", &storage_url, "--bridge", &bridge,
+            "deploy",
+            "--network",
+            "arbitrum-sepolia",
+            "--rpc-url",
+            &ws,
+            "--rpc-url",
+            &http,
+            "--keystore",
+            &keystore_s,
+            "--name",
+            "testnet",
+            "--out",
+            &out_s,
+            "--solver-url",
+            &solver_url,
+            "--storage-url",
+            &storage_url,
+            "--bridge",
+            &bridge,
         ];
         for m in &mints {
             args.extend(["--mint", m.as_str()]);
@@ -337,9 +353,21 @@ fn deploy_cli_deploys_a_network_every_service_then_runs_jobs_on() {
         let rp_dir = d.join("rp").display().to_string();
         let provider = Rp::spawn(
             &[
-                "run", "--data-dir", &rp_dir, "--executor-name", "deploy-rp", "--poll-secs", "1",
-                "--price", "1000wei", "--timeout-collateral", "50wei", "--submit-margin", "5",
-                "--min-disk-mib", "50",
+                "run",
+                "--data-dir",
+                &rp_dir,
+                "--executor-name",
+                "deploy-rp",
+                "--poll-secs",
+                "1",
+                "--price",
+                "1000wei",
+                "--timeout-collateral",
+                "50wei",
+                "--submit-margin",
+                "5",
+                "--min-disk-mib",
+                "50",
             ],
             &out_file,
             ANVIL_KEYS[PROVIDER],
@@ -366,8 +394,15 @@ fn deploy_cli_deploys_a_network_every_service_then_runs_jobs_on() {
         let out_dir = d.join("out").display().to_string();
         let run = cli(
             &[
-                "run", cowsay.to_str().expect("utf-8 path"), "-i", "Message=deployed",
-                "--network", &out_s, "--output-dir", &out_dir, "--json",
+                "run",
+                cowsay.to_str().expect("utf-8 path"),
+                "-i",
+                "Message=deployed",
+                "--network",
+                &out_s,
+                "--output-dir",
+                &out_dir,
+                "--json",
             ],
             &[("WEB3_PRIVATE_KEY", ANVIL_KEYS[JOB_CREATOR]), ("LILYPAD_HOME", &home)],
         );
@@ -391,26 +426,52 @@ fn deploy_cli_deploys_a_network_every_service_then_runs_jobs_on() {
         let bridge_home = d.join("bridge-home").display().to_string();
         let mut bridge_proc = Proc::spawn_service(
             &[
-                "bridge", "--network", &out_s, "--db", &bridge_db, "--poll-ms", "200",
-                "--module-base", &base, "--allow-unpinned-image",
+                "bridge",
+                "--network",
+                &out_s,
+                "--db",
+                &bridge_db,
+                "--poll-ms",
+                "200",
+                "--module-base",
+                &base,
+                "--allow-unpinned-image",
             ],
             &[("WEB3_PRIVATE_KEY", ANVIL_KEYS[BRIDGE]), ("LILYPAD_HOME", &bridge_home)],
             &d.join("bridge.log"),
         );
         let jc = [("WEB3_PRIVATE_KEY", ANVIL_KEYS[JOB_CREATOR])];
         let out = cli(
-            &["jobs", "deploy-example-client", "--network", &out_s, "--payment", "1", "--fund", "5"],
+            &[
+                "jobs",
+                "deploy-example-client",
+                "--network",
+                &out_s,
+                "--payment",
+                "1",
+                "--fund",
+                "5",
+            ],
             &jc,
         );
         assert!(out.status.success(), "{}", text(&out.stderr));
         let client = text(&out.stdout).trim().to_owned();
-        let out = cli(&["jobs", "request-cowsay", "--client", &client, "--network", &out_s, "moo"], &jc);
+        let out =
+            cli(&["jobs", "request-cowsay", "--client", &client, "--network", &out_s, "moo"], &jc);
         assert!(out.status.success(), "{}", text(&out.stderr));
         let id = text(&out.stdout).trim().to_owned();
         let out = cli(
             &[
-                "jobs", "show", &id, "--wait", "240", "--json", "--example-client", &client,
-                "--network", &out_s,
+                "jobs",
+                "show",
+                &id,
+                "--wait",
+                "240",
+                "--json",
+                "--example-client",
+                &client,
+                "--network",
+                &out_s,
             ],
             &jc,
         );
@@ -500,7 +561,8 @@ fn deploy_is_what_an_undeployed_builtin_network_asks_for() {
     assert!(err.contains("arbitrum-sepolia") && err.contains("no deployment yet"), "{err}");
     assert!(err.contains("lilypad-cli deploy --network arbitrum-sepolia"), "{err}");
     // Without a key, deploy says where one comes from.
-    let out = cli(&["deploy", "--network", "arbitrum-sepolia", "--out", "/nonexistent/x.toml"], &[]);
+    let out =
+        cli(&["deploy", "--network", "arbitrum-sepolia", "--out", "/nonexistent/x.toml"], &[]);
     let err = text(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("--keystore") && err.contains("WEB3_PRIVATE_KEY"), "{err}");

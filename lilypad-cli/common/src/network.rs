@@ -7,9 +7,10 @@ use anyhow::Context;
 use clap::Args;
 use lilypad_sdk::{
     chain::{
-        ChainClient, NetworkConfig, PrivateKeySigner, Registration, roles,
+        ChainClient, NetworkConfig, PrivateKeySigner, Registration,
         config::LOCAL_CHAIN_ID,
         dev::{self, files},
+        roles,
     },
     core::Address,
     solver::SolverClient,

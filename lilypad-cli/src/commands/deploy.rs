@@ -15,8 +15,8 @@ use anyhow::Context;
 use clap::Args;
 use lilypad_sdk::{
     chain::{
-        ChainClient, ContractAddresses, DeployOptions, NetworkConfig, PrivateKeySigner,
-        RpcOptions, deploy_network, verify_deployed,
+        ChainClient, ContractAddresses, DeployOptions, NetworkConfig, PrivateKeySigner, RpcOptions,
+        deploy_network, verify_deployed,
     },
     core::{Address, U256, deal::NetworkParams},
 };
@@ -142,9 +142,8 @@ fn mints(args: &DeployArgs) -> anyhow::Result<Vec<(Address, U256)>> {
     args.mint
         .iter()
         .map(|m| {
-            let (addr, amount) = m
-                .split_once('=')
-                .with_context(|| format!("--mint {m:?}: expected ADDR=AMOUNT"))?;
+            let (addr, amount) =
+                m.split_once('=').with_context(|| format!("--mint {m:?}: expected ADDR=AMOUNT"))?;
             let addr: Address = addr
                 .trim()
                 .parse()

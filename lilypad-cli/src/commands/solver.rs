@@ -84,11 +84,13 @@ pub(crate) fn run(args: &SolverArgs) -> anyhow::Result<()> {
         let chain = ChainClient::connect(config).await?.with_signer(key);
         let solver = lilypad_sdk::solver::start(chain.clone(), opts).await?;
         // Clients find the solver by the network file's URL; without one, where it listens.
-        let url = public_url.unwrap_or_else(|| solver.url().to_string());
+        let url = public_url.unwrap_or_else(|| solver.url());
         let role = super::network::Role::Solver;
         match lilypad_cli_common::network::ensure_registered(&chain, role, &url).await {
             Ok(Some(line)) => tracing::info!("{line}"),
-            Ok(None) => tracing::info!(account = %solver.solver(), "registered on chain as the solver"),
+            Ok(None) => {
+                tracing::info!(account = %solver.solver(), "registered on chain as the solver")
+            }
             Err(e) => {
                 solver.shutdown().await;
                 return Err(e);

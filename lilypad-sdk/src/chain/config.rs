@@ -454,7 +454,9 @@ mod tests {
         assert!(net.rpc_urls.iter().any(|u| u.starts_with("https://")), "{:?}", net.rpc_urls);
         assert!(net.rpc_urls.iter().any(|u| u.starts_with("wss://")), "{:?}", net.rpc_urls);
         assert!(!net.contracts.is_deployed());
-        assert!(NetworkConfig::is_builtin("arbitrum-sepolia") && NetworkConfig::is_builtin("local"));
+        assert!(
+            NetworkConfig::is_builtin("arbitrum-sepolia") && NetworkConfig::is_builtin("local")
+        );
         let e = net.validate().unwrap_err();
         assert!(matches!(e, ConfigError::NotDeployed { chain_id: 421_614, .. }), "{e}");
         let e = e.to_string();

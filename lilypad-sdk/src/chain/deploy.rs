@@ -109,8 +109,7 @@ pub async fn deploy_network(
 
     progress("deploying LilypadToken");
     let what = "deploy LilypadToken";
-    let receipt =
-        client.send(what, Target::Token, LilypadToken::deploy_builder(p, owner)).await?;
+    let receipt = client.send(what, Target::Token, LilypadToken::deploy_builder(p, owner)).await?;
     let token = created(what, &receipt)?;
     let deployed_at_block = receipt.block_number.unwrap_or_default();
     progress(&format!("LilypadToken at {token} (block {deployed_at_block})"));
@@ -123,10 +122,8 @@ pub async fn deploy_network(
 
     progress("deploying LilypadUsers");
     let what = "deploy LilypadUsers";
-    let users = created(
-        what,
-        &client.send(what, Target::Users, LilypadUsers::deploy_builder(p)).await?,
-    )?;
+    let users =
+        created(what, &client.send(what, Target::Users, LilypadUsers::deploy_builder(p)).await?)?;
     progress(&format!("LilypadUsers at {users}"));
 
     progress("deploying LilypadController");
@@ -137,8 +134,10 @@ pub async fn deploy_network(
 
     progress("deploying LilypadPow");
     let what = "deploy LilypadPow";
-    let pow =
-        created(what, &client.send(what, Target::Pow, LilypadPow::deploy_builder(p, owner)).await?)?;
+    let pow = created(
+        what,
+        &client.send(what, Target::Pow, LilypadPow::deploy_builder(p, owner)).await?,
+    )?;
     progress(&format!("LilypadPow at {pow}"));
 
     progress(&format!("deploying LilypadJobManager (bridge role: {bridge})"));
@@ -153,8 +152,14 @@ pub async fn deploy_network(
     let job_manager = created(what, &client.send(what, Target::JobManager, builder).await?)?;
     progress(&format!("LilypadJobManager at {job_manager}"));
 
-    let contracts =
-        ContractAddresses { token, modules, users, controller, pow, job_manager: Some(job_manager) };
+    let contracts = ContractAddresses {
+        token,
+        modules,
+        users,
+        controller,
+        pow,
+        job_manager: Some(job_manager),
+    };
     progress("starting the first proof-of-work round");
     client.with_contracts(contracts).start_pow_round(opts.pow_target).await?;
     Ok(Deployment { contracts, deployed_at_block, deployer: owner, bridge })

@@ -53,6 +53,7 @@ pub use deals::{
     Challenge, CreatedDeal, DealStatus, Draw, FinishedDeal, OnChainDeal, Redraw, SubmittedResults,
     job_failure_from,
 };
+pub use deploy::{DeployOptions, Deployment, deploy_network, verify_deployed};
 pub use error::{ChainError, Result, Revert};
 pub use events::{ControllerEvent, LogPoller};
 pub use jobs::{
@@ -61,7 +62,6 @@ pub use jobs::{
 };
 pub use nonce::ResyncNonceManager;
 pub use pow::{AcceptedProof, PowRound};
-pub use deploy::{DeployOptions, Deployment, deploy_network, verify_deployed};
 pub use registry::{ModuleStatus, Registration, UserEntry, roles};
 pub use sign::{
     Permit, SignedJobOffer, SignedResourceOffer, sign_job_offer, sign_permit, sign_resource_offer,

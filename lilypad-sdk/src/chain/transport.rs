@@ -81,7 +81,9 @@ pub(crate) fn is_ws(url: &str) -> bool {
 fn is_local_url(url: &reqwest::Url) -> bool {
     url.host_str().is_some_and(|h| {
         h == "localhost"
-            || h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+            || h.trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
     })
 }
 
