@@ -560,6 +560,13 @@ fn deploy_is_what_an_undeployed_builtin_network_asks_for() {
     assert!(!out.status.success());
     assert!(err.contains("arbitrum-sepolia") && err.contains("no deployment yet"), "{err}");
     assert!(err.contains("lilypad-cli deploy --network arbitrum-sepolia"), "{err}");
+    let out = cli(
+        &["solver", "--network", "arbitrum-sepolia", "--db", "/nonexistent/solver.db"],
+        &[("WEB3_PRIVATE_KEY", ANVIL_KEYS[SOLVER])],
+    );
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("no deployment yet"), "{err}");
     // Without a key, deploy says where one comes from.
     let out =
         cli(&["deploy", "--network", "arbitrum-sepolia", "--out", "/nonexistent/x.toml"], &[]);

@@ -15,8 +15,8 @@ use lilypad_sdk::{
 /// Arguments of `solver`.
 #[derive(Debug, Args)]
 pub(crate) struct SolverArgs {
-    /// The network file (chain id, RPC URLs, contracts).
-    #[arg(long, env = "LILYPAD_NETWORK", value_name = "FILE")]
+    /// The network file (chain id, RPC URLs, contracts), or a built-in network's name.
+    #[arg(long, env = "LILYPAD_NETWORK", value_name = "FILE|NAME")]
     network: Option<PathBuf>,
     /// Instead of a network file (and taking precedence over one): the built-in `local`
     /// network (a devnet's contract addresses, chain 31337) at this RPC URL.
@@ -63,8 +63,8 @@ fn network(args: &SolverArgs) -> anyhow::Result<NetworkConfig> {
     let path = args.network.as_ref().context(
         "no network: pass --network FILE (or set LILYPAD_NETWORK), or --rpc-url URL for a local devnet",
     )?;
-    NetworkConfig::load(path)
-        .with_context(|| format!("loading the network file {}", path.display()))
+    // A built-in name loads like everywhere else (and says so when it has no deployment).
+    super::network::load(&super::network::NetworkArgs { network: Some(path.display().to_string()) })
 }
 
 /// Runs `lilypad-cli solver` until Ctrl-C or SIGTERM.
