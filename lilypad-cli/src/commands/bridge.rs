@@ -75,11 +75,12 @@ pub(crate) fn run(args: &BridgeArgs) -> anyhow::Result<()> {
                  (deploy with --bridge {me}, or have the job manager's admin grant it)"
             );
         }
-        match lilypad_cli_common::network::ensure_registered(&network.chain, Role::Bridge, "")
-            .await?
+        // Discovery only (the contracts do not ask for it): a failure is worth a warning.
+        match lilypad_cli_common::network::ensure_registered(&network.chain, Role::Bridge, "").await
         {
-            Some(line) => tracing::info!("{line}"),
-            None => tracing::info!(account = %me, "registered on chain as a job creator"),
+            Ok(Some(line)) => tracing::info!("{line}"),
+            Ok(None) => tracing::info!(account = %me, "registered on chain as a job creator"),
+            Err(e) => tracing::warn!("{e:#}"),
         }
         let mut modules = ModuleCache::new(network.home.join("modules"));
         if let Some(base) = &args.module_base {
