@@ -32,6 +32,11 @@ enum Command {
     /// Work with modules: render a module template locally.
     #[command(subcommand)]
     Module(commands::module::ModuleCommand),
+    /// Deploy a network's contracts on a chain, wire them, verify their code and write
+    /// the network file. Key: --keystore (encrypted JSON) or WEB3_PRIVATE_KEY.
+    ///
+    /// Example: lilypad-cli deploy --network arbitrum-sepolia --keystore deployer.json --out net.toml
+    Deploy(Box<commands::deploy::DeployArgs>),
     /// A throwaway local network: anvil with every contract deployed, wired and funded.
     #[command(subcommand)]
     Devnet(commands::devnet::DevnetCommand),
@@ -74,6 +79,7 @@ fn main() -> ExitCode {
     cli.global.apply();
     let result = match cli.command {
         Command::Module(cmd) => commands::module::run(cmd),
+        Command::Deploy(args) => commands::deploy::run(&args),
         Command::Devnet(cmd) => commands::devnet::run(cmd),
         Command::Leaderboard(args) => commands::leaderboard::run(&args),
         Command::Solver(args) => {

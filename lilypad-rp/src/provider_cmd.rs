@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::Context;
 use clap::Args;
-use lilypad_cli_common::network::{Network, NetworkArgs, Role};
+use lilypad_cli_common::network::{Network, NetworkArgs, Role, ensure_registered};
 use lilypad_sdk::{
     chain::{ChainClient, roles},
     core::{
@@ -273,6 +273,10 @@ pub(crate) fn run(common: &Common, offer: &OfferArgs) -> anyhow::Result<()> {
         if let Some(r) = offer.ram_mib {
             spec.ram_mib = r;
         }
+        match ensure_registered(s.client.chain(), Role::Provider, "").await? {
+            Some(line) => tracing::info!("{line}"),
+            None => tracing::info!(account = %s.me, "registered on chain as a resource provider"),
+        }
         let chain = s.client.chain().clone();
         let mediators: BTreeSet<Address> = if offer.mediators.is_empty() {
             let n = chain.member_count(roles::MEDIATOR).await?;
@@ -336,8 +340,9 @@ pub(crate) fn mediate(common: &Common, from_block: Option<u64>) -> anyhow::Resul
         let s = setup(common, Role::Mediator).await?;
         let info = s.executor.preflight().await?;
         tracing::info!("dockerd {} (API {})", info.server_version, info.api_version);
-        if !s.client.chain().has_roles(s.me, roles::MEDIATOR).await? {
-            tracing::warn!(account = %s.me, "not registered as a mediator on chain: no deal will draw it");
+        match ensure_registered(s.client.chain(), Role::Mediator, "").await? {
+            Some(line) => tracing::info!("{line}"),
+            None => tracing::info!(account = %s.me, "registered on chain as a mediator"),
         }
         let mut config = MediatorConfig::new(s.data_dir.join("mediator"));
         config.from_block = from_block;

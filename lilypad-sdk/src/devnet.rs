@@ -27,13 +27,9 @@ use alloy::{
 use lilypad_core::deal::NetworkParams;
 
 use crate::chain::{
-    ChainClient, ChainError, ContractAddresses, NetworkConfig,
-    bindings::{
-        controller::LilypadController, job_manager::LilypadJobManager,
-        modules::LilypadModuleRegistry, pow::LilypadPow, token::LilypadToken, users::LilypadUsers,
-    },
+    ChainClient, ChainError, ContractAddresses, DeployOptions, NetworkConfig,
     config::{ConfigError, LOCAL_CHAIN_ID, LOCAL_DEPLOYER, RpcOptions},
-    error::Target,
+    deploy::{self, deploy_network},
     roles,
 };
 
@@ -44,7 +40,7 @@ pub use crate::chain::dev::{
 
 /// The job manager's default job timeout on a devnet: one day from a request to the last
 /// second the bridge may fulfill (the contract allows 5 minutes to 30 days).
-pub const JOB_TIMEOUT_SECS: u64 = 24 * 60 * 60;
+pub const JOB_TIMEOUT_SECS: u64 = deploy::JOB_TIMEOUT_SECS;
 
 /// Why a devnet could not start, be found or stop.
 #[derive(Debug, thiserror::Error)]
@@ -274,8 +270,7 @@ impl Devnet {
         progress: &(dyn Fn(&str) + Sync),
     ) -> Result<Self, DevnetError> {
         // Refuse bad parameters before starting anything.
-        controller_params(&opts.params)?;
-        check_job_timeout(opts.job_timeout_secs)?;
+        deploy::check_options("local", &deploy_options(opts))?;
         let anvil = match &opts.anvil {
             Some(p) => p.clone(),
             None => find_anvil()?,
@@ -338,107 +333,26 @@ impl Devnet {
         Ok(devnet)
     }
 
+    /// The one deploy path ([`deploy_network`]) from anvil's first account, the job
+    /// manager's bridge role for [`BRIDGE`].
     async fn deploy(
         &self,
         opts: &DevnetOptions,
         progress: &(dyn Fn(&str) + Sync),
     ) -> Result<ContractAddresses, DevnetError> {
         let admin = self.client.with_signer(anvil_signer(0));
-        let owner = admin.address().unwrap_or(LOCAL_DEPLOYER);
-        let p = admin.provider();
-        let deployed = |what: &'static str, r: alloy::rpc::types::TransactionReceipt| {
-            r.contract_address.ok_or(ChainError::MissingEvent {
-                call: what,
-                event: "contract creation",
-                tx: r.transaction_hash,
-            })
-        };
-        progress("deploying LilypadToken");
-        let token = deployed(
-            "deploy LilypadToken",
-            admin
-                .send(
-                    "deploy LilypadToken",
-                    Target::Controller,
-                    LilypadToken::deploy_builder(p, owner),
-                )
-                .await?,
-        )?;
-        progress("deploying LilypadModuleRegistry");
-        let modules = deployed(
-            "deploy LilypadModuleRegistry",
-            admin
-                .send(
-                    "deploy LilypadModuleRegistry",
-                    Target::Controller,
-                    LilypadModuleRegistry::deploy_builder(p, owner),
-                )
-                .await?,
-        )?;
-        progress("deploying LilypadUsers");
-        let users = deployed(
-            "deploy LilypadUsers",
-            admin
-                .send("deploy LilypadUsers", Target::Controller, LilypadUsers::deploy_builder(p))
-                .await?,
-        )?;
-        progress("deploying LilypadController");
-        let params = controller_params(&opts.params)?;
-        let controller = deployed(
-            "deploy LilypadController",
-            admin
-                .send(
-                    "deploy LilypadController",
-                    Target::Controller,
-                    LilypadController::deploy_builder(p, token, modules, owner, params),
-                )
-                .await?,
-        )?;
-        progress("deploying LilypadPow");
-        let pow = deployed(
-            "deploy LilypadPow",
-            admin
-                .send("deploy LilypadPow", Target::Controller, LilypadPow::deploy_builder(p, owner))
-                .await?,
-        )?;
-        progress("deploying LilypadJobManager");
-        let bridge = anvil_address(BRIDGE);
-        let job_manager = deployed(
-            "deploy LilypadJobManager",
-            admin
-                .send(
-                    "deploy LilypadJobManager",
-                    Target::JobManager,
-                    LilypadJobManager::deploy_builder(
-                        p,
-                        token,
-                        owner,
-                        bridge,
-                        U256::from(opts.job_timeout_secs),
-                    ),
-                )
-                .await?,
-        )?;
-        Ok(ContractAddresses {
-            token,
-            modules,
-            users,
-            controller,
-            pow,
-            job_manager: Some(job_manager),
-        })
+        let deployment = deploy_network(&admin, &deploy_options(opts), progress).await?;
+        Ok(deployment.contracts)
     }
 
+    /// What only a devnet does: registers the well-known accounts in their roles and
+    /// funds them with tokens.
     async fn wire(
         &self,
         opts: &DevnetOptions,
         progress: &(dyn Fn(&str) + Sync),
     ) -> Result<(), DevnetError> {
         let admin = self.client.with_signer(anvil_signer(0));
-        progress("starting the first proof-of-work round");
-        let target =
-            lilypad_core::pow::target_for(opts.pow_expected_hashes.max(1.0)).unwrap_or(U256::MAX);
-        admin.start_pow_round(target).await?;
         progress("registering the solver, provider, job creator and mediators");
         let mut registrations = vec![
             (SOLVER, roles::SOLVER, opts.solver_url.clone()),
@@ -517,44 +431,14 @@ impl Drop for Devnet {
     }
 }
 
-/// The controller's constructor parameters, refusing values its fields cannot hold.
-fn controller_params(p: &NetworkParams) -> Result<LilypadController::NetworkParams, DevnetError> {
-    let invalid = |field, value: String, reason| {
-        DevnetError::Config(ConfigError::Invalid { network: "local".into(), field, value, reason })
-    };
-    let window = |field, v: u64| {
-        u32::try_from(v)
-            .ok()
-            .filter(|w| *w > 0)
-            .ok_or_else(|| invalid(field, v.to_string(), "must be 1 to 2^32 - 1 seconds"))
-    };
-    Ok(LilypadController::NetworkParams {
-        resultsCollateralMultiple: p.results_collateral_multiple,
-        judgeWindowSecs: window("params.judge_window_secs", p.judge_window_secs)?,
-        mediateWindowSecs: window("params.mediate_window_secs", p.mediate_window_secs)?,
-        mediationFee: u128::try_from(p.mediation_fee).map_err(|_| {
-            invalid("params.mediation_fee", p.mediation_fee.to_string(), "must be below 2^128")
-        })?,
-        minJobTimeoutSecs: match p.min_job_timeout_secs {
-            0 => {
-                return Err(invalid("params.min_job_timeout_secs", "0".into(), "must be positive"));
-            }
-            n => n,
-        },
-    })
-}
-
-/// The job manager's bounds on its job timeout (`MIN_JOB_TIMEOUT`, `MAX_JOB_TIMEOUT`).
-fn check_job_timeout(secs: u64) -> Result<(), DevnetError> {
-    if (300..=30 * 24 * 60 * 60).contains(&secs) {
-        return Ok(());
+/// A devnet's deployment: its parameters, the bridge role for [`BRIDGE`].
+fn deploy_options(opts: &DevnetOptions) -> DeployOptions {
+    DeployOptions {
+        params: opts.params.clone(),
+        job_timeout_secs: opts.job_timeout_secs,
+        bridge: Some(anvil_address(BRIDGE)),
+        pow_target: deploy::pow_target_for(opts.pow_expected_hashes),
     }
-    Err(DevnetError::Config(ConfigError::Invalid {
-        network: "local".into(),
-        field: "job_timeout_secs",
-        value: secs.to_string(),
-        reason: "must be 300 to 2592000 seconds (5 minutes to 30 days)",
-    }))
 }
 
 // ---------------------------------------------------------------- anvil controls
@@ -685,19 +569,5 @@ mod tests {
         assert_eq!(anvil_address(0), LOCAL_DEPLOYER);
         assert_eq!(anvil_address(1).to_string(), "0x70997970C51812dc3A010C7d01b50e0d17dc79C8");
         assert_eq!(anvil_address(9).to_string(), "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720");
-    }
-
-    #[test]
-    fn bad_parameters_are_refused_by_name() {
-        let mut p = NetworkParams { judge_window_secs: 0, ..NetworkParams::default() };
-        let e = controller_params(&p).unwrap_err().to_string();
-        assert!(e.contains("params.judge_window_secs") && e.contains("(got 0)"), "{e}");
-        p.judge_window_secs = 1;
-        p.mediation_fee = U256::MAX;
-        assert!(controller_params(&p).unwrap_err().to_string().contains("params.mediation_fee"));
-        assert!(controller_params(&NetworkParams::default()).is_ok());
-        assert!(check_job_timeout(JOB_TIMEOUT_SECS).is_ok());
-        let e = check_job_timeout(299).unwrap_err().to_string();
-        assert!(e.contains("job_timeout_secs") && e.contains("(got 299)"), "{e}");
     }
 }

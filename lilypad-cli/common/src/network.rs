@@ -7,9 +7,10 @@ use anyhow::Context;
 use clap::Args;
 use lilypad_sdk::{
     chain::{
-        ChainClient, NetworkConfig, PrivateKeySigner,
+        ChainClient, NetworkConfig, PrivateKeySigner, Registration,
         config::LOCAL_CHAIN_ID,
         dev::{self, files},
+        roles,
     },
     core::Address,
     solver::SolverClient,
@@ -19,9 +20,10 @@ use lilypad_sdk::{
 /// `--network`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct NetworkArgs {
-    /// The network: a network file, or `local` for the devnet started by `lilypad-cli devnet
-    /// up` [default: $LILYPAD_NETWORK, else `local`].
-    #[arg(long, env = "LILYPAD_NETWORK", value_name = "FILE|local")]
+    /// The network: a network file, `local` for the devnet started by `lilypad-cli devnet
+    /// up`, or a built-in network's name (`arbitrum-sepolia`) [default: $LILYPAD_NETWORK,
+    /// else `local`].
+    #[arg(long, env = "LILYPAD_NETWORK", value_name = "FILE|NAME")]
     pub network: Option<String>,
 }
 
@@ -42,6 +44,28 @@ pub enum Role {
 }
 
 impl Role {
+    /// The users-registry role bit the account registers with ([`roles`]): the bridge
+    /// creates deals, so it registers as a job creator.
+    pub const fn registry_role(self) -> u8 {
+        match self {
+            Self::JobCreator | Self::Bridge => roles::JOB_CREATOR,
+            Self::Provider => roles::RESOURCE_PROVIDER,
+            Self::Solver => roles::SOLVER,
+            Self::Mediator => roles::MEDIATOR,
+        }
+    }
+
+    /// The role in words.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::JobCreator => "job creator",
+            Self::Provider => "resource provider",
+            Self::Solver => "solver",
+            Self::Mediator => "mediator",
+            Self::Bridge => "job creator (the bridge)",
+        }
+    }
+
     /// The devnet's well-known account for this role.
     pub const fn dev_account(self) -> usize {
         match self {
@@ -78,11 +102,35 @@ pub fn network_file(args: &NetworkArgs) -> anyhow::Result<PathBuf> {
     }
 }
 
-/// The network `--network` names, loaded.
+/// The built-in network `--network` names (other than `local`), unless a file of that
+/// name exists.
+pub fn builtin(args: &NetworkArgs) -> Option<anyhow::Result<NetworkConfig>> {
+    let name = args.network.as_deref().filter(|n| *n != "local")?;
+    if !NetworkConfig::is_builtin(name) || std::path::Path::new(name).exists() {
+        return None;
+    }
+    Some(NetworkConfig::builtin(name).map_err(anyhow::Error::from))
+}
+
+/// The network `--network` names, loaded; one with no contracts deployed yet fails
+/// with how to deploy it.
 pub fn load(args: &NetworkArgs) -> anyhow::Result<NetworkConfig> {
-    let file = network_file(args)?;
-    NetworkConfig::load(&file)
-        .with_context(|| format!("loading the network file {}", file.display()))
+    let config = match builtin(args) {
+        Some(config) => config?,
+        None => {
+            let file = network_file(args)?;
+            NetworkConfig::load(&file)
+                .with_context(|| format!("loading the network file {}", file.display()))?
+        }
+    };
+    config.require_deployed().map_err(|e| {
+        anyhow::anyhow!(
+            "{e}\nhint: deploy it with `lilypad-cli deploy --network {} --keystore KEY.json \
+             --out FILE` and pass --network FILE",
+            args.network.as_deref().unwrap_or(&config.name)
+        )
+    })?;
+    Ok(config)
 }
 
 /// The account key: `WEB3_PRIVATE_KEY`, else, on a local chain only, the devnet's
@@ -101,6 +149,25 @@ pub fn key(config: &NetworkConfig, role: Role) -> anyhow::Result<PrivateKeySigne
             "WEB3_PRIVATE_KEY is not set: export the account's private key (hex) to sign with it"
         ),
     }
+}
+
+/// Registers `chain`'s account in `role` on the network's users registry unless it is
+/// already (with `url`, when not empty): every service calls it at start, so that a
+/// freshly deployed network needs no separate registration step. Returns a line to log
+/// when it registered, `None` when nothing was sent.
+pub async fn ensure_registered(
+    chain: &ChainClient,
+    role: Role,
+    url: &str,
+) -> anyhow::Result<Option<String>> {
+    let me = chain.address().unwrap_or_default();
+    let done = chain.ensure_registered(role.registry_role(), url).await.with_context(|| {
+        format!("registering {me} as a {} on network {}", role.name(), chain.config().name)
+    })?;
+    Ok((done == Registration::Registered).then(|| {
+        let at = if url.is_empty() { String::new() } else { format!(" at {url}") };
+        format!("registered {me} on chain as a {}{at}", role.name())
+    }))
 }
 
 /// A network, an account on it, and where local state goes.

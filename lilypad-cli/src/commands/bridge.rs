@@ -67,6 +67,21 @@ pub(crate) fn run(args: &BridgeArgs) -> anyhow::Result<()> {
     };
     lilypad_cli_common::block_on(async {
         let network = Network::open(&args.network, Role::Bridge).await?;
+        let me = network.me();
+        if !network.chain.is_bridge(me).await? {
+            tracing::warn!(
+                account = %me,
+                "this account lacks the job manager's BRIDGE_ROLE: posting results will fail \
+                 (deploy with --bridge {me}, or have the job manager's admin grant it)"
+            );
+        }
+        // Discovery only (the contracts do not ask for it): a failure is worth a warning.
+        match lilypad_cli_common::network::ensure_registered(&network.chain, Role::Bridge, "").await
+        {
+            Ok(Some(line)) => tracing::info!("{line}"),
+            Ok(None) => tracing::info!(account = %me, "registered on chain as a job creator"),
+            Err(e) => tracing::warn!("{e:#}"),
+        }
         let mut modules = ModuleCache::new(network.home.join("modules"));
         if let Some(base) = &args.module_base {
             modules = modules.with_base(base.clone());

@@ -2,6 +2,7 @@
 
 pub(crate) mod bridge;
 pub(crate) mod deals;
+pub(crate) mod deploy;
 pub(crate) mod devnet;
 pub(crate) mod jobs;
 pub(crate) mod leaderboard;

@@ -155,6 +155,14 @@ async fn run_on(
     throwaway: bool,
 ) -> anyhow::Result<()> {
     let network = Network::open(network_args, Role::JobCreator).await?;
+    // The contracts do not ask for the role (the registry is for discovery), so a
+    // failure here (no ETH for gas, say) is the job flow's to report, with its checks.
+    match lilypad_cli_common::network::ensure_registered(&network.chain, Role::JobCreator, "").await
+    {
+        Ok(Some(line)) => eprintln!("{line}"),
+        Ok(None) => {}
+        Err(e) => eprintln!("warning: {e:#}"),
+    }
     let mut cache = ModuleCache::new(network.home.join("modules"));
     if let Some(base) = &args.module_base {
         cache = cache.with_base(base.clone());

@@ -15,8 +15,8 @@ use lilypad_sdk::{
 /// Arguments of `solver`.
 #[derive(Debug, Args)]
 pub(crate) struct SolverArgs {
-    /// The network file (chain id, RPC URLs, contracts).
-    #[arg(long, env = "LILYPAD_NETWORK", value_name = "FILE")]
+    /// The network file (chain id, RPC URLs, contracts), or a built-in network's name.
+    #[arg(long, env = "LILYPAD_NETWORK", value_name = "FILE|NAME")]
     network: Option<PathBuf>,
     /// Instead of a network file (and taking precedence over one): the built-in `local`
     /// network (a devnet's contract addresses, chain 31337) at this RPC URL.
@@ -63,8 +63,8 @@ fn network(args: &SolverArgs) -> anyhow::Result<NetworkConfig> {
     let path = args.network.as_ref().context(
         "no network: pass --network FILE (or set LILYPAD_NETWORK), or --rpc-url URL for a local devnet",
     )?;
-    NetworkConfig::load(path)
-        .with_context(|| format!("loading the network file {}", path.display()))
+    // A built-in name loads like everywhere else (and says so when it has no deployment).
+    super::network::load(&super::network::NetworkArgs { network: Some(path.display().to_string()) })
 }
 
 /// Runs `lilypad-cli solver` until Ctrl-C or SIGTERM.
@@ -80,8 +80,22 @@ pub(crate) fn run(args: &SolverArgs) -> anyhow::Result<()> {
         ..Limits::default()
     };
     lilypad_cli_common::block_on(async move {
+        let public_url = config.solver_url.clone();
         let chain = ChainClient::connect(config).await?.with_signer(key);
-        let solver = lilypad_sdk::solver::start(chain, opts).await?;
+        let solver = lilypad_sdk::solver::start(chain.clone(), opts).await?;
+        // Clients find the solver by the network file's URL; without one, where it listens.
+        let url = public_url.unwrap_or_else(|| solver.url());
+        let role = super::network::Role::Solver;
+        match lilypad_cli_common::network::ensure_registered(&chain, role, &url).await {
+            Ok(Some(line)) => tracing::info!("{line}"),
+            Ok(None) => {
+                tracing::info!(account = %solver.solver(), "registered on chain as the solver")
+            }
+            Err(e) => {
+                solver.shutdown().await;
+                return Err(e);
+            }
+        }
         println!("solver {} listening on {}", solver.solver(), solver.url());
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("installing the SIGTERM handler")?;

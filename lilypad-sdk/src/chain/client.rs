@@ -65,20 +65,58 @@ pub struct ChainClient {
 
 impl ChainClient {
     /// Connects to `config`'s RPC nodes (read-only) and checks they serve its chain.
+    /// A network without contracts fails with [`super::ConfigError::NotDeployed`].
     pub async fn connect(config: NetworkConfig) -> Result<Self> {
         config.validate()?;
-        let rpc = rpc_client(&config)?;
+        let client = Self::open(config).await?;
+        client.check_chain_id().await?;
+        Ok(client)
+    }
+
+    /// Connects to `config`'s RPC nodes to deploy the network: its contracts are not
+    /// looked at (give them with [`Self::with_contracts`] once deployed). A `chain_id` of
+    /// 0 takes the node's; any other must be the node's.
+    pub async fn connect_to_deploy(mut config: NetworkConfig) -> Result<Self> {
+        let ask = config.chain_id == 0;
+        if ask {
+            // Any id passes the shape check; the node's replaces it below.
+            config.chain_id = 1;
+        }
+        config.validate_shape()?;
+        let mut client = Self::open(config).await?;
+        if ask {
+            let got = client.rpc_call("eth_chainId", client.provider.get_chain_id()).await?;
+            Arc::make_mut(&mut client.config).chain_id = got;
+        } else {
+            client.check_chain_id().await?;
+        }
+        Ok(client)
+    }
+
+    /// The same connection (and signer, and nonces) for the network with `contracts`.
+    pub fn with_contracts(&self, contracts: super::ContractAddresses) -> Self {
+        let mut client = self.clone();
+        Arc::make_mut(&mut client.config).contracts = contracts;
+        client
+    }
+
+    async fn open(config: NetworkConfig) -> Result<Self> {
+        let rpc = rpc_client(&config).await?;
         let provider = ProviderBuilder::new()
             .disable_recommended_fillers()
             .connect_client(rpc.clone())
             .erased();
-        let client = Self {
+        Ok(Self {
             config: Arc::new(config),
             rpc,
             provider,
             signer: None,
             nonces: ResyncNonceManager::default(),
-        };
+        })
+    }
+
+    async fn check_chain_id(&self) -> Result<()> {
+        let client = self;
         let got = client.rpc_call("eth_chainId", client.provider.get_chain_id()).await?;
         if got != client.config.chain_id {
             return Err(ChainError::WrongChain {
@@ -88,7 +126,7 @@ impl ChainClient {
                 got,
             });
         }
-        Ok(client)
+        Ok(())
     }
 
     /// The same client sending transactions as `signer`.

@@ -5,12 +5,13 @@
 //! ```toml
 //! name = "local"
 //! chain_id = 31337
-//! rpc_urls = ["http://127.0.0.1:8545"]   # tried in order, failing over to the next
+//! rpc_urls = ["http://127.0.0.1:8545"]   # tried in order, failing over to the next;
+//!                                        # http(s):// or ws(s):// (WebSocket)
 //! solver_url = "http://127.0.0.1:8080"
 //! storage_url = "http://127.0.0.1:5001"
 //! deployed_at_block = 0                  # where event scans start
 //!
-//! [contracts]
+//! [contracts]                            # absent: not deployed yet (loads, cannot connect)
 //! token = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 //! modules = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"
 //! users = "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0"
@@ -41,8 +42,8 @@ pub const LOCAL_DEPLOYER: Address = Address::new([
     0xff, 0xb9, 0x22, 0x66,
 ]);
 
-/// The contracts of a network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The contracts of a network. All zero ([`Default`]): not deployed yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ContractAddresses {
     /// `LilypadToken`: the ERC-20 deals are paid in.
@@ -74,6 +75,12 @@ impl ContractAddresses {
             pow: deployer.create(4),
             job_manager: Some(deployer.create(5)),
         }
+    }
+
+    /// Whether any contract is deployed: a network file without a `[contracts]` section
+    /// (a shipped network nobody deployed yet) has none.
+    pub fn is_deployed(&self) -> bool {
+        *self != Self::default()
     }
 
     /// Every contract the network has, with its name (the TOML key), in deployment order.
@@ -143,7 +150,9 @@ pub struct NetworkConfig {
     pub chain_id: u64,
     /// JSON-RPC URLs, best first; requests fail over to the next one.
     pub rpc_urls: Vec<String>,
-    /// The contracts.
+    /// The contracts; none (all zero, no `[contracts]` section) until the network is
+    /// deployed.
+    #[serde(default, skip_serializing_if = "ContractAddresses::is_undeployed")]
     pub contracts: ContractAddresses,
     /// The solver's HTTP API base URL, if the network has a default solver.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -192,8 +201,37 @@ pub enum ConfigError {
         reason: &'static str,
     },
     /// The name is not a built-in network and no file was given.
-    #[error("unknown network {0:?}: the built-in networks are: local (or give a network file)")]
+    #[error(
+        "unknown network {0:?}: the built-in networks are: {builtin} (or give a network file)",
+        builtin = BUILTIN_NETWORKS.join(", ")
+    )]
     UnknownNetwork(String),
+    /// The network has no contracts yet: it can be deployed, not used.
+    #[error(
+        "network {network} (chain {chain_id}) has no deployment yet: its contracts are not \
+         deployed. Deploy them (docs/deploy.md) and use the network file that writes, or \
+         use a network file that lists them under [contracts]"
+    )]
+    NotDeployed {
+        /// The network's name.
+        network: String,
+        /// Its chain id.
+        chain_id: u64,
+    },
+}
+
+/// The names [`NetworkConfig::builtin`] knows.
+pub const BUILTIN_NETWORKS: &[&str] = &["local", "arbitrum-sepolia"];
+
+/// The network files shipped in `lilypad-sdk/networks/`, by name.
+const SHIPPED: &[(&str, &str)] =
+    &[("arbitrum-sepolia", include_str!("../../networks/arbitrum-sepolia.toml"))];
+
+impl ContractAddresses {
+    /// For serde: skip the section of a network with no deployment.
+    fn is_undeployed(&self) -> bool {
+        !self.is_deployed()
+    }
 }
 
 impl NetworkConfig {
@@ -213,20 +251,44 @@ impl NetworkConfig {
         }
     }
 
-    /// A built-in network by name.
+    /// A built-in network by name ([`BUILTIN_NETWORKS`]): `local`, or a network file
+    /// shipped with this crate (`arbitrum-sepolia`, not deployed yet: it loads, but
+    /// [`Self::validate`] and connecting fail with [`ConfigError::NotDeployed`]).
     pub fn builtin(name: &str) -> Result<Self, ConfigError> {
-        match name {
-            "local" => Ok(Self::local()),
-            other => Err(ConfigError::UnknownNetwork(other.to_owned())),
+        if name == "local" {
+            return Ok(Self::local());
         }
+        let (_, text) = SHIPPED
+            .iter()
+            .find(|(n, _)| *n == name)
+            .ok_or_else(|| ConfigError::UnknownNetwork(name.to_owned()))?;
+        Self::from_toml_str(text, &format!("built-in network {name}"))
     }
 
-    /// Parses and validates a network from TOML text; `origin` names it in errors.
+    /// Whether `name` is a built-in network's name.
+    pub fn is_builtin(name: &str) -> bool {
+        BUILTIN_NETWORKS.contains(&name)
+    }
+
+    /// Parses and validates a network from TOML text; `origin` names it in errors. A
+    /// network without contracts loads (to be deployed); see [`Self::require_deployed`].
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Self, ConfigError> {
         let cfg: Self = toml::from_str(text)
             .map_err(|e| ConfigError::Parse { origin: origin.to_owned(), cause: Box::new(e) })?;
-        cfg.validate()?;
+        cfg.validate_shape()?;
+        if cfg.contracts.is_deployed() {
+            cfg.validate()?;
+        }
         Ok(cfg)
+    }
+
+    /// [`ConfigError::NotDeployed`] unless the network lists its contracts.
+    pub fn require_deployed(&self) -> Result<(), ConfigError> {
+        if self.contracts.is_deployed() {
+            Ok(())
+        } else {
+            Err(ConfigError::NotDeployed { network: self.name.clone(), chain_id: self.chain_id })
+        }
     }
 
     /// Reads and validates a network file.
@@ -251,32 +313,17 @@ impl NetworkConfig {
         std::fs::write(path, self.to_toml_string()).map_err(io)
     }
 
-    /// Checks every field can work: a chain id, at least one http(s) RPC URL, no zero address.
+    /// Checks every field can work: a chain id, at least one http(s) or ws(s) RPC URL,
+    /// deployed contracts with no zero address.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_shape()?;
+        self.require_deployed()?;
         let invalid = |field, value: &dyn fmt::Display, reason| ConfigError::Invalid {
             network: self.name.clone(),
             field,
             value: value.to_string(),
             reason,
         };
-        if self.chain_id == 0 {
-            return Err(invalid("chain_id", &0, "must be the chain's id (anvil: 31337)"));
-        }
-        if self.rpc_urls.is_empty() {
-            return Err(invalid("rpc_urls", &"[]", "at least one RPC URL is needed"));
-        }
-        for url in &self.rpc_urls {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(invalid(
-                    "rpc_urls",
-                    url,
-                    "only http:// and https:// URLs are supported",
-                ));
-            }
-            if alloy::transports::http::reqwest::Url::parse(url).is_err() {
-                return Err(invalid("rpc_urls", url, "not a valid URL"));
-            }
-        }
         for (name, address) in self.contracts.named() {
             if address == Address::ZERO {
                 return Err(invalid(
@@ -291,6 +338,35 @@ impl NetworkConfig {
                     &address,
                     "the contract is not deployed (zero address)",
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks everything but the contracts: what deploying a network needs.
+    pub fn validate_shape(&self) -> Result<(), ConfigError> {
+        let invalid = |field, value: &dyn fmt::Display, reason| ConfigError::Invalid {
+            network: self.name.clone(),
+            field,
+            value: value.to_string(),
+            reason,
+        };
+        if self.chain_id == 0 {
+            return Err(invalid("chain_id", &0, "must be the chain's id (anvil: 31337)"));
+        }
+        if self.rpc_urls.is_empty() {
+            return Err(invalid("rpc_urls", &"[]", "at least one RPC URL is needed"));
+        }
+        for url in &self.rpc_urls {
+            if !["http://", "https://", "ws://", "wss://"].iter().any(|s| url.starts_with(s)) {
+                return Err(invalid(
+                    "rpc_urls",
+                    url,
+                    "only http://, https://, ws:// and wss:// URLs are supported",
+                ));
+            }
+            if alloy::transports::http::reqwest::Url::parse(url).is_err() {
+                return Err(invalid("rpc_urls", url, "not a valid URL"));
             }
         }
         if self.rpc.timeout_secs == 0 || self.rpc.tx_timeout_secs == 0 {
@@ -355,9 +431,11 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let mut cfg = NetworkConfig::local();
-        cfg.rpc_urls = vec!["ws://x".into()];
+        cfg.rpc_urls = vec!["ftp://x".into()];
         let e = cfg.validate().unwrap_err().to_string();
-        assert!(e.contains("rpc_urls") && e.contains("ws://x"), "{e}");
+        assert!(e.contains("rpc_urls") && e.contains("ftp://x"), "{e}");
+        cfg.rpc_urls = vec!["ws://127.0.0.1:8545".into(), "wss://node.example".into()];
+        cfg.validate().unwrap();
         cfg = NetworkConfig::local();
         cfg.contracts.controller = Address::ZERO;
         assert!(cfg.validate().unwrap_err().to_string().contains("contracts.controller"));
@@ -367,5 +445,31 @@ mod tests {
         let e = NetworkConfig::from_toml_str("name = 1", "f.toml").unwrap_err().to_string();
         assert!(e.starts_with("f.toml: not a valid network file"), "{e}");
         assert!(NetworkConfig::builtin("nope").is_err());
+    }
+
+    #[test]
+    fn arbitrum_sepolia_is_built_in_and_not_deployed_yet() {
+        let net = NetworkConfig::builtin("arbitrum-sepolia").unwrap();
+        assert_eq!((net.name.as_str(), net.chain_id), ("arbitrum-sepolia", 421_614));
+        assert!(net.rpc_urls.iter().any(|u| u.starts_with("https://")), "{:?}", net.rpc_urls);
+        assert!(net.rpc_urls.iter().any(|u| u.starts_with("wss://")), "{:?}", net.rpc_urls);
+        assert!(!net.contracts.is_deployed());
+        assert!(
+            NetworkConfig::is_builtin("arbitrum-sepolia") && NetworkConfig::is_builtin("local")
+        );
+        let e = net.validate().unwrap_err();
+        assert!(matches!(e, ConfigError::NotDeployed { chain_id: 421_614, .. }), "{e}");
+        let e = e.to_string();
+        assert!(e.contains("arbitrum-sepolia") && e.contains("no deployment yet"), "{e}");
+        // Written back, it stays without a [contracts] section and loads again.
+        let text = net.to_toml_string();
+        assert!(!text.contains("[contracts]"), "{text}");
+        assert_eq!(NetworkConfig::from_toml_str(&text, "t").unwrap(), net);
+        // Once deployed, it validates.
+        let mut deployed = net;
+        deployed.contracts = ContractAddresses::deployed_by(LOCAL_DEPLOYER);
+        deployed.validate().unwrap();
+        let e = NetworkConfig::builtin("nope").unwrap_err().to_string();
+        assert!(e.contains("local, arbitrum-sepolia"), "{e}");
     }
 }

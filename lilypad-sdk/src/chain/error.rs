@@ -140,6 +140,16 @@ pub enum ChainError {
         /// The id asked for.
         job_id: U256,
     },
+    /// An address of the network does not hold the contract it should.
+    #[error("{contract} at {address}: {problem}")]
+    NotDeployed {
+        /// The contract (its TOML key: `token`, `controller`, ...).
+        contract: &'static str,
+        /// Its address in the network.
+        address: Address,
+        /// What is wrong (no code, other code, a view call that fails).
+        problem: String,
+    },
     /// A value read from the chain does not decode.
     #[error("{call}: unexpected answer: {message}")]
     Decode {

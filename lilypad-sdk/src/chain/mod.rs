@@ -36,6 +36,7 @@ pub mod bindings;
 mod client;
 pub mod config;
 pub(crate) mod deals;
+pub mod deploy;
 pub mod dev;
 pub(crate) mod error;
 mod events;
@@ -52,6 +53,7 @@ pub use deals::{
     Challenge, CreatedDeal, DealStatus, Draw, FinishedDeal, OnChainDeal, Redraw, SubmittedResults,
     job_failure_from,
 };
+pub use deploy::{DeployOptions, Deployment, deploy_network, verify_deployed};
 pub use error::{ChainError, Result, Revert};
 pub use events::{ControllerEvent, LogPoller};
 pub use jobs::{
@@ -60,7 +62,7 @@ pub use jobs::{
 };
 pub use nonce::ResyncNonceManager;
 pub use pow::{AcceptedProof, PowRound};
-pub use registry::{ModuleStatus, UserEntry, roles};
+pub use registry::{ModuleStatus, Registration, UserEntry, roles};
 pub use sign::{
     Permit, SignedJobOffer, SignedResourceOffer, sign_job_offer, sign_permit, sign_resource_offer,
 };

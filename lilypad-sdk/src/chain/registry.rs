@@ -41,6 +41,16 @@ impl ModuleStatus {
     }
 }
 
+/// What [`ChainClient::ensure_registered`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// The account already had the role (and the URL): nothing was sent.
+    Already,
+    /// A `register` transaction added the role (keeping the account's other roles) or
+    /// updated the URL.
+    Registered,
+}
+
 /// An account's entry in the users registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserEntry {
@@ -102,6 +112,25 @@ impl ChainClient {
         let u = self.users();
         self.send("register", Target::Users, u.register(roles, url.to_owned(), metadata)).await?;
         Ok(())
+    }
+
+    /// Makes sure the signer has `role` in the users registry, with `url` when it is not
+    /// empty: reads its entry first and sends `register` only when something is missing,
+    /// keeping its other roles, its URL (when `url` is empty) and its metadata. Safe to
+    /// call at every start.
+    pub async fn ensure_registered(&self, role: u8, url: &str) -> Result<Registration> {
+        let me = self.require_signer("register")?.address();
+        let entry = self.user(me).await?;
+        let (roles, old_url, metadata) = match &entry {
+            Some(e) => (e.roles, e.url.as_str(), e.metadata),
+            None => (0, "", B256::ZERO),
+        };
+        if roles & role == role && (url.is_empty() || url == old_url) {
+            return Ok(Registration::Already);
+        }
+        let url = if url.is_empty() { old_url } else { url };
+        self.register(roles | role, url, metadata).await?;
+        Ok(Registration::Registered)
     }
 
     /// Removes the signer's entry.

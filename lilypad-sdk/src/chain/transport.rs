@@ -9,15 +9,22 @@
 //! tried in the order of the file until one misbehaves, and a JSON-RPC error (a
 //! revert) is an answer, not a failure. Each HTTP request has the network's
 //! timeout (reqwest has none by default).
+//!
+//! `ws://` and `wss://` URLs are WebSocket connections (alloy's pubsub transport, which
+//! reconnects by itself) and take their place in the same failover list; every request
+//! on them is bounded by the client's own timeout. A WebSocket node that cannot be
+//! reached at connect time is left out while another URL remains.
 
 use std::collections::HashSet;
 
 use alloy::{
+    pubsub::PubSubConnect,
     rpc::client::{ClientBuilder, RpcClient},
     transports::{
-        RpcError, TransportError,
+        BoxTransport, IntoBoxTransport, RpcError, TransportError,
         http::{Http, reqwest},
         layers::{FallbackService, RateLimitRetryPolicy, RetryBackoffLayer},
+        ws::WsConnect,
     },
 };
 
@@ -65,8 +72,35 @@ fn invalid_url(cfg: &NetworkConfig, url: &str) -> ChainError {
     })
 }
 
-/// Builds the RPC client of `cfg`: per-request timeout, retries, failover.
-pub(crate) fn rpc_client(cfg: &NetworkConfig) -> Result<RpcClient, ChainError> {
+/// Whether `url` is a WebSocket URL.
+pub(crate) fn is_ws(url: &str) -> bool {
+    url.starts_with("ws://") || url.starts_with("wss://")
+}
+
+/// Whether `url`'s host is this machine (alloy then polls faster).
+fn is_local_url(url: &reqwest::Url) -> bool {
+    url.host_str().is_some_and(|h| {
+        h == "localhost"
+            || h.trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    })
+}
+
+/// Opens the WebSocket connection to `url` within the network's timeout.
+async fn connect_ws(cfg: &NetworkConfig, url: &str) -> Result<BoxTransport, ChainError> {
+    let opts = &cfg.rpc;
+    let connect = WsConnect::new(url).with_max_retries(opts.retries.max(1));
+    match tokio::time::timeout(opts.timeout(), connect.into_service()).await {
+        Ok(Ok(frontend)) => Ok(frontend.into_box_transport()),
+        Ok(Err(cause)) => Err(ChainError::Rpc { call: "WebSocket connect", cause }),
+        Err(_) => Err(ChainError::Timeout { call: "connect", after: opts.timeout() }),
+    }
+}
+
+/// Builds the RPC client of `cfg`: per-request timeout, retries, failover; opens the
+/// WebSocket connections among its URLs.
+pub(crate) async fn rpc_client(cfg: &NetworkConfig) -> Result<RpcClient, ChainError> {
     let opts = &cfg.rpc;
     let http = reqwest::Client::builder()
         .timeout(opts.timeout())
@@ -77,12 +111,27 @@ pub(crate) fn rpc_client(cfg: &NetworkConfig) -> Result<RpcClient, ChainError> {
             message: format!("cannot build the HTTP client: {e}"),
             code: 0,
         })?;
-    let mut transports = Vec::with_capacity(cfg.rpc_urls.len());
+    let mut transports: Vec<BoxTransport> = Vec::with_capacity(cfg.rpc_urls.len());
+    let mut is_local = true;
+    let mut ws_failure = None;
     for url in &cfg.rpc_urls {
         let parsed = reqwest::Url::parse(url).map_err(|_| invalid_url(cfg, url))?;
-        transports.push(Http::with_client(http.clone(), parsed));
+        is_local &= is_local_url(&parsed);
+        if is_ws(url) {
+            match connect_ws(cfg, url).await {
+                Ok(t) => transports.push(t),
+                Err(e) => {
+                    tracing::warn!("RPC node {url} left out: {e}");
+                    ws_failure = Some(e);
+                }
+            }
+        } else {
+            transports.push(Http::with_client(http.clone(), parsed).into_box_transport());
+        }
     }
-    let is_local = transports.iter().all(Http::guess_local);
+    if transports.is_empty() {
+        return Err(ws_failure.unwrap_or_else(|| invalid_url(cfg, "")));
+    }
     let retry = RetryBackoffLayer::new_with_policy(
         opts.retries,
         opts.initial_backoff_ms,
