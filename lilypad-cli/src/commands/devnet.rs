@@ -389,7 +389,21 @@ async fn down(args: &DirArgs) -> anyhow::Result<()> {
     bar.set_message("stopping the solver, the content store and anvil");
     let stopped = down_all(&dir).await;
     bar.finish_and_clear();
-    match stopped? {
+    let stopped = match stopped {
+        Err(e)
+            if matches!(
+                e.downcast_ref::<devnet::DevnetError>(),
+                Some(devnet::DevnetError::NotRunning { .. })
+            ) =>
+        {
+            return Err(e.context(format!(
+                "nothing to stop: start one with `lilypad-cli devnet up{}`",
+                dir_flag(&dir)
+            )));
+        }
+        other => other?,
+    };
+    match stopped {
         None => println!("devnet was not running; removed stale state in {}", dir.display()),
         Some(pid) => println!("devnet down: stopped anvil (pid {pid}), removed {}", dir.display()),
     }
