@@ -25,12 +25,25 @@ sed -i "s|@SDK@|$out/crates/lilypad-sdk-$version|; s|@CORE@|$out/crates/lilypad-
 # The workspace's lock pins the same dependency versions (cargo drops what is unused).
 cp Cargo.lock "$out/app/Cargo.lock"
 
-# The packaged SDK must not reach into the repository.
-if grep -rn '\.\./contracts\|\.\./\.\.' "$out/crates/lilypad-sdk-$version/src" >/dev/null; then
-  echo "the packaged lilypad-sdk reads files outside itself:" >&2
-  grep -rn '\.\./contracts\|\.\./\.\.' "$out/crates/lilypad-sdk-$version/src" >&2
-  exit 1
-fi
+# The packaged SDK must not reach into the repository: every file it includes resolves
+# inside the unpacked crate.
+python3 - "$out/crates/lilypad-sdk-$version" <<'PY'
+import os, re, sys
+root = os.path.realpath(sys.argv[1])
+bad = []
+for d, _, files in os.walk(os.path.join(root, "src")):
+    for f in files:
+        if not f.endswith(".rs"):
+            continue
+        path = os.path.join(d, f)
+        text = open(path, encoding="utf-8").read()
+        for m in re.finditer(r'include_(?:str|bytes)!\(\s*"([^"]+)"', text):
+            target = os.path.realpath(os.path.join(d, m.group(1)))
+            if not target.startswith(root + os.sep) or not os.path.exists(target):
+                bad.append(f"{path}: {m.group(1)} -> {target}")
+if bad:
+    sys.exit("the packaged lilypad-sdk reads files outside itself or missing:\n" + "\n".join(bad))
+PY
 
 # The workspace's target directory: dependencies built with the same features are reused.
 (cd "$out/app" && CARGO_TARGET_DIR=$target cargo build --quiet --bin outside-app)
