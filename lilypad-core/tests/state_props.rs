@@ -14,7 +14,7 @@ use lilypad_core::{
 };
 use proptest::{
     prelude::*,
-    test_runner::{Config, TestRunner},
+    test_runner::{Config, RngAlgorithm, TestRng, TestRunner},
 };
 
 const CASES: u32 = 10_000;
@@ -598,8 +598,14 @@ fn check(case: &Case, seen: &RefCell<Seen>) -> Result<(), TestCaseError> {
 /// every outcome, every error class and both sides of the time boundaries.
 #[test]
 fn machine_follows_the_design_table() {
-    let mut runner =
-        TestRunner::new(Config { cases: CASES, failure_persistence: None, ..Config::default() });
+    // A fixed seed: the coverage asserted below (every outcome, every error class) is a
+    // property of the generator over these cases, so it must not depend on the run's
+    // luck. A random seed reached every outcome in most runs but not all (one CI run
+    // missed NoMediationInTime).
+    let mut runner = TestRunner::new_with_rng(
+        Config { cases: CASES, failure_persistence: None, ..Config::default() },
+        TestRng::deterministic_rng(RngAlgorithm::ChaCha),
+    );
     let seen = RefCell::new(Seen::default());
     if let Err(e) = runner.run(&case(), |c| check(&c, &seen)) {
         panic!("{e}");

@@ -660,11 +660,11 @@ fn engine_agrees_with_go() {
         .arg("-unicode-tables")
         .output()
         .unwrap_or_else(|e| panic!("oracle: {e}"));
-    let ours = std::fs::read_to_string(crate_dir().join("src/module/template/unicode_tables.rs"))
+    let ours = std::fs::read_to_string(crate_dir().join("gotmpl/src/unicode_tables.rs"))
         .unwrap_or_else(|e| panic!("reading unicode_tables.rs: {e}"));
     assert!(
         String::from_utf8_lossy(&tables.stdout) == ours,
-        "src/module/template/unicode_tables.rs differs from Go's tables; regenerate it with \
+        "lilypad-core/gotmpl/src/unicode_tables.rs differs from Go's tables; regenerate it with \
          `go run lilypad-core/tests/go-template-oracle/main.go -unicode-tables`"
     );
 }
