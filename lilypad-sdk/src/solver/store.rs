@@ -816,12 +816,14 @@ fn writer_loop(
             let _ = conn.execute_batch("ROLLBACK");
             events.clear();
         }
-        for d in done {
-            d(committed.clone());
-        }
+        // Publish before completing, so that a writer told "ok" can count on
+        // every subscriber already having its events queued.
         for e in events {
             // No subscriber is fine.
             let _ = publish.send(Arc::new(e));
+        }
+        for d in done {
+            d(committed.clone());
         }
     }
 }
