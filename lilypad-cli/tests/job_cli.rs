@@ -11,17 +11,17 @@ use std::{path::Path, process::Command};
 use common::{BIN, LocalNet, eventually, repo_root, runtime};
 use jobs::{cowsay_deal, cpu_offer, finish, provider, spawn_run, write_results};
 use lilypad_sdk::{
-    chain::Draw,
+    chain::{DealStatus, Draw},
     core::settlement::Outcome,
     devnet::{self, ANVIL_KEYS, anvil_address, anvil_signer},
-    solver::{SolverClient, api::DealState},
+    solver::SolverClient,
     storage::{ContentStore, StorageClient},
 };
 use serde_json::Value;
 
 async fn finished_outcome(c: &SolverClient, deal: alloy::primitives::B256) -> Option<Outcome> {
     let r = c.deal(deal).await.ok()?;
-    (r.state == DealState::Finished).then_some(r.outcome).flatten()
+    r.status.outcome()
 }
 
 #[test]
@@ -131,10 +131,10 @@ fn results_that_do_not_match_their_cid_are_refused_and_challenged() {
         }
         let state = eventually("the solver sees the challenge", 30, || async {
             let r = p.solver().deal(record.deal.id).await.ok()?;
-            (r.state == DealState::ResultsChallenged).then_some(r.state)
+            (r.status == DealStatus::ResultsChallenged).then_some(r.status)
         })
         .await;
-        assert_eq!(state, DealState::ResultsChallenged);
+        assert_eq!(state, DealStatus::ResultsChallenged);
     });
 }
 

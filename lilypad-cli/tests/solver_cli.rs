@@ -18,8 +18,8 @@ use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
 use futures::StreamExt;
 use lilypad_sdk::{
     chain::{
-        ChainClient, ControllerEvent, SignedJobOffer, SignedResourceOffer, sign_job_offer,
-        sign_resource_offer,
+        ChainClient, ControllerEvent, DealStatus, SignedJobOffer, SignedResourceOffer,
+        sign_job_offer, sign_resource_offer,
     },
     core::{
         eip712,
@@ -29,7 +29,7 @@ use lilypad_sdk::{
     devnet::{self, ANVIL_KEYS, Devnet, DevnetOptions, anvil_address, anvil_signer},
     solver::{
         SolverClient, SolverError,
-        api::{DealState, EventKind, OfferState, SolverEvent},
+        api::{EventKind, OfferState, SolverEvent},
         auth::{RequestAuth, request_domain},
     },
 };
@@ -459,7 +459,7 @@ fn two_providers_one_job_one_deal_and_each_party_sees_only_its_own() {
 
         // The deal: both parties read it; the other provider cannot.
         let d = jc.deal(deal_id).await.expect("jc reads the deal");
-        assert_eq!((d.state, d.deal.inputs_hash), (DealState::Agreed, keccak256(INPUTS)));
+        assert_eq!((d.status, d.deal.inputs_hash), (DealStatus::Agreed, keccak256(INPUTS)));
         assert_eq!(winner.deal(deal_id).await.expect("rp reads the deal"), d);
         assert!(matches!(loser.deal(deal_id).await, Err(SolverError::Forbidden(_))));
         assert_eq!(jc.deals().await.expect("jc deals").len(), 1);
@@ -572,7 +572,7 @@ fn kill_9_between_offer_and_match_and_between_deal_and_results_loses_nothing() {
         let rp = client(&solver.url, devnet::PROVIDER);
         let d = eventually("results_submitted", || async {
             let d = rp.deal(deal_id).await.expect("deal");
-            (d.state == DealState::ResultsSubmitted).then_some(d)
+            (d.status == DealStatus::ResultsSubmitted).then_some(d)
         })
         .await;
         assert_eq!(d.results_cid.as_ref(), Some(&cid));
@@ -586,7 +586,7 @@ fn kill_9_between_offer_and_match_and_between_deal_and_results_loses_nothing() {
         net.account(devnet::JOB_CREATOR).accept_results(deal_id).await.expect("acceptResults");
         eventually("finished", || async {
             let d = jc.deal(deal_id).await.expect("deal");
-            (d.state == DealState::Finished).then_some(())
+            d.status.is_finished().then_some(())
         })
         .await;
         // Nothing was used twice: one deal on chain.

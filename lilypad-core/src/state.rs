@@ -164,6 +164,91 @@ impl DealState {
             _ => None,
         }
     }
+
+    /// Where the deal is, without the data: what the chain bindings, the solver's API
+    /// and the CLI show.
+    pub const fn status(&self) -> DealStatus {
+        match self {
+            Self::Agreed { .. } => DealStatus::Agreed,
+            Self::ResultsSubmitted { .. } => DealStatus::ResultsSubmitted,
+            Self::ResultsChallenged { .. } => DealStatus::ResultsChallenged,
+            Self::FailureReported { .. } => DealStatus::FailureReported,
+            Self::FailureChallenged { .. } => DealStatus::FailureChallenged,
+            Self::Finished { outcome, .. } => DealStatus::Finished(*outcome),
+        }
+    }
+}
+
+/// Where a deal is: its [`StateKind`] and, once finished, its [`Outcome`].
+///
+/// The one summary of a deal's state used outside the machine: a [`DealState`] projects
+/// onto it ([`DealState::status`]), the chain bindings read it from `getDeal`, the
+/// solver's API carries it (as `state` and `outcome`), and the CLI prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DealStatus {
+    /// Created; the provider runs the job.
+    Agreed,
+    /// Results are in; the job creator judges.
+    ResultsSubmitted,
+    /// The results were challenged; the mediator decides.
+    ResultsChallenged,
+    /// The provider reported that the job cannot run because of the job itself; the
+    /// job creator accepts or challenges the report.
+    FailureReported,
+    /// The job creator challenged the failure report; the mediator decides.
+    FailureChallenged,
+    /// Over, and how.
+    Finished(Outcome),
+}
+
+impl DealStatus {
+    /// The kind of state.
+    pub const fn kind(self) -> StateKind {
+        match self {
+            Self::Agreed => StateKind::Agreed,
+            Self::ResultsSubmitted => StateKind::ResultsSubmitted,
+            Self::ResultsChallenged => StateKind::ResultsChallenged,
+            Self::FailureReported => StateKind::FailureReported,
+            Self::FailureChallenged => StateKind::FailureChallenged,
+            Self::Finished(_) => StateKind::Finished,
+        }
+    }
+
+    /// The outcome, once finished.
+    pub const fn outcome(self) -> Option<Outcome> {
+        match self {
+            Self::Finished(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// Whether the deal is over.
+    pub const fn is_finished(self) -> bool {
+        matches!(self, Self::Finished(_))
+    }
+
+    /// The status of a `kind` and an `outcome`; `None` when they disagree (a finished
+    /// kind without an outcome, or an outcome on a deal still open).
+    pub const fn from_parts(kind: StateKind, outcome: Option<Outcome>) -> Option<Self> {
+        Some(match (kind, outcome) {
+            (StateKind::Agreed, None) => Self::Agreed,
+            (StateKind::ResultsSubmitted, None) => Self::ResultsSubmitted,
+            (StateKind::ResultsChallenged, None) => Self::ResultsChallenged,
+            (StateKind::FailureReported, None) => Self::FailureReported,
+            (StateKind::FailureChallenged, None) => Self::FailureChallenged,
+            (StateKind::Finished, Some(o)) => Self::Finished(o),
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for DealStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Finished(o) => write!(f, "finished ({o})"),
+            other => other.kind().fmt(f),
+        }
+    }
 }
 
 /// The kind of a [`DealState`], for errors and tables.
@@ -212,6 +297,35 @@ impl fmt::Display for JobFailure {
             Self::InputsRejected => "the inputs break the module's rules",
         };
         f.write_str(s)
+    }
+}
+
+impl StateKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [Self; 6] = [
+        Self::Agreed,
+        Self::ResultsSubmitted,
+        Self::ResultsChallenged,
+        Self::Finished,
+        Self::FailureReported,
+        Self::FailureChallenged,
+    ];
+
+    /// The snake_case name, as serde writes it and databases store it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Agreed => "agreed",
+            Self::ResultsSubmitted => "results_submitted",
+            Self::ResultsChallenged => "results_challenged",
+            Self::Finished => "finished",
+            Self::FailureReported => "failure_reported",
+            Self::FailureChallenged => "failure_challenged",
+        }
+    }
+
+    /// The kind named `s` (its [`as_str`](Self::as_str) form).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -1038,5 +1152,27 @@ mod tests {
         let cid: cid::Cid =
             "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi".parse().unwrap();
         assert_eq!(results_digest(&cid), keccak256(cid.to_bytes()));
+    }
+
+    #[test]
+    fn status_kind_and_outcome_round_trip() {
+        for kind in StateKind::ALL {
+            assert_eq!(StateKind::parse(kind.as_str()), Some(kind));
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+            let open = DealStatus::from_parts(kind, None);
+            assert_eq!(open.is_some(), kind != StateKind::Finished, "{kind}");
+            if let Some(status) = open {
+                assert_eq!((status.kind(), status.outcome()), (kind, None));
+            }
+            for outcome in Outcome::ALL {
+                let status = DealStatus::from_parts(kind, Some(outcome));
+                assert_eq!(status.is_some(), kind == StateKind::Finished, "{kind} {outcome}");
+                if let Some(status) = status {
+                    assert_eq!((status.kind(), status.outcome()), (kind, Some(outcome)));
+                    assert!(status.is_finished());
+                }
+            }
+        }
+        assert_eq!(StateKind::parse("done"), None);
     }
 }

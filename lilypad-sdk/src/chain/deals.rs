@@ -4,7 +4,7 @@ use alloy::primitives::{Address, B256, Bytes, U256};
 use lilypad_core::{
     deal::{Deal, DealId, DealMembers, DealTerms, NetworkParams},
     settlement::Outcome,
-    state::JobFailure,
+    state::{DealStatus, JobFailure},
 };
 
 use super::{
@@ -111,24 +111,6 @@ pub struct FinishedDeal {
     pub to_mediator: U256,
     /// The transaction.
     pub tx: B256,
-}
-
-/// Where a deal is on chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DealStatus {
-    /// Created; the provider is running the job.
-    Agreed,
-    /// Results are in; the job creator judges.
-    ResultsSubmitted,
-    /// Challenged; the mediator decides.
-    ResultsChallenged,
-    /// Over.
-    Finished(Outcome),
-    /// The provider reported that the job cannot run because of the job itself; the
-    /// job creator accepts or challenges the report.
-    FailureReported,
-    /// The job creator challenged the failure report; the mediator decides.
-    FailureChallenged,
 }
 
 /// A deal as `getDeal` returns it.

@@ -50,7 +50,7 @@ mod transport;
 pub use client::{ChainClient, Contract};
 pub use config::{ConfigError, ContractAddresses, NetworkConfig, RpcOptions};
 pub use deals::{
-    Challenge, CreatedDeal, DealStatus, Draw, FinishedDeal, OnChainDeal, Redraw, SubmittedResults,
+    Challenge, CreatedDeal, Draw, FinishedDeal, OnChainDeal, Redraw, SubmittedResults,
     job_failure_from,
 };
 pub use deploy::{DeployOptions, Deployment, deploy_network, verify_deployed};
@@ -60,6 +60,8 @@ pub use jobs::{
     CancelledJob, ExampleJobClient, FulfilledJob, JobManagerEvent, JobOutcome, JobStatus,
     OnChainJob, RequestedJob, input_strings, parse_inputs,
 };
+/// Where a deal is; the same type the state machine and the solver's API use.
+pub use lilypad_core::state::DealStatus;
 pub use nonce::ResyncNonceManager;
 pub use pow::{AcceptedProof, PowRound};
 pub use registry::{ModuleStatus, Registration, UserEntry, roles};

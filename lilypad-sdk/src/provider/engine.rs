@@ -25,7 +25,7 @@ use crate::{
     chain::DealStatus,
     executor::{ExecError, Executor, RunOptions, RunOutcome},
     job::{ProviderClient, ProviderError, ProviderJob},
-    solver::api::{DealState, EventKind, OfferState},
+    solver::api::{EventKind, OfferState},
     storage::Cid,
 };
 
@@ -244,7 +244,7 @@ impl ProviderEngine {
             Ok(records) => {
                 for record in records {
                     if record.deal.members.resource_provider == self.me
-                        && record.state == DealState::Agreed
+                        && record.status == DealStatus::Agreed
                         && self.store.insert(&record.deal)?
                     {
                         tracing::info!(deal = %record.deal.id, "deal received");

@@ -12,7 +12,7 @@ use lilypad_core::{
     deal::{Deal, DealId},
     offer::{JobOffer, OfferId, ResourceOffer},
     settlement::Outcome,
-    state::JobFailure,
+    state::{DealStatus, JobFailure, StateKind},
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -206,71 +206,73 @@ pub struct ResourceOfferStatus {
     pub deal_id: Option<DealId>,
 }
 
-/// Where a deal is, as the solver saw it on chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DealState {
-    /// Created; the provider runs the job.
-    Agreed,
-    /// The provider submitted results; the job creator judges.
-    ResultsSubmitted,
-    /// The job creator challenged; the mediator decides.
-    ResultsChallenged,
-    /// Over (see [`DealRecord::outcome`]).
-    Finished,
-    /// The provider reported that the job cannot run because of the job itself.
-    FailureReported,
-    /// The job creator challenged the failure report; the mediator decides.
-    FailureChallenged,
-}
-
-impl DealState {
-    /// The name stored and shown.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Agreed => "agreed",
-            Self::ResultsSubmitted => "results_submitted",
-            Self::ResultsChallenged => "results_challenged",
-            Self::Finished => "finished",
-            Self::FailureReported => "failure_reported",
-            Self::FailureChallenged => "failure_challenged",
-        }
-    }
-
-    /// The state named `s`.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "agreed" => Self::Agreed,
-            "results_submitted" => Self::ResultsSubmitted,
-            "results_challenged" => Self::ResultsChallenged,
-            "finished" => Self::Finished,
-            "failure_reported" => Self::FailureReported,
-            "failure_challenged" => Self::FailureChallenged,
-            _ => return None,
-        })
-    }
-}
-
 /// A deal the solver created, with its latest known state.
+///
+/// On the wire the status is two fields, `state` (a [`StateKind`] name) and, once
+/// finished, `outcome`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "DealRecordWire", try_from = "DealRecordWire")]
 pub struct DealRecord {
     /// The deal's terms and members.
     pub deal: Deal,
-    /// Where it is.
-    pub state: DealState,
+    /// Where it is, as the solver last saw it on chain.
+    pub status: DealStatus,
     /// The mutually trusted mediators in the contract's (ascending) order.
     pub mediators: Vec<Address>,
     /// The results CID in binary form, once submitted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub results_cid: Option<Bytes>,
     /// The drawn mediator, once challenged.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mediator: Option<Address>,
-    /// How it ended, once finished.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<Outcome>,
     /// The `createDeal` transaction.
     pub tx: B256,
+}
+
+/// [`DealRecord`] as JSON carries it.
+#[derive(Serialize, Deserialize)]
+struct DealRecordWire {
+    deal: Deal,
+    state: StateKind,
+    mediators: Vec<Address>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    results_cid: Option<Bytes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mediator: Option<Address>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    outcome: Option<Outcome>,
+    tx: B256,
+}
+
+impl From<DealRecord> for DealRecordWire {
+    fn from(r: DealRecord) -> Self {
+        Self {
+            deal: r.deal,
+            state: r.status.kind(),
+            mediators: r.mediators,
+            results_cid: r.results_cid,
+            mediator: r.mediator,
+            outcome: r.status.outcome(),
+            tx: r.tx,
+        }
+    }
+}
+
+impl TryFrom<DealRecordWire> for DealRecord {
+    type Error = String;
+
+    fn try_from(w: DealRecordWire) -> Result<Self, String> {
+        let status = DealStatus::from_parts(w.state, w.outcome).ok_or_else(|| match w.outcome {
+            Some(o) => format!("a deal in state {} cannot have an outcome ({o})", w.state),
+            None => "a finished deal needs its outcome".to_owned(),
+        })?;
+        Ok(Self {
+            deal: w.deal,
+            status,
+            mediators: w.mediators,
+            results_cid: w.results_cid,
+            mediator: w.mediator,
+            tx: w.tx,
+        })
+    }
 }
 
 /// Answer of `GET /api/v1/deals`: the signer's deals, newest first.

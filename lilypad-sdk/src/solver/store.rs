@@ -21,11 +21,11 @@ use std::{
 };
 
 use alloy::primitives::{Address, B256, U256};
-use lilypad_core::offer::OfferId;
+use lilypad_core::{offer::OfferId, state::DealStatus};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::{broadcast, oneshot};
 
-use super::api::{DealRecord, DealState, EventKind, OfferKind, OfferState, SolverEvent};
+use super::api::{DealRecord, EventKind, OfferKind, OfferState, SolverEvent};
 
 /// The most writes committed in one transaction.
 pub const MAX_BATCH: usize = 1024;
@@ -715,7 +715,7 @@ impl Tx<'_> {
                     d.id.as_slice(),
                     d.members.job_creator.as_slice(),
                     d.members.resource_provider.as_slice(),
-                    record.state.as_str(),
+                    record.status.kind().as_str(),
                     json
                 ],
             )
@@ -741,7 +741,7 @@ impl Tx<'_> {
         id: B256,
         change: impl FnOnce(&mut DealRecord),
         event: EventKind,
-    ) -> Result<Option<DealState>> {
+    ) -> Result<Option<DealStatus>> {
         let Some(mut record) = deal_by_id(self.conn, id)? else { return Ok(None) };
         change(&mut record);
         let json = serde_json::to_string(&record)
@@ -749,12 +749,12 @@ impl Tx<'_> {
         self.conn
             .execute(
                 "UPDATE deals SET state = ?2, record = ?3 WHERE id = ?1",
-                params![id.as_slice(), record.state.as_str(), json],
+                params![id.as_slice(), record.status.kind().as_str(), json],
             )
             .map_err(sql("update deal"))?;
         let m = &record.deal.members;
         self.event(event, m.job_creator, Some(m.resource_provider))?;
-        Ok(Some(record.state))
+        Ok(Some(record.status))
     }
 
     /// Sets a `meta` value.

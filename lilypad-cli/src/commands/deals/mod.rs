@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use lilypad_sdk::{
     chain::{DealStatus, OnChainDeal},
     core::{B256, settlement::settle},
-    solver::api::{DealRecord, DealState},
+    solver::api::DealRecord,
     storage::Cid,
 };
 use serde_json::json;
@@ -156,18 +156,11 @@ fn cid_text(record: &DealRecord) -> Option<String> {
     )
 }
 
-fn state_text(record: &DealRecord) -> String {
-    match (record.state, record.outcome) {
-        (DealState::Finished, Some(o)) => format!("finished ({o})"),
-        (s, _) => s.as_str().replace('_', " "),
-    }
-}
-
 fn record_json(r: &DealRecord) -> serde_json::Value {
     json!({
         "id": r.deal.id,
-        "state": r.state,
-        "outcome": r.outcome,
+        "state": r.status.kind(),
+        "outcome": r.status.outcome(),
         "job_creator": r.deal.members.job_creator,
         "provider": r.deal.members.resource_provider,
         "price": r.deal.terms.price.to_string(),
@@ -197,7 +190,7 @@ async fn list(args: &ListArgs) -> anyhow::Result<()> {
         println!(
             "{:<66}  {:<34}  {:>26}  {}",
             r.deal.id.to_string(),
-            state_text(r),
+            r.status.to_string(),
             amounts::show(r.deal.terms.price),
             cid_text(r).unwrap_or_else(|| "-".into())
         );
@@ -250,7 +243,7 @@ async fn show(args: &ShowArgs) -> anyhow::Result<()> {
     let d = &record.deal;
     let t = &d.terms;
     println!("deal                 {}", d.id);
-    println!("state                {} (solver)", state_text(&record));
+    println!("state                {} (solver)", record.status);
     if let Some(c) = &on_chain {
         println!("on chain             {}", explain::situation(c, now));
     }

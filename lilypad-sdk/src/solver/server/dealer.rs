@@ -11,6 +11,7 @@ use lilypad_core::{
     deal::deal_id,
     matcher::{AddError, Matched},
     offer::{JobOffer, OfferId, ResourceOffer},
+    state::DealStatus,
 };
 use tokio::sync::mpsc;
 
@@ -21,7 +22,7 @@ use crate::{
         bindings::controller::LilypadController::LilypadControllerErrors as Ctl,
     },
     solver::{
-        api::{DealRecord, DealState, OfferKind, OfferState},
+        api::{DealRecord, OfferKind, OfferState},
         store::{Pair, StoredOffer},
     },
 };
@@ -300,11 +301,10 @@ impl Dealer {
             Ok(created) => {
                 let record = DealRecord {
                     deal: created.deal,
-                    state: DealState::Agreed,
+                    status: DealStatus::Agreed,
                     mediators: created.mediators,
                     results_cid: None,
                     mediator: None,
-                    outcome: None,
                     tx: created.tx,
                 };
                 let id = record.deal.id;

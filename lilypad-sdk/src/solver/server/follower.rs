@@ -8,7 +8,7 @@
 use std::{sync::Arc, time::Duration};
 
 use alloy::primitives::{Address, B256};
-use lilypad_core::offer::JobOffer;
+use lilypad_core::{offer::JobOffer, state::DealStatus};
 
 use super::{ServeError, State};
 use crate::{
@@ -18,7 +18,7 @@ use crate::{
         deals::{deal_from_event, job_failure_from, outcome_from},
     },
     solver::{
-        api::{DealRecord, DealState, EventKind},
+        api::{DealRecord, EventKind},
         store::{self, Tx},
     },
 };
@@ -112,7 +112,7 @@ fn apply(
             tx.update_deal(
                 e.dealId,
                 |r| {
-                    r.state = DealState::ResultsSubmitted;
+                    r.status = DealStatus::ResultsSubmitted;
                     r.results_cid = Some(cid.clone());
                 },
                 EventKind::ResultsSubmitted {
@@ -126,7 +126,7 @@ fn apply(
             .update_deal(
                 e.dealId,
                 |r| {
-                    r.state = DealState::ResultsChallenged;
+                    r.status = DealStatus::ResultsChallenged;
                     r.mediator = None;
                 },
                 EventKind::ResultsChallenged { deal_id: e.dealId, draw_block: e.drawBlock },
@@ -139,7 +139,7 @@ fn apply(
             };
             tx.update_deal(
                 e.dealId,
-                |r| r.state = DealState::FailureReported,
+                |r| r.status = DealStatus::FailureReported,
                 EventKind::FailureReported { deal_id: e.dealId, reason, detail: e.detail.clone() },
             )
             .map(drop)
@@ -148,7 +148,7 @@ fn apply(
             .update_deal(
                 e.dealId,
                 |r| {
-                    r.state = DealState::FailureChallenged;
+                    r.status = DealStatus::FailureChallenged;
                     r.mediator = None;
                 },
                 EventKind::FailureChallenged { deal_id: e.dealId, draw_block: e.drawBlock },
@@ -175,10 +175,7 @@ fn apply(
             };
             tx.update_deal(
                 e.dealId,
-                |r| {
-                    r.state = DealState::Finished;
-                    r.outcome = Some(outcome);
-                },
+                |r| r.status = DealStatus::Finished(outcome),
                 EventKind::DealFinished { deal_id: e.dealId, outcome },
             )
             .map(drop)
@@ -197,11 +194,10 @@ fn created(tx: &mut Tx<'_>, e: &C::DealCreated, tx_hash: B256) -> store::Result<
     let Ok(offer) = serde_json::from_str::<JobOffer>(&job.offer_json) else { return Ok(()) };
     let record = DealRecord {
         deal: deal_from_event(e, offer.timeout_secs),
-        state: DealState::Agreed,
+        status: DealStatus::Agreed,
         mediators: e.mediators.clone(),
         results_cid: None,
         mediator: None,
-        outcome: None,
         tx: tx_hash,
     };
     tx.record_deal(&record).map(drop)
