@@ -381,12 +381,92 @@ pub enum EventKind {
     },
 }
 
+/// What went wrong, as the `error` field of an [`ErrorBody`] names it: the one list of
+/// codes, with their HTTP statuses, that the server answers and the client reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: the request or offer is malformed or invalid.
+    BadRequest,
+    /// 401: missing, bad or expired request signature.
+    Unauthorized,
+    /// 403: signed by someone who may not do this.
+    Forbidden,
+    /// 404.
+    NotFound,
+    /// 409: a replayed request nonce, or an offer posted twice.
+    Conflict,
+    /// 413: the body or the inputs are over the solver's limit.
+    PayloadTooLarge,
+    /// 429: slow down (`Retry-After` says for how long).
+    RateLimited,
+    /// 503: the solver is shutting down or its store is closed.
+    Unavailable,
+    /// 500.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code.
+    pub const ALL: [Self; 9] = [
+        Self::BadRequest,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::Conflict,
+        Self::PayloadTooLarge,
+        Self::RateLimited,
+        Self::Unavailable,
+        Self::Internal,
+    ];
+
+    /// The HTTP status answered with it.
+    pub const fn status(self) -> u16 {
+        match self {
+            Self::BadRequest => 400,
+            Self::Unauthorized => 401,
+            Self::Forbidden => 403,
+            Self::NotFound => 404,
+            Self::Conflict => 409,
+            Self::PayloadTooLarge => 413,
+            Self::RateLimited => 429,
+            Self::Unavailable => 503,
+            Self::Internal => 500,
+        }
+    }
+
+    /// The code answered with HTTP status `status`, if any is.
+    pub fn from_status(status: u16) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.status() == status)
+    }
+
+    /// The name on the wire, e.g. `payload_too_large`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::Conflict => "conflict",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::RateLimited => "rate_limited",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Body of every error answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
-    /// A short code: `bad_request`, `unauthorized`, `forbidden`, `not_found`, `conflict`,
-    /// `payload_too_large`, `rate_limited`, `internal`.
-    pub error: String,
+    /// What went wrong, as a code.
+    pub error: ErrorCode,
     /// What went wrong, in words.
     pub reason: String,
 }
@@ -409,6 +489,15 @@ pub struct Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_codes_have_one_status_and_one_name() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::from_status(code.status()), Some(code));
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+        }
+        assert_eq!(ErrorCode::from_status(418), None);
+    }
 
     #[test]
     fn inputs_are_base64_and_accept_hex() {

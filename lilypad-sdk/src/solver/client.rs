@@ -37,7 +37,7 @@ use serde::de::DeserializeOwned;
 
 use super::{
     api::{
-        DealList, DealRecord, ErrorBody, Health, Inputs, JobOfferStatus, OfferReceipt,
+        DealList, DealRecord, ErrorBody, ErrorCode, Health, Inputs, JobOfferStatus, OfferReceipt,
         PostJobOffer, PostResourceOffer, ResourceOfferStatus, SolverEvent,
     },
     auth::{RequestAuth, request_domain},
@@ -115,18 +115,25 @@ pub struct RawResponse {
 impl RawResponse {
     /// The typed error of a non-2xx answer.
     pub fn error(&self, retry_after_secs: Option<u64>) -> SolverError {
-        let reason = serde_json::from_slice::<ErrorBody>(&self.body)
-            .map(|b| b.reason)
-            .unwrap_or_else(|_| String::from_utf8_lossy(&self.body).into_owned());
-        match self.status {
-            400 => SolverError::BadRequest(reason),
-            401 => SolverError::Unauthorized(reason),
-            403 => SolverError::Forbidden(reason),
-            404 => SolverError::NotFound(reason),
-            409 => SolverError::Conflict(reason),
-            413 => SolverError::PayloadTooLarge(reason),
-            429 => SolverError::RateLimited { reason, retry_after_secs },
-            status => SolverError::Server { status, reason },
+        // The body's code when it has one (a proxy in between may answer without).
+        let (code, reason) = match serde_json::from_slice::<ErrorBody>(&self.body) {
+            Ok(b) => (Some(b.error), b.reason),
+            Err(_) => (
+                ErrorCode::from_status(self.status),
+                String::from_utf8_lossy(&self.body).into_owned(),
+            ),
+        };
+        match code {
+            Some(ErrorCode::BadRequest) => SolverError::BadRequest(reason),
+            Some(ErrorCode::Unauthorized) => SolverError::Unauthorized(reason),
+            Some(ErrorCode::Forbidden) => SolverError::Forbidden(reason),
+            Some(ErrorCode::NotFound) => SolverError::NotFound(reason),
+            Some(ErrorCode::Conflict) => SolverError::Conflict(reason),
+            Some(ErrorCode::PayloadTooLarge) => SolverError::PayloadTooLarge(reason),
+            Some(ErrorCode::RateLimited) => SolverError::RateLimited { reason, retry_after_secs },
+            Some(ErrorCode::Unavailable | ErrorCode::Internal) | None => {
+                SolverError::Server { status: self.status, reason }
+            }
         }
     }
 }

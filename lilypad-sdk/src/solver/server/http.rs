@@ -30,8 +30,8 @@ use super::{
 };
 use crate::solver::{
     api::{
-        DealList, ErrorBody, Health, JobOfferStatus, MAX_MISMATCHES, MismatchReason, OfferKind,
-        OfferReceipt, OfferState, PostJobOffer, PostResourceOffer, ResourceOfferStatus,
+        DealList, ErrorBody, ErrorCode, Health, JobOfferStatus, MAX_MISMATCHES, MismatchReason,
+        OfferKind, OfferReceipt, OfferState, PostJobOffer, PostResourceOffer, ResourceOfferStatus,
         SolverEvent,
     },
     auth::{AuthError, RequestAuth, SignerKey, verify_with_key},
@@ -55,32 +55,32 @@ pub(super) enum ApiError {
 }
 
 impl ApiError {
-    fn parts(&self) -> (StatusCode, &'static str, &str) {
+    fn parts(&self) -> (ErrorCode, &str) {
         match self {
-            Self::BadRequest(r) => (StatusCode::BAD_REQUEST, "bad_request", r),
-            Self::Unauthorized(r) => (StatusCode::UNAUTHORIZED, "unauthorized", r),
-            Self::Forbidden(r) => (StatusCode::FORBIDDEN, "forbidden", r),
-            Self::NotFound(r) => (StatusCode::NOT_FOUND, "not_found", r),
-            Self::Conflict(r) => (StatusCode::CONFLICT, "conflict", r),
-            Self::TooLarge(r) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", r),
-            Self::RateLimited { reason, .. } => {
-                (StatusCode::TOO_MANY_REQUESTS, "rate_limited", reason)
-            }
-            Self::Unavailable(r) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", r),
-            Self::Internal(r) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", r),
+            Self::BadRequest(r) => (ErrorCode::BadRequest, r),
+            Self::Unauthorized(r) => (ErrorCode::Unauthorized, r),
+            Self::Forbidden(r) => (ErrorCode::Forbidden, r),
+            Self::NotFound(r) => (ErrorCode::NotFound, r),
+            Self::Conflict(r) => (ErrorCode::Conflict, r),
+            Self::TooLarge(r) => (ErrorCode::PayloadTooLarge, r),
+            Self::RateLimited { reason, .. } => (ErrorCode::RateLimited, reason),
+            Self::Unavailable(r) => (ErrorCode::Unavailable, r),
+            Self::Internal(r) => (ErrorCode::Internal, r),
         }
     }
 
     /// The label of `solver_offers_rejected_total`.
     fn label(&self) -> &'static str {
-        self.parts().1
+        self.parts().0.as_str()
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, error, reason) = self.parts();
-        let body = ErrorBody { error: error.to_owned(), reason: reason.to_owned() };
+        let (error, reason) = self.parts();
+        let status =
+            StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = ErrorBody { error, reason: reason.to_owned() };
         let mut resp = (status, Json(body)).into_response();
         if let Self::RateLimited { retry_after_secs, .. } = self
             && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
