@@ -165,7 +165,7 @@ impl Setup {
     }
 
     fn db_job(&self, id: U256) -> Option<JobRecord> {
-        read_jobs(&self.db).ok()?.into_iter().find(|j| j.job_id == id)
+        read_jobs(&self.db).ok()?.into_iter().find(|j| j.job.job_id == id)
     }
 }
 

@@ -72,30 +72,30 @@ impl JobCreatorRunner {
 
     /// The job request of a bridge job, or why it cannot run (not retryable).
     pub fn request(&self, job: &BridgeJob) -> Result<JobRequest, RunFailure> {
-        let reference = ModuleRef::parse(&job.module)
-            .map_err(|e| RunFailure::fatal(format!("module {:?}: {e}", job.module)))?;
+        let reference = ModuleRef::parse(&job.job.module)
+            .map_err(|e| RunFailure::fatal(format!("module {:?}: {e}", job.job.module)))?;
         if matches!(reference, ModuleRef::Local { .. }) && !self.allow_local_modules {
             return Err(RunFailure::fatal(format!(
                 "local module paths are not run by this bridge (use name:version or \
                  host/owner/repo:ref): {}",
-                job.module
+                job.job.module
             )));
         }
         let mut values = BTreeMap::new();
-        for (k, v) in &job.inputs {
+        for (k, v) in &job.job.inputs {
             if values.insert(k.clone(), v.clone()).is_some() {
                 return Err(RunFailure::fatal(format!("input {k:?} is given twice")));
             }
         }
         // Offers carry amounts below 2^128 (the controller refuses more).
-        let max_price = job.payment.min(U256::from(u128::MAX));
+        let max_price = job.job.payment.min(U256::from(u128::MAX));
         Ok(JobRequest {
-            module: job.module.clone(),
+            module: job.job.module.clone(),
             values,
             files: BTreeMap::new(),
             target: None,
             max_price: Some(max_price),
-            output_dir: self.work_dir.join(format!("job-{}", job.job_id)),
+            output_dir: self.work_dir.join(format!("job-{}", job.job.job_id)),
         })
     }
 }

@@ -102,18 +102,8 @@ impl JobState {
 /// A job's row in the bridge database ([`read_jobs`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobRecord {
-    /// The job id.
-    pub job_id: U256,
-    /// The client contract or account.
-    pub client: Address,
-    /// The module reference.
-    pub module: String,
-    /// The inputs.
-    pub inputs: Vec<(String, String)>,
-    /// The escrowed payment.
-    pub payment: U256,
-    /// The last second (chain time) the bridge may fulfill.
-    pub deadline: u64,
+    /// The job as its `JobRequested` event asked for it.
+    pub job: RequestedJob,
     /// The block of its `JobRequested` event.
     pub block: u64,
     /// Where it stands.
@@ -460,8 +450,8 @@ impl Bridge {
                 match inner.store.claim(inner.owner.clone(), free, inner.opts.lease, busy).await {
                     Ok(claimed) => {
                         for rec in claimed {
-                            let rec_id = rec.job_id;
-                            let span = info_span!("job", id = %rec.job_id);
+                            let rec_id = rec.job.job_id;
+                            let span = info_span!("job", id = %rec.job.job_id);
                             debug!(parent: &span, state = ?rec.state, attempts = rec.attempts, "claimed");
                             let job =
                                 inner.clone().drive(rec, shutdown.child_token(), now_rx.clone());
@@ -574,7 +564,7 @@ impl Inner {
             every.tick().await;
             loop {
                 every.tick().await;
-                match self.store.renew(rec.job_id, self.owner.clone(), self.opts.lease).await {
+                match self.store.renew(rec.job.job_id, self.owner.clone(), self.opts.lease).await {
                     Ok(()) => {}
                     Err(BridgeError::LeaseLost { .. }) => break,
                     Err(e) => warn!(error = %e, "renewing the lease failed; trying again"),
@@ -610,7 +600,7 @@ impl Inner {
                 JobState::Fulfilled | JobState::Cancelled => Ok(Next::Stop),
             };
             match step {
-                Ok(Next::Go(state)) => match self.reload(rec.job_id).await {
+                Ok(Next::Go(state)) => match self.reload(rec.job.job_id).await {
                     Ok(r) if r.state == state => rec = r,
                     Ok(_) | Err(BridgeError::LeaseLost { .. }) => return Ok(()),
                     Err(e) => {
@@ -632,7 +622,7 @@ impl Inner {
                         now_ms().saturating_add(u64::try_from(pause.as_millis()).unwrap_or(0));
                     if let Err(e) = self
                         .store
-                        .back_off(rec.job_id, self.owner.clone(), until, e.to_string(), false)
+                        .back_off(rec.job.job_id, self.owner.clone(), until, e.to_string(), false)
                         .await
                     {
                         warn!(error = %e, "recording the backoff failed; the lease will expire instead");
@@ -659,7 +649,7 @@ impl Inner {
         now_rx: &mut watch::Receiver<u64>,
         lost: &CancellationToken,
     ) -> Result<Next, BridgeError> {
-        let id = rec.job_id;
+        let id = rec.job.job_id;
         let owner = self.owner.clone();
         let job = self.chain.job(id).await?.ok_or(ChainError::NoSuchJob { job_id: id })?;
         if job.status != JobStatus::Requested {
@@ -673,17 +663,8 @@ impl Inner {
             return Ok(Next::Go(JobState::Cancelling));
         }
         let attempt = self.store.start_run(id, owner.clone()).await?;
-        let job = BridgeJob {
-            job_id: id,
-            client: rec.client,
-            module: rec.module.clone(),
-            inputs: rec.inputs.clone(),
-            payment: rec.payment,
-            deadline: rec.deadline,
-            attempt,
-            resume_deal: rec.deal_id,
-        };
-        info!(attempt, resume_deal = ?job.resume_deal, module = %job.module, "running");
+        let job = BridgeJob { job: rec.job.clone(), attempt, resume_deal: rec.deal_id };
+        info!(attempt, resume_deal = ?job.resume_deal, module = %job.job.module, "running");
         let run_cancel = cancel.child_token();
         let ctx = RunContext {
             cancel: run_cancel.clone(),
@@ -706,7 +687,7 @@ impl Inner {
                 changed = now_rx.changed(), if stopped.is_none() && clock => {
                     // The sender lives as long as `run`; without it, no more clock ticks.
                     clock = changed.is_ok();
-                    if clock && *now_rx.borrow_and_update() > rec.deadline {
+                    if clock && *now_rx.borrow_and_update() > rec.job.deadline {
                         stopped = Some("expired");
                         run_cancel.cancel();
                     }
@@ -721,9 +702,9 @@ impl Inner {
         match (result, stopped) {
             (_, Some("lease lost")) => Err(BridgeError::LeaseLost { job_id: id }),
             (Some(Ok(ok)), _) => {
-                let spent = if ok.spent > rec.payment {
-                    warn!(spent = %Amount(ok.spent), payment = %Amount(rec.payment), "the runner spent more than the payment; claiming the payment");
-                    rec.payment
+                let spent = if ok.spent > rec.job.payment {
+                    warn!(spent = %Amount(ok.spent), payment = %Amount(rec.job.payment), "the runner spent more than the payment; claiming the payment");
+                    rec.job.payment
                 } else {
                     ok.spent
                 };
@@ -741,7 +722,10 @@ impl Inner {
                 Ok(Next::Go(JobState::Fulfilling))
             }
             (_, Some("expired")) => {
-                info!(deadline = rec.deadline, "the deadline passed during the run; cancelling");
+                info!(
+                    deadline = rec.job.deadline,
+                    "the deadline passed during the run; cancelling"
+                );
                 self.store.to_cancelling(id, owner, EXPIRED_REASON.into()).await?;
                 Ok(Next::Go(JobState::Cancelling))
             }
@@ -771,7 +755,7 @@ impl Inner {
 
     /// Posts the recorded results or reason, unless the chain says the job is over already.
     async fn post_step(&self, rec: &JobRecord) -> Result<Next, BridgeError> {
-        let id = rec.job_id;
+        let id = rec.job.job_id;
         let owner = self.owner.clone();
         // Before any send, the chain: a crash between a send and its record must not lead
         // to a second send (the manager would refuse it anyway, JobAlreadyFinal).
@@ -820,7 +804,7 @@ impl Inner {
 
     /// The manager refused (in simulation) a fulfill or cancel.
     async fn refused(&self, rec: &JobRecord, e: &Jm) -> Result<Next, BridgeError> {
-        let id = rec.job_id;
+        let id = rec.job.job_id;
         match e {
             Jm::JobAlreadyFinal(_) => {
                 let status = self.chain.job(id).await?.map_or(JobStatus::Requested, |j| j.status);

@@ -1,27 +1,21 @@
 //! What the bridge asks of the code that actually runs a job: [`JobRunner`].
 
-use alloy::primitives::{Address, B256, U256};
+use alloy::primitives::{B256, U256};
 use tokio_util::sync::CancellationToken;
 
 use super::{BridgeError, store::Store};
+use crate::chain::RequestedJob;
 
 /// A job the bridge hands to its [`JobRunner`]: the `JobRequested` event, plus what the
 /// bridge knows from earlier attempts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BridgeJob {
-    /// The job manager's job id.
-    pub job_id: U256,
-    /// The contract (or account) that asked; it gets the callback.
-    pub client: Address,
-    /// The module reference, e.g. `cowsay:v0.0.4` (unchecked: the manager only checks its
-    /// length; a runner refuses what it cannot resolve with a non-retryable failure).
-    pub module: String,
-    /// The inputs, each split at its first `=` (unchecked beyond the manager's rules).
-    pub inputs: Vec<(String, String)>,
-    /// What the client escrowed: the most the bridge may be reimbursed ([`RunSuccess::spent`]).
-    pub payment: U256,
-    /// The last second (chain time) the bridge may post the results.
-    pub deadline: u64,
+    /// The job as its `JobRequested` event asked for it. Its module reference and inputs
+    /// are unchecked beyond the manager's length rules: a runner refuses what it cannot
+    /// resolve with a non-retryable failure. Its payment is the most the bridge may be
+    /// reimbursed ([`RunSuccess::spent`]); its deadline the last second (chain time) the
+    /// bridge may post the results.
+    pub job: RequestedJob,
     /// Which run of this job this is: 1 for the first, more after a retryable failure or
     /// after a bridge instance stopped mid-run.
     pub attempt: u32,

@@ -128,12 +128,15 @@ fn record(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
     let inputs: String = row.get(3)?;
     let state: String = row.get(7)?;
     Ok(JobRecord {
-        job_id: parse_col(row, 0, "job id")?,
-        client: parse_col::<Address>(row, 1, "address")?,
-        module: row.get(2)?,
-        inputs: serde_json::from_str(&inputs).map_err(|_| corrupt(3, "inputs list", &inputs))?,
-        payment: parse_col(row, 4, "amount")?,
-        deadline: u64_col(row, 5)?,
+        job: RequestedJob {
+            job_id: parse_col(row, 0, "job id")?,
+            client: parse_col::<Address>(row, 1, "address")?,
+            module: row.get(2)?,
+            inputs: serde_json::from_str(&inputs)
+                .map_err(|_| corrupt(3, "inputs list", &inputs))?,
+            payment: parse_col(row, 4, "amount")?,
+            deadline: u64_col(row, 5)?,
+        },
         block: u64_col(row, 6)?,
         state: parse_state(&state).ok_or_else(|| corrupt(7, "job state", &state))?,
         owner: row.get(8)?,
@@ -326,7 +329,7 @@ impl Store {
                 let limit = to_i64((n + busy.len()) as u64);
                 for r in select.query_map(params![now, limit], record)? {
                     let r = r?;
-                    if claimed.len() < n && !busy.contains(&r.job_id) {
+                    if claimed.len() < n && !busy.contains(&r.job.job_id) {
                         claimed.push(r);
                     }
                 }
@@ -338,7 +341,7 @@ impl Store {
                 tx.execute(
                     "UPDATE jobs SET owner = ?2, lease_until = ?3, state = ?4, updated_ms = ?5 \
                      WHERE job_id = ?1",
-                    params![id_key(r.job_id), owner, until, state_name(r.state), now],
+                    params![id_key(r.job.job_id), owner, until, state_name(r.state), now],
                 )?;
                 r.owner = Some(owner.clone());
                 r.lease_until_ms = u64::try_from(until).unwrap_or(0);

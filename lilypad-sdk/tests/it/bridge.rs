@@ -53,7 +53,7 @@ fn deal_for(job_id: U256) -> B256 {
 }
 
 fn message_of(job: &BridgeJob) -> String {
-    job.inputs.iter().find(|(k, _)| k == "Message").map(|(_, v)| v.clone()).unwrap_or_default()
+    job.job.inputs.iter().find(|(k, _)| k == "Message").map(|(_, v)| v.clone()).unwrap_or_default()
 }
 
 /// One invocation of a runner.
@@ -92,12 +92,12 @@ impl JobRunner for FixedResultRunner {
     async fn run(&self, job: &BridgeJob, ctx: &RunContext) -> Result<RunSuccess, RunFailure> {
         self.calls.lock().expect("calls lock").push(Call {
             runner: self.name,
-            job_id: job.job_id,
+            job_id: job.job.job_id,
             attempt: job.attempt,
             resume_deal: job.resume_deal,
         });
         let message = message_of(job);
-        let deal = job.resume_deal.unwrap_or_else(|| deal_for(job.job_id));
+        let deal = job.resume_deal.unwrap_or_else(|| deal_for(job.job.job_id));
         ctx.record_deal(deal).await.map_err(|e| RunFailure::retryable(e.to_string()))?;
         if self.block {
             ctx.cancellation().cancelled().await;
@@ -112,7 +112,7 @@ impl JobRunner for FixedResultRunner {
         }
         tokio::time::sleep(self.delay).await;
         if message.starts_with("fail") {
-            return Err(RunFailure::fatal(format!("no provider runs {}", job.module)));
+            return Err(RunFailure::fatal(format!("no provider runs {}", job.job.module)));
         }
         if message.starts_with("always-flaky") || (message.starts_with("flaky") && job.attempt == 1)
         {
@@ -217,7 +217,7 @@ fn db_job(db: &Path, id: U256) -> JobRecord {
     read_jobs(db)
         .expect("read the bridge db")
         .into_iter()
-        .find(|j| j.job_id == id)
+        .find(|j| j.job.job_id == id)
         .expect("job in db")
 }
 
@@ -226,7 +226,7 @@ async fn wait_db(db: &Path, id: U256, what: &str, pred: impl Fn(&JobRecord) -> b
     let started = tokio::time::Instant::now();
     loop {
         if let Some(j) =
-            read_jobs(db).expect("read the bridge db").into_iter().find(|j| j.job_id == id)
+            read_jobs(db).expect("read the bridge db").into_iter().find(|j| j.job.job_id == id)
             && pred(&j)
         {
             return j;
