@@ -25,7 +25,7 @@ use common::{LocalNet, Proc, eventually, git_module, now, repo_root, runtime};
 use lilypad_sdk::{
     bridge::{JobRecord, JobState, read_jobs},
     chain::{
-        ChainClient, ExampleJobClient, JobOutcome, JobStatus,
+        ChainClient, ExampleJobClient, JobStatus, OnChainJobOutcome,
         bindings::example_client::ExampleClient::ExampleClientEvents,
     },
     core::{
@@ -140,7 +140,7 @@ impl Setup {
     }
 
     /// Waits for job `id` to end on chain.
-    async fn outcome(&self, id: U256) -> JobOutcome {
+    async fn outcome(&self, id: U256) -> OnChainJobOutcome {
         match self.owner.wait_for_job(id, WAIT).await {
             Ok(o) => o,
             Err(e) => panic!("job {id} did not end: {e}\n{}", self.logs()),
@@ -225,7 +225,7 @@ async fn provide(p: &ProviderClient, record: &DealRecord, dir: &Path, message: &
 
 /// Checks a fulfilled job: results, money, the one callback.
 async fn check_fulfilled(s: &Setup, id: U256, cid: &str, deal: B256) {
-    let JobOutcome::Fulfilled(f) = s.outcome(id).await else {
+    let OnChainJobOutcome::Fulfilled(f) = s.outcome(id).await else {
         panic!("job {id} was cancelled\n{}", s.logs());
     };
     assert_eq!(f.results_cid, cid);
@@ -342,7 +342,7 @@ fn failing_jobs_are_cancelled_once_with_their_reason_and_refunded() {
         );
         let unknown: U256 = unknown.trim().parse().expect("a job id");
 
-        let JobOutcome::Cancelled(c) = s.outcome(unmatched.job_id).await else {
+        let OnChainJobOutcome::Cancelled(c) = s.outcome(unmatched.job_id).await else {
             panic!("the unmatched job was fulfilled\n{}", s.logs());
         };
         assert_eq!(
@@ -360,7 +360,7 @@ fn failing_jobs_are_cancelled_once_with_their_reason_and_refunded() {
         assert_eq!(s.callbacks().await, (vec![], vec![(unmatched.job_id, c.reason.clone())]));
         assert_eq!(s.balance(s.example.address()).await, u(FUNDS), "the client is refunded");
 
-        let JobOutcome::Cancelled(c) = s.outcome(unknown).await else {
+        let OnChainJobOutcome::Cancelled(c) = s.outcome(unknown).await else {
             panic!("the unknown module's job was fulfilled\n{}", s.logs());
         };
         assert!(c.reason.contains("lilypad-module-nosuch"), "{}", c.reason);

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use lilypad_sdk::{
-    chain::{ChainClient, ChainError, JobOutcome, JobStatus},
+    chain::{ChainClient, ChainError, JobStatus, OnChainJobOutcome},
     core::{Address, U256},
 };
 use serde_json::json;
@@ -175,7 +175,7 @@ async fn show(args: &ShowArgs) -> anyhow::Result<()> {
     let mut v = json!({
         "job_id": id.to_string(),
         "client": job.client,
-        "status": match outcome.as_ref().map_or(job.status, JobOutcome::status) {
+        "status": match outcome.as_ref().map_or(job.status, OnChainJobOutcome::status) {
             JobStatus::Requested => "requested",
             JobStatus::Fulfilled => "fulfilled",
             JobStatus::Cancelled => "cancelled",
@@ -184,7 +184,7 @@ async fn show(args: &ShowArgs) -> anyhow::Result<()> {
         "deadline": job.deadline,
     });
     match &outcome {
-        Some(JobOutcome::Fulfilled(f)) => {
+        Some(OnChainJobOutcome::Fulfilled(f)) => {
             v["results_cid"] = json!(f.results_cid);
             v["spent"] = json!(f.spent.to_string());
             v["refund"] = json!(f.refund.to_string());
@@ -192,7 +192,7 @@ async fn show(args: &ShowArgs) -> anyhow::Result<()> {
             v["callback_failed"] = json!(f.callback_failed);
             v["tx"] = json!(f.tx);
         }
-        Some(JobOutcome::Cancelled(c)) => {
+        Some(OnChainJobOutcome::Cancelled(c)) => {
             v["reason"] = json!(c.reason);
             v["refund"] = json!(c.refund.to_string());
             v["by"] = json!(c.by);

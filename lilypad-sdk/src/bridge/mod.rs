@@ -62,7 +62,7 @@ pub use self::{
     store::read_jobs,
 };
 use crate::chain::{
-    ChainClient, ChainError, JobManagerEvent, JobOutcome, JobStatus, RequestedJob, Revert,
+    ChainClient, ChainError, JobManagerEvent, JobStatus, OnChainJobOutcome, RequestedJob, Revert,
     bindings::job_manager::LilypadJobManager::LilypadJobManagerErrors as Jm,
 };
 
@@ -790,11 +790,11 @@ impl Inner {
         // The lease is renewed meanwhile (the receipt may take up to rpc.tx_timeout_secs),
         // so no other instance re-sends.
         match self.chain.job_tx_outcome(tx).await? {
-            JobOutcome::Fulfilled(f) => {
+            OnChainJobOutcome::Fulfilled(f) => {
                 info!(tx = %f.tx, results = %f.results_cid, spent = %Amount(f.spent), refund = %Amount(f.refund), callback_failed = f.callback_failed, "fulfilled");
                 self.store.finish(id, JobStatus::Fulfilled, Some(f.tx), None).await?;
             }
-            JobOutcome::Cancelled(c) => {
+            OnChainJobOutcome::Cancelled(c) => {
                 info!(tx = %c.tx, reason = %c.reason, refund = %Amount(c.refund), callback_failed = c.callback_failed, "cancelled");
                 self.store.finish(id, JobStatus::Cancelled, Some(c.tx), Some(c.reason)).await?;
             }

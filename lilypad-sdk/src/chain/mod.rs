@@ -40,7 +40,7 @@ pub mod deploy;
 pub mod dev;
 pub(crate) mod error;
 mod events;
-mod jobs;
+pub mod job_manager;
 mod nonce;
 mod pow;
 mod registry;
@@ -56,9 +56,9 @@ pub use deals::{
 pub use deploy::{DeployOptions, Deployment, deploy_network, verify_deployed};
 pub use error::{ChainError, Result, Revert};
 pub use events::{ControllerEvent, LogPoller};
-pub use jobs::{
-    CancelledJob, ExampleJobClient, FulfilledJob, JobManagerEvent, JobOutcome, JobStatus,
-    OnChainJob, RequestedJob, input_strings, parse_inputs,
+pub use job_manager::{
+    CancelledJob, ExampleJobClient, FulfilledJob, JobManagerEvent, JobStatus, OnChainJob,
+    OnChainJobOutcome, RequestedJob, input_strings, parse_inputs,
 };
 /// Where a deal is; the same type the state machine and the solver's API use.
 pub use lilypad_core::state::DealStatus;

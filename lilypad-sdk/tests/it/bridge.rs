@@ -17,7 +17,7 @@ use lilypad_sdk::{
         JobState, RunContext, RunFailure, RunSuccess, read_jobs,
     },
     chain::{
-        ChainClient, ChainError, ExampleJobClient, JobOutcome, JobStatus,
+        ChainClient, ChainError, ExampleJobClient, JobStatus, OnChainJobOutcome,
         bindings::example_client::ExampleClient::ExampleClientEvents,
     },
     devnet::{self, JOB_TIMEOUT_SECS},
@@ -256,7 +256,7 @@ async fn a_contract_gets_its_results_in_exactly_one_callback() {
     let job = s.example.request_cowsay("hello, bridge").await.unwrap();
     let outcome = s.bridge.wait_for_job(job.job_id, WAIT).await.unwrap();
     let cid = results_cid_for("hello, bridge");
-    let JobOutcome::Fulfilled(f) = &outcome else { panic!("not fulfilled: {outcome:?}") };
+    let OnChainJobOutcome::Fulfilled(f) = &outcome else { panic!("not fulfilled: {outcome:?}") };
     assert_eq!(
         (f.results_cid.as_str(), f.spent, f.refund),
         (cid.as_str(), u(SPENT), u(PAYMENT - SPENT))
@@ -381,7 +381,8 @@ async fn failing_jobs_are_cancelled_once_with_their_reason_and_refunded() {
     let hopeless = s.example.request_cowsay("always-flaky").await.unwrap();
     assert_eq!(c.token_balance(s.example.address()).await.unwrap(), u(FUNDS - 3 * PAYMENT));
 
-    let JobOutcome::Cancelled(x) = s.bridge.wait_for_job(fail.job_id, WAIT).await.unwrap() else {
+    let OnChainJobOutcome::Cancelled(x) = s.bridge.wait_for_job(fail.job_id, WAIT).await.unwrap()
+    else {
         panic!("job 1 was not cancelled")
     };
     assert_eq!(
@@ -391,7 +392,8 @@ async fn failing_jobs_are_cancelled_once_with_their_reason_and_refunded() {
     assert!(!x.callback_failed);
     let f = s.bridge.wait_for_job(flaky.job_id, WAIT).await.unwrap();
     assert_eq!(f.status(), JobStatus::Fulfilled);
-    let JobOutcome::Cancelled(h) = s.bridge.wait_for_job(hopeless.job_id, WAIT).await.unwrap()
+    let OnChainJobOutcome::Cancelled(h) =
+        s.bridge.wait_for_job(hopeless.job_id, WAIT).await.unwrap()
     else {
         panic!("job 3 was not cancelled")
     };
@@ -437,7 +439,8 @@ async fn an_expired_job_is_cancelled_without_running_and_bad_setups_are_refused(
 
     let bridge = new_bridge(&s, FixedResultRunner::new("a", &calls), fast()).await;
     let running = spawn(&bridge);
-    let JobOutcome::Cancelled(x) = s.bridge.wait_for_job(job.job_id, WAIT).await.unwrap() else {
+    let OnChainJobOutcome::Cancelled(x) = s.bridge.wait_for_job(job.job_id, WAIT).await.unwrap()
+    else {
         panic!("not cancelled")
     };
     assert_eq!((x.reason.as_str(), x.by), ("expired", addr(&s.bridge)));

@@ -1,6 +1,11 @@
 //! On-chain jobs through `LilypadJobManager`: request (as an account), fulfill and cancel
 //! (as the bridge), read jobs, poll their events; and the `ExampleClient` contract.
 //!
+//! An *on-chain job* is a request a contract (or an account) escrows with the job
+//! manager; the bridge runs it as an ordinary deal and posts the results back. Its types
+//! ([`OnChainJob`], [`RequestedJob`], [`OnChainJobOutcome`], ...) are not the off-chain
+//! job runner's ([`crate::job`], whose `JobOutcome` is a deal's verified results).
+//!
 //! Job ids are the manager's `uint256` ids (1, 2, ... in request order).
 
 use std::time::Duration;
@@ -126,14 +131,14 @@ pub struct CancelledJob {
 
 /// How a job ended: [`ChainClient::wait_for_job`], [`ChainClient::job_tx_outcome`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JobOutcome {
+pub enum OnChainJobOutcome {
     /// The bridge posted the results; the client got `lilypadFulfilled(jobId, resultsCid)`.
     Fulfilled(FulfilledJob),
     /// The job was cancelled and refunded; the client got `lilypadCancelled(jobId, reason)`.
     Cancelled(CancelledJob),
 }
 
-impl JobOutcome {
+impl OnChainJobOutcome {
     /// The job id.
     pub fn job_id(&self) -> U256 {
         match self {
@@ -268,13 +273,13 @@ impl ChainClient {
 
     /// Awaits transaction `tx` (a `fulfill`, `cancel` or `cancelExpired`) and reads how it
     /// ended its job. A transaction that was mined but reverted is [`ChainError::TxFailed`].
-    pub async fn job_tx_outcome(&self, tx: B256) -> Result<JobOutcome> {
+    pub async fn job_tx_outcome(&self, tx: B256) -> Result<OnChainJobOutcome> {
         let manager = self.job_manager_address()?;
         let receipt = self.wait_success("job transaction", tx).await?;
         if let Ok(f) = self.fulfilled("job transaction", &receipt, manager) {
-            return Ok(JobOutcome::Fulfilled(f));
+            return Ok(OnChainJobOutcome::Fulfilled(f));
         }
-        self.cancelled("job transaction", &receipt, manager).map(JobOutcome::Cancelled)
+        self.cancelled("job transaction", &receipt, manager).map(OnChainJobOutcome::Cancelled)
     }
 
     /// Waits until job `job_id` is fulfilled or cancelled, for at most `timeout`, and returns
@@ -283,7 +288,7 @@ impl ChainClient {
     ///
     /// Errors: [`ChainError::NoSuchJob`] for an id never requested, [`ChainError::Timeout`]
     /// when the job is still open after `timeout`, and the RPC errors of the reads.
-    pub async fn wait_for_job(&self, job_id: U256, timeout: Duration) -> Result<JobOutcome> {
+    pub async fn wait_for_job(&self, job_id: U256, timeout: Duration) -> Result<OnChainJobOutcome> {
         let started = tokio::time::Instant::now();
         let manager = self.job_manager_address()?;
         let from = self.block_number().await?;
