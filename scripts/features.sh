@@ -20,7 +20,9 @@ failed=()
 check() {
   local label=$1; shift
   local start=$SECONDS
-  if cargo check --quiet --locked --lib "$@"; then
+  local target=--lib
+  [[ $label == lilypad-rp* || $label == lilypad-cli* ]] && target=--bins
+  if cargo check --quiet --locked "$target" "$@"; then
     printf '  ok   %-16s %3ds\n' "$label" $((SECONDS - start))
   else
     printf '  FAIL %-16s\n' "$label"
@@ -38,6 +40,25 @@ for f in $features; do
   check "$f" "${sdk[@]}" --features "$f"
 done
 check "default" -p lilypad-sdk
+
+# Production binaries link no devnet code (anvil process management, the
+# throwaway network): lilypad-rp never, lilypad-cli when built without its
+# default `devnet` feature.
+echo "production binaries, without devnet:"
+no_devnet() {
+  local label=$1; shift
+  local found
+  found=$(cargo tree --locked -e normal,features -i lilypad-sdk "$@" |
+    grep -oE 'lilypad-sdk feature "(devnet|localnet)"' | sort -u | tr '\n' ' ' || true)
+  if [[ -n $found ]]; then
+    printf '  FAIL %-16s links %s\n' "$label" "$found"
+    failed+=("$label (devnet linked)")
+  else
+    check "$label" "$@"
+  fi
+}
+no_devnet "lilypad-rp" -p lilypad-rp
+no_devnet "lilypad-cli -devnet" -p lilypad-cli --no-default-features
 
 if ((${#failed[@]})); then
   echo "these do not build alone: ${failed[*]}" >&2

@@ -38,6 +38,7 @@ enum Command {
     /// Example: lilypad-cli deploy --network arbitrum-sepolia --keystore deployer.json --out net.toml
     Deploy(Box<commands::deploy::DeployArgs>),
     /// A throwaway local network: anvil with every contract deployed, wired and funded.
+    #[cfg(feature = "devnet")]
     #[command(subcommand)]
     Devnet(commands::devnet::DevnetCommand),
     /// Providers ranked by proof-of-work hashrate, with rounds, proofs, jobs completed
@@ -80,6 +81,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Module(cmd) => commands::module::run(cmd),
         Command::Deploy(args) => commands::deploy::run(&args),
+        #[cfg(feature = "devnet")]
         Command::Devnet(cmd) => commands::devnet::run(cmd),
         Command::Leaderboard(args) => commands::leaderboard::run(&args),
         Command::Solver(args) => {

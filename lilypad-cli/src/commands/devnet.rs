@@ -63,7 +63,7 @@ pub(crate) fn state_dir(args: &DirArgs) -> anyhow::Result<PathBuf> {
     if let Some(d) = &args.dir {
         return Ok(d.clone());
     }
-    Ok(super::network::lilypad_home().context("pass --dir")?.join("devnet"))
+    Ok(lilypad_cli_common::network::home().context("pass --dir")?.join("devnet"))
 }
 
 fn spinner() -> ProgressBar {

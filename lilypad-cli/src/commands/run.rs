@@ -8,7 +8,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use lilypad_sdk::{
@@ -19,7 +18,6 @@ use lilypad_sdk::{
         settlement::{Settlement, settle},
     },
     job::{JobCreator, JobError, JobEvent, JobOptions, JobOutcome, JobRequest},
-    localnet::LocalNetwork,
     module::ModuleCache,
 };
 use serde_json::json;
@@ -88,9 +86,10 @@ async fn run_async(args: &RunArgs) -> anyhow::Result<()> {
     // No network configured and no devnet running: a throwaway one, in this process.
     let (localnet, network_args) = match super::network::network_file(&args.network) {
         Ok(_) => (None, None),
-        Err(_) if args.network.network.is_none() => {
-            let (net, file) = start_localnet(lilypad_cli_common::json()).await?;
-            (Some(net), Some(NetworkArgs { network: Some(file.display().to_string()) }))
+        Err(e) if args.network.network.is_none() => {
+            let net = super::throwaway::Throwaway::start(e, lilypad_cli_common::json()).await?;
+            let file = NetworkArgs { network: Some(net.network_file().display().to_string()) };
+            (Some(net), Some(file))
         }
         Err(e) => return Err(e),
     };
@@ -98,53 +97,10 @@ async fn run_async(args: &RunArgs) -> anyhow::Result<()> {
     let result =
         run_on(args, network_args.as_ref().unwrap_or(&args.network), values, files, throwaway)
             .await;
-    if let Some((net, dir)) = localnet {
-        net.shutdown().await;
-        let _ = std::fs::remove_dir_all(dir);
+    if let Some(net) = localnet {
+        net.stop().await;
     }
     result
-}
-
-/// Starts a throwaway network in this process; returns it with its state directory
-/// and network file.
-async fn start_localnet(quiet: bool) -> anyhow::Result<((LocalNetwork, PathBuf), PathBuf)> {
-    let dir = std::env::temp_dir().join(format!("lilypad-localnet-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    if !quiet {
-        eprintln!(
-            "no network configured (no --network, no LILYPAD_NETWORK, no `lilypad-cli devnet up`): \
-             starting a throwaway local network"
-        );
-    }
-    let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
-        let bar = ProgressBar::new_spinner();
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        bar.enable_steady_tick(Duration::from_millis(100));
-        bar
-    });
-    let started = Instant::now();
-    let progress = |msg: &str| {
-        if let Some(b) = &bar {
-            b.set_message(msg.to_owned());
-        }
-    };
-    let net = LocalNetwork::start(&dir, &progress).await;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    let net =
-        net.context("starting the local network (see `lilypad-rp doctor` for Docker problems)")?;
-    if !quiet {
-        eprintln!(
-            "✔ local network up: anvil, contracts, solver, content store, Docker provider ({:.1}s)",
-            started.elapsed().as_secs_f64()
-        );
-    }
-    let file = net.network_file();
-    Ok(((net, dir), file))
 }
 
 async fn run_on(

@@ -77,6 +77,22 @@ pub(crate) fn is_ws(url: &str) -> bool {
     url.starts_with("ws://") || url.starts_with("wss://")
 }
 
+/// Whether `url` is encrypted (`https://`, `wss://`).
+pub(crate) fn needs_tls(url: &str) -> bool {
+    url.starts_with("https://") || url.starts_with("wss://")
+}
+
+/// The error of an encrypted URL in a build without TLS.
+fn no_tls(cfg: &NetworkConfig, url: &str) -> ChainError {
+    ChainError::Config(ConfigError::Invalid {
+        network: cfg.name.clone(),
+        field: "rpc_urls",
+        value: url.to_owned(),
+        reason: "https:// and wss:// URLs need lilypad-sdk's `tls` cargo feature, which this \
+                 build was compiled without",
+    })
+}
+
 /// Whether `url`'s host is this machine (alloy then polls faster).
 fn is_local_url(url: &reqwest::Url) -> bool {
     url.host_str().is_some_and(|h| {
@@ -113,16 +129,22 @@ pub(crate) async fn rpc_client(cfg: &NetworkConfig) -> Result<RpcClient, ChainEr
         })?;
     let mut transports: Vec<BoxTransport> = Vec::with_capacity(cfg.rpc_urls.len());
     let mut is_local = true;
-    let mut ws_failure = None;
+    let mut left_out = None;
     for url in &cfg.rpc_urls {
         let parsed = reqwest::Url::parse(url).map_err(|_| invalid_url(cfg, url))?;
+        if needs_tls(url) && !cfg!(feature = "tls") {
+            let e = no_tls(cfg, url);
+            tracing::warn!("RPC node {url} left out: {e}");
+            left_out = Some(e);
+            continue;
+        }
         is_local &= is_local_url(&parsed);
         if is_ws(url) {
             match connect_ws(cfg, url).await {
                 Ok(t) => transports.push(t),
                 Err(e) => {
                     tracing::warn!("RPC node {url} left out: {e}");
-                    ws_failure = Some(e);
+                    left_out = Some(e);
                 }
             }
         } else {
@@ -130,7 +152,7 @@ pub(crate) async fn rpc_client(cfg: &NetworkConfig) -> Result<RpcClient, ChainEr
         }
     }
     if transports.is_empty() {
-        return Err(ws_failure.unwrap_or_else(|| invalid_url(cfg, "")));
+        return Err(left_out.unwrap_or_else(|| invalid_url(cfg, "")));
     }
     let retry = RetryBackoffLayer::new_with_policy(
         opts.retries,
@@ -149,4 +171,23 @@ pub(crate) async fn rpc_client(cfg: &NetworkConfig) -> Result<RpcClient, ChainEr
         ClientBuilder::default().layer(retry).transport(fallback, is_local)
     };
     Ok(client.with_poll_interval(poll))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without `tls`, encrypted URLs are left out with a reason that names the feature;
+    /// with only such URLs there is no client (with `tls`, the case does not arise).
+    #[cfg(not(feature = "tls"))]
+    #[tokio::test]
+    async fn encrypted_urls_without_tls_name_the_missing_feature() {
+        let mut cfg = NetworkConfig::local();
+        cfg.rpc_urls = vec!["https://rpc.example".into(), "wss://rpc.example".into()];
+        let e = rpc_client(&cfg).await.unwrap_err().to_string();
+        assert!(e.contains("`tls` cargo feature") && e.contains("wss://rpc.example"), "{e}");
+        // A plain URL beside them still gives a client.
+        cfg.rpc_urls.push("http://127.0.0.1:1".into());
+        assert!(rpc_client(&cfg).await.is_ok());
+    }
 }
