@@ -73,6 +73,12 @@ enum Command {
     /// Example: lilypad-cli jobs show 1 --wait 300
     #[command(subcommand)]
     Jobs(commands::jobs::JobsCommand),
+    /// Accounts in encrypted JSON keystores: create, import, list, check. Any command
+    /// that signs takes --account NAME (or --keystore FILE) instead of WEB3_PRIVATE_KEY.
+    ///
+    /// Example: lilypad-cli wallet new payer && lilypad-cli run cowsay:v0.0.4 --account payer
+    #[command(subcommand)]
+    Wallet(commands::wallet::WalletCommand),
 }
 
 fn main() -> ExitCode {
@@ -96,6 +102,7 @@ fn main() -> ExitCode {
         }
         Command::Bridge(args) => commands::bridge::run(&args),
         Command::Jobs(cmd) => commands::jobs::run(cmd),
+        Command::Wallet(cmd) => commands::wallet::run(cmd),
     };
     finish(result)
 }

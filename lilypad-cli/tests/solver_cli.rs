@@ -620,7 +620,7 @@ fn missing_network_or_key_is_named() {
     config.save(&public).expect("write the network file");
     let public = public.to_str().expect("utf-8 path");
     let e = run(&["--network", public], None);
-    assert!(e.contains("WEB3_PRIVATE_KEY is not set"), "{e}");
+    assert!(e.contains("no key to sign with") && e.contains("WEB3_PRIVATE_KEY"), "{e}");
     let e = run(&["--rpc-url", "http://127.0.0.1:1"], Some("0xnot-a-key"));
     assert!(e.contains("not a private key") && !e.contains("not-a-key"), "{e}");
 }

@@ -133,20 +133,19 @@ pub fn load(args: &NetworkArgs) -> anyhow::Result<NetworkConfig> {
     Ok(config)
 }
 
-/// The account key: `WEB3_PRIVATE_KEY`, else, on a local chain only, the devnet's
-/// well-known account for `role`. Read here rather than by clap so that no error can
-/// echo a malformed key.
+/// The account key: the keystore of `--keystore` / `--account`, else
+/// `WEB3_PRIVATE_KEY`, else, on a local chain only, the devnet's well-known account for
+/// `role`. The raw key is read here rather than by clap so that no error can echo it.
 pub fn key(config: &NetworkConfig, role: Role) -> anyhow::Result<PrivateKeySigner> {
-    match std::env::var("WEB3_PRIVATE_KEY") {
-        Ok(text) => text.trim().parse::<PrivateKeySigner>().map_err(|_| {
-            anyhow::anyhow!(
-                "WEB3_PRIVATE_KEY is not a private key: expected 32 bytes as 64 hex digits \
-                 (0x optional); the value is not shown"
-            )
-        }),
-        Err(_) if config.chain_id == LOCAL_CHAIN_ID => Ok(dev::anvil_signer(role.dev_account())),
-        Err(_) => anyhow::bail!(
-            "WEB3_PRIVATE_KEY is not set: export the account's private key (hex) to sign with it"
+    if let Some(key) = crate::wallet::flag_key()? {
+        return Ok(key);
+    }
+    match crate::wallet::env_key()? {
+        Some(key) => Ok(key),
+        None if config.chain_id == LOCAL_CHAIN_ID => Ok(dev::anvil_signer(role.dev_account())),
+        None => anyhow::bail!(
+            "no key to sign with: pass --keystore FILE or --account NAME (see `lilypad-cli \
+             wallet`), or export the account's private key (hex) as WEB3_PRIVATE_KEY"
         ),
     }
 }

@@ -19,6 +19,9 @@ pub struct GlobalArgs {
     /// (`1.5 LP`). JSON output is always in base units.
     #[arg(long, global = true)]
     pub wei: bool,
+    /// The key to sign with.
+    #[command(flatten)]
+    pub key: crate::wallet::KeyArgs,
 }
 
 static JSON: OnceLock<bool> = OnceLock::new();
@@ -30,6 +33,7 @@ impl GlobalArgs {
     pub fn apply(&self) {
         let _ = JSON.set(self.json);
         amounts::set_base_units(self.wei);
+        self.key.apply();
     }
 }
 

@@ -5,11 +5,7 @@
 //! file, `LILYPAD_KEYSTORE_PASSWORD` or a prompt) or, for scripts, `WEB3_PRIVATE_KEY`;
 //! never from a flag (it would show in `ps`), and no error ever shows it.
 
-use std::{
-    io::{BufRead, IsTerminal, Write},
-    path::{Path, PathBuf},
-    process::{Command, Stdio},
-};
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
@@ -21,6 +17,8 @@ use lilypad_sdk::{
     core::{Address, U256, deal::NetworkParams},
 };
 use serde_json::json;
+
+use lilypad_cli_common::wallet;
 
 use crate::amounts;
 
@@ -35,14 +33,6 @@ pub(crate) struct DeployArgs {
     /// replaces the network's RPC URLs.
     #[arg(long = "rpc-url", value_name = "URL")]
     rpc_urls: Vec<String>,
-    /// The deployer's encrypted JSON keystore (it owns every contract). Without one, the
-    /// key is read from WEB3_PRIVATE_KEY.
-    #[arg(long, value_name = "PATH")]
-    keystore: Option<PathBuf>,
-    /// A file whose first line is the keystore's password [default:
-    /// $LILYPAD_KEYSTORE_PASSWORD, else a prompt when stdin is a terminal].
-    #[arg(long, value_name = "FILE", requires = "keystore")]
-    password_file: Option<PathBuf>,
     /// The network's name in the file [default: the --network's name, else `custom`].
     #[arg(long)]
     name: Option<String>,
@@ -155,78 +145,17 @@ fn mints(args: &DeployArgs) -> anyhow::Result<Vec<(Address, U256)>> {
         .collect()
 }
 
-/// Reads a password from the terminal without echoing it.
-fn prompt_password(keystore: &Path) -> anyhow::Result<String> {
-    let stty = |arg: &str| {
-        Command::new("stty").arg(arg).stdin(Stdio::inherit()).status().is_ok_and(|s| s.success())
-    };
-    eprint!("password of {}: ", keystore.display());
-    std::io::stderr().flush().ok();
-    let hidden = stty("-echo");
-    let mut line = String::new();
-    let read = std::io::stdin().lock().read_line(&mut line);
-    if hidden {
-        stty("echo");
+/// The deployer's key (it owns every contract): `--keystore` / `--account`, else
+/// `WEB3_PRIVATE_KEY`; never the devnet's keys, even on a local chain.
+fn deployer_key() -> anyhow::Result<PrivateKeySigner> {
+    if let Some(key) = wallet::flag_key()? {
+        return Ok(key);
     }
-    eprintln!();
-    read.context("reading the password")?;
-    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
-}
-
-/// The keystore's password: `--password-file`, `LILYPAD_KEYSTORE_PASSWORD`, a prompt.
-fn password(args: &DeployArgs, keystore: &Path) -> anyhow::Result<String> {
-    if let Some(file) = &args.password_file {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("reading the password file {}", file.display()))?;
-        return Ok(text.lines().next().unwrap_or_default().to_owned());
-    }
-    if let Ok(p) = std::env::var("LILYPAD_KEYSTORE_PASSWORD") {
-        return Ok(p);
-    }
-    if std::io::stdin().is_terminal() {
-        return prompt_password(keystore);
-    }
-    anyhow::bail!(
-        "no password for the keystore {}: pass --password-file FILE or set \
-         LILYPAD_KEYSTORE_PASSWORD (stdin is not a terminal to ask on)",
-        keystore.display()
-    )
-}
-
-/// The deployer's key: the keystore, else `WEB3_PRIVATE_KEY`.
-fn deployer_key(args: &DeployArgs) -> anyhow::Result<PrivateKeySigner> {
-    let Some(keystore) = &args.keystore else {
-        return std::env::var("WEB3_PRIVATE_KEY")
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "no deployer key: pass --keystore FILE (an encrypted JSON keystore) or set \
-                     WEB3_PRIVATE_KEY"
-                )
-            })?
-            .trim()
-            .parse::<PrivateKeySigner>()
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "WEB3_PRIVATE_KEY is not a private key: expected 32 bytes as 64 hex digits \
-                     (0x optional); the value is not shown"
-                )
-            });
-    };
-    if !keystore.is_file() {
-        anyhow::bail!("the keystore {} does not exist", keystore.display());
-    }
-    let password = password(args, keystore)?;
-    PrivateKeySigner::decrypt_keystore(keystore, password).map_err(|e| {
-        // The error names what failed (a MAC mismatch is a wrong password), never the key.
-        let why = e.to_string();
-        if why.to_lowercase().contains("mac") {
-            anyhow::anyhow!(
-                "cannot decrypt the keystore {}: wrong password (the keystore's MAC does not match)",
-                keystore.display()
-            )
-        } else {
-            anyhow::anyhow!("cannot decrypt the keystore {}: {why}", keystore.display())
-        }
+    wallet::env_key()?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "no deployer key: pass --keystore FILE or --account NAME (an encrypted JSON \
+             keystore), or set WEB3_PRIVATE_KEY"
+        )
     })
 }
 
@@ -260,7 +189,7 @@ async fn deploy(args: &DeployArgs) -> anyhow::Result<()> {
     let mints = mints(args)?;
     let opts = options(args);
     lilypad_sdk::chain::deploy::check_options(&config.name, &opts)?;
-    let key = deployer_key(args)?;
+    let key = deployer_key()?;
     let deployer = key.address();
 
     progress(&format!("connecting to {}", config.rpc_urls.join(", ")));

@@ -15,3 +15,4 @@ pub(crate) mod services;
 pub(crate) mod solver;
 pub(crate) mod storage;
 pub(crate) mod throwaway;
+pub(crate) mod wallet;
