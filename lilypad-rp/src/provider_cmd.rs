@@ -49,9 +49,9 @@ pub(crate) struct OfferArgs {
     /// Price per job: tokens (`1.5`, `1.5 LP`) or base units (`1000wei`).
     #[arg(long, default_value = "1wei", value_parser = parse_amount)]
     price: U256,
-    /// Price of one module, `MODULE_ID=PRICE` (repeatable).
-    #[arg(long = "module-price", value_name = "ID=PRICE", value_parser = parse_module_price)]
-    module_prices: Vec<(ModuleId, U256)>,
+    /// Price of one module, `MODULE=PRICE` (repeatable); MODULE as in --allow-module.
+    #[arg(long = "module-price", value_name = "MODULE=PRICE", value_parser = parse_module_price)]
+    module_prices: Vec<(String, U256)>,
     /// Collateral escrowed per deal, slashed if results do not come in time: tokens
     /// (`0.5`, `0.5 LP`) or base units (`500wei`).
     #[arg(long, default_value = "0wei", value_parser = parse_amount)]
@@ -59,9 +59,15 @@ pub(crate) struct OfferArgs {
     /// A mediator this provider trusts (repeatable) [default: every mediator registered on chain].
     #[arg(long = "mediator", value_name = "ADDR")]
     mediators: Vec<Address>,
-    /// A module id this provider runs (repeatable), or `any`.
-    #[arg(long = "allow-module", value_name = "ID|any", default_value = "any")]
+    /// A module this provider runs (repeatable): a module id, a module reference that
+    /// resolves to one (`cowsay:v0.0.4`, `github.com/org/repo:ref`, a local template
+    /// directory), or `any`.
+    #[arg(long = "allow-module", value_name = "ID|MODULE|any", default_value = "any")]
     allow_modules: Vec<String>,
+    /// The base URL `name:version` references of --allow-module and --module-price
+    /// expand against [default: Lilypad's module repositories on GitHub].
+    #[arg(long, env = "LILYPAD_MODULE_BASE", value_name = "URL")]
+    module_base: Option<String>,
     /// Seconds each resource offer lives; a fresh one is posted when it ends.
     #[arg(long, default_value_t = 600)]
     offer_ttl: u64,
@@ -108,27 +114,49 @@ pub(crate) struct OfferArgs {
     fault_wrong_output: bool,
 }
 
-fn parse_module_price(s: &str) -> Result<(ModuleId, U256), String> {
-    let (id, price) = s.split_once('=').ok_or("expected MODULE_ID=PRICE")?;
-    let id: ModuleId =
-        id.trim().parse().map_err(|_| format!("{id:?} is not a module id (32 bytes of hex)"))?;
-    Ok((id, parse_amount(price).map_err(|e| e.to_string())?))
+fn parse_module_price(s: &str) -> Result<(String, U256), String> {
+    // The price has no `=`; a module reference might.
+    let (module, price) = s.rsplit_once('=').ok_or("expected MODULE=PRICE")?;
+    if module.trim().is_empty() {
+        return Err("expected MODULE=PRICE: the module is empty".into());
+    }
+    Ok((module.trim().to_owned(), parse_amount(price).map_err(|e| e.to_string())?))
 }
 
-fn module_policy(items: &[String]) -> anyhow::Result<ModulePolicy> {
+/// The module id `item` names: an id as is, else a module reference resolved through
+/// `cache` (a git repository is fetched: the id commits to its exact commit).
+fn module_id(flag: &str, item: &str, cache: &ModuleCache) -> anyhow::Result<ModuleId> {
+    let item = item.trim();
+    if let Ok(id) = item.parse::<ModuleId>() {
+        return Ok(id);
+    }
+    let resolved = cache.resolve_str(item).map_err(|e| {
+        anyhow::anyhow!(
+            "{flag} {item:?}: not a module id (0x + 64 hex digits), and as a module reference: {e}"
+        )
+    })?;
+    tracing::info!(module = item, id = %resolved.id, "{flag} resolved");
+    Ok(resolved.id)
+}
+
+fn module_policy(items: &[String], cache: &ModuleCache) -> anyhow::Result<ModulePolicy> {
     if items.iter().any(|i| i == "any") {
         return Ok(ModulePolicy::Any);
     }
     let mut set = BTreeSet::new();
     for i in items {
-        let id: ModuleId = i.trim().parse().map_err(|_| {
-            anyhow::anyhow!(
-                "--allow-module {i:?}: expected a module id (0x + 64 hex digits) or `any`"
-            )
-        })?;
-        set.insert(id);
+        set.insert(module_id("--allow-module", i, cache)?);
     }
     Ok(ModulePolicy::Only(set))
+}
+
+/// The module cache names in the offer flags resolve through.
+fn offer_modules(data_dir: &std::path::Path, offer: &OfferArgs) -> ModuleCache {
+    let cache = ModuleCache::new(data_dir.join("modules"));
+    match &offer.module_base {
+        Some(base) => cache.with_base(base.clone()),
+        None => cache,
+    }
 }
 
 /// Everything a provider or a mediator talks to.
@@ -288,9 +316,24 @@ pub(crate) fn run(common: &Common, offer: &OfferArgs) -> anyhow::Result<()> {
             anyhow::bail!("no mediator: none is registered on chain; pass --mediator ADDR");
         }
         let mut config = EngineConfig::new(&s.data_dir, spec, s.solver_address);
-        config.modules = module_policy(&offer.allow_modules)?;
+        // Names resolve through git: off the async threads.
+        let (modules, module_prices) = {
+            let cache = offer_modules(&s.data_dir, offer);
+            let allow = offer.allow_modules.clone();
+            let prices = offer.module_prices.clone();
+            tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let modules = module_policy(&allow, &cache)?;
+                let prices = prices
+                    .iter()
+                    .map(|(m, p)| Ok((module_id("--module-price", m, &cache)?, *p)))
+                    .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
+                Ok((modules, prices))
+            })
+            .await??
+        };
+        config.modules = modules;
         config.default_price = offer.price;
-        config.module_prices = offer.module_prices.iter().copied().collect::<BTreeMap<_, _>>();
+        config.module_prices = module_prices;
         config.timeout_collateral = offer.timeout_collateral;
         config.mediators = mediators;
         config.bounds = ProviderBounds {
@@ -361,21 +404,76 @@ mod tests {
     use super::*;
 
     #[test]
-    fn amounts_and_policies_parse() {
+    fn module_prices_parse() {
         let id = B256::repeat_byte(7);
         assert_eq!(
             parse_module_price(&format!("{id}=1.5 LP")),
-            Ok((id, U256::from(1_500_000_000_000_000_000u128)))
+            Ok((id.to_string(), U256::from(1_500_000_000_000_000_000u128)))
+        );
+        assert_eq!(
+            parse_module_price("cowsay:v0.0.4=2wei"),
+            Ok(("cowsay:v0.0.4".to_owned(), U256::from(2)))
         );
         let e = parse_module_price(&format!("{id}=1e18")).expect_err("not an amount");
         assert!(e.contains("1e18") && e.contains("1500 wei"), "{e}");
-        assert_eq!(module_policy(&["any".into()]).expect("any"), ModulePolicy::Any);
-        let id = B256::repeat_byte(7);
+        assert!(parse_module_price("=1wei").is_err());
+    }
+
+    /// A module repository as Lilypad names them (`lilypad-module-NAME`), tagged
+    /// `version`, made with the real git; returns the base URL and the commit.
+    fn git_module(dir: &std::path::Path, version: &str) -> (String, String) {
+        let repo = dir.join("lilypad-module-cowsay");
+        std::fs::create_dir_all(&repo).unwrap();
+        let src =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/modules/cowsay");
+        for entry in std::fs::read_dir(src).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), repo.join(entry.file_name())).unwrap();
+        }
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+                .args(args)
+                .current_dir(&repo)
+                .output()
+                .expect("git must be installed");
+            assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        git(&["init", "--quiet"]);
+        git(&["add", "."]);
+        git(&["commit", "--quiet", "-m", "module"]);
+        git(&["tag", version]);
+        (format!("file://{}/lilypad-module-", dir.display()), git(&["rev-parse", "HEAD"]))
+    }
+
+    #[test]
+    fn allowlists_take_ids_names_and_local_templates() {
+        let dir = tempfile::tempdir().unwrap();
+        let (base, commit) = git_module(dir.path(), "v0.0.4");
+        let cache = ModuleCache::new(dir.path().join("cache")).with_base(base.clone());
+
+        // By name: the id commits to the repository and its exact commit.
+        let url = format!("{base}cowsay");
+        let expected = lilypad_sdk::core::inputs::ModuleSource::Git { url, commit }.module_id();
+        let by_name = module_id("--allow-module", "cowsay:v0.0.4", &cache).expect("by name");
+        assert_eq!(by_name, expected);
+        // By id, as before; `any` wins over the rest.
         assert_eq!(
-            module_policy(&[id.to_string()]).expect("one id"),
-            ModulePolicy::Only([id].into_iter().collect())
+            module_policy(&[expected.to_string(), "cowsay:v0.0.4".into()], &cache).unwrap(),
+            ModulePolicy::Only([expected].into_iter().collect())
         );
-        let e = module_policy(&["cowsay".into()]).expect_err("not an id").to_string();
-        assert!(e.contains("cowsay") && e.contains("any"), "{e}");
+        assert_eq!(module_policy(&["any".into()], &cache).unwrap(), ModulePolicy::Any);
+        // A local template directory.
+        let local =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/modules/cowsay");
+        let local_id = module_id("--allow-module", local.to_str().unwrap(), &cache).unwrap();
+        assert_ne!(local_id, expected);
+
+        // Names that do not resolve say which flag, which item and why.
+        let e = module_policy(&["cowsay:v9.9.9".into()], &cache).unwrap_err().to_string();
+        assert!(e.contains("--allow-module \"cowsay:v9.9.9\"") && e.contains("v9.9.9"), "{e}");
+        let e = module_id("--module-price", "not a module", &cache).unwrap_err().to_string();
+        assert!(e.contains("--module-price") && e.contains("0x + 64 hex digits"), "{e}");
     }
 }
