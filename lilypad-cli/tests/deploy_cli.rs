@@ -269,6 +269,7 @@ fn deploy_cli_deploys_a_network_every_service_then_runs_jobs_on() {
             solver_url: None,
             storage_url: None,
             deployed_at_block: 0,
+            min_provider_version: None,
             rpc: RpcOptions::default(),
         })
         .await
@@ -500,6 +501,7 @@ fn deploy_network_over_a_websocket_rpc_url_and_roles_register_once() {
             solver_url: None,
             storage_url: None,
             deployed_at_block: 0,
+            min_provider_version: None,
             rpc: RpcOptions { max_receipt_poll_ms: 100, ..RpcOptions::default() },
         };
         // An undeployed network cannot be used, only deployed.

@@ -9,9 +9,9 @@ use std::{
 
 use anyhow::Context;
 use clap::Args;
-use lilypad_cli_common::network::{Network, NetworkArgs, Role, ensure_registered};
+use lilypad_cli_common::network::{Network, NetworkArgs, Role, ensure_registered, load};
 use lilypad_sdk::{
-    chain::{ChainClient, roles},
+    chain::{ChainClient, NetworkConfig, roles, semver},
     core::{
         Address, U256,
         amount::{AmountStyle, parse_amount},
@@ -171,7 +171,24 @@ struct Setup {
     solver_address: Address,
 }
 
+/// Refuses to run a provider older than the network's `min_provider_version`.
+fn check_version(config: &NetworkConfig, ours: &str) -> anyhow::Result<()> {
+    let Some(min) = &config.min_provider_version else { return Ok(()) };
+    let ours = semver::Version::parse(ours)
+        .with_context(|| format!("this lilypad-rp's own version {ours:?}"))?;
+    if ours < *min {
+        anyhow::bail!(
+            "this lilypad-rp is version {ours}, and network {} requires at least {min} \
+             (min_provider_version in its network file): update lilypad-rp (`git pull && \
+             cargo install --path lilypad-rp`) and start it again",
+            config.name
+        );
+    }
+    Ok(())
+}
+
 async fn setup(common: &Common, role: Role) -> anyhow::Result<Setup> {
+    check_version(&load(&common.network)?, env!("CARGO_PKG_VERSION"))?;
     let network = Network::open(&common.network, role).await?;
     let me = network.me();
     let solver = network.solver()?;
@@ -402,6 +419,20 @@ mod tests {
     use lilypad_sdk::core::B256;
 
     use super::*;
+
+    #[test]
+    fn providers_older_than_the_network_allows_are_refused() {
+        let mut config = NetworkConfig::local();
+        check_version(&config, "0.1.0").expect("no minimum");
+        config.min_provider_version = Some("0.2.0".parse().unwrap());
+        for ok in ["0.2.0", "0.2.1", "1.0.0"] {
+            check_version(&config, ok).expect(ok);
+        }
+        for old in ["0.1.9", "0.2.0-rc.1", "0.0.1"] {
+            let e = check_version(&config, old).expect_err(old).to_string();
+            assert!(e.contains(old) && e.contains("at least 0.2.0") && e.contains("update"), "{e}");
+        }
+    }
 
     #[test]
     fn module_prices_parse() {

@@ -60,3 +60,23 @@ fn errors_share_the_cli_convention() {
         .code(75)
         .stderr_eq(file!["snapshots/node-down-json.stderr"]);
 }
+
+#[test]
+fn a_provider_older_than_the_network_allows_refuses_to_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let a = snap::assert_in(Some(dir.path()));
+    let file = dir.path().join("network.toml");
+    let mut config = lilypad_sdk::chain::NetworkConfig::local();
+    // No node answers here: the check comes before anything is contacted.
+    config.rpc_urls = vec!["http://127.0.0.1:9".into()];
+    config.min_provider_version = Some("99.0.0".parse().expect("a version"));
+    config.save(&file).expect("write the network file");
+    for cmd in ["run", "mediate"] {
+        rp().args([cmd, "--network"])
+            .arg(&file)
+            .with_assert(a.clone())
+            .assert()
+            .code(1)
+            .stderr_eq(file!["snapshots/too-old.stderr"]);
+    }
+}

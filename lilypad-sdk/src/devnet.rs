@@ -309,6 +309,7 @@ impl Devnet {
             solver_url: Some(opts.solver_url.clone()),
             storage_url: Some(opts.storage_url.clone()),
             deployed_at_block: 0,
+            min_provider_version: None,
             rpc: RpcOptions { max_receipt_poll_ms: 100, ..RpcOptions::default() },
         };
         progress(&format!("anvil listening on 127.0.0.1:{port} (pid {pid})"));

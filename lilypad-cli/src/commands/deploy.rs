@@ -105,6 +105,7 @@ fn base_network(args: &DeployArgs) -> anyhow::Result<NetworkConfig> {
             solver_url: None,
             storage_url: None,
             deployed_at_block: 0,
+            min_provider_version: None,
             rpc: RpcOptions::default(),
         },
     };

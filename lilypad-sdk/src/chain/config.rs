@@ -163,6 +163,11 @@ pub struct NetworkConfig {
     /// The block the contracts were deployed in; event scans start there.
     #[serde(default)]
     pub deployed_at_block: u64,
+    /// The oldest `lilypad-rp` allowed on the network: an older provider refuses to
+    /// start and says how to update (a network operator raises it after a change
+    /// older providers would get wrong).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_provider_version: Option<semver::Version>,
     /// RPC timeouts, retries and polling.
     #[serde(default)]
     pub rpc: RpcOptions,
@@ -247,6 +252,7 @@ impl NetworkConfig {
             solver_url: Some("http://127.0.0.1:8080".into()),
             storage_url: Some("http://127.0.0.1:5001".into()),
             deployed_at_block: 0,
+            min_provider_version: None,
             rpc: RpcOptions::default(),
         }
     }

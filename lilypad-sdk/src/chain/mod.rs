@@ -65,6 +65,8 @@ pub use lilypad_core::state::DealStatus;
 pub use nonce::ResyncNonceManager;
 pub use pow::{AcceptedProof, PowRound};
 pub use registry::{ModuleStatus, Registration, UserEntry, roles};
+/// Versions, as network files state them ([`NetworkConfig::min_provider_version`]).
+pub use semver;
 pub use sign::{
     Permit, SignedJobOffer, SignedResourceOffer, sign_job_offer, sign_permit, sign_resource_offer,
 };
