@@ -28,6 +28,17 @@ if ((${#py_missing[@]})); then
     || die "pip could not install ${py_missing[*]}: run 'python3 -m pip install ${py_missing[*]}' by hand"
 fi
 
+# systemd-analyze checks lilypad-rp's systemd unit (scripts/packaging.sh).
+if ! command -v systemd-analyze >/dev/null; then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    say "installing systemd (for systemd-analyze)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null \
+      || die "apt-get could not install systemd: install it by hand (apt-get install systemd)"
+  else
+    die "systemd-analyze not found: install systemd (apt-get install systemd)"
+  fi
+fi
+
 # The Solidity toolchain (anvil, forge, cast, solcjs, OpenZeppelin) from npm.
 bash scripts/setup-contracts.sh >/dev/null
 

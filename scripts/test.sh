@@ -34,6 +34,9 @@ else
   cargo test --workspace --locked --no-fail-fast "${FEATURES[@]}"
 fi
 
+step "packaging: systemd-analyze verify lilypad-rp.service"
+bash scripts/packaging.sh
+
 step "doc tests"
 cargo test --workspace --locked --doc "${FEATURES[@]}"
 
