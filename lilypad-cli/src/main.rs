@@ -2,6 +2,7 @@
 
 mod commands;
 mod inputs;
+mod spinner;
 mod summary;
 mod when;
 

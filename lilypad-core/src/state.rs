@@ -147,14 +147,7 @@ impl DealState {
 
     /// The kind of state, without its data.
     pub const fn kind(&self) -> StateKind {
-        match self {
-            Self::Agreed { .. } => StateKind::Agreed,
-            Self::ResultsSubmitted { .. } => StateKind::ResultsSubmitted,
-            Self::ResultsChallenged { .. } => StateKind::ResultsChallenged,
-            Self::FailureReported { .. } => StateKind::FailureReported,
-            Self::FailureChallenged { .. } => StateKind::FailureChallenged,
-            Self::Finished { .. } => StateKind::Finished,
-        }
+        self.status().kind()
     }
 
     /// The outcome, if the deal is finished.

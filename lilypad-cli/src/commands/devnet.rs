@@ -4,9 +4,10 @@ use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context;
 
+use crate::spinner::spinner;
+
 use super::services;
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 use lilypad_sdk::{
     chain::{ChainClient, NetworkConfig},
     core::amount::format_tokens,
@@ -64,16 +65,6 @@ pub(crate) fn state_dir(args: &DirArgs) -> anyhow::Result<PathBuf> {
         return Ok(d.clone());
     }
     Ok(lilypad_cli_common::network::home().context("pass --dir")?.join("devnet"))
-}
-
-fn spinner() -> ProgressBar {
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    bar.enable_steady_tick(Duration::from_millis(100));
-    bar
 }
 
 pub(crate) fn run(cmd: DevnetCommand) -> anyhow::Result<()> {

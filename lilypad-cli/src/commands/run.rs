@@ -9,7 +9,7 @@ use std::{
 };
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use lilypad_sdk::{
     chain::DealStatus,
     core::{
@@ -394,12 +394,7 @@ struct Progress {
 impl Progress {
     fn new(live: bool, quiet: bool) -> Self {
         let bar = live.then(|| {
-            let bar = ProgressBar::new_spinner();
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
-            bar.enable_steady_tick(Duration::from_millis(100));
+            let bar = crate::spinner::spinner();
             bar.set_message("resolving the module");
             bar
         });

@@ -8,14 +8,9 @@ pub(crate) use without_devnet::Throwaway;
 
 #[cfg(feature = "devnet")]
 mod with_devnet {
-    use std::{
-        io::IsTerminal,
-        path::PathBuf,
-        time::{Duration, Instant},
-    };
+    use std::{io::IsTerminal, path::PathBuf, time::Instant};
 
     use anyhow::Context;
-    use indicatif::{ProgressBar, ProgressStyle};
     use lilypad_sdk::localnet::LocalNetwork;
 
     /// A whole network in this process, with its state directory.
@@ -36,15 +31,7 @@ mod with_devnet {
                      devnet up`): starting a throwaway local network"
                 );
             }
-            let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
-                let bar = ProgressBar::new_spinner();
-                bar.set_style(
-                    ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
-                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                );
-                bar.enable_steady_tick(Duration::from_millis(100));
-                bar
-            });
+            let bar = (!quiet && std::io::stderr().is_terminal()).then(crate::spinner::spinner);
             let started = Instant::now();
             let progress = |msg: &str| {
                 if let Some(b) = &bar {
