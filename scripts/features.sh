@@ -20,9 +20,10 @@ failed=()
 check() {
   local label=$1; shift
   local start=$SECONDS
-  local target=--lib
-  [[ $label == lilypad-rp* || $label == lilypad-cli* ]] && target=--bins
-  if cargo check --quiet --locked "$target" "$@"; then
+  # Libraries by default; a caller checking binaries passes --bins.
+  local target=(--lib)
+  [[ " $* " == *" --bins "* ]] && target=()
+  if cargo check --quiet --locked "${target[@]}" "$@"; then
     printf '  ok   %-16s %3ds\n' "$label" $((SECONDS - start))
   else
     printf '  FAIL %-16s\n' "$label"
@@ -54,7 +55,7 @@ no_devnet() {
     printf '  FAIL %-16s links %s\n' "$label" "$found"
     failed+=("$label (devnet linked)")
   else
-    check "$label" "$@"
+    check "$label" "$@" --bins
   fi
 }
 no_devnet "lilypad-rp" -p lilypad-rp

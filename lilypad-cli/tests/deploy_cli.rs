@@ -21,8 +21,8 @@ use alloy::signers::local::PrivateKeySigner;
 use common::{Proc, cli_bin, git_module, repo_root, runtime};
 use lilypad_sdk::{
     chain::{
-        ChainClient, ContractAddresses, DeployOptions, NetworkConfig, Registration, RpcOptions,
-        deploy_network, roles, verify_deployed,
+        ChainClient, DeployOptions, NetworkConfig, Registration, deploy_network, roles,
+        verify_deployed,
     },
     core::{Address, U256},
     devnet::{ANVIL_KEYS, anvil_address, find_anvil},
@@ -133,19 +133,10 @@ fn text(out: &[u8]) -> String {
     String::from_utf8_lossy(out).into_owned()
 }
 
-/// The `lilypad-rp` binary beside `lilypad-cli`, built if missing.
+/// The `lilypad-rp` binary beside `lilypad-cli`, built once per test process.
 fn lilypad_rp() -> PathBuf {
-    let rp = cli_bin().with_file_name("lilypad-rp");
-    if !rp.is_file() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "lilypad-rp", "--bin", "lilypad-rp"])
-            .current_dir(repo_root())
-            .status()
-            .expect("cargo build -p lilypad-rp");
-        assert!(status.success() && rp.is_file(), "cannot build {}", rp.display());
-    }
-    rp
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| common::workspace_bin("lilypad-rp")).clone()
 }
 
 /// A `lilypad-rp` daemon, started and past its "running" line; killed when dropped.
@@ -261,17 +252,11 @@ fn deploy_cli_deploys_a_network_every_service_then_runs_jobs_on() {
         assert!(err.contains("wrong password") && err.contains("deployer.json"), "{err}");
         assert!(!err.contains(ANVIL_KEYS[DEPLOYER].trim_start_matches("0x")), "key shown: {err}");
         assert!(!out_file.exists(), "a network file after a failed deploy");
-        let probe = ChainClient::connect_to_deploy(NetworkConfig {
-            name: "probe".into(),
-            chain_id: CHAIN_ID,
-            rpc_urls: vec![http.clone()],
-            contracts: ContractAddresses::default(),
-            solver_url: None,
-            storage_url: None,
-            deployed_at_block: 0,
-            min_provider_version: None,
-            rpc: RpcOptions::default(),
-        })
+        let probe = ChainClient::connect_to_deploy(NetworkConfig::undeployed(
+            "probe",
+            CHAIN_ID,
+            vec![http.clone()],
+        ))
         .await
         .expect("connect");
         assert_eq!(probe.block_number().await.expect("block"), 0, "nothing was sent");
@@ -492,18 +477,9 @@ fn deploy_network_over_a_websocket_rpc_url_and_roles_register_once() {
     let dir = tempfile::tempdir().expect("temp dir");
     runtime().block_on(async {
         let anvil = Anvil::start(dir.path());
-        let config = NetworkConfig {
-            name: "ws-only".into(),
-            // The node's.
-            chain_id: 0,
-            rpc_urls: vec![anvil.ws()],
-            contracts: ContractAddresses::default(),
-            solver_url: None,
-            storage_url: None,
-            deployed_at_block: 0,
-            min_provider_version: None,
-            rpc: RpcOptions { max_receipt_poll_ms: 100, ..RpcOptions::default() },
-        };
+        // Chain id 0: the node's.
+        let mut config = NetworkConfig::undeployed("ws-only", 0, vec![anvil.ws()]);
+        config.rpc.max_receipt_poll_ms = 100;
         // An undeployed network cannot be used, only deployed.
         let known = NetworkConfig { chain_id: CHAIN_ID, ..config.clone() };
         let e = ChainClient::connect(known).await.expect_err("no contracts");

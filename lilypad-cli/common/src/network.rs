@@ -137,10 +137,7 @@ pub fn load(args: &NetworkArgs) -> anyhow::Result<NetworkConfig> {
 /// `WEB3_PRIVATE_KEY`, else, on a local chain only, the devnet's well-known account for
 /// `role`. The raw key is read here rather than by clap so that no error can echo it.
 pub fn key(config: &NetworkConfig, role: Role) -> anyhow::Result<PrivateKeySigner> {
-    if let Some(key) = crate::wallet::flag_key()? {
-        return Ok(key);
-    }
-    match crate::wallet::env_key()? {
+    match crate::wallet::explicit_key()? {
         Some(key) => Ok(key),
         None if config.chain_id == LOCAL_CHAIN_ID => Ok(dev::anvil_signer(role.dev_account())),
         None => anyhow::bail!(

@@ -98,6 +98,15 @@ pub fn flag_key() -> anyhow::Result<Option<PrivateKeySigner>> {
     }
 }
 
+/// The key the user gave: the flags' keystore, else `WEB3_PRIVATE_KEY`; `None` without
+/// either (then only a local chain has a default, [`crate::network::key`]).
+pub fn explicit_key() -> anyhow::Result<Option<PrivateKeySigner>> {
+    match flag_key()? {
+        Some(key) => Ok(Some(key)),
+        None => env_key(),
+    }
+}
+
 /// The key in `WEB3_PRIVATE_KEY`, if set.
 pub fn env_key() -> anyhow::Result<Option<PrivateKeySigner>> {
     match std::env::var("WEB3_PRIVATE_KEY") {

@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Args;
 use lilypad_sdk::{
     chain::{
-        ChainClient, ContractAddresses, DeployOptions, NetworkConfig, PrivateKeySigner, RpcOptions,
+        ChainClient, ContractAddresses, DeployOptions, NetworkConfig, PrivateKeySigner,
         deploy_network, verify_deployed,
     },
     core::{Address, U256, deal::NetworkParams},
@@ -96,18 +96,8 @@ fn base_network(args: &DeployArgs) -> anyhow::Result<NetworkConfig> {
         }
         Some(path) => NetworkConfig::load(Path::new(path))
             .with_context(|| format!("loading the network file {path}"))?,
-        None => NetworkConfig {
-            name: "custom".into(),
-            // 0: the node's chain id.
-            chain_id: 0,
-            rpc_urls: Vec::new(),
-            contracts: ContractAddresses::default(),
-            solver_url: None,
-            storage_url: None,
-            deployed_at_block: 0,
-            min_provider_version: None,
-            rpc: RpcOptions::default(),
-        },
+        // Chain id 0: the node's.
+        None => NetworkConfig::undeployed("custom", 0, Vec::new()),
     };
     config.contracts = ContractAddresses::default();
     if !args.rpc_urls.is_empty() {
@@ -149,10 +139,7 @@ fn mints(args: &DeployArgs) -> anyhow::Result<Vec<(Address, U256)>> {
 /// The deployer's key (it owns every contract): `--keystore` / `--account`, else
 /// `WEB3_PRIVATE_KEY`; never the devnet's keys, even on a local chain.
 fn deployer_key() -> anyhow::Result<PrivateKeySigner> {
-    if let Some(key) = wallet::flag_key()? {
-        return Ok(key);
-    }
-    wallet::env_key()?.ok_or_else(|| {
+    wallet::explicit_key()?.ok_or_else(|| {
         anyhow::anyhow!(
             "no deployer key: pass --keystore FILE or --account NAME (an encrypted JSON \
              keystore), or set WEB3_PRIVATE_KEY"

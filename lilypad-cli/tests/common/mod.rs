@@ -34,26 +34,28 @@ pub fn cli_bin() -> PathBuf {
         return PathBuf::from(BIN);
     }
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "-p", "lilypad-cli", "--bin", "lilypad-cli"])
-                .current_dir(repo_root())
-                .status()
-                .expect("run cargo build -p lilypad-cli");
-            assert!(status.success(), "cargo build -p lilypad-cli failed");
-            let exe = std::env::current_exe().expect("test executable path");
-            // target/debug/deps/<test> -> target/debug/lilypad-cli
-            let bin = exe
-                .parent()
-                .and_then(Path::parent)
-                .expect("target dir")
-                .join(format!("lilypad-cli{}", std::env::consts::EXE_SUFFIX));
-            assert!(bin.exists(), "{} is missing after cargo build -p lilypad-cli", bin.display());
-            bin
-        })
-        .clone()
+    BUILT.get_or_init(|| workspace_bin("lilypad-cli")).clone()
+}
+
+/// The binary `name` of the workspace package of the same name, in this test's target
+/// directory, built first (`cargo build -p NAME`, a no-op when it is up to date).
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "-p", name, "--bin", name])
+        .current_dir(repo_root())
+        .status()
+        .unwrap_or_else(|e| panic!("run cargo build -p {name}: {e}"));
+    assert!(status.success(), "cargo build -p {name} failed");
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/debug/deps/<test> -> target/debug/<name>
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.exists(), "{} is missing after cargo build -p {name}", bin.display());
+    bin
 }
 
 /// A multi-threaded runtime for a test.

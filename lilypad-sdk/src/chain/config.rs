@@ -240,6 +240,22 @@ impl ContractAddresses {
 }
 
 impl NetworkConfig {
+    /// A network not deployed yet: `name`, `chain_id` (0: whatever the node says, for
+    /// deploying) and `rpc_urls`; no contracts, solver or storage, default RPC options.
+    pub fn undeployed(name: &str, chain_id: u64, rpc_urls: Vec<String>) -> Self {
+        Self {
+            name: name.to_owned(),
+            chain_id,
+            rpc_urls,
+            contracts: ContractAddresses::default(),
+            solver_url: None,
+            storage_url: None,
+            deployed_at_block: 0,
+            min_provider_version: None,
+            rpc: RpcOptions::default(),
+        }
+    }
+
     /// The built-in `local` network: anvil on 127.0.0.1:8545 with the contracts where
     /// `lilypad-cli devnet up --port 8545` deploys them (a devnet on another port writes
     /// its own file).
