@@ -25,6 +25,7 @@ pub mod offer;
 pub mod pow;
 pub mod result;
 pub mod settlement;
+pub mod slots;
 pub mod spec;
 pub mod state;
 

@@ -34,7 +34,7 @@ pub(crate) struct Check {
 }
 
 impl Check {
-    fn new(name: &'static str, status: Status, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(name: &'static str, status: Status, detail: impl Into<String>) -> Self {
         Self { name, status, detail: detail.into() }
     }
 }
@@ -45,7 +45,7 @@ pub(crate) struct Context<'a> {
     pub(crate) data_dir: &'a Path,
     pub(crate) chain: &'a ChainClient,
     pub(crate) me: Address,
-    /// Tokens an offer escrows at worst (timeout plus results collateral).
+    /// Tokens the offers escrow at worst (timeout plus results collateral, one deal per slot).
     pub(crate) collateral_needed: U256,
     /// Least free disk for job data, in MiB.
     pub(crate) min_disk_mib: u64,
@@ -237,7 +237,7 @@ pub(crate) async fn checks(
             "balance",
             Status::Fail,
             format!(
-                "{} holds {}, an offer escrows up to {}: get tokens or lower --timeout-collateral/--price",
+                "{} holds {}, the offers escrow up to {} (one deal per slot): get tokens, lower --timeout-collateral/--price or use fewer --slots",
                 cx.me,
                 cx.amounts.format(b),
                 cx.amounts.format(cx.collateral_needed)
@@ -247,7 +247,7 @@ pub(crate) async fn checks(
             "balance",
             Status::Ok,
             format!(
-                "{} (an offer escrows up to {})",
+                "{} (the offers escrow up to {}, one deal per slot)",
                 cx.amounts.format(b),
                 cx.amounts.format(cx.collateral_needed)
             ),
@@ -260,7 +260,7 @@ pub(crate) async fn checks(
             "allowance",
             Status::Note,
             format!(
-                "{}: the controller is approved for {} when the offer is posted",
+                "{}: the controller is approved for {} when an offer is posted",
                 cx.amounts.format(a),
                 cx.amounts.format(cx.collateral_needed)
             ),

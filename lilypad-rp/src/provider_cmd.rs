@@ -16,6 +16,8 @@ use lilypad_sdk::{
         Address, U256,
         amount::{AmountStyle, parse_amount},
         offer::{ModuleId, ModulePolicy, ProviderBounds},
+        slots::{Slot, SlotPlan},
+        spec::MachineSpec,
     },
     executor::Executor,
     job::ProviderClient,
@@ -94,6 +96,13 @@ pub(crate) struct OfferArgs {
     /// Offer this much RAM (MiB) instead of all of it.
     #[arg(long)]
     ram_mib: Option<u64>,
+    /// How the machine is split into slots, each with its own offer and running its
+    /// own job: `auto` (one per GPU with a fair share of CPU, RAM and disk, plus a
+    /// CPU-only slot; one slot without GPUs), a number of equal slots, or
+    /// `;`-separated sizes (`gpus=2,cpu=8000,ram=32768;cpu=2000`; unsized resources
+    /// are shared equally).
+    #[arg(long, env = "LILYPAD_SLOTS", default_value = "auto", value_name = "auto|N|SIZES")]
+    slots: SlotPlan,
     /// Most bytes of outputs a job may write, in MiB; over it the outputs are rejected.
     #[arg(long, default_value_t = 1024)]
     max_output_mib: u64,
@@ -213,12 +222,57 @@ async fn setup(common: &Common, role: Role) -> anyhow::Result<Setup> {
     })
 }
 
-async fn collateral_needed(chain: &ChainClient, offer: &OfferArgs) -> anyhow::Result<U256> {
+/// What the machine offers: detected (GPUs from `nvidia-smi`), less what the flags
+/// hold back.
+fn machine(data_dir: &std::path::Path, offer: &OfferArgs) -> anyhow::Result<MachineSpec> {
+    let mut spec = crate::spec::detect(data_dir)?;
+    if let Some(Ok(gpus)) = doctor::nvidia_gpus() {
+        spec.gpus = gpus;
+    }
+    if let Some(c) = offer.cpu_millicores {
+        spec.cpu_millicores = c;
+    }
+    if let Some(r) = offer.ram_mib {
+        spec.ram_mib = r;
+    }
+    Ok(spec)
+}
+
+/// The slots `--slots` makes of the machine.
+fn slots(data_dir: &std::path::Path, offer: &OfferArgs) -> anyhow::Result<Vec<Slot>> {
+    let machine = machine(data_dir, offer)?;
+    offer.slots.split(&machine).with_context(|| format!("--slots {}", offer.slots))
+}
+
+/// One line per slot: its name and size.
+fn describe(slot: &Slot) -> String {
+    let gpus = match slot.gpu_indexes.as_slice() {
+        [] => String::new(),
+        ids => format!(
+            ", GPU {} ({})",
+            ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+            slot.spec.gpus.iter().map(|g| g.model.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    format!(
+        "{}: {} millicores, {} MiB RAM, {} MiB disk{gpus}",
+        slot.name, slot.spec.cpu_millicores, slot.spec.ram_mib, slot.spec.disk_mib
+    )
+}
+
+/// Collateral escrowed at worst while every slot's offer is a deal: per deal, the
+/// timeout collateral plus the results collateral of the dearest price.
+async fn collateral_needed(
+    chain: &ChainClient,
+    offer: &OfferArgs,
+    slots: usize,
+) -> anyhow::Result<U256> {
     let params = chain.network_params().await?;
     let dearest = offer.module_prices.iter().map(|(_, p)| *p).fold(offer.price, U256::max);
     Ok(offer
         .timeout_collateral
-        .saturating_add(dearest.saturating_mul(U256::from(params.results_collateral_multiple))))
+        .saturating_add(dearest.saturating_mul(U256::from(params.results_collateral_multiple)))
+        .saturating_mul(U256::from(slots.max(1))))
 }
 
 /// The preflight checks; `opencl` probes the OpenCL platforms too. The daemon leaves
@@ -230,7 +284,9 @@ async fn run_checks(
     opencl: bool,
     amounts: AmountStyle,
 ) -> anyhow::Result<Vec<doctor::Check>> {
-    let needed = collateral_needed(s.client.chain(), offer).await?;
+    let slots = slots(&s.data_dir, offer);
+    let needed =
+        collateral_needed(s.client.chain(), offer, slots.as_ref().map_or(1, Vec::len)).await?;
     let cx = doctor::Context {
         executor: &s.executor,
         data_dir: &s.data_dir,
@@ -240,7 +296,20 @@ async fn run_checks(
         min_disk_mib: offer.min_disk_mib,
         amounts,
     };
-    Ok(doctor::checks(&cx, opencl, Some(&s.solver), Some(&s.storage)).await)
+    let mut checks = doctor::checks(&cx, opencl, Some(&s.solver), Some(&s.storage)).await;
+    checks.push(match slots {
+        Ok(slots) => doctor::Check::new(
+            "slots",
+            Status::Ok,
+            format!(
+                "{} ({})",
+                slots.len(),
+                slots.iter().map(describe).collect::<Vec<_>>().join("; ")
+            ),
+        ),
+        Err(e) => doctor::Check::new("slots", Status::Fail, format!("{e:#}")),
+    });
+    Ok(checks)
 }
 
 fn amount_style() -> AmountStyle {
@@ -308,15 +377,9 @@ pub(crate) fn run(common: &Common, offer: &OfferArgs) -> anyhow::Result<()> {
                 Status::Ok => tracing::debug!(check = c.name, "{}", c.detail),
             }
         }
-        let mut spec = crate::spec::detect(&s.data_dir)?;
-        if let Some(Ok(gpus)) = doctor::nvidia_gpus() {
-            spec.gpus = gpus;
-        }
-        if let Some(c) = offer.cpu_millicores {
-            spec.cpu_millicores = c;
-        }
-        if let Some(r) = offer.ram_mib {
-            spec.ram_mib = r;
+        let slots = slots(&s.data_dir, offer)?;
+        for slot in &slots {
+            tracing::info!("slot {}", describe(slot));
         }
         match ensure_registered(s.client.chain(), Role::Provider, "").await? {
             Some(line) => tracing::info!("{line}"),
@@ -332,7 +395,8 @@ pub(crate) fn run(common: &Common, offer: &OfferArgs) -> anyhow::Result<()> {
         if mediators.is_empty() {
             anyhow::bail!("no mediator: none is registered on chain; pass --mediator ADDR");
         }
-        let mut config = EngineConfig::new(&s.data_dir, spec, s.solver_address);
+        let mut config = EngineConfig::new(&s.data_dir, MachineSpec::default(), s.solver_address);
+        config.slots = slots;
         // Names resolve through git: off the async threads.
         let (modules, module_prices) = {
             let cache = offer_modules(&s.data_dir, offer);

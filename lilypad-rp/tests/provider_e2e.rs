@@ -122,6 +122,11 @@ fn store(dir: &Path, name: &str) -> ProviderStore {
 
 /// `lilypad-cli run MODULE --json` as the devnet's job creator.
 fn spawn_run(net: &LocalNet, dir: &Path, module: &Path, extra: &[&str]) -> Child {
+    spawn_run_as(net, dir, module, devnet::JOB_CREATOR, extra)
+}
+
+/// `lilypad-cli run MODULE --json` as devnet account `who` (results under `dir/out`).
+fn spawn_run_as(net: &LocalNet, dir: &Path, module: &Path, who: usize, extra: &[&str]) -> Child {
     Command::new(cli_bin())
         .arg("run")
         .arg(module)
@@ -131,7 +136,7 @@ fn spawn_run(net: &LocalNet, dir: &Path, module: &Path, extra: &[&str]) -> Child
         .arg(dir.join("out"))
         .args(extra)
         .env("LILYPAD_HOME", dir.join("home"))
-        .env("WEB3_PRIVATE_KEY", ANVIL_KEYS[devnet::JOB_CREATOR])
+        .env("WEB3_PRIVATE_KEY", ANVIL_KEYS[who])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -242,7 +247,9 @@ fn doctor_then_a_cowsay_job_end_to_end_and_a_restart_runs_nothing_twice() {
             .expect("lilypad-rp doctor");
         let table = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{table}\n{}", String::from_utf8_lossy(&out.stderr));
-        for check in ["docker", "gpus", "disk", "chain", "solver", "storage", "gas", "balance"] {
+        for check in
+            ["docker", "gpus", "disk", "chain", "solver", "storage", "gas", "balance", "slots"]
+        {
             assert!(table.lines().any(|l| l.starts_with(check)), "no {check} line:\n{table}");
         }
         assert!(!table.contains("FAIL"), "{table}");
@@ -873,4 +880,153 @@ fn a_bad_key_is_refused_without_being_echoed() {
     assert!(text.contains("WEB3_PRIVATE_KEY is not a private key"), "{text}");
     assert!(!text.contains("topsecret"), "{text}");
     let _ = Address::ZERO;
+}
+
+/// Three job creators (devnet accounts that play no other role), so that their
+/// transactions never race for one account's nonce.
+const CREATORS: [usize; 3] = [devnet::JOB_CREATOR, 8, 9];
+
+/// A provider split into three CPU slots of 500 millicores and 256 MiB each.
+fn three_slots(net: &LocalNet, dir: &Path, name: &str) -> Rp {
+    provider(net, dir, name, &["--slots", "3", "--cpu-millicores", "1500", "--ram-mib", "768"])
+}
+
+/// `docker inspect` of a container: its CPU and memory limits.
+fn limits(id: &str) -> (i64, i64) {
+    let out = Command::new("docker")
+        .args(["inspect", "--format", "{{.HostConfig.NanoCpus}} {{.HostConfig.Memory}}", id])
+        .output()
+        .expect("the docker CLI");
+    assert!(out.status.success(), "docker inspect: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text.split_whitespace().map(|n| n.parse::<i64>().expect("a number"));
+    (it.next().expect("NanoCpus"), it.next().expect("Memory"))
+}
+
+/// Waits until the executor `name` runs `n` job containers at once; returns their ids.
+async fn containers_at_once(name: &str, n: usize) -> Vec<String> {
+    let exec = Executor::connect().expect("docker").with_name(name);
+    eventually(&format!("{n} job containers running at once"), 180, || {
+        let exec = &exec;
+        async move { exec.containers(None).await.ok().filter(|c| c.len() == n) }
+    })
+    .await
+}
+
+/// The `start S` and `end S` lines a slotted job prints.
+fn interval(stdout: &str) -> (u64, u64) {
+    let at = |word: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(word))
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {word:?} line in {stdout:?}"))
+    };
+    (at("start "), at("end "))
+}
+
+#[test]
+fn three_cpu_slots_run_three_jobs_at_once_each_within_its_slot() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    runtime().block_on(async {
+        need_docker().await;
+        let net = LocalNet::start(dir.path()).await;
+        let script = "echo start $(date +%s); sleep 6; echo end $(date +%s)";
+        let module = shell_module(dir.path(), "slotted", script, 120, 64);
+        let rp = three_slots(&net, dir.path(), "slots");
+        let logs = || format!("{}\n--- rp log:\n{}", net.logs(), rp.log());
+        let runs: Vec<Child> =
+            CREATORS.iter().map(|who| spawn_run_as(&net, dir.path(), &module, *who, &[])).collect();
+
+        // All three run at the same time, each held to its slot's share (the module asks
+        // for 500 millicores and 64 MiB; the slot has 500 and 256).
+        for id in containers_at_once("slots", 3).await {
+            let (nano_cpus, memory) = limits(&id);
+            assert!(nano_cpus > 0 && nano_cpus <= 500_000_000, "{id}: NanoCpus {nano_cpus}");
+            assert!(memory > 0 && memory <= 256 * 1024 * 1024, "{id}: Memory {memory}");
+        }
+        let mut intervals = Vec::new();
+        let mut deals = Vec::new();
+        for run in runs {
+            let (ok, json, err) = finish(run, 180, &logs).await;
+            assert!(ok, "run failed: {json}\n{err}\n{}", logs());
+            assert_eq!(json["status"], "accepted", "{json}");
+            let stdout = std::fs::read_to_string(json["stdout"].as_str().expect("stdout path"))
+                .expect("read stdout");
+            intervals.push(interval(&stdout));
+            deals.push(json["deal_id"].as_str().expect("deal id").parse::<B256>().expect("id"));
+        }
+        // The wall-clock intervals the jobs saw overlap: they ran concurrently.
+        let latest_start = intervals.iter().map(|i| i.0).max().expect("3");
+        let earliest_end = intervals.iter().map(|i| i.1).min().expect("3");
+        assert!(latest_start < earliest_end, "{intervals:?}");
+
+        // One deal per slot, each run once.
+        let st = store(dir.path(), "slots");
+        let mut slots = BTreeSet::new();
+        for id in deals {
+            let row = st.get(id).expect("db").expect("row");
+            assert_eq!(row.runs, 1, "{row:?}");
+            slots.insert(st.offer_slot(row.deal.resource_offer_id).expect("db").expect("slot"));
+        }
+        assert_eq!(slots, ["slot0", "slot1", "slot2"].map(String::from).into(), "{}", logs());
+    });
+}
+
+#[test]
+fn a_kill_9_with_three_jobs_running_loses_none_and_runs_none_twice() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    runtime().block_on(async {
+        need_docker().await;
+        let net = LocalNet::start(dir.path()).await;
+        let chain = net.devnet.account(devnet::JOB_CREATOR);
+        let module = shell_module(dir.path(), "long", "echo ran; sleep 8", 120, 64);
+        let mut before = Vec::new();
+        for who in CREATORS {
+            before.push(balance(&chain, who).await);
+        }
+        let provider0 = balance(&chain, devnet::PROVIDER).await;
+        let rp = three_slots(&net, dir.path(), "slots-kill");
+        let runs: Vec<Child> =
+            CREATORS.iter().map(|who| spawn_run_as(&net, dir.path(), &module, *who, &[])).collect();
+        containers_at_once("slots-kill", 3).await;
+        let st = store(dir.path(), "slots-kill");
+        let rows = st.all().expect("rows");
+        assert_eq!(rows.len(), 3);
+        assert!(rows.iter().all(|r| r.phase == DealPhase::Running && r.runs == 1), "{rows:?}");
+        rp.kill9();
+
+        // The restart removes the three abandoned containers and runs each deal again,
+        // once: every job creator gets results and pays the price once.
+        let rp = three_slots(&net, dir.path(), "slots-kill");
+        let logs = || format!("{}\n--- rp log:\n{}", net.logs(), rp.log());
+        for run in runs {
+            let (ok, json, err) = finish(run, 240, &logs).await;
+            assert!(ok, "run failed: {json}\n{err}\n{}", logs());
+            assert_eq!(json["status"], "accepted", "{json}");
+            let stdout = std::fs::read_to_string(json["stdout"].as_str().expect("stdout path"))
+                .expect("read stdout");
+            assert_eq!(stdout, "ran\n");
+        }
+        assert!(rp.log().contains("removed containers left behind"), "{}", rp.log());
+        let price = U256::from(PRICE);
+        for (who, b0) in CREATORS.iter().zip(before) {
+            assert_eq!(balance(&chain, *who).await, b0 - price, "account {who}");
+        }
+        assert_eq!(balance(&chain, devnet::PROVIDER).await, provider0 + price * U256::from(3));
+        for row in rows {
+            let id = row.deal.id;
+            let row = eventually("the deal done", 60, || {
+                let st = st.clone();
+                async move { st.get(id).ok().flatten().filter(|r| r.phase == DealPhase::Done) }
+            })
+            .await;
+            // Started before the kill and once after it; never two at a time.
+            assert_eq!(row.runs, 2, "{row:?}");
+            let on_chain = chain.deal(id).await.expect("deal").expect("on chain");
+            assert_eq!(on_chain.status, DealStatus::Finished(Outcome::Accepted));
+        }
+    });
 }

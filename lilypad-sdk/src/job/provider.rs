@@ -101,11 +101,24 @@ impl ProviderClient {
     /// offer's timeout collateral plus the results collateral of its dearest price
     /// when the allowance is short (both are taken by `transferFrom`).
     pub async fn post_offer(&self, offer: &ResourceOffer) -> Result<OfferReceipt, ProviderError> {
+        self.post_offer_covering(offer, 1).await
+    }
+
+    /// [`Self::post_offer`] for a provider with `open` offers that may all become
+    /// deals at once (one per free slot): the allowance covers that many deals' worth
+    /// of collateral, so the solver's `createDeal` for one never fails for want of
+    /// the allowance another took.
+    pub async fn post_offer_covering(
+        &self,
+        offer: &ResourceOffer,
+        open: usize,
+    ) -> Result<OfferReceipt, ProviderError> {
         let params = self.chain.network_params().await?;
         let dearest = offer.module_prices.values().copied().fold(offer.default_price, U256::max);
         let need = offer
             .timeout_collateral
-            .saturating_add(dearest.saturating_mul(U256::from(params.results_collateral_multiple)));
+            .saturating_add(dearest.saturating_mul(U256::from(params.results_collateral_multiple)))
+            .saturating_mul(U256::from(open.max(1)));
         let controller = self.chain.config().contracts.controller;
         if self.chain.allowance(offer.provider, controller).await? < need {
             self.chain.approve_controller(need).await?;

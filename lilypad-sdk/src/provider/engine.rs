@@ -1,20 +1,22 @@
-//! The provider's loop: one offer on the solver, every deal driven to the chain.
+//! The provider's loop: one offer on the solver per free slot, every deal driven to
+//! the chain, deals of different slots at the same time.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, HashSet},
     path::{Path, PathBuf},
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::Duration,
 };
 
 use alloy::primitives::{Address, B256, U256};
-use futures::StreamExt;
+use futures::{StreamExt, stream::FuturesUnordered};
 use lilypad_core::{
     deal::Deal,
     offer::{ModuleId, ModulePolicy, ProviderBounds, ResourceOffer},
+    slots::Slot,
     spec::MachineSpec,
     state::JobFailure,
 };
@@ -30,7 +32,6 @@ use crate::{
 };
 
 const META_EVENT: &str = "last_event_seq";
-const META_OFFER: &str = "offer";
 
 /// A fault the engine can be told to commit, for tests of the protocol's defences.
 ///
@@ -49,8 +50,10 @@ pub enum Fault {
 pub struct EngineConfig {
     /// Where job inputs and results live (`deals/<id>/`).
     pub data_dir: PathBuf,
-    /// What the offer advertises.
-    pub spec: MachineSpec,
+    /// The shares of the machine (`lilypad_core::slots`): each free slot keeps its
+    /// own offer on the solver, and each runs its deals' jobs at the same time as
+    /// the others, on its own GPUs.
+    pub slots: Vec<Slot>,
     /// Modules this provider runs (its own allowlist).
     pub modules: ModulePolicy,
     /// Price per job, in token base units.
@@ -74,7 +77,7 @@ pub struct EngineConfig {
     pub max_output_bytes: u64,
     /// Memory for modules that ask for none, in MiB.
     pub default_memory_mib: u64,
-    /// Set while a job runs (the miner's pause flag), if mining.
+    /// Set while any job runs (the miner's pause flag), if mining.
     pub mining_pause: Option<Arc<AtomicBool>>,
     /// Test-only misbehaviour.
     pub fault: Option<Fault>,
@@ -89,13 +92,14 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
-    /// A configuration with defaults: price 1 base unit, no timeout collateral, any
-    /// module, offers of 10 minutes, polling every 2 s, a 30 s submit margin, 1 GiB of
-    /// outputs.
+    /// A configuration with defaults: the whole `spec` as one slot, price 1 base
+    /// unit, no timeout collateral, any module, offers of 10 minutes, polling every
+    /// 2 s, a 30 s submit margin, 1 GiB of outputs.
     pub fn new(data_dir: impl Into<PathBuf>, spec: MachineSpec, solver: Address) -> Self {
+        let gpu_indexes = (0..u32::try_from(spec.gpus.len()).unwrap_or(u32::MAX)).collect();
         Self {
             data_dir: data_dir.into(),
-            spec,
+            slots: vec![Slot { name: "slot0".into(), spec, gpu_indexes }],
             modules: ModulePolicy::Any,
             default_price: U256::from(1u8),
             module_prices: BTreeMap::new(),
@@ -115,22 +119,29 @@ impl EngineConfig {
     }
 }
 
-/// Sets the miner's pause flag for as long as it lives.
-struct PauseGuard(Option<Arc<AtomicBool>>);
+/// Counts a running job for as long as it lives, and holds the miner's pause flag
+/// set while any job runs.
+struct PauseGuard<'a> {
+    running: &'a AtomicUsize,
+    flag: Option<&'a Arc<AtomicBool>>,
+}
 
-impl PauseGuard {
-    fn new(flag: Option<&Arc<AtomicBool>>) -> Self {
+impl<'a> PauseGuard<'a> {
+    fn new(running: &'a AtomicUsize, flag: Option<&'a Arc<AtomicBool>>) -> Self {
+        running.fetch_add(1, Ordering::SeqCst);
         if let Some(f) = flag {
-            f.store(true, Ordering::Relaxed);
+            f.store(true, Ordering::SeqCst);
         }
-        Self(flag.cloned())
+        Self { running, flag }
     }
 }
 
-impl Drop for PauseGuard {
+impl Drop for PauseGuard<'_> {
     fn drop(&mut self) {
-        if let Some(f) = &self.0 {
-            f.store(false, Ordering::Relaxed);
+        if self.running.fetch_sub(1, Ordering::SeqCst) == 1
+            && let Some(f) = self.flag
+        {
+            f.store(false, Ordering::SeqCst);
         }
     }
 }
@@ -153,6 +164,8 @@ pub struct ProviderEngine {
     me: Address,
     /// Failed attempts per deal at a step that may be the job creator's fault.
     attempts: std::sync::Mutex<std::collections::HashMap<B256, u32>>,
+    /// Jobs running now.
+    running: AtomicUsize,
 }
 
 impl ProviderEngine {
@@ -166,6 +179,13 @@ impl ProviderEngine {
         let me = client.chain().address().ok_or_else(|| {
             EngineError::Config("the provider's chain client has no signing key".into())
         })?;
+        if config.slots.is_empty() {
+            return Err(EngineError::Config("a provider needs at least one slot".into()));
+        }
+        let mut names = HashSet::new();
+        if let Some(dup) = config.slots.iter().find(|s| !names.insert(s.name.as_str())) {
+            return Err(EngineError::Config(format!("two slots are named {:?}", dup.name)));
+        }
         Ok(Self {
             client,
             executor: Arc::new(executor),
@@ -173,6 +193,7 @@ impl ProviderEngine {
             config,
             me,
             attempts: Default::default(),
+            running: AtomicUsize::new(0),
         })
     }
 
@@ -199,20 +220,52 @@ impl ProviderEngine {
         Ok(removed)
     }
 
-    /// Runs until `cancel` fires: recovers, then alternates [`Self::step`] with waiting
-    /// for a solver event or the poll interval.
+    /// Runs until `cancel` fires: recovers, then repeats a round (new deals recorded,
+    /// each unfinished deal started, an offer kept on each free slot) on every solver
+    /// event and every poll interval. Deals are driven concurrently, each by one task
+    /// at a time; cancelling abandons the running ones (their rows say where they
+    /// were, and the next start resumes them).
     pub async fn run(&self, cancel: &CancellationToken) -> Result<(), EngineError> {
         self.recover().await?;
         let after = self.store.meta(META_EVENT)?.and_then(|s| s.parse().ok());
         let mut events = self.client.solver().events(after).boxed();
+        let mut in_flight = FuturesUnordered::new();
+        let mut flying: HashSet<B256> = HashSet::new();
         loop {
-            tokio::select! {
-                r = self.step() => if let Err(e) = r {
-                    tracing::warn!("{e}");
-                },
-                () = cancel.cancelled() => return Ok(()),
+            // The deals being driven go on while a round talks to the solver and chain.
+            // The round filters its rows by a snapshot: a deal that finishes meanwhile
+            // is left out (its row was read before it moved on) until the next round.
+            let snapshot = flying.clone();
+            let round = self.round(&snapshot);
+            tokio::pin!(round);
+            let started = loop {
+                tokio::select! {
+                    r = &mut round => break r,
+                    Some((id, r)) = in_flight.next() => self.driven(&mut flying, id, r),
+                    () = cancel.cancelled() => return Ok(()),
+                }
+            };
+            match started {
+                Ok(rows) => {
+                    for row in rows {
+                        flying.insert(row.deal.id);
+                        in_flight.push(async move {
+                            let r = self.drive(&row).await;
+                            // A deal that must wait (a peer is down) stays in flight for
+                            // a poll interval, so that it is not retried in a tight loop.
+                            if matches!(r, Ok(Step::Retry(_)) | Err(_)) {
+                                tokio::time::sleep(self.config.poll_interval).await;
+                            }
+                            (row.deal.id, r)
+                        });
+                    }
+                }
+                Err(e) => tracing::warn!("{e}"),
             }
+            // Until a deal moves on (or a slot comes free), a solver event, or the
+            // poll interval: then a round at once.
             tokio::select! {
+                Some((id, r)) = in_flight.next() => self.driven(&mut flying, id, r),
                 e = events.next() => match e {
                     Some(Ok(event)) => self.on_event(event.seq, &event.kind)?,
                     Some(Err(e)) => tracing::debug!("solver events: {e}"),
@@ -224,22 +277,46 @@ impl ProviderEngine {
         }
     }
 
+    /// Logs what became of driving a deal, which may be driven again from now on.
+    fn driven(&self, flying: &mut HashSet<B256>, id: B256, r: Result<Step, EngineError>) {
+        flying.remove(&id);
+        if let Ok(Step::Retry(e)) | Err(e) = r {
+            tracing::warn!(deal = %id, "will retry: {e}");
+        }
+    }
+
     fn on_event(&self, seq: u64, kind: &EventKind) -> Result<(), EngineError> {
         if let EventKind::DealCreated { deal, .. } = kind
             && deal.members.resource_provider == self.me
             && self.store.insert(deal)?
         {
-            tracing::info!(deal = %deal.id, "deal received");
+            tracing::info!(deal = %deal.id, slot = %self.slot_of(deal).name, "deal received");
         }
         self.store.set_meta(META_EVENT, &seq.to_string())
     }
 
-    /// One round: records new deals (polling the solver), drives every unfinished
-    /// deal as far as it goes, and keeps a fresh offer on the solver while idle.
+    /// One round, start to finish: records new deals (polling the solver), drives
+    /// every unfinished deal as far as it goes (all at once), and keeps a fresh offer
+    /// on each free slot.
     pub async fn step(&self) -> Result<(), EngineError> {
+        let rows = self.round(&HashSet::new()).await?;
+        let results = futures::future::join_all(rows.iter().map(|r| self.drive(r))).await;
         let mut first_error = None;
-        // The deals the event stream may have missed. A solver that is down does not
-        // stop the chain-side work below (submitting published results).
+        for (row, r) in rows.iter().zip(results) {
+            if let Ok(Step::Retry(e)) | Err(e) = r {
+                tracing::warn!(deal = %row.deal.id, "will retry: {e}");
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Records the deals the event stream may have missed, keeps an offer on each
+    /// free slot, and returns the unfinished deals not in `flying` (to be driven).
+    async fn round(&self, flying: &HashSet<B256>) -> Result<Vec<DealRow>, EngineError> {
+        let mut first_error = None;
+        // A solver that is down does not stop the chain-side work (submitting
+        // published results).
         match self.client.solver().deals().await {
             Ok(records) => {
                 for record in records {
@@ -247,37 +324,49 @@ impl ProviderEngine {
                         && record.status == DealStatus::Agreed
                         && self.store.insert(&record.deal)?
                     {
-                        tracing::info!(deal = %record.deal.id, "deal received");
+                        let slot = &self.slot_of(&record.deal).name;
+                        tracing::info!(deal = %record.deal.id, %slot, "deal received");
                     }
                 }
             }
             Err(e) => first_error = Some(e.into()),
         }
-        for row in self.store.unfinished()? {
-            match self.drive(&row).await {
-                Ok(Step::Recorded) => {}
-                Ok(Step::Retry(e)) | Err(e) => {
-                    tracing::warn!(deal = %row.deal.id, "will retry: {e}");
-                    first_error.get_or_insert(e);
-                }
+        let unfinished = self.store.unfinished()?;
+        // A slot is busy from the moment its deal is recorded until the job ran.
+        let busy: HashSet<&str> = unfinished
+            .iter()
+            .filter(|r| matches!(r.phase, DealPhase::Received | DealPhase::Running))
+            .map(|r| self.slot_of(&r.deal).name.as_str())
+            .collect();
+        for slot in self.config.slots.iter().filter(|s| !busy.contains(s.name.as_str())) {
+            if let Err(e) = self.ensure_offer(slot).await {
+                tracing::warn!(slot = %slot.name, "offer: {e}");
+                first_error.get_or_insert(e);
             }
         }
-        let busy = self
-            .store
-            .unfinished()?
-            .iter()
-            .any(|r| matches!(r.phase, DealPhase::Received | DealPhase::Running));
-        if !busy {
-            self.ensure_offer().await?;
+        let rows: Vec<DealRow> =
+            unfinished.into_iter().filter(|r| !flying.contains(&r.deal.id)).collect();
+        match first_error {
+            Some(e) if rows.is_empty() => Err(e),
+            Some(e) => {
+                tracing::warn!("{e}");
+                Ok(rows)
+            }
+            None => Ok(rows),
         }
-        first_error.map_or(Ok(()), Err)
     }
 
-    /// Posts a fresh offer unless the current one is still open.
-    async fn ensure_offer(&self) -> Result<(), EngineError> {
-        if let Some(current) = self.store.meta(META_OFFER)?
-            && let Some((id, expiry)) = current.split_once(' ')
-            && let (Ok(id), Ok(expiry)) = (id.parse::<B256>(), expiry.parse::<u64>())
+    /// The slot a deal runs in: the one its resource offer was made for (the first
+    /// slot for an offer this database does not know, e.g. one made before slots).
+    fn slot_of(&self, deal: &Deal) -> &Slot {
+        let name = self.store.offer_slot(deal.resource_offer_id).ok().flatten();
+        name.and_then(|n| self.config.slots.iter().find(|s| s.name == n))
+            .unwrap_or(&self.config.slots[0])
+    }
+
+    /// Posts a fresh offer for `slot` unless its current one is still open.
+    async fn ensure_offer(&self, slot: &Slot) -> Result<(), EngineError> {
+        if let Some((id, expiry)) = self.store.latest_offer(&slot.name)?
             && unix_now() < expiry
         {
             match self.client.solver().resource_offer(id).await {
@@ -296,14 +385,15 @@ impl ProviderEngine {
                     return Ok(());
                 }
                 Ok(status) => {
-                    tracing::info!(offer = %id, state = status.state.as_str(), "offer ended");
+                    let state = status.state.as_str();
+                    tracing::info!(slot = %slot.name, offer = %id, state, "offer ended");
                 }
                 Err(e) => tracing::debug!(offer = %id, "offer status: {e}"),
             }
         }
         let offer = ResourceOffer {
             provider: self.me,
-            spec: self.config.spec.clone(),
+            spec: slot.spec.clone(),
             modules: self.config.modules.clone(),
             default_price: self.config.default_price,
             module_prices: self.config.module_prices.clone(),
@@ -316,9 +406,13 @@ impl ProviderEngine {
             // counter to lose.
             nonce: U256::from_be_bytes(rand::random::<[u8; 32]>()),
         };
-        let receipt = self.client.post_offer(&offer).await?;
-        tracing::info!(offer = %receipt.id, expiry = offer.expiry, "resource offer posted");
-        self.store.set_meta(META_OFFER, &format!("{:#x} {}", receipt.id, offer.expiry))
+        // Recorded first: a deal made from it names its slot even if this process
+        // dies before the solver answers.
+        let id = offer.id(&self.client.chain().domain());
+        self.store.record_offer(id, &slot.name, offer.expiry)?;
+        let receipt = self.client.post_offer_covering(&offer, self.config.slots.len()).await?;
+        tracing::info!(slot = %slot.name, offer = %receipt.id, expiry = offer.expiry, "resource offer posted");
+        Ok(())
     }
 
     fn deal_dir(&self, id: B256) -> PathBuf {
@@ -544,11 +638,18 @@ impl ProviderEngine {
         opts.max_timeout = Some(left);
         opts.max_output_bytes = self.config.max_output_bytes;
         opts.default_memory_mib = self.config.default_memory_mib;
+        // Pinned to its slot's GPUs (the matcher saw to it that the slot has enough).
+        let slot = self.slot_of(deal);
+        let gpus = usize::try_from(job.spec.resources.gpu_count).unwrap_or(usize::MAX);
+        if gpus > 0 && !slot.gpu_indexes.is_empty() {
+            opts.gpu_device_ids =
+                Some(slot.gpu_indexes.iter().take(gpus).map(ToString::to_string).collect());
+        }
 
         self.store.set(id, DealPhase::Running, None, None, None)?;
-        tracing::info!(deal = %id, module = %deal.module_id, max_secs = left.as_secs(), "running the job");
+        tracing::info!(deal = %id, slot = %slot.name, module = %deal.module_id, max_secs = left.as_secs(), "running the job");
         let outcome = {
-            let _pause = PauseGuard::new(self.config.mining_pause.as_ref());
+            let _pause = PauseGuard::new(&self.running, self.config.mining_pause.as_ref());
             self.executor.run(&job.spec, &opts).await
         };
         let outcome = match outcome {

@@ -1,8 +1,9 @@
 //! The resource provider daemon's engine and the mediator (feature `provider`).
 //!
-//! [`ProviderEngine`] keeps one resource offer on the solver, follows its deals (the
-//! solver's event stream, with polling as the fallback) and drives each deal to the
-//! chain: prepare (inputs checked against the deal, module fetched at the deal's
+//! [`ProviderEngine`] splits the machine into slots (`lilypad_core::slots`), keeps one
+//! resource offer on the solver per free slot, follows its deals (the solver's event
+//! stream, with polling as the fallback) and drives each deal to the chain, the deals
+//! of different slots at the same time: prepare (inputs checked against the deal, module fetched at the deal's
 //! version) → allowlist and network block list → image → input files → sandboxed
 //! run → publish → `submitResults`. Each step is recorded in SQLite
 //! ([`ProviderStore`]) before the next starts, so a restart resumes every deal where

@@ -33,6 +33,15 @@ CREATE TABLE IF NOT EXISTS deals (
     updated_ms  INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS deals_state ON deals (state);
+-- Every resource offer this provider signed, recorded before it is posted: a deal
+-- names its offer, and so the slot it runs in, even after a crash.
+CREATE TABLE IF NOT EXISTS offers (
+    offer_id    TEXT PRIMARY KEY,   -- 0x + 64 hex digits
+    slot        TEXT NOT NULL,
+    expiry      INTEGER NOT NULL,   -- unix seconds
+    created_ms  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS offers_slot ON offers (slot, created_ms);
 ";
 
 /// Where a deal is, as the provider recorded it.
@@ -218,6 +227,48 @@ impl ProviderStore {
         rows.into_iter().map(parse).collect()
     }
 
+    /// Records an offer for `slot`, before it is posted.
+    pub fn record_offer(&self, id: B256, slot: &str, expiry: u64) -> Result<(), EngineError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO offers (offer_id, slot, expiry, created_ms)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![key(id), slot, i64::try_from(expiry).unwrap_or(i64::MAX), now_ms()],
+            )
+        })
+        .map(drop)
+    }
+
+    /// The slot an offer of this provider was made for.
+    pub fn offer_slot(&self, id: B256) -> Result<Option<String>, EngineError> {
+        self.with(|c| {
+            c.query_row("SELECT slot FROM offers WHERE offer_id = ?1", params![key(id)], |r| {
+                r.get(0)
+            })
+            .optional()
+        })
+    }
+
+    /// The newest offer of `slot` and its expiry.
+    pub fn latest_offer(&self, slot: &str) -> Result<Option<(B256, u64)>, EngineError> {
+        let row: Option<(String, i64)> = self.with(|c| {
+            c.query_row(
+                "SELECT offer_id, expiry FROM offers WHERE slot = ?1
+                 ORDER BY created_ms DESC, rowid DESC LIMIT 1",
+                params![slot],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+        })?;
+        row.map(|(id, expiry)| {
+            let id = id
+                .parse()
+                .map_err(|_| EngineError::Store(format!("offers: a bad offer id {id:?}")))?;
+            Ok((id, u64::try_from(expiry).unwrap_or(0)))
+        })
+        .transpose()
+    }
+
     /// A value of the meta table.
     pub fn meta(&self, k: &str) -> Result<Option<String>, EngineError> {
         self.with(|c| {
@@ -321,5 +372,22 @@ mod tests {
         );
         assert_eq!(st.meta("k").expect("meta").as_deref(), Some("v2"));
         assert!(st.get(B256::ZERO).expect("get").is_none());
+    }
+
+    #[test]
+    fn offers_remember_their_slot_across_a_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("provider.db");
+        let st = ProviderStore::open(&path).expect("open");
+        assert_eq!(st.latest_offer("cpu0").expect("latest"), None);
+        st.record_offer(B256::repeat_byte(1), "cpu0", 100).expect("record");
+        st.record_offer(B256::repeat_byte(2), "cpu1", 200).expect("record");
+        st.record_offer(B256::repeat_byte(3), "cpu0", 300).expect("record");
+        drop(st);
+        let st = ProviderStore::open(&path).expect("reopen");
+        assert_eq!(st.latest_offer("cpu0").expect("latest"), Some((B256::repeat_byte(3), 300)));
+        assert_eq!(st.offer_slot(B256::repeat_byte(1)).expect("slot").as_deref(), Some("cpu0"));
+        assert_eq!(st.offer_slot(B256::repeat_byte(2)).expect("slot").as_deref(), Some("cpu1"));
+        assert_eq!(st.offer_slot(B256::repeat_byte(9)).expect("slot"), None);
     }
 }
