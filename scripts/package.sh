@@ -20,5 +20,11 @@ for name in LilypadController LilypadToken LilypadModuleRegistry LilypadUsers Li
     || { echo "lilypad-sdk's package lacks artifacts/$name.json" >&2; exit 1; }
 done
 
+# cargo unpacks the overlay's .crate files under $CARGO_HOME/registry/src/<hash of
+# the target dir>/ and reuses an unpacked copy it finds there, even one an older run
+# at the same path left: verification would then build stale sources. None of these
+# crates comes from crates.io, so every unpacked copy of them is the overlay's.
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/lilypad-{gotmpl,core,sdk}-[0-9]*
+
 cargo package --locked "${args[@]}"
 ls -l "${CARGO_TARGET_DIR:-target}"/package/*.crate
