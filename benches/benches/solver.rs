@@ -150,6 +150,7 @@ fn main() {
                     let k = &providers[(i as usize / 2) % providers.len()];
                     let offer = ResourceOffer {
                         provider: k.address(),
+                        payout: Default::default(),
                         spec: MachineSpec {
                             cpu_millicores: 4000 + (i % 8) as u32 * 1000,
                             ram_mib: 8192,

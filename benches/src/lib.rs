@@ -130,6 +130,7 @@ pub fn resource_offer(rng: &mut StdRng, providers: u32) -> ResourceOffer {
     }
     ResourceOffer {
         provider: Address::from(provider),
+        payout: Default::default(),
         spec,
         modules,
         default_price: milli(spread(rng, base)),

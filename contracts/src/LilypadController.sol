@@ -157,6 +157,8 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
     Book private _book;
     mapping(uint32 version => DealParams) private _paramsAt;
     mapping(bytes32 dealId => Deal) private _deals;
+    /// @dev A deal's payout address, set only when it is not the provider.
+    mapping(bytes32 dealId => address) private _payout;
     /// @dev Permit2-style unordered nonces: bit (nonce & 255) of word (nonce >> 8).
     mapping(address signer => mapping(uint256 word => uint256 bits)) public nonceBitmap;
 
@@ -522,6 +524,9 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
         // forge-lint: disable-end(unsafe-typecast)
         d.mediatorsHash = mediatorsHash;
         d.held = bytes32(terms.timeoutCollateral);
+        if (resource.payout != address(0) && resource.payout != resource.provider) {
+            _payout[dealId] = resource.payout;
+        }
         _book.totalEscrowed = SafeCast.toUint160(
             uint256(book.totalEscrowed) + terms.paymentCollateral + terms.timeoutCollateral
         );
@@ -583,7 +588,7 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
         emit ResultsSubmitted(dealId, results, resultsCid, resultsCollateral, deadline);
 
         if (resultsCollateral > timeoutCollateral) _pull(msg.sender, resultsCollateral - timeoutCollateral);
-        else _push(msg.sender, timeoutCollateral - resultsCollateral);
+        else _push(payoutOf(dealId), timeoutCollateral - resultsCollateral);
     }
 
     /// @notice The job creator accepts the results up to the deadline: the provider is paid.
@@ -872,7 +877,7 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
         address mediator
     ) private {
         address jobCreator = d.jobCreator;
-        address provider = d.provider;
+        address provider = payoutOf(dealId);
         d.state = DealState.Finished;
         d.outcome = outcome;
         // Each outcome pays out exactly what the deal holds, which totalEscrowed counts.
@@ -988,6 +993,13 @@ contract LilypadController is EIP712, Ownable2Step, ReentrancyGuardTransient {
 
     function _pull(address from, uint256 amount) private {
         if (amount != 0) token.safeTransferFrom(from, address(this), amount);
+    }
+
+    /// @notice Where a deal pays its provider (payments and collateral refunds): the
+    /// payout address its resource offer named, else the provider.
+    function payoutOf(bytes32 dealId) public view returns (address payout) {
+        payout = _payout[dealId];
+        if (payout == address(0)) payout = _deals[dealId].provider;
     }
 
     function _push(address to, uint256 amount) private {

@@ -41,6 +41,8 @@ struct ModulePrice {
 /// @notice A resource provider's signed offer.
 struct ResourceOffer {
     address provider;
+    /// Where the provider's payments and collateral refunds go; zero for the provider itself.
+    address payout;
     MachineSpec spec;
     bool anyModule;
     bytes32[] modules;
@@ -142,7 +144,7 @@ library LilypadHashing {
     bytes internal constant JOB_REQUIREMENTS_TYPE =
         "JobRequirements(uint32 cpuMillicores,uint64 ramMib,uint64 diskMib,uint32 gpuCount,uint64 gpuVramMib)";
     bytes internal constant MODULE_PRICE_TYPE = "ModulePrice(bytes32 moduleId,uint256 price)";
-    bytes internal constant RESOURCE_OFFER_TYPE = "ResourceOffer(address provider,MachineSpec spec,bool anyModule,"
+    bytes internal constant RESOURCE_OFFER_TYPE = "ResourceOffer(address provider,address payout,MachineSpec spec,bool anyModule,"
         "bytes32[] modules,uint256 defaultPrice,ModulePrice[] modulePrices,uint256 timeoutCollateral,"
         "uint64 minTimeoutSecs,uint32 maxResultsMultiple,uint32 maxJudgeWindowSecs,uint32 minMediateWindowSecs,"
         "address[] mediators,address solver,uint64 expiry,uint256 nonce)";
@@ -206,6 +208,7 @@ library LilypadHashing {
                 abi.encode(
                     RESOURCE_OFFER_TYPEHASH,
                     o.provider,
+                    o.payout,
                     hashMachineSpec(o.spec),
                     o.anyModule,
                     keccak256(abi.encodePacked(o.modules)),

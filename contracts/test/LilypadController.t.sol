@@ -640,6 +640,32 @@ contract LilypadControllerTest is Fixture {
         assertEq(controller.escrowOf(id), 0, "escrowOf");
     }
 
+    function test_payout_receivesThePaymentAndTheCollateralRefunds() public {
+        address payout = address(0xFA11);
+        ResourceOffer memory r = resourceOffer();
+        r.payout = payout;
+        // More than the results collateral: submitting refunds the difference.
+        r.timeoutCollateral = RESULTS + 3 ether;
+        (, uint256 rp0,) = balances();
+        bytes32 id = create(jobOffer(), r);
+        assertEq(controller.payoutOf(id), payout, "payoutOf");
+        assertEq(rp0 - token.balanceOf(rp), RESULTS + 3 ether, "the signing key escrows the collateral");
+        submit(id);
+        assertEq(token.balanceOf(payout), 3 ether, "the refund of submitResults");
+        vm.prank(jc);
+        controller.acceptResults(id);
+        assertEq(token.balanceOf(payout), 3 ether + PRICE + RESULTS, "the price and the results collateral");
+        assertEq(rp0 - token.balanceOf(rp), RESULTS + 3 ether, "nothing comes back to the signing key");
+
+        // An offer naming its own provider (or none) pays the provider.
+        ResourceOffer memory own = resourceOffer();
+        own.payout = rp;
+        own.nonce = 2;
+        JobOffer memory j = jobOffer();
+        j.nonce = 2;
+        assertEq(controller.payoutOf(create(j, own)), rp, "payout = provider");
+    }
+
     function test_acceptResults_reverts() public {
         bytes32 unknown = keccak256("nope");
         vm.prank(jc);

@@ -59,6 +59,7 @@ contract LilypadTypesTest is Test {
 
     function resource() internal pure returns (ResourceOffer memory o) {
         o.provider = a(0x22);
+        o.payout = a(0x44);
         Gpu[] memory gpus = new Gpu[](2);
         gpus[0] = Gpu({vendor: "AMD", model: "MI300", vramMib: 196_608});
         gpus[1] = Gpu({vendor: "NVIDIA", model: "RTX 4090", vramMib: 24_576});
@@ -125,7 +126,7 @@ contract LilypadTypesTest is Test {
         );
         assertEq(
             LilypadHashing.RESOURCE_OFFER_TYPEHASH,
-            0x1b2f479d695f8f5eadb5cbce6c8fae25575930fe0d9e73d74841636df51f2890,
+            0xbcbb0ea1f5dc7f62ad2497e8a54d5eb3810648406feba554737f415378b0da5a,
             "ResourceOffer"
         );
         assertEq(
@@ -139,7 +140,7 @@ contract LilypadTypesTest is Test {
         assertEq(h.jobOffer(job()), 0xfdacfad1c48414c694fcafe2ad152b31a5b0e1d2ccf62bfefadf5f690a7c1e14, "job");
         assertEq(
             h.resourceOffer(resource()),
-            0x589a1588779996997c16c60746f5c3fe872eba33ed859b0c66595f891185206a,
+            0x3d3c3a670dafa42a739bf279272a615766f6e8d3a021b16a5d22e3db7e48e292,
             "resource"
         );
     }
@@ -150,10 +151,10 @@ contract LilypadTypesTest is Test {
         bytes32 j = digest(domain, h.jobOffer(job()));
         bytes32 r = digest(domain, h.resourceOffer(resource()));
         assertEq(j, 0x93a5b14d34d7ffd108a1bed8b63a57220e2d2aa2e178b3614f59fdf3d4b791ff, "job digest");
-        assertEq(r, 0xc76ebb44f93a1a5b5557bb05f4418d01e3efa011fba5715fe93b219932b548a0, "resource digest");
+        assertEq(r, 0xfdfda473a32ab952d92e5c1573103121997d5b454aa2ef4204bcabfac0f58217, "resource digest");
         assertEq(
             keccak256(abi.encode(j, r)),
-            0xee89a1550e7c77d280130c59fa32c57b56b7882de430e8894df181921fee3682,
+            0x04808ce8d35c87d62a198b825c62e4f76c6a2c133d63928951845fd79c260bd1,
             "deal id"
         );
     }

@@ -72,6 +72,7 @@ fn provider(net: &LocalNet, cache: &Path) -> ProviderClient {
 fn cpu_offer() -> ResourceOffer {
     ResourceOffer {
         provider: anvil_address(devnet::PROVIDER),
+        payout: Default::default(),
         spec: MachineSpec { cpu_millicores: 4000, ram_mib: 8192, disk_mib: 10_000, gpus: vec![] },
         modules: ModulePolicy::Any,
         default_price: u(PRICE),

@@ -106,6 +106,7 @@ fn job(nonce: u64, gpus: u32) -> JobOffer {
 fn resource(account: usize, nonce: u64) -> ResourceOffer {
     ResourceOffer {
         provider: anvil_address(account),
+        payout: Default::default(),
         spec: MachineSpec {
             cpu_millicores: 4000,
             ram_mib: 8192,

@@ -48,6 +48,7 @@ alloy_sol_types::sol! {
     #[derive(Debug, PartialEq, Eq)]
     struct ResourceOffer {
         address provider;
+        address payout;
         MachineSpec spec;
         bool anyModule;
         bytes32[] modules;

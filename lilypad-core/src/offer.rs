@@ -38,11 +38,19 @@ impl ModulePolicy {
     }
 }
 
+fn is_zero_address(a: &Address) -> bool {
+    a.is_zero()
+}
+
 /// A resource provider's offer of one machine (or a slice of one).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourceOffer {
     /// The provider's address; it signs the offer.
     pub provider: Address,
+    /// Where the deal pays the provider (payments and collateral refunds); the zero
+    /// address (the default) for the provider itself.
+    #[serde(default, skip_serializing_if = "is_zero_address")]
+    pub payout: Address,
     /// What is offered.
     pub spec: MachineSpec,
     /// Which modules the provider runs.
@@ -366,6 +374,7 @@ impl ResourceOffer {
         };
         eip712::ResourceOffer {
             provider: self.provider,
+            payout: self.payout,
             spec: eip712::MachineSpec {
                 cpuMillicores: self.spec.cpu_millicores,
                 ramMib: self.spec.ram_mib,
@@ -509,6 +518,7 @@ mod tests {
     fn resource() -> ResourceOffer {
         ResourceOffer {
             provider: addr(2),
+            payout: Default::default(),
             spec: MachineSpec {
                 cpu_millicores: 2000,
                 ram_mib: 1024,

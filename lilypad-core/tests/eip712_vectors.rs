@@ -40,6 +40,7 @@ fn job() -> JobOffer {
 fn resource() -> ResourceOffer {
     ResourceOffer {
         provider: a(0x22),
+        payout: a(0x44),
         spec: MachineSpec {
             cpuMillicores: 2000,
             ramMib: 1024,
@@ -86,12 +87,12 @@ fn vectors_match_the_solidity_test() {
     let want = [
         b256!("0x62d6a92c7cadf9b1e1a29186a979192873988ea921dab047bf80a5727f5dd983"),
         b256!("0x1f007e5c579d19c7fb233e6d09040477398c4700e36bc3a28ec453ad9d41fb0f"),
-        b256!("0x1b2f479d695f8f5eadb5cbce6c8fae25575930fe0d9e73d74841636df51f2890"),
+        b256!("0xbcbb0ea1f5dc7f62ad2497e8a54d5eb3810648406feba554737f415378b0da5a"),
         b256!("0xfdacfad1c48414c694fcafe2ad152b31a5b0e1d2ccf62bfefadf5f690a7c1e14"),
-        b256!("0x589a1588779996997c16c60746f5c3fe872eba33ed859b0c66595f891185206a"),
+        b256!("0x3d3c3a670dafa42a739bf279272a615766f6e8d3a021b16a5d22e3db7e48e292"),
         b256!("0x93a5b14d34d7ffd108a1bed8b63a57220e2d2aa2e178b3614f59fdf3d4b791ff"),
-        b256!("0xc76ebb44f93a1a5b5557bb05f4418d01e3efa011fba5715fe93b219932b548a0"),
-        b256!("0xee89a1550e7c77d280130c59fa32c57b56b7882de430e8894df181921fee3682"),
+        b256!("0xfdfda473a32ab952d92e5c1573103121997d5b454aa2ef4204bcabfac0f58217"),
+        b256!("0x04808ce8d35c87d62a198b825c62e4f76c6a2c133d63928951845fd79c260bd1"),
     ];
     let report: Vec<String> = got.iter().map(|(what, h)| format!("{what}: {h}")).collect();
     for ((what, h), w) in got.iter().zip(want) {

@@ -159,6 +159,7 @@ fn resource_offer() -> impl Strategy<Value = ResourceOffer> {
             )| {
                 ResourceOffer {
                     provider,
+                    payout: Default::default(),
                     spec,
                     modules,
                     default_price,

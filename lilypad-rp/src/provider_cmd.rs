@@ -48,6 +48,10 @@ pub(crate) struct Common {
 /// What to offer.
 #[derive(Debug, Args)]
 pub(crate) struct OfferArgs {
+    /// Where deals pay this provider (its payments and collateral refunds) when that is
+    /// not its signing key's address: a cold wallet, say. Signed in every offer.
+    #[arg(long, env = "LILYPAD_PAYOUT", value_name = "ADDR")]
+    payout: Option<Address>,
     /// Price per job: tokens (`1.5`, `1.5 LP`) or base units (`1000wei`).
     #[arg(long, default_value = "1wei", value_parser = parse_amount)]
     price: U256,
@@ -413,6 +417,10 @@ pub(crate) fn run(common: &Common, offer: &OfferArgs) -> anyhow::Result<()> {
             .await??
         };
         config.modules = modules;
+        if let Some(payout) = offer.payout {
+            tracing::info!(%payout, "deals pay this payout address, not the signing key");
+        }
+        config.payout = offer.payout;
         config.default_price = offer.price;
         config.module_prices = module_prices;
         config.timeout_collateral = offer.timeout_collateral;

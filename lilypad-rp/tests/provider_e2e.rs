@@ -750,6 +750,7 @@ fn a_deal_published_before_a_crash_is_submitted_on_restart_without_running_again
         let p = provider_client(&net, &dir.path().join("crashed-cache"));
         let offer = lilypad_sdk::core::offer::ResourceOffer {
             provider: anvil_address(devnet::PROVIDER),
+            payout: Address::ZERO,
             spec: lilypad_sdk::core::spec::MachineSpec {
                 cpu_millicores: 4000,
                 ram_mib: 8192,
@@ -1028,5 +1029,45 @@ fn a_kill_9_with_three_jobs_running_loses_none_and_runs_none_twice() {
             let on_chain = chain.deal(id).await.expect("deal").expect("on chain");
             assert_eq!(on_chain.status, DealStatus::Finished(Outcome::Accepted));
         }
+    });
+}
+
+#[test]
+fn a_payout_address_receives_the_payment_and_the_collateral_refund() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    runtime().block_on(async {
+        need_docker().await;
+        let net = LocalNet::start(dir.path()).await;
+        let chain = net.devnet.account(devnet::JOB_CREATOR);
+        // A devnet account with no other role stands in for the provider's cold wallet.
+        let payout = anvil_address(9);
+        let balance_of = |who: Address| {
+            let chain = chain.clone();
+            async move { chain.token_balance(who).await.expect("token balance") }
+        };
+        let (jc0, rp0, payout0) = (
+            balance(&chain, devnet::JOB_CREATOR).await,
+            balance(&chain, devnet::PROVIDER).await,
+            balance_of(payout).await,
+        );
+        let rp = provider(&net, dir.path(), "payout", &["--payout", &payout.to_string()]);
+        let logs = || format!("{}\n--- rp log:\n{}", net.logs(), rp.log());
+        let run = spawn_run(&net, dir.path(), &cowsay(), &["-i", "Message=paid"]);
+        let (ok, json, err) = finish(run, 180, &logs).await;
+        assert!(ok, "run failed: {json}\n{err}\n{}", logs());
+        assert_eq!(json["status"], "accepted", "{json}");
+        let deal_id: B256 = json["deal_id"].as_str().expect("deal id").parse().expect("deal id");
+        assert_eq!(chain.payout_of(deal_id).await.expect("payoutOf"), payout);
+
+        // The signing key escrowed the collateral (timeout, then results); the payout
+        // address got the price and every refund; nothing else moved.
+        let params = chain.network_params().await.expect("params");
+        let price = U256::from(PRICE);
+        let results = price * U256::from(params.results_collateral_multiple);
+        assert_eq!(balance(&chain, devnet::JOB_CREATOR).await, jc0 - price);
+        assert_eq!(balance(&chain, devnet::PROVIDER).await, rp0 - results, "{}", logs());
+        assert_eq!(balance_of(payout).await, payout0 + price + results);
+        assert!(rp.log().contains("deals pay this payout address"), "{}", rp.log());
     });
 }

@@ -43,6 +43,7 @@ pub fn provider(net: &LocalNet, cache: &Path) -> ProviderClient {
 pub fn cpu_offer(nonce: u64) -> ResourceOffer {
     ResourceOffer {
         provider: anvil_address(devnet::PROVIDER),
+        payout: Default::default(),
         spec: MachineSpec { cpu_millicores: 4000, ram_mib: 8192, disk_mib: 10_000, gpus: vec![] },
         modules: ModulePolicy::Any,
         default_price: U256::from(1000u64),

@@ -55,6 +55,7 @@ pub(crate) fn job() -> JobOffer {
 pub(crate) fn resource() -> ResourceOffer {
     ResourceOffer {
         provider: addr(2),
+        payout: Default::default(),
         spec: MachineSpec { cpu_millicores: 2000, ram_mib: 1024, disk_mib: 0, gpus: vec![] },
         modules: ModulePolicy::Any,
         default_price: U256::from(5),

@@ -557,6 +557,12 @@ impl ChainClient {
         self.read("escrowOf", Target::Controller, self.controller().escrowOf(deal_id).call()).await
     }
 
+    /// Where a deal pays its provider: the payout address its resource offer named,
+    /// else the provider.
+    pub async fn payout_of(&self, deal_id: DealId) -> Result<Address> {
+        self.read("payoutOf", Target::Controller, self.controller().payoutOf(deal_id).call()).await
+    }
+
     /// The deal id of two offer ids, as the controller computes it.
     pub async fn deal_id_of(&self, job_offer_id: B256, resource_offer_id: B256) -> Result<DealId> {
         let c = self.controller();

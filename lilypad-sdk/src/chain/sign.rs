@@ -169,6 +169,7 @@ pub(crate) fn resource_offer_abi(o: &ResourceOffer) -> C::ResourceOffer {
     let e: eip712::ResourceOffer = o.to_eip712();
     C::ResourceOffer {
         provider: e.provider,
+        payout: e.payout,
         spec: C::MachineSpec {
             cpuMillicores: e.spec.cpuMillicores,
             ramMib: e.spec.ramMib,

@@ -56,6 +56,9 @@ pub struct EngineConfig {
     pub slots: Vec<Slot>,
     /// Modules this provider runs (its own allowlist).
     pub modules: ModulePolicy,
+    /// Where deals pay this provider (payments and collateral refunds); `None` for its
+    /// own signing address. Signed in every offer and kept by the contract per deal.
+    pub payout: Option<Address>,
     /// Price per job, in token base units.
     pub default_price: U256,
     /// Prices of particular modules.
@@ -101,6 +104,7 @@ impl EngineConfig {
             data_dir: data_dir.into(),
             slots: vec![Slot { name: "slot0".into(), spec, gpu_indexes }],
             modules: ModulePolicy::Any,
+            payout: None,
             default_price: U256::from(1u8),
             module_prices: BTreeMap::new(),
             timeout_collateral: U256::ZERO,
@@ -393,6 +397,7 @@ impl ProviderEngine {
         }
         let offer = ResourceOffer {
             provider: self.me,
+            payout: self.config.payout.unwrap_or_default(),
             spec: slot.spec.clone(),
             modules: self.config.modules.clone(),
             default_price: self.config.default_price,

@@ -108,6 +108,7 @@ pub(crate) fn resource_offer(
 ) -> ResourceOffer {
     ResourceOffer {
         provider: rp,
+        payout: Default::default(),
         spec: MachineSpec {
             cpu_millicores: 4000,
             ram_mib: 8192,

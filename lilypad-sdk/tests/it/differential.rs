@@ -93,6 +93,7 @@ async fn plan(net: &Net, rng: &mut StdRng, params: &NetworkParams, now: u64) -> 
     };
     let resource = ResourceOffer {
         provider: addr(&rp),
+        payout: Default::default(),
         spec: MachineSpec { cpu_millicores: 1000, ram_mib: 1024, disk_mib: 0, gpus: vec![] },
         modules: if rng.random_bool(0.5) {
             ModulePolicy::Any

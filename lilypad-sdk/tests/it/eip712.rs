@@ -71,6 +71,11 @@ fn rand_resource(rng: &mut StdRng) -> ResourceOffer {
     };
     ResourceOffer {
         provider: Address::from(rng.random::<[u8; 20]>()),
+        payout: if rng.random_bool(0.5) {
+            Address::from(rng.random::<[u8; 20]>())
+        } else {
+            Address::ZERO
+        },
         spec: MachineSpec {
             cpu_millicores: rng.random(),
             ram_mib: rng.random(),
