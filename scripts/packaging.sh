@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Checks the packaging of lilypad-rp: `systemd-analyze verify` must accept the unit
-# with nothing to say (a warning, such as an unknown key, fails too). The unit names
-# /usr/local/bin/lilypad-rp; the check points it at the binary just built.
+# with nothing to say (a warning, such as an unknown key, fails too; the unit names
+# /usr/local/bin/lilypad-rp, the check points it at the binary just built); docker
+# compose must accept the compose file alone and with its NVIDIA override (`docker
+# compose config`; Debian's docker-compose 1.29 where the v2 plugin is missing);
+# and scripts/build-rp-image.sh must build an image that runs.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -19,3 +22,28 @@ if [[ -n $out ]]; then
   exit 1
 fi
 echo "lilypad-rp.service: systemd-analyze verify accepts it"
+
+compose=()
+if docker compose version >/dev/null 2>&1; then
+  compose=(docker compose)
+elif command -v docker-compose >/dev/null; then
+  compose=(docker-compose)
+else
+  echo "neither 'docker compose' nor docker-compose: apt-get install docker-compose" >&2
+  exit 1
+fi
+# The files it mounts must exist for `config` to resolve them.
+touch "$tmp/network.toml" "$tmp/password"
+dir=lilypad-rp/packaging
+for files in "-f $dir/docker-compose.yml" "-f $dir/docker-compose.yml -f $dir/docker-compose.nvidia.yml"; do
+  # shellcheck disable=SC2086 # two words per file
+  LILYPAD_CONFIG_DIR=$tmp "${compose[@]}" $files config -q ||
+    { echo "${compose[*]} config refuses $files" >&2; exit 1; }
+done
+version=$("$bin" --version | cut -d' ' -f2)
+grep -q "image: lilypad-rp:$version\$" "$dir/docker-compose.yml" ||
+  { echo "$dir/docker-compose.yml does not name lilypad-rp:$version" >&2; exit 1; }
+echo "docker-compose.yml (+ docker-compose.nvidia.yml): ${compose[*]} config accepts them"
+
+bash scripts/build-rp-image.sh --debug --tag lilypad-rp:ci
+docker image rm lilypad-rp:ci >/dev/null

@@ -4,6 +4,8 @@
 #   docker.io        dockerd, containerd, runc and the docker CLI
 #   busybox-static   the static busybox the example images are built from
 #   docker-registry  a real registry (distribution) for the pull-by-digest test
+#   docker-compose   `docker-compose config` checks lilypad-rp's compose file
+#                    (scripts/packaging.sh) where the compose plugin is missing
 #
 # Idempotent: installed packages are left alone and a daemon that answers is
 # not touched. As root with apt-get, missing packages are installed; otherwise
@@ -16,7 +18,7 @@ set -euo pipefail
 say() { printf '\033[1;34m[setup-docker]\033[0m %s\n' "$*"; }
 die() { printf '\033[1;31m[setup-docker] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
-packages=(docker.io busybox-static docker-registry)
+packages=(docker.io busybox-static docker-registry docker-compose)
 socket=/var/run/docker.sock
 log=${LILYPAD_DOCKERD_LOG:-/var/log/lilypad-dockerd.log}
 wait_secs=${LILYPAD_DOCKERD_WAIT_SECS:-60}
