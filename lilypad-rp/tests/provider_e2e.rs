@@ -48,6 +48,17 @@ struct Rp {
 impl Rp {
     /// Spawns `lilypad-rp ARGS --network FILE` and waits for its "running" line.
     fn spawn(net: &LocalNet, args: &[&str], key: &str, log: &Path) -> Self {
+        Self::spawn_with(net, args, key, log, &[])
+    }
+
+    /// [`Self::spawn`] with extra environment variables.
+    fn spawn_with(
+        net: &LocalNet,
+        args: &[&str],
+        key: &str,
+        log: &Path,
+        env: &[(&str, String)],
+    ) -> Self {
         let log_file =
             std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
         let mut child = Command::new(RP)
@@ -56,6 +67,7 @@ impl Rp {
             .arg(&net.network_file)
             .env("RUST_LOG", "info,lilypad_sdk=debug,lilypad_rp=debug")
             .env("WEB3_PRIVATE_KEY", key)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::piped())
             .stderr(log_file)
             .spawn()
@@ -91,6 +103,18 @@ impl Drop for Rp {
 
 /// `lilypad-rp run` as the devnet's provider with test-friendly timings.
 fn provider(net: &LocalNet, dir: &Path, name: &str, extra: &[&str]) -> Rp {
+    provider_as(net, dir, name, devnet::PROVIDER, extra, &[])
+}
+
+/// `lilypad-rp run` as devnet account `who`, with extra environment variables.
+fn provider_as(
+    net: &LocalNet,
+    dir: &Path,
+    name: &str,
+    who: usize,
+    extra: &[&str],
+    env: &[(&str, String)],
+) -> Rp {
     let data = dir.join(format!("rp-{name}"));
     let data_s = data.display().to_string();
     let mut args = vec![
@@ -112,7 +136,7 @@ fn provider(net: &LocalNet, dir: &Path, name: &str, extra: &[&str]) -> Rp {
         "50",
     ];
     args.extend_from_slice(extra);
-    Rp::spawn(net, &args, ANVIL_KEYS[devnet::PROVIDER], &dir.join(format!("rp-{name}.log")))
+    Rp::spawn_with(net, &args, ANVIL_KEYS[who], &dir.join(format!("rp-{name}.log")), env)
 }
 
 /// Opens the provider's state database (WAL: readable while the daemon runs).
@@ -1069,5 +1093,119 @@ fn a_payout_address_receives_the_payment_and_the_collateral_refund() {
         assert_eq!(balance(&chain, devnet::PROVIDER).await, rp0 - results, "{}", logs());
         assert_eq!(balance_of(payout).await, payout0 + price + results);
         assert!(rp.log().contains("deals pay this payout address"), "{}", rp.log());
+    });
+}
+
+/// A directory with an `nvidia-smi` that lists `n` GPUs the way the real one answers
+/// `--query-gpu=name,memory.total --format=csv,noheader,nounits`.
+fn fake_nvidia_smi(dir: &Path, n: usize) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join(format!("fake-nvidia-smi-{n}"));
+    std::fs::create_dir_all(&bin).expect("dir");
+    let lines: String = (0..n).map(|_| "echo 'NVIDIA RTX 4090, 24564'\n").collect();
+    let script = bin.join("nvidia-smi");
+    std::fs::write(&script, format!("#!/bin/sh\n{lines}")).expect("write nvidia-smi");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
+}
+
+#[test]
+fn fake_nvidia_smi_offer_side_only_a_two_gpu_job_matches_a_two_gpu_slot_and_not_one_gpu() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    runtime().block_on(async {
+        let net = LocalNet::start(dir.path()).await;
+        // One GPU: its one slot cannot take the job.
+        let one = provider_as(&net, dir.path(), "one-gpu", 8, &[], &[(
+            "PATH",
+            fake_nvidia_smi(dir.path(), 1),
+        )]);
+
+        // A job asking for two GPUs of 16 GiB each, posted through the SDK.
+        let m = dir.path().join("modules/two-gpus");
+        std::fs::create_dir_all(&m).expect("module dir");
+        std::fs::write(
+            m.join("lilypad_module.json.tmpl"),
+            r#"{
+  "machine": { "gpu": 2, "cpu": 500, "ram": 64, "gpus": [ { "vram": 16384 } ] },
+  "job": {
+    "APIVersion": "V1beta1",
+    "Spec": {
+      "Docker": { "Entrypoint": ["/bin/sh", "-c", "nvidia-smi"], "Image": "lilypad-example/gpu-hello:0.1.0" },
+      "Engine": "Docker",
+      "Network": { "Type": "None" },
+      "Timeout": 120
+    }
+  }
+}
+"#,
+        )
+        .expect("template");
+        let chain = net.devnet.account(devnet::JOB_CREATOR);
+        let solver = SolverClient::new(
+            &net.solver.url,
+            anvil_signer(devnet::JOB_CREATOR),
+            31337,
+            anvil_address(devnet::SOLVER),
+        )
+        .expect("solver client");
+        let resolved = ModuleCache::new(dir.path().join("jc-cache"))
+            .resolve_str(&m.display().to_string())
+            .expect("resolve the module");
+        let (_, spec) = resolved.template.render(&BTreeMap::new()).expect("render");
+        assert_eq!((spec.resources.gpu_count, spec.resources.gpu_vram_mib), (2, 16_384));
+        let inputs = JobInputs {
+            module: resolved.source.clone(),
+            values: BTreeMap::new(),
+            files: BTreeMap::new(),
+        };
+        let max_price = U256::from(PRICE);
+        chain.approve_controller(max_price).await.expect("approve");
+        let offer = JobOffer {
+            creator: anvil_address(devnet::JOB_CREATOR),
+            module_id: resolved.id,
+            inputs_hash: inputs.hash(),
+            requirements: spec.resources,
+            max_price,
+            payment_collateral: max_price,
+            timeout_secs: 600,
+            bounds: Default::default(),
+            mediators: devnet::MEDIATORS.iter().map(|m| anvil_address(*m)).collect(),
+            solver: anvil_address(devnet::SOLVER),
+            target: None,
+            expiry: now() + 300,
+            nonce: U256::from(now()),
+        };
+        let signed = chain.sign_job_offer(&offer).expect("sign");
+        solver.post_job_offer(&signed, &inputs.canonical_bytes()).await.expect("post");
+
+        // The one-GPU provider's offer is there and is not matched, for the GPUs.
+        let reasons = eventually("the matcher's reasons", 60, || {
+            let solver = &solver;
+            async move {
+                let s = solver.job_offer(signed.id).await.ok()?;
+                assert!(s.deal_id.is_none(), "matched a one-GPU slot: {s:?}");
+                let text = format!("{:?}", s.mismatches);
+                text.contains("GPU").then_some(text)
+            }
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let status = solver.job_offer(signed.id).await.expect("status");
+        assert!(status.deal_id.is_none(), "{status:?}\n{}", one.log());
+
+        // Two GPUs in one slot: matched, and the deal is that provider's.
+        let two = provider_as(&net, dir.path(), "two-gpus", devnet::PROVIDER, &["--slots", "gpus=2"], &[(
+            "PATH",
+            fake_nvidia_smi(dir.path(), 2),
+        )]);
+        let deal_id = eventually("a deal", 60, || {
+            let solver = &solver;
+            async move { solver.job_offer(signed.id).await.ok().and_then(|s| s.deal_id) }
+        })
+        .await;
+        let deal = chain.deal(deal_id).await.expect("deal").expect("on chain");
+        assert_eq!(deal.provider, anvil_address(devnet::PROVIDER), "{reasons}\n{}", two.log());
+        assert!(two.log().contains("GPU 0,1 (RTX 4090, RTX 4090)"), "{}", two.log());
     });
 }
