@@ -255,9 +255,17 @@ impl ProviderEngine {
                         flying.insert(row.deal.id);
                         in_flight.push(async move {
                             let r = self.drive(&row).await;
-                            // A deal that must wait (a peer is down) stays in flight for
-                            // a poll interval, so that it is not retried in a tight loop.
-                            if matches!(r, Ok(Step::Retry(_)) | Err(_)) {
+                            // A deal that did not move on (it waits for a peer, or for
+                            // the job creator to judge its results) stays in flight for
+                            // a poll interval: it is driven again then, not in a loop.
+                            let moved = matches!(r, Ok(Step::Recorded))
+                                && self
+                                    .store
+                                    .get(row.deal.id)
+                                    .ok()
+                                    .flatten()
+                                    .is_some_and(|now| now.phase != row.phase);
+                            if !moved {
                                 tokio::time::sleep(self.config.poll_interval).await;
                             }
                             (row.deal.id, r)
@@ -266,17 +274,34 @@ impl ProviderEngine {
                 }
                 Err(e) => tracing::warn!("{e}"),
             }
-            // Until a deal moves on (or a slot comes free), a solver event, or the
-            // poll interval: then a round at once.
-            tokio::select! {
-                Some((id, r)) = in_flight.next() => self.driven(&mut flying, id, r),
-                e = events.next() => match e {
-                    Some(Ok(event)) => self.on_event(event.seq, &event.kind)?,
-                    Some(Err(e)) => tracing::debug!("solver events: {e}"),
-                    None => {}
-                },
-                () = tokio::time::sleep(self.config.poll_interval) => {}
-                () = cancel.cancelled() => return Ok(()),
+            // Until a deal moved on (a slot may have come free), a new deal arrived
+            // on the event stream, or the poll interval passed: then a round.
+            // Other events only advance the stream's cursor: a round for each would
+            // answer the solver's events about this provider's own offers with more
+            // requests.
+            let wait = tokio::time::sleep(self.config.poll_interval);
+            tokio::pin!(wait);
+            loop {
+                tokio::select! {
+                    Some((id, r)) = in_flight.next() => {
+                        self.driven(&mut flying, id, r);
+                        break;
+                    }
+                    e = events.next() => match e {
+                        Some(Ok(event)) => {
+                            if self.on_event(event.seq, &event.kind)? {
+                                break;
+                            }
+                        }
+                        Some(Err(e)) => tracing::debug!("solver events: {e}"),
+                        None => {
+                            (&mut wait).await;
+                            break;
+                        }
+                    },
+                    () = &mut wait => break,
+                    () = cancel.cancelled() => return Ok(()),
+                }
             }
         }
     }
@@ -289,14 +314,18 @@ impl ProviderEngine {
         }
     }
 
-    fn on_event(&self, seq: u64, kind: &EventKind) -> Result<(), EngineError> {
+    /// Records a solver event; true when it brought a new deal.
+    fn on_event(&self, seq: u64, kind: &EventKind) -> Result<bool, EngineError> {
+        let mut new = false;
         if let EventKind::DealCreated { deal, .. } = kind
             && deal.members.resource_provider == self.me
             && self.store.insert(deal)?
         {
             tracing::info!(deal = %deal.id, slot = %self.slot_of(deal).name, "deal received");
+            new = true;
         }
-        self.store.set_meta(META_EVENT, &seq.to_string())
+        self.store.set_meta(META_EVENT, &seq.to_string())?;
+        Ok(new)
     }
 
     /// One round, start to finish: records new deals (polling the solver), drives
@@ -392,7 +421,14 @@ impl ProviderEngine {
                     let state = status.state.as_str();
                     tracing::info!(slot = %slot.name, offer = %id, state, "offer ended");
                 }
-                Err(e) => tracing::debug!(offer = %id, "offer status: {e}"),
+                // Never stored (its post failed): it cannot be matched.
+                Err(crate::solver::SolverError::NotFound(_)) => {
+                    tracing::info!(slot = %slot.name, offer = %id, "offer unknown to the solver");
+                }
+                // Unknown (the solver is down or limits this provider's requests):
+                // the offer may still be open, and a second one would offer the slot
+                // twice. Asked again on the next round.
+                Err(e) => return Err(e.into()),
             }
         }
         let offer = ResourceOffer {
