@@ -34,7 +34,7 @@ else
   cargo test --workspace --locked --no-fail-fast "${FEATURES[@]}"
 fi
 
-step "packaging: systemd-analyze verify lilypad-rp.service"
+step "packaging: the systemd unit, the compose files and the container image of lilypad-rp"
 bash scripts/packaging.sh
 
 step "doc tests"

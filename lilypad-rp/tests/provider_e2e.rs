@@ -398,6 +398,22 @@ fn a_provider_killed_mid_job_is_slashed_and_a_restart_does_not_rerun_the_deal() 
 /// Plays the job creator through the SDK, so that it can challenge (the CLI accepts
 /// whatever verifies against its CID, and wrong-but-well-formed results do).
 async fn post_job(net: &LocalNet, dir: &Path, module: &Path, values: &[(&str, &str)]) -> B256 {
+    let (solver, offer) = post_job_offer(net, dir, module, values).await;
+    eventually("a deal", 120, || {
+        let solver = &solver;
+        async move { solver.job_offer(offer).await.ok().and_then(|s| s.deal_id) }
+    })
+    .await
+}
+
+/// Posts the job offer of [`post_job`]; returns the job creator's solver client and
+/// the offer's id.
+async fn post_job_offer(
+    net: &LocalNet,
+    dir: &Path,
+    module: &Path,
+    values: &[(&str, &str)],
+) -> (SolverClient, B256) {
     let chain = net.devnet.account(devnet::JOB_CREATOR);
     let solver = SolverClient::new(
         &net.solver.url,
@@ -432,11 +448,7 @@ async fn post_job(net: &LocalNet, dir: &Path, module: &Path, values: &[(&str, &s
     };
     let signed = chain.sign_job_offer(&offer).expect("sign");
     solver.post_job_offer(&signed, &inputs.canonical_bytes()).await.expect("post the job offer");
-    eventually("a deal", 120, || {
-        let solver = &solver;
-        async move { solver.job_offer(signed.id).await.ok().and_then(|s| s.deal_id) }
-    })
-    .await
+    (solver, signed.id)
 }
 
 #[test]
@@ -1142,48 +1154,14 @@ fn fake_nvidia_smi_offer_side_only_a_two_gpu_job_matches_a_two_gpu_slot_and_not_
         )
         .expect("template");
         let chain = net.devnet.account(devnet::JOB_CREATOR);
-        let solver = SolverClient::new(
-            &net.solver.url,
-            anvil_signer(devnet::JOB_CREATOR),
-            31337,
-            anvil_address(devnet::SOLVER),
-        )
-        .expect("solver client");
-        let resolved = ModuleCache::new(dir.path().join("jc-cache"))
-            .resolve_str(&m.display().to_string())
-            .expect("resolve the module");
-        let (_, spec) = resolved.template.render(&BTreeMap::new()).expect("render");
-        assert_eq!((spec.resources.gpu_count, spec.resources.gpu_vram_mib), (2, 16_384));
-        let inputs = JobInputs {
-            module: resolved.source.clone(),
-            values: BTreeMap::new(),
-            files: BTreeMap::new(),
-        };
-        let max_price = U256::from(PRICE);
-        chain.approve_controller(max_price).await.expect("approve");
-        let offer = JobOffer {
-            creator: anvil_address(devnet::JOB_CREATOR),
-            module_id: resolved.id,
-            inputs_hash: inputs.hash(),
-            requirements: spec.resources,
-            max_price,
-            payment_collateral: max_price,
-            timeout_secs: 600,
-            bounds: Default::default(),
-            mediators: devnet::MEDIATORS.iter().map(|m| anvil_address(*m)).collect(),
-            solver: anvil_address(devnet::SOLVER),
-            target: None,
-            expiry: now() + 300,
-            nonce: U256::from(now()),
-        };
-        let signed = chain.sign_job_offer(&offer).expect("sign");
-        solver.post_job_offer(&signed, &inputs.canonical_bytes()).await.expect("post");
-
+        let (solver, offer) = post_job_offer(&net, dir.path(), &m, &[]).await;
+        let asked = solver.job_offer(offer).await.expect("status").offer.requirements;
+        assert_eq!((asked.gpu_count, asked.gpu_vram_mib), (2, 16_384));
         // The one-GPU provider's offer is there and is not matched, for the GPUs.
         let reasons = eventually("the matcher's reasons", 60, || {
             let solver = &solver;
             async move {
-                let s = solver.job_offer(signed.id).await.ok()?;
+                let s = solver.job_offer(offer).await.ok()?;
                 assert!(s.deal_id.is_none(), "matched a one-GPU slot: {s:?}");
                 let text = format!("{:?}", s.mismatches);
                 text.contains("GPU").then_some(text)
@@ -1191,7 +1169,7 @@ fn fake_nvidia_smi_offer_side_only_a_two_gpu_job_matches_a_two_gpu_slot_and_not_
         })
         .await;
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let status = solver.job_offer(signed.id).await.expect("status");
+        let status = solver.job_offer(offer).await.expect("status");
         assert!(status.deal_id.is_none(), "{status:?}\n{}", one.log());
 
         // Two GPUs in one slot: matched, and the deal is that provider's.
@@ -1201,7 +1179,7 @@ fn fake_nvidia_smi_offer_side_only_a_two_gpu_job_matches_a_two_gpu_slot_and_not_
         )]);
         let deal_id = eventually("a deal", 60, || {
             let solver = &solver;
-            async move { solver.job_offer(signed.id).await.ok().and_then(|s| s.deal_id) }
+            async move { solver.job_offer(offer).await.ok().and_then(|s| s.deal_id) }
         })
         .await;
         let deal = chain.deal(deal_id).await.expect("deal").expect("on chain");
