@@ -285,10 +285,10 @@ async fn collateral_needed(
 async fn run_checks(
     s: &Setup,
     offer: &OfferArgs,
+    slots: &anyhow::Result<Vec<Slot>>,
     opencl: bool,
     amounts: AmountStyle,
 ) -> anyhow::Result<Vec<doctor::Check>> {
-    let slots = slots(&s.data_dir, offer);
     let needed =
         collateral_needed(s.client.chain(), offer, slots.as_ref().map_or(1, Vec::len)).await?;
     let cx = doctor::Context {
@@ -324,7 +324,8 @@ fn amount_style() -> AmountStyle {
 pub(crate) fn doctor(common: &Common, offer: &OfferArgs) -> anyhow::Result<()> {
     lilypad_cli_common::block_on(async {
         let s = setup(common, Role::Provider).await?;
-        let checks = run_checks(&s, offer, true, amount_style()).await?;
+        let slots = slots(&s.data_dir, offer);
+        let checks = run_checks(&s, offer, &slots, true, amount_style()).await?;
         print!("{}", doctor::table(&checks));
         let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
         if failed > 0 {
@@ -369,7 +370,10 @@ fn cancel_on_signal() -> CancellationToken {
 pub(crate) fn run(common: &Common, offer: &OfferArgs) -> anyhow::Result<()> {
     lilypad_cli_common::block_on(async {
         let s = setup(common, Role::Provider).await?;
-        let checks = run_checks(&s, offer, false, amount_style()).await?;
+        // Detected once (nvidia-smi is slow): the preflight checks these slots, the
+        // engine offers them.
+        let slots = slots(&s.data_dir, offer);
+        let checks = run_checks(&s, offer, &slots, false, amount_style()).await?;
         for c in &checks {
             match c.status {
                 Status::Fail => anyhow::bail!(
@@ -381,7 +385,7 @@ pub(crate) fn run(common: &Common, offer: &OfferArgs) -> anyhow::Result<()> {
                 Status::Ok => tracing::debug!(check = c.name, "{}", c.detail),
             }
         }
-        let slots = slots(&s.data_dir, offer)?;
+        let slots = slots?;
         for slot in &slots {
             tracing::info!("slot {}", describe(slot));
         }
