@@ -80,8 +80,11 @@ pub struct EngineConfig {
     pub max_output_bytes: u64,
     /// Memory for modules that ask for none, in MiB.
     pub default_memory_mib: u64,
-    /// Set while any job runs (the miner's pause flag), if mining.
+    /// Set while any job runs (the CPU miner's pause flag), if mining on the CPU.
     pub mining_pause: Option<Arc<AtomicBool>>,
+    /// Per GPU index (as in the slots' `gpu_indexes`): set while a job runs on that
+    /// GPU (the pause flag of the miner on it), if mining on GPUs.
+    pub gpu_mining_pauses: BTreeMap<u32, Arc<AtomicBool>>,
     /// Test-only misbehaviour.
     pub fault: Option<Fault>,
     /// The deal terms this provider signs (shortest job timeout and its limits on
@@ -116,6 +119,7 @@ impl EngineConfig {
             max_output_bytes: 1024 * 1024 * 1024,
             default_memory_mib: 512,
             mining_pause: None,
+            gpu_mining_pauses: BTreeMap::new(),
             fault: None,
             bounds: ProviderBounds::default(),
             attempts_before_report: 3,
@@ -123,25 +127,34 @@ impl EngineConfig {
     }
 }
 
-/// Counts a running job for as long as it lives, and holds the miner's pause flag
-/// set while any job runs.
+/// Counts a running job for as long as it lives, holds the CPU miner's pause flag set
+/// while any job runs, and the pause flags of the GPUs the job runs on.
 struct PauseGuard<'a> {
     running: &'a AtomicUsize,
     flag: Option<&'a Arc<AtomicBool>>,
+    gpus: Vec<&'a Arc<AtomicBool>>,
 }
 
 impl<'a> PauseGuard<'a> {
-    fn new(running: &'a AtomicUsize, flag: Option<&'a Arc<AtomicBool>>) -> Self {
+    fn new(
+        running: &'a AtomicUsize,
+        flag: Option<&'a Arc<AtomicBool>>,
+        gpus: Vec<&'a Arc<AtomicBool>>,
+    ) -> Self {
         running.fetch_add(1, Ordering::SeqCst);
-        if let Some(f) = flag {
+        for f in flag.into_iter().chain(gpus.iter().copied()) {
             f.store(true, Ordering::SeqCst);
         }
-        Self { running, flag }
+        Self { running, flag, gpus }
     }
 }
 
 impl Drop for PauseGuard<'_> {
     fn drop(&mut self) {
+        // A GPU is in one slot, and a slot runs one job at a time.
+        for f in &self.gpus {
+            f.store(false, Ordering::SeqCst);
+        }
         if self.running.fetch_sub(1, Ordering::SeqCst) == 1
             && let Some(f) = self.flag
         {
@@ -682,15 +695,18 @@ impl ProviderEngine {
         // Pinned to its slot's GPUs (the matcher saw to it that the slot has enough).
         let slot = self.slot_of(deal);
         let gpus = usize::try_from(job.spec.resources.gpu_count).unwrap_or(usize::MAX);
-        if gpus > 0 && !slot.gpu_indexes.is_empty() {
-            opts.gpu_device_ids =
-                Some(slot.gpu_indexes.iter().take(gpus).map(ToString::to_string).collect());
+        let job_gpus: Vec<u32> = slot.gpu_indexes.iter().take(gpus).copied().collect();
+        if !job_gpus.is_empty() {
+            opts.gpu_device_ids = Some(job_gpus.iter().map(ToString::to_string).collect());
         }
 
         self.store.set(id, DealPhase::Running, None, None, None)?;
         tracing::info!(deal = %id, slot = %slot.name, module = %deal.module_id, max_secs = left.as_secs(), "running the job");
         let outcome = {
-            let _pause = PauseGuard::new(&self.running, self.config.mining_pause.as_ref());
+            let gpu_pauses =
+                job_gpus.iter().filter_map(|i| self.config.gpu_mining_pauses.get(i)).collect();
+            let _pause =
+                PauseGuard::new(&self.running, self.config.mining_pause.as_ref(), gpu_pauses);
             self.executor.run(&job.spec, &opts).await
         };
         let outcome = match outcome {
