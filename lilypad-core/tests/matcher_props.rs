@@ -478,3 +478,113 @@ proptest! {
         }
     }
 }
+
+/// A step of a provider with slots "a", "b", "c" and its job creators.
+#[derive(Debug, Clone)]
+enum SlotOp {
+    /// Offer these slots (one alone, or several as one offer), unless one is busy
+    /// on the provider's side (as the provider does).
+    Offer(BTreeSet<u8>),
+    /// A job needing this many slots' worth of CPU.
+    Job(u32),
+    /// The job on this slot ended: the slot is free.
+    Finish(u8),
+}
+
+fn slot_op() -> impl Strategy<Value = SlotOp> {
+    prop_oneof![
+        4 => prop::collection::btree_set(0u8..3, 1..=3).prop_map(SlotOp::Offer),
+        4 => (1u32..=3).prop_map(SlotOp::Job),
+        2 => (0u8..3).prop_map(SlotOp::Finish),
+    ]
+}
+
+fn slot_name(n: u8) -> String {
+    ["a", "b", "c"][usize::from(n)].to_string()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+    /// (e) Offers over shared slots: no slot is ever in two deals at once, and a
+    /// match withdraws exactly the provider's resting offers that share a slot.
+    #[test]
+    fn no_slot_is_booked_twice(ops in prop::collection::vec(slot_op(), 1..=24)) {
+        let mut m = Matcher::default();
+        let mut busy: BTreeSet<String> = BTreeSet::new();
+        let mut slots_of: BTreeMap<OfferId, BTreeSet<String>> = BTreeMap::new();
+        for (n, op) in ops.iter().enumerate() {
+            let id = B256::from(U256::from(n + 1));
+            let matched = match op {
+                SlotOp::Offer(set) => {
+                    let names: BTreeSet<String> = set.iter().copied().map(slot_name).collect();
+                    if !names.is_disjoint(&busy) {
+                        continue;
+                    }
+                    let k = u32::try_from(names.len()).unwrap();
+                    let offer = ResourceOffer {
+                        provider: provider(0),
+                        payout: Address::ZERO,
+                        spec: MachineSpec { cpu_millicores: 1000 * k, ram_mib: 1024, disk_mib: 0, gpus: vec![] },
+                        modules: ModulePolicy::Any,
+                        default_price: U256::from(1),
+                        module_prices: BTreeMap::new(),
+                        timeout_collateral: U256::ZERO,
+                        bounds: ProviderBounds::default(),
+                        mediators: [mediator(0)].into(),
+                        solver: solver(0),
+                        expiry: 100,
+                        nonce: U256::from(n),
+                    };
+                    let held_by_resting = names.iter().all(|s| {
+                        m.resources().iter().any(|(o, _)| slots_of[o].contains(s))
+                    });
+                    match m.add_resource_claiming(id, offer, names.clone(), 0) {
+                        Err(AddError::SlotTaken { slot, .. }) => {
+                            prop_assert!(names.len() > 1 && !held_by_resting, "{slot} refused");
+                            continue;
+                        }
+                        r => {
+                            prop_assert!(names.len() == 1 || held_by_resting);
+                            slots_of.insert(id, names);
+                            r.unwrap()
+                        }
+                    }
+                }
+                SlotOp::Job(k) => {
+                    let job = JobOffer {
+                        creator: Address::repeat_byte(1),
+                        module_id: module(0),
+                        inputs_hash: B256::ZERO,
+                        requirements: JobRequirements { cpu_millicores: 1000 * k, ram_mib: 512, ..Default::default() },
+                        max_price: U256::from(1),
+                        payment_collateral: U256::from(1),
+                        timeout_secs: 600,
+                        bounds: Default::default(),
+                        mediators: [mediator(0)].into(),
+                        solver: solver(0),
+                        target: None,
+                        expiry: 100,
+                        nonce: U256::from(n),
+                    };
+                    m.add_job(id, job, 0).unwrap()
+                }
+                SlotOp::Finish(s) => {
+                    busy.remove(&slot_name(*s));
+                    continue;
+                }
+            };
+            let Some(matched) = matched else { continue };
+            let taken = &slots_of[&matched.deal.resource];
+            prop_assert!(taken.is_disjoint(&busy), "{taken:?} booked while {busy:?} are busy");
+            busy.extend(taken.iter().cloned());
+            // Exactly the overlapping resting offers were withdrawn.
+            for w in &matched.withdrawn {
+                prop_assert!(!slots_of[w].is_disjoint(taken));
+            }
+            for (o, _) in m.resources() {
+                prop_assert!(slots_of[&o].is_disjoint(taken), "{o} still rests over {taken:?}");
+            }
+        }
+    }
+}

@@ -68,6 +68,19 @@
 //!   of offers that left are skipped then, and compacted away when they
 //!   outnumber the resting offers).
 //! - `explain`: scans every resting resource offer, O(R log R).
+//!
+//! # Slots
+//!
+//! A provider that splits its machine into slots may offer a slot alone and,
+//! at the same time, together with others (two one-GPU slots as one two-GPU
+//! offer). Such offers are added with [`Matcher::add_resource_claiming`] and
+//! the names of the slots they take. When an offer is matched, the resting
+//! offers of the same provider that take any of its slots are withdrawn in
+//! the same call and listed in [`Matched::withdrawn`]: no slot is ever in two
+//! deals. An offer taking several slots is only taken in while each of them
+//! is held by a resting offer of its provider (a slot whose offer is being
+//! matched, or that was never offered, is busy), so a group offer can never
+//! be posted over a slot that is on its way into a deal.
 
 pub mod naive;
 pub mod policy;
@@ -76,11 +89,11 @@ mod index;
 
 use std::{
     cmp::Reverse,
-    collections::BinaryHeap,
+    collections::{BTreeSet, BinaryHeap, HashMap},
     hash::{Hash, Hasher},
 };
 
-use alloy_primitives::U256;
+use alloy_primitives::{Address, U256};
 
 use self::index::{Class, Filing, JobIndex, KeyedMap, ResourceIndex, Seq};
 pub use self::policy::{Mismatch, NetworkModules};
@@ -111,6 +124,9 @@ pub struct Matched {
     pub job: JobOffer,
     /// The resource offer.
     pub resource: ResourceOffer,
+    /// Resting offers of the same provider that took one of the resource offer's
+    /// slots, withdrawn by this match (see [Slots](self#slots)).
+    pub withdrawn: Vec<OfferId>,
 }
 
 impl Matched {
@@ -130,6 +146,18 @@ pub enum AddError {
     Duplicate {
         /// The offer's id.
         id: OfferId,
+    },
+    /// The offer takes several slots of its provider, and one of them is held
+    /// by no resting offer of the provider (it is busy, or was never offered).
+    #[error(
+        "offer {id} takes slot {slot:?} of its provider, which none of the provider's \
+         waiting offers holds (it is busy or was never offered on its own)"
+    )]
+    SlotTaken {
+        /// The offer's id.
+        id: OfferId,
+        /// The slot.
+        slot: String,
     },
     /// The offer's expiry has passed; it can never match.
     #[error("offer {id} expired at {expiry}, it is now {now}")]
@@ -341,6 +369,9 @@ pub struct Matcher {
     resources: Side<ResourceOffer>,
     job_index: JobIndex,
     resource_index: ResourceIndex,
+    /// The slots each resting resource offer takes, per provider (offers added
+    /// with slots only).
+    claims: HashMap<Address, Vec<(OfferId, BTreeSet<String>)>>,
 }
 
 impl Matcher {
@@ -422,12 +453,14 @@ impl Matcher {
             None
         };
         if let Some((seq, price)) = found
-            && let Some(resource) = self.remove_resource_seq(seq)
+            && let Some((resource, slots)) = self.remove_resource_seq(seq)
         {
+            let withdrawn = self.withdraw_overlapping(resource.offer.provider, &slots);
             return Ok(Some(Matched {
                 deal: Match { job: id, resource: resource.id, price },
                 job,
                 resource: resource.offer,
+                withdrawn,
             }));
         }
         let seq = self.take_seq(self.jobs.next_slot());
@@ -445,11 +478,35 @@ impl Matcher {
         resource: ResourceOffer,
         now: u64,
     ) -> Result<Option<Matched>, AddError> {
+        self.add_resource_claiming(id, resource, BTreeSet::new(), now)
+    }
+
+    /// [`add_resource`](Self::add_resource) for an offer that takes `slots` of its
+    /// provider's machine (see [Slots](self#slots)): refused with
+    /// [`AddError::SlotTaken`] if it takes several and one is held by no resting
+    /// offer of the provider; a match withdraws the provider's resting offers that
+    /// take one of them.
+    pub fn add_resource_claiming(
+        &mut self,
+        id: OfferId,
+        resource: ResourceOffer,
+        slots: BTreeSet<String>,
+        now: u64,
+    ) -> Result<Option<Matched>, AddError> {
         if self.resources.ids.contains_key(&IdKey(id)) {
             return Err(AddError::Duplicate { id });
         }
         if resource.expiry <= now {
             return Err(AddError::Expired { id, expiry: resource.expiry, now });
+        }
+        if slots.len() > 1 {
+            let held = self.claims.get(&resource.provider);
+            let is_held = |slot: &String| {
+                held.is_some_and(|offers| offers.iter().any(|(_, s)| s.contains(slot)))
+            };
+            if let Some(slot) = slots.iter().find(|s| !is_held(s)) {
+                return Err(AddError::SlotTaken { id, slot: slot.clone() });
+            }
         }
         let class = Class::of_machine(&resource.spec);
         let jobs = &self.jobs;
@@ -460,11 +517,16 @@ impl Matcher {
         if let Some((seq, price)) = found
             && let Some(job) = self.remove_job_seq(seq)
         {
+            let withdrawn = self.withdraw_overlapping(resource.provider, &slots);
             return Ok(Some(Matched {
                 deal: Match { job: job.id, resource: id, price },
                 job: job.offer,
                 resource,
+                withdrawn,
             }));
+        }
+        if !slots.is_empty() {
+            self.claims.entry(resource.provider).or_default().push((id, slots));
         }
         let seq = self.take_seq(self.resources.next_slot());
         let filings = self.resource_index.insert(seq, &resource, class);
@@ -473,16 +535,62 @@ impl Matcher {
         Ok(None)
     }
 
+    /// The slots a resting resource offer takes (empty if it was added without).
+    pub fn slots_of(&self, provider: Address, id: &OfferId) -> BTreeSet<String> {
+        self.claims
+            .get(&provider)
+            .and_then(|offers| offers.iter().find(|(o, _)| o == id))
+            .map(|(_, s)| s.clone())
+            .unwrap_or_default()
+    }
+
+    /// Withdraws `provider`'s resting offers that take one of `slots`; their ids.
+    fn withdraw_overlapping(
+        &mut self,
+        provider: Address,
+        slots: &BTreeSet<String>,
+    ) -> Vec<OfferId> {
+        if slots.is_empty() {
+            return Vec::new();
+        }
+        let overlapping: Vec<OfferId> = self
+            .claims
+            .get(&provider)
+            .map(|offers| {
+                offers.iter().filter(|(_, s)| !s.is_disjoint(slots)).map(|(id, _)| *id).collect()
+            })
+            .unwrap_or_default();
+        for id in &overlapping {
+            self.remove_resource(id);
+        }
+        overlapping
+    }
+
+    /// Forgets the slots of a resource offer that left; returns them.
+    fn unclaim(&mut self, provider: Address, id: OfferId) -> BTreeSet<String> {
+        let Some(offers) = self.claims.get_mut(&provider) else { return BTreeSet::new() };
+        let slots = offers.iter().position(|(o, _)| *o == id).map(|i| offers.swap_remove(i).1);
+        if offers.is_empty() {
+            self.claims.remove(&provider);
+        }
+        slots.unwrap_or_default()
+    }
+
     fn remove_job_seq(&mut self, seq: Seq) -> Option<Resting<JobOffer>> {
         let resting = self.jobs.remove(seq, |j| j.expiry)?;
         self.job_index.remove(seq, &resting.offer, resting.class);
         Some(resting)
     }
 
-    fn remove_resource_seq(&mut self, seq: Seq) -> Option<Resting<ResourceOffer>> {
+    /// Removes a resting resource offer; returns it and the slots it took.
+    fn remove_resource_seq(
+        &mut self,
+        seq: Seq,
+    ) -> Option<(Resting<ResourceOffer>, BTreeSet<String>)> {
         let resting = self.resources.remove(seq, |r| r.expiry)?;
         self.resource_index.remove(seq, &resting.offer, resting.class, &resting.filings);
-        Some(resting)
+        let slots = self.unclaim(resting.offer.provider, resting.id);
+        Some((resting, slots))
     }
 
     /// Withdraws a resting job offer; returns it, or `None` if it is not resting.
@@ -494,7 +602,7 @@ impl Matcher {
     /// Withdraws a resting resource offer; returns it, or `None` if it is not resting.
     pub fn remove_resource(&mut self, id: &OfferId) -> Option<ResourceOffer> {
         let seq = *self.resources.ids.get(&IdKey(*id))?;
-        self.remove_resource_seq(seq).map(|r| r.offer)
+        self.remove_resource_seq(seq).map(|(r, _)| r.offer)
     }
 
     /// Drops every offer expired at `now` (expiry <= now) and says which.
@@ -506,7 +614,7 @@ impl Matcher {
             }
         }
         for seq in self.resources.pop_expired(now) {
-            if let Some(r) = self.remove_resource_seq(seq) {
+            if let Some((r, _)) = self.remove_resource_seq(seq) {
                 out.resources.push(r.id);
             }
         }

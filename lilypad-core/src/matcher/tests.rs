@@ -1,5 +1,7 @@
 //! Unit tests of the matcher and the fixtures shared with the policy tests.
 
+use std::collections::BTreeSet;
+
 use alloy_primitives::{Address, B256, U256};
 
 use super::*;
@@ -326,4 +328,102 @@ fn prices_over_max_amount_still_order_exactly() {
         Ok(Some(Match { job: id(20), resource: id(3), price: prices[2] }))
     );
     assert_eq!(m.add_job(id(21), capped, 0).deal(), Ok(None));
+}
+
+fn slots(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| (*s).to_string()).collect()
+}
+
+/// A one-GPU offer of provider 2 (2 CPUs, 24 GiB of VRAM), nonce `n`.
+fn gpu_slot_offer(n: u64, gpus: usize) -> ResourceOffer {
+    let mut spec = gpu_machine(&vec![24_000; gpus]);
+    spec.cpu_millicores = 2000 * u32::try_from(gpus).unwrap();
+    ResourceOffer { spec, nonce: U256::from(n), ..resource() }
+}
+
+fn gpu_job(gpus: u32) -> JobOffer {
+    let mut j = job();
+    j.requirements.gpu_count = gpus;
+    j
+}
+
+#[test]
+fn a_two_gpu_job_takes_the_group_offer_and_withdraws_its_slots_offers() {
+    let mut m = Matcher::default();
+    assert_eq!(m.add_resource_claiming(id(1), gpu_slot_offer(1, 1), slots(&["gpu0"]), 0), Ok(None));
+    assert_eq!(m.add_resource_claiming(id(2), gpu_slot_offer(2, 1), slots(&["gpu1"]), 0), Ok(None));
+    let group = slots(&["gpu0", "gpu1"]);
+    assert_eq!(m.add_resource_claiming(id(3), gpu_slot_offer(3, 2), group.clone(), 0), Ok(None));
+    assert_eq!(m.slots_of(addr(2), &id(3)), group);
+    let got = m.add_job(id(10), gpu_job(2), 0).unwrap().unwrap();
+    assert_eq!(got.deal.resource, id(3));
+    assert_eq!(got.withdrawn.iter().copied().collect::<BTreeSet<_>>(), [id(1), id(2)].into());
+    assert_eq!(m.resource_count(), 0);
+    // Nothing is left to take the slots a second time.
+    assert_eq!(m.add_job(id(11), gpu_job(1), 0).deal(), Ok(None));
+}
+
+#[test]
+fn a_one_gpu_job_takes_a_slot_and_withdraws_the_group_but_not_the_other_slot() {
+    let mut m = Matcher::default();
+    m.add_resource_claiming(id(1), gpu_slot_offer(1, 1), slots(&["gpu0"]), 0).unwrap();
+    m.add_resource_claiming(id(2), gpu_slot_offer(2, 1), slots(&["gpu1"]), 0).unwrap();
+    m.add_resource_claiming(id(3), gpu_slot_offer(3, 2), slots(&["gpu0", "gpu1"]), 0).unwrap();
+    let got = m.add_job(id(10), gpu_job(1), 0).unwrap().unwrap();
+    assert_eq!(got.deal.resource, id(1), "the oldest offer at the price");
+    assert_eq!(got.withdrawn, vec![id(3)]);
+    assert!(m.resource(&id(2)).is_some());
+    // The other slot is still offered, the group is gone: a two-GPU job waits.
+    assert_eq!(m.add_job(id(11), gpu_job(2), 0).deal(), Ok(None));
+    assert_eq!(m.add_job(id(12), gpu_job(1), 0).deal(), matched(12, 2, 5));
+}
+
+#[test]
+fn a_group_offer_over_a_slot_no_waiting_offer_holds_is_refused() {
+    let mut m = Matcher::default();
+    m.add_resource_claiming(id(1), gpu_slot_offer(1, 1), slots(&["gpu0"]), 0).unwrap();
+    // gpu1 was never offered (or is busy): the group cannot take it.
+    let err = m.add_resource_claiming(id(3), gpu_slot_offer(3, 2), slots(&["gpu0", "gpu1"]), 0);
+    assert_eq!(err, Err(AddError::SlotTaken { id: id(3), slot: "gpu1".into() }));
+    // Another provider's offer of a slot with the same name holds nothing for provider 2.
+    let other = ResourceOffer { provider: addr(7), ..gpu_slot_offer(4, 1) };
+    m.add_resource_claiming(id(4), other, slots(&["gpu1"]), 0).unwrap();
+    let err = m.add_resource_claiming(id(5), gpu_slot_offer(5, 2), slots(&["gpu0", "gpu1"]), 0);
+    assert!(matches!(err, Err(AddError::SlotTaken { .. })));
+    // Once matched, a slot's offer holds it no more.
+    m.add_resource_claiming(id(2), gpu_slot_offer(2, 1), slots(&["gpu1"]), 0).unwrap();
+    m.add_job(id(10), gpu_job(1), 0).unwrap().unwrap();
+    let err = m.add_resource_claiming(id(6), gpu_slot_offer(6, 2), slots(&["gpu0", "gpu1"]), 0);
+    assert!(matches!(err, Err(AddError::SlotTaken { .. })), "{err:?}");
+}
+
+#[test]
+fn a_group_offer_that_matches_on_arrival_withdraws_its_slots_offers() {
+    let mut m = Matcher::default();
+    assert_eq!(m.add_job(id(10), gpu_job(2), 0).deal(), Ok(None));
+    m.add_resource_claiming(id(1), gpu_slot_offer(1, 1), slots(&["gpu0"]), 0).unwrap();
+    m.add_resource_claiming(id(2), gpu_slot_offer(2, 1), slots(&["gpu1"]), 0).unwrap();
+    let got = m.add_resource_claiming(id(3), gpu_slot_offer(3, 2), slots(&["gpu0", "gpu1"]), 0);
+    let got = got.unwrap().unwrap();
+    assert_eq!(got.deal.job, id(10));
+    assert_eq!(got.withdrawn.len(), 2);
+    assert_eq!(m.resource_count(), 0);
+}
+
+#[test]
+fn removing_or_expiring_an_offer_releases_its_hold() {
+    let mut m = Matcher::default();
+    m.add_resource_claiming(id(1), gpu_slot_offer(1, 1), slots(&["gpu0"]), 0).unwrap();
+    m.add_resource_claiming(
+        id(2),
+        ResourceOffer { expiry: 5, ..gpu_slot_offer(2, 1) },
+        slots(&["gpu1"]),
+        0,
+    )
+    .unwrap();
+    m.expire(5);
+    let err = m.add_resource_claiming(id(3), gpu_slot_offer(3, 2), slots(&["gpu0", "gpu1"]), 5);
+    assert!(matches!(err, Err(AddError::SlotTaken { .. })));
+    m.remove_resource(&id(1));
+    assert!(m.slots_of(addr(2), &id(1)).is_empty());
 }
