@@ -625,3 +625,82 @@ fn missing_network_or_key_is_named() {
     let e = run(&["--rpc-url", "http://127.0.0.1:1"], Some("0xnot-a-key"));
     assert!(e.contains("not a private key") && !e.contains("not-a-key"), "{e}");
 }
+
+#[test]
+fn offers_sharing_a_slot_keep_their_slots_across_a_kill_9_and_never_make_two_deals() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rt = runtime();
+    let net = rt.block_on(devnet(dir.path()));
+    let db = dir.path().join("solver.db");
+    let log = dir.path().join("solver.log");
+    rt.block_on(async {
+        for p in [devnet::PROVIDER, devnet::JOB_CREATOR] {
+            net.account(p).approve_controller(U256::from(1_000_000u64)).await.expect("approve");
+        }
+    });
+    let slots = |names: &[&str]| names.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
+    let two_gpus = |nonce| {
+        let mut r = resource(devnet::PROVIDER, nonce);
+        r.spec.gpus.push(r.spec.gpus[0].clone());
+        r.spec.cpu_millicores *= 2;
+        signed_resource(&net, devnet::PROVIDER, &r)
+    };
+
+    // 1. Each GPU slot offered alone; then the solver dies.
+    let solver = SolverProc::start(&net.network_file(), &db, &log, &[]);
+    let gpu0 = signed_resource(&net, devnet::PROVIDER, &resource(devnet::PROVIDER, 1));
+    let gpu1 = signed_resource(&net, devnet::PROVIDER, &resource(devnet::PROVIDER, 2));
+    rt.block_on(async {
+        let rp = client(&solver.url, devnet::PROVIDER);
+        for (offer, slot) in [(&gpu0, "gpu0"), (&gpu1, "gpu1")] {
+            let r = rp.post_resource_offer_taking(offer, &slots(&[slot])).await.expect("post");
+            assert_eq!(r.state, OfferState::Open);
+        }
+    });
+    solver.kill9();
+
+    // 2. Restarted: the slots' offers are back with their slots, so an offer of both
+    // together is taken in; one over a slot nobody offered is refused.
+    let solver = SolverProc::start(&net.network_file(), &db, &log, &[]);
+    rt.block_on(async {
+        let rp = client(&solver.url, devnet::PROVIDER);
+        let jc = client(&solver.url, devnet::JOB_CREATOR);
+        let both = two_gpus(3);
+        let r =
+            rp.post_resource_offer_taking(&both, &slots(&["gpu0", "gpu1"])).await.expect("post");
+        assert_eq!(r.state, OfferState::Open, "the group over two waiting slots");
+        let stray = two_gpus(4);
+        let r =
+            rp.post_resource_offer_taking(&stray, &slots(&["gpu1", "gpu2"])).await.expect("post");
+        assert_eq!(r.state, OfferState::Failed, "a group over a slot never offered");
+        let why = rp.resource_offer(stray.id).await.expect("status").reason.unwrap_or_default();
+        assert!(why.contains("\"gpu2\""), "{why}");
+        // Malformed slots are a 400 that names them.
+        let e = rp.post_resource_offer_taking(&two_gpus(5), &slots(&["gpu0", ""])).await;
+        assert!(format!("{e:?}").contains("invalid slots"), "{e:?}");
+
+        // 3. A two-GPU job takes the group; both slots' own offers are withdrawn.
+        let j = signed_job(&net, &job(1, 2));
+        jc.post_job_offer(&j, INPUTS).await.expect("post job");
+        let deal_id = eventually("the deal", || async {
+            let s = jc.job_offer(j.id).await.expect("status");
+            (s.state == OfferState::Matched).then_some(s.deal_id).flatten()
+        })
+        .await;
+        let made = rp.deal(deal_id).await.expect("deal");
+        assert_eq!(made.deal.resource_offer_id, both.id);
+        for single in [&gpu0, &gpu1] {
+            let s = rp.resource_offer(single.id).await.expect("status");
+            assert_eq!(s.state, OfferState::Failed, "{s:?}");
+            assert!(s.reason.as_deref().unwrap_or_default().starts_with("withdrawn"), "{s:?}");
+        }
+
+        // 4. Nothing is left of either slot: a one-GPU job waits.
+        let j1 = signed_job(&net, &job(2, 1));
+        assert_eq!(jc.post_job_offer(&j1, INPUTS).await.expect("post").state, OfferState::Open);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(status_of(&jc, j1.id).await, OfferState::Open);
+        assert_eq!(deals_on_chain(net.client()).await, vec![deal_id]);
+    });
+    drop(solver);
+}

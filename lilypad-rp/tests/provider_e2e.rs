@@ -84,8 +84,18 @@ impl Rp {
         Self { child, log: log.to_owned() }
     }
 
+    /// The daemon's log so far, without its colours.
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let mut plain = String::with_capacity(log.len());
+        let mut rest = log.as_str();
+        while let Some(i) = rest.find("\x1b[") {
+            plain.push_str(&rest[..i]);
+            rest = &rest[i + 2..];
+            rest = rest.find('m').map_or("", |end| &rest[end + 1..]);
+        }
+        plain.push_str(rest);
+        plain
     }
 
     fn kill9(mut self) {
@@ -1122,7 +1132,8 @@ fn fake_nvidia_smi(dir: &Path, n: usize) -> String {
 }
 
 #[test]
-fn fake_nvidia_smi_offer_side_only_a_two_gpu_job_matches_a_two_gpu_slot_and_not_one_gpu() {
+fn fake_nvidia_smi_offer_side_only_a_two_gpu_job_takes_two_one_gpu_slots_together_and_not_one_gpu()
+{
     let _serial = serial();
     let dir = tempfile::tempdir().expect("tempdir");
     runtime().block_on(async {
@@ -1172,8 +1183,9 @@ fn fake_nvidia_smi_offer_side_only_a_two_gpu_job_matches_a_two_gpu_slot_and_not_
         let status = solver.job_offer(offer).await.expect("status");
         assert!(status.deal_id.is_none(), "{status:?}\n{}", one.log());
 
-        // Two GPUs in one slot: matched, and the deal is that provider's.
-        let two = provider_as(&net, dir.path(), "two-gpus", devnet::PROVIDER, &["--slots", "gpus=2"], &[(
+        // Two GPUs, one slot each (the default): the slots are offered alone and
+        // together; the job takes them together, and the deal is that provider's.
+        let two = provider_as(&net, dir.path(), "two-gpus", devnet::PROVIDER, &[], &[(
             "PATH",
             fake_nvidia_smi(dir.path(), 2),
         )]);
@@ -1182,8 +1194,127 @@ fn fake_nvidia_smi_offer_side_only_a_two_gpu_job_matches_a_two_gpu_slot_and_not_
             async move { solver.job_offer(offer).await.ok().and_then(|s| s.deal_id) }
         })
         .await;
-        let deal = chain.deal(deal_id).await.expect("deal").expect("on chain");
+        // The solver names the deal while it creates it on chain.
+        let deal = eventually("the deal on chain", 60, || {
+            let chain = &chain;
+            async move { chain.deal(deal_id).await.expect("deal") }
+        })
+        .await;
         assert_eq!(deal.provider, anvil_address(devnet::PROVIDER), "{reasons}\n{}", two.log());
-        assert!(two.log().contains("GPU 0,1 (RTX 4090, RTX 4090)"), "{}", two.log());
+        let log = two.log();
+        for slot in ["gpu0: ", "gpu1: "] {
+            assert!(log.contains(slot), "no slot {slot}\n{log}");
+        }
+        assert!(!log.contains("GPU 0,1"), "a slot with both GPUs\n{log}");
+        assert!(log.contains("slot=gpu0+gpu1"), "the GPU slots not offered together\n{log}");
+        // The deal is the group's, and each slot's own offer was withdrawn by the match.
+        let received = eventually("the deal received", 60, || {
+            let two = &two;
+            async move { two.log().lines().find(|l| l.contains("deal received")).map(String::from) }
+        })
+        .await;
+        assert!(received.contains("slot=gpu0+gpu1"), "{received}\n{log}");
+        eventually("both slots' own offers withdrawn", 60, || {
+            let two = &two;
+            async move { (two.log().matches("reason=Some(\"withdrawn").count() >= 2).then_some(()) }
+        })
+        .await;
+    });
+}
+
+/// Sends SIGTERM to `rp` and asserts it exits cleanly (status 0) within 15 s.
+async fn sigterm_exits_cleanly(rp: &mut Rp) {
+    let pid = rp.child.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+    assert!(sent.success());
+    let status = eventually("the daemon exits on SIGTERM", 15, || {
+        let s = rp.child.try_wait().expect("wait");
+        async move { s }
+    })
+    .await;
+    assert!(status.success(), "{status}\n{}", rp.log());
+}
+
+/// Waits until `rp`'s log has `n` lines with `text`; returns the log.
+async fn log_has(rp: &Rp, text: &str, n: usize, secs: u64) -> String {
+    eventually(text, secs, || {
+        let log = rp.log();
+        async move { (log.matches(text).count() >= n).then_some(log) }
+    })
+    .await
+}
+
+#[test]
+fn mine_on_a_cpu_only_provider_mines_and_pauses_while_a_job_runs() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    runtime().block_on(async {
+        need_docker().await;
+        let net = LocalNet::start(dir.path()).await;
+        let rp = provider(&net, dir.path(), "cpu-miner", &["--mine"]);
+        let log = log_has(&rp, "proof accepted", 1, 120).await;
+        assert!(log.contains("--mine: mining on the CPU, paused while any job runs"), "{log}");
+        assert!(!log.contains("OpenCL"), "no GPU: OpenCL is not loaded\n{log}");
+
+        // A job pauses it; it resumes when the job is done.
+        let module = shell_module(dir.path(), "nap", "sleep 4; echo rested", 60, 64);
+        let run = spawn_run(&net, dir.path(), &module, &[]);
+        let logs = || format!("{}\n--- rp log:\n{}", net.logs(), rp.log());
+        let (ok, json, err) = finish(run, 180, &logs).await;
+        assert!(ok, "run failed: {json}\n{err}\n{}", logs());
+        let log = log_has(&rp, "mining resumed", 1, 30).await;
+        let paused = log.find("mining paused (a job runs)").expect("paused while the job ran");
+        let running = log.find("running the job").expect("the job ran");
+        let resumed = log.find("mining resumed").expect("resumed");
+        assert!(running < paused && paused < resumed, "{log}");
+        // Proofs go on after the job.
+        let before = log.matches("proof accepted").count();
+        log_has(&rp, "proof accepted", before + 1, 120).await;
+    });
+}
+
+#[test]
+fn fake_gpu_mining_falls_back_to_the_cpu_without_an_opencl_gpu_and_a_stand_in_mines_per_gpu() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    runtime().block_on(async {
+        need_docker().await;
+        let net = LocalNet::start(dir.path()).await;
+        let path = || vec![("PATH", fake_nvidia_smi(dir.path(), 1))];
+
+        // pocl's CPU device standing in for GPU 0: the OpenCL miner mines for GPU 0 and
+        // only a job on GPU 0 pauses it, so a CPU job does not.
+        let mut rp = provider_as(
+            &net,
+            dir.path(),
+            "cl-stand-in",
+            devnet::PROVIDER,
+            &["--mine", "--mine-opencl-cpu-as-gpu"],
+            &path(),
+        );
+        let log = log_has(&rp, "proof accepted", 1, 180).await;
+        assert!(log.contains("GPU 0 mines on OpenCL device"), "{log}");
+        assert!(!log.contains("mining on the CPU"), "{log}");
+        let module = shell_module(dir.path(), "nap", "sleep 4; echo rested", 60, 64);
+        let run = spawn_run(&net, dir.path(), &module, &[]);
+        let logs = || format!("{}\n--- rp log:\n{}", net.logs(), rp.log());
+        let (ok, json, err) = finish(run, 180, &logs).await;
+        assert!(ok, "run failed: {json}\n{err}\n{}", logs());
+        let log = rp.log();
+        assert!(log.contains("running the job"), "{log}");
+        assert!(!log.contains("mining paused"), "a CPU job paused the GPU miner\n{log}");
+        // OpenCL (pocl, LLVM) was loaded and compiled kernels: SIGTERM still stops it cleanly.
+        sigterm_exits_cleanly(&mut rp).await;
+
+        // GPU 0 (nvidia-smi) and no OpenCL GPU device (pocl's CPU device at most): a
+        // warning, and the CPU miner. (After the job above: this provider's offers
+        // would be matched with no daemon to run the deal.)
+        let mut rp =
+            provider_as(&net, dir.path(), "no-cl-gpu", devnet::PROVIDER, &["--mine"], &path());
+        let log = log_has(&rp, "proof accepted", 1, 120).await;
+        assert!(log.contains("no OpenCL GPU device matches GPU 0"), "{log}");
+        assert!(log.contains("--mine: mining on the CPU, paused while any job runs"), "{log}");
+        assert!(!log.contains("mines on OpenCL device"), "{log}");
+        sigterm_exits_cleanly(&mut rp).await;
     });
 }

@@ -113,6 +113,19 @@ impl ProviderClient {
         offer: &ResourceOffer,
         open: usize,
     ) -> Result<OfferReceipt, ProviderError> {
+        self.post_offer_taking(offer, open, &[]).await
+    }
+
+    /// [`Self::post_offer_covering`] for an offer that takes `slots` of this machine
+    /// (a slot alone, or several as one offer): the solver withdraws the other offers
+    /// sharing a slot with it when it is matched, and refuses an offer of several slots
+    /// unless each is held by one of this provider's waiting offers.
+    pub async fn post_offer_taking(
+        &self,
+        offer: &ResourceOffer,
+        open: usize,
+        slots: &[String],
+    ) -> Result<OfferReceipt, ProviderError> {
         let params = self.chain.network_params().await?;
         let dearest = offer.module_prices.values().copied().fold(offer.default_price, U256::max);
         let need = offer
@@ -124,7 +137,7 @@ impl ProviderClient {
             self.chain.approve_controller(need).await?;
         }
         let signed = self.chain.sign_resource_offer(offer)?;
-        Ok(self.solver.post_resource_offer(&signed).await?)
+        Ok(self.solver.post_resource_offer_taking(&signed, slots).await?)
     }
 
     /// Fetches a deal's inputs from the solver, checks them against the deal,

@@ -33,6 +33,36 @@ use crate::{
 
 const META_EVENT: &str = "last_event_seq";
 
+/// Joins the names of slots offered together (`gpu0+gpu1`), as recorded in `offers`.
+const GROUP_SEP: char = '+';
+
+/// Where a provider's offer stands on the solver.
+enum OfferCheck {
+    /// Waiting for a match.
+    Open,
+    /// Being made into a deal, or made into one this provider has not recorded yet:
+    /// its slots are taken.
+    Pending,
+    /// Gone (matched and recorded, expired, failed, withdrawn, never stored).
+    Ended,
+}
+
+/// One offer for several slots: their shares added up and their GPUs together.
+fn combine(slots: &[&Slot]) -> Slot {
+    let mut spec = MachineSpec::default();
+    let mut gpu_indexes = Vec::new();
+    let mut names = Vec::new();
+    for s in slots {
+        spec.cpu_millicores = spec.cpu_millicores.saturating_add(s.spec.cpu_millicores);
+        spec.ram_mib = spec.ram_mib.saturating_add(s.spec.ram_mib);
+        spec.disk_mib = spec.disk_mib.saturating_add(s.spec.disk_mib);
+        spec.gpus.extend(s.spec.gpus.iter().cloned());
+        gpu_indexes.extend(s.gpu_indexes.iter().copied());
+        names.push(s.name.as_str());
+    }
+    Slot { name: names.join(&GROUP_SEP.to_string()), spec, gpu_indexes }
+}
+
 /// A fault the engine can be told to commit, for tests of the protocol's defences.
 ///
 /// A real provider cannot be made to produce these on demand; they exist so tests can
@@ -202,6 +232,14 @@ impl ProviderEngine {
         let mut names = HashSet::new();
         if let Some(dup) = config.slots.iter().find(|s| !names.insert(s.name.as_str())) {
             return Err(EngineError::Config(format!("two slots are named {:?}", dup.name)));
+        }
+        if let Some(bad) =
+            config.slots.iter().find(|s| s.name.is_empty() || s.name.contains(GROUP_SEP))
+        {
+            return Err(EngineError::Config(format!(
+                "slot name {:?} is empty or has a {GROUP_SEP:?} (it joins the names of slots offered together)",
+                bad.name
+            )));
         }
         Ok(Self {
             client,
@@ -379,16 +417,49 @@ impl ProviderEngine {
         }
         let unfinished = self.store.unfinished()?;
         // A slot is busy from the moment its deal is recorded until the job ran.
-        let busy: HashSet<&str> = unfinished
+        let mut busy: HashSet<String> = unfinished
             .iter()
             .filter(|r| matches!(r.phase, DealPhase::Received | DealPhase::Running))
-            .map(|r| self.slot_of(&r.deal).name.as_str())
+            .flat_map(|r| {
+                self.slot_of(&r.deal).name.split(GROUP_SEP).map(String::from).collect::<Vec<_>>()
+            })
             .collect();
-        for slot in self.config.slots.iter().filter(|s| !busy.contains(s.name.as_str())) {
-            if let Err(e) = self.ensure_offer(slot).await {
-                tracing::warn!(slot = %slot.name, "offer: {e}");
-                first_error.get_or_insert(e);
+        // Offers of several slots first: one on its way into a deal holds its slots
+        // (the solver withdrew their own offers when it matched), and their offers must
+        // not be posted again until the deal is recorded.
+        let mut group_open = false;
+        for (id, group, _) in self.store.live_group_offers(unix_now())? {
+            match self.offer_check(id).await {
+                Ok(OfferCheck::Open) => group_open = true,
+                Ok(OfferCheck::Pending) => busy.extend(group.split(GROUP_SEP).map(String::from)),
+                Ok(OfferCheck::Ended) => {}
+                Err(e) => {
+                    busy.extend(group.split(GROUP_SEP).map(String::from));
+                    tracing::warn!(slot = %group, "offer: {e}");
+                    first_error.get_or_insert(e);
+                }
             }
+        }
+        let mut open_gpu_slots = Vec::new();
+        for slot in self.config.slots.iter().filter(|s| !busy.contains(&s.name)) {
+            match self.ensure_offer(&[slot]).await {
+                Ok(true) if !slot.gpu_indexes.is_empty() => open_gpu_slots.push(slot),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(slot = %slot.name, "offer: {e}");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        // GPU slots whose own offers wait are also offered together, for jobs that
+        // need more GPUs than one slot has. The solver withdraws the offers that share
+        // a slot with the one it matches.
+        if !group_open
+            && open_gpu_slots.len() >= 2
+            && let Err(e) = self.ensure_offer(&open_gpu_slots).await
+        {
+            tracing::warn!("offer of the GPU slots together: {e}");
+            first_error.get_or_insert(e);
         }
         let rows: Vec<DealRow> =
             unfinished.into_iter().filter(|r| !flying.contains(&r.deal.id)).collect();
@@ -402,46 +473,67 @@ impl ProviderEngine {
         }
     }
 
-    /// The slot a deal runs in: the one its resource offer was made for (the first
-    /// slot for an offer this database does not know, e.g. one made before slots).
-    fn slot_of(&self, deal: &Deal) -> &Slot {
+    /// The slot a deal runs in: the one its resource offer was made for, or the slots
+    /// offered together, combined (the first slot for an offer this database does not
+    /// know, e.g. one made before slots).
+    fn slot_of(&self, deal: &Deal) -> std::borrow::Cow<'_, Slot> {
         let name = self.store.offer_slot(deal.resource_offer_id).ok().flatten();
-        name.and_then(|n| self.config.slots.iter().find(|s| s.name == n))
-            .unwrap_or(&self.config.slots[0])
+        let slots: Option<Vec<&Slot>> = name.and_then(|n| {
+            n.split(GROUP_SEP)
+                .map(|part| self.config.slots.iter().find(|s| s.name == part))
+                .collect()
+        });
+        match slots.as_deref() {
+            Some([one]) => std::borrow::Cow::Borrowed(*one),
+            Some(many) if !many.is_empty() => std::borrow::Cow::Owned(combine(many)),
+            _ => std::borrow::Cow::Borrowed(&self.config.slots[0]),
+        }
     }
 
-    /// Posts a fresh offer for `slot` unless its current one is still open.
-    async fn ensure_offer(&self, slot: &Slot) -> Result<(), EngineError> {
+    /// Where the offer `id` stands on the solver.
+    async fn offer_check(&self, id: B256) -> Result<OfferCheck, EngineError> {
+        match self.client.solver().resource_offer(id).await {
+            Ok(status) => Ok(match status.state {
+                OfferState::Open => OfferCheck::Open,
+                OfferState::Matching => OfferCheck::Pending,
+                // Matched: its slots are free again only once its deal is recorded (and
+                // so being run or done), never while the deal is on its way here.
+                OfferState::Matched
+                    if !status
+                        .deal_id
+                        .is_some_and(|d| matches!(self.store.get(d), Ok(Some(_)))) =>
+                {
+                    OfferCheck::Pending
+                }
+                state => {
+                    tracing::info!(offer = %id, state = state.as_str(), reason = ?status.reason, "offer ended");
+                    OfferCheck::Ended
+                }
+            }),
+            // Never stored (its post failed): it cannot be matched.
+            Err(crate::solver::SolverError::NotFound(_)) => {
+                tracing::info!(offer = %id, "offer unknown to the solver");
+                Ok(OfferCheck::Ended)
+            }
+            // Unknown (the solver is down or limits this provider's requests): the offer
+            // may still be open, and a second one would offer the slot twice. Asked
+            // again on the next round.
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Keeps an offer of `slots` (one slot, or several together) on the solver: posts a
+    /// fresh one unless the current one is still open or on its way into a deal.
+    /// Returns whether an offer of them now waits for a match.
+    async fn ensure_offer(&self, slots: &[&Slot]) -> Result<bool, EngineError> {
+        let slot = combine(slots);
         if let Some((id, expiry)) = self.store.latest_offer(&slot.name)?
             && unix_now() < expiry
         {
-            match self.client.solver().resource_offer(id).await {
-                // Still open, or a deal is being created from it.
-                Ok(status) if matches!(status.state, OfferState::Open | OfferState::Matching) => {
-                    return Ok(());
-                }
-                // Matched: a fresh offer only once its deal is recorded (and so being run
-                // or done), never while the deal is on its way to this provider.
-                Ok(status)
-                    if status.state == OfferState::Matched
-                        && !status
-                            .deal_id
-                            .is_some_and(|d| matches!(self.store.get(d), Ok(Some(_)))) =>
-                {
-                    return Ok(());
-                }
-                Ok(status) => {
-                    let state = status.state.as_str();
-                    tracing::info!(slot = %slot.name, offer = %id, state, "offer ended");
-                }
-                // Never stored (its post failed): it cannot be matched.
-                Err(crate::solver::SolverError::NotFound(_)) => {
-                    tracing::info!(slot = %slot.name, offer = %id, "offer unknown to the solver");
-                }
-                // Unknown (the solver is down or limits this provider's requests):
-                // the offer may still be open, and a second one would offer the slot
-                // twice. Asked again on the next round.
-                Err(e) => return Err(e.into()),
+            match self.offer_check(id).await? {
+                OfferCheck::Open => return Ok(true),
+                OfferCheck::Pending => return Ok(false),
+                OfferCheck::Ended => {}
             }
         }
         let offer = ResourceOffer {
@@ -464,9 +556,11 @@ impl ProviderEngine {
         // dies before the solver answers.
         let id = offer.id(&self.client.chain().domain());
         self.store.record_offer(id, &slot.name, offer.expiry)?;
-        let receipt = self.client.post_offer_covering(&offer, self.config.slots.len()).await?;
-        tracing::info!(slot = %slot.name, offer = %receipt.id, expiry = offer.expiry, "resource offer posted");
-        Ok(())
+        let names: Vec<String> = slots.iter().map(|s| s.name.clone()).collect();
+        let receipt =
+            self.client.post_offer_taking(&offer, self.config.slots.len(), &names).await?;
+        tracing::info!(slot = %slot.name, offer = %receipt.id, expiry = offer.expiry, state = receipt.state.as_str(), "resource offer posted");
+        Ok(receipt.state == OfferState::Open)
     }
 
     fn deal_dir(&self, id: B256) -> PathBuf {

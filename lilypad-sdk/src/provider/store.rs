@@ -269,6 +269,33 @@ impl ProviderStore {
         .transpose()
     }
 
+    /// The newest offer of each group of slots (a name joined with `+`) that has not
+    /// expired at `now`: id, group and expiry, newest first.
+    pub fn live_group_offers(&self, now: u64) -> Result<Vec<(B256, String, u64)>, EngineError> {
+        let rows: Vec<(String, String, i64)> = self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT offer_id, slot, expiry FROM offers WHERE slot LIKE '%+%' AND expiry > ?1
+                 ORDER BY created_ms DESC, rowid DESC",
+            )?;
+            let rows = st.query_map(params![i64::try_from(now).unwrap_or(i64::MAX)], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+            rows.collect()
+        })?;
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for (id, group, expiry) in rows {
+            if !seen.insert(group.clone()) {
+                continue;
+            }
+            let id = id
+                .parse()
+                .map_err(|_| EngineError::Store(format!("offers: a bad offer id {id:?}")))?;
+            out.push((id, group, u64::try_from(expiry).unwrap_or(0)));
+        }
+        Ok(out)
+    }
+
     /// A value of the meta table.
     pub fn meta(&self, k: &str) -> Result<Option<String>, EngineError> {
         self.with(|c| {

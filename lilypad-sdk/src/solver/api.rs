@@ -84,6 +84,13 @@ pub struct PostResourceOffer {
     pub offer: ResourceOffer,
     /// The provider's 65-byte EIP-712 signature of the offer (controller domain).
     pub signature: Bytes,
+    /// The provider's slots the offer takes (names the provider chose), when it
+    /// offers a slot both alone and together with others: a match withdraws the
+    /// provider's waiting offers that share a slot with it, and an offer of several
+    /// slots is refused unless each is held by a waiting offer of the provider.
+    /// Empty: the offer shares nothing. The request's signature covers it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slots: Vec<String>,
 }
 
 /// Which side an offer is on.

@@ -342,8 +342,19 @@ impl SolverClient {
 
     /// The JSON body of [`Self::post_resource_offer`].
     pub fn resource_offer_body(offer: &SignedResourceOffer) -> Result<Vec<u8>> {
-        let body =
-            PostResourceOffer { offer: offer.offer.clone(), signature: offer.signature.clone() };
+        Self::resource_offer_body_taking(offer, &[])
+    }
+
+    /// The JSON body of [`Self::post_resource_offer_taking`].
+    pub fn resource_offer_body_taking(
+        offer: &SignedResourceOffer,
+        slots: &[String],
+    ) -> Result<Vec<u8>> {
+        let body = PostResourceOffer {
+            offer: offer.offer.clone(),
+            signature: offer.signature.clone(),
+            slots: slots.to_vec(),
+        };
         serde_json::to_vec(&body).map_err(|e| SolverError::Decode(e.to_string()))
     }
 
@@ -361,7 +372,18 @@ impl SolverClient {
     /// `POST /api/v1/resource_offers`: posts a signed resource offer (the client's key must
     /// be the provider's).
     pub async fn post_resource_offer(&self, offer: &SignedResourceOffer) -> Result<OfferReceipt> {
-        let body = Self::resource_offer_body(offer)?;
+        self.post_resource_offer_taking(offer, &[]).await
+    }
+
+    /// [`Self::post_resource_offer`] for an offer that takes `slots` of the provider's
+    /// machine, which it also offers alone or in other groups: the solver never puts
+    /// two offers sharing a slot into deals (see `PostResourceOffer::slots`).
+    pub async fn post_resource_offer_taking(
+        &self,
+        offer: &SignedResourceOffer,
+        slots: &[String],
+    ) -> Result<OfferReceipt> {
+        let body = Self::resource_offer_body_taking(offer, slots)?;
         self.call_json("POST", "/api/v1/resource_offers", body).await
     }
 

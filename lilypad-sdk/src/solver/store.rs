@@ -123,6 +123,8 @@ pub struct StoredOffer {
     pub reason: Option<String>,
     /// Its deal (or the deal being created).
     pub deal_id: Option<B256>,
+    /// The provider's slots it takes (resource offers; see `PostResourceOffer::slots`).
+    pub slots: Vec<String>,
 }
 
 /// A new offer to store.
@@ -142,6 +144,8 @@ pub struct NewOffer {
     pub inputs: Option<Vec<u8>>,
     /// The offer's expiry.
     pub expiry: u64,
+    /// The provider's slots it takes (resource offers).
+    pub slots: Vec<String>,
 }
 
 /// A matched pair whose deal is being created.
@@ -201,7 +205,8 @@ CREATE TABLE IF NOT EXISTS offers (
     state TEXT NOT NULL,
     reason TEXT,
     deal_id BLOB,
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL,
+    slots TEXT
 );
 CREATE INDEX IF NOT EXISTS offers_live ON offers(state) WHERE state IN ('open', 'matching');
 CREATE TABLE IF NOT EXISTS pairs (
@@ -280,6 +285,7 @@ impl Store {
         )
         .map_err(sql("pragmas"))?;
         conn.execute_batch(SCHEMA).map_err(sql("schema"))?;
+        migrate(&conn)?;
         for (what, given) in [
             ("solver", solver.to_checksum(None)),
             ("chain_id", chain_id.to_string()),
@@ -509,7 +515,24 @@ impl Store {
     }
 }
 
-const OFFER_COLS: &str = "seq, id, kind, signer, offer, signature, state, reason, deal_id";
+const OFFER_COLS: &str = "seq, id, kind, signer, offer, signature, state, reason, deal_id, slots";
+
+/// Brings a database made by an older solver up to [`SCHEMA`].
+fn migrate(conn: &Connection) -> Result<()> {
+    // `slots` came with offers over shared slots; older rows take none.
+    let has_slots: bool = conn
+        .query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('offers') WHERE name = 'slots'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(sql("schema"))?
+        > 0;
+    if !has_slots {
+        conn.execute_batch("ALTER TABLE offers ADD COLUMN slots TEXT").map_err(sql("migrate"))?;
+    }
+    Ok(())
+}
 
 fn offer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredOffer> {
     let state: String = r.get(6)?;
@@ -523,6 +546,10 @@ fn offer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredOffer> {
         state: OfferState::parse(&state).unwrap_or(OfferState::Failed),
         reason: r.get(7)?,
         deal_id: r.get::<_, Option<Vec<u8>>>(8)?.map(|v| b256(&v)),
+        slots: r
+            .get::<_, Option<String>>(9)?
+            .map(|j| serde_json::from_str(&j).unwrap_or_default())
+            .unwrap_or_default(),
     })
 }
 
@@ -610,7 +637,7 @@ impl Tx<'_> {
             .conn
             .prepare_cached(
                 "INSERT OR IGNORE INTO offers (id, kind, signer, offer, signature, inputs, expiry, \
-                 state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'open', ?8)",
+                 state, created_at, slots) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'open', ?8, ?9)",
             )
             .and_then(|mut st| {
                 st.execute(params![
@@ -621,7 +648,8 @@ impl Tx<'_> {
                     o.signature,
                     o.inputs,
                     int(o.expiry),
-                    int(self.now)
+                    int(self.now),
+                    (!o.slots.is_empty()).then(|| serde_json::json!(o.slots).to_string()),
                 ])
             })
             .map_err(sql("insert offer"))?;
@@ -841,6 +869,7 @@ mod tests {
             signature: vec![n; 65],
             inputs: None,
             expiry: 10,
+            slots: Vec::new(),
         }
     }
 

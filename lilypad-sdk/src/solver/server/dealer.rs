@@ -1,7 +1,7 @@
 //! Turns matches into deals on chain, and sweeps expired offers.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeSet, HashMap},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -31,15 +31,18 @@ use crate::{
 pub(super) enum Parsed {
     /// A job offer.
     Job(JobOffer),
-    /// A resource offer.
-    Resource(ResourceOffer),
+    /// A resource offer and the provider's slots it takes.
+    Resource(ResourceOffer, BTreeSet<String>),
 }
 
 /// An offer parsed back from its stored JSON.
 fn parse(o: &StoredOffer) -> Result<Parsed, serde_json::Error> {
     Ok(match o.kind {
         OfferKind::Job => Parsed::Job(serde_json::from_str(&o.offer_json)?),
-        OfferKind::Resource => Parsed::Resource(serde_json::from_str(&o.offer_json)?),
+        OfferKind::Resource => Parsed::Resource(
+            serde_json::from_str(&o.offer_json)?,
+            o.slots.iter().cloned().collect(),
+        ),
     })
 }
 
@@ -55,7 +58,7 @@ pub(super) fn add_to_book(
         let Ok(mut book) = state.book.lock() else { return Ok(OfferState::Open) };
         match offer {
             Parsed::Job(j) => book.add_job(id, j, now),
-            Parsed::Resource(r) => book.add_resource(id, r, now),
+            Parsed::Resource(r, slots) => book.add_resource_claiming(id, r, slots, now),
         }
     };
     match added? {
@@ -80,6 +83,8 @@ pub(super) async fn reload(state: &Arc<State>) -> Result<(), ServeError> {
             Ok(p) => match add_to_book(state, o.id, p, now) {
                 Ok(_) => open += 1,
                 Err(AddError::Expired { .. }) => expired.push(o.id),
+                // Its slots went into a deal while the solver was down (or before).
+                Err(e @ AddError::SlotTaken { .. }) => broken.push((o.id, e.to_string())),
                 Err(e) => tracing::warn!(offer = %o.id, "not reloaded: {e}"),
             },
             Err(e) => broken.push((o.id, format!("stored offer does not parse: {e}"))),
@@ -216,8 +221,24 @@ impl Dealer {
             resource: m.deal.resource,
         };
         // Recorded before createDeal is sent: after a crash the pair is retried, never
-        // matched again with someone else.
-        if let Err(e) = self.state.store.write(move |tx| tx.pair(pair)).await {
+        // matched again with someone else. The provider's offers that shared a slot
+        // with the resource offer leave the book with it, in the same transaction.
+        let withdrawn = m.withdrawn.clone();
+        let why = format!(
+            "withdrawn: offer {} of the same provider, over one of its slots, was matched",
+            m.deal.resource
+        );
+        let written = self
+            .state
+            .store
+            .write(move |tx| {
+                for id in withdrawn {
+                    tx.fail_offer(id, &why)?;
+                }
+                tx.pair(pair)
+            })
+            .await;
+        if let Err(e) = written {
             // Both offers stay out of the book until a restart reloads them as open.
             tracing::error!(deal = %pair.deal_id, "cannot record a match: {e}");
             return;
@@ -267,7 +288,7 @@ impl Dealer {
             self.retry.remove(&pair.deal_id);
             return;
         }
-        let (Ok(Parsed::Job(job)), Ok(Parsed::Resource(resource))) =
+        let (Ok(Parsed::Job(job)), Ok(Parsed::Resource(resource, _))) =
             (parse(&job_row), parse(&res_row))
         else {
             self.resolve(
@@ -392,11 +413,17 @@ impl Dealer {
             if failed.is_some() {
                 continue;
             }
-            if let Ok(p) = parse(row)
-                && let Err(AddError::Expired { .. }) = add_to_book(&self.state, row.id, p, now)
-            {
-                let id = row.id;
-                let _ = self.state.store.write(move |tx| tx.expire_offer(id)).await;
+            let id = row.id;
+            match parse(row).map(|p| add_to_book(&self.state, id, p, now)) {
+                Ok(Err(AddError::Expired { .. })) => {
+                    let _ = self.state.store.write(move |tx| tx.expire_offer(id)).await;
+                }
+                // The other offers of its slots were withdrawn when it matched.
+                Ok(Err(e @ AddError::SlotTaken { .. })) => {
+                    let why = e.to_string();
+                    let _ = self.state.store.write(move |tx| tx.fail_offer(id, &why)).await;
+                }
+                _ => {}
             }
         }
     }

@@ -352,8 +352,20 @@ async fn store_and_book(
 ) -> Result<OfferReceipt, ApiError> {
     verify_with_key(&a.key, &id, signature)
         .map_err(|e| ApiError::BadRequest(format!("offer signature: {e}")))?;
-    let new =
-        NewOffer { id, kind, signer, offer_json, signature: signature.to_vec(), inputs, expiry };
+    let slots = match &parsed {
+        Parsed::Resource(_, slots) => slots.iter().cloned().collect(),
+        Parsed::Job(_) => Vec::new(),
+    };
+    let new = NewOffer {
+        id,
+        kind,
+        signer,
+        offer_json,
+        signature: signature.to_vec(),
+        inputs,
+        expiry,
+        slots,
+    };
     store_offer(state, a, new).await?;
     let st = book(state, id, parsed).await;
     Ok(OfferReceipt { id, state: st })
@@ -378,6 +390,12 @@ async fn book(state: &State, id: B256, offer: Parsed) -> OfferState {
         Err(AddError::Expired { .. }) => {
             let _ = state.store.write(move |tx| tx.expire_offer(id)).await;
             OfferState::Expired
+        }
+        Err(e @ AddError::SlotTaken { .. }) => {
+            let why = e.to_string();
+            tracing::info!(offer = %id, "{why}");
+            let _ = state.store.write(move |tx| tx.fail_offer(id, &why)).await;
+            OfferState::Failed
         }
         Err(e) => {
             tracing::warn!(offer = %id, "not put into the book: {e}");
@@ -414,10 +432,32 @@ async fn accept_resource(
         .bounds
         .accepts(&params)
         .map_err(|e| ApiError::BadRequest(format!("invalid offer: {e}")))?;
+    let slots = check_slots(req.slots)?;
     let id = offer.id(&state.offer_domain);
     let (signer, expiry, json) = (offer.provider, offer.expiry, to_json(&offer)?);
     let stored = (OfferKind::Resource, signer, json, None, expiry);
-    store_and_book(state, &a, id, &req.signature, stored, Parsed::Resource(offer)).await
+    store_and_book(state, &a, id, &req.signature, stored, Parsed::Resource(offer, slots)).await
+}
+
+/// The most slots one resource offer may take, and the longest slot name.
+const MAX_SLOTS: usize = 64;
+const MAX_SLOT_NAME: usize = 64;
+
+/// The slots of a resource offer, checked: a few short, distinct, non-empty names.
+fn check_slots(slots: Vec<String>) -> Result<std::collections::BTreeSet<String>, ApiError> {
+    let bad = |why: String| Err(ApiError::BadRequest(format!("invalid slots: {why}")));
+    if slots.len() > MAX_SLOTS {
+        return bad(format!("{} slots; at most {MAX_SLOTS}", slots.len()));
+    }
+    if let Some(s) = slots.iter().find(|s| s.is_empty() || s.len() > MAX_SLOT_NAME) {
+        return bad(format!("slot name {s:?} is empty or over {MAX_SLOT_NAME} bytes"));
+    }
+    let n = slots.len();
+    let set: std::collections::BTreeSet<String> = slots.into_iter().collect();
+    if set.len() != n {
+        return bad("a slot is named twice".into());
+    }
+    Ok(set)
 }
 
 /// Authenticates a `GET` (its body is empty) and uses its nonce.
