@@ -57,6 +57,11 @@ enum Command {
     ///
     /// Example: lilypad-cli run ./examples/modules/cowsay -i Message=moo
     Run(commands::run::RunArgs),
+    /// An OpenAI-compatible HTTP API (/v1/embeddings, /v1/chat/completions, /v1/models)
+    /// whose requests run as jobs paid by this account; `gateway keys` manages its API keys.
+    ///
+    /// Example: lilypad-cli gateway --network local --model all-MiniLM-L6-v2=./examples/modules/embeddings
+    Gateway(Box<commands::gateway::GatewayArgs>),
     /// Your deals: list them or show one.
     #[command(subcommand)]
     Deals(commands::deals::DealsCommand),
@@ -96,6 +101,7 @@ fn main() -> ExitCode {
             commands::solver::run(&args)
         }
         Command::Run(args) => commands::run::run(&args),
+        Command::Gateway(args) => commands::gateway::run(*args),
         Command::Deals(cmd) => commands::deals::run(cmd),
         Command::Storage(cmd) => {
             init_tracing();

@@ -5,6 +5,7 @@ pub(crate) mod deals;
 pub(crate) mod deploy;
 #[cfg(feature = "devnet")]
 pub(crate) mod devnet;
+pub(crate) mod gateway;
 pub(crate) mod jobs;
 pub(crate) mod leaderboard;
 pub(crate) mod module;
