@@ -28,5 +28,6 @@ pub mod settlement;
 pub mod slots;
 pub mod spec;
 pub mod state;
+pub mod verify;
 
 pub use alloy_primitives::{Address, B256, U256};

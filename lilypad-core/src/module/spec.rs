@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::JobRequirements;
+use crate::{spec::JobRequirements, verify::Verification};
 
 /// Timeout of a module that does not set `job.Spec.Timeout`, in seconds.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 1800;
@@ -129,6 +129,10 @@ pub struct ModuleSpec {
     pub outputs: Vec<OutputSpec>,
     /// Input files.
     pub input_files: Vec<InputFileSpec>,
+    /// How a re-run checks the results (`"verification"` in the template; `exact` by
+    /// default). See [`crate::verify`].
+    #[serde(default)]
+    pub verification: Verification,
 }
 
 /// Why a rendered module could not become a [`ModuleSpec`].
@@ -324,6 +328,8 @@ struct LegacyModule {
     job: LegacyJob,
     #[serde(default, rename = "inputFiles")]
     input_files: Option<Vec<LegacyInputFile>>,
+    #[serde(default)]
+    verification: Option<Verification>,
 }
 
 fn json_error(text: &str, e: &serde_json::Error) -> ModuleError {
@@ -541,6 +547,11 @@ impl ModuleSpec {
             })
             .collect::<Result<_, ModuleError>>()?;
 
+        let verification = doc.verification.unwrap_or_default();
+        verification
+            .check()
+            .map_err(|e| ModuleError::Field { path: "verification".into(), message: e.0 })?;
+
         Ok(Self {
             image,
             entrypoint: container.entrypoint.unwrap_or_default(),
@@ -551,6 +562,7 @@ impl ModuleSpec {
             timeout_secs,
             outputs,
             input_files,
+            verification,
         })
     }
 }
@@ -769,5 +781,28 @@ mod tests {
             ]
         );
         assert_eq!(m.timeout_secs, DEFAULT_TIMEOUT_SECS);
+    }
+
+    #[test]
+    fn verification_is_declared_in_the_module_and_checked() {
+        let job = r#""job":{"Spec":{"Engine":"Docker","Docker":{"Image":"a:1"}}}"#;
+        let m = ModuleSpec::from_rendered(&format!("{{{job}}}")).unwrap();
+        assert_eq!(m.verification, Verification::Exact);
+        let m = ModuleSpec::from_rendered(&format!(
+            r#"{{{job},"verification":{{"mode":"embeddings_cosine","file":"outputs/e.json","min_cosine":0.999}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(m.verification.file(), Some("outputs/e.json"));
+        for bad in [
+            r#"{"mode":"embeddings_cosine","file":"outputs/e.json","min_cosine":2}"#,
+            r#"{"mode":"nearly"}"#,
+        ] {
+            let e = ModuleSpec::from_rendered(&format!(r#"{{{job},"verification":{bad}}}"#))
+                .unwrap_err();
+            assert!(
+                matches!(&e, ModuleError::Field { path, .. } if path.starts_with("verification")),
+                "{e}"
+            );
+        }
     }
 }

@@ -72,6 +72,13 @@ fn combine(slots: &[&Slot]) -> Slot {
 pub enum Fault {
     /// Publish a stdout the job did not print (the results CID is then wrong).
     WrongOutput,
+    /// Turn every vector of `outputs/embeddings.json` away from the computed one, to
+    /// this cosine similarity (in millionths), keeping its length: to test that
+    /// mediation under a tolerance upholds small deviations and rejects large ones.
+    SkewEmbeddings {
+        /// The cosine similarity of each published vector to the computed one, x 10^6.
+        cosine_ppm: u32,
+    },
 }
 
 /// How the engine offers and runs.
@@ -869,6 +876,37 @@ fn remove_dir(d: &Path) -> Result<(), EngineError> {
 /// outputs over the size cap are, and the reason is appended to `stderr`. The
 /// reason names paths relative to the results directory, so a mediator
 /// re-running the job writes the same bytes and gets the same CID.
+/// [`Fault::SkewEmbeddings`]: each vector `v` of an OpenAI-shaped embeddings file
+/// becomes `|v| (c v/|v| + s u)`, `u` a unit vector orthogonal to `v`, `c` the
+/// cosine and `s = sqrt(1 - c^2)`: its cosine similarity to `v` is exactly `c`.
+fn skew_embeddings(path: &Path, cosine_ppm: u32) -> Result<(), EngineError> {
+    let bytes = std::fs::read(path).map_err(|e| EngineError::io(path, e))?;
+    let bad = |why: &str| EngineError::Config(format!("{}: {why}", path.display()));
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| bad(&e.to_string()))?;
+    let c = f64::from(cosine_ppm.min(1_000_000)) / 1e6;
+    let s = (1.0 - c * c).max(0.0).sqrt();
+    let data = doc.get_mut("data").and_then(|d| d.as_array_mut()).ok_or_else(|| bad("no data"))?;
+    for entry in data {
+        let Some(v) = entry.get_mut("embedding").and_then(|e| e.as_array_mut()) else { continue };
+        let x: Vec<f64> = v.iter().map(|n| n.as_f64().unwrap_or(0.0)).collect();
+        let norm = x.iter().map(|a| a * a).sum::<f64>().sqrt();
+        if norm == 0.0 || x.len() < 2 {
+            continue;
+        }
+        // u: the first basis vector least aligned with x, made orthogonal to it.
+        let k = (0..x.len()).min_by(|&i, &j| x[i].abs().total_cmp(&x[j].abs())).unwrap_or(0);
+        let mut u: Vec<f64> = x.iter().map(|a| -a * x[k] / (norm * norm)).collect();
+        u[k] += 1.0;
+        let un = u.iter().map(|a| a * a).sum::<f64>().sqrt();
+        for (out, (a, b)) in v.iter_mut().zip(x.iter().zip(&u)) {
+            *out = serde_json::json!(norm * (c * a / norm + s * b / un));
+        }
+    }
+    let out = serde_json::to_vec(&doc).map_err(|e| bad(&e.to_string()))?;
+    std::fs::write(path, out).map_err(|e| EngineError::io(path, e))
+}
+
 pub(super) fn finish_results(
     outcome: &RunOutcome,
     fault: Option<Fault>,
@@ -894,10 +932,16 @@ pub(super) fn finish_results(
         }
         Err(e) => return Err(e.into()),
     }
-    if fault == Some(Fault::WrongOutput) {
-        let path = outcome.stdout_path();
-        std::fs::write(&path, "not what the job printed\n")
-            .map_err(|e| EngineError::io(&path, e))?;
+    match fault {
+        Some(Fault::WrongOutput) => {
+            let path = outcome.stdout_path();
+            std::fs::write(&path, "not what the job printed\n")
+                .map_err(|e| EngineError::io(&path, e))?;
+        }
+        Some(Fault::SkewEmbeddings { cosine_ppm }) => {
+            skew_embeddings(&outcome.outputs_dir().join("embeddings.json"), cosine_ppm)?;
+        }
+        None => {}
     }
     Ok(())
 }
@@ -931,5 +975,31 @@ fn log_outcome(job: &ProviderJob, o: &RunOutcome) {
         Some(r) => {
             tracing::warn!(deal = %job.deal.id, exit_code = o.exit_code, "job failed in the sandbox: {r}")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lilypad_core::verify::{Tolerance, Verification, compare};
+
+    use super::*;
+
+    #[test]
+    fn skewed_embeddings_have_exactly_the_asked_cosine() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("embeddings.json");
+        let doc = serde_json::json!({"object": "list", "data": [
+            {"object": "embedding", "index": 0, "embedding": [0.5, -0.25, 0.8, 0.1]},
+            {"object": "embedding", "index": 1, "embedding": [0.0, 0.0, 3.0, 0.0]},
+        ]});
+        let original = serde_json::to_vec(&doc).unwrap();
+        std::fs::write(&path, &original).unwrap();
+        skew_embeddings(&path, 990_000).unwrap();
+        let skewed = std::fs::read(&path).unwrap();
+        let mode =
+            |t| Verification::EmbeddingsCosine { file: "e".into(), min_cosine: Tolerance(t) };
+        let c = compare(&mode(0.98), &original, &skewed);
+        assert!(c.pass && (c.score - 0.99).abs() < 1e-9, "{c:?}");
+        assert!(!compare(&mode(0.995), &original, &skewed).pass);
     }
 }

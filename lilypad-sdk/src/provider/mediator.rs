@@ -1,11 +1,15 @@
 //! The mediator: re-runs a challenged job and says whether the provider's results are right.
 //!
-//! The verdict is exact CID equality: the mediator runs the job the way a provider
-//! does (same module version, inputs, sandbox, and the same `lilypad: <reason>` line
-//! on a failure), computes the kubo-compatible CID of its results directory, and
-//! accepts only if its keccak256 is the `results` hash on chain. This is right for
-//! deterministic modules (the only ones a re-run can check); a module whose output
-//! varies from run to run cannot be mediated and its challenged results are rejected.
+//! The mediator runs the job the way a provider does (same module version, inputs,
+//! sandbox, and the same `lilypad: <reason>` line on a failure) and computes the
+//! kubo-compatible CID of its results directory. It accepts if its keccak256 is the
+//! `results` hash on chain. Otherwise the module's declared verification decides
+//! (`lilypad_core::verify`): under `exact` (the default) the results are rejected;
+//! under a tolerance mode (embeddings by cosine similarity, numbers within a relative
+//! tolerance, generated tokens), the mediator fetches the submitted results from
+//! storage, requires the same exit code, and accepts if the declared file is within
+//! the tolerance of its own. A module whose output varies beyond its tolerance
+//! cannot be mediated and its challenged results are rejected.
 //!
 //! A challenged *failure report* (the provider says the job creator made the job
 //! impossible) is judged by trying what the provider says failed: resolving and
@@ -18,9 +22,14 @@
 //! the controller whom the draw gives (`pendingMediator`), and when it is itself, fixes
 //! the draw (`drawMediator`) and gives its verdict.
 
-use std::{collections::BTreeSet, path::PathBuf, time::Duration};
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use alloy::primitives::{Address, B256, keccak256};
+use lilypad_core::verify::Verification;
 use tokio_util::sync::CancellationToken;
 
 use super::{EngineError, engine::finish_results, unix_now};
@@ -153,18 +162,72 @@ impl Mediator {
         let rerun_cid = tokio::task::spawn_blocking(move || cid_of_path(&path))
             .await
             .map_err(|e| EngineError::Config(format!("hashing the results: {e}")))??;
-        let accept = keccak256(rerun_cid.to_bytes()) == submitted;
-        let reason = if accept {
-            format!("the re-run gives the submitted results ({rerun_cid})")
+        let theirs = record.results_cid.as_ref().and_then(|b| Cid::try_from(b.to_vec()).ok());
+        let (accept, reason) = if keccak256(rerun_cid.to_bytes()) == submitted {
+            (true, format!("the re-run gives the submitted results ({rerun_cid})"))
+        } else if job.spec.verification == Verification::Exact {
+            let theirs = theirs.map_or_else(|| format!("hash {submitted}"), |c| c.to_string());
+            (false, format!("the re-run gives {rerun_cid}, the provider submitted {theirs}"))
         } else {
-            let theirs = record
-                .results_cid
-                .as_ref()
-                .and_then(|b| Cid::try_from(b.to_vec()).ok())
-                .map_or_else(|| format!("hash {submitted}"), |c| c.to_string());
-            format!("the re-run gives {rerun_cid}, the provider submitted {theirs}")
+            self.within_tolerance(&job.spec.verification, &results_dir, &dir, theirs, submitted)
+                .await?
         };
         Ok(Verdict { deal_id, accept, rerun_cid: Some(rerun_cid), reason })
+    }
+
+    /// Compares the provider's results with the re-run's under a tolerance mode: the
+    /// declared file by the mode's comparator, the exit code exactly. Results that
+    /// cannot be had from storage are not the provider's to claim.
+    async fn within_tolerance(
+        &self,
+        mode: &Verification,
+        ours_dir: &Path,
+        dir: &Path,
+        theirs: Option<Cid>,
+        submitted: B256,
+    ) -> Result<(bool, String), EngineError> {
+        let file = mode.file().unwrap_or_default();
+        let Some(cid) = theirs.filter(|c| keccak256(c.to_bytes()) == submitted) else {
+            return Err(EngineError::Config(format!(
+                "the solver does not know the CID of the submitted results (hash {submitted})"
+            )));
+        };
+        let theirs_dir = dir.join("submitted");
+        match std::fs::remove_dir_all(&theirs_dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(EngineError::io(&theirs_dir, e));
+            }
+            _ => {}
+        }
+        if let Err(e) = self.client.storage().fetch(&cid, &theirs_dir).await {
+            // Verified block by block: a store that is up and answers without them, or
+            // with other bytes, means the provider's results cannot be had.
+            use crate::storage::StorageError as S;
+            if matches!(
+                e,
+                S::Http { .. } | S::Io { .. } | S::Protocol { .. } | S::DestinationExists { .. }
+            ) || matches!(e, S::Status { status, .. } if status >= 500)
+            {
+                return Err(e.into());
+            }
+            return Ok((false, format!("the submitted results {cid} cannot be fetched: {e}")));
+        }
+        let read = |root: &Path, name: &str| std::fs::read(root.join(name)).ok();
+        if read(ours_dir, "exitCode") != read(&theirs_dir, "exitCode") {
+            return Ok((false, format!("the submitted results {cid} have another exit code")));
+        }
+        let Some(ours) = read(ours_dir, file) else {
+            return Ok((
+                false,
+                format!("the re-run wrote no {file}: the results cannot be judged"),
+            ));
+        };
+        let Some(submitted_file) = read(&theirs_dir, file) else {
+            return Ok((false, format!("the submitted results {cid} have no {file}")));
+        };
+        let c = lilypad_core::verify::compare(mode, &ours, &submitted_file);
+        let verdict = if c.pass { "within" } else { "beyond" };
+        Ok((c.pass, format!("{file} of {cid} is {verdict} the module's tolerance: {}", c.detail)))
     }
 
     /// Judges a challenged failure report: `accept` (the report stands) when the job

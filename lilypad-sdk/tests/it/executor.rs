@@ -70,6 +70,7 @@ pub(crate) fn sh_spec(script: &str) -> ModuleSpec {
         timeout_secs: 30,
         outputs: vec![OutputSpec { name: "outputs".into(), path: "/outputs".into() }],
         input_files: vec![],
+        verification: Default::default(),
     }
 }
 
