@@ -73,6 +73,29 @@ pub(crate) fn nvidia_gpus() -> Option<Result<Vec<Gpu>, String>> {
     Some(Ok(parse_nvidia_smi(&String::from_utf8_lossy(&out.stdout))))
 }
 
+/// Each GPU's PCI address as `nvidia-smi` numbers them (to match OpenCL devices with
+/// GPUs); empty when `nvidia-smi` is missing, fails or answers in another shape.
+#[cfg(feature = "opencl")]
+pub(crate) fn nvidia_pci_addresses() -> std::collections::BTreeMap<u32, lilypad_rp::gpus::PciAddress>
+{
+    let out = Command::new("nvidia-smi")
+        .args(["--query-gpu=index,pci.bus_id", "--format=csv,noheader"])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            lilypad_rp::gpus::parse_nvidia_smi_pci(&String::from_utf8_lossy(&o.stdout))
+        }
+        Ok(o) => {
+            tracing::debug!("nvidia-smi --query-gpu=index,pci.bus_id failed ({})", o.status);
+            Default::default()
+        }
+        Err(e) => {
+            tracing::debug!("nvidia-smi --query-gpu=index,pci.bus_id: {e}");
+            Default::default()
+        }
+    }
+}
+
 /// Parses `name, MiB` lines.
 pub(crate) fn parse_nvidia_smi(text: &str) -> Vec<Gpu> {
     text.lines()

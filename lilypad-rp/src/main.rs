@@ -4,6 +4,7 @@ mod bench;
 mod doctor;
 mod mine_cmd;
 mod provider_cmd;
+mod provider_mining;
 mod spec;
 
 use std::{path::PathBuf, process::ExitCode};

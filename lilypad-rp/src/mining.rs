@@ -12,9 +12,12 @@
 //!
 //! [`MineOptions::pause`] is an [`AtomicBool`] checked between search batches
 //! (so within about one batch, 0.5 s by default): while it is `true` no hash
-//! is computed and the miner only follows the round. It is the hook for the
-//! provider daemon (`lilypad-rp run --mine`, through `EngineConfig::mining_pause`) to pause mining while it runs a job:
-//! `pause.store(true, Ordering::Relaxed)` when a job starts, `false` when it
+//! is computed and the miner only follows the round; the miner logs when it
+//! pauses and resumes. It is the hook for the provider daemon (`lilypad-rp run
+//! --mine`) to pause mining while it runs a job: the CPU miner's flag is
+//! `EngineConfig::mining_pause` (set while any job runs), each GPU miner's is its
+//! GPU's entry of `EngineConfig::gpu_mining_pauses` (set while a job runs on that
+//! GPU). `pause.store(true, Ordering::Relaxed)` when a job starts, `false` when it
 //! ends.
 
 use std::{
@@ -87,13 +90,15 @@ pub fn random_nonce() -> U256 {
 }
 
 /// Searches one round from `start` until `opts.proofs_per_round` proofs are submitted,
-/// the round changes or `opts.pause` is set for long. Returns the proofs.
+/// the round changes or `opts.pause` is set for long. Returns the proofs. `paused` is
+/// whether the miner was last seen paused (a change is logged).
 async fn mine_round(
     client: &ChainClient,
     miner: &Arc<dyn Miner>,
     me: Address,
     round: PowRound,
     opts: &MineOptions,
+    paused: &mut bool,
 ) -> anyhow::Result<(Vec<MinedProof>, bool)> {
     let ch = challenge(round.seed, me, opts.node_id);
     let mut nonce = random_nonce();
@@ -110,7 +115,16 @@ async fn mine_round(
                 return Ok((proofs, false));
             }
         }
-        if opts.pause.load(Ordering::Relaxed) {
+        let pause = opts.pause.load(Ordering::Relaxed);
+        if pause != *paused {
+            *paused = pause;
+            if pause {
+                tracing::info!(round = round.round, "mining paused (a job runs)");
+            } else {
+                tracing::info!(round = round.round, "mining resumed");
+            }
+        }
+        if pause {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         }
@@ -179,6 +193,7 @@ pub async fn mine(
         .ok_or_else(|| anyhow::anyhow!("mining needs a signing key (the miner's address)"))?;
     tracing::info!(miner = %me, node_id = %opts.node_id, using = %miner.name(), "mining");
     let (mut all, mut rounds_done, mut done_round) = (Vec::new(), 0u64, None);
+    let mut paused = false;
     loop {
         if opts.rounds.is_some_and(|n| rounds_done >= n) {
             return Ok(all);
@@ -193,7 +208,7 @@ pub async fn mine(
                 continue;
             }
         };
-        let (proofs, complete) = mine_round(client, &miner, me, round, opts).await?;
+        let (proofs, complete) = mine_round(client, &miner, me, round, opts, &mut paused).await?;
         all.extend(proofs);
         if complete {
             done_round = Some(round.round);

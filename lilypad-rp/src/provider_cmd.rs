@@ -3,7 +3,6 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::PathBuf,
-    sync::Arc,
     time::Duration,
 };
 
@@ -119,9 +118,14 @@ pub(crate) struct OfferArgs {
     /// Least free disk space under the data dir, in MiB, for the preflight to pass.
     #[arg(long, default_value_t = 1024)]
     min_disk_mib: u64,
-    /// Mine proof-of-work rounds on the CPU while idle (paused while a job runs).
+    /// Mine proof-of-work rounds while idle: on each GPU of the slots with the OpenCL
+    /// miner, paused while a job runs on that GPU; without GPUs (or OpenCL GPU
+    /// devices) on the CPU, paused while any job runs.
     #[arg(long)]
     mine: bool,
+    /// TEST ONLY: with --mine, OpenCL CPU devices stand in for GPUs (no GPU in CI).
+    #[arg(long, hide = true)]
+    mine_opencl_cpu_as_gpu: bool,
     /// TEST ONLY: publish a stdout the job did not print, to test challenges and mediation.
     #[arg(long, hide = true)]
     fault_wrong_output: bool,
@@ -280,8 +284,9 @@ async fn collateral_needed(
 }
 
 /// The preflight checks; `opencl` probes the OpenCL platforms too. The daemon leaves
-/// that to `doctor`: loading an OpenCL driver (pocl, via LLVM) installs signal handlers
-/// that re-raise SIGTERM, so the daemon could not stop cleanly afterwards.
+/// that to `doctor`: it loads OpenCL only to mine on GPUs, after its own signal
+/// handlers are in place (an OpenCL driver built on LLVM, as pocl, installs handlers
+/// that re-raise SIGTERM; see `provider_mining`).
 async fn run_checks(
     s: &Setup,
     offer: &OfferArgs,
@@ -335,25 +340,32 @@ pub(crate) fn doctor(common: &Common, offer: &OfferArgs) -> anyhow::Result<()> {
     })
 }
 
-/// Cancels on SIGINT/SIGTERM.
+/// Cancels on SIGINT/SIGTERM. The handlers are installed when this returns (not
+/// when the task first runs): an OpenCL driver loaded afterwards keeps them working,
+/// one loaded before would kill the process on SIGTERM (see `provider_mining`).
 fn cancel_on_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let t = token.clone();
+    #[cfg(unix)]
+    let signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+            (Ok(int), Ok(term)) => Some((int, term)),
+            _ => None,
+        }
+    };
     tokio::spawn(async move {
         #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            match signal(SignalKind::terminate()) {
-                Ok(mut term) => {
-                    tracing::debug!("SIGINT and SIGTERM stop the daemon");
-                    tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = term.recv() => {}
-                    }
+        match signals {
+            Some((mut int, mut term)) => {
+                tracing::debug!("SIGINT and SIGTERM stop the daemon");
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
                 }
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
+            }
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
             }
         }
         #[cfg(not(unix))]
@@ -446,20 +458,16 @@ pub(crate) fn run(common: &Common, offer: &OfferArgs) -> anyhow::Result<()> {
             );
             config.fault = Some(Fault::WrongOutput);
         }
+        // Before any OpenCL driver loads: see `provider_mining` on SIGTERM.
         let cancel = cancel_on_signal();
         if offer.mine {
-            let opts = lilypad_rp::mining::MineOptions::default();
-            config.mining_pause = Some(Arc::clone(&opts.pause));
-            let miner: Arc<dyn lilypad_rp::pow::Miner> = Arc::new(lilypad_rp::pow::CpuMiner::new());
-            let (chain, cancel) = (chain.clone(), cancel.clone());
-            tokio::spawn(async move {
-                tokio::select! {
-                    r = lilypad_rp::mining::mine(&chain, miner, &opts) => if let Err(e) = r {
-                        tracing::error!("mining stopped: {e:#}");
-                    },
-                    () = cancel.cancelled() => {}
-                }
-            });
+            crate::provider_mining::start(
+                &chain,
+                &mut config,
+                offer.mine_opencl_cpu_as_gpu,
+                &cancel,
+            )
+            .await;
         }
         let store = ProviderStore::open(&s.data_dir.join("provider.db"))?;
         let engine = ProviderEngine::new(s.client, s.executor, store, config)?;

@@ -1237,11 +1237,28 @@ async fn sigterm_exits_cleanly(rp: &mut Rp) {
 
 /// Waits until `rp`'s log has `n` lines with `text`; returns the log.
 async fn log_has(rp: &Rp, text: &str, n: usize, secs: u64) -> String {
-    eventually(text, secs, || {
+    let started = Instant::now();
+    loop {
         let log = rp.log();
-        async move { (log.matches(text).count() >= n).then_some(log) }
-    })
-    .await
+        if log.matches(text).count() >= n {
+            return log;
+        }
+        assert!(started.elapsed().as_secs() < secs, "no {n} x {text:?} in {secs}s:\n{log}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Starts a proof-of-work round (as the devnet's owner, account 0) with `target` and
+/// waits until `rp`'s miners mine it (`miners` of them); returns the round.
+async fn pow_round(net: &LocalNet, rp: &Rp, target: U256, miners: usize) -> u64 {
+    let round = net.devnet.account(0).start_pow_round(target).await.expect("startRound").round;
+    log_has(rp, &format!("mining round round={round} "), miners, 30).await;
+    round
+}
+
+/// A target no miner meets within a test (2^80 hashes expected): the miners hash on.
+fn hard() -> U256 {
+    U256::MAX >> 80
 }
 
 #[test]
@@ -1256,7 +1273,8 @@ fn mine_on_a_cpu_only_provider_mines_and_pauses_while_a_job_runs() {
         assert!(log.contains("--mine: mining on the CPU, paused while any job runs"), "{log}");
         assert!(!log.contains("OpenCL"), "no GPU: OpenCL is not loaded\n{log}");
 
-        // A job pauses it; it resumes when the job is done.
+        // Mining a round it cannot finish, a job pauses it; it resumes when the job is done.
+        pow_round(&net, &rp, hard(), 1).await;
         let module = shell_module(dir.path(), "nap", "sleep 4; echo rested", 60, 64);
         let run = spawn_run(&net, dir.path(), &module, &[]);
         let logs = || format!("{}\n--- rp log:\n{}", net.logs(), rp.log());
@@ -1269,7 +1287,8 @@ fn mine_on_a_cpu_only_provider_mines_and_pauses_while_a_job_runs() {
         assert!(running < paused && paused < resumed, "{log}");
         // Proofs go on after the job.
         let before = log.matches("proof accepted").count();
-        log_has(&rp, "proof accepted", before + 1, 120).await;
+        pow_round(&net, &rp, U256::MAX >> 4, 1).await;
+        log_has(&rp, "proof accepted", before + 1, 60).await;
     });
 }
 
@@ -1295,6 +1314,8 @@ fn fake_gpu_mining_falls_back_to_the_cpu_without_an_opencl_gpu_and_a_stand_in_mi
         let log = log_has(&rp, "proof accepted", 1, 180).await;
         assert!(log.contains("GPU 0 mines on OpenCL device"), "{log}");
         assert!(!log.contains("mining on the CPU"), "{log}");
+        // Mining a round it cannot finish while a CPU job runs.
+        pow_round(&net, &rp, hard(), 1).await;
         let module = shell_module(dir.path(), "nap", "sleep 4; echo rested", 60, 64);
         let run = spawn_run(&net, dir.path(), &module, &[]);
         let logs = || format!("{}\n--- rp log:\n{}", net.logs(), rp.log());
@@ -1311,6 +1332,7 @@ fn fake_gpu_mining_falls_back_to_the_cpu_without_an_opencl_gpu_and_a_stand_in_mi
         // would be matched with no daemon to run the deal.)
         let mut rp =
             provider_as(&net, dir.path(), "no-cl-gpu", devnet::PROVIDER, &["--mine"], &path());
+        pow_round(&net, &rp, U256::MAX >> 4, 1).await;
         let log = log_has(&rp, "proof accepted", 1, 120).await;
         assert!(log.contains("no OpenCL GPU device matches GPU 0"), "{log}");
         assert!(log.contains("--mine: mining on the CPU, paused while any job runs"), "{log}");

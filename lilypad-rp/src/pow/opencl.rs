@@ -22,6 +22,8 @@ use ocl::{
     flags::DeviceType,
 };
 
+use crate::gpus::PciAddress;
+
 use super::{
     Miner, MinerError, Result, SearchOutcome, challenge_lanes, cpu, nonce_lanes, segments,
     target_limbs, verified,
@@ -65,12 +67,20 @@ pub struct DeviceInfo {
     pub max_work_group_size: usize,
     /// The device's preferred vector width for 64-bit integers.
     pub long_vector_width: u32,
+    /// Its PCI address, where the driver tells (NVIDIA's `cl_nv_device_attribute_query`
+    /// or `cl_khr_pci_bus_info`): how `lilypad-rp run --mine` finds which GPU it is.
+    pub pci: Option<PciAddress>,
 }
 
 impl DeviceInfo {
     /// Whether this is a CPU device (SIMD within a work item pays off there).
     pub fn is_cpu(&self) -> bool {
         self.kind == "CPU"
+    }
+
+    /// Whether this is a GPU device.
+    pub fn is_gpu(&self) -> bool {
+        self.kind == "GPU"
     }
 }
 
@@ -167,6 +177,7 @@ fn describe(id: usize, platform: &str, device: Device) -> Result<DeviceInfo> {
         _ => 1,
     };
     let max_work_group_size = device.max_wg_size().cl(ctx)?;
+    let pci = pci_address(device);
     Ok(DeviceInfo {
         id,
         platform: platform.to_owned(),
@@ -175,6 +186,44 @@ fn describe(id: usize, platform: &str, device: Device) -> Result<DeviceInfo> {
         compute_units,
         max_work_group_size,
         long_vector_width,
+        pci,
+    })
+}
+
+/// `cl_khr_pci_bus_info`'s query: four `cl_uint`s, domain, bus, device, function.
+const CL_DEVICE_PCI_BUS_INFO_KHR: u32 = 0x410F;
+/// `cl_nv_device_attribute_query`: the bus number (`cl_uint`).
+const CL_DEVICE_PCI_BUS_ID_NV: u32 = 0x4008;
+/// `cl_nv_device_attribute_query`: `device << 3 | function` (`cl_uint`).
+const CL_DEVICE_PCI_SLOT_ID_NV: u32 = 0x4009;
+/// `cl_nv_device_attribute_query` of recent drivers: the PCI domain (`cl_uint`).
+const CL_DEVICE_PCI_DOMAIN_ID_NV: u32 = 0x400A;
+
+/// The device's PCI address, if its driver answers one of the queries for it (a
+/// driver answers a query it does not know with an error, which is `None` here).
+fn pci_address(device: Device) -> Option<PciAddress> {
+    let words = |request: u32| -> Option<Vec<u32>> {
+        let raw = ocl::core::get_device_info_raw(device.as_core(), request).ok()?;
+        (!raw.is_empty() && raw.len() % 4 == 0).then(|| {
+            raw.chunks_exact(4).map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]])).collect()
+        })
+    };
+    let byte = |v: u32| u8::try_from(v).ok();
+    if let Some(w) = words(CL_DEVICE_PCI_BUS_INFO_KHR).filter(|w| w.len() == 4) {
+        return Some(PciAddress {
+            domain: Some(w[0]),
+            bus: byte(w[1])?,
+            device: byte(w[2]).filter(|d| *d < 32)?,
+            function: byte(w[3]).filter(|f| *f < 8)?,
+        });
+    }
+    let bus = *words(CL_DEVICE_PCI_BUS_ID_NV)?.first()?;
+    let slot = *words(CL_DEVICE_PCI_SLOT_ID_NV)?.first()?;
+    Some(PciAddress {
+        domain: words(CL_DEVICE_PCI_DOMAIN_ID_NV).and_then(|w| w.first().copied()),
+        bus: byte(bus)?,
+        device: byte((slot >> 3) & 0x1f)?,
+        function: byte(slot & 7)?,
     })
 }
 
