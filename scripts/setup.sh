@@ -55,4 +55,8 @@ bash scripts/build-example-images.sh
 # (examples/modules/embeddings/reference.py, used by lilypad-cli/tests/inference_e2e.rs).
 bash examples/modules/embeddings/setup-reference.sh >/dev/null
 
+# The official openai client in target/python-venv, for the gateway's end-to-end test
+# (lilypad-cli/tests/gateway_openai.rs).
+bash scripts/setup-python.sh >/dev/null
+
 say "ready"
