@@ -65,6 +65,11 @@ enum Command {
     /// Your deals: list them or show one.
     #[command(subcommand)]
     Deals(commands::deals::DealsCommand),
+    /// Re-run a deal's job here and check the provider's results as a mediator would
+    /// (equal CIDs, or the module's declared tolerance, with its score); posts nothing.
+    ///
+    /// Example: lilypad-cli verify 0x5c0f...e1
+    Verify(commands::verify::VerifyArgs),
     /// The embedded content store: serve it, add to it, get verified content from it.
     #[command(subcommand)]
     Storage(commands::storage::StorageCommand),
@@ -103,6 +108,7 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(&args),
         Command::Gateway(args) => commands::gateway::run(*args),
         Command::Deals(cmd) => commands::deals::run(cmd),
+        Command::Verify(args) => commands::verify::run(&args),
         Command::Storage(cmd) => {
             init_tracing();
             commands::storage::run(cmd)

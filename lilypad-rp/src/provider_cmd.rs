@@ -129,6 +129,10 @@ pub(crate) struct OfferArgs {
     /// TEST ONLY: publish a stdout the job did not print, to test challenges and mediation.
     #[arg(long, hide = true)]
     fault_wrong_output: bool,
+    /// TEST ONLY: publish embeddings turned to this cosine similarity from the computed
+    /// ones (outputs/embeddings.json), to test mediation under a tolerance.
+    #[arg(long, hide = true, value_name = "COSINE")]
+    fault_skew_embeddings: Option<f64>,
 }
 
 fn parse_module_price(s: &str) -> Result<(String, U256), String> {
@@ -457,6 +461,18 @@ pub(crate) fn run(common: &Common, offer: &OfferArgs) -> anyhow::Result<()> {
                 "--fault-wrong-output: this provider publishes wrong results (test only)"
             );
             config.fault = Some(Fault::WrongOutput);
+        }
+        if let Some(c) = offer.fault_skew_embeddings {
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&c),
+                "--fault-skew-embeddings takes a cosine in [0, 1], not {c}"
+            );
+            tracing::warn!(
+                "--fault-skew-embeddings {c}: this provider publishes skewed embeddings (test only)"
+            );
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // in [0, 1e6]
+            let cosine_ppm = (c * 1e6).round() as u32;
+            config.fault = Some(Fault::SkewEmbeddings { cosine_ppm });
         }
         // Before any OpenCL driver loads: see `provider_mining` on SIGTERM.
         let cancel = cancel_on_signal();

@@ -463,18 +463,65 @@ async fn post_job_offer(
 
 #[test]
 fn wrong_results_are_challenged_and_the_mediator_rejects_them() {
-    mediation(true, Outcome::MediationRejected);
+    mediation(
+        &cowsay(),
+        &[("Message", "moo")],
+        &["--fault-wrong-output"],
+        Outcome::MediationRejected,
+    );
 }
 
 #[test]
 fn right_results_challenged_anyway_are_upheld_by_the_mediator() {
-    mediation(false, Outcome::MediationAccepted);
+    mediation(&cowsay(), &[("Message", "moo")], &[], Outcome::MediationAccepted);
 }
 
-/// A provider (faulty or not) runs cowsay, the job creator challenges, the drawn
-/// mediator (a `lilypad-rp mediate` process) re-runs and decides; balances follow the
-/// contract's settlement table.
-fn mediation(faulty: bool, expected: Outcome) {
+fn embeddings() -> PathBuf {
+    repo_root().join("examples/modules/embeddings")
+}
+
+const TEXTS: &str = r#"["a cat sits on the mat","stock prices fell sharply"]"#;
+
+#[test]
+fn embeddings_skewed_beyond_the_modules_tolerance_are_rejected_and_the_provider_slashed() {
+    // cos 0.99 < the module's min_cosine 0.999.
+    let args = ["--fault-skew-embeddings", "0.99"];
+    mediation(&embeddings(), &[("Texts", TEXTS)], &args, Outcome::MediationRejected);
+}
+
+#[test]
+fn embeddings_skewed_within_the_modules_tolerance_are_upheld() {
+    // cos 0.9999 >= 0.999: not byte-identical (another CID), yet within the tolerance.
+    let args = ["--fault-skew-embeddings", "0.9999"];
+    mediation(&embeddings(), &[("Texts", TEXTS)], &args, Outcome::MediationAccepted);
+}
+
+/// `lilypad-cli verify DEAL --json` as the job creator: (exit status, its JSON answer).
+async fn verify_deal(net: &LocalNet, dir: &Path, deal: B256) -> (bool, serde_json::Value) {
+    let mut cmd = Command::new(cli_bin());
+    cmd.args(["verify", &deal.to_string(), "--json", "--network"])
+        .arg(&net.network_file)
+        .arg("--data-dir")
+        .arg(dir.join("verify"))
+        .env("LILYPAD_HOME", dir.join("home"))
+        .env("WEB3_PRIVATE_KEY", ANVIL_KEYS[devnet::JOB_CREATOR]);
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("lilypad-cli verify");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!("verify printed no JSON ({e}): {text}\n{}", String::from_utf8_lossy(&out.stderr))
+    });
+    (out.status.success(), v)
+}
+
+/// A provider (faulty when `fault` has flags) runs `module`, the job creator checks the
+/// results with `lilypad-cli verify` and challenges, the drawn mediator (a `lilypad-rp
+/// mediate` process) re-runs and decides; balances follow the contract's settlement
+/// table.
+fn mediation(module: &Path, values: &[(&str, &str)], fault: &[&str], expected: Outcome) {
+    let faulty = expected == Outcome::MediationRejected;
     let _serial = serial();
     let dir = tempfile::tempdir().expect("tempdir");
     runtime().block_on(async {
@@ -484,9 +531,7 @@ fn mediation(faulty: bool, expected: Outcome) {
         let mediator = anvil_address(devnet::MEDIATORS[0]);
         let m = mediator.to_string();
         let mut args = vec!["--mediator", &m];
-        if faulty {
-            args.push("--fault-wrong-output");
-        }
+        args.extend_from_slice(fault);
         let rp = provider(&net, dir.path(), "mediated", &args);
         let med_dir = dir.path().join("mediator").display().to_string();
         let med = Rp::spawn(
@@ -502,12 +547,20 @@ fn mediation(faulty: bool, expected: Outcome) {
         );
         let logs =
             || format!("{}\n--- rp:\n{}\n--- mediator:\n{}", net.logs(), rp.log(), med.log());
-        let deal_id = post_job(&net, dir.path(), &cowsay(), &[("Message", "moo")]).await;
+        let deal_id = post_job(&net, dir.path(), module, values).await;
         eventually("results on chain", 120, || {
             let chain = &chain;
             async move { chain.deal(deal_id).await.ok().flatten().and_then(|d| d.results) }
         })
         .await;
+        // The job creator's own spot check says what the mediator will.
+        let (holds, answer) = verify_deal(&net, dir.path(), deal_id).await;
+        assert_eq!(holds, !faulty, "{answer}\n{}", logs());
+        assert_eq!(answer["holds"], serde_json::json!(!faulty), "{answer}");
+        let reason = answer["reason"].as_str().unwrap_or_default();
+        if !fault.is_empty() && !faulty {
+            assert!(reason.contains("within the module's tolerance"), "{reason}");
+        }
         let record = SolverClient::new(
             &net.solver.url,
             anvil_signer(devnet::JOB_CREATOR),
@@ -564,10 +617,12 @@ fn mediation(faulty: bool, expected: Outcome) {
         })
         .await;
         assert_eq!(status, expected, "{}", logs());
-        let said = if faulty {
-            "the provider submitted"
-        } else {
-            "the re-run gives the submitted results"
+        let said = match (fault.is_empty(), faulty) {
+            (true, _) => "the re-run gives the submitted results",
+            // A tolerance module: the CIDs differ and the comparator decides.
+            (false, false) => "is within the module's tolerance",
+            (false, true) if module == cowsay() => "the provider submitted",
+            (false, true) => "is beyond the module's tolerance",
         };
         assert!(med.log().contains(said), "{}", med.log());
 

@@ -16,4 +16,5 @@ pub(crate) mod services;
 pub(crate) mod solver;
 pub(crate) mod storage;
 pub(crate) mod throwaway;
+pub(crate) mod verify;
 pub(crate) mod wallet;

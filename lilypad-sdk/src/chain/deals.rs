@@ -552,6 +552,25 @@ impl ChainClient {
         }
     }
 
+    /// The results CID a deal's provider submitted, from its `ResultsSubmitted` event
+    /// (the chain keeps only its hash in the deal); `None` before results.
+    pub async fn submitted_results_cid(&self, deal_id: DealId) -> Result<Option<Bytes>> {
+        let mut poller = self.poll_controller_events(self.config().deployed_at_block);
+        loop {
+            let batch = poller.next_batch().await?;
+            if batch.is_empty() {
+                return Ok(None);
+            }
+            for (event, _) in batch {
+                if let super::ControllerEvent::ResultsSubmitted(e) = event
+                    && e.dealId == deal_id
+                {
+                    return Ok(Some(e.resultsCid));
+                }
+            }
+        }
+    }
+
     /// What the controller holds for a deal now (zero once finished).
     pub async fn escrow_of(&self, deal_id: DealId) -> Result<U256> {
         self.read("escrowOf", Target::Controller, self.controller().escrowOf(deal_id).call()).await

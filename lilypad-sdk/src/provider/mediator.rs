@@ -162,7 +162,12 @@ impl Mediator {
         let rerun_cid = tokio::task::spawn_blocking(move || cid_of_path(&path))
             .await
             .map_err(|e| EngineError::Config(format!("hashing the results: {e}")))??;
-        let theirs = record.results_cid.as_ref().and_then(|b| Cid::try_from(b.to_vec()).ok());
+        // From the chain's event (the solver's record may lag behind it).
+        let theirs = match record.results_cid.clone() {
+            Some(b) => Some(b),
+            None => chain.submitted_results_cid(deal_id).await?,
+        };
+        let theirs = theirs.and_then(|b| Cid::try_from(b.to_vec()).ok());
         let (accept, reason) = if keccak256(rerun_cid.to_bytes()) == submitted {
             (true, format!("the re-run gives the submitted results ({rerun_cid})"))
         } else if job.spec.verification == Verification::Exact {
@@ -188,9 +193,10 @@ impl Mediator {
     ) -> Result<(bool, String), EngineError> {
         let file = mode.file().unwrap_or_default();
         let Some(cid) = theirs.filter(|c| keccak256(c.to_bytes()) == submitted) else {
-            return Err(EngineError::Config(format!(
-                "the solver does not know the CID of the submitted results (hash {submitted})"
-            )));
+            return Ok((
+                false,
+                format!("no readable results CID on chain hashes to the submitted {submitted}"),
+            ));
         };
         let theirs_dir = dir.join("submitted");
         match std::fs::remove_dir_all(&theirs_dir) {

@@ -609,11 +609,13 @@ async fn get_inputs(
     let id = parse_id("deal id", &id)?;
     let record =
         state.store.deal(id).await?.ok_or_else(|| ApiError::NotFound(format!("no deal {id}")))?;
+    // The job creator's own inputs: it may re-run the job to check the results.
     if a.auth.signer != record.deal.members.resource_provider
+        && a.auth.signer != record.deal.members.job_creator
         && !is_drawn_mediator(&state, &record, a.auth.signer).await?
     {
         return Err(ApiError::Forbidden(format!(
-            "only the resource provider of deal {id} and, once its results are challenged, its drawn mediator may fetch its inputs"
+            "only the job creator and the resource provider of deal {id} and, once its results are challenged, its drawn mediator may fetch its inputs"
         )));
     }
     let inputs = state
