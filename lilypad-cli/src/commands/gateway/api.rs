@@ -106,6 +106,15 @@ pub(crate) enum JobFailure {
     Failed(String),
 }
 
+impl JobFailure {
+    /// What went wrong, in words.
+    pub(crate) fn message(&self) -> &str {
+        match self {
+            Self::BadRequest(m) | Self::NoProvider(m) | Self::Failed(m) => m,
+        }
+    }
+}
+
 /// Runs jobs: the network, or a stand-in in tests.
 pub(crate) trait Backend: Send + Sync + 'static {
     /// Runs `spec` to its output file's JSON, reporting progress to `status`.
@@ -479,7 +488,7 @@ async fn run_job(
         match &result {
             Ok(_) => status.step("done"),
             Err(e) => {
-                status.update(|s| s.error = Some(format!("{e:?}")));
+                status.update(|s| s.error = Some(e.message().to_owned()));
                 status.step("failed");
             }
         }
