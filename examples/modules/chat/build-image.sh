@@ -34,8 +34,10 @@ binary=$out/$target/release/lilypad-chat
 file "$binary" 2>/dev/null | grep -q 'dynamically linked' \
   && die "$binary is dynamically linked; the image is FROM scratch"
 
-ctx=$root/target/chat/context
-rm -rf "$ctx"
+# A fresh context directory each time: two builds at once do not collide.
+mkdir -p "$root/target/chat"
+ctx=$(mktemp -d "$root/target/chat/context.XXXXXX")
+trap 'rm -rf "$ctx"' EXIT
 mkdir -p "$ctx/model"
 cp "$here/Dockerfile" "$ctx/"
 cp -l "$binary" "$ctx/chat" 2>/dev/null || cp "$binary" "$ctx/chat"
