@@ -189,6 +189,19 @@ async fn deals_on_chain(chain: &ChainClient) -> Vec<B256> {
     }
 }
 
+/// A devnet whose provider and job creator approved the controller, and the runtime.
+fn approved_devnet() -> (tempfile::TempDir, tokio::runtime::Runtime, Devnet) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rt = runtime();
+    let net = rt.block_on(devnet(dir.path()));
+    rt.block_on(async {
+        for p in [devnet::PROVIDER, devnet::JOB_CREATOR] {
+            net.account(p).approve_controller(U256::from(1_000_000u64)).await.expect("approve");
+        }
+    });
+    (dir, rt, net)
+}
+
 async fn status_of(c: &SolverClient, id: B256) -> OfferState {
     c.job_offer(id).await.expect("job offer status").state
 }
@@ -468,10 +481,11 @@ fn two_providers_one_job_one_deal_and_each_party_sees_only_its_own() {
         assert!(loser.deals().await.expect("loser deals").is_empty());
         assert!(matches!(rp.deal(B256::repeat_byte(1)).await, Err(SolverError::NotFound(_))));
 
-        // Inputs: only the deal's provider gets them.
+        // Inputs: the deal's provider gets them, and its job creator (its own, to re-run
+        // the job: `lilypad-cli verify`); nobody else.
         assert_eq!(winner.job_inputs(deal_id).await.expect("provider fetches inputs"), INPUTS);
         assert!(matches!(loser.job_inputs(deal_id).await, Err(SolverError::Forbidden(_))));
-        assert!(matches!(jc.job_inputs(deal_id).await, Err(SolverError::Forbidden(_))));
+        assert_eq!(jc.job_inputs(deal_id).await.expect("the job creator's own"), INPUTS);
         // Nor another creator's job offer.
         assert!(matches!(rp.job_offer(j2.id).await, Err(SolverError::Forbidden(_))));
 
@@ -513,16 +527,9 @@ fn two_providers_one_job_one_deal_and_each_party_sees_only_its_own() {
 
 #[test]
 fn kill_9_between_offer_and_match_and_between_deal_and_results_loses_nothing() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let rt = runtime();
-    let net = rt.block_on(devnet(dir.path()));
+    let (dir, rt, net) = approved_devnet();
     let db = dir.path().join("solver.db");
     let log = dir.path().join("solver.log");
-    rt.block_on(async {
-        for p in [devnet::PROVIDER, devnet::JOB_CREATOR] {
-            net.account(p).approve_controller(U256::from(1_000_000u64)).await.expect("approve");
-        }
-    });
 
     // 1. A job offer is stored, then the solver is killed before anything matches it.
     let solver = SolverProc::start(&net.network_file(), &db, &log, &[]);
@@ -628,16 +635,9 @@ fn missing_network_or_key_is_named() {
 
 #[test]
 fn offers_sharing_a_slot_keep_their_slots_across_a_kill_9_and_never_make_two_deals() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let rt = runtime();
-    let net = rt.block_on(devnet(dir.path()));
+    let (dir, rt, net) = approved_devnet();
     let db = dir.path().join("solver.db");
     let log = dir.path().join("solver.log");
-    rt.block_on(async {
-        for p in [devnet::PROVIDER, devnet::JOB_CREATOR] {
-            net.account(p).approve_controller(U256::from(1_000_000u64)).await.expect("approve");
-        }
-    });
     let slots = |names: &[&str]| names.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
     let two_gpus = |nonce| {
         let mut r = resource(devnet::PROVIDER, nonce);
