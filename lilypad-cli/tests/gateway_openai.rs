@@ -2,10 +2,11 @@
 //! local network in this process (anvil with every contract, the content store, the
 //! solver, a Docker provider), the gateway as a child process serving the real
 //! embeddings module (examples/modules/embeddings, image built by
-//! scripts/build-example-images.sh), keys made with `gateway keys`, and
-//! tests/gateway/openai_client.py checking what the client sees.
+//! scripts/build-example-images.sh) and the real chat module
+//! (examples/modules/chat, SmolLM2-135M-Instruct), keys made with `gateway keys`,
+//! and tests/gateway/openai_client.py checking what the client sees.
 //!
-//! Needs dockerd, the embeddings image, anvil (scripts/setup-contracts.sh) and the
+//! Needs dockerd, the embeddings and chat images, anvil (scripts/setup-contracts.sh) and the
 //! venv of scripts/setup-python.sh (run here; it is idempotent).
 
 mod common;
@@ -18,6 +19,8 @@ use serde_json::Value;
 
 const MODEL: &str = "all-MiniLM-L6-v2";
 const IMAGE: &str = "lilypad-example/embeddings:0.1.0";
+const CHAT_MODEL: &str = "smollm2-135m-instruct";
+const CHAT_IMAGE: &str = "lilypad-example/chat:0.1.0";
 
 /// The venv's python with `openai`, made by scripts/setup-python.sh.
 fn python() -> String {
@@ -55,11 +58,14 @@ fn keys(db: &Path, args: &[&str]) -> Value {
 fn the_openai_client_gets_embeddings_from_the_embeddings_module_through_the_gateway() {
     let module = repo_root().join("examples/modules/embeddings");
     assert!(module.join("lilypad_module.json.tmpl").exists(), "{} is missing", module.display());
-    let image = Command::new("docker").args(["image", "inspect", IMAGE]).output();
-    assert!(
-        image.is_ok_and(|o| o.status.success()),
-        "the image {IMAGE} is missing: run scripts/build-example-images.sh"
-    );
+    let chat_module = repo_root().join("examples/modules/chat");
+    for image in [IMAGE, CHAT_IMAGE] {
+        let inspect = Command::new("docker").args(["image", "inspect", image]).output();
+        assert!(
+            inspect.is_ok_and(|o| o.status.success()),
+            "the image {image} is missing: run scripts/build-example-images.sh"
+        );
+    }
     let python = python();
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("keys.db");
@@ -86,6 +92,7 @@ fn the_openai_client_gets_embeddings_from_the_embeddings_module_through_the_gate
     let home = dir.path().join("home").display().to_string();
     let db_s = db.display().to_string();
     let model_arg = format!("{MODEL}={}", module.display());
+    let chat_arg = format!("{CHAT_MODEL}={},kind=chat", chat_module.display());
     // The devnet's job creator account pays (the default key on the local chain).
     let gateway = Proc::spawn(
         &[
@@ -98,6 +105,8 @@ fn the_openai_client_gets_embeddings_from_the_embeddings_module_through_the_gate
             &db_s,
             "--model",
             &model_arg,
+            "--model",
+            &chat_arg,
             "--timeout",
             "280",
         ],
@@ -110,6 +119,7 @@ fn the_openai_client_gets_embeddings_from_the_embeddings_module_through_the_gate
         .arg(repo_root().join("lilypad-cli/tests/gateway/openai_client.py"))
         .env("GATEWAY_URL", format!("{}/v1", gateway.url))
         .env("MODEL", MODEL)
+        .env("CHAT_MODEL", CHAT_MODEL)
         .env("GOOD_KEY", good["key"].as_str().expect("key"))
         .env("CAPPED_KEY", capped["key"].as_str().expect("key"))
         .env("REVOKED_KEY", revoked["key"].as_str().expect("key"))
@@ -128,6 +138,7 @@ fn the_openai_client_gets_embeddings_from_the_embeddings_module_through_the_gate
     eprintln!("openai client done in {:.1}s: {found}", started.elapsed().as_secs_f64());
     assert_eq!(found["dimension"], 384, "all-MiniLM-L6-v2 vectors have 384 dimensions: {found}");
     assert_eq!(found["exhausted"]["status"], 429, "{found}");
+    assert_eq!(found["chat"]["streamed_equals_whole"], true, "{found}");
 
     // The tokens were counted against the keys.
     let list = keys(&db, &["list"]);

@@ -251,11 +251,8 @@ fn chat_job_on_a_local_network_gives_a_deterministic_completion() {
     assert!(text.contains("Paris"), "{text:?}");
 
     // The same inputs twice, straight through docker: the same text as the job's.
-    let env = [
-        &format!("MESSAGES={messages}") as &str,
-        &format!("MAX_TOKENS={MAX_TOKENS}"),
-        "SEED=7",
-    ];
+    let env =
+        [&format!("MESSAGES={messages}") as &str, &format!("MAX_TOKENS={MAX_TOKENS}"), "SEED=7"];
     for run in 0..2 {
         let (code, stderr, c) = docker_chat(&env);
         assert_eq!(code, 0, "run {run}: {stderr}");

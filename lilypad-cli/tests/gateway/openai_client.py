@@ -1,9 +1,10 @@
 """The gateway through the official `openai` Python client (run by
 lilypad-cli/tests/gateway_openai.rs, which starts a local network and the gateway).
 
-Environment: GATEWAY_URL (http://127.0.0.1:PORT/v1), MODEL, GOOD_KEY, CAPPED_KEY (a
-key with a spend limit of 1 token), REVOKED_KEY, WRONG_KEY. Prints one JSON line of
-findings (latency of one embeddings request, dimension, job status).
+Environment: GATEWAY_URL (http://127.0.0.1:PORT/v1), MODEL (embeddings), CHAT_MODEL
+(a chat model, optional), GOOD_KEY, CAPPED_KEY (a key with a spend limit of 1 token),
+REVOKED_KEY, WRONG_KEY. Prints one JSON line of findings (latency of one embeddings
+request, dimension, job status, the chat completion).
 """
 
 import json
@@ -76,6 +77,56 @@ job = httpx.get(f"{url}/jobs/{job_id}", headers={"Authorization": f"Bearer {os.e
 check(job.get("state") == "done", f"job {job}")
 check(job.get("deal_id", "").startswith("0x") and job.get("results_cid"), f"job {job}")
 found["job"] = {k: job[k] for k in ("deal_id", "results_cid", "timings_ms")}
+
+# Chat: a completion, then the same request (same seed) streamed: the chunks carry
+# the same text, and the stream ends with finish_reason "stop" and the usage.
+chat_model = os.environ.get("CHAT_MODEL")
+if chat_model:
+    check(chat_model in ids, f"{chat_model} not in /v1/models: {ids}")
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    started = time.monotonic()
+    whole = good.chat.completions.create(model=chat_model, messages=messages, seed=7, max_tokens=24)
+    chat_latency = round(time.monotonic() - started, 2)
+    check(whole.object == "chat.completion" and whole.model == chat_model, f"{whole}")
+    check(len(whole.choices) == 1, f"choices {whole.choices}")
+    msg = whole.choices[0].message
+    check(msg.role == "assistant" and msg.content and msg.content.strip(), f"message {msg}")
+    u = whole.usage
+    check(u.prompt_tokens > 0 and 0 < u.completion_tokens <= 24, f"usage {u}")
+    check(u.prompt_tokens + u.completion_tokens == u.total_tokens, f"usage {u}")
+    stream = good.chat.completions.create(
+        model=chat_model,
+        messages=messages,
+        seed=7,
+        max_tokens=24,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    pieces, finish, roles, usage, chunks = [], [], [], None, 0
+    for chunk in stream:
+        chunks += 1
+        check(chunk.object == "chat.completion.chunk", f"chunk {chunk}")
+        if chunk.usage is not None:
+            usage = chunk.usage
+        for choice in chunk.choices:
+            if choice.delta.role:
+                roles.append(choice.delta.role)
+            if choice.delta.content:
+                pieces.append(choice.delta.content)
+            if choice.finish_reason:
+                finish.append(choice.finish_reason)
+    streamed = "".join(pieces)
+    check(roles == ["assistant"], f"roles {roles}")
+    check(streamed == msg.content, f"streamed {streamed!r} != whole {msg.content!r}")
+    check(finish == ["stop"], f"finish reasons {finish}")
+    check(usage is not None and usage.total_tokens == u.total_tokens, f"stream usage {usage} vs {u}")
+    found["chat"] = {
+        "text": msg.content,
+        "latency_s": chat_latency,
+        "usage": u.total_tokens,
+        "chunks": chunks,
+        "streamed_equals_whole": streamed == msg.content,
+    }
 
 # A wrong key and a revoked key: 401.
 for name in ("WRONG_KEY", "REVOKED_KEY"):
