@@ -151,7 +151,7 @@ fn every_example_module_renders_and_has_its_image_build() {
         seen.push(name);
     }
     seen.sort();
-    assert_eq!(seen, ["cowsay", "embeddings", "gpu-hello", "wordcount"]);
+    assert_eq!(seen, ["chat", "cowsay", "embeddings", "gpu-hello", "wordcount"]);
 }
 
 #[test]
