@@ -86,22 +86,17 @@ fn cosine(a: &[f64], b: &[f64]) -> f64 {
     dot(a, b) / (dot(a, a).sqrt() * dot(b, b).sqrt())
 }
 
-#[test]
-fn embeddings_job_on_a_local_network_matches_an_independent_reference() {
-    let inspect =
-        Command::new("docker").args(["image", "inspect", "--format", "{{.Id}}", IMAGE]).output();
-    assert!(
-        inspect.as_ref().is_ok_and(|o| o.status.success()),
-        "the image {IMAGE} is missing: run scripts/setup-docker.sh and scripts/build-example-images.sh ({})",
-        inspect.map_or_else(|e| e.to_string(), |o| String::from_utf8_lossy(&o.stderr).into_owned())
-    );
-    let texts = serde_json::to_string(&TEXTS).expect("JSON");
-    let (want, want_tokens) = reference(&texts);
-
-    // No --network and no devnet: `run` starts a throwaway local network and stops it.
+/// `lilypad-cli run ./examples/modules/MODULE -i INPUT... --json` with no network (a
+/// throwaway local network is started and stopped): the run's directory, its JSON
+/// answer (asserted `accepted`) and the job's stdout.
+fn run_module(module: &str, inputs: &[String]) -> (tempfile::TempDir, Value, String) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(BIN)
-        .args(["run", "./examples/modules/embeddings", "-i", &format!("Texts={texts}"), "--json"])
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", &format!("./examples/modules/{module}"), "--json"]);
+    for i in inputs {
+        cmd.args(["-i", i]);
+    }
+    let out = cmd
         .arg("--output-dir")
         .arg(dir.path().join("results"))
         .env_remove("LILYPAD_NETWORK")
@@ -115,6 +110,22 @@ fn embeddings_job_on_a_local_network_matches_an_independent_reference() {
     assert_eq!(json["status"], "accepted", "{json}");
     let job_stdout =
         std::fs::read_to_string(json["stdout"].as_str().expect("stdout path")).expect("job stdout");
+    (dir, json, job_stdout)
+}
+
+#[test]
+fn embeddings_job_on_a_local_network_matches_an_independent_reference() {
+    let inspect =
+        Command::new("docker").args(["image", "inspect", "--format", "{{.Id}}", IMAGE]).output();
+    assert!(
+        inspect.as_ref().is_ok_and(|o| o.status.success()),
+        "the image {IMAGE} is missing: run scripts/setup-docker.sh and scripts/build-example-images.sh ({})",
+        inspect.map_or_else(|e| e.to_string(), |o| String::from_utf8_lossy(&o.stderr).into_owned())
+    );
+    let texts = serde_json::to_string(&TEXTS).expect("JSON");
+    let (want, want_tokens) = reference(&texts);
+
+    let (_dir, json, job_stdout) = run_module("embeddings", &[format!("Texts={texts}")]);
     assert!(job_stdout.starts_with("embeddings: 5 text(s), "), "{job_stdout}");
 
     let outputs = Path::new(json["outputs"].as_str().expect("outputs path"));
@@ -222,23 +233,9 @@ fn chat_job_on_a_local_network_gives_a_deterministic_completion() {
     let messages = r#"[{"role":"user","content":"What is the capital of France?"}]"#;
     const MAX_TOKENS: u64 = 24;
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(BIN)
-        .args(["run", "./examples/modules/chat", "-i", &format!("Messages={messages}")])
-        .args(["-i", &format!("MaxTokens={MAX_TOKENS}"), "-i", "Seed=7", "--json"])
-        .arg("--output-dir")
-        .arg(dir.path().join("results"))
-        .env_remove("LILYPAD_NETWORK")
-        .env("LILYPAD_HOME", dir.path().join("home"))
-        .current_dir(repo_root())
-        .output()
-        .expect("lilypad-cli run");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "run failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let json: Value = serde_json::from_str(&stdout).expect("run --json prints one object");
-    assert_eq!(json["status"], "accepted", "{json}");
-    let job_stdout =
-        std::fs::read_to_string(json["stdout"].as_str().expect("stdout path")).expect("job stdout");
+    let inputs =
+        [format!("Messages={messages}"), format!("MaxTokens={MAX_TOKENS}"), "Seed=7".to_owned()];
+    let (_dir, json, job_stdout) = run_module("chat", &inputs);
     assert!(job_stdout.starts_with("chat: 1 message(s), "), "{job_stdout}");
     let outputs = Path::new(json["outputs"].as_str().expect("outputs path"));
     let got: Value = serde_json::from_slice(
