@@ -1316,6 +1316,17 @@ fn hard() -> U256 {
     U256::MAX >> 80
 }
 
+/// Starts a pow round `rp` cannot finish (so it keeps mining), then runs a 4 s CPU job
+/// on it through `lilypad-cli run`, to its end.
+async fn nap_while_mining(net: &LocalNet, dir: &Path, rp: &Rp) {
+    pow_round(net, rp, hard(), 1).await;
+    let module = shell_module(dir, "nap", "sleep 4; echo rested", 60, 64);
+    let run = spawn_run(net, dir, &module, &[]);
+    let logs = || format!("{}\n--- rp log:\n{}", net.logs(), rp.log());
+    let (ok, json, err) = finish(run, 180, &logs).await;
+    assert!(ok, "run failed: {json}\n{err}\n{}", logs());
+}
+
 #[test]
 fn mine_on_a_cpu_only_provider_mines_and_pauses_while_a_job_runs() {
     let _serial = serial();
@@ -1329,12 +1340,7 @@ fn mine_on_a_cpu_only_provider_mines_and_pauses_while_a_job_runs() {
         assert!(!log.contains("OpenCL"), "no GPU: OpenCL is not loaded\n{log}");
 
         // Mining a round it cannot finish, a job pauses it; it resumes when the job is done.
-        pow_round(&net, &rp, hard(), 1).await;
-        let module = shell_module(dir.path(), "nap", "sleep 4; echo rested", 60, 64);
-        let run = spawn_run(&net, dir.path(), &module, &[]);
-        let logs = || format!("{}\n--- rp log:\n{}", net.logs(), rp.log());
-        let (ok, json, err) = finish(run, 180, &logs).await;
-        assert!(ok, "run failed: {json}\n{err}\n{}", logs());
+        nap_while_mining(&net, dir.path(), &rp).await;
         let log = log_has(&rp, "mining resumed", 1, 30).await;
         let paused = log.find("mining paused (a job runs)").expect("paused while the job ran");
         let running = log.find("running the job").expect("the job ran");
@@ -1370,12 +1376,7 @@ fn fake_gpu_mining_falls_back_to_the_cpu_without_an_opencl_gpu_and_a_stand_in_mi
         assert!(log.contains("GPU 0 mines on OpenCL device"), "{log}");
         assert!(!log.contains("mining on the CPU"), "{log}");
         // Mining a round it cannot finish while a CPU job runs.
-        pow_round(&net, &rp, hard(), 1).await;
-        let module = shell_module(dir.path(), "nap", "sleep 4; echo rested", 60, 64);
-        let run = spawn_run(&net, dir.path(), &module, &[]);
-        let logs = || format!("{}\n--- rp log:\n{}", net.logs(), rp.log());
-        let (ok, json, err) = finish(run, 180, &logs).await;
-        assert!(ok, "run failed: {json}\n{err}\n{}", logs());
+        nap_while_mining(&net, dir.path(), &rp).await;
         let log = rp.log();
         assert!(log.contains("running the job"), "{log}");
         assert!(!log.contains("mining paused"), "a CPU job paused the GPU miner\n{log}");
