@@ -36,6 +36,11 @@ const META_EVENT: &str = "last_event_seq";
 /// Joins the names of slots offered together (`gpu0+gpu1`), as recorded in `offers`.
 const GROUP_SEP: char = '+';
 
+/// The names of the slots a recorded offer name stands for (`gpu0+gpu1`: two).
+fn members(group: &str) -> impl Iterator<Item = String> + '_ {
+    group.split(GROUP_SEP).map(String::from)
+}
+
 /// Where a provider's offer stands on the solver.
 enum OfferCheck {
     /// Waiting for a match.
@@ -427,9 +432,7 @@ impl ProviderEngine {
         let mut busy: HashSet<String> = unfinished
             .iter()
             .filter(|r| matches!(r.phase, DealPhase::Received | DealPhase::Running))
-            .flat_map(|r| {
-                self.slot_of(&r.deal).name.split(GROUP_SEP).map(String::from).collect::<Vec<_>>()
-            })
+            .flat_map(|r| members(&self.slot_of(&r.deal).name).collect::<Vec<_>>())
             .collect();
         // Offers of several slots first: one on its way into a deal holds its slots
         // (the solver withdrew their own offers when it matched), and their offers must
@@ -438,10 +441,10 @@ impl ProviderEngine {
         for (id, group, _) in self.store.live_group_offers(unix_now())? {
             match self.offer_check(id).await {
                 Ok(OfferCheck::Open) => group_open = true,
-                Ok(OfferCheck::Pending) => busy.extend(group.split(GROUP_SEP).map(String::from)),
+                Ok(OfferCheck::Pending) => busy.extend(members(&group)),
                 Ok(OfferCheck::Ended) => {}
                 Err(e) => {
-                    busy.extend(group.split(GROUP_SEP).map(String::from));
+                    busy.extend(members(&group));
                     tracing::warn!(slot = %group, "offer: {e}");
                     first_error.get_or_insert(e);
                 }
