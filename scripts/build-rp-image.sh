@@ -5,32 +5,39 @@
 # runtime at `docker run --gpus`), CA certificates, FROM scratch with `docker
 # build --network none`. Then runs `lilypad-rp --version` in it as a check.
 #
-# Usage: scripts/build-rp-image.sh [--debug] [--tag NAME:TAG]
-#   --debug  package target/debug/lilypad-rp (CI: the binary its tests built)
-#            instead of a release build
+# Usage: scripts/build-rp-image.sh [--debug | --bin PATH] [--tag NAME:TAG]
+#   --debug     package a debug build instead of a release build
+#   --bin PATH  package this lilypad-rp binary as it is, building nothing (CI:
+#               the binary its tests built)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 profile=release
+bin=
 version=$(cargo metadata --no-deps --format-version 1 --locked |
   python3 -c 'import json,sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"]=="lilypad-rp"))')
 tag="lilypad-rp:$version"
 while (($#)); do
   case $1 in
     --debug) profile=debug ;;
+    --bin) bin=$2; shift ;;
     --tag) tag=$2; shift ;;
-    *) echo "usage: $0 [--debug] [--tag NAME:TAG]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--debug | --bin PATH] [--tag NAME:TAG]" >&2; exit 2 ;;
   esac
   shift
 done
 
 command -v docker >/dev/null || { echo "the docker CLI is missing: run scripts/setup-docker.sh" >&2; exit 1; }
-if [[ $profile == release ]]; then
+if [[ -n $bin ]]; then
+  [[ -x $bin ]] || { echo "$bin is not an executable" >&2; exit 1; }
+  profile="given binary"
+elif [[ $profile == release ]]; then
   cargo build --release --locked -p lilypad-rp
+  bin="${CARGO_TARGET_DIR:-target}/release/lilypad-rp"
 else
   cargo build --locked -p lilypad-rp
+  bin="${CARGO_TARGET_DIR:-target}/debug/lilypad-rp"
 fi
-bin="target/$profile/lilypad-rp"
 
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT

@@ -10,8 +10,15 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 command -v systemd-analyze >/dev/null ||
   { echo "systemd-analyze not found: install systemd (apt-get install systemd)" >&2; exit 1; }
-cargo build --quiet --locked -p lilypad-rp
-bin="$(pwd)/target/debug/lilypad-rp"
+# scripts/test.sh passes the binaries its test build made (LILYPAD_TEST_BIN_DIR);
+# alone, this builds lilypad-rp.
+if [[ -n ${LILYPAD_TEST_BIN_DIR:-} ]]; then
+  bin="$LILYPAD_TEST_BIN_DIR/lilypad-rp"
+  [[ -x $bin ]] || { echo "$bin is missing (LILYPAD_TEST_BIN_DIR)" >&2; exit 1; }
+else
+  cargo build --quiet --locked -p lilypad-rp
+  bin="${CARGO_TARGET_DIR:-$(pwd)/target}/debug/lilypad-rp"
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 sed "s|/usr/local/bin/lilypad-rp|$bin|g" lilypad-rp/packaging/lilypad-rp.service > "$tmp/lilypad-rp.service"
@@ -45,5 +52,5 @@ grep -q "image: lilypad-rp:$version\$" "$dir/docker-compose.yml" ||
   { echo "$dir/docker-compose.yml does not name lilypad-rp:$version" >&2; exit 1; }
 echo "docker-compose.yml (+ docker-compose.nvidia.yml): ${compose[*]} config accepts them"
 
-bash scripts/build-rp-image.sh --debug --tag lilypad-rp:ci
+bash scripts/build-rp-image.sh --bin "$bin" --tag lilypad-rp:ci
 docker image rm lilypad-rp:ci >/dev/null

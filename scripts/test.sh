@@ -28,6 +28,11 @@ step "a crate outside the workspace runs a job with the packaged lilypad-sdk"
 bash scripts/outside-crate.sh
 
 step "tests"
+# The test build puts every workspace binary in target/debug; the tests that run
+# another crate's binary take it there instead of building it again with that
+# crate's features alone (a second copy of the dependency tree, built while the
+# tests run).
+export LILYPAD_TEST_BIN_DIR="${CARGO_TARGET_DIR:-$PWD/target}/debug"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast "${FEATURES[@]}"
 else

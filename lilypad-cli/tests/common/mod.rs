@@ -39,7 +39,22 @@ pub fn cli_bin() -> PathBuf {
 
 /// The binary `name` of the workspace package of the same name, in this test's target
 /// directory, built first (`cargo build -p NAME`, a no-op when it is up to date).
+///
+/// With `LILYPAD_TEST_BIN_DIR` set (scripts/test.sh sets it to the directory where the
+/// workspace's test build put every binary), the binary there is used as it is: a
+/// `cargo build -p NAME` would compile a second copy of the dependency tree, with the
+/// features of NAME alone, while the tests run (minutes and a gigabyte of disk).
 pub fn workspace_bin(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("LILYPAD_TEST_BIN_DIR") {
+        let bin = Path::new(&dir).join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+        assert!(
+            bin.exists(),
+            "{} is missing: LILYPAD_TEST_BIN_DIR names the directory of the workspace's built \
+             binaries (build them with `cargo test --workspace --no-run`, or unset it)",
+            bin.display()
+        );
+        return bin;
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .args(["build", "-p", name, "--bin", name])
