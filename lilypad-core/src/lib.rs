@@ -14,6 +14,8 @@
 //! - [`settlement`]: the payout table of every final outcome of a deal.
 //! - [`state`]: the deal state machine the contracts enforce, and the mediator choice.
 //! - [`pow`]: proof-of-work challenges, proofs, targets and hashrate estimates.
+//! - [`rewards`]: reward points from hashrate, rounds present and days offline.
+//! - [`reputation`]: a provider's deal record and score from the controller's events.
 
 pub mod amount;
 pub mod deal;
@@ -23,7 +25,9 @@ pub mod matcher;
 pub mod module;
 pub mod offer;
 pub mod pow;
+pub mod reputation;
 pub mod result;
+pub mod rewards;
 pub mod settlement;
 pub mod slots;
 pub mod spec;
