@@ -278,17 +278,19 @@ impl ChainClient {
         let gas = self.read(call, target, builder.estimate_gas()).await?;
         // Headroom: state may change between the estimate and inclusion.
         let builder = builder.gas(gas.saturating_add(gas / 5));
-        let pending = match tokio::time::timeout(self.timeout(), builder.send()).await {
+        let nonce = self
+            .nonces
+            .take(&self.provider, from)
+            .await
+            .map_err(|e| from_transport(call, target, e))?;
+        let sent = tokio::time::timeout(self.timeout(), builder.nonce(nonce.get()).send()).await;
+        // A failed send took its nonce but the node may not have the transaction:
+        // the next one is asked of the node rather than leave a gap.
+        nonce.settle(matches!(sent, Ok(Ok(_))));
+        let pending = match sent {
             Ok(Ok(p)) => p,
-            failed => {
-                // The nonce was taken but the node may not have the transaction:
-                // ask the node next time rather than leave a gap.
-                self.nonces.resync(from).await;
-                return Err(match failed {
-                    Ok(Err(e)) => from_contract(call, target, e),
-                    _ => ChainError::Timeout { call, after: self.timeout() },
-                });
-            }
+            Ok(Err(e)) => return Err(from_contract(call, target, e)),
+            Err(_) => return Err(ChainError::Timeout { call, after: self.timeout() }),
         };
         Ok(*pending.tx_hash())
     }

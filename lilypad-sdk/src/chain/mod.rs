@@ -62,7 +62,7 @@ pub use job_manager::{
 };
 /// Where a deal is; the same type the state machine and the solver's API use.
 pub use lilypad_core::state::DealStatus;
-pub use nonce::ResyncNonceManager;
+pub use nonce::{ResyncNonceManager, TakenNonce};
 pub use pow::{AcceptedProof, PowRound};
 pub use registry::{ModuleStatus, Registration, UserEntry, roles};
 /// Versions, as network files state them ([`NetworkConfig::min_provider_version`]).

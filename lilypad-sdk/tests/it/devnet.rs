@@ -247,3 +247,74 @@ async fn a_stale_nonce_is_resynchronised() {
     let fund = DevnetOptions::new("x").fund;
     assert_eq!(net.admin.token_balance(to).await.unwrap(), fund + U256::from(3u64));
 }
+
+/// The nonce race of concurrent sends from one account: a send fails after taking
+/// its nonce while a later nonce is taken and not yet sent. The next nonce must not
+/// be asked of the node before that later one is settled (the node does not know it
+/// yet and would hand it out twice); once it is, the node's answer fills the gap
+/// and every transaction is mined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_send_resynchronises_nonces_only_once_every_taken_one_is_settled() {
+    use alloy::{network::TransactionBuilder, providers::Provider, rpc::types::TransactionRequest};
+
+    let net = start().await;
+    let client = &net.jc;
+    let me = addr(client);
+    let nonces = client.nonce_manager();
+    let provider = client.provider();
+    let first = provider.get_transaction_count(me).pending().await.unwrap();
+
+    let failed = nonces.take(provider, me).await.unwrap();
+    let later = nonces.take(provider, me).await.unwrap();
+    assert_eq!((failed.get(), later.get()), (first, first + 1));
+    assert_eq!(nonces.unsettled(me), 2);
+    // The first send failed: nothing reached the node.
+    failed.settle(false);
+
+    // The next take waits for `later`...
+    let waiting = tokio::spawn({
+        let nonces = nonces.clone();
+        let provider = provider.clone();
+        async move { nonces.take(&provider, me).await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "a nonce was handed out while another was unsettled");
+
+    // ... which is sent, leaving a gap at `first` on the node.
+    let to = devnet::anvil_address(9);
+    let tx = |nonce: u64| {
+        TransactionRequest::default()
+            .with_from(me)
+            .with_to(to)
+            .with_value(U256::from(1u64))
+            .with_nonce(nonce)
+            .with_gas_limit(21_000)
+    };
+    let sent_later = provider.send_transaction(tx(later.get())).await.unwrap();
+    later.settle(true);
+
+    // The node's pending count stops at the gap: the waiting send gets `first`.
+    let gap = tokio::time::timeout(Duration::from_secs(30), waiting).await.unwrap().unwrap();
+    assert_eq!(gap.get(), first);
+    let sent_gap = provider.send_transaction(tx(gap.get())).await.unwrap();
+    gap.settle(true);
+    for pending in [sent_gap, sent_later] {
+        let receipt = pending
+            .with_timeout(Some(Duration::from_secs(30)))
+            .get_receipt()
+            .await
+            .expect("both transactions are mined");
+        assert!(receipt.status());
+    }
+    assert_eq!(provider.get_transaction_count(me).await.unwrap(), first + 2);
+    assert_eq!(nonces.unsettled(me), 0);
+
+    // A take whose send is dropped (cancelled) counts as not sent: the next take
+    // asks the node again and gets the same nonce.
+    let dropped = nonces.take(provider, me).await.unwrap();
+    assert_eq!(dropped.get(), first + 2);
+    drop(dropped);
+    let again = nonces.take(provider, me).await.unwrap();
+    assert_eq!(again.get(), first + 2);
+    again.settle(true);
+}
