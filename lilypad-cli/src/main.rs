@@ -42,8 +42,8 @@ enum Command {
     #[cfg(feature = "devnet")]
     #[command(subcommand)]
     Devnet(commands::devnet::DevnetCommand),
-    /// Providers ranked by proof-of-work hashrate, with rounds, proofs, jobs completed
-    /// and reward points, from the chain's events.
+    /// Providers ranked by reward points, with hashrate, rounds, days offline and
+    /// reputation (deals completed, timed out, challenged, lost), from the chain's events.
     ///
     /// Example: lilypad-cli leaderboard --network ~/.lilypad/devnet/network.toml --json
     Leaderboard(commands::leaderboard::LeaderboardArgs),

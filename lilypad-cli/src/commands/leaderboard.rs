@@ -1,17 +1,19 @@
-//! `lilypad-cli leaderboard`: providers ranked by proof-of-work hashrate, from chain events only.
+//! `lilypad-cli leaderboard`: providers ranked by reward points, from chain events only.
 //!
 //! Reads `LilypadPow`'s `RoundStarted` and `ProofSubmitted` events and the
-//! controller's `DealCreated` and `DealFinished` events from the network's
-//! `deployed_at_block`, with the SDK's [`lilypad_sdk::chain::LogPoller`]. A
-//! round lasts from its `RoundStarted` block to the next one's (the current
-//! round: to the latest block). Per miner, over the rounds it has proofs in:
+//! controller's deal events from the network's `deployed_at_block`, with the
+//! SDK's [`lilypad_sdk::chain::LogPoller`]. A round lasts from its
+//! `RoundStarted` block to the next one's (the current round: to the latest
+//! block). Per provider:
 //!
-//! - hashrate: [`hashrate_from_rounds`] (proofs per round at that round's
-//!   target, over the rounds' durations), with its relative standard deviation
-//!   `1/sqrt(proofs)`;
-//! - jobs completed: deals whose provider it is that finished `Accepted`,
-//!   `NoJudgementInTime` or `MediationAccepted`;
-//! - points: see `docs/pow.md` ("Reward points").
+//! - hashrate: [`hashrate_from_rounds`] over the rounds it has proofs in (proofs
+//!   per round at that round's target, over the rounds' durations), with its
+//!   relative standard deviation `1/sqrt(proofs)`;
+//! - points, multiplier and days offline: [`lilypad_sdk::core::rewards`], from
+//!   that hashrate, the rounds present and the block time of its last proof;
+//! - reputation: [`lilypad_sdk::core::reputation`] of its deals' events.
+//!
+//! `docs/pow.md` ("Reward points", "Reputation") states the formulas.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -21,18 +23,16 @@ use clap::Args;
 use lilypad_sdk::{
     chain::{ChainClient, Contract, ControllerEvent, Log, LogPoller, bindings::pow::LilypadPow},
     core::{
-        Address, B256, U256,
+        Address, U256,
         pow::{MinedRound, hashrate_from_rounds},
+        reputation::{self, DealEvent, Reputation},
+        rewards::{self, Activity},
+        settlement::Outcome,
     },
 };
 use serde_json::json;
 
 use super::network::{NetworkArgs, load};
-
-/// Rounds present after which the time-on-network multiplier stops growing (at 4x).
-pub(crate) const FULL_MULTIPLIER_ROUNDS: u64 = 100;
-/// The largest time-on-network multiplier.
-pub(crate) const MAX_MULTIPLIER: f64 = 4.0;
 
 /// Arguments of `leaderboard`.
 #[derive(Debug, Args)]
@@ -49,23 +49,10 @@ pub(crate) struct Entry {
     pub(crate) rel_std: Option<f64>,
     pub(crate) rounds: u64,
     pub(crate) proofs: u64,
-    pub(crate) jobs_completed: u64,
+    pub(crate) days_offline: u64,
+    pub(crate) multiplier: f64,
     pub(crate) points: f64,
-}
-
-/// The time-on-network multiplier: 1x at 0 rounds present, linearly to 4x at
-/// [`FULL_MULTIPLIER_ROUNDS`], 4x after.
-pub(crate) fn multiplier(rounds_present: u64) -> f64 {
-    let r = rounds_present.min(FULL_MULTIPLIER_ROUNDS) as f64;
-    1.0 + (MAX_MULTIPLIER - 1.0) * r / FULL_MULTIPLIER_ROUNDS as f64
-}
-
-/// Reward points: 1000 x the provider's share of the summed estimated hashrate x its multiplier.
-pub(crate) fn points(hashrate: f64, total_hashrate: f64, rounds_present: u64) -> f64 {
-    if total_hashrate <= 0.0 {
-        return 0.0;
-    }
-    1000.0 * hashrate / total_hashrate * multiplier(rounds_present)
+    pub(crate) reputation: Reputation,
 }
 
 /// Every event of a poller up to the head as of now.
@@ -77,19 +64,67 @@ async fn drain<T>(mut poller: LogPoller<T>, head: u64) -> anyhow::Result<Vec<(T,
     Ok(out)
 }
 
-/// A log's block timestamp (from the log when the node includes it, else from its block).
-async fn log_time(client: &ChainClient, log: &Log) -> anyhow::Result<u64> {
-    if let Some(t) = log.block_timestamp {
-        return Ok(t);
+/// Block timestamps, each block read once.
+struct BlockTimes<'a> {
+    client: &'a ChainClient,
+    seen: BTreeMap<u64, u64>,
+}
+
+impl<'a> BlockTimes<'a> {
+    fn new(client: &'a ChainClient) -> Self {
+        Self { client, seen: BTreeMap::new() }
     }
-    let n = log.block_number.context("a log without a block number")?;
-    let block = client
-        .provider()
-        .get_block_by_number(n.into())
-        .await
-        .with_context(|| format!("reading block {n}"))?
-        .with_context(|| format!("block {n} not found"))?;
-    Ok(block.header.timestamp)
+
+    /// A log's block timestamp (from the log when the node includes it, else from its block).
+    async fn of(&mut self, log: &Log) -> anyhow::Result<u64> {
+        if let Some(t) = log.block_timestamp {
+            return Ok(t);
+        }
+        let n = log.block_number.context("a log without a block number")?;
+        if let Some(t) = self.seen.get(&n) {
+            return Ok(*t);
+        }
+        let block = self
+            .client
+            .provider()
+            .get_block_by_number(n.into())
+            .await
+            .with_context(|| format!("reading block {n}"))?
+            .with_context(|| format!("block {n} not found"))?;
+        self.seen.insert(n, block.header.timestamp);
+        Ok(block.header.timestamp)
+    }
+}
+
+/// The controller's events as reputation reads them, in chain order.
+async fn deal_events(
+    times: &mut BlockTimes<'_>,
+    controller: &[(ControllerEvent, Log)],
+) -> anyhow::Result<Vec<DealEvent>> {
+    let mut out = Vec::new();
+    for (e, log) in controller {
+        out.push(match e {
+            ControllerEvent::DealCreated(d) => DealEvent::Created {
+                deal: d.dealId,
+                provider: d.provider,
+                at: times.of(log).await?,
+            },
+            ControllerEvent::ResultsSubmitted(d) => {
+                DealEvent::ResultsSubmitted { deal: d.dealId, at: times.of(log).await? }
+            }
+            ControllerEvent::ResultsChallenged(d) => DealEvent::Challenged { deal: d.dealId },
+            ControllerEvent::FailureChallenged(d) => DealEvent::Challenged { deal: d.dealId },
+            ControllerEvent::DealFinished(d) => {
+                let outcome: u8 = d.outcome;
+                let outcome = *Outcome::ALL.get(usize::from(outcome)).with_context(|| {
+                    format!("deal {} finished with unknown outcome {outcome}", d.dealId)
+                })?;
+                DealEvent::Finished { deal: d.dealId, outcome }
+            }
+            _ => continue,
+        });
+    }
+    Ok(out)
 }
 
 /// The leaderboard from the chain's events, best first.
@@ -102,11 +137,12 @@ pub(crate) async fn leaderboard(client: &ChainClient) -> anyhow::Result<Vec<Entr
     let proofs =
         drain(client.poll_events::<LilypadPow::ProofSubmitted>(Contract::Pow, from), head).await?;
     let controller = drain(client.poll_controller_events(from), head).await?;
+    let mut times = BlockTimes::new(client);
 
     // Rounds: target and duration in seconds (at least 1).
     let mut starts: BTreeMap<u64, (U256, u64)> = BTreeMap::new();
     for (e, log) in &started {
-        starts.insert(e.round, (e.target, log_time(client, log).await?));
+        starts.insert(e.round, (e.target, times.of(log).await?));
     }
     let mut rounds: BTreeMap<u64, (U256, u64)> = BTreeMap::new();
     let list: Vec<_> = starts.iter().collect();
@@ -115,35 +151,23 @@ pub(crate) async fn leaderboard(client: &ChainClient) -> anyhow::Result<Vec<Entr
         rounds.insert(**round, (*target, end.saturating_sub(*t0).max(1)));
     }
 
-    // Proofs per miner per round.
+    // Proofs per miner per round, and each miner's last proof.
     let mut per_miner: BTreeMap<Address, BTreeMap<u64, u64>> = BTreeMap::new();
-    for (e, _) in &proofs {
+    let mut last_proof: BTreeMap<Address, &Log> = BTreeMap::new();
+    for (e, log) in &proofs {
         *per_miner.entry(e.miner).or_default().entry(e.round).or_default() += 1;
+        last_proof.insert(e.miner, log);
+    }
+    let mut last_proof_at: BTreeMap<Address, u64> = BTreeMap::new();
+    for (who, log) in last_proof {
+        last_proof_at.insert(who, times.of(log).await?);
     }
 
-    // Jobs completed per provider.
-    let mut provider_of: BTreeMap<B256, Address> = BTreeMap::new();
-    let mut jobs: BTreeMap<Address, u64> = BTreeMap::new();
-    for (e, _) in &controller {
-        match e {
-            ControllerEvent::DealCreated(d) => {
-                provider_of.insert(d.dealId, d.provider);
-            }
-            ControllerEvent::DealFinished(d) => {
-                // Outcome: 0 Accepted, 2 NoJudgementInTime, 3 MediationAccepted pay the provider.
-                let outcome: u8 = d.outcome;
-                if matches!(outcome, 0 | 2 | 3)
-                    && let Some(p) = provider_of.get(&d.dealId)
-                {
-                    *jobs.entry(*p).or_default() += 1;
-                }
-            }
-            _ => {}
-        }
-    }
+    let reputations = reputation::by_provider(deal_events(&mut times, &controller).await?);
 
-    let everyone: BTreeSet<Address> = per_miner.keys().chain(jobs.keys()).copied().collect();
+    let everyone: BTreeSet<Address> = per_miner.keys().chain(reputations.keys()).copied().collect();
     let mut entries = Vec::new();
+    let mut activity = Vec::new();
     for who in everyone {
         let mine = per_miner.get(&who).cloned().unwrap_or_default();
         let mut mined = Vec::new();
@@ -153,21 +177,38 @@ pub(crate) async fn leaderboard(client: &ChainClient) -> anyhow::Result<Vec<Entr
         }
         let proofs: u64 = mine.values().sum();
         let hashrate = if mined.is_empty() { 0.0 } else { hashrate_from_rounds(mined)? };
+        let rounds_present = mine.len() as u64;
+        activity.push(Activity {
+            hashrate,
+            rounds_present,
+            last_proof_at: last_proof_at.get(&who).copied(),
+        });
         entries.push(Entry {
             provider: who,
             hashrate,
             rel_std: (proofs > 0).then(|| 1.0 / (proofs as f64).sqrt()),
-            rounds: mine.len() as u64,
+            rounds: rounds_present,
             proofs,
-            jobs_completed: jobs.get(&who).copied().unwrap_or(0),
+            days_offline: 0,
+            multiplier: 1.0,
             points: 0.0,
+            reputation: reputations
+                .get(&who)
+                .copied()
+                .unwrap_or_else(|| reputation::reputation(&[])),
         });
     }
-    let total: f64 = entries.iter().map(|e| e.hashrate).sum();
-    for e in &mut entries {
-        e.points = points(e.hashrate, total, e.rounds);
+    for (e, r) in entries.iter_mut().zip(rewards::rewards(&activity, now)) {
+        e.days_offline = r.days_offline;
+        e.multiplier = r.multiplier;
+        e.points = r.points;
     }
-    entries.sort_by(|a, b| b.hashrate.total_cmp(&a.hashrate).then(b.points.total_cmp(&a.points)));
+    entries.sort_by(|a, b| {
+        b.points
+            .total_cmp(&a.points)
+            .then(b.hashrate.total_cmp(&a.hashrate))
+            .then(b.reputation.score.total_cmp(&a.reputation.score))
+    });
     Ok(entries)
 }
 
@@ -183,28 +224,60 @@ fn human_rate(h: f64) -> String {
     format!("{v:.2} {}", units[u])
 }
 
+/// A duration in seconds, short: `42s`, `3m05s`, `2h10m`, or `-` without one.
+fn human_secs(secs: Option<u64>) -> String {
+    match secs {
+        None => "-".to_owned(),
+        Some(s) if s < 60 => format!("{s}s"),
+        Some(s) if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        Some(s) => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
 /// The table `leaderboard` prints.
 pub(crate) fn table(entries: &[Entry]) -> String {
     let mut out = format!(
-        "{:>4}  {:<42}  {:>12}  {:>6}  {:>6}  {:>6}  {:>4}  {:>9}\n",
-        "rank", "provider", "hashrate", "+-", "rounds", "proofs", "jobs", "points"
+        "{:>4}  {:<42}  {:>12}  {:>5}  {:>6}  {:>6}  {:>4}  {:>5}  {:>9}  {:>4}  {:>4}  {:>4}  {:>4}  {:>7}  {:>4}\n",
+        "rank",
+        "provider",
+        "hashrate",
+        "+-",
+        "rounds",
+        "proofs",
+        "off",
+        "mult",
+        "points",
+        "jobs",
+        "t/o",
+        "chal",
+        "lost",
+        "results",
+        "rep"
     );
     for (i, e) in entries.iter().enumerate() {
         let band = e.rel_std.map_or_else(|| "-".to_owned(), |r| format!("{:.0}%", r * 100.0));
+        let r = &e.reputation;
         out.push_str(&format!(
-            "{:>4}  {:<42}  {:>12}  {:>6}  {:>6}  {:>6}  {:>4}  {:>9.2}\n",
+            "{:>4}  {:<42}  {:>12}  {:>5}  {:>6}  {:>6}  {:>4}  {:>5}  {:>9.2}  {:>4}  {:>4}  {:>4}  {:>4}  {:>7}  {:>4.2}\n",
             i + 1,
             e.provider.to_string(),
             human_rate(e.hashrate),
             band,
             e.rounds,
             e.proofs,
-            e.jobs_completed,
-            e.points
+            format!("{}d", e.days_offline),
+            format!("{:.2}x", e.multiplier),
+            e.points,
+            r.completed,
+            r.timed_out,
+            r.challenged,
+            r.lost,
+            human_secs(r.median_secs_to_results),
+            r.score
         ));
     }
     if entries.is_empty() {
-        out.push_str("(no proofs of work or completed jobs yet)\n");
+        out.push_str("(no proofs of work or deals yet)\n");
     }
     out
 }
@@ -215,6 +288,7 @@ pub(crate) fn to_json(entries: &[Entry]) -> serde_json::Value {
         .iter()
         .enumerate()
         .map(|(i, e)| {
+            let r = &e.reputation;
             json!({
                 "rank": i + 1,
                 "provider": e.provider.to_string(),
@@ -222,8 +296,20 @@ pub(crate) fn to_json(entries: &[Entry]) -> serde_json::Value {
                 "hashrate_rel_std": e.rel_std,
                 "rounds": e.rounds,
                 "proofs": e.proofs,
-                "jobs_completed": e.jobs_completed,
+                "days_offline": e.days_offline,
+                "multiplier": e.multiplier,
                 "points": e.points,
+                "jobs_completed": r.completed,
+                "reputation": {
+                    "score": r.score,
+                    "completed": r.completed,
+                    "timed_out": r.timed_out,
+                    "challenged": r.challenged,
+                    "lost": r.lost,
+                    "refunded": r.refunded,
+                    "open": r.open,
+                    "median_secs_to_results": r.median_secs_to_results,
+                },
             })
         })
         .collect();
@@ -250,12 +336,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn multiplier_grows_linearly_to_four() {
-        assert!((multiplier(0) - 1.0).abs() < 1e-12);
-        assert!((multiplier(50) - 2.5).abs() < 1e-12);
-        assert!((multiplier(100) - 4.0).abs() < 1e-12);
-        assert!((multiplier(1000) - 4.0).abs() < 1e-12);
-        assert!((points(1.0, 4.0, 100) - 1000.0).abs() < 1e-9);
-        assert_eq!(points(1.0, 0.0, 1), 0.0);
+    fn durations_are_short() {
+        assert_eq!(human_secs(None), "-");
+        assert_eq!(human_secs(Some(42)), "42s");
+        assert_eq!(human_secs(Some(185)), "3m05s");
+        assert_eq!(human_secs(Some(7800)), "2h10m");
     }
 }
