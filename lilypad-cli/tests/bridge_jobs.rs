@@ -21,7 +21,10 @@ use alloy::{
     rpc::types::Filter,
     sol_types::SolEventInterface,
 };
-use common::{LocalNet, Proc, eventually, git_module, now, repo_root, runtime};
+use common::{
+    LocalNet, Proc, eventually, git_module, metrics_addr, now, repo_root, runtime, sample,
+    sample_sum, scrape,
+};
 use lilypad_sdk::{
     bridge::{JobRecord, JobState, read_jobs},
     chain::{
@@ -168,6 +171,22 @@ impl Setup {
     fn db_job(&self, id: U256) -> Option<JobRecord> {
         read_jobs(&self.db).ok()?.into_iter().find(|j| j.job.job_id == id)
     }
+
+    /// The bridge's metrics (it runs with `--metrics-addr 127.0.0.1:0`) once no job is
+    /// in flight.
+    async fn metrics_when_idle(&self) -> String {
+        let addr = metrics_addr(&self.dir.join("bridge.log"), 30).await;
+        eventually("no job in flight in the bridge's metrics", 30, || async {
+            let m = scrape(&addr);
+            (sample(&m, "lilypad_bridge_jobs_in_flight") == Some(0.0)).then_some(m)
+        })
+        .await
+    }
+}
+
+/// The count of observations of `phase` in the bridge's phase histogram.
+fn phase_count(m: &str, phase: &str) -> Option<f64> {
+    sample(m, &format!("lilypad_bridge_phase_duration_seconds_count{{phase=\"{phase}\"}}"))
 }
 
 /// `lilypad-cli ARGS --network <the network file>` as the devnet's job creator (no key
@@ -254,7 +273,7 @@ fn a_contract_gets_cowsay_results_from_the_bridge_in_one_callback() {
         let p = provider(&s.net, &dir.path().join("rp-cache"));
         p.post_offer(&cpu_offer()).await.expect("post the resource offer");
         let bridge_before = s.balance(bridge_address()).await;
-        let mut bridge = s.bridge(&[]);
+        let mut bridge = s.bridge(&["--metrics-addr", "127.0.0.1:0"]);
 
         let client = s.example.address().to_string();
         let id = cli(&s.net, &["jobs", "request-cowsay", "--client", &client, "moo"]);
@@ -282,6 +301,16 @@ fn a_contract_gets_cowsay_results_from_the_bridge_in_one_callback() {
         assert_eq!(s.balance(bridge_address()).await, bridge_before);
         let row = s.db_job(id).expect("job row");
         assert_eq!(row.attempts, 1);
+
+        // The metrics: one run, one fulfill, one job ended fulfilled, no failure.
+        let m = s.metrics_when_idle().await;
+        assert_eq!(sample(&m, "lilypad_bridge_jobs_ended_total{outcome=\"fulfilled\"}"), Some(1.0));
+        assert_eq!(sample(&m, "lilypad_bridge_jobs_ended_total{outcome=\"cancelled\"}"), Some(0.0));
+        assert_eq!(phase_count(&m, "run"), Some(1.0), "{m}");
+        assert_eq!(phase_count(&m, "fulfill"), Some(1.0), "{m}");
+        assert_eq!(phase_count(&m, "cancel"), Some(0.0), "{m}");
+        assert!(phase_count(&m, "scan").is_some_and(|n| n >= 1.0), "{m}");
+        assert_eq!(sample_sum(&m, "lilypad_bridge_failures_total"), 0.0, "{m}");
         assert!(bridge.exited().is_none(), "the bridge keeps running\n{}", s.logs());
     });
 }
@@ -332,7 +361,7 @@ fn failing_jobs_are_cancelled_once_with_their_reason_and_refunded() {
         // No provider offers anything: no offer can match.
         let bridge_before = s.balance(bridge_address()).await;
         let account_before = s.balance(s.owner.address().expect("owner")).await;
-        let mut bridge = s.bridge(&["--match-timeout", "3"]);
+        let mut bridge = s.bridge(&["--match-timeout", "3", "--metrics-addr", "127.0.0.1:0"]);
 
         let unmatched = s.example.request_cowsay("nobody").await.expect("requestCowsay");
         // An account (no callback) asks for a module that does not exist.
@@ -378,6 +407,15 @@ fn failing_jobs_are_cancelled_once_with_their_reason_and_refunded() {
             assert_eq!(row.attempts, 1, "{row:?}");
             assert_eq!(row.deal_id, None);
         }
+        // The metrics: two runs failed for good, two cancels, nothing fulfilled.
+        let m = s.metrics_when_idle().await;
+        assert_eq!(sample(&m, "lilypad_bridge_jobs_ended_total{outcome=\"cancelled\"}"), Some(2.0));
+        assert_eq!(sample(&m, "lilypad_bridge_jobs_ended_total{outcome=\"fulfilled\"}"), Some(0.0));
+        assert_eq!(sample(&m, "lilypad_bridge_failures_total{reason=\"run_failed\"}"), Some(2.0));
+        assert_eq!(sample_sum(&m, "lilypad_bridge_failures_total"), 2.0, "{m}");
+        assert_eq!(phase_count(&m, "run"), Some(2.0), "{m}");
+        assert_eq!(phase_count(&m, "cancel"), Some(2.0), "{m}");
+        assert_eq!(phase_count(&m, "fulfill"), Some(0.0), "{m}");
         assert_eq!(s.balance(bridge_address()).await, bridge_before);
         assert!(bridge.exited().is_none(), "the bridge keeps running\n{}", s.logs());
     });

@@ -61,6 +61,11 @@ enum Command {
         common: provider_cmd::Common,
         #[command(flatten)]
         offer: provider_cmd::OfferArgs,
+        /// Serve Prometheus metrics at http://ADDR/metrics (jobs running, phase
+        /// durations, deals completed and failed by reason, offers, mining proofs)
+        /// [default: off]. Example: 127.0.0.1:9101.
+        #[arg(long, env = "LILYPAD_METRICS_ADDR", value_name = "ADDR")]
+        metrics_addr: Option<std::net::SocketAddr>,
     },
     /// Print the provider's preflight checks as a table; exit non-zero if one fails.
     Doctor {
@@ -114,9 +119,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Spec { data_dir } => spec::run(&data_dir, lilypad_cli_common::json()),
         Command::Bench { device, seconds } => bench::run(device, seconds),
-        Command::Run { common, offer } => {
+        Command::Run { common, offer, metrics_addr } => {
             init_tracing();
-            provider_cmd::run(&common, &offer)
+            provider_cmd::run(&common, &offer, metrics_addr)
         }
         Command::Doctor { common, offer } => provider_cmd::doctor(&common, &offer),
         Command::Mediate { common, from_block } => {

@@ -34,6 +34,7 @@ use lilypad_sdk::{
         Address, B256, U256,
         pow::{challenge, hashrate_estimate, meets_target},
     },
+    provider::ProviderMetrics,
 };
 
 use crate::pow::Miner;
@@ -53,6 +54,8 @@ pub struct MineOptions {
     pub round_poll: Duration,
     /// While `true`, no hashing (see the module docs).
     pub pause: Arc<AtomicBool>,
+    /// Counts each accepted proof (`lilypad_provider_mining_proofs_total`), if set.
+    pub metrics: Option<ProviderMetrics>,
 }
 
 impl Default for MineOptions {
@@ -64,6 +67,7 @@ impl Default for MineOptions {
             batch_time: Duration::from_millis(500),
             round_poll: Duration::from_secs(2),
             pause: Arc::new(AtomicBool::new(false)),
+            metrics: None,
         }
     }
 }
@@ -154,6 +158,9 @@ async fn mine_round(
             }
             Err(e) => return Err(e.into()),
         };
+        if let Some(m) = &opts.metrics {
+            m.count_mining_proof();
+        }
         let secs = busy.as_secs_f64();
         let mined = MinedProof {
             accepted,

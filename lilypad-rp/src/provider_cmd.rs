@@ -21,7 +21,10 @@ use lilypad_sdk::{
     executor::Executor,
     job::ProviderClient,
     module::ModuleCache,
-    provider::{EngineConfig, Fault, Mediator, MediatorConfig, ProviderEngine, ProviderStore},
+    provider::{
+        EngineConfig, Fault, Mediator, MediatorConfig, ProviderEngine, ProviderMetrics,
+        ProviderStore,
+    },
     solver::SolverClient,
     storage::StorageClient,
 };
@@ -383,7 +386,11 @@ fn cancel_on_signal() -> CancellationToken {
 }
 
 /// `lilypad-rp run`.
-pub(crate) fn run(common: &Common, offer: &OfferArgs) -> anyhow::Result<()> {
+pub(crate) fn run(
+    common: &Common,
+    offer: &OfferArgs,
+    metrics_addr: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
     lilypad_cli_common::block_on(async {
         let s = setup(common, Role::Provider).await?;
         // Detected once (nvidia-smi is slow): the preflight checks these slots, the
@@ -487,11 +494,37 @@ pub(crate) fn run(common: &Common, offer: &OfferArgs) -> anyhow::Result<()> {
         }
         let store = ProviderStore::open(&s.data_dir.join("provider.db"))?;
         let engine = ProviderEngine::new(s.client, s.executor, store, config)?;
+        if let Some(addr) = metrics_addr {
+            serve_metrics(addr, engine.metrics().clone(), &cancel).await?;
+        }
         // The first stdout line says the daemon is up (scripts and tests wait for it).
         println!("lilypad-rp provider {} running", engine.address());
         engine.run(&cancel).await?;
         Ok(())
     })
+}
+
+/// Binds `addr` (before the daemon says it runs, so a taken port stops it) and serves
+/// `metrics` at `/metrics` until `cancel` fires.
+async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    metrics: ProviderMetrics,
+    cancel: &CancellationToken,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("--metrics-addr {addr}: cannot listen there"))?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    tracing::info!("metrics at http://{bound}/metrics");
+    let shutdown = cancel.clone().cancelled_owned();
+    tokio::spawn(async move {
+        if let Err(e) =
+            lilypad_sdk::metrics::serve(listener, move || metrics.render(), shutdown).await
+        {
+            tracing::error!("the metrics endpoint stopped: {e}");
+        }
+    });
+    Ok(())
 }
 
 /// `lilypad-rp mediate`.

@@ -54,13 +54,14 @@ pub(crate) async fn start(
         config.slots.iter().flat_map(|s| s.gpu_indexes.iter().copied()).collect();
     let gpu_miners = if gpus.is_empty() { Vec::new() } else { gpu_miners(gpus, cpu_as_gpu).await };
     let mut miners: Vec<(Option<u32>, Arc<dyn Miner>, MineOptions)> = Vec::new();
+    let fresh = || MineOptions { metrics: Some(config.metrics.clone()), ..MineOptions::default() };
     for (gpu, miner) in gpu_miners {
-        let opts = MineOptions::default();
+        let opts = fresh();
         config.gpu_mining_pauses.insert(gpu, Arc::clone(&opts.pause));
         miners.push((Some(gpu), miner, opts));
     }
     if miners.is_empty() {
-        let opts = MineOptions::default();
+        let opts = fresh();
         config.mining_pause = Some(Arc::clone(&opts.pause));
         let miner: Arc<dyn Miner> = Arc::new(CpuMiner::new());
         tracing::info!(miner = %miner.name(), "--mine: mining on the CPU, paused while any job runs");

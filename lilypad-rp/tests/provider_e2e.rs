@@ -18,7 +18,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{LocalNet, cli_bin, eventually, now, repo_root, runtime};
+use common::{
+    LocalNet, cli_bin, eventually, metrics_addr, now, repo_root, runtime, sample, sample_sum,
+    scrape,
+};
 use lilypad_sdk::{
     chain::{ChainClient, DealStatus},
     core::{Address, B256, U256, inputs::JobInputs, offer::JobOffer, settlement::Outcome},
@@ -290,7 +293,8 @@ fn doctor_then_a_cowsay_job_end_to_end_and_a_restart_runs_nothing_twice() {
 
         let (jc0, rp0) =
             (balance(&chain, devnet::JOB_CREATOR).await, balance(&chain, devnet::PROVIDER).await);
-        let rp = provider(&net, dir.path(), "happy", &[]);
+        let metrics = ["--metrics-addr", "127.0.0.1:0"];
+        let rp = provider(&net, dir.path(), "happy", &metrics);
         let run = spawn_run(&net, dir.path(), &cowsay(), &["-i", "Message=moo"]);
         let logs = || format!("{}\n--- rp log:\n{}", net.logs(), rp.log());
         let (ok, json, err) = finish(run, 180, &logs).await;
@@ -323,13 +327,40 @@ fn doctor_then_a_cowsay_job_end_to_end_and_a_restart_runs_nothing_twice() {
         })
         .await;
 
+        // The metrics endpoint counted exactly that: one deal, each phase once, nothing
+        // failed, nothing in flight once the deal is done.
+        let addr = metrics_addr(&rp.log, 10).await;
+        let m = eventually("the metrics say the deal is over", 30, || {
+            let m = scrape(&addr);
+            let over = sample(&m, "lilypad_provider_deals_completed_total{outcome=\"accepted\"}")
+                == Some(1.0)
+                && sample(&m, "lilypad_provider_deals_in_flight") == Some(0.0);
+            async move { over.then_some(m) }
+        })
+        .await;
+        assert_eq!(sample_sum(&m, "lilypad_provider_deals_completed_total"), 1.0, "{m}");
+        for phase in ["prepare", "image", "inputs", "run", "publish", "submit"] {
+            let count =
+                format!("lilypad_provider_phase_duration_seconds_count{{phase=\"{phase}\"}}");
+            assert_eq!(sample(&m, &count), Some(1.0), "{count}:\n{m}");
+        }
+        assert_eq!(sample_sum(&m, "lilypad_provider_deals_failed_total"), 0.0, "{m}");
+        assert_eq!(sample(&m, "lilypad_provider_jobs_running{slot=\"cpu0\"}"), Some(0.0), "{m}");
+        let offers = sample(&m, "lilypad_provider_offers_posted_total{slot=\"cpu0\"}");
+        assert!(offers.is_some_and(|n| n >= 2.0), "{m}");
+        assert_eq!(sample(&m, "lilypad_provider_mining_proofs_total"), Some(0.0), "{m}");
+
         // kill -9 and restart: the deal is not run again, and the open offer is kept
         // (no second one while it lives).
         rp.kill9();
-        let rp = provider(&net, dir.path(), "happy", &[]);
+        let rp = provider(&net, dir.path(), "happy", &metrics);
         let before = posted(&rp.log());
         tokio::time::sleep(Duration::from_secs(4)).await;
         assert_eq!(posted(&rp.log()), before, "{}", rp.log());
+        // The restarted daemon's own metrics: nothing ran, no offer posted.
+        let m = scrape(&metrics_addr(&rp.log, 10).await);
+        assert_eq!(sample_sum(&m, "lilypad_provider_phase_duration_seconds_count"), 0.0, "{m}");
+        assert_eq!(sample_sum(&m, "lilypad_provider_offers_posted_total"), 0.0, "{m}");
         let row = st.get(deal_id).expect("db").expect("row");
         assert_eq!((row.phase, row.runs), (DealPhase::Done, 1), "{}", rp.log());
         assert_eq!(st.all().expect("rows").len(), 1);

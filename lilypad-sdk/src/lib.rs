@@ -11,6 +11,7 @@
 //! - `chain` (feature `chain`, default): the contracts' typed client.
 //! - `provider` (feature `provider`): the resource provider engine and the mediator.
 //! - `bridge` (feature `bridge`): the service that runs the jobs smart contracts request.
+//! - `metrics` (features `provider`, `bridge`): their Prometheus endpoint (`GET /metrics`).
 
 #[cfg(feature = "jobs")]
 pub use lilypad::{Error, Lilypad, Network, Options, lilypad_home};
@@ -30,6 +31,8 @@ pub mod job;
 mod lilypad;
 #[cfg(feature = "localnet")]
 pub mod localnet;
+#[cfg(any(feature = "provider", feature = "bridge"))]
+pub mod metrics;
 pub mod module;
 #[cfg(feature = "provider")]
 pub mod provider;

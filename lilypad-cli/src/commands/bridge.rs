@@ -3,6 +3,7 @@
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
+use anyhow::Context;
 use clap::Args;
 use lilypad_sdk::{
     bridge::{Bridge, BridgeOptions, CancellationToken, JobCreatorRunner},
@@ -54,6 +55,10 @@ pub(crate) struct BridgeArgs {
     /// Where results are downloaded and verified [default: $LILYPAD_HOME/bridge].
     #[arg(long, value_name = "DIR")]
     work_dir: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (jobs in flight, phase durations,
+    /// jobs ended by outcome, failures by reason) [default: off]. Example: 127.0.0.1:9102.
+    #[arg(long, env = "LILYPAD_METRICS_ADDR", value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 pub(crate) fn run(args: &BridgeArgs) -> anyhow::Result<()> {
@@ -104,6 +109,21 @@ pub(crate) fn run(args: &BridgeArgs) -> anyhow::Result<()> {
             JobCreatorRunner::new(creator, work_dir).allow_local_modules(args.allow_local_modules);
         let bridge = Bridge::new(network.chain.clone(), &args.db, Arc::new(runner), opts).await?;
         let shutdown = CancellationToken::new();
+        if let Some(addr) = args.metrics_addr {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--metrics-addr {addr}: cannot listen there"))?;
+            tracing::info!("metrics at http://{}/metrics", listener.local_addr().unwrap_or(addr));
+            let metrics = bridge.metrics().clone();
+            let stop = shutdown.clone().cancelled_owned();
+            tokio::spawn(async move {
+                let served =
+                    lilypad_sdk::metrics::serve(listener, move || metrics.render(), stop).await;
+                if let Err(e) = served {
+                    tracing::error!("the metrics endpoint stopped: {e}");
+                }
+            });
+        }
         let on_signal = shutdown.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {

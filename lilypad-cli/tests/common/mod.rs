@@ -300,3 +300,47 @@ pub fn git_module(dir: &Path, name: &str, version: &str, src: &Path) -> String {
     git(&["tag", version]);
     format!("file://{}/lilypad-module-", dir.display())
 }
+
+/// The address a service last logged for its metrics endpoint (`metrics at
+/// http://ADDR/metrics`, e.g. after `--metrics-addr 127.0.0.1:0`; the last: a restart
+/// appends to the same log), waiting up to `secs` for the line.
+pub async fn metrics_addr(log: &Path, secs: u64) -> String {
+    const AT: &str = "metrics at http://";
+    eventually("the metrics address in the log", secs, || async {
+        let log = std::fs::read_to_string(log).unwrap_or_default();
+        let rest = &log[log.rfind(AT)? + AT.len()..];
+        Some(rest[..rest.find('/')?].to_owned())
+    })
+    .await
+}
+
+/// `GET /metrics` at `addr` over plain HTTP/1.0: the Prometheus text (the status line
+/// checked).
+pub fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the metrics endpoint");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("read timeout");
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n").expect("send the request");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("read the answer");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("content-type: text/plain"), "{head}");
+    body.to_owned()
+}
+
+/// The value of `series` (a metric name with its labels as exposed, e.g.
+/// `x_total{reason="a"}`) in the Prometheus text `text`; `None` when it is absent.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.trim().parse().expect("a sample value"))
+}
+
+/// The sum of every series of metric `name` (all its label values) in `text`.
+pub fn sample_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.strip_prefix(name).is_some_and(|r| r.starts_with('{') || r.starts_with(' ')))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}

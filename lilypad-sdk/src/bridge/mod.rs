@@ -35,6 +35,7 @@
 
 #[cfg(feature = "jobs")]
 mod job_runner;
+mod metrics;
 mod runner;
 mod store;
 
@@ -45,7 +46,7 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use alloy::primitives::{Address, B256, U256};
@@ -56,8 +57,10 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 #[cfg(feature = "jobs")]
 pub use self::job_runner::JobCreatorRunner;
+use self::metrics::{Failure, InFlight, Phase};
 use self::store::{SeenFinal, Store, now_ms};
 pub use self::{
+    metrics::BridgeMetrics,
     runner::{BridgeJob, JobRunner, RunContext, RunFailure, RunSuccess},
     store::read_jobs,
 };
@@ -343,6 +346,7 @@ struct Inner {
     runner: Arc<dyn JobRunner>,
     opts: BridgeOptions,
     owner: String,
+    metrics: BridgeMetrics,
 }
 
 impl std::fmt::Debug for Inner {
@@ -397,7 +401,13 @@ impl Bridge {
             .await
             .map_err(|e| BridgeError::Internal(format!("opening the database: {e}")))??;
         let owner = opts.instance.clone().unwrap_or_else(default_instance);
-        Ok(Self { inner: Arc::new(Inner { chain, manager, store, runner, opts, owner }) })
+        let metrics = BridgeMetrics::new();
+        Ok(Self { inner: Arc::new(Inner { chain, manager, store, runner, opts, owner, metrics }) })
+    }
+
+    /// The bridge's metrics (serve them with [`crate::metrics::serve`]).
+    pub fn metrics(&self) -> &BridgeMetrics {
+        &self.inner.metrics
     }
 
     /// This instance's name in leases.
@@ -434,15 +444,19 @@ impl Bridge {
             if shutdown.is_cancelled() {
                 break;
             }
-            match inner.tick(&now_tx).await {
+            let started = Instant::now();
+            let scanned = inner.tick(&now_tx).await;
+            inner.metrics.observe(Phase::Scan, started);
+            match scanned {
                 Ok(()) => failures = 0,
                 Err(e) => {
+                    inner.metrics.failed(Failure::ScanError);
                     failures = failures.saturating_add(1);
                     warn!(error = %e, failures, "scanning the chain failed; retrying after a pause");
                 }
             }
             while let Some(done) = tasks.try_join_next_with_id() {
-                Self::reaped(done, &mut driving)?;
+                Self::reaped(done, &mut driving, &inner.metrics)?;
             }
             let free = inner.opts.concurrency.saturating_sub(tasks.len());
             if failures == 0 && free > 0 {
@@ -461,6 +475,7 @@ impl Bridge {
                         }
                     }
                     Err(e) => {
+                        inner.metrics.failed(Failure::ScanError);
                         failures = failures.saturating_add(1);
                         warn!(error = %e, "claiming jobs failed; retrying after a pause");
                     }
@@ -475,13 +490,13 @@ impl Bridge {
                 () = shutdown.cancelled() => break,
                 () = tokio::time::sleep(pause) => {}
                 Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
-                    Self::reaped(done, &mut driving)?;
+                    Self::reaped(done, &mut driving, &inner.metrics)?;
                 }
             }
         }
         info!(in_flight = tasks.len(), "bridge stopping");
         while let Some(done) = tasks.join_next_with_id().await {
-            Self::reaped(done, &mut driving)?;
+            Self::reaped(done, &mut driving, &inner.metrics)?;
         }
         info!("bridge stopped");
         Ok(())
@@ -490,6 +505,7 @@ impl Bridge {
     fn reaped(
         done: Result<(tokio::task::Id, Result<(), BridgeError>), tokio::task::JoinError>,
         driving: &mut HashMap<tokio::task::Id, U256>,
+        metrics: &BridgeMetrics,
     ) -> Result<(), BridgeError> {
         driving.remove(&match &done {
             Ok((id, _)) => *id,
@@ -503,6 +519,7 @@ impl Bridge {
                 Ok(())
             }
             Err(e) => {
+                metrics.failed(Failure::DriverPanic);
                 warn!(error = %e, "a job driver panicked; its lease will expire and the job be taken up again");
                 Ok(())
             }
@@ -556,6 +573,7 @@ impl Inner {
         cancel: CancellationToken,
         mut now_rx: watch::Receiver<u64>,
     ) -> Result<(), BridgeError> {
+        let _in_flight = InFlight::new(&self.metrics);
         // The lease is renewed for as long as the job is driven; `lost` fires when a
         // renewal finds another owner (or the job over): the run stops, nothing is sent.
         let lost = CancellationToken::new();
@@ -615,6 +633,7 @@ impl Inner {
                     return Ok(());
                 }
                 Err(e) => {
+                    self.metrics.failed(Failure::StepError);
                     let tries = rec.tries.saturating_add(1);
                     let pause = self.opts.backoff_after(tries);
                     warn!(error = %e, retry_in = ?pause, "step failed; the job is given up until then");
@@ -659,6 +678,7 @@ impl Inner {
         }
         if self.chain.latest_timestamp().await? > job.deadline {
             info!(deadline = job.deadline, "the job's deadline passed before it ran; cancelling");
+            self.metrics.failed(Failure::Expired);
             self.store.to_cancelling(id, owner, EXPIRED_REASON.into()).await?;
             return Ok(Next::Go(JobState::Cancelling));
         }
@@ -672,6 +692,7 @@ impl Inner {
             job_id: id,
             owner: owner.clone(),
         };
+        let started = Instant::now();
         let run = self.runner.run(&job, &ctx);
         tokio::pin!(run);
         // Why the run was stopped, if it was.
@@ -699,6 +720,7 @@ impl Inner {
                 }
             }
         };
+        self.metrics.observe(Phase::Run, started);
         match (result, stopped) {
             (_, Some("lease lost")) => Err(BridgeError::LeaseLost { job_id: id }),
             (Some(Ok(ok)), _) => {
@@ -714,6 +736,7 @@ impl Inner {
                         ok.results_cid.len()
                     );
                     warn!(%reason, "cancelling");
+                    self.metrics.failed(Failure::ResultsRejected);
                     self.store.to_cancelling(id, owner, reason).await?;
                     return Ok(Next::Go(JobState::Cancelling));
                 }
@@ -726,6 +749,7 @@ impl Inner {
                     deadline = rec.job.deadline,
                     "the deadline passed during the run; cancelling"
                 );
+                self.metrics.failed(Failure::Expired);
                 self.store.to_cancelling(id, owner, EXPIRED_REASON.into()).await?;
                 Ok(Next::Go(JobState::Cancelling))
             }
@@ -740,6 +764,7 @@ impl Inner {
                 if fail.retryable && attempt < self.opts.max_attempts {
                     let pause = self.opts.backoff_after(attempt);
                     info!(reason = %fail.reason, attempt, retry_in = ?pause, "run failed; will retry");
+                    self.metrics.failed(Failure::RunRetry);
                     let until =
                         now_ms().saturating_add(u64::try_from(pause.as_millis()).unwrap_or(0));
                     self.store.back_off(id, owner, until, fail.reason, true).await?;
@@ -747,6 +772,7 @@ impl Inner {
                 }
                 let reason = truncate_utf8(&fail.reason, MAX_CHAIN_STRING_BYTES).to_owned();
                 info!(%reason, attempt, retryable = fail.retryable, "run failed; cancelling");
+                self.metrics.failed(Failure::RunFailed);
                 self.store.to_cancelling(id, owner, reason).await?;
                 Ok(Next::Go(JobState::Cancelling))
             }
@@ -768,6 +794,8 @@ impl Inner {
         // The fence: the send happens only while this instance still holds the job.
         self.store.renew(id, owner.clone(), self.opts.lease).await?;
         let fulfilling = rec.state == JobState::Fulfilling;
+        let (phase, started) =
+            (if fulfilling { Phase::Fulfill } else { Phase::Cancel }, Instant::now());
         let sent = if fulfilling {
             let cid = rec.results_cid.clone().unwrap_or_default();
             let spent = rec.spent.unwrap_or_default();
@@ -789,12 +817,16 @@ impl Inner {
         self.store.record_tx(id, owner, tx).await?;
         // The lease is renewed meanwhile (the receipt may take up to rpc.tx_timeout_secs),
         // so no other instance re-sends.
-        match self.chain.job_tx_outcome(tx).await? {
+        let outcome = self.chain.job_tx_outcome(tx).await;
+        self.metrics.observe(phase, started);
+        match outcome? {
             OnChainJobOutcome::Fulfilled(f) => {
+                self.metrics.jobs_ended.with_label_values(&["fulfilled"]).inc();
                 info!(tx = %f.tx, results = %f.results_cid, spent = %Amount(f.spent), refund = %Amount(f.refund), callback_failed = f.callback_failed, "fulfilled");
                 self.store.finish(id, JobStatus::Fulfilled, Some(f.tx), None).await?;
             }
             OnChainJobOutcome::Cancelled(c) => {
+                self.metrics.jobs_ended.with_label_values(&["cancelled"]).inc();
                 info!(tx = %c.tx, reason = %c.reason, refund = %Amount(c.refund), callback_failed = c.callback_failed, "cancelled");
                 self.store.finish(id, JobStatus::Cancelled, Some(c.tx), Some(c.reason)).await?;
             }
@@ -814,6 +846,7 @@ impl Inner {
             }
             Jm::JobExpired(_) if rec.state == JobState::Fulfilling => {
                 info!("too late to post the results (deadline passed); cancelling");
+                self.metrics.failed(Failure::Expired);
                 self.store.to_cancelling(id, self.owner.clone(), EXPIRED_REASON.into()).await?;
                 Ok(Next::Go(JobState::Cancelling))
             }
@@ -823,6 +856,7 @@ impl Inner {
                 let message = Revert::JobManager(e.clone()).to_string();
                 let reason = format!("the bridge could not post the results: {message}");
                 warn!(%reason, "cancelling");
+                self.metrics.failed(Failure::ResultsRejected);
                 let reason = truncate_utf8(&reason, MAX_CHAIN_STRING_BYTES).to_owned();
                 self.store.to_cancelling(id, self.owner.clone(), reason).await?;
                 Ok(Next::Go(JobState::Cancelling))

@@ -8,7 +8,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use alloy::primitives::{Address, B256, U256};
@@ -22,7 +22,11 @@ use lilypad_core::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{DealPhase, DealRow, EngineError, ProviderStore, unix_now};
+use super::{
+    DealPhase, DealRow, EngineError, ProviderStore,
+    metrics::{FailReason, Phase, ProviderMetrics, outcome_label},
+    unix_now,
+};
 use crate::{
     chain::DealStatus,
     executor::{ExecError, Executor, RunOptions, RunOutcome},
@@ -137,6 +141,9 @@ pub struct EngineConfig {
     /// provider keeps its collateral); failures the job creator caused for certain
     /// (inputs that break the module's rules) are reported at once.
     pub attempts_before_report: u32,
+    /// Where the engine counts and times its work (fresh ones by default; the daemon
+    /// serves them on `--metrics-addr`).
+    pub metrics: ProviderMetrics,
 }
 
 impl EngineConfig {
@@ -165,6 +172,7 @@ impl EngineConfig {
             fault: None,
             bounds: ProviderBounds::default(),
             attempts_before_report: 3,
+            metrics: ProviderMetrics::new(),
         }
     }
 }
@@ -202,6 +210,22 @@ impl Drop for PauseGuard<'_> {
         {
             f.store(false, Ordering::SeqCst);
         }
+    }
+}
+
+/// Holds a gauge one higher for as long as it lives.
+struct GaugeGuard(prometheus::IntGauge);
+
+impl GaugeGuard {
+    fn inc(g: prometheus::IntGauge) -> Self {
+        g.inc();
+        Self(g)
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -272,6 +296,11 @@ impl ProviderEngine {
     /// The state database.
     pub fn store(&self) -> &ProviderStore {
         &self.store
+    }
+
+    /// The engine's metrics (those of its configuration).
+    pub fn metrics(&self) -> &ProviderMetrics {
+        &self.config.metrics
     }
 
     /// Removes containers a crash left behind; returns how many. [`Self::run`] calls
@@ -428,6 +457,10 @@ impl ProviderEngine {
             Err(e) => first_error = Some(e.into()),
         }
         let unfinished = self.store.unfinished()?;
+        self.config
+            .metrics
+            .deals_in_flight
+            .set(i64::try_from(unfinished.len()).unwrap_or(i64::MAX));
         // A slot is busy from the moment its deal is recorded until the job ran.
         let mut busy: HashSet<String> = unfinished
             .iter()
@@ -569,6 +602,7 @@ impl ProviderEngine {
         let names: Vec<String> = slots.iter().map(|s| s.name.clone()).collect();
         let receipt =
             self.client.post_offer_taking(&offer, self.config.slots.len(), &names).await?;
+        self.config.metrics.offers_posted.with_label_values(&[&slot.name]).inc();
         tracing::info!(slot = %slot.name, offer = %receipt.id, expiry = offer.expiry, state = receipt.state.as_str(), "resource offer posted");
         Ok(receipt.state == OfferState::Open)
     }
@@ -577,7 +611,16 @@ impl ProviderEngine {
         self.config.data_dir.join("deals").join(format!("{id:#x}"))
     }
 
+    /// Drives a deal one step on, counting the steps that will be retried.
     async fn drive(&self, row: &DealRow) -> Result<Step, EngineError> {
+        let r = self.drive_step(row).await;
+        if matches!(r, Ok(Step::Retry(_)) | Err(_)) {
+            self.config.metrics.retries.with_label_values(&[row.phase.as_str()]).inc();
+        }
+        r
+    }
+
+    async fn drive_step(&self, row: &DealRow) -> Result<Step, EngineError> {
         let id = row.deal.id;
         match row.phase {
             DealPhase::Received | DealPhase::Running => self.execute(&row.deal).await,
@@ -594,6 +637,11 @@ impl ProviderEngine {
                 if let DealStatus::Finished(o) = on_chain.status {
                     tracing::info!(deal = %id, outcome = ?o, "deal finished");
                     self.store.set(id, DealPhase::Done, None, None, Some(&format!("{o:?}")))?;
+                    self.config
+                        .metrics
+                        .deals_completed
+                        .with_label_values(&[outcome_label(o)])
+                        .inc();
                     return Ok(Step::Recorded);
                 }
                 // Results or a failure report nobody judged in time: the provider claims
@@ -656,13 +704,18 @@ impl ProviderEngine {
     ) -> Result<Step, EngineError> {
         let id = deal.id;
         if let Some(why) = self.still_open(deal).await? {
-            return self.fail(id, &format!("{reason} ({detail}), not reported: {why}"));
+            return self.fail(
+                id,
+                FailReason::DealClosed,
+                &format!("{reason} ({detail}), not reported: {why}"),
+            );
         }
         // Reverted reasons are shown on chain to the job creator: keep them short.
         let detail: String = detail.chars().take(MAX_REPORT_DETAIL).collect();
         let tx = self.client.chain().report_failure(id, reason, &detail).await?;
         self.attempts.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
         tracing::warn!(deal = %id, %reason, %detail, "the job cannot run: failure reported on chain");
+        self.config.metrics.failed(FailReason::Reported(reason));
         self.store.set(
             id,
             DealPhase::Submitted,
@@ -673,8 +726,9 @@ impl ProviderEngine {
         Ok(Step::Recorded)
     }
 
-    fn fail(&self, id: B256, reason: &str) -> Result<Step, EngineError> {
+    fn fail(&self, id: B256, why: FailReason, reason: &str) -> Result<Step, EngineError> {
         tracing::warn!(deal = %id, "deal failed: {reason}");
+        self.config.metrics.failed(why);
         self.store.set(id, DealPhase::Failed, None, None, Some(reason))?;
         Ok(Step::Recorded)
     }
@@ -714,9 +768,13 @@ impl ProviderEngine {
             return Ok(Step::Recorded);
         }
         if let Some(reason) = self.still_open(deal).await? {
-            return self.fail(id, &reason);
+            return self.fail(id, FailReason::DealClosed, &reason);
         }
-        let job = match self.client.prepare(deal).await {
+        let m = &self.config.metrics;
+        let started = Instant::now();
+        let prepared = self.client.prepare(deal).await;
+        m.observe(Phase::Prepare, started);
+        let job = match prepared {
             Ok(job) => job,
             Err(
                 e
@@ -740,23 +798,27 @@ impl ProviderEngine {
         if !self.config.modules.allows(&deal.module_id) {
             return self.fail(
                 id,
+                FailReason::ModuleNotAllowed,
                 &format!("module {} is not in this provider's allowlist", deal.module_id),
             );
         }
         if !self.client.chain().is_module_allowed(deal.module_id).await? {
             return self.fail(
                 id,
+                FailReason::ModuleBlocked,
                 &format!("module {} is blocked by the network's registry", deal.module_id),
             );
         }
         let image = job.spec.image.clone();
-        let ready = match self
+        let started = Instant::now();
+        let ready = self
             .executor
             .ensure_image(&image, |p| {
                 tracing::debug!(layer = ?p.layer, status = %p.status, current = ?p.current, total = ?p.total, "pull");
             })
-            .await
-        {
+            .await;
+        m.observe(Phase::Image, started);
+        let ready = match ready {
             Ok(r) => r,
             // This provider's own Docker is down: its problem, never reported.
             Err(e @ ExecError::DockerUnreachable { .. }) => return Ok(Step::Retry(e.into())),
@@ -768,7 +830,13 @@ impl ProviderEngine {
             Err(e @ (ExecError::ImageMissing { .. } | ExecError::DigestMismatch { .. })) => {
                 return self.report(deal, JobFailure::ImageUnavailable, &e.to_string()).await;
             }
-            Err(e) => return self.fail(id, &format!("the image cannot be had: {e}")),
+            Err(e) => {
+                return self.fail(
+                    id,
+                    FailReason::ImageError,
+                    &format!("the image cannot be had: {e}"),
+                );
+            }
         };
         tracing::info!(deal = %id, image = %ready.reference, pulled = ready.pulled, "image ready");
 
@@ -778,7 +846,10 @@ impl ProviderEngine {
             remove_dir(d)?;
         }
         std::fs::create_dir_all(&inputs_dir).map_err(|e| EngineError::io(&inputs_dir, e))?;
-        let files = match self.client.fetch_input_files(&job, &inputs_dir).await {
+        let started = Instant::now();
+        let files = self.client.fetch_input_files(&job, &inputs_dir).await;
+        m.observe(Phase::Inputs, started);
+        let files = match files {
             Ok(f) => f,
             // Input files the job creator never published (or a store that is down).
             Err(e) => {
@@ -789,7 +860,11 @@ impl ProviderEngine {
         let left = Duration::from_secs(deal.terms_deadline().saturating_sub(now))
             .saturating_sub(self.config.submit_margin);
         if left.is_zero() {
-            return self.fail(id, "no time is left before the submit deadline to run the job");
+            return self.fail(
+                id,
+                FailReason::NoTimeLeft,
+                "no time is left before the submit deadline to run the job",
+            );
         }
         let mut opts = RunOptions::new(format!("{id:#x}"), &results_dir);
         opts.input_files = files;
@@ -811,18 +886,27 @@ impl ProviderEngine {
                 job_gpus.iter().filter_map(|i| self.config.gpu_mining_pauses.get(i)).collect();
             let _pause =
                 PauseGuard::new(&self.running, self.config.mining_pause.as_ref(), gpu_pauses);
-            self.executor.run(&job.spec, &opts).await
+            let _running = GaugeGuard::inc(m.jobs_running.with_label_values(&[&slot.name]));
+            let started = Instant::now();
+            let outcome = self.executor.run(&job.spec, &opts).await;
+            m.observe(Phase::Run, started);
+            outcome
         };
         let outcome = match outcome {
             Ok(o) => o,
             Err(e @ (ExecError::DockerUnreachable { .. } | ExecError::Docker { .. })) => {
                 return Ok(Step::Retry(e.into()));
             }
-            Err(e) => return self.fail(id, &format!("the job could not run: {e}")),
+            Err(e) => {
+                return self.fail(id, FailReason::RunError, &format!("the job could not run: {e}"));
+            }
         };
         finish_results(&outcome, self.config.fault)?;
         log_outcome(&job, &outcome);
-        let cid = self.client.storage().publish_dir(&results_dir).await?;
+        let started = Instant::now();
+        let cid = self.client.storage().publish_dir(&results_dir).await;
+        m.observe(Phase::Publish, started);
+        let cid = cid?;
         self.store.set(id, DealPhase::Published, Some(&cid.to_string()), None, None)?;
         tracing::info!(deal = %id, cid = %cid, "results published");
         self.submit(deal, &cid).await
@@ -839,9 +923,16 @@ impl ProviderEngine {
             return Ok(Step::Recorded);
         }
         if let Some(reason) = self.still_open(deal).await? {
-            return self.fail(id, &format!("results {cid} were not submitted: {reason}"));
+            return self.fail(
+                id,
+                FailReason::DealClosed,
+                &format!("results {cid} were not submitted: {reason}"),
+            );
         }
-        let submitted = self.client.chain().submit_results(id, cid).await?;
+        let started = Instant::now();
+        let submitted = self.client.chain().submit_results(id, cid).await;
+        self.config.metrics.observe(Phase::Submit, started);
+        let submitted = submitted?;
         self.store.set(id, DealPhase::Submitted, None, Some(submitted.tx), None)?;
         tracing::info!(deal = %id, cid = %cid, tx = %submitted.tx, "results submitted");
         Ok(Step::Recorded)

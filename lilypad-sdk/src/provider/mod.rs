@@ -22,6 +22,7 @@
 
 mod engine;
 mod mediator;
+mod metrics;
 mod store;
 
 use lilypad_core::spec::MachineSpec;
@@ -29,6 +30,7 @@ use std::path::Path;
 
 pub use engine::{EngineConfig, Fault, ProviderEngine};
 pub use mediator::{Mediator, MediatorConfig, Verdict};
+pub use metrics::ProviderMetrics;
 pub use store::{DealPhase, DealRow, ProviderStore};
 
 use crate::{
