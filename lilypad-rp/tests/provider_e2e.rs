@@ -786,7 +786,12 @@ fn a_job_whose_image_does_not_exist_is_reported_in_seconds_and_the_job_creator_r
     runtime().block_on(async {
         need_docker().await;
         let net = LocalNet::start(dir.path()).await;
-        let rp = provider(&net, dir.path(), "noimage", &["--attempts-before-report", "2"]);
+        let rp = provider(
+            &net,
+            dir.path(),
+            "noimage",
+            &["--attempts-before-report", "2", "--metrics-addr", "127.0.0.1:0"],
+        );
         let logs = || format!("{}\n--- rp:\n{}", net.logs(), rp.log());
         let chain = net.devnet.client();
         let (jc_before, rp_before) =
@@ -818,6 +823,22 @@ fn a_job_whose_image_does_not_exist_is_reported_in_seconds_and_the_job_creator_r
         assert_eq!(balance(chain, devnet::JOB_CREATOR).await, jc_before);
         assert_eq!(balance(chain, devnet::PROVIDER).await, rp_before);
         assert_eq!(chain.escrow_of(deal).await.expect("escrow"), U256::ZERO);
+
+        // The metrics: one deal failed, by its reason; nothing ran; the provider saw
+        // the deal end with the failure accepted.
+        let addr = metrics_addr(&rp.log, 10).await;
+        let m = eventually("the metrics count the deal's end", 30, || {
+            let m = scrape(&addr);
+            let series = "lilypad_provider_deals_completed_total{outcome=\"failure_accepted\"}";
+            let over = sample(&m, series) == Some(1.0);
+            async move { over.then_some(m) }
+        })
+        .await;
+        let reason = "lilypad_provider_deals_failed_total{reason=\"reported_image_unavailable\"}";
+        assert_eq!(sample(&m, reason), Some(1.0), "{m}");
+        assert_eq!(sample_sum(&m, "lilypad_provider_deals_failed_total"), 1.0, "{m}");
+        let runs = "lilypad_provider_phase_duration_seconds_count{phase=\"run\"}";
+        assert_eq!(sample(&m, runs), Some(0.0), "{m}");
     });
 }
 
@@ -1365,7 +1386,8 @@ fn mine_on_a_cpu_only_provider_mines_and_pauses_while_a_job_runs() {
     runtime().block_on(async {
         need_docker().await;
         let net = LocalNet::start(dir.path()).await;
-        let rp = provider(&net, dir.path(), "cpu-miner", &["--mine"]);
+        let rp =
+            provider(&net, dir.path(), "cpu-miner", &["--mine", "--metrics-addr", "127.0.0.1:0"]);
         let log = log_has(&rp, "proof accepted", 1, 120).await;
         assert!(log.contains("--mine: mining on the CPU, paused while any job runs"), "{log}");
         assert!(!log.contains("OpenCL"), "no GPU: OpenCL is not loaded\n{log}");
@@ -1380,7 +1402,11 @@ fn mine_on_a_cpu_only_provider_mines_and_pauses_while_a_job_runs() {
         // Proofs go on after the job.
         let before = log.matches("proof accepted").count();
         pow_round(&net, &rp, U256::MAX >> 4, 1).await;
-        log_has(&rp, "proof accepted", before + 1, 60).await;
+        let log = log_has(&rp, "proof accepted", before + 1, 60).await;
+        // Each accepted proof counted (the round's one proof is in: no more come).
+        let proofs = log.matches("proof accepted").count() as f64;
+        let m = scrape(&metrics_addr(&rp.log, 10).await);
+        assert_eq!(sample(&m, "lilypad_provider_mining_proofs_total"), Some(proofs), "{m}");
     });
 }
 
