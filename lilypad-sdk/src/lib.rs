@@ -11,7 +11,7 @@
 //! - `chain` (feature `chain`, default): the contracts' typed client.
 //! - `provider` (feature `provider`): the resource provider engine and the mediator.
 //! - `bridge` (feature `bridge`): the service that runs the jobs smart contracts request.
-//! - `metrics` (features `provider`, `bridge`): their Prometheus endpoint (`GET /metrics`).
+//! - `metrics` (features `provider`, `bridge`, `solver`): their Prometheus endpoint (`GET /metrics`).
 
 #[cfg(feature = "jobs")]
 pub use lilypad::{Error, Lilypad, Network, Options, lilypad_home};
@@ -31,7 +31,7 @@ pub mod job;
 mod lilypad;
 #[cfg(feature = "localnet")]
 pub mod localnet;
-#[cfg(any(feature = "provider", feature = "bridge"))]
+#[cfg(any(feature = "provider", feature = "bridge", feature = "solver"))]
 pub mod metrics;
 pub mod module;
 #[cfg(feature = "provider")]

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 
 /// What the bridge times (`phase` label of `lilypad_bridge_phase_duration_seconds`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,16 +107,9 @@ impl BridgeMetrics {
             "lilypad_bridge_jobs_in_flight",
             "Jobs this instance is driving now (claimed, not over or released)",
         )?;
-        let phase_seconds = HistogramVec::new(
-            HistogramOpts::new(
-                "lilypad_bridge_phase_duration_seconds",
-                "Duration of each scan, run and fulfill or cancel transaction, by phase",
-            )
-            .buckets(vec![
-                0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
-                1800.0, 3600.0,
-            ]),
-            &["phase"],
+        let phase_seconds = crate::metrics::phase_histogram(
+            "lilypad_bridge_phase_duration_seconds",
+            "Duration of each scan, run and fulfill or cancel transaction, by phase",
         )?;
         let jobs_ended = IntCounterVec::new(
             Opts::new(

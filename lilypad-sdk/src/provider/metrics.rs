@@ -4,9 +4,7 @@
 use std::time::Instant;
 
 use lilypad_core::{settlement::Outcome, state::JobFailure};
-use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-};
+use prometheus::{HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 /// The steps of a deal the engine times (`phase` label of
 /// `lilypad_provider_phase_duration_seconds`).
@@ -147,16 +145,9 @@ impl ProviderMetrics {
             "lilypad_provider_deals_in_flight",
             "Deals recorded and not over yet (received to submitted), as of the last round",
         )?;
-        let phase_seconds = HistogramVec::new(
-            HistogramOpts::new(
-                "lilypad_provider_phase_duration_seconds",
-                "Duration of each attempt at a step of a deal, by phase",
-            )
-            .buckets(vec![
-                0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
-                1800.0, 3600.0,
-            ]),
-            &["phase"],
+        let phase_seconds = crate::metrics::phase_histogram(
+            "lilypad_provider_phase_duration_seconds",
+            "Duration of each attempt at a step of a deal, by phase",
         )?;
         let deals_completed = IntCounterVec::new(
             Opts::new(

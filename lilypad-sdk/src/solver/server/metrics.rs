@@ -2,8 +2,7 @@
 //! run in one process, e.g. in tests).
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 /// The solver's metrics.
@@ -73,9 +72,6 @@ impl Metrics {
 
     /// The text exposition format.
     pub(crate) fn render(&self) -> String {
-        let mut out = Vec::new();
-        // Encoding our own well-formed families into a Vec cannot fail.
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        String::from_utf8(out).unwrap_or_default()
+        crate::metrics::render(&self.registry)
     }
 }
