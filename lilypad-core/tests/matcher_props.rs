@@ -232,6 +232,8 @@ struct Run {
     next_id: u64,
     jobs: BTreeMap<OfferId, JobOffer>,
     resources: BTreeMap<OfferId, ResourceOffer>,
+    /// The minimum provider score each job asks for, drawn from the job.
+    minimum: fn(&JobOffer) -> f64,
 }
 
 impl Run {
@@ -243,6 +245,7 @@ impl Run {
             next_id: 0,
             jobs: BTreeMap::new(),
             resources: BTreeMap::new(),
+            minimum: |_| 0.0,
         }
     }
 
@@ -264,7 +267,11 @@ impl Run {
             Op::Job(job) => {
                 let id = self.fresh_id();
                 self.jobs.insert(id, job.clone());
-                match self.matcher.add_job(id, job.clone(), now) {
+                let added = match (self.minimum)(job) {
+                    0.0 => self.matcher.add_job(id, job.clone(), now),
+                    min => self.matcher.add_job_requiring(id, job.clone(), min, now),
+                };
+                match added {
                     Ok(m) => m.map(|m| self.handed_back(&m)),
                     Err(AddError::Expired { .. }) if job.expiry <= now => None,
                     Err(e) => panic!("unexpected {e}"),
@@ -584,6 +591,119 @@ proptest! {
             }
             for (o, _) in m.resources() {
                 prop_assert!(slots_of[&o].is_disjoint(taken), "{o} still rests over {taken:?}");
+            }
+        }
+    }
+}
+
+/// Scores for providers 0, 1 and 2, from few values so that ties are frequent.
+fn scores() -> impl Strategy<Value = [f64; 3]> {
+    let score = || prop::sample::select(vec![0.2, 0.5, 0.8]);
+    (score(), score(), score()).prop_map(|(a, b, c)| [a, b, c])
+}
+
+fn with_scores(network: NetworkModules, scores: [f64; 3], prefer: bool) -> Run {
+    let mut run = Run::new(network);
+    for (p, score) in (0u8..).zip(scores) {
+        run.matcher.set_score(provider(p), score);
+    }
+    run.matcher.prefer_reputation(prefer);
+    run
+}
+
+/// A job's minimum score, from its expiry (random in the strategy).
+fn minimum_of(job: &JobOffer) -> f64 {
+    [0.0, 0.4, 0.6, 0.9][(job.expiry % 4) as usize]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+    /// (f) Scores without `prefer_reputation` and without minimums change no match.
+    #[test]
+    fn scores_alone_change_nothing(network in network(), ops in ops(), scores in scores()) {
+        let mut plain = Run::new(network.clone());
+        let mut scored = with_scores(network, scores, false);
+        for op in &ops {
+            prop_assert_eq!(plain.step(op).made, scored.step(op).made, "{:?}", op);
+        }
+    }
+
+    /// (g) With `prefer_reputation`, a new job matches exactly when some resting
+    /// offer is compatible, at the lowest price among them, and with a provider
+    /// that scores highest among those at that price.
+    #[test]
+    fn preference_takes_the_best_scored_of_the_cheapest(
+        network in network(),
+        ops in ops(),
+        scores in scores(),
+    ) {
+        let mut run = with_scores(network, scores, true);
+        for op in &ops {
+            let now = run.now;
+            let eligible: Vec<(U256, f64)> = match op {
+                Op::Job(job) => run
+                    .matcher
+                    .resources()
+                    .into_iter()
+                    .filter_map(|(_, r)| {
+                        policy::check(job, r, &run.network, now)
+                            .ok()
+                            .map(|price| (price, run.matcher.score(r.provider)))
+                    })
+                    .collect(),
+                _ => {
+                    run.step(op);
+                    continue;
+                }
+            };
+            let step = run.step(op);
+            let Some(cheapest) = eligible.iter().map(|(p, _)| *p).min() else {
+                prop_assert_eq!(step.made, None);
+                continue;
+            };
+            let best = eligible
+                .iter()
+                .filter(|(p, _)| *p == cheapest)
+                .map(|(_, s)| *s)
+                .fold(f64::MIN, f64::max);
+            let made = step.made.expect("a compatible offer was resting");
+            prop_assert_eq!(made.price, cheapest);
+            let provider = run.resources[&made.resource].provider;
+            prop_assert_eq!(run.matcher.score(provider), best);
+        }
+    }
+
+    /// (h) A job with a minimum score is never paired with a provider under it,
+    /// and no resting pair that meets every rule and the minimum is left.
+    #[test]
+    fn minimum_score_is_never_undercut(
+        network in network(),
+        ops in ops(),
+        scores in scores(),
+        prefer in any::<bool>(),
+    ) {
+        let mut run = with_scores(network, scores, prefer);
+        run.minimum = minimum_of;
+        for op in &ops {
+            let step = run.step(op);
+            if let Some(m) = step.made {
+                let job = &run.jobs[&m.job];
+                let provider = run.resources[&m.resource].provider;
+                prop_assert!(run.matcher.score(provider) >= minimum_of(job));
+            }
+            let resources = run.matcher.resources();
+            for (job_id, job) in run.matcher.jobs() {
+                prop_assert_eq!(run.matcher.minimum_of(&job_id), minimum_of(job));
+                for (resource_id, r) in &resources {
+                    let fits = policy::compatible(job, r, &run.network, step.now);
+                    prop_assert!(
+                        !fits || run.matcher.score(r.provider) < minimum_of(job),
+                        "resting {job_id} and {resource_id} are compatible"
+                    );
+                }
+                let why = run.matcher.explain_job(&job_id, step.now).unwrap_or_default();
+                prop_assert_eq!(why.len(), resources.len());
             }
         }
     }

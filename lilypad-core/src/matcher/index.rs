@@ -302,7 +302,7 @@ impl Shelf {
 /// A provider address as a map key, hashed as three words rather than
 /// byte by byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ProviderKey(Address);
+pub(super) struct ProviderKey(pub(super) Address);
 
 impl Hash for ProviderKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
@@ -497,11 +497,17 @@ impl ResourceIndex {
     /// and come last; once a candidate with that key is taken, every one
     /// left has it too, so the search takes the least (exact price, seq) of
     /// them all.
+    ///
+    /// With `rank`, an untargeted job goes on past the first taken candidate
+    /// through every candidate of the same price and takes the one `rank`
+    /// scores highest (the oldest among equal scores); the first taken
+    /// candidate's price bounds that walk, so it stays as lazy as before.
     pub(super) fn cheapest_for(
         &self,
         job: &JobOffer,
         job_class: Class,
         mut accept: impl FnMut(Seq, bool) -> Option<U256>,
+        rank: Option<impl Fn(Seq) -> f64>,
     ) -> Option<(Seq, U256)> {
         if let Some(provider) = job.target {
             let seqs = self.solvers.get(&job.solver)?.providers.get(&ProviderKey(provider))?;
@@ -537,6 +543,9 @@ impl ResourceIndex {
         // Usually the first head is taken and nothing is opened; otherwise a
         // few are, so a linear scan beats a heap.
         let mut open: Vec<OpenLadder<'_>> = Vec::new();
+        // With `rank`: the best taken candidate so far (seq, price, score)
+        // and its price key.
+        let mut best: Option<(Seq, U256, f64, u128)> = None;
         loop {
             let next_head = heads.peek().copied().filter(|h| h.0 <= max_key);
             let next_open = open
@@ -544,6 +553,17 @@ impl ResourceIndex {
                 .enumerate()
                 .min_by_key(|(_, (key, _, _))| *key)
                 .map(|(i, (key, _, _))| (i, *key));
+            if let Some((seq, price, _, key)) = best {
+                let next_key = match (next_head, next_open) {
+                    (Some(h), Some((_, o))) => Some(h.0.min(o.0)),
+                    (Some(h), None) => Some(h.0),
+                    (None, Some((_, o))) => Some(o.0),
+                    (None, None) => None,
+                };
+                if next_key.is_none_or(|k| k > key) {
+                    return Some((seq, price));
+                }
+            }
             match (next_head, next_open) {
                 (Some((price, seq, class, from_any)), next_open)
                     if next_open.is_none_or(|(_, key)| (price, seq) < key) =>
@@ -552,7 +572,10 @@ impl ResourceIndex {
                     if let Some(price) = accept(seq, from_any)
                         && let Some(found) = take(seq, price)
                     {
-                        return Some(found);
+                        match &rank {
+                            None => return Some(found),
+                            Some(rank) => keep_best(&mut best, found, rank(found.0)),
+                        }
                     }
                     let shelf = if from_any { any } else { own? };
                     let mut rest = shelf.ladders.get(&class)?.iter();
@@ -569,7 +592,10 @@ impl ResourceIndex {
                     if let Some(price) = accept(seq, *from_any)
                         && let Some(found) = take(seq, price)
                     {
-                        return Some(found);
+                        match &rank {
+                            None => return Some(found),
+                            Some(rank) => keep_best(&mut best, found, rank(found.0)),
+                        }
                     }
                     match rest.next() {
                         Some(&next) if next.0 <= max_key => *key = next,
@@ -581,6 +607,14 @@ impl ResourceIndex {
                 (_, None) => return saturated.map(|(price, seq)| (seq, price)),
             }
         }
+    }
+}
+
+/// Keeps `found` (seq, price) with `score` as the best if it scores higher
+/// (an earlier candidate wins a tie: it is older at the same price).
+fn keep_best(best: &mut Option<(Seq, U256, f64, u128)>, found: (Seq, U256), score: f64) {
+    if best.is_none_or(|(_, _, s, _)| score > s) {
+        *best = Some((found.0, found.1, score, price_key(found.1)));
     }
 }
 

@@ -81,6 +81,23 @@
 //! is held by a resting offer of its provider (a slot whose offer is being
 //! matched, or that was never offered, is busy), so a group offer can never
 //! be posted over a slot that is on its way into a deal.
+//!
+//! # Reputation
+//!
+//! The matcher holds a score per provider ([`Matcher::set_score`]; see
+//! [`crate::reputation`], a provider it has no score for scores as a new one,
+//! 0.5). Two things read it, and neither costs anything when unused:
+//!
+//! - a job added with [`Matcher::add_job_requiring`] and a minimum score is
+//!   never paired with a provider that scores under it ([`Mismatch::ReputationTooLow`]);
+//! - with [`Matcher::prefer_reputation`] on, a new job takes, among the
+//!   compatible resting offers of the lowest price, the one whose provider
+//!   scores highest (then the oldest), instead of the oldest. With it off the
+//!   scores only serve minimums.
+//!
+//! A score change applies to the offers that arrive after it: a resting job
+//! whose minimum a resting offer's provider comes to meet is paired when one of
+//! them is posted again (providers post a fresh offer after every deal).
 
 pub mod naive;
 pub mod policy;
@@ -95,7 +112,7 @@ use std::{
 
 use alloy_primitives::{Address, U256};
 
-use self::index::{Class, Filing, JobIndex, KeyedMap, ResourceIndex, Seq};
+use self::index::{Class, Filing, JobIndex, KeyedMap, ProviderKey, ResourceIndex, Seq};
 pub use self::policy::{Mismatch, NetworkModules};
 use crate::{
     deal::{Deal, DealError, NetworkParams},
@@ -372,7 +389,16 @@ pub struct Matcher {
     /// The slots each resting resource offer takes, per provider (offers added
     /// with slots only).
     claims: HashMap<Address, Vec<(OfferId, BTreeSet<String>)>>,
+    /// Each provider's reputation score; absent: [`NEW_PROVIDER_SCORE`].
+    scores: KeyedMap<ProviderKey, f64>,
+    /// The minimum provider score of each resting job that asks for one.
+    minimums: KeyedMap<IdKey, f64>,
+    /// Whether equally priced offers go to the better-scored provider.
+    prefer_reputation: bool,
 }
+
+/// The score of a provider with no scored deal: `reputation::score(0, 0, 0)`.
+pub const NEW_PROVIDER_SCORE: f64 = 0.5;
 
 impl Matcher {
     /// An empty matcher under the network's module policy.
@@ -383,6 +409,27 @@ impl Matcher {
     /// The network's module policy in force.
     pub fn network(&self) -> &NetworkModules {
         &self.network
+    }
+
+    /// Sets whether a new job takes, among the cheapest compatible offers, the
+    /// one of the best-scored provider (then the oldest) rather than the oldest.
+    pub fn prefer_reputation(&mut self, on: bool) {
+        self.prefer_reputation = on;
+    }
+
+    /// Sets `provider`'s reputation score (see [`crate::reputation::score`]).
+    pub fn set_score(&mut self, provider: Address, score: f64) {
+        self.scores.insert(ProviderKey(provider), score);
+    }
+
+    /// `provider`'s reputation score ([`NEW_PROVIDER_SCORE`] if none was set).
+    pub fn score(&self, provider: Address) -> f64 {
+        provider_score(&self.scores, provider)
+    }
+
+    /// The minimum provider score the resting job `id` asks for (0: none).
+    pub fn minimum_of(&self, id: &OfferId) -> f64 {
+        self.minimums.get(&IdKey(*id)).copied().unwrap_or(0.0)
     }
 
     /// Number of resting job offers.
@@ -431,6 +478,18 @@ impl Matcher {
         job: JobOffer,
         now: u64,
     ) -> Result<Option<Matched>, AddError> {
+        self.add_job_requiring(id, job, 0.0, now)
+    }
+
+    /// [`add_job`](Self::add_job) for a job that only takes providers whose score
+    /// is at least `min_score` (0, or anything not above it: no minimum).
+    pub fn add_job_requiring(
+        &mut self,
+        id: OfferId,
+        job: JobOffer,
+        min_score: f64,
+        now: u64,
+    ) -> Result<Option<Matched>, AddError> {
         if self.jobs.ids.contains_key(&IdKey(id)) {
             return Err(AddError::Duplicate { id });
         }
@@ -438,17 +497,32 @@ impl Matcher {
             return Err(AddError::Expired { id, expiry: job.expiry, now });
         }
         let class = Class::of_job(&job.requirements);
+        let requires = min_score > 0.0;
         let found = if self.network.allows(&job.module_id) {
             let resources = &self.resources;
             let network = &self.network;
-            self.resource_index.cheapest_for(&job, class, |seq, from_any| {
-                let resource = &resources.get(seq)?.offer;
-                if from_any && resource.module_prices.contains_key(&job.module_id) {
-                    // Filed under the module at its own price; met there.
-                    return None;
-                }
-                policy::check(&job, resource, network, now).ok()
-            })
+            let scores = &self.scores;
+            let score_of = |seq: Seq| {
+                resources.get(seq).map_or(0.0, |r| provider_score(scores, r.offer.provider))
+            };
+            let rank = self.prefer_reputation.then_some(score_of);
+            self.resource_index.cheapest_for(
+                &job,
+                class,
+                |seq, from_any| {
+                    let resource = &resources.get(seq)?.offer;
+                    if from_any && resource.module_prices.contains_key(&job.module_id) {
+                        // Filed under the module at its own price; met there.
+                        return None;
+                    }
+                    let price = policy::check(&job, resource, network, now).ok()?;
+                    if requires && provider_score(scores, resource.provider) < min_score {
+                        return None;
+                    }
+                    Some(price)
+                },
+                rank,
+            )
         } else {
             None
         };
@@ -462,6 +536,9 @@ impl Matcher {
                 resource: resource.offer,
                 withdrawn,
             }));
+        }
+        if requires {
+            self.minimums.insert(IdKey(id), min_score);
         }
         let seq = self.take_seq(self.jobs.next_slot());
         self.job_index.insert(seq, &job, class);
@@ -511,8 +588,16 @@ impl Matcher {
         let class = Class::of_machine(&resource.spec);
         let jobs = &self.jobs;
         let network = &self.network;
+        let minimums = &self.minimums;
+        // Looked up only when some resting job asks for a minimum.
+        let score = if minimums.is_empty() { 0.0 } else { self.score(resource.provider) };
         let found = self.job_index.oldest_for(&resource, class, network, |seq| {
-            policy::check(&jobs.get(seq)?.offer, &resource, network, now).ok()
+            let job = jobs.get(seq)?;
+            let price = policy::check(&job.offer, &resource, network, now).ok()?;
+            if !minimums.is_empty() && minimums.get(&IdKey(job.id)).is_some_and(|&m| score < m) {
+                return None;
+            }
+            Some(price)
         });
         if let Some((seq, price)) = found
             && let Some(job) = self.remove_job_seq(seq)
@@ -579,6 +664,9 @@ impl Matcher {
     fn remove_job_seq(&mut self, seq: Seq) -> Option<Resting<JobOffer>> {
         let resting = self.jobs.remove(seq, |j| j.expiry)?;
         self.job_index.remove(seq, &resting.offer, resting.class);
+        if !self.minimums.is_empty() {
+            self.minimums.remove(&IdKey(resting.id));
+        }
         Some(resting)
     }
 
@@ -627,19 +715,51 @@ impl Matcher {
     /// Resource offers compatible with `job` are left out, so for a resting
     /// job the list names every resting resource offer. Scans them all.
     pub fn explain(&self, job: &JobOffer, now: u64) -> Vec<(OfferId, Mismatch)> {
+        self.explain_requiring(job, 0.0, now)
+    }
+
+    /// [`explain`](Self::explain) for a job that asks for providers scoring at
+    /// least `min_score`: an offer that passes every rule but comes from a provider
+    /// under it gets [`Mismatch::ReputationTooLow`].
+    pub fn explain_requiring(
+        &self,
+        job: &JobOffer,
+        min_score: f64,
+        now: u64,
+    ) -> Vec<(OfferId, Mismatch)> {
         by_age(&self.resources)
             .into_iter()
             .filter_map(|(id, resource)| {
-                policy::check(job, resource, &self.network, now).err().map(|m| (id, m))
+                let why = match policy::check(job, resource, &self.network, now) {
+                    Err(m) => m,
+                    Ok(_) => {
+                        let score = self.score(resource.provider);
+                        if score >= min_score {
+                            return None;
+                        }
+                        Mismatch::ReputationTooLow {
+                            score_ppm: policy::score_ppm(score),
+                            minimum_ppm: policy::score_ppm(min_score),
+                        }
+                    }
+                };
+                Some((id, why))
             })
             .collect()
     }
 
-    /// [`explain`](Self::explain) for the resting job offer `id`, or `None`
-    /// if no such job is resting.
+    /// [`explain`](Self::explain) for the resting job offer `id` (with its
+    /// minimum score), or `None` if no such job is resting.
     pub fn explain_job(&self, id: &OfferId, now: u64) -> Option<Vec<(OfferId, Mismatch)>> {
-        self.job(id).map(|job| self.explain(job, now))
+        self.job(id).map(|job| self.explain_requiring(job, self.minimum_of(id), now))
     }
+}
+
+fn provider_score(scores: &KeyedMap<ProviderKey, f64>, provider: Address) -> f64 {
+    if scores.is_empty() {
+        return NEW_PROVIDER_SCORE;
+    }
+    scores.get(&ProviderKey(provider)).copied().unwrap_or(NEW_PROVIDER_SCORE)
 }
 
 fn by_age<T>(side: &Side<T>) -> Vec<(OfferId, &T)> {

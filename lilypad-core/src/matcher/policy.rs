@@ -154,6 +154,25 @@ pub enum Mismatch {
         /// The provider's minimum.
         minimum_secs: u64,
     },
+    /// The provider's reputation score is under the job's minimum (checked by the
+    /// [`Matcher`](super::Matcher), which holds the scores, after every rule above).
+    #[error(
+        "provider reputation {:.3} is under the job's minimum {:.3}",
+        f64::from(*score_ppm) / 1e6,
+        f64::from(*minimum_ppm) / 1e6
+    )]
+    ReputationTooLow {
+        /// The provider's score, in millionths.
+        score_ppm: u32,
+        /// The job's minimum score, in millionths.
+        minimum_ppm: u32,
+    },
+}
+
+/// A score in `[0, 1]` in millionths (rounded down), as [`Mismatch`] carries it.
+pub fn score_ppm(score: f64) -> u32 {
+    // Saturating float-to-int cast; NaN becomes 0.
+    (score.clamp(0.0, 1.0) * 1e6) as u32
 }
 
 impl Mismatch {
@@ -180,6 +199,7 @@ impl Mismatch {
             Self::TimeoutTooShort { .. } => {
                 "the provider needs a longer job timeout than your module's"
             }
+            Self::ReputationTooLow { .. } => "the provider's reputation is under your minimum",
         }
     }
 }
@@ -423,6 +443,7 @@ mod tests {
                 Mismatch::TimeoutTooShort { .. } => j.timeout_secs = 601,
                 Mismatch::PriceTooHigh { .. } => j.max_price = U256::MAX,
                 Mismatch::NoCommonMediator { .. } => r.mediators = j.mediators.clone(),
+                Mismatch::ReputationTooLow { .. } => unreachable!("check reads no score"),
             }
         }
         assert_eq!(seen.len(), 11, "each rule fails once, in order");

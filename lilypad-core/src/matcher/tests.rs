@@ -427,3 +427,70 @@ fn removing_or_expiring_an_offer_releases_its_hold() {
     m.remove_resource(&id(1));
     assert!(m.slots_of(addr(2), &id(1)).is_empty());
 }
+
+fn from(provider: u8, price: u64) -> ResourceOffer {
+    ResourceOffer { provider: addr(provider), ..priced(price) }
+}
+
+#[test]
+fn new_provider_score_is_the_reputation_of_no_deal() {
+    assert_eq!(NEW_PROVIDER_SCORE, crate::reputation::score(0, 0, 0));
+    assert_eq!(Matcher::default().score(addr(2)), NEW_PROVIDER_SCORE);
+}
+
+#[test]
+fn preference_breaks_price_ties_by_score_only_when_on() {
+    for prefer in [false, true] {
+        let mut m = Matcher::default();
+        m.set_score(addr(20), 0.2);
+        m.set_score(addr(21), 0.9);
+        m.set_score(addr(22), 0.99);
+        m.prefer_reputation(prefer);
+        m.add_resource(id(1), from(20, 5), 0).unwrap();
+        m.add_resource(id(2), from(21, 5), 0).unwrap();
+        // Cheaper wins whatever its score; dearer never does.
+        m.add_resource(id(3), from(22, 6), 0).unwrap();
+        let got = m.add_job(id(10), job(), 0).deal().unwrap().unwrap();
+        assert_eq!(got.resource, if prefer { id(2) } else { id(1) }, "prefer {prefer}");
+        assert_eq!(got.price, U256::from(5));
+        let got = m.add_job(id(11), job(), 0).deal().unwrap().unwrap();
+        assert_eq!(got.resource, if prefer { id(1) } else { id(2) });
+        assert_eq!(m.add_job(id(12), job(), 0).deal().unwrap().unwrap().resource, id(3));
+    }
+}
+
+#[test]
+fn equal_scores_keep_the_oldest() {
+    let mut m = Matcher::default();
+    m.prefer_reputation(true);
+    m.add_resource(id(1), from(20, 5), 0).unwrap();
+    m.add_resource(id(2), from(21, 5), 0).unwrap();
+    assert_eq!(m.add_job(id(10), job(), 0).deal().unwrap().unwrap().resource, id(1));
+}
+
+#[test]
+fn minimum_score_holds_both_ways_and_is_explained() {
+    let mut m = Matcher::default();
+    m.set_score(addr(20), 0.3);
+    m.set_score(addr(21), 0.8);
+    // A resting low-score offer is passed over; the job rests.
+    m.add_resource(id(1), from(20, 1), 0).unwrap();
+    assert_eq!(m.add_job_requiring(id(10), job(), 0.6, 0).deal().unwrap(), None);
+    assert_eq!(m.minimum_of(&id(10)), 0.6);
+    let why = m.explain_job(&id(10), 0).unwrap();
+    assert_eq!(
+        why,
+        vec![(id(1), Mismatch::ReputationTooLow { score_ppm: 300_000, minimum_ppm: 600_000 })]
+    );
+    assert_eq!(why[0].1.to_string(), "provider reputation 0.300 is under the job's minimum 0.600");
+    assert_eq!(why[0].1.for_job_creator(), "the provider's reputation is under your minimum");
+    // Without the minimum, the same offer is fine.
+    assert!(m.explain(&job(), 0).is_empty());
+    // Another low-score offer arriving does not take it; a good one does.
+    assert_eq!(m.add_resource(id(2), from(20, 1), 0).deal().unwrap(), None);
+    let got = m.add_resource(id(3), from(21, 5), 0).deal().unwrap().unwrap();
+    assert_eq!((got.job, got.resource), (id(10), id(3)));
+    assert_eq!(m.minimum_of(&id(10)), 0.0);
+    // A job without a minimum takes the low-score offer.
+    assert_eq!(m.add_job(id(11), job(), 0).deal().unwrap().unwrap().resource, id(1));
+}
