@@ -704,3 +704,88 @@ fn offers_sharing_a_slot_keep_their_slots_across_a_kill_9_and_never_make_two_dea
     });
     drop(solver);
 }
+
+#[test]
+fn min_reputation_jobs_wait_for_a_good_provider_across_a_kill_9_and_preference_picks_it() {
+    let (dir, rt, net) = approved_devnet();
+    let db = dir.path().join("solver.db");
+    let log = dir.path().join("solver.log");
+
+    // 1. PROVIDER completes a deal (results accepted): it scores (1+1)/(1+2) = 0.667,
+    // PROVIDER2, with no deal, 0.5.
+    let solver = SolverProc::start(&net.network_file(), &db, &log, &[]);
+    let loose = signed_resource(&net, PROVIDER2, &resource(PROVIDER2, 1));
+    let picky = signed_job(&net, &job(2, 1));
+    rt.block_on(async {
+        let jc = client(&solver.url, devnet::JOB_CREATOR);
+        let rp = client(&solver.url, devnet::PROVIDER);
+        let j = signed_job(&net, &job(1, 1));
+        jc.post_job_offer(&j, INPUTS).await.expect("post job");
+        let r = signed_resource(&net, devnet::PROVIDER, &resource(devnet::PROVIDER, 1));
+        rp.post_resource_offer(&r).await.expect("post resource");
+        let deal_id = eventually("the deal", || async {
+            let s = jc.job_offer(j.id).await.expect("status");
+            (s.state == OfferState::Matched).then_some(s.deal_id).flatten()
+        })
+        .await;
+        let cid = Bytes::from_static(b"\x01\x55\x12\x20results-of-the-job-0123456789abcdef");
+        net.account(devnet::PROVIDER).submit_results_raw(deal_id, cid).await.expect("submit");
+        net.account(devnet::JOB_CREATOR).accept_results(deal_id).await.expect("accept");
+        eventually("finished", || async {
+            jc.deal(deal_id).await.expect("deal").status.is_finished().then_some(())
+        })
+        .await;
+
+        // 2. A job asking for 0.6 passes PROVIDER2's waiting offer by and says why.
+        let rp2 = client(&solver.url, PROVIDER2);
+        rp2.post_resource_offer(&loose).await.expect("post resource");
+        let st = jc.post_job_offer_requiring(&picky, INPUTS, Some(0.6)).await.expect("post");
+        assert_eq!(st.state, OfferState::Open);
+        // Out of range is refused with the reason, and nothing is stored.
+        for bad in [1.5, -0.1] {
+            let other = signed_job(&net, &job(9, 1));
+            let e = jc.post_job_offer_requiring(&other, INPUTS, Some(bad)).await;
+            let e = format!("{:?}", e.expect_err("refused"));
+            assert!(e.contains("invalid min_reputation") && e.contains("from 0 to 1"), "{e}");
+        }
+    });
+    solver.kill9();
+
+    // 3. Restarted: the minimum came back with the offer (else PROVIDER2's offer,
+    // reloaded after it, would take it) and the scores from the database.
+    let solver = SolverProc::start(&net.network_file(), &db, &log, &["--prefer-reputation"]);
+    rt.block_on(async {
+        let jc = client(&solver.url, devnet::JOB_CREATOR);
+        let rp = client(&solver.url, devnet::PROVIDER);
+        let st = jc.job_offer(picky.id).await.expect("status");
+        assert_eq!(st.state, OfferState::Open);
+        assert_eq!(st.mismatches.len(), 1, "{:?}", st.mismatches);
+        assert_eq!(st.mismatches[0].reason, "the provider's reputation is under your minimum");
+
+        // 4. PROVIDER's next offer takes it.
+        let r = signed_resource(&net, devnet::PROVIDER, &resource(devnet::PROVIDER, 2));
+        rp.post_resource_offer(&r).await.expect("post resource");
+        let deal_id = eventually("the picky deal", || async {
+            let s = jc.job_offer(picky.id).await.expect("status");
+            (s.state == OfferState::Matched).then_some(s.deal_id).flatten()
+        })
+        .await;
+        assert_eq!(rp.deal(deal_id).await.expect("deal").deal.resource_offer_id, r.id);
+
+        // 5. With --prefer-reputation, of two offers at one price the better provider's
+        // wins although PROVIDER2's is older.
+        let r = signed_resource(&net, devnet::PROVIDER, &resource(devnet::PROVIDER, 3));
+        rp.post_resource_offer(&r).await.expect("post resource");
+        let j = signed_job(&net, &job(3, 1));
+        jc.post_job_offer(&j, INPUTS).await.expect("post job");
+        let deal_id = eventually("the preferred deal", || async {
+            let s = jc.job_offer(j.id).await.expect("status");
+            (s.state == OfferState::Matched).then_some(s.deal_id).flatten()
+        })
+        .await;
+        assert_eq!(rp.deal(deal_id).await.expect("deal").deal.resource_offer_id, r.id);
+        let rp2 = client(&solver.url, PROVIDER2);
+        assert_eq!(rp2.resource_offer(loose.id).await.expect("status").state, OfferState::Open);
+    });
+    drop(solver);
+}

@@ -46,6 +46,10 @@ pub(crate) struct RunArgs {
     /// Run only on this provider.
     #[arg(long, value_name = "ADDR")]
     target: Option<Address>,
+    /// Run only on a provider whose reputation score (0 to 1, a new provider 0.5;
+    /// see `lilypad-cli leaderboard`) is at least this.
+    #[arg(long, value_name = "SCORE", value_parser = parse_min_reputation)]
+    min_reputation: Option<f64>,
     /// The most to pay, in tokens (`1.5`, `1.5 LP`) or base units (`1500wei`).
     #[arg(long, value_name = "P", default_value = "1", value_parser = amounts::parse)]
     max_price: U256,
@@ -66,6 +70,11 @@ pub(crate) struct RunArgs {
     /// challenge of honest results can be lost.
     #[arg(long)]
     allow_unpinned_image: bool,
+}
+
+fn parse_min_reputation(s: &str) -> Result<f64, String> {
+    let min: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number"))?;
+    lilypad_sdk::solver::api::check_min_reputation(min)
 }
 
 pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
@@ -144,6 +153,7 @@ async fn run_on(
         target: args.target,
         max_price: Some(args.max_price),
         output_dir: args.output_dir.clone(),
+        min_reputation: args.min_reputation,
     };
 
     // Ctrl-C before a deal withdraws the offer (the flow voids its nonce on chain);
@@ -326,7 +336,8 @@ fn error_json(e: &JobError) -> serde_json::Value {
         JobError::ProviderCouldNotRun { .. } => "provider_could_not_run",
         JobError::UndeclaredInputFile { .. }
         | JobError::InputsTooLarge { .. }
-        | JobError::ImageNotPinned { .. } => "invalid_job",
+        | JobError::ImageNotPinned { .. }
+        | JobError::InvalidMinReputation(_) => "invalid_job",
         JobError::TermsRefused(_) => "terms_refused",
         JobError::Cancelled(_) => "cancelled",
         _ => "error",

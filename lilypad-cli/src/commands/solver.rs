@@ -51,6 +51,10 @@ pub(crate) struct SolverArgs {
     /// Requests per peer IP address at once (burst).
     #[arg(long, env = "LILYPAD_SOLVER_PEER_BURST", default_value_t = Limits::default().per_peer.burst)]
     peer_burst: f64,
+    /// Among equally priced offers for a job, prefer the provider with the better
+    /// reputation score (from chain events) over the older offer.
+    #[arg(long, env = "LILYPAD_SOLVER_PREFER_REPUTATION")]
+    prefer_reputation: bool,
 }
 
 fn network(args: &SolverArgs) -> anyhow::Result<NetworkConfig> {
@@ -79,6 +83,7 @@ pub(crate) fn run(args: &SolverArgs) -> anyhow::Result<()> {
         per_peer: Rate { per_sec: args.peer_rate, burst: args.peer_burst },
         ..Limits::default()
     };
+    opts.prefer_reputation = args.prefer_reputation;
     lilypad_cli_common::block_on(async move {
         let public_url = config.solver_url.clone();
         let chain = ChainClient::connect(config).await?.with_signer(key);

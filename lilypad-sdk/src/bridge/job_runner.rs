@@ -96,6 +96,7 @@ impl JobCreatorRunner {
             target: None,
             max_price: Some(max_price),
             output_dir: self.work_dir.join(format!("job-{}", job.job.job_id)),
+            min_reputation: None,
         })
     }
 }

@@ -112,6 +112,11 @@ impl JobCreator {
             .chain
             .address()
             .ok_or_else(|| JobError::Other("the chain client has no signer".into()))?;
+        let min_reputation = request
+            .min_reputation
+            .map(crate::solver::api::check_min_reputation)
+            .transpose()
+            .map_err(JobError::InvalidMinReputation)?;
 
         // 1. Module and inputs, before anything touches the network.
         let modules = self.modules.clone();
@@ -240,7 +245,7 @@ impl JobCreator {
         };
         let signed = self.chain.sign_job_offer(&offer)?;
         let offer_id = signed.id;
-        self.solver.post_job_offer(&signed, &inputs_bytes).await?;
+        self.solver.post_job_offer_requiring(&signed, &inputs_bytes, min_reputation).await?;
         on_event(JobEvent::OfferPosted { offer_id, expiry });
 
         // 5. The deal.

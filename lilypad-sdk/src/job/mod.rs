@@ -49,6 +49,9 @@ pub struct JobRequest {
     pub max_price: Option<U256>,
     /// Where the results go: `<output_dir>/<deal id>/`.
     pub output_dir: PathBuf,
+    /// The least reputation score (`0..=1`, see `lilypad_core::reputation`) a provider
+    /// needs for the solver to pair it with the job; `None`: any.
+    pub min_reputation: Option<f64>,
 }
 
 /// A step of the flow, in order.
@@ -258,6 +261,9 @@ pub enum JobError {
     /// The network's current parameters are outside what this job creator signs.
     #[error("the network's terms are outside this job's bounds: {0}")]
     TermsRefused(#[from] TermsRefused),
+    /// The request's minimum reputation is not a number from 0 to 1.
+    #[error("{0}")]
+    InvalidMinReputation(String),
     /// The provider reported that the job cannot run because of the job itself.
     #[error(
         "provider {provider} could not run the job of deal {deal_id}: {reason}: {detail}{}",

@@ -65,7 +65,7 @@ pub fn decode_inputs(text: &str) -> Result<Vec<u8>, String> {
 }
 
 /// Body of `POST /api/v1/job_offers`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostJobOffer {
     /// The offer.
@@ -74,6 +74,23 @@ pub struct PostJobOffer {
     pub signature: Bytes,
     /// The job's inputs; their keccak256 must be `offer.inputs_hash`.
     pub inputs: Inputs,
+    /// The least reputation score (in `[0, 1]`, see `lilypad_core::reputation`) a
+    /// provider needs for the solver to pair it with this job; absent: any. The
+    /// request's signature covers it (not the offer's: the chain never sees it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_reputation: Option<f64>,
+}
+
+/// Checks a minimum reputation score: a finite number in `[0, 1]`.
+pub fn check_min_reputation(min: f64) -> Result<f64, String> {
+    if min.is_finite() && (0.0..=1.0).contains(&min) {
+        Ok(min)
+    } else {
+        Err(format!(
+            "minimum reputation {min} is not a number from 0 to 1 (scores are (completed + 1) / \
+             (completed + timed out + lost + 2); a new provider scores 0.5)"
+        ))
+    }
 }
 
 /// Body of `POST /api/v1/resource_offers`.

@@ -332,10 +332,20 @@ impl SolverClient {
 
     /// The JSON body of [`Self::post_job_offer`] (for tools that send it themselves).
     pub fn job_offer_body(job: &SignedJobOffer, inputs: &[u8]) -> Result<Vec<u8>> {
+        Self::job_offer_body_requiring(job, inputs, None)
+    }
+
+    /// The JSON body of [`Self::post_job_offer_requiring`].
+    pub fn job_offer_body_requiring(
+        job: &SignedJobOffer,
+        inputs: &[u8],
+        min_reputation: Option<f64>,
+    ) -> Result<Vec<u8>> {
         let body = PostJobOffer {
             offer: job.offer.clone(),
             signature: job.signature.clone(),
             inputs: Inputs(inputs.to_vec()),
+            min_reputation,
         };
         serde_json::to_vec(&body).map_err(|e| SolverError::Decode(e.to_string()))
     }
@@ -365,7 +375,18 @@ impl SolverClient {
         job: &SignedJobOffer,
         inputs: &[u8],
     ) -> Result<OfferReceipt> {
-        let body = Self::job_offer_body(job, inputs)?;
+        self.post_job_offer_requiring(job, inputs, None).await
+    }
+
+    /// [`Self::post_job_offer`] for a job that only takes providers whose reputation
+    /// score is at least `min_reputation` (see `PostJobOffer::min_reputation`).
+    pub async fn post_job_offer_requiring(
+        &self,
+        job: &SignedJobOffer,
+        inputs: &[u8],
+        min_reputation: Option<f64>,
+    ) -> Result<OfferReceipt> {
+        let body = Self::job_offer_body_requiring(job, inputs, min_reputation)?;
         self.call_json("POST", "/api/v1/job_offers", body).await
     }
 

@@ -15,13 +15,19 @@
 //! lets them run beside the writer.
 
 use std::{
+    collections::BTreeMap,
     path::{Path, PathBuf},
     sync::{Arc, Mutex, mpsc},
     thread,
 };
 
 use alloy::primitives::{Address, B256, U256};
-use lilypad_core::{offer::OfferId, state::DealStatus};
+use lilypad_core::{
+    offer::OfferId,
+    reputation::{self, Reputation},
+    settlement::Outcome,
+    state::DealStatus,
+};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::{broadcast, oneshot};
 
@@ -103,7 +109,7 @@ impl StoredEvent {
 }
 
 /// An offer as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoredOffer {
     /// Arrival order.
     pub seq: u64,
@@ -125,6 +131,8 @@ pub struct StoredOffer {
     pub deal_id: Option<B256>,
     /// The provider's slots it takes (resource offers; see `PostResourceOffer::slots`).
     pub slots: Vec<String>,
+    /// The least provider score the job takes (job offers; see `PostJobOffer::min_reputation`).
+    pub min_reputation: Option<f64>,
 }
 
 /// A new offer to store.
@@ -146,6 +154,8 @@ pub struct NewOffer {
     pub expiry: u64,
     /// The provider's slots it takes (resource offers).
     pub slots: Vec<String>,
+    /// The least provider score the job takes (job offers).
+    pub min_reputation: Option<f64>,
 }
 
 /// A matched pair whose deal is being created.
@@ -206,7 +216,8 @@ CREATE TABLE IF NOT EXISTS offers (
     reason TEXT,
     deal_id BLOB,
     created_at INTEGER NOT NULL,
-    slots TEXT
+    slots TEXT,
+    min_reputation REAL
 );
 CREATE INDEX IF NOT EXISTS offers_live ON offers(state) WHERE state IN ('open', 'matching');
 CREATE TABLE IF NOT EXISTS pairs (
@@ -240,6 +251,15 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_a ON events(party_a, seq);
 CREATE INDEX IF NOT EXISTS events_b ON events(party_b, seq) WHERE party_b IS NOT NULL;
+CREATE TABLE IF NOT EXISTS provider_deals (
+    deal_id BLOB PRIMARY KEY,
+    provider BLOB NOT NULL,
+    created_at INTEGER,
+    results_at INTEGER,
+    challenged INTEGER NOT NULL DEFAULT 0,
+    outcome INTEGER
+);
+CREATE INDEX IF NOT EXISTS provider_deals_rp ON provider_deals(provider);
 ";
 
 fn now_secs() -> u64 {
@@ -513,9 +533,60 @@ impl Store {
         })
         .await
     }
+
+    /// The reputation of each provider with a deal in `provider_deals` (every
+    /// deal of the controller the follower has seen, of any solver); only
+    /// `providers`' when given.
+    pub async fn reputations(
+        &self,
+        providers: Option<Vec<Address>>,
+    ) -> Result<BTreeMap<Address, Reputation>> {
+        self.read(move |c| {
+            let mut deals: BTreeMap<Address, Vec<reputation::DealRecord>> = BTreeMap::new();
+            let mut row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<()> {
+                let provider = address(&r.get::<_, Vec<u8>>(0)?);
+                let outcome = r
+                    .get::<_, Option<i64>>(4)?
+                    .and_then(|o| usize::try_from(o).ok())
+                    .and_then(|o| Outcome::ALL.get(o).copied());
+                deals.entry(provider).or_default().push(reputation::DealRecord {
+                    created_at: r.get::<_, Option<i64>>(1)?.unwrap_or(0) as u64,
+                    results_at: r.get::<_, Option<i64>>(2)?.map(|t| t as u64),
+                    challenged: r.get::<_, i64>(3)? != 0,
+                    outcome,
+                });
+                Ok(())
+            };
+            let cols =
+                "SELECT provider, created_at, results_at, challenged, outcome FROM provider_deals";
+            match providers {
+                None => {
+                    let mut st = c.prepare(cols).map_err(sql("reputations"))?;
+                    let mut rows = st.query([]).map_err(sql("reputations"))?;
+                    while let Some(r) = rows.next().map_err(sql("reputations"))? {
+                        row(r).map_err(sql("reputations"))?;
+                    }
+                }
+                Some(list) => {
+                    let mut st = c
+                        .prepare(&format!("{cols} WHERE provider = ?1"))
+                        .map_err(sql("reputations"))?;
+                    for p in list {
+                        let mut rows = st.query([p.as_slice()]).map_err(sql("reputations"))?;
+                        while let Some(r) = rows.next().map_err(sql("reputations"))? {
+                            row(r).map_err(sql("reputations"))?;
+                        }
+                    }
+                }
+            }
+            Ok(deals.into_iter().map(|(p, d)| (p, reputation::reputation(&d))).collect())
+        })
+        .await
+    }
 }
 
-const OFFER_COLS: &str = "seq, id, kind, signer, offer, signature, state, reason, deal_id, slots";
+const OFFER_COLS: &str =
+    "seq, id, kind, signer, offer, signature, state, reason, deal_id, slots, min_reputation";
 
 /// Brings a database made by an older solver up to [`SCHEMA`].
 fn migrate(conn: &Connection) -> Result<()> {
@@ -530,6 +601,19 @@ fn migrate(conn: &Connection) -> Result<()> {
         > 0;
     if !has_slots {
         conn.execute_batch("ALTER TABLE offers ADD COLUMN slots TEXT").map_err(sql("migrate"))?;
+    }
+    // `min_reputation` came with reputation; older job offers ask for none.
+    let has_min: bool = conn
+        .query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('offers') WHERE name = 'min_reputation'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(sql("schema"))?
+        > 0;
+    if !has_min {
+        conn.execute_batch("ALTER TABLE offers ADD COLUMN min_reputation REAL")
+            .map_err(sql("migrate"))?;
     }
     Ok(())
 }
@@ -550,6 +634,7 @@ fn offer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredOffer> {
             .get::<_, Option<String>>(9)?
             .map(|j| serde_json::from_str(&j).unwrap_or_default())
             .unwrap_or_default(),
+        min_reputation: r.get(10)?,
     })
 }
 
@@ -637,7 +722,8 @@ impl Tx<'_> {
             .conn
             .prepare_cached(
                 "INSERT OR IGNORE INTO offers (id, kind, signer, offer, signature, inputs, expiry, \
-                 state, created_at, slots) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'open', ?8, ?9)",
+                 state, created_at, slots, min_reputation) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'open', ?8, ?9, ?10)",
             )
             .and_then(|mut st| {
                 st.execute(params![
@@ -650,6 +736,7 @@ impl Tx<'_> {
                     int(o.expiry),
                     int(self.now),
                     (!o.slots.is_empty()).then(|| serde_json::json!(o.slots).to_string()),
+                    o.min_reputation,
                 ])
             })
             .map_err(sql("insert offer"))?;
@@ -785,6 +872,60 @@ impl Tx<'_> {
         Ok(Some(record.status))
     }
 
+    /// Records, for its provider's reputation, a deal from its `DealCreated` event
+    /// (block time `at` when the node gave it); returns the provider.
+    pub fn reputation_created(
+        &mut self,
+        deal: B256,
+        provider: Address,
+        at: Option<u64>,
+    ) -> Result<Address> {
+        self.conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO provider_deals (deal_id, provider, created_at) \
+                 VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![deal.as_slice(), provider.as_slice(), at.map(int)])
+            })
+            .map_err(sql("reputation"))?;
+        Ok(provider)
+    }
+
+    /// Records a deal's results at block time `at`; returns its provider (`None`:
+    /// a deal whose creation was not seen).
+    pub fn reputation_results(&mut self, deal: B256, at: Option<u64>) -> Result<Option<Address>> {
+        self.reputation_update("results_at = ?2", deal, at.map(int))
+    }
+
+    /// Records a challenge of a deal's results or failure report; returns its provider.
+    pub fn reputation_challenged(&mut self, deal: B256) -> Result<Option<Address>> {
+        self.reputation_update("challenged = ?2", deal, Some(1))
+    }
+
+    /// Records how a deal ended; returns its provider.
+    pub fn reputation_finished(&mut self, deal: B256, outcome: Outcome) -> Result<Option<Address>> {
+        let code = Outcome::ALL.iter().position(|o| *o == outcome).map(|i| i as i64);
+        self.reputation_update("outcome = ?2", deal, code)
+    }
+
+    fn reputation_update(
+        &self,
+        set: &'static str,
+        deal: B256,
+        value: Option<i64>,
+    ) -> Result<Option<Address>> {
+        self.conn
+            .prepare_cached(&format!(
+                "UPDATE provider_deals SET {set} WHERE deal_id = ?1 RETURNING provider"
+            ))
+            .and_then(|mut st| {
+                st.query_row(params![deal.as_slice(), value], |r| r.get::<_, Vec<u8>>(0)).optional()
+            })
+            .map(|p| p.map(|p| address(&p)))
+            .map_err(sql("reputation"))
+    }
+
     /// Sets a `meta` value.
     pub fn set_meta(&mut self, key: &str, value: &str) -> Result<()> {
         self.conn
@@ -870,6 +1011,7 @@ mod tests {
             inputs: None,
             expiry: 10,
             slots: Vec::new(),
+            min_reputation: None,
         }
     }
 

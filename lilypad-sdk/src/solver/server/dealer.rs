@@ -29,8 +29,8 @@ use crate::{
 
 /// An offer to put into the book.
 pub(super) enum Parsed {
-    /// A job offer.
-    Job(JobOffer),
+    /// A job offer and the least provider score it takes (0: any).
+    Job(JobOffer, f64),
     /// A resource offer and the provider's slots it takes.
     Resource(ResourceOffer, BTreeSet<String>),
 }
@@ -38,7 +38,9 @@ pub(super) enum Parsed {
 /// An offer parsed back from its stored JSON.
 fn parse(o: &StoredOffer) -> Result<Parsed, serde_json::Error> {
     Ok(match o.kind {
-        OfferKind::Job => Parsed::Job(serde_json::from_str(&o.offer_json)?),
+        OfferKind::Job => {
+            Parsed::Job(serde_json::from_str(&o.offer_json)?, o.min_reputation.unwrap_or(0.0))
+        }
         OfferKind::Resource => Parsed::Resource(
             serde_json::from_str(&o.offer_json)?,
             o.slots.iter().cloned().collect(),
@@ -57,7 +59,7 @@ pub(super) fn add_to_book(
     let added = {
         let Ok(mut book) = state.book.lock() else { return Ok(OfferState::Open) };
         match offer {
-            Parsed::Job(j) => book.add_job(id, j, now),
+            Parsed::Job(j, min) => book.add_job_requiring(id, j, min, now),
             Parsed::Resource(r, slots) => book.add_resource_claiming(id, r, slots, now),
         }
     };
@@ -288,7 +290,7 @@ impl Dealer {
             self.retry.remove(&pair.deal_id);
             return;
         }
-        let (Ok(Parsed::Job(job)), Ok(Parsed::Resource(resource, _))) =
+        let (Ok(Parsed::Job(job, _)), Ok(Parsed::Resource(resource, _))) =
             (parse(&job_row), parse(&res_row))
         else {
             self.resolve(

@@ -4,8 +4,14 @@
 //! same transaction as the updates a batch of logs makes, so after a crash the
 //! follower rescans from the last committed block: each update is idempotent
 //! (a known deal is not created twice; a state update rewrites the same state).
+//!
+//! It also keeps every provider's reputation (`lilypad_core::reputation`) from the
+//! deals of every solver: the events of each deal go to `provider_deals` in the same
+//! transaction, and the scores of the providers a batch touched are then recomputed
+//! from that table and handed to the matcher. At start the matcher gets every
+//! provider's score from the table before the follower catches up.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use alloy::primitives::{Address, B256};
 use lilypad_core::{offer::JobOffer, state::DealStatus};
@@ -55,15 +61,24 @@ impl Follower {
             return Ok(true);
         }
         let solver = self.state.solver;
-        self.state
+        let touched = self
+            .state
             .store
             .write(move |tx| {
+                let mut touched = BTreeSet::new();
                 for (event, log) in &batch {
                     apply(tx, solver, event, log.transaction_hash.unwrap_or_default())?;
+                    if let Some(provider) = record_reputation(tx, event, log.block_timestamp)? {
+                        touched.insert(provider);
+                    }
                 }
-                tx.set_meta(CURSOR, &after.to_string())
+                tx.set_meta(CURSOR, &after.to_string())?;
+                Ok(touched)
             })
             .await?;
+        if !touched.is_empty() {
+            load_scores(&self.state, Some(touched.into_iter().collect())).await?;
+        }
         self.state.metrics.chain_block.set(i64::try_from(after).unwrap_or(i64::MAX));
         Ok(false)
     }
@@ -91,6 +106,42 @@ impl Follower {
                 _ = super::stopped(&mut stop) => return,
             }
         }
+    }
+}
+
+/// Hands the matcher the scores of `providers` (every provider: `None`) from the store.
+pub(super) async fn load_scores(
+    state: &State,
+    providers: Option<Vec<Address>>,
+) -> Result<(), ServeError> {
+    let reputations = state.store.reputations(providers).await?;
+    if let Ok(mut book) = state.book.lock() {
+        for (provider, r) in reputations {
+            book.set_score(provider, r.score);
+        }
+    }
+    Ok(())
+}
+
+/// Records what an event says of its deal's provider's reputation; returns the
+/// provider whose record changed.
+fn record_reputation(
+    tx: &mut Tx<'_>,
+    event: &ControllerEvent,
+    at: Option<u64>,
+) -> store::Result<Option<Address>> {
+    match event {
+        ControllerEvent::DealCreated(e) => {
+            tx.reputation_created(e.dealId, e.provider, at).map(Some)
+        }
+        ControllerEvent::ResultsSubmitted(e) => tx.reputation_results(e.dealId, at),
+        ControllerEvent::ResultsChallenged(e) => tx.reputation_challenged(e.dealId),
+        ControllerEvent::FailureChallenged(e) => tx.reputation_challenged(e.dealId),
+        ControllerEvent::DealFinished(e) => match outcome_from("DealFinished", e.outcome) {
+            Ok(outcome) => tx.reputation_finished(e.dealId, outcome),
+            Err(_) => Ok(None),
+        },
+        _ => Ok(None),
     }
 }
 

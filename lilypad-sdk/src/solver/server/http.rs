@@ -32,7 +32,7 @@ use crate::solver::{
     api::{
         DealList, ErrorBody, ErrorCode, Health, JobOfferStatus, MAX_MISMATCHES, MismatchReason,
         OfferKind, OfferReceipt, OfferState, PostJobOffer, PostResourceOffer, ResourceOfferStatus,
-        SolverEvent,
+        SolverEvent, check_min_reputation,
     },
     auth::{AuthError, RequestAuth, SignerKey, verify_with_key},
     store::{NewOffer, Store, StoreError, StoredEvent, StoredOffer},
@@ -301,10 +301,16 @@ async fn accept_job(
             offer.inputs_hash
         )));
     }
+    let min = req
+        .min_reputation
+        .map(check_min_reputation)
+        .transpose()
+        .map_err(|e| ApiError::BadRequest(format!("invalid min_reputation: {e}")))?;
     let id = offer.id(&state.offer_domain);
     let (signer, expiry, json) = (offer.creator, offer.expiry, to_json(&offer)?);
     let stored = (OfferKind::Job, signer, json, Some(inputs), expiry);
-    store_and_book(state, &a, id, &req.signature, stored, Parsed::Job(offer)).await
+    store_and_book(state, &a, id, &req.signature, stored, Parsed::Job(offer, min.unwrap_or(0.0)))
+        .await
 }
 
 /// Checks what both offer kinds need before anything else: the request's signer is
@@ -352,9 +358,9 @@ async fn store_and_book(
 ) -> Result<OfferReceipt, ApiError> {
     verify_with_key(&a.key, &id, signature)
         .map_err(|e| ApiError::BadRequest(format!("offer signature: {e}")))?;
-    let slots = match &parsed {
-        Parsed::Resource(_, slots) => slots.iter().cloned().collect(),
-        Parsed::Job(_) => Vec::new(),
+    let (slots, min_reputation) = match &parsed {
+        Parsed::Resource(_, slots) => (slots.iter().cloned().collect(), None),
+        Parsed::Job(_, min) => (Vec::new(), (*min > 0.0).then_some(*min)),
     };
     let new = NewOffer {
         id,
@@ -365,6 +371,7 @@ async fn store_and_book(
         inputs,
         expiry,
         slots,
+        min_reputation,
     };
     store_offer(state, a, new).await?;
     let st = book(state, id, parsed).await;
@@ -513,7 +520,9 @@ async fn get_job(
     };
     let mismatches = if let Some(at) = at {
         let book = state.book.lock().map_err(|_| ApiError::Internal("matcher lock".into()))?;
-        summarize(book.explain(&offer, at).into_iter().take(MAX_MISMATCHES).map(|(_, m)| m))
+        let min = row.min_reputation.unwrap_or(0.0);
+        let why = book.explain_requiring(&offer, min, at);
+        summarize(why.into_iter().take(MAX_MISMATCHES).map(|(_, m)| m))
     } else {
         Vec::new()
     };

@@ -93,6 +93,9 @@ pub struct SolverOptions {
     /// The network's module policy the matcher applies (the chain's registry is the
     /// final word: `createDeal` reverts on a module it does not allow).
     pub network_modules: NetworkModules,
+    /// Among equally priced offers for a job, prefer the provider with the better
+    /// reputation score (then the oldest offer) rather than the oldest offer.
+    pub prefer_reputation: bool,
 }
 
 impl SolverOptions {
@@ -105,6 +108,7 @@ impl SolverOptions {
             sweep_interval: Duration::from_secs(1),
             chain_poll_interval: Duration::from_millis(250),
             network_modules: NetworkModules::open(),
+            prefer_reputation: false,
         }
     }
 }
@@ -266,6 +270,8 @@ pub async fn start(chain: ChainClient, opts: SolverOptions) -> Result<RunningSol
     let metrics = Metrics::new().map_err(|e| ServeError::Metrics(e.to_string()))?;
     let (stop, shutdown) = watch::channel(false);
     let (matches, matches_rx) = mpsc::unbounded_channel();
+    let mut book = Matcher::new(opts.network_modules.clone());
+    book.prefer_reputation(opts.prefer_reputation);
     let state = Arc::new(State {
         offer_domain: chain.domain(),
         request_domain: auth::request_domain(config.chain_id, solver),
@@ -273,7 +279,7 @@ pub async fn start(chain: ChainClient, opts: SolverOptions) -> Result<RunningSol
         solver,
         chain,
         store: store.clone(),
-        book: Mutex::new(Matcher::new(opts.network_modules.clone())),
+        book: Mutex::new(book),
         matches,
         signers: Buckets::new(opts.limits.per_signer),
         peers: Buckets::new(opts.limits.per_peer),
@@ -285,6 +291,8 @@ pub async fn start(chain: ChainClient, opts: SolverOptions) -> Result<RunningSol
 
     // Deals created before a crash are recorded from their DealCreated events first,
     // so that the pairs still pending afterwards are exactly the ones to retry.
+    // Scores come first, so that the offers reloaded below meet them.
+    follower::load_scores(&state, None).await?;
     let mut follower = follower::Follower::new(state.clone()).await?;
     follower.catch_up().await?;
     dealer::reload(&state).await?;
