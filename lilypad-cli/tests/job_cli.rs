@@ -255,3 +255,38 @@ fn what_the_job_creator_can_check_is_refused_before_anything_is_paid() {
         assert_eq!(p_health(&net).await, 0, "the solver holds no job offer");
     });
 }
+
+#[test]
+fn a_job_whose_minimum_reputation_no_provider_meets_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    runtime().block_on(async {
+        let net = LocalNet::start(dir.path()).await;
+        let p = provider(&net, &dir.path().join("rp-cache"));
+        // A provider with no deal scores 0.5: under the job's minimum.
+        p.post_offer(&cpu_offer(1)).await.expect("post a CPU-only resource offer");
+        let module = repo_root().join("examples/modules/cowsay");
+        let args = ["-i", "Message=moo", "--min-reputation", "0.9", "--match-timeout", "4"];
+        let child = spawn_run(&net, dir.path(), &module, &args, ANVIL_KEYS[devnet::JOB_CREATOR]);
+        let (ok, json, err) = finish(child, 120, &net).await;
+        assert!(!ok, "{json}");
+        assert_eq!(json["status"], "no_match", "{json}\n{err}");
+        assert_eq!(json["reasons"].as_array().map(Vec::len), Some(1), "{json}");
+        let reason = json["reasons"][0].as_str().unwrap_or_default();
+        assert!(reason.contains("reputation is under your minimum"), "{json}");
+        assert!(p.solver().deals().await.expect("deals").is_empty());
+    });
+}
+
+#[test]
+fn a_minimum_reputation_outside_0_to_1_is_refused_by_name() {
+    for bad in ["1.5", "-0.1", "NaN", "inf", "high"] {
+        let out = Command::new(BIN)
+            .args(["run", "cowsay:v0.0.4", &format!("--min-reputation={bad}")])
+            .output()
+            .expect("run lilypad-cli");
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--min-reputation"), "{bad}: {err}");
+        assert!(err.contains("from 0 to 1") || err.contains("not a number"), "{bad}: {err}");
+    }
+}
