@@ -314,6 +314,51 @@ mod tests {
     }
 
     #[test]
+    fn the_request_signature_covers_a_job_offer_s_minimum_reputation() {
+        use crate::solver::api::PostJobOffer;
+        let signer = key(7);
+        let d = request_domain(31337, Address::repeat_byte(1));
+        let offer = lilypad_core::offer::JobOffer {
+            creator: signer.address(),
+            module_id: Default::default(),
+            inputs_hash: Default::default(),
+            requirements: Default::default(),
+            max_price: U256::from(1),
+            payment_collateral: U256::from(1),
+            timeout_secs: 60,
+            bounds: Default::default(),
+            mediators: Default::default(),
+            solver: Address::repeat_byte(1),
+            target: None,
+            expiry: 100,
+            nonce: U256::from(1),
+        };
+        let body = |min| {
+            let post = PostJobOffer {
+                offer: offer.clone(),
+                signature: Default::default(),
+                inputs: crate::solver::api::Inputs(Vec::new()),
+                min_reputation: min,
+            };
+            serde_json::to_vec(&post).unwrap()
+        };
+        let (signed, path) = (body(Some(0.8)), "/api/v1/job_offers");
+        let a = RequestAuth::sign(&signer, &d, "POST", path, &signed, U256::from(5), 100).unwrap();
+        assert!(a.verify(&d, "POST", path, &signed, 50, 600).is_ok());
+        // Lowered or dropped on the way, the minimum no longer matches the signature.
+        for tampered in [body(Some(0.1)), body(None)] {
+            assert!(matches!(
+                a.verify(&d, "POST", path, &tampered, 50, 600),
+                Err(AuthError::WrongSigner { .. })
+            ));
+        }
+        // Without a minimum the body is what it was before the field existed.
+        assert!(!String::from_utf8(body(None)).unwrap().contains("min_reputation"));
+        let back: PostJobOffer = serde_json::from_slice(&signed).unwrap();
+        assert_eq!(back.min_reputation, Some(0.8));
+    }
+
+    #[test]
     fn sign_verify_and_every_mismatch() {
         let signer = key(7);
         let d = request_domain(31337, Address::repeat_byte(1));

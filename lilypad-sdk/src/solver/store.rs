@@ -1071,4 +1071,69 @@ mod tests {
         let e = Store::open(&path, Address::repeat_byte(0xbb), 31337, controller).unwrap_err();
         assert!(e.to_string().contains("belongs to solver"), "{e}");
     }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reputation_rows_survive_reopen_and_score_each_provider() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let (solver, controller) = (Address::repeat_byte(0xaa), Address::repeat_byte(0xcc));
+        let (good, bad) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let deal = B256::repeat_byte;
+        let store = Store::open(&path, solver, 31337, controller).unwrap();
+        store
+            .write(move |tx| {
+                tx.reputation_created(deal(1), good, Some(100))?;
+                tx.reputation_created(deal(2), good, Some(100))?;
+                tx.reputation_created(deal(3), bad, None)?;
+                // Seen twice (a rescan after a crash): counted once.
+                tx.reputation_created(deal(3), bad, None)?;
+                assert_eq!(tx.reputation_results(deal(1), Some(130))?, Some(good));
+                assert_eq!(tx.reputation_finished(deal(1), Outcome::Accepted)?, Some(good));
+                assert_eq!(tx.reputation_challenged(deal(3))?, Some(bad));
+                assert_eq!(tx.reputation_finished(deal(3), Outcome::NoResultsInTime)?, Some(bad));
+                // A deal whose creation was never seen changes nothing.
+                assert_eq!(tx.reputation_finished(deal(9), Outcome::Accepted)?, None);
+                Ok(())
+            })
+            .await
+            .unwrap();
+        store.close();
+        drop(store);
+        let store = Store::open(&path, solver, 31337, controller).unwrap();
+        let all = store.reputations(None).await.unwrap();
+        assert_eq!(all.len(), 2);
+        let g = all[&good];
+        assert_eq!((g.completed, g.open, g.median_secs_to_results), (1, 1, Some(30)));
+        assert_eq!(g.score, reputation::score(1, 0, 0));
+        let b = all[&bad];
+        assert_eq!((b.timed_out, b.challenged, b.score), (1, 1, reputation::score(0, 1, 0)));
+        let one = store.reputations(Some(vec![bad])).await.unwrap();
+        assert_eq!(one.keys().collect::<Vec<_>>(), vec![&bad]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_older_database_gains_min_reputation_and_keeps_its_offers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let (solver, controller) = (Address::repeat_byte(0xaa), Address::repeat_byte(0xcc));
+        {
+            // The offers table as solvers before reputation made it, with one offer.
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE offers (seq INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE, \
+                 kind INTEGER NOT NULL, signer BLOB NOT NULL, offer TEXT NOT NULL, \
+                 signature BLOB NOT NULL, inputs BLOB, expiry INTEGER NOT NULL, \
+                 state TEXT NOT NULL, reason TEXT, deal_id BLOB, created_at INTEGER NOT NULL, \
+                 slots TEXT);
+                 INSERT INTO offers (id, kind, signer, offer, signature, expiry, state, created_at) \
+                 VALUES (x'01', 0, x'02', '{}', x'03', 10, 'open', 1);",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path, solver, 31337, controller).unwrap();
+        let job = NewOffer { kind: OfferKind::Job, min_reputation: Some(0.75), ..offer(7) };
+        store.write(move |tx| tx.insert_offer(&job)).await.unwrap();
+        let live = store.live_offers().await.unwrap();
+        let mins: Vec<_> = live.iter().map(|o| o.min_reputation).collect();
+        assert_eq!(mins, vec![None, Some(0.75)]);
+    }
 }
