@@ -42,6 +42,10 @@ fi
 # The Solidity toolchain (anvil, forge, cast, solcjs, OpenZeppelin) from npm.
 bash scripts/setup-contracts.sh >/dev/null
 
+# Debian's chromium and npm's playwright-core for the dashboard's browser test
+# (lilypad-cli/tests/dashboard.rs).
+bash scripts/setup-browser.sh
+
 # An OpenCL runtime (pocl's CPU device on Debian) for the proof-of-work miner.
 bash scripts/setup-opencl.sh
 

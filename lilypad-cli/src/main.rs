@@ -47,6 +47,11 @@ enum Command {
     ///
     /// Example: lilypad-cli leaderboard --network ~/.lilypad/devnet/network.toml --json
     Leaderboard(commands::leaderboard::LeaderboardArgs),
+    /// A web page of the network: leaderboard, network charts and a deal, offer and
+    /// address explorer, from the chain's events and the solver's public endpoints.
+    ///
+    /// Example: lilypad-cli dashboard --network ~/.lilypad/devnet/network.toml --listen 127.0.0.1:8090
+    Dashboard(commands::dashboard::DashboardArgs),
     /// Run the solver: the HTTP API job creators and providers post signed offers to;
     /// it matches them and creates the deals on chain. Key: WEB3_PRIVATE_KEY.
     ///
@@ -101,6 +106,7 @@ fn main() -> ExitCode {
         #[cfg(feature = "devnet")]
         Command::Devnet(cmd) => commands::devnet::run(cmd),
         Command::Leaderboard(args) => commands::leaderboard::run(&args),
+        Command::Dashboard(args) => commands::dashboard::run(&args),
         Command::Solver(args) => {
             init_tracing();
             commands::solver::run(&args)

@@ -5,157 +5,13 @@
 //! them completes a deal, loses one in mediation and lets one time out, and two
 //! days pass: the leaderboard shows that reputation and the days offline.
 
-use std::{collections::BTreeSet, path::Path, process::Command, time::Duration};
+mod common;
 
-use alloy::primitives::{B256, Bytes, U256};
-use lilypad_sdk::{
-    chain::{ChainClient, Draw},
-    core::{
-        Address,
-        offer::{JobOffer, ModulePolicy, ResourceOffer},
-        spec::{JobRequirements, MachineSpec},
-    },
-    devnet::{
-        self, ANVIL_KEYS, Devnet, DevnetOptions, anvil_address, anvil_signer, increase_time,
-        set_next_block_timestamp,
-    },
-};
+use std::{process::Command, time::Duration};
 
-/// The `lilypad-rp` binary of this workspace (built by `cargo build -p lilypad-rp`).
-fn lilypad_rp() -> std::path::PathBuf {
-    let cli = Path::new(env!("CARGO_BIN_EXE_lilypad-cli"));
-    let rp = cli.with_file_name("lilypad-rp");
-    assert!(
-        rp.is_file(),
-        "{} is missing: build it first with cargo build -p lilypad-rp",
-        rp.display()
-    );
-    rp
-}
-
-fn run(cmd: &mut Command) -> (bool, String, String) {
-    let out = cmd.output().expect("run");
-    (
-        out.status.success(),
-        String::from_utf8(out.stdout).expect("utf-8 stdout"),
-        String::from_utf8(out.stderr).expect("utf-8 stderr"),
-    )
-}
-
-/// How the test ends a deal.
-#[derive(Clone, Copy)]
-enum End {
-    /// Results `secs` after creation, accepted.
-    Accepted { secs: u64 },
-    /// Results `secs` after creation, challenged and rejected by the mediator.
-    Rejected { secs: u64 },
-    /// No results: the solver claims the timeout.
-    TimedOut,
-}
-
-/// A client of account `i` with its own nonce cache: `lilypad-rp mine` sent
-/// transactions from account 2 behind the devnet clients' shared cache.
-async fn account(net: &Devnet, i: usize) -> ChainClient {
-    let client = ChainClient::connect(net.config().clone()).await.expect("connect to the devnet");
-    client.with_signer(anvil_signer(i))
-}
-
-/// One deal of the devnet's provider (account 2) for its job creator, ended as `end`.
-async fn deal(net: &Devnet, end: End, nonce: u64) {
-    let solver = account(net, devnet::SOLVER).await;
-    let jc = account(net, devnet::JOB_CREATOR).await;
-    let rp = account(net, devnet::PROVIDER).await;
-    let mediators: BTreeSet<Address> =
-        devnet::MEDIATORS.iter().map(|i| anvil_address(*i)).collect();
-    let now = solver.latest_timestamp().await.expect("the latest block");
-    let job = JobOffer {
-        creator: anvil_address(devnet::JOB_CREATOR),
-        module_id: B256::repeat_byte(7),
-        inputs_hash: B256::repeat_byte(8),
-        requirements: JobRequirements { cpu_millicores: 1000, ram_mib: 512, ..Default::default() },
-        max_price: U256::from(50u64),
-        payment_collateral: U256::from(100u64),
-        timeout_secs: 300,
-        bounds: Default::default(),
-        mediators: mediators.clone(),
-        solver: anvil_address(devnet::SOLVER),
-        target: None,
-        expiry: now + 3600,
-        nonce: U256::from(nonce),
-    };
-    let resource = ResourceOffer {
-        provider: anvil_address(devnet::PROVIDER),
-        payout: Default::default(),
-        spec: MachineSpec { cpu_millicores: 4000, ram_mib: 8192, disk_mib: 10_000, gpus: vec![] },
-        modules: ModulePolicy::Any,
-        default_price: U256::from(30u64),
-        module_prices: Default::default(),
-        timeout_collateral: U256::from(7u64),
-        bounds: Default::default(),
-        mediators,
-        solver: anvil_address(devnet::SOLVER),
-        expiry: now + 3600,
-        nonce: U256::from(nonce),
-    };
-    let created = solver
-        .create_deal(
-            &jc.sign_job_offer(&job).expect("sign the job offer"),
-            &rp.sign_resource_offer(&resource).expect("sign the resource offer"),
-        )
-        .await
-        .expect("create the deal");
-    let id = created.deal.id;
-    let submit = |secs: u64| {
-        let rp = &rp;
-        let client = net.client();
-        async move {
-            set_next_block_timestamp(client, created.deal.created_at + secs)
-                .await
-                .expect("set the time");
-            rp.submit_results_raw(id, Bytes::from(vec![1u8; 36])).await.expect("submit results");
-        }
-    };
-    match end {
-        End::Accepted { secs } => {
-            submit(secs).await;
-            jc.accept_results(id).await.expect("accept");
-        }
-        End::Rejected { secs } => {
-            submit(secs).await;
-            jc.challenge_results(id, &created.mediators).await.expect("challenge");
-            let Draw::Drawn { mediator, .. } =
-                solver.draw_mediator(id, &created.mediators).await.expect("draw")
-            else {
-                panic!("the first draw fixes a mediator")
-            };
-            let i = devnet::MEDIATORS
-                .iter()
-                .find(|i| anvil_address(**i) == mediator)
-                .expect("a devnet mediator");
-            account(net, *i).await.mediate(id, false).await.expect("mediate");
-        }
-        End::TimedOut => {
-            increase_time(net.client(), job.timeout_secs + 1).await.expect("increase the time");
-            solver.claim_timeout(id).await.expect("claim the timeout");
-        }
-    }
-}
-
-/// `leaderboard --json`'s rows.
-fn leaderboard_rows(network: &Path) -> Vec<serde_json::Value> {
-    let (ok, out, err) = run(Command::new(env!("CARGO_BIN_EXE_lilypad-cli"))
-        .args(["leaderboard", "--json", "--network"])
-        .arg(network));
-    assert!(ok, "leaderboard failed: {err}");
-    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
-    v["providers"].as_array().expect("a providers array").clone()
-}
-
-/// The row of an anvil account.
-fn row(rows: &[serde_json::Value], account: usize) -> &serde_json::Value {
-    let who = anvil_address(account).to_string();
-    rows.iter().find(|r| r["provider"] == who.as_str()).expect(&who)
-}
+use alloy::primitives::U256;
+use common::pow_deals::{End, account, deal, leaderboard_rows, lilypad_rp, row, run};
+use lilypad_sdk::devnet::{self, ANVIL_KEYS, Devnet, DevnetOptions, anvil_address, increase_time};
 
 #[test]
 fn two_miners_are_on_the_leaderboard() {
@@ -169,14 +25,7 @@ fn two_miners_are_on_the_leaderboard() {
     let network = net.network_file();
 
     for (account, node) in [(2usize, "0x01"), (8, "0x02")] {
-        let (ok, out, err) = run(Command::new(lilypad_rp())
-            .args(["mine", "--rounds", "1", "--cpu", "--node-id", node])
-            .env("LILYPAD_NETWORK", &network)
-            .env("WEB3_PRIVATE_KEY", ANVIL_KEYS[account])
-            .env("RUST_LOG", "info"));
-        assert!(ok, "lilypad-rp mine failed: {out}{err}");
-        assert!(err.contains("proof accepted"), "{err}");
-        assert!(!err.contains(ANVIL_KEYS[account].trim_start_matches("0x")), "key in the log");
+        common::pow_deals::mine(&network, account, node);
     }
 
     // --disable-pow mines nothing.
@@ -220,9 +69,9 @@ fn two_miners_are_on_the_leaderboard() {
         for who in [devnet::JOB_CREATOR, devnet::PROVIDER] {
             account(&net, who).await.approve_controller(U256::MAX).await.unwrap();
         }
-        deal(&net, End::Accepted { secs: 40 }, 1).await;
-        deal(&net, End::Rejected { secs: 100 }, 2).await;
-        deal(&net, End::TimedOut, 3).await;
+        deal(&net, devnet::PROVIDER, End::Accepted { secs: 40 }, 1).await;
+        deal(&net, devnet::PROVIDER, End::Rejected { secs: 100 }, 2).await;
+        deal(&net, devnet::PROVIDER, End::TimedOut, 3).await;
         increase_time(net.client(), 2 * 86_400 + 60).await.unwrap();
     });
     let rows = leaderboard_rows(&network);

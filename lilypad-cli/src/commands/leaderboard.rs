@@ -23,7 +23,7 @@ use clap::Args;
 use lilypad_sdk::{
     chain::{ChainClient, Contract, ControllerEvent, Log, LogPoller, bindings::pow::LilypadPow},
     core::{
-        Address, U256,
+        Address, B256, U256,
         pow::{MinedRound, hashrate_from_rounds},
         reputation::{self, DealEvent, Reputation},
         rewards::{self, Activity},
@@ -55,33 +55,103 @@ pub(crate) struct Entry {
     pub(crate) reputation: Reputation,
 }
 
-/// Every event of a poller up to the head as of now.
-async fn drain<T>(mut poller: LogPoller<T>, head: u64) -> anyhow::Result<Vec<(T, Log)>> {
-    let mut out = Vec::new();
-    while poller.cursor() <= head {
-        out.extend(poller.next_batch().await?);
-    }
-    Ok(out)
+/// Where and when an event happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct At {
+    /// The block number.
+    pub(crate) block: u64,
+    /// The block's timestamp (seconds).
+    pub(crate) time: u64,
+    /// The transaction that emitted it.
+    pub(crate) tx: Option<B256>,
 }
 
-/// Block timestamps, each block read once.
-struct BlockTimes<'a> {
-    client: &'a ChainClient,
-    seen: BTreeMap<u64, u64>,
+/// One accepted proof of work.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ProofRecord {
+    pub(crate) round: u64,
+    pub(crate) miner: Address,
+    pub(crate) at: At,
 }
 
-impl<'a> BlockTimes<'a> {
-    fn new(client: &'a ChainClient) -> Self {
-        Self { client, seen: BTreeMap::new() }
-    }
+/// One round: its target and start time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RoundRecord {
+    pub(crate) target: U256,
+    pub(crate) started_at: u64,
+}
 
-    /// A log's block timestamp (from the log when the node includes it, else from its block).
-    async fn of(&mut self, log: &Log) -> anyhow::Result<u64> {
-        if let Some(t) = log.block_timestamp {
-            return Ok(t);
+/// The chain events the leaderboard (and the dashboard) read, kept up to date by
+/// [`Self::update`]: each call reads only the blocks since the previous one.
+pub(crate) struct ChainEvents {
+    client: ChainClient,
+    started: LogPoller<LilypadPow::RoundStarted>,
+    proof_poller: LogPoller<LilypadPow::ProofSubmitted>,
+    controller_poller: LogPoller<ControllerEvent>,
+    /// Block timestamps read during one update (each block read once).
+    times: BTreeMap<u64, u64>,
+    /// Rounds by number.
+    pub(crate) rounds: BTreeMap<u64, RoundRecord>,
+    /// Every accepted proof, in chain order.
+    pub(crate) proofs: Vec<ProofRecord>,
+    /// The controller's events, in chain order.
+    pub(crate) controller: Vec<(ControllerEvent, At)>,
+    /// The last block read.
+    pub(crate) head: u64,
+    /// That block's timestamp: the leaderboard's "now".
+    pub(crate) now: u64,
+}
+
+impl ChainEvents {
+    /// Nothing read yet: the first [`Self::update`] reads from the network's
+    /// `deployed_at_block`.
+    pub(crate) fn new(client: &ChainClient) -> Self {
+        let from = client.config().deployed_at_block;
+        Self {
+            client: client.clone(),
+            started: client.poll_events(Contract::Pow, from),
+            proof_poller: client.poll_events(Contract::Pow, from),
+            controller_poller: client.poll_controller_events(from),
+            times: BTreeMap::new(),
+            rounds: BTreeMap::new(),
+            proofs: Vec::new(),
+            controller: Vec::new(),
+            head: 0,
+            now: 0,
         }
-        let n = log.block_number.context("a log without a block number")?;
-        if let Some(t) = self.seen.get(&n) {
+    }
+
+    /// Reads the events up to the current head; whether the head moved.
+    pub(crate) async fn update(&mut self) -> anyhow::Result<bool> {
+        let head = self.client.block_number().await?;
+        let now = self.block_time(head).await?;
+        while self.started.cursor() <= head {
+            for (e, log) in self.started.next_batch_until(head).await? {
+                let at = self.at(&log).await?;
+                self.rounds.insert(e.round, RoundRecord { target: e.target, started_at: at.time });
+            }
+        }
+        while self.proof_poller.cursor() <= head {
+            for (e, log) in self.proof_poller.next_batch_until(head).await? {
+                let at = self.at(&log).await?;
+                self.proofs.push(ProofRecord { round: e.round, miner: e.miner, at });
+            }
+        }
+        while self.controller_poller.cursor() <= head {
+            for (e, log) in self.controller_poller.next_batch_until(head).await? {
+                let at = self.at(&log).await?;
+                self.controller.push((e, at));
+            }
+        }
+        self.times.clear();
+        let moved = head != self.head || now != self.now;
+        self.head = head;
+        self.now = now;
+        Ok(moved)
+    }
+
+    async fn block_time(&mut self, n: u64) -> anyhow::Result<u64> {
+        if let Some(t) = self.times.get(&n) {
             return Ok(*t);
         }
         let block = self
@@ -91,125 +161,131 @@ impl<'a> BlockTimes<'a> {
             .await
             .with_context(|| format!("reading block {n}"))?
             .with_context(|| format!("block {n} not found"))?;
-        self.seen.insert(n, block.header.timestamp);
+        self.times.insert(n, block.header.timestamp);
         Ok(block.header.timestamp)
+    }
+
+    /// A log's block, timestamp (from the log when the node includes it, else from its
+    /// block) and transaction.
+    async fn at(&mut self, log: &Log) -> anyhow::Result<At> {
+        let block = log.block_number.context("a log without a block number")?;
+        let time = match log.block_timestamp {
+            Some(t) => t,
+            None => self.block_time(block).await?,
+        };
+        Ok(At { block, time, tx: log.transaction_hash })
+    }
+
+    /// Each round's target and duration in seconds (at least 1): to the next round's
+    /// start, the current one to now.
+    pub(crate) fn round_spans(&self) -> BTreeMap<u64, (U256, u64)> {
+        let list: Vec<_> = self.rounds.iter().collect();
+        let mut spans = BTreeMap::new();
+        for (i, (round, r)) in list.iter().enumerate() {
+            let end = list.get(i + 1).map_or(self.now, |(_, next)| next.started_at);
+            spans.insert(**round, (r.target, end.saturating_sub(r.started_at).max(1)));
+        }
+        spans
+    }
+
+    /// The controller's events as reputation reads them, in chain order.
+    pub(crate) fn deal_events(&self) -> anyhow::Result<Vec<DealEvent>> {
+        let mut out = Vec::new();
+        for (e, at) in &self.controller {
+            out.push(match e {
+                ControllerEvent::DealCreated(d) => {
+                    DealEvent::Created { deal: d.dealId, provider: d.provider, at: at.time }
+                }
+                ControllerEvent::ResultsSubmitted(d) => {
+                    DealEvent::ResultsSubmitted { deal: d.dealId, at: at.time }
+                }
+                ControllerEvent::ResultsChallenged(d) => DealEvent::Challenged { deal: d.dealId },
+                ControllerEvent::FailureChallenged(d) => DealEvent::Challenged { deal: d.dealId },
+                ControllerEvent::DealFinished(d) => {
+                    DealEvent::Finished { deal: d.dealId, outcome: outcome(d.outcome, d.dealId)? }
+                }
+                _ => continue,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The leaderboard, best first.
+    pub(crate) fn entries(&self) -> anyhow::Result<Vec<Entry>> {
+        let rounds = self.round_spans();
+
+        // Proofs per miner per round, and each miner's last proof.
+        let mut per_miner: BTreeMap<Address, BTreeMap<u64, u64>> = BTreeMap::new();
+        let mut last_proof_at: BTreeMap<Address, u64> = BTreeMap::new();
+        for p in &self.proofs {
+            *per_miner.entry(p.miner).or_default().entry(p.round).or_default() += 1;
+            last_proof_at.insert(p.miner, p.at.time);
+        }
+
+        let reputations = reputation::by_provider(self.deal_events()?);
+
+        let everyone: BTreeSet<Address> =
+            per_miner.keys().chain(reputations.keys()).copied().collect();
+        let mut entries = Vec::new();
+        let mut activity = Vec::new();
+        for who in everyone {
+            let mine = per_miner.get(&who).cloned().unwrap_or_default();
+            let mut mined = Vec::new();
+            for (round, n) in &mine {
+                let (target, secs) = rounds.get(round).copied().unwrap_or((U256::MAX, 1));
+                mined.push(MinedRound { target, secs, proofs: *n });
+            }
+            let proofs: u64 = mine.values().sum();
+            let hashrate = if mined.is_empty() { 0.0 } else { hashrate_from_rounds(mined)? };
+            let rounds_present = mine.len() as u64;
+            activity.push(Activity {
+                hashrate,
+                rounds_present,
+                last_proof_at: last_proof_at.get(&who).copied(),
+            });
+            entries.push(Entry {
+                provider: who,
+                hashrate,
+                rel_std: (proofs > 0).then(|| 1.0 / (proofs as f64).sqrt()),
+                rounds: rounds_present,
+                proofs,
+                days_offline: 0,
+                multiplier: 1.0,
+                points: 0.0,
+                reputation: reputations
+                    .get(&who)
+                    .copied()
+                    .unwrap_or_else(|| reputation::reputation(&[])),
+            });
+        }
+        for (e, r) in entries.iter_mut().zip(rewards::rewards(&activity, self.now)) {
+            e.days_offline = r.days_offline;
+            e.multiplier = r.multiplier;
+            e.points = r.points;
+        }
+        entries.sort_by(|a, b| {
+            b.points
+                .total_cmp(&a.points)
+                .then(b.hashrate.total_cmp(&a.hashrate))
+                .then(b.reputation.score.total_cmp(&a.reputation.score))
+        });
+        Ok(entries)
     }
 }
 
-/// The controller's events as reputation reads them, in chain order.
-async fn deal_events(
-    times: &mut BlockTimes<'_>,
-    controller: &[(ControllerEvent, Log)],
-) -> anyhow::Result<Vec<DealEvent>> {
-    let mut out = Vec::new();
-    for (e, log) in controller {
-        out.push(match e {
-            ControllerEvent::DealCreated(d) => DealEvent::Created {
-                deal: d.dealId,
-                provider: d.provider,
-                at: times.of(log).await?,
-            },
-            ControllerEvent::ResultsSubmitted(d) => {
-                DealEvent::ResultsSubmitted { deal: d.dealId, at: times.of(log).await? }
-            }
-            ControllerEvent::ResultsChallenged(d) => DealEvent::Challenged { deal: d.dealId },
-            ControllerEvent::FailureChallenged(d) => DealEvent::Challenged { deal: d.dealId },
-            ControllerEvent::DealFinished(d) => {
-                let outcome: u8 = d.outcome;
-                let outcome = *Outcome::ALL.get(usize::from(outcome)).with_context(|| {
-                    format!("deal {} finished with unknown outcome {outcome}", d.dealId)
-                })?;
-                DealEvent::Finished { deal: d.dealId, outcome }
-            }
-            _ => continue,
-        });
-    }
-    Ok(out)
+/// A `DealFinished` outcome code as an [`Outcome`].
+pub(crate) fn outcome(code: u8, deal: B256) -> anyhow::Result<Outcome> {
+    Outcome::ALL
+        .get(usize::from(code))
+        .copied()
+        .with_context(|| format!("deal {deal} finished with unknown outcome {code}"))
 }
 
 /// The leaderboard from the chain's events, best first.
 pub(crate) async fn leaderboard(client: &ChainClient) -> anyhow::Result<Vec<Entry>> {
-    let from = client.config().deployed_at_block;
-    let head = client.block_number().await?;
-    let now = client.latest_timestamp().await?;
-    let started =
-        drain(client.poll_events::<LilypadPow::RoundStarted>(Contract::Pow, from), head).await?;
-    let proofs =
-        drain(client.poll_events::<LilypadPow::ProofSubmitted>(Contract::Pow, from), head).await?;
-    let controller = drain(client.poll_controller_events(from), head).await?;
-    let mut times = BlockTimes::new(client);
-
-    // Rounds: target and duration in seconds (at least 1).
-    let mut starts: BTreeMap<u64, (U256, u64)> = BTreeMap::new();
-    for (e, log) in &started {
-        starts.insert(e.round, (e.target, times.of(log).await?));
-    }
-    let mut rounds: BTreeMap<u64, (U256, u64)> = BTreeMap::new();
-    let list: Vec<_> = starts.iter().collect();
-    for (i, (round, (target, t0))) in list.iter().enumerate() {
-        let end = list.get(i + 1).map_or(now, |(_, (_, t1))| *t1);
-        rounds.insert(**round, (*target, end.saturating_sub(*t0).max(1)));
-    }
-
-    // Proofs per miner per round, and each miner's last proof.
-    let mut per_miner: BTreeMap<Address, BTreeMap<u64, u64>> = BTreeMap::new();
-    let mut last_proof: BTreeMap<Address, &Log> = BTreeMap::new();
-    for (e, log) in &proofs {
-        *per_miner.entry(e.miner).or_default().entry(e.round).or_default() += 1;
-        last_proof.insert(e.miner, log);
-    }
-    let mut last_proof_at: BTreeMap<Address, u64> = BTreeMap::new();
-    for (who, log) in last_proof {
-        last_proof_at.insert(who, times.of(log).await?);
-    }
-
-    let reputations = reputation::by_provider(deal_events(&mut times, &controller).await?);
-
-    let everyone: BTreeSet<Address> = per_miner.keys().chain(reputations.keys()).copied().collect();
-    let mut entries = Vec::new();
-    let mut activity = Vec::new();
-    for who in everyone {
-        let mine = per_miner.get(&who).cloned().unwrap_or_default();
-        let mut mined = Vec::new();
-        for (round, n) in &mine {
-            let (target, secs) = rounds.get(round).copied().unwrap_or((U256::MAX, 1));
-            mined.push(MinedRound { target, secs, proofs: *n });
-        }
-        let proofs: u64 = mine.values().sum();
-        let hashrate = if mined.is_empty() { 0.0 } else { hashrate_from_rounds(mined)? };
-        let rounds_present = mine.len() as u64;
-        activity.push(Activity {
-            hashrate,
-            rounds_present,
-            last_proof_at: last_proof_at.get(&who).copied(),
-        });
-        entries.push(Entry {
-            provider: who,
-            hashrate,
-            rel_std: (proofs > 0).then(|| 1.0 / (proofs as f64).sqrt()),
-            rounds: rounds_present,
-            proofs,
-            days_offline: 0,
-            multiplier: 1.0,
-            points: 0.0,
-            reputation: reputations
-                .get(&who)
-                .copied()
-                .unwrap_or_else(|| reputation::reputation(&[])),
-        });
-    }
-    for (e, r) in entries.iter_mut().zip(rewards::rewards(&activity, now)) {
-        e.days_offline = r.days_offline;
-        e.multiplier = r.multiplier;
-        e.points = r.points;
-    }
-    entries.sort_by(|a, b| {
-        b.points
-            .total_cmp(&a.points)
-            .then(b.hashrate.total_cmp(&a.hashrate))
-            .then(b.reputation.score.total_cmp(&a.reputation.score))
-    });
-    Ok(entries)
+    let mut events = ChainEvents::new(client);
+    events.update().await?;
+    events.entries()
 }
 
 /// A hashrate with a unit: H/s, kH/s, MH/s, GH/s, TH/s.

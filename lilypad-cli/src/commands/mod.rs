@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub(crate) mod bridge;
+pub(crate) mod dashboard;
 pub(crate) mod deals;
 pub(crate) mod deploy;
 #[cfg(feature = "devnet")]

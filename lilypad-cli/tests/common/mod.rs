@@ -5,6 +5,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod pow_deals;
 pub mod snap;
 
 use std::{

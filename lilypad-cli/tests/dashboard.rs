@@ -1,0 +1,330 @@
+//! `lilypad-cli dashboard` on a real devnet (anvil from node_modules, installed by
+//! scripts/setup-contracts.sh) where two providers mined (the real `lilypad-rp mine`)
+//! and ran deals, with a real solver process for its public numbers:
+//!
+//! - the JSON API: the leaderboard is exactly `leaderboard --json`, a deal's timeline,
+//!   an offer, an address, the network's numbers, 404 and 400 answers, the live feed,
+//!   and a new proof showing up without a restart;
+//! - the page in headless Chromium driven by Playwright (`tests/dashboard/browser.mjs`,
+//!   installed by scripts/setup-browser.sh; missing, the test fails): every leaderboard
+//!   row against `leaderboard --json`, a deal's page, the network and explorer views,
+//!   screenshots under target/dashboard-screenshots/.
+
+mod common;
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use common::{
+    Proc,
+    pow_deals::{End, account, deal, leaderboard_json, mine, run},
+};
+use lilypad_sdk::{
+    chain::B256,
+    devnet::{self, ANVIL_KEYS, Devnet, DevnetOptions, anvil_address},
+};
+use serde_json::Value;
+
+/// A devnet where accounts 2 and 8 mined one proof each and ran deals, and a solver.
+struct Net {
+    devnet: Devnet,
+    _solver: Proc,
+    network: PathBuf,
+    /// Provider 2's deals: accepted, rejected in mediation, timed out; provider 8's: accepted.
+    deals: Vec<B256>,
+}
+
+fn network_with_two_providers(dir: &Path, rt: &tokio::runtime::Runtime) -> Net {
+    let mut opts = DevnetOptions::new(dir.join("devnet"));
+    opts.startup_timeout = Duration::from_secs(60);
+    let devnet = rt
+        .block_on(Devnet::start(&opts, &|_| {}))
+        .unwrap_or_else(|e| panic!("cannot start a devnet: {e}"));
+    for (who, node) in [(2usize, "0x01"), (8, "0x02")] {
+        mine(&devnet.network_file(), who, node);
+    }
+    let deals = rt.block_on(async {
+        for who in [devnet::JOB_CREATOR, 2, 8] {
+            account(&devnet, who).await.approve_controller(U256_MAX).await.expect("approve");
+        }
+        vec![
+            deal(&devnet, 2, End::Accepted { secs: 40 }, 1).await,
+            deal(&devnet, 2, End::Rejected { secs: 100 }, 2).await,
+            deal(&devnet, 2, End::TimedOut, 3).await,
+            deal(&devnet, 8, End::Accepted { secs: 25 }, 4).await,
+        ]
+    });
+    let solver = Proc::spawn(
+        &[
+            "solver",
+            "--listen",
+            "127.0.0.1:0",
+            "--network",
+            &devnet.network_file().display().to_string(),
+            "--db",
+            &dir.join("solver.db").display().to_string(),
+        ],
+        &[("WEB3_PRIVATE_KEY", ANVIL_KEYS[devnet::SOLVER])],
+        &dir.join("solver.log"),
+    );
+    let mut config = devnet.config().clone();
+    config.solver_url = Some(solver.url.clone());
+    let network = dir.join("network.toml");
+    config.save(&network).expect("write the network file");
+    Net { devnet, _solver: solver, network, deals }
+}
+
+const U256_MAX: lilypad_sdk::chain::U256 = lilypad_sdk::chain::U256::MAX;
+
+fn dashboard(net: &Net, dir: &Path) -> Proc {
+    Proc::spawn(
+        &[
+            "dashboard",
+            "--listen",
+            "127.0.0.1:0",
+            "--refresh",
+            "1",
+            "--network",
+            &net.network.display().to_string(),
+        ],
+        &[],
+        &dir.join("dashboard.log"),
+    )
+}
+
+/// `GET path` over plain HTTP/1.0: the status and the body.
+fn get(base: &str, path: &str) -> (u16, String) {
+    let addr = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = TcpStream::connect(addr).expect("connect to the dashboard");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("read timeout");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: test\r\n\r\n").expect("send the request");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("read the answer");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("a status code");
+    (status, body.to_owned())
+}
+
+fn get_json(base: &str, path: &str) -> Value {
+    let (status, body) = get(base, path);
+    assert_eq!(status, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+}
+
+fn kinds(deal: &Value) -> Vec<&str> {
+    deal["timeline"]
+        .as_array()
+        .expect("a timeline")
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn the_api_shows_what_the_chain_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = common::runtime();
+    let net = network_with_two_providers(dir.path(), &rt);
+    let dash = dashboard(&net, dir.path());
+    let url = dash.url.clone();
+
+    // The leaderboard: exactly what `leaderboard --json` prints (one computation).
+    let expected = leaderboard_json(&net.network);
+    assert_eq!(get_json(&url, "/api/leaderboard"), expected, "{}", dash.log());
+    let rows = expected["providers"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows.iter().map(|r| r["jobs_completed"].as_u64().unwrap()).sum::<u64>(), 2);
+
+    // A deal: its timeline with transactions and the results CID.
+    let accepted = get_json(&url, &format!("/api/deals/{}", net.deals[0]));
+    assert_eq!(kinds(&accepted), ["created", "results_submitted", "finished"], "{accepted}");
+    assert_eq!(accepted["provider"], anvil_address(2).to_string());
+    assert_eq!(accepted["outcome"], "accepted");
+    assert_eq!(accepted["state"], "finished");
+    let cid = accepted["results_cid"].as_str().expect("a results CID");
+    assert!(cid.starts_with("bafkrei"), "{cid}");
+    for step in accepted["timeline"].as_array().unwrap() {
+        let tx = step["tx"].as_str().expect("a transaction hash");
+        assert_eq!(tx.len(), 66, "{step}");
+        assert!(step["time"].as_u64().unwrap() > 0, "{step}");
+    }
+    // Its transactions resolve to receipts (the link target without --explorer).
+    let tx = accepted["timeline"][0]["tx"].as_str().unwrap();
+    let receipt = get_json(&url, &format!("/api/tx/{tx}"));
+    assert_eq!(
+        (&receipt["transactionHash"], &receipt["status"]),
+        (&Value::from(tx), &Value::from("0x1"))
+    );
+    let rejected = get_json(&url, &format!("/api/deals/{}", net.deals[1]));
+    assert_eq!(
+        kinds(&rejected),
+        ["created", "results_submitted", "results_challenged", "mediator_drawn", "finished"],
+        "{rejected}"
+    );
+    assert_eq!(rejected["outcome"], "mediation_rejected");
+    let timed_out = get_json(&url, &format!("/api/deals/{}", net.deals[2]));
+    assert_eq!(kinds(&timed_out), ["created", "finished"], "{timed_out}");
+    assert_eq!(timed_out["outcome"], "no_results_in_time");
+    assert_eq!(timed_out["results_cid"], Value::Null);
+
+    // An offer leads to its deal; an address to its deals.
+    let offer = get_json(&url, &format!("/api/offers/{}", accepted["job_offer"].as_str().unwrap()));
+    assert_eq!(offer["deals"][0]["deal"], net.deals[0].to_string(), "{offer}");
+    assert_eq!(offer["deals"][0]["kind"], "job");
+    let resource =
+        get_json(&url, &format!("/api/offers/{}", accepted["resource_offer"].as_str().unwrap()));
+    assert_eq!(resource["deals"][0]["kind"], "resource", "{resource}");
+    let jc = get_json(&url, &format!("/api/address/{}", anvil_address(devnet::JOB_CREATOR)));
+    assert_eq!(jc["deals_as_job_creator"].as_array().unwrap().len(), 4, "{jc}");
+    assert_eq!(jc["provider"], Value::Null);
+    let eight = get_json(&url, &format!("/api/providers/{}", anvil_address(8)));
+    assert_eq!(
+        eight["row"],
+        *rows.iter().find(|r| r["provider"] == anvil_address(8).to_string().as_str()).unwrap()
+    );
+    assert_eq!(eight["deals"].as_array().unwrap().len(), 1, "{eight}");
+    let proofs: u64 =
+        eight["rounds"].as_array().unwrap().iter().map(|r| r["proofs"].as_u64().unwrap()).sum();
+    assert_eq!(proofs, 1, "{eight}");
+
+    // The network: both providers online, the deals, the solver's numbers.
+    let n = get_json(&url, "/api/network");
+    assert_eq!(n["providers_online"], 2, "{n}");
+    assert_eq!(n["deals"], 4, "{n}");
+    assert_eq!(n["deal_states"]["finished"], 4, "{n}");
+    assert_eq!(n["solver"]["reachable"], true, "{n}");
+    assert_eq!(n["solver"]["open_resource_offers"], 0, "{n}");
+    assert_eq!(
+        n["jobs_per_hour"]["counts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_u64)
+            .sum::<u64>(),
+        4,
+        "{n}"
+    );
+    // Results after 40, 100 and 25 s: the median is 40 s.
+    assert_eq!(n["median_secs"]["created_to_results"], 40, "{n}");
+    assert_eq!(
+        n["outcomes_per_hour"]["accepted"]["counts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_u64)
+            .sum::<u64>(),
+        2,
+        "{n}"
+    );
+
+    // Unknown and malformed ids.
+    let (status, body) = get(&url, &format!("/api/deals/{}", B256::repeat_byte(0xab)));
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("no deal 0xabab"), "{body}");
+    let (status, body) = get(&url, "/api/deals/0x1234");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("64 hex digits"), "{body}");
+    let (status, body) = get(&url, "/api/address/not-an-address");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("is not an address"), "{body}");
+    let (status, body) = get(&url, &format!("/api/providers/{}", anvil_address(9)));
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = get(&url, &format!("/api/offers/{}", B256::repeat_byte(0xcd)));
+    assert_eq!(status, 404, "{body}");
+    let (status, _) = get(&url, "/nope");
+    assert_eq!(status, 404);
+
+    // The page and its assets are served from the binary.
+    let (status, page) = get(&url, "/");
+    assert_eq!(status, 200);
+    assert!(page.contains("<script src=\"/app.js\">") && !page.contains("https://"), "{page}");
+    assert_eq!(get(&url, "/app.js").0, 200);
+    assert_eq!(get(&url, "/style.css").0, 200);
+
+    // The live feed names the current snapshot at once.
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET /api/events HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n")
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&seen).contains("event: update") {
+        let n = s.read(&mut buf).expect("read the live feed");
+        assert!(n > 0, "the live feed ended: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&seen).contains("text/event-stream"));
+
+    // A new proof shows up without a restart, and still matches `leaderboard --json`.
+    mine(&net.network, 8, "0x03");
+    let started = Instant::now();
+    loop {
+        let now = get_json(&url, "/api/leaderboard");
+        let expected = leaderboard_json(&net.network);
+        if now == expected {
+            let eight = common::pow_deals::row(expected["providers"].as_array().unwrap(), 8);
+            assert_eq!(eight["proofs"], 2, "{expected}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{now} != {expected}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    drop(dash);
+    net.devnet.stop();
+}
+
+/// What scripts/setup-browser.sh installs; missing, the test fails saying so.
+fn browser_tools(root: &Path) {
+    let chromium = Path::new("/usr/bin/chromium");
+    let playwright = root.join("node_modules/playwright-core/package.json");
+    assert!(
+        chromium.is_file() && playwright.is_file(),
+        "the browser test needs Debian's chromium ({}: {}) and npm's playwright-core ({}: {}): \
+         run `bash scripts/setup-browser.sh` (as root for apt-get)",
+        chromium.display(),
+        if chromium.is_file() { "found" } else { "missing" },
+        playwright.display(),
+        if playwright.is_file() { "found" } else { "missing" },
+    );
+    let (ok, _, _) = run(Command::new("node").arg("--version"));
+    assert!(ok, "node is missing: run `bash scripts/setup-browser.sh`");
+}
+
+#[test]
+fn the_page_in_a_browser() {
+    let root = common::repo_root();
+    browser_tools(&root);
+    let dir = tempfile::tempdir().unwrap();
+    let rt = common::runtime();
+    let net = network_with_two_providers(dir.path(), &rt);
+    let dash = dashboard(&net, dir.path());
+
+    let expected = dir.path().join("leaderboard.json");
+    std::fs::write(
+        &expected,
+        serde_json::to_string_pretty(&leaderboard_json(&net.network)).unwrap(),
+    )
+    .unwrap();
+    let out = root.join("target/dashboard-screenshots");
+    std::fs::create_dir_all(&out).unwrap();
+    let (ok, stdout, stderr) = run(Command::new("node")
+        .arg(root.join("tests/dashboard/browser.mjs"))
+        .arg(&dash.url)
+        .arg(&expected)
+        .arg(&out)
+        .current_dir(&root));
+    assert!(ok, "the browser test failed:\n{stdout}\n{stderr}\n--- dashboard log:\n{}", dash.log());
+    for view in ["leaderboard", "provider", "deal", "network", "explorer"] {
+        let png = out.join(format!("{view}.png"));
+        let len = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 1000, "{} is missing or empty\n{stdout}", png.display());
+    }
+    drop(dash);
+    net.devnet.stop();
+}
