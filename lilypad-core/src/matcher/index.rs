@@ -507,7 +507,7 @@ impl ResourceIndex {
         job: &JobOffer,
         job_class: Class,
         mut accept: impl FnMut(Seq, bool) -> Option<U256>,
-        rank: Option<impl Fn(Seq) -> f64>,
+        rank: Option<&dyn Fn(Seq) -> f64>,
     ) -> Option<(Seq, U256)> {
         if let Some(provider) = job.target {
             let seqs = self.solvers.get(&job.solver)?.providers.get(&ProviderKey(provider))?;

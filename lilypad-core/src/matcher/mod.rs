@@ -505,7 +505,8 @@ impl Matcher {
             let score_of = |seq: Seq| {
                 resources.get(seq).map_or(0.0, |r| provider_score(scores, r.offer.provider))
             };
-            let rank = self.prefer_reputation.then_some(score_of);
+            let rank: Option<&dyn Fn(Seq) -> f64> =
+                if self.prefer_reputation { Some(&score_of) } else { None };
             self.resource_index.cheapest_for(
                 &job,
                 class,
