@@ -154,13 +154,19 @@ pub async fn deal(net: &Devnet, provider: usize, end: End, nonce: u64) -> B256 {
     id
 }
 
-/// `lilypad-cli leaderboard --json`'s whole output.
-pub fn leaderboard_json(network: &Path) -> serde_json::Value {
+/// `lilypad-cli leaderboard --json`'s output as printed (serde_json's default float
+/// parser may be one ulp off: compare the text where exact floats matter).
+pub fn leaderboard_text(network: &Path) -> String {
     let (ok, out, err) = run(Command::new(super::cli_bin())
         .args(["leaderboard", "--json", "--network"])
         .arg(network));
     assert!(ok, "leaderboard failed: {err}");
-    serde_json::from_str(&out).expect("JSON")
+    out
+}
+
+/// `lilypad-cli leaderboard --json`'s whole output.
+pub fn leaderboard_json(network: &Path) -> serde_json::Value {
+    serde_json::from_str(&leaderboard_text(network)).expect("JSON")
 }
 
 /// `leaderboard --json`'s rows.

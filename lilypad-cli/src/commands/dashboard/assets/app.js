@@ -77,7 +77,10 @@ function bars(title, labels, series, fmt = (v) => v) {
   const n = labels.length;
   const totals = labels.map((_, i) => series.reduce((s, x) => s + (x.values[i] || 0), 0));
   const max = Math.max(1, ...totals);
-  const bw = (W - L - 4) / Math.max(1, n);
+  // Each column's slot spans its share of the width; its bar is at most 48 wide, centered.
+  const slot = (W - L - 4) / Math.max(1, n);
+  const bw = Math.min(48, slot);
+  const x0 = (i) => L + i * slot + (slot - bw) / 2;
   let g = `<line class="axis" x1="${L}" y1="${H - B}" x2="${W}" y2="${H - B}"/>`;
   g += `<text x="${L - 4}" y="${T + 8}" text-anchor="end">${esc(fmt(max))}</text><text x="${L - 4}" y="${H - B}" text-anchor="end">0</text>`;
   labels.forEach((lab, i) => {
@@ -87,17 +90,17 @@ function bars(title, labels, series, fmt = (v) => v) {
       if (!v) return;
       const h = (v / max) * (H - B - T);
       y -= h;
-      g += `<rect x="${(L + i * bw + 1).toFixed(1)}" y="${y.toFixed(1)}" width="${Math.max(1, bw - 2).toFixed(1)}" height="${h.toFixed(1)}" fill="${PALETTE[k % PALETTE.length]}"><title>${esc(lab)}: ${esc(s.name)} ${esc(fmt(v))}</title></rect>`;
+      g += `<rect x="${(x0(i) + 1).toFixed(1)}" y="${y.toFixed(1)}" width="${Math.max(1, bw - 2).toFixed(1)}" height="${h.toFixed(1)}" fill="${PALETTE[k % PALETTE.length]}"><title>${esc(lab)}: ${esc(s.name)} ${esc(fmt(v))}</title></rect>`;
     });
     const every = Math.ceil(n / 8);
-    if (i % every === 0) g += `<text x="${(L + i * bw + bw / 2).toFixed(1)}" y="${H - 6}" text-anchor="middle">${esc(lab)}</text>`;
+    if (i % every === 0) g += `<text x="${(L + i * slot + slot / 2).toFixed(1)}" y="${H - 6}" text-anchor="middle">${esc(lab)}</text>`;
   });
   const legend = series.length > 1 ? series.map((s, k) => `<span style="background:${PALETTE[k % PALETTE.length]}"></span>${esc(s.name)}`).join("") : "";
   return frame(title, `<svg viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(title)}">${g}</svg>`, legend);
 }
 
 function line(title, labels, values, fmt = (v) => v) {
-  const W = 420, H = 170, L = 48, B = 20, T = 8;
+  const W = 420, H = 170, L = 64, B = 20, T = 8;
   const max = Math.max(1e-9, ...values);
   const n = values.length;
   const x = (i) => L + (n <= 1 ? (W - L) / 2 : (i * (W - L - 8)) / (n - 1));
@@ -122,20 +125,20 @@ function hourLabels(h) {
 const COLUMNS = [
   ["rank", "rank", (r) => r.rank],
   ["provider", "provider", (r) => r.provider, "addr"],
-  ["hashrate", "hashrate ± error", (r) => r.hashrate],
-  ["rounds", "uptime (rounds)", (r) => r.rounds],
-  ["days_offline", "days offline", (r) => r.days_offline],
-  ["multiplier", "time multiplier", (r) => r.multiplier],
-  ["jobs_completed", "jobs completed", (r) => r.jobs_completed],
-  ["points", "reward points", (r) => r.points],
-  ["reputation", "reputation", (r) => r.reputation.score],
+  ["hashrate", "hashrate ± err", (r) => r.hashrate],
+  ["rounds", "uptime", (r) => r.rounds],
+  ["days_offline", "offline", (r) => r.days_offline],
+  ["multiplier", "time mult.", (r) => r.multiplier],
+  ["jobs_completed", "jobs done", (r) => r.jobs_completed],
+  ["points", "points", (r) => r.points],
+  ["reputation", "rep.", (r) => r.reputation.score],
 ];
 
 function cell(col, r) {
   switch (col) {
     case "provider": return `<a class="mono" href="#/provider/${r.provider}">${r.provider}</a>`;
     case "hashrate": return `${rate(r.hashrate)} <span class="muted">± ${r.hashrate_rel_std === null ? "–" : (r.hashrate_rel_std * 100).toFixed(0) + "%"}</span>`;
-    case "rounds": return `${r.rounds} <span class="muted">(${r.proofs} proofs)</span>`;
+    case "rounds": return `${r.rounds} rnd <span class="muted">(${r.proofs} pr.)</span>`;
     case "days_offline": return `${r.days_offline}d`;
     case "multiplier": return `${r.multiplier.toFixed(2)}x`;
     case "points": return r.points.toFixed(2);
@@ -156,7 +159,7 @@ async function leaderboardView() {
   const body = rows.map((r) => `<tr data-provider="${r.provider}">${COLUMNS.map(([k, , get, cls]) => `<td data-col="${k}" data-value="${esc(String(get(r)))}" class="${cls || ""}">${cell(k, r)}</td>`).join("")}</tr>`).join("");
   view.innerHTML = `<h2>Leaderboard <span class="muted">(${rows.length} providers; click a column to sort)</span></h2>
     <table id="leaderboard"><thead><tr>${head}</tr></thead><tbody>${body || `<tr><td colspan="${COLUMNS.length}" class="text muted">No proofs of work or deals yet.</td></tr>`}</tbody></table>
-    <p class="muted">Hashrate from the proofs per round at each round's target; its error band is the relative standard deviation 1/√proofs. Points and the time multiplier follow docs/pow.md; <code>lilypad-cli leaderboard --json</code> prints the same rows.</p>`;
+    <p class="muted">Hashrate from the proofs per round at each round's target; its error band is the relative standard deviation 1/√proofs. Uptime: rounds with a proof (and proofs); offline: whole days since the last proof. Points and the time multiplier follow docs/pow.md; <code>lilypad-cli leaderboard --json</code> prints the same rows.</p>`;
   view.querySelectorAll("th[data-col]").forEach((th) => th.addEventListener("click", () => {
     const k = th.dataset.col;
     sort = { col: k, dir: sort.col === k ? -sort.dir : k === "rank" || k === "provider" ? 1 : -1 };
