@@ -14,6 +14,10 @@
 //! - reputation: [`lilypad_sdk::core::reputation`] of its deals' events.
 //!
 //! `docs/pow.md` ("Reward points", "Reputation") states the formulas.
+//!
+//! [`ChainEvents`] holds the events read so far and reads only new blocks on each
+//! update: `lilypad-cli dashboard` keeps one up to date and computes its rows with
+//! the same [`ChainEvents::entries`], so both show the same numbers.
 
 use std::collections::{BTreeMap, BTreeSet};
 
