@@ -163,7 +163,8 @@ async function leaderboardView() {
   view.querySelectorAll("th[data-col]").forEach((th) => th.addEventListener("click", () => {
     const k = th.dataset.col;
     sort = { col: k, dir: sort.col === k ? -sort.dir : k === "rank" || k === "provider" ? 1 : -1 };
-    leaderboardView().catch(error);
+    view.dataset.ready = "";
+    render();
   }));
 }
 
