@@ -296,6 +296,12 @@ fn the_api_shows_what_the_chain_says() {
         assert!(started.elapsed() < Duration::from_secs(30), "{now} != {expected}");
         std::thread::sleep(Duration::from_millis(300));
     }
+    // ... and the live feed announced the new snapshot.
+    while !String::from_utf8_lossy(&seen).contains("\"version\":2") {
+        let n = s.read(&mut buf).expect("read the live feed");
+        assert!(n > 0, "the live feed ended: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
     drop(dash);
     net.devnet.stop();
 }
