@@ -10,7 +10,10 @@
 //! After criterion, prints `speedup_vs_naive_<n>x<n>=<ratio>` per size (ratio
 //! of median times measured here with `Instant`, naive and indexed runs
 //! interleaved so that both see the same load) and
-//! `incremental_match_100k_us=<median>`. Run with
+//! `incremental_match_100k_us=<median>`, then the same with every provider
+//! scored and `prefer_reputation` on (`..._prefer_reputation_us`) and with
+//! the scores but the option off (`..._scored_us`: the default path with a
+//! full score table), the three measured interleaved. Run with
 //! `cargo bench -p lilypad-benches --bench matcher`.
 
 use std::{
@@ -104,6 +107,20 @@ impl Resting {
         Self { matcher, jobs: w.jobs }
     }
 
+    /// [`Self::new`] with a score for every provider (few distinct values, so
+    /// that ties are common) and `prefer_reputation` as given.
+    fn scored(n: usize, prefer: bool) -> Self {
+        let mut book = Self::new(n);
+        let providers: Vec<_> =
+            book.matcher.resources().into_iter().map(|(_, r)| r.provider).collect();
+        for p in providers {
+            let score = [0.3, 0.5, 0.7, 0.9][usize::from(p.0[0] ^ p.0[3]) % 4];
+            book.matcher.set_score(p, score);
+        }
+        book.matcher.prefer_reputation(prefer);
+        book
+    }
+
     /// Adds the `i`th job of the pool, timed; then undoes it, untimed.
     fn add_one(&mut self, i: usize) -> Duration {
         let (id, job) = self.jobs[i % self.jobs.len()].clone();
@@ -190,6 +207,16 @@ fn main() {
         println!("matcher_{n}x{n}_naive_ms={:.3}", naive.as_secs_f64() * 1e3);
         println!("speedup_vs_naive_{n}x{n}={:.1}", naive.as_secs_f64() / indexed.as_secs_f64());
     }
-    let adds: Vec<Duration> = (0..5_000).map(|i| book.add_one(i)).collect();
-    println!("incremental_match_100k_us={:.3}", median(adds).as_secs_f64() * 1e6);
+    let mut scored = Resting::scored(resting, false);
+    let mut preferring = Resting::scored(resting, true);
+    let (mut plain_t, mut scored_t, mut prefer_t) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..5_000 {
+        plain_t.push(book.add_one(i));
+        scored_t.push(scored.add_one(i));
+        prefer_t.push(preferring.add_one(i));
+    }
+    let us = |t: Vec<Duration>| median(t).as_secs_f64() * 1e6;
+    println!("incremental_match_100k_us={:.3}", us(plain_t));
+    println!("incremental_match_100k_scored_us={:.3}", us(scored_t));
+    println!("incremental_match_100k_prefer_reputation_us={:.3}", us(prefer_t));
 }

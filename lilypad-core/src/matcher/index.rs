@@ -498,16 +498,18 @@ impl ResourceIndex {
     /// left has it too, so the search takes the least (exact price, seq) of
     /// them all.
     ///
-    /// With `rank`, an untargeted job goes on past the first taken candidate
-    /// through every candidate of the same price and takes the one `rank`
+    /// With `rank` (a score per candidate, and a ceiling no candidate scores
+    /// above), an untargeted job goes on past the first taken candidate
+    /// through the candidates of the same price and takes the one `rank`
     /// scores highest (the oldest among equal scores); the first taken
-    /// candidate's price bounds that walk, so it stays as lazy as before.
+    /// candidate's price bounds that walk, and a candidate at the ceiling
+    /// ends it.
     pub(super) fn cheapest_for(
         &self,
         job: &JobOffer,
         job_class: Class,
         mut accept: impl FnMut(Seq, bool) -> Option<U256>,
-        rank: Option<&dyn Fn(Seq) -> f64>,
+        rank: Option<(&dyn Fn(Seq) -> f64, f64)>,
     ) -> Option<(Seq, U256)> {
         if let Some(provider) = job.target {
             let seqs = self.solvers.get(&job.solver)?.providers.get(&ProviderKey(provider))?;
@@ -572,9 +574,15 @@ impl ResourceIndex {
                     if let Some(price) = accept(seq, from_any)
                         && let Some(found) = take(seq, price)
                     {
-                        match &rank {
+                        match rank {
                             None => return Some(found),
-                            Some(rank) => keep_best(&mut best, found, rank(found.0)),
+                            Some((rank, ceiling)) => {
+                                let score = rank(found.0);
+                                if score >= ceiling {
+                                    return Some(found);
+                                }
+                                keep_best(&mut best, found, score);
+                            }
                         }
                     }
                     let shelf = if from_any { any } else { own? };
@@ -592,9 +600,15 @@ impl ResourceIndex {
                     if let Some(price) = accept(seq, *from_any)
                         && let Some(found) = take(seq, price)
                     {
-                        match &rank {
+                        match rank {
                             None => return Some(found),
-                            Some(rank) => keep_best(&mut best, found, rank(found.0)),
+                            Some((rank, ceiling)) => {
+                                let score = rank(found.0);
+                                if score >= ceiling {
+                                    return Some(found);
+                                }
+                                keep_best(&mut best, found, score);
+                            }
                         }
                     }
                     match rest.next() {

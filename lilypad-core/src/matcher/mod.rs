@@ -395,6 +395,9 @@ pub struct Matcher {
     minimums: KeyedMap<IdKey, f64>,
     /// Whether equally priced offers go to the better-scored provider.
     prefer_reputation: bool,
+    /// The highest score set (0 before any): with [`NEW_PROVIDER_SCORE`], no
+    /// provider scores above it, so a preference walk stops at one that does.
+    top_score: f64,
 }
 
 /// The score of a provider with no scored deal: `reputation::score(0, 0, 0)`.
@@ -419,7 +422,13 @@ impl Matcher {
 
     /// Sets `provider`'s reputation score (see [`crate::reputation::score`]).
     pub fn set_score(&mut self, provider: Address, score: f64) {
-        self.scores.insert(ProviderKey(provider), score);
+        let old = self.scores.insert(ProviderKey(provider), score);
+        if score >= self.top_score {
+            self.top_score = score;
+        } else if old.is_some_and(|old| old >= self.top_score) {
+            // The top scorer went down: rare, and a pass over the providers.
+            self.top_score = self.scores.values().copied().fold(NEW_PROVIDER_SCORE, f64::max);
+        }
     }
 
     /// `provider`'s reputation score ([`NEW_PROVIDER_SCORE`] if none was set).
@@ -505,8 +514,9 @@ impl Matcher {
             let score_of = |seq: Seq| {
                 resources.get(seq).map_or(0.0, |r| provider_score(scores, r.offer.provider))
             };
-            let rank: Option<&dyn Fn(Seq) -> f64> =
-                if self.prefer_reputation { Some(&score_of) } else { None };
+            let rank: Option<(&dyn Fn(Seq) -> f64, f64)> = self
+                .prefer_reputation
+                .then_some((&score_of, self.top_score.max(NEW_PROVIDER_SCORE)));
             self.resource_index.cheapest_for(
                 &job,
                 class,

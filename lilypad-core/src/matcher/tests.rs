@@ -494,3 +494,19 @@ fn minimum_score_holds_both_ways_and_is_explained() {
     // A job without a minimum takes the low-score offer.
     assert_eq!(m.add_job(id(11), job(), 0).deal().unwrap().unwrap().resource, id(1));
 }
+
+#[test]
+fn preference_walk_stops_only_at_the_true_top_score() {
+    let mut m = Matcher::default();
+    m.prefer_reputation(true);
+    // Provider 20 once topped the table, then fell; 21 has no score (0.5).
+    m.set_score(addr(20), 0.9);
+    m.set_score(addr(20), 0.1);
+    m.set_score(addr(22), 0.3);
+    m.add_resource(id(1), from(20, 5), 0).unwrap();
+    m.add_resource(id(2), from(22, 5), 0).unwrap();
+    m.add_resource(id(3), from(21, 5), 0).unwrap();
+    assert_eq!(m.add_job(id(10), job(), 0).deal().unwrap().unwrap().resource, id(3));
+    assert_eq!(m.add_job(id(11), job(), 0).deal().unwrap().unwrap().resource, id(2));
+    assert_eq!(m.add_job(id(12), job(), 0).deal().unwrap().unwrap().resource, id(1));
+}
