@@ -220,6 +220,8 @@ fn the_api_shows_what_the_chain_says() {
     assert_eq!(n["deal_states"]["finished"], 4, "{n}");
     assert_eq!(n["solver"]["reachable"], true, "{n}");
     assert_eq!(n["solver"]["open_resource_offers"], 0, "{n}");
+    assert_eq!(n["solver"]["offered"]["gpus"], 0, "{n}");
+    assert_eq!(n["solver"]["offered"]["providers"], 0, "{n}");
     assert_eq!(
         n["jobs_per_hour"]["counts"]
             .as_array()

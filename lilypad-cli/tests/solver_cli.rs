@@ -669,6 +669,12 @@ fn offers_sharing_a_slot_keep_their_slots_across_a_kill_9_and_never_make_two_dea
         let r =
             rp.post_resource_offer_taking(&both, &slots(&["gpu0", "gpu1"])).await.expect("post");
         assert_eq!(r.state, OfferState::Open, "the group over two waiting slots");
+        // The public capacity counts each slot once: the group repeats them.
+        let one = resource(devnet::PROVIDER, 1);
+        let offered = jc.health().await.expect("healthz").offered;
+        assert_eq!((offered.providers, offered.offers, offered.gpus), (1, 2, 2), "{offered:?}");
+        assert_eq!(offered.cpu_millicores, 2 * u64::from(one.spec.cpu_millicores));
+        assert_eq!(offered.ram_mib, 2 * one.spec.ram_mib);
         let stray = two_gpus(4);
         let r =
             rp.post_resource_offer_taking(&stray, &slots(&["gpu1", "gpu2"])).await.expect("post");
@@ -694,6 +700,8 @@ fn offers_sharing_a_slot_keep_their_slots_across_a_kill_9_and_never_make_two_dea
             assert_eq!(s.state, OfferState::Failed, "{s:?}");
             assert!(s.reason.as_deref().unwrap_or_default().starts_with("withdrawn"), "{s:?}");
         }
+        let offered = jc.health().await.expect("healthz").offered;
+        assert_eq!(offered, Default::default(), "nothing is on offer after the match");
 
         // 4. Nothing is left of either slot: a one-GPU job waits.
         let j1 = signed_job(&net, &job(2, 1));

@@ -130,6 +130,21 @@ pub struct Match {
     pub price: U256,
 }
 
+/// Resources on offer: [`Matcher::capacity`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Capacity {
+    /// Providers with at least one resting resource offer.
+    pub providers: u64,
+    /// Resting offers counted (offers of one slot, or made without slots).
+    pub offers: u64,
+    /// Their CPU, in millicores.
+    pub cpu_millicores: u64,
+    /// Their RAM, in MiB.
+    pub ram_mib: u64,
+    /// Their GPUs.
+    pub gpus: u64,
+}
+
 /// A match as [`Matcher::add_job`] and [`Matcher::add_resource`] return it:
 /// the ids and price, and both offers, handed back since the matcher keeps
 /// neither.
@@ -471,6 +486,27 @@ impl Matcher {
     /// Resting resource offers, oldest first.
     pub fn resources(&self) -> Vec<(OfferId, &ResourceOffer)> {
         by_age(&self.resources)
+    }
+
+    /// What the resting resource offers put on the market together, each machine
+    /// slot counted once: an offer of several slots (their sum, resting only while
+    /// each of its slots rests in an offer of its own) is left out of the sums.
+    /// `O(resting resource offers)`.
+    pub fn capacity(&self) -> Capacity {
+        let mut providers = BTreeSet::new();
+        let mut c = Capacity::default();
+        for (id, offer) in self.resources() {
+            providers.insert(offer.provider);
+            if self.slots_of(offer.provider, &id).len() > 1 {
+                continue;
+            }
+            c.offers += 1;
+            c.cpu_millicores += u64::from(offer.spec.cpu_millicores);
+            c.ram_mib += offer.spec.ram_mib;
+            c.gpus += offer.spec.gpus.len() as u64;
+        }
+        c.providers = providers.len() as u64;
+        c
     }
 
     fn take_seq(&mut self, slot: u32) -> Seq {

@@ -510,3 +510,28 @@ fn preference_walk_stops_only_at_the_true_top_score() {
     assert_eq!(m.add_job(id(11), job(), 0).deal().unwrap().unwrap().resource, id(2));
     assert_eq!(m.add_job(id(12), job(), 0).deal().unwrap().unwrap().resource, id(1));
 }
+
+#[test]
+fn capacity_counts_each_slot_once_and_every_provider() {
+    let mut m = Matcher::default();
+    assert_eq!(m.capacity(), super::Capacity::default());
+    m.add_resource_claiming(id(1), gpu_slot_offer(1, 1), slots(&["gpu0"]), 0).unwrap();
+    m.add_resource_claiming(id(2), gpu_slot_offer(2, 1), slots(&["gpu1"]), 0).unwrap();
+    m.add_resource_claiming(id(3), gpu_slot_offer(3, 2), slots(&["gpu0", "gpu1"]), 0).unwrap();
+    // Another provider's offer made without slots counts as one.
+    let other = ResourceOffer { provider: addr(9), nonce: U256::from(4u64), ..resource() };
+    m.add_resource(id(4), other.clone(), 0).unwrap();
+    let one = gpu_slot_offer(1, 1);
+    let c = m.capacity();
+    assert_eq!(c.providers, 2);
+    assert_eq!(c.offers, 3, "the group offer repeats its slots and is left out");
+    assert_eq!(c.gpus, 2);
+    assert_eq!(
+        c.cpu_millicores,
+        2 * u64::from(one.spec.cpu_millicores) + u64::from(other.spec.cpu_millicores)
+    );
+    assert_eq!(c.ram_mib, 2 * one.spec.ram_mib + other.spec.ram_mib);
+    // A match takes the slot and withdraws the group: one GPU left.
+    m.add_job(id(10), gpu_job(1), 0).unwrap().unwrap();
+    assert_eq!((m.capacity().gpus, m.capacity().offers), (1, 2));
+}

@@ -508,6 +508,11 @@ pub struct Health {
     pub open_jobs: u64,
     /// Resource offers waiting for a match.
     pub open_resources: u64,
+    /// What those offers put on the market together, each machine slot counted once
+    /// (no offer's own terms: those stay readable by their signer only). Absent from
+    /// solvers older than this field: zero.
+    #[serde(default)]
+    pub offered: lilypad_core::matcher::Capacity,
 }
 
 #[cfg(test)]

@@ -62,6 +62,7 @@ pub(crate) async fn solver_view(solver: Option<&PublicSolver>) -> SolverView {
             reachable: true,
             open_job_offers: Some(h.open_jobs),
             open_resource_offers: Some(h.open_resources),
+            offered: Some(h.offered),
             error: None,
         },
         Ok(Err(e)) => SolverView {

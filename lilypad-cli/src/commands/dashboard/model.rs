@@ -71,6 +71,8 @@ pub(crate) struct SolverView {
     pub(crate) reachable: bool,
     pub(crate) open_job_offers: Option<u64>,
     pub(crate) open_resource_offers: Option<u64>,
+    /// What the waiting resource offers put on the market, each slot once.
+    pub(crate) offered: Option<lilypad_sdk::core::matcher::Capacity>,
     pub(crate) error: Option<String>,
 }
 

@@ -739,9 +739,9 @@ async fn events(
 // ---------------------------------------------------------------- ops
 
 async fn health(AxState(state): AxState<Shared>) -> Result<Json<Health>, ApiError> {
-    let (open_jobs, open_resources) = {
+    let (open_jobs, open_resources, offered) = {
         let book = state.book.lock().map_err(|_| ApiError::Internal("matcher lock".into()))?;
-        (book.job_count() as u64, book.resource_count() as u64)
+        (book.job_count() as u64, book.resource_count() as u64, book.capacity())
     };
     Ok(Json(Health {
         status: "ok".into(),
@@ -749,6 +749,7 @@ async fn health(AxState(state): AxState<Shared>) -> Result<Json<Health>, ApiErro
         chain_id: state.chain_id,
         open_jobs,
         open_resources,
+        offered,
     }))
 }
 

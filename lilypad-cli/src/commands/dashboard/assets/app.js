@@ -204,7 +204,7 @@ async function networkView() {
     <div class="cards" id="network-cards">
       <div class="card"><div class="k">providers online (proof today)</div><div class="v" id="providers-online">${n.providers_online}</div><div class="k">${n.miners} have mined, ${n.providers} listed</div></div>
       <div class="card"><div class="k">open resource offers (solver)</div><div class="v" id="open-offers">${offers}</div><div class="k">${s.reachable ? `${s.open_job_offers} job offers waiting` : esc(s.error || "solver unreachable")}</div></div>
-      <div class="card"><div class="k">GPUs / CPU offered</div><div class="v">–</div><div class="k">the solver publishes offer counts only</div></div>
+      <div class="card"><div class="k">GPUs / CPU offered</div><div class="v" id="offered">${s.offered ? `${s.offered.gpus} / ${(s.offered.cpu_millicores / 1000).toFixed(1)}` : "–"}</div><div class="k">${s.offered ? `GPUs / CPU cores, ${(s.offered.ram_mib / 1024).toFixed(1)} GiB RAM, from ${s.offered.providers} provider${s.offered.providers === 1 ? "" : "s"}` : "solver unreachable"}</div></div>
       <div class="card"><div class="k">deals</div><div class="v" id="deal-count">${n.deals}</div><div class="k">${Object.entries(n.deal_states).map(([k, v]) => `${v} ${esc(k.replace(/_/g, " "))}`).join(", ") || "none yet"}</div></div>
       <div class="card"><div class="k">block</div><div class="v">${n.head}</div><div class="k">${when(n.now)}</div></div>
     </div>
