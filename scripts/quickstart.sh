@@ -10,8 +10,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# The job needs the cowsay image only (the model modules' images take minutes to build).
-LILYPAD_EXAMPLE_IMAGES=cowsay bash scripts/setup.sh
+# The job needs the cowsay image only (the model modules' images take minutes to
+# build) and no browser (the dashboard's test does).
+LILYPAD_EXAMPLE_IMAGES=cowsay LILYPAD_SETUP_BROWSER=0 bash scripts/setup.sh
 printf '\n\033[1;34m==> building lilypad-cli and lilypad-rp\033[0m\n'
 cargo build --locked -p lilypad-cli -p lilypad-rp
 

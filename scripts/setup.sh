@@ -43,8 +43,11 @@ fi
 bash scripts/setup-contracts.sh >/dev/null
 
 # Debian's chromium and npm's playwright-core for the dashboard's browser test
-# (lilypad-cli/tests/dashboard.rs).
-bash scripts/setup-browser.sh
+# (lilypad-cli/tests/dashboard.rs); LILYPAD_SETUP_BROWSER=0 skips them (the
+# quickstart runs no browser).
+if [[ ${LILYPAD_SETUP_BROWSER:-1} != 0 ]]; then
+  bash scripts/setup-browser.sh
+fi
 
 # An OpenCL runtime (pocl's CPU device on Debian) for the proof-of-work miner.
 bash scripts/setup-opencl.sh
