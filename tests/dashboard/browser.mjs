@@ -149,6 +149,9 @@ try {
   check((await page.textContent("#providers-online")).trim() === String(online), `${online} providers online`);
   const netCharts = await page.$$eval(".chart svg", (s) => s.length);
   check(netCharts >= 4, `the network view draws its charts (${netCharts})`);
+  // The providers' daemons are up, their offers resting: CPU is offered.
+  const offered = (await page.textContent("#offered")).trim();
+  check(offered !== "0 / 0.0" && /^0 \/ \d+\.\d$/.test(offered), `CPU is offered (${offered})`);
   await shot("network");
 
   // ---------------------------------------------------------------- explorer

@@ -1,8 +1,15 @@
 //! Providers that mined and ran deals on a devnet, for the leaderboard and dashboard
-//! tests: `lilypad-rp mine` (the real binary) and deals created, ended and settled
-//! directly on chain (no solver process: the test plays every party).
+//! tests: `lilypad-rp mine` (the real binary), deals created, ended and settled
+//! directly on chain (no solver process: the test plays every party; controlled
+//! outcomes and times), and `lilypad-rp run` daemons ([`Daemon`]) that run real
+//! Docker jobs through a solver and storage.
 
-use std::{collections::BTreeSet, path::Path, process::Command};
+use std::{
+    collections::BTreeSet,
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+};
 
 use lilypad_sdk::{
     chain::{B256, Bytes, ChainClient, Draw, U256},
@@ -178,4 +185,72 @@ pub fn leaderboard_rows(network: &Path) -> Vec<serde_json::Value> {
 pub fn row(rows: &[serde_json::Value], account: usize) -> &serde_json::Value {
     let who = anvil_address(account).to_string();
     rows.iter().find(|r| r["provider"] == who.as_str()).expect(&who)
+}
+
+/// A `lilypad-rp run` daemon, killed with SIGKILL when dropped.
+pub struct Daemon {
+    child: Child,
+    /// Its log (stderr).
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `lilypad-rp run` as anvil account `account` on the network file `network`
+    /// (a solver and storage named), its data under `dir/rp-ACCOUNT`, and waits for its
+    /// "running" line. Its offers expire `offer_ttl` seconds after the machine's
+    /// clock: on a devnet whose time was moved ahead, pass more than the lead (an
+    /// offer the chain sees expired makes no deal). Jobs run in Docker (dockerd and
+    /// the module's image needed, e.g. scripts/build-example-images.sh cowsay).
+    pub fn start(network: &Path, dir: &Path, account: usize, offer_ttl: u64) -> Self {
+        let data = dir.join(format!("rp-{account}"));
+        let log = dir.join(format!("rp-{account}.log"));
+        let log_file =
+            std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
+        let ttl = offer_ttl.to_string();
+        // Its containers' label, unique to this daemon: a provider's start removes the
+        // leftover containers of its name, and other tests share the dockerd.
+        let dir_name: String = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().chars().filter(char::is_ascii_alphanumeric).collect())
+            .unwrap_or_default();
+        let executor = format!("pow-deals-{}-{dir_name}-rp-{account}", std::process::id());
+        let mut child = Command::new(lilypad_rp())
+            .arg("run")
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--executor-name", &executor])
+            .args(["--poll-secs", "1", "--price", "1000wei", "--timeout-collateral", "50wei"])
+            .args(["--submit-margin", "5", "--min-disk-mib", "50", "--offer-ttl", &ttl])
+            .arg("--network")
+            .arg(network)
+            .env("RUST_LOG", "info")
+            .env("WEB3_PRIVATE_KEY", ANVIL_KEYS[account])
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn lilypad-rp run");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read the first line");
+        let daemon = Self { child, log };
+        assert!(
+            line.contains("running"),
+            "lilypad-rp run did not start: {line:?}\n{}",
+            daemon.log()
+        );
+        daemon
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
