@@ -18,7 +18,7 @@ use std::{
 };
 
 use alloy::signers::local::PrivateKeySigner;
-use common::{Proc, cli_bin, git_module, repo_root, runtime};
+use common::{Proc, cli_bin, git_module, pow_deals::lilypad_rp, repo_root, runtime};
 use lilypad_sdk::{
     chain::{
         ChainClient, DeployOptions, NetworkConfig, Registration, deploy_network, roles,
@@ -131,12 +131,6 @@ fn cli(args: &[&str], env: &[(&str, &str)]) -> Output {
 
 fn text(out: &[u8]) -> String {
     String::from_utf8_lossy(out).into_owned()
-}
-
-/// The `lilypad-rp` binary beside `lilypad-cli`, built once per test process.
-fn lilypad_rp() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT.get_or_init(|| common::workspace_bin("lilypad-rp")).clone()
 }
 
 /// A `lilypad-rp` daemon, started and past its "running" line; killed when dropped.

@@ -24,15 +24,11 @@ use lilypad_sdk::{
     },
 };
 
-/// The `lilypad-rp` binary of this workspace (built by `cargo build -p lilypad-rp`).
+/// The `lilypad-rp` binary of this workspace ([`super::workspace_bin`]: the test
+/// build's, or built first).
 pub fn lilypad_rp() -> std::path::PathBuf {
-    let rp = super::cli_bin().with_file_name("lilypad-rp");
-    assert!(
-        rp.is_file(),
-        "{} is missing: build it first with cargo build -p lilypad-rp",
-        rp.display()
-    );
-    rp
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| super::workspace_bin("lilypad-rp")).clone()
 }
 
 /// Runs a command: whether it succeeded, its stdout and its stderr.
