@@ -573,17 +573,9 @@ impl ResourceIndex {
                     heads.next();
                     if let Some(price) = accept(seq, from_any)
                         && let Some(found) = take(seq, price)
+                        && let Some(chosen) = consider(rank, &mut best, found)
                     {
-                        match rank {
-                            None => return Some(found),
-                            Some((rank, ceiling)) => {
-                                let score = rank(found.0);
-                                if score >= ceiling {
-                                    return Some(found);
-                                }
-                                keep_best(&mut best, found, score);
-                            }
-                        }
+                        return Some(chosen);
                     }
                     let shelf = if from_any { any } else { own? };
                     let mut rest = shelf.ladders.get(&class)?.iter();
@@ -599,17 +591,9 @@ impl ResourceIndex {
                     let (key, rest, from_any) = open.get_mut(i)?;
                     if let Some(price) = accept(seq, *from_any)
                         && let Some(found) = take(seq, price)
+                        && let Some(chosen) = consider(rank, &mut best, found)
                     {
-                        match rank {
-                            None => return Some(found),
-                            Some((rank, ceiling)) => {
-                                let score = rank(found.0);
-                                if score >= ceiling {
-                                    return Some(found);
-                                }
-                                keep_best(&mut best, found, score);
-                            }
-                        }
+                        return Some(chosen);
                     }
                     match rest.next() {
                         Some(&next) if next.0 <= max_key => *key = next,
@@ -624,12 +608,23 @@ impl ResourceIndex {
     }
 }
 
-/// Keeps `found` (seq, price) with `score` as the best if it scores higher
-/// (an earlier candidate wins a tie: it is older at the same price).
-fn keep_best(best: &mut Option<(Seq, U256, f64, u128)>, found: (Seq, U256), score: f64) {
+/// A candidate `found` (seq, price): to be taken now (no `rank`, or it has the
+/// top score), or else kept as the best if it scores higher than `best` (an
+/// earlier candidate wins a tie: it is older at the same price).
+fn consider(
+    rank: Option<(&dyn Fn(Seq) -> f64, f64)>,
+    best: &mut Option<(Seq, U256, f64, u128)>,
+    found: (Seq, U256),
+) -> Option<(Seq, U256)> {
+    let Some((rank, ceiling)) = rank else { return Some(found) };
+    let score = rank(found.0);
+    if score >= ceiling {
+        return Some(found);
+    }
     if best.is_none_or(|(_, _, s, _)| score > s) {
         *best = Some((found.0, found.1, score, price_key(found.1)));
     }
+    None
 }
 
 /// Resting job offers of one scope, module and class, oldest first.
