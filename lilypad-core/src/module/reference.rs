@@ -84,7 +84,13 @@ impl ModuleRef {
             return Err(ReferenceError::Empty);
         }
         if is_local(s) {
-            let path = s.strip_prefix("file://").unwrap_or(s);
+            let path = s.strip_prefix("file://").unwrap_or(s).trim();
+            if path.is_empty() {
+                return Err(ReferenceError::Malformed {
+                    reference: s.to_owned(),
+                    reason: "a file:// reference needs a path after it, e.g. file:///srv/modules/cowsay",
+                });
+            }
             return Ok(Self::Local { path: path.to_owned() });
         }
         let malformed = |reason| ReferenceError::Malformed { reference: s.to_owned(), reason };
@@ -196,6 +202,19 @@ mod tests {
             ModuleRef::parse("file:///tmp/m").unwrap(),
             ModuleRef::Local { path: "/tmp/m".into() }
         );
+    }
+
+    /// Found by the `module_spec` fuzz target: `file://` with nothing (or only
+    /// white space) after it was accepted as a local module with an empty path.
+    #[test]
+    fn a_file_url_without_a_path_is_rejected() {
+        for s in ["file://", "file://\n\n", "file://   "] {
+            assert!(
+                matches!(ModuleRef::parse(s), Err(ReferenceError::Malformed { .. })),
+                "{s:?}: {:?}",
+                ModuleRef::parse(s)
+            );
+        }
     }
 
     #[test]
