@@ -16,6 +16,10 @@ m=json.load(sys.stdin)
 p=next(p for p in m["packages"] if p["name"]=="lilypad-sdk")
 print(" ".join(f for f in sorted(p["features"]) if f not in ("default","fuzzing","tls")))')
 
+# A feature set that leaves code unused is a warning here and an error for a user
+# who builds with -D warnings: deny them (dependencies' lints stay capped).
+export RUSTFLAGS="${RUSTFLAGS:-} -D warnings"
+
 failed=()
 check() {
   local label=$1; shift

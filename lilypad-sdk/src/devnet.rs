@@ -370,8 +370,7 @@ impl Devnet {
             "funding the 10 well-known accounts with {} each",
             lilypad_core::amount::format_amount(opts.fund)
         ));
-        let mints = (0..ANVIL_KEYS.len()).map(|i| admin.mint(anvil_address(i), opts.fund));
-        futures::future::try_join_all(mints).await?;
+        admin.mint_many((0..ANVIL_KEYS.len()).map(|i| (anvil_address(i), opts.fund))).await?;
         Ok(())
     }
 

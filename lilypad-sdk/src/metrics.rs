@@ -4,13 +4,17 @@
 use std::{future::Future, sync::Arc};
 
 use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
-use prometheus::{Encoder, HistogramOpts, HistogramVec, Registry, TextEncoder};
+use prometheus::{Encoder, Registry, TextEncoder};
 
 /// A histogram of step durations in seconds by `phase`, with buckets from 10 ms to an
 /// hour (a step may be a transaction of a few ms or a job of an hour).
-pub(crate) fn phase_histogram(name: &str, help: &str) -> Result<HistogramVec, prometheus::Error> {
-    HistogramVec::new(
-        HistogramOpts::new(name, help).buckets(vec![
+#[cfg(any(feature = "provider", feature = "bridge"))]
+pub(crate) fn phase_histogram(
+    name: &str,
+    help: &str,
+) -> Result<prometheus::HistogramVec, prometheus::Error> {
+    prometheus::HistogramVec::new(
+        prometheus::HistogramOpts::new(name, help).buckets(vec![
             0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
             1800.0, 3600.0,
         ]),

@@ -412,6 +412,23 @@ impl ChainClient {
         self.send("mint", Target::Token, token.mint(to, amount)).await
     }
 
+    /// Mints to several accounts at once: each transaction reaches the node after
+    /// the one before it (in nonce order, never a later nonce ahead of an earlier
+    /// one), then every receipt is awaited together.
+    #[cfg(feature = "devnet")]
+    pub(crate) async fn mint_many(
+        &self,
+        mints: impl IntoIterator<Item = (Address, U256)>,
+    ) -> Result<Vec<TransactionReceipt>> {
+        let mut sent = Vec::new();
+        for (to, amount) in mints {
+            let token = self.token();
+            sent.push(self.send_only("mint", Target::Token, token.mint(to, amount)).await?);
+        }
+        futures::future::try_join_all(sent.into_iter().map(|tx| self.wait_success("mint", tx)))
+            .await
+    }
+
     /// Gives `account` the token's `MINTER_ROLE` (token admin only).
     pub async fn grant_minter(&self, account: Address) -> Result<TransactionReceipt> {
         let role =
