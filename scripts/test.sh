@@ -8,6 +8,16 @@ step() { printf '\n\033[1;34m==> %s\033[0m\n' "$*"; }
 
 bash scripts/setup.sh
 
+# The solver store's tests run on SQLite and on PostgreSQL (lilypad-sdk's feature
+# solver-postgres, which its test build enables): a throwaway cluster under
+# target/postgres, unless the caller names a server.
+step "PostgreSQL for the solver's Postgres tests"
+if [[ -z ${LILYPAD_TEST_POSTGRES_URL:-} ]]; then
+  LILYPAD_TEST_POSTGRES_URL=$(bash scripts/setup-postgres.sh)
+fi
+export LILYPAD_TEST_POSTGRES_URL
+echo "LILYPAD_TEST_POSTGRES_URL=$LILYPAD_TEST_POSTGRES_URL"
+
 step "cargo fmt --check"
 cargo fmt --all --check
 

@@ -13,6 +13,11 @@
 //!
 //! **Reads** use a small pool of read-only connections on blocking threads; WAL
 //! lets them run beside the writer.
+//!
+//! With feature `solver-postgres`, [`Store::open_postgres`] keeps the same state,
+//! with the same model (one writer thread, group commit, savepoints, reader
+//! pool), in PostgreSQL (`pg`; design: `docs/dev/postgres-solver.md`). Every
+//! public method behaves the same on both backends.
 
 use std::{
     collections::BTreeMap,
@@ -32,6 +37,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::{broadcast, oneshot};
 
 use super::api::{DealRecord, EventKind, OfferKind, OfferState, SolverEvent};
+
+#[cfg(feature = "solver-postgres")]
+mod pg;
 
 /// The most writes committed in one transaction.
 pub const MAX_BATCH: usize = 1024;
@@ -80,6 +88,21 @@ pub enum StoreError {
         /// What this solver is.
         given: String,
     },
+    /// The Postgres database belongs to another solver or chain.
+    #[error("{url}: this database belongs to {what} {stored}, not {given}: use another database")]
+    ForeignDatabase {
+        /// The database URL, password hidden.
+        url: String,
+        /// `solver`, `chain_id` or `controller`.
+        what: &'static str,
+        /// What it holds.
+        stored: String,
+        /// What this solver is.
+        given: String,
+    },
+    /// [`Store::read`] hands out SQLite connections; this store is on Postgres.
+    #[error("a raw SQLite read on a Postgres store (use the Store's own read methods)")]
+    NotSqlite,
     /// The writer thread is gone (the service is shutting down).
     #[error("the database writer stopped")]
     Closed,
@@ -171,9 +194,16 @@ pub struct Pair {
 
 /// What the writer hands each write: the open transaction, the time, and the event log.
 pub struct Tx<'a> {
-    conn: &'a Connection,
+    conn: Conn<'a>,
     now: u64,
     events: &'a mut Vec<StoredEvent>,
+}
+
+/// The connection a group transaction runs on.
+enum Conn<'a> {
+    Sqlite(&'a Connection),
+    #[cfg(feature = "solver-postgres")]
+    Postgres(&'a mut pg::Writer),
 }
 
 impl std::fmt::Debug for Tx<'_> {
@@ -195,10 +225,20 @@ pub struct Store {
 
 #[derive(Debug)]
 struct Inner {
-    path: PathBuf,
+    backend: Backend,
     writer: Mutex<Option<mpsc::Sender<Op>>>,
-    readers: Mutex<Vec<Connection>>,
     events: broadcast::Sender<Arc<StoredEvent>>,
+}
+
+/// Where the state lives, and the read side of it.
+#[derive(Debug)]
+enum Backend {
+    Sqlite {
+        path: PathBuf,
+        readers: Mutex<Vec<Connection>>,
+    },
+    #[cfg(feature = "solver-postgres")]
+    Postgres(pg::Readers),
 }
 
 const SCHEMA: &str = "
@@ -335,12 +375,67 @@ impl Store {
             .map_err(|e| StoreError::Sql { context: "writer thread", message: e.to_string() })?;
         Ok(Self {
             inner: Arc::new(Inner {
-                path: path.to_owned(),
+                backend: Backend::Sqlite { path: path.to_owned(), readers: Mutex::new(Vec::new()) },
                 writer: Mutex::new(Some(tx)),
-                readers: Mutex::new(Vec::new()),
                 events,
             }),
         })
+    }
+
+    /// Opens (migrating if needed) the PostgreSQL database at `url`
+    /// (`postgres://user@host:port/db`) for the solver `solver` on chain `chain_id`
+    /// with controller `controller`; refuses a database of another. Blocks while it
+    /// connects (on a thread of its own, so it may be called from async code).
+    #[cfg(feature = "solver-postgres")]
+    pub fn open_postgres(
+        url: &str,
+        solver: Address,
+        chain_id: u64,
+        controller: Address,
+    ) -> Result<Self> {
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let meta = [
+            ("solver", solver.to_checksum(None)),
+            ("chain_id", chain_id.to_string()),
+            ("controller", controller.to_checksum(None)),
+        ];
+        let (readers, tx) = pg::open(url, meta, events.clone())?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                backend: Backend::Postgres(readers),
+                writer: Mutex::new(Some(tx)),
+                events,
+            }),
+        })
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match &self.inner.backend {
+            Backend::Sqlite { .. } => "sqlite",
+            #[cfg(feature = "solver-postgres")]
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    #[cfg(feature = "solver-postgres")]
+    fn is_postgres(&self) -> bool {
+        matches!(self.inner.backend, Backend::Postgres(_))
+    }
+
+    /// Runs `f` on a Postgres read connection on a blocking thread.
+    #[cfg(feature = "solver-postgres")]
+    async fn pg_read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || match &inner.backend {
+            Backend::Postgres(readers) => readers.with(f),
+            Backend::Sqlite { .. } => Err(StoreError::NotSqlite),
+        })
+        .await
+        .map_err(|e| StoreError::Sql { context: "read task", message: e.to_string() })?
     }
 
     /// Stops the writer after the queued writes (later writes fail with [`StoreError::Closed`]).
@@ -385,12 +480,16 @@ impl Store {
     ) -> Result<T> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let pooled = inner.readers.lock().ok().and_then(|mut p| p.pop());
+            #[allow(irrefutable_let_patterns)]
+            let Backend::Sqlite { path, readers } = &inner.backend else {
+                return Err(StoreError::NotSqlite);
+            };
+            let pooled = readers.lock().ok().and_then(|mut p| p.pop());
             let conn = match pooled {
                 Some(c) => c,
                 None => {
                     let c = Connection::open_with_flags(
-                        &inner.path,
+                        path,
                         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                     )
                     .map_err(sql("open reader"))?;
@@ -400,7 +499,7 @@ impl Store {
                 }
             };
             let r = f(&conn);
-            if let Ok(mut p) = inner.readers.lock()
+            if let Ok(mut p) = readers.lock()
                 && p.len() < 8
             {
                 p.push(conn);
@@ -415,6 +514,10 @@ impl Store {
 
     /// Offers in state `open` or `matching`, in arrival order (for the matcher after a restart).
     pub async fn live_offers(&self) -> Result<Vec<StoredOffer>> {
+        #[cfg(feature = "solver-postgres")]
+        if self.is_postgres() {
+            return self.pg_read(pg::live_offers).await;
+        }
         self.read(|c| {
             let mut st = c
                 .prepare(&format!(
@@ -429,11 +532,19 @@ impl Store {
 
     /// One offer.
     pub async fn offer(&self, id: OfferId) -> Result<Option<StoredOffer>> {
+        #[cfg(feature = "solver-postgres")]
+        if self.is_postgres() {
+            return self.pg_read(move |c| pg::offer(c, id)).await;
+        }
         self.read(move |c| offer_by_id(c, id)).await
     }
 
     /// The inputs of a job offer.
     pub async fn inputs(&self, id: OfferId) -> Result<Option<Vec<u8>>> {
+        #[cfg(feature = "solver-postgres")]
+        if self.is_postgres() {
+            return self.pg_read(move |c| pg::inputs(c, id)).await;
+        }
         self.read(move |c| {
             c.query_row("SELECT inputs FROM offers WHERE id = ?1", [id.as_slice()], |r| {
                 r.get::<_, Option<Vec<u8>>>(0)
@@ -447,6 +558,10 @@ impl Store {
 
     /// Pairs whose deal is being created.
     pub async fn pairs(&self) -> Result<Vec<Pair>> {
+        #[cfg(feature = "solver-postgres")]
+        if self.is_postgres() {
+            return self.pg_read(pg::pairs).await;
+        }
         self.read(|c| {
             let mut st = c
                 .prepare("SELECT deal_id, job_id, resource_id FROM pairs")
@@ -467,11 +582,19 @@ impl Store {
 
     /// One deal.
     pub async fn deal(&self, id: B256) -> Result<Option<DealRecord>> {
+        #[cfg(feature = "solver-postgres")]
+        if self.is_postgres() {
+            return self.pg_read(move |c| pg::deal(c, id)).await;
+        }
         self.read(move |c| deal_by_id(c, id)).await
     }
 
     /// The deals `who` is a party of, newest first, at most `limit`.
     pub async fn deals_of(&self, who: Address, limit: u32) -> Result<Vec<DealRecord>> {
+        #[cfg(feature = "solver-postgres")]
+        if self.is_postgres() {
+            return self.pg_read(move |c| pg::deals_of(c, who, limit)).await;
+        }
         self.read(move |c| {
             let mut st = c
                 .prepare(
@@ -498,6 +621,10 @@ impl Store {
         after: u64,
         limit: u32,
     ) -> Result<Vec<SolverEvent>> {
+        #[cfg(feature = "solver-postgres")]
+        if self.is_postgres() {
+            return self.pg_read(move |c| pg::events_after(c, who, after, limit)).await;
+        }
         self.read(move |c| {
             let mut st = c
                 .prepare(
@@ -526,6 +653,10 @@ impl Store {
 
     /// A value of the `meta` table.
     pub async fn meta(&self, key: &'static str) -> Result<Option<String>> {
+        #[cfg(feature = "solver-postgres")]
+        if self.is_postgres() {
+            return self.pg_read(move |c| pg::meta(c, key)).await;
+        }
         self.read(move |c| {
             c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
                 .optional()
@@ -541,6 +672,10 @@ impl Store {
         &self,
         providers: Option<Vec<Address>>,
     ) -> Result<BTreeMap<Address, Reputation>> {
+        #[cfg(feature = "solver-postgres")]
+        if self.is_postgres() {
+            return self.pg_read(move |c| pg::reputations(c, providers)).await;
+        }
         self.read(move |c| {
             let mut deals: BTreeMap<Address, Vec<reputation::DealRecord>> = BTreeMap::new();
             let mut row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<()> {
@@ -665,10 +800,37 @@ pub fn deal_by_id(c: &Connection, id: B256) -> Result<Option<DealRecord>> {
 
 // ---------------------------------------------------------------- writes
 
+impl<'a> Tx<'a> {
+    #[cfg(feature = "solver-postgres")]
+    fn postgres(w: &'a mut pg::Writer, now: u64, events: &'a mut Vec<StoredEvent>) -> Self {
+        Self { conn: Conn::Postgres(w), now, events }
+    }
+}
+
 impl Tx<'_> {
-    /// The connection, inside the group transaction.
-    pub fn conn(&self) -> &Connection {
-        self.conn
+    /// The SQLite connection, inside the group transaction (`None` on Postgres: use
+    /// the `Tx` methods, which work on both).
+    pub fn conn(&self) -> Option<&Connection> {
+        match &self.conn {
+            Conn::Sqlite(c) => Some(c),
+            #[cfg(feature = "solver-postgres")]
+            Conn::Postgres(_) => None,
+        }
+    }
+
+    /// The SQLite connection. Every method first hands a Postgres transaction to
+    /// `pg`, so on SQLite this is the only case left.
+    fn sqlite(&self) -> Result<&Connection> {
+        self.conn().ok_or(StoreError::NotSqlite)
+    }
+
+    /// One offer, as this transaction sees it.
+    pub fn offer(&mut self, id: OfferId) -> Result<Option<StoredOffer>> {
+        #[cfg(feature = "solver-postgres")]
+        if let Conn::Postgres(w) = &mut self.conn {
+            return w.offer(id);
+        }
+        offer_by_id(self.sqlite()?, id)
     }
 
     /// The time of the group.
@@ -680,20 +842,24 @@ impl Tx<'_> {
     pub fn event(&mut self, kind: EventKind, a: Address, b: Option<Address>) -> Result<()> {
         let body = serde_json::to_string(&kind)
             .map_err(|e| StoreError::Sql { context: "event body", message: e.to_string() })?;
-        self.conn
-            .prepare_cached(
-                "INSERT INTO events (at, party_a, party_b, body) VALUES (?1, ?2, ?3, ?4)",
-            )
-            .and_then(|mut st| {
-                st.execute(params![
-                    int(self.now),
-                    a.as_slice(),
-                    b.as_ref().map(|b| b.as_slice()),
-                    body
-                ])
-            })
-            .map_err(sql("event"))?;
-        let seq = self.conn.last_insert_rowid() as u64;
+        #[cfg(feature = "solver-postgres")]
+        if let Conn::Postgres(w) = &mut self.conn {
+            let seq = w.event(self.now, a, b, &body)?;
+            self.events.push(StoredEvent {
+                parties: (a, b),
+                event: SolverEvent { seq, at: self.now, kind },
+            });
+            return Ok(());
+        }
+        let conn = self.sqlite()?;
+        conn.prepare_cached(
+            "INSERT INTO events (at, party_a, party_b, body) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .and_then(|mut st| {
+            st.execute(params![int(self.now), a.as_slice(), b.as_ref().map(|b| b.as_slice()), body])
+        })
+        .map_err(sql("event"))?;
+        let seq = conn.last_insert_rowid() as u64;
         self.events
             .push(StoredEvent { parties: (a, b), event: SolverEvent { seq, at: self.now, kind } });
         Ok(())
@@ -701,8 +867,15 @@ impl Tx<'_> {
 
     /// Remembers a request nonce until `expiry`; [`StoreError::Replay`] if it is known.
     pub fn use_nonce(&mut self, signer: Address, nonce: U256, expiry: u64) -> Result<()> {
+        #[cfg(feature = "solver-postgres")]
+        if let Conn::Postgres(w) = &mut self.conn {
+            return match w.use_nonce(signer, nonce, expiry)? {
+                true => Ok(()),
+                false => Err(StoreError::Replay { signer, nonce }),
+            };
+        }
         let n = self
-            .conn
+            .sqlite()?
             .prepare_cached(
                 "INSERT OR IGNORE INTO nonces (signer, nonce, expiry) VALUES (?1, ?2, ?3)",
             )
@@ -718,8 +891,21 @@ impl Tx<'_> {
 
     /// Stores a new offer (state `open`) and its `offer_accepted` event.
     pub fn insert_offer(&mut self, o: &NewOffer) -> Result<()> {
+        #[cfg(feature = "solver-postgres")]
+        if let Conn::Postgres(w) = &mut self.conn {
+            let slots = (!o.slots.is_empty()).then(|| serde_json::json!(o.slots).to_string());
+            if !w.insert_offer(o, self.now, slots)? {
+                let state = w.offer(o.id)?.map_or(OfferState::Open, |s| s.state);
+                return Err(StoreError::Duplicate { id: o.id, state });
+            }
+            return self.event(
+                EventKind::OfferAccepted { offer_id: o.id, kind: o.kind },
+                o.signer,
+                None,
+            );
+        }
         let n = self
-            .conn
+            .sqlite()?
             .prepare_cached(
                 "INSERT OR IGNORE INTO offers (id, kind, signer, offer, signature, inputs, expiry, \
                  state, created_at, slots, min_reputation) \
@@ -741,20 +927,24 @@ impl Tx<'_> {
             })
             .map_err(sql("insert offer"))?;
         if n == 0 {
-            let state = offer_by_id(self.conn, o.id)?.map_or(OfferState::Open, |s| s.state);
+            let state = offer_by_id(self.sqlite()?, o.id)?.map_or(OfferState::Open, |s| s.state);
             return Err(StoreError::Duplicate { id: o.id, state });
         }
         self.event(EventKind::OfferAccepted { offer_id: o.id, kind: o.kind }, o.signer, None)
     }
 
     fn set_offer(
-        &self,
+        &mut self,
         id: OfferId,
         state: OfferState,
         reason: Option<&str>,
         deal: Option<B256>,
     ) -> Result<Option<Address>> {
-        self.conn
+        #[cfg(feature = "solver-postgres")]
+        if let Conn::Postgres(w) = &mut self.conn {
+            return w.set_offer(id, state, reason, deal);
+        }
+        self.sqlite()?
             .prepare_cached(
                 "UPDATE offers SET state = ?2, reason = ?3, deal_id = ?4 WHERE id = ?1 RETURNING signer",
             )
@@ -773,7 +963,11 @@ impl Tx<'_> {
     pub fn pair(&mut self, p: Pair) -> Result<()> {
         self.set_offer(p.job, OfferState::Matching, None, Some(p.deal_id))?;
         self.set_offer(p.resource, OfferState::Matching, None, Some(p.deal_id))?;
-        self.conn
+        #[cfg(feature = "solver-postgres")]
+        if let Conn::Postgres(w) = &mut self.conn {
+            return w.pair(p);
+        }
+        self.sqlite()?
             .execute(
                 "INSERT OR REPLACE INTO pairs (deal_id, job_id, resource_id) VALUES (?1, ?2, ?3)",
                 params![p.deal_id.as_slice(), p.job.as_slice(), p.resource.as_slice()],
@@ -784,7 +978,11 @@ impl Tx<'_> {
 
     /// Drops a pair (its deal was created, or it failed).
     pub fn unpair(&mut self, deal_id: B256) -> Result<()> {
-        self.conn
+        #[cfg(feature = "solver-postgres")]
+        if let Conn::Postgres(w) = &mut self.conn {
+            return w.unpair(deal_id);
+        }
+        self.sqlite()?
             .execute("DELETE FROM pairs WHERE deal_id = ?1", [deal_id.as_slice()])
             .map_err(sql("unpair"))?;
         Ok(())
@@ -821,20 +1019,19 @@ impl Tx<'_> {
         let d = &record.deal;
         let json = serde_json::to_string(record)
             .map_err(|e| StoreError::Sql { context: "deal record", message: e.to_string() })?;
-        let n = self
-            .conn
-            .execute(
-                "INSERT OR IGNORE INTO deals (id, job_creator, provider, state, record) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    d.id.as_slice(),
-                    d.members.job_creator.as_slice(),
-                    d.members.resource_provider.as_slice(),
-                    record.status.kind().as_str(),
-                    json
-                ],
-            )
-            .map_err(sql("insert deal"))?;
+        #[cfg(feature = "solver-postgres")]
+        let n = match &mut self.conn {
+            Conn::Postgres(w) => usize::from(w.insert_deal(
+                d.id,
+                d.members.job_creator,
+                d.members.resource_provider,
+                record.status.kind().as_str(),
+                &json,
+            )?),
+            Conn::Sqlite(_) => self.insert_deal_sqlite(record, &json)?,
+        };
+        #[cfg(not(feature = "solver-postgres"))]
+        let n = self.insert_deal_sqlite(record, &json)?;
         self.set_offer(d.job_offer_id, OfferState::Matched, None, Some(d.id))?;
         self.set_offer(d.resource_offer_id, OfferState::Matched, None, Some(d.id))?;
         self.unpair(d.id)?;
@@ -849,6 +1046,23 @@ impl Tx<'_> {
         Ok(true)
     }
 
+    fn insert_deal_sqlite(&self, record: &DealRecord, json: &str) -> Result<usize> {
+        let d = &record.deal;
+        self.sqlite()?
+            .execute(
+                "INSERT OR IGNORE INTO deals (id, job_creator, provider, state, record) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    d.id.as_slice(),
+                    d.members.job_creator.as_slice(),
+                    d.members.resource_provider.as_slice(),
+                    record.status.kind().as_str(),
+                    json
+                ],
+            )
+            .map_err(sql("insert deal"))
+    }
+
     /// Applies `change` to a stored deal and emits `event` to its parties; `None` if the
     /// deal is not ours.
     pub fn update_deal(
@@ -857,16 +1071,26 @@ impl Tx<'_> {
         change: impl FnOnce(&mut DealRecord),
         event: EventKind,
     ) -> Result<Option<DealStatus>> {
-        let Some(mut record) = deal_by_id(self.conn, id)? else { return Ok(None) };
+        let found = match &mut self.conn {
+            Conn::Sqlite(c) => deal_by_id(c, id)?,
+            #[cfg(feature = "solver-postgres")]
+            Conn::Postgres(w) => w.deal(id)?,
+        };
+        let Some(mut record) = found else { return Ok(None) };
         change(&mut record);
         let json = serde_json::to_string(&record)
             .map_err(|e| StoreError::Sql { context: "deal record", message: e.to_string() })?;
-        self.conn
-            .execute(
-                "UPDATE deals SET state = ?2, record = ?3 WHERE id = ?1",
-                params![id.as_slice(), record.status.kind().as_str(), json],
-            )
-            .map_err(sql("update deal"))?;
+        match &mut self.conn {
+            Conn::Sqlite(c) => {
+                c.execute(
+                    "UPDATE deals SET state = ?2, record = ?3 WHERE id = ?1",
+                    params![id.as_slice(), record.status.kind().as_str(), json],
+                )
+                .map_err(sql("update deal"))?;
+            }
+            #[cfg(feature = "solver-postgres")]
+            Conn::Postgres(w) => w.update_deal(id, record.status.kind().as_str(), &json)?,
+        }
         let m = &record.deal.members;
         self.event(event, m.job_creator, Some(m.resource_provider))?;
         Ok(Some(record.status))
@@ -880,7 +1104,11 @@ impl Tx<'_> {
         provider: Address,
         at: Option<u64>,
     ) -> Result<Address> {
-        self.conn
+        #[cfg(feature = "solver-postgres")]
+        if let Conn::Postgres(w) = &mut self.conn {
+            return w.reputation_created(deal, provider, at).map(|()| provider);
+        }
+        self.sqlite()?
             .prepare_cached(
                 "INSERT OR IGNORE INTO provider_deals (deal_id, provider, created_at) \
                  VALUES (?1, ?2, ?3)",
@@ -895,17 +1123,29 @@ impl Tx<'_> {
     /// Records a deal's results at block time `at`; returns its provider (`None`:
     /// a deal whose creation was not seen).
     pub fn reputation_results(&mut self, deal: B256, at: Option<u64>) -> Result<Option<Address>> {
+        #[cfg(feature = "solver-postgres")]
+        if let Conn::Postgres(w) = &mut self.conn {
+            return w.reputation_update(pg::Column::ResultsAt, deal, at.map(int));
+        }
         self.reputation_update("results_at = ?2", deal, at.map(int))
     }
 
     /// Records a challenge of a deal's results or failure report; returns its provider.
     pub fn reputation_challenged(&mut self, deal: B256) -> Result<Option<Address>> {
+        #[cfg(feature = "solver-postgres")]
+        if let Conn::Postgres(w) = &mut self.conn {
+            return w.reputation_update(pg::Column::Challenged, deal, Some(1));
+        }
         self.reputation_update("challenged = ?2", deal, Some(1))
     }
 
     /// Records how a deal ended; returns its provider.
     pub fn reputation_finished(&mut self, deal: B256, outcome: Outcome) -> Result<Option<Address>> {
         let code = Outcome::ALL.iter().position(|o| *o == outcome).map(|i| i as i64);
+        #[cfg(feature = "solver-postgres")]
+        if let Conn::Postgres(w) = &mut self.conn {
+            return w.reputation_update(pg::Column::Outcome, deal, code);
+        }
         self.reputation_update("outcome = ?2", deal, code)
     }
 
@@ -915,7 +1155,7 @@ impl Tx<'_> {
         deal: B256,
         value: Option<i64>,
     ) -> Result<Option<Address>> {
-        self.conn
+        self.sqlite()?
             .prepare_cached(&format!(
                 "UPDATE provider_deals SET {set} WHERE deal_id = ?1 RETURNING provider"
             ))
@@ -928,7 +1168,11 @@ impl Tx<'_> {
 
     /// Sets a `meta` value.
     pub fn set_meta(&mut self, key: &str, value: &str) -> Result<()> {
-        self.conn
+        #[cfg(feature = "solver-postgres")]
+        if let Conn::Postgres(w) = &mut self.conn {
+            return w.set_meta(key, value);
+        }
+        self.sqlite()?
             .execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", [key, value])
             .map_err(sql("meta"))?;
         Ok(())
@@ -937,7 +1181,11 @@ impl Tx<'_> {
     /// Forgets nonces whose request expired before `before` (they can no longer be replayed:
     /// an expired request is refused anyway).
     pub fn prune_nonces(&mut self, before: u64) -> Result<usize> {
-        self.conn
+        #[cfg(feature = "solver-postgres")]
+        if let Conn::Postgres(w) = &mut self.conn {
+            return w.prune_nonces(before);
+        }
+        self.sqlite()?
             .execute("DELETE FROM nonces WHERE expiry < ?1", [int(before)])
             .map_err(sql("prune nonces"))
     }
@@ -971,7 +1219,8 @@ fn writer_loop(
             // Each write in its own savepoint, so that a failing one undoes only itself.
             let saved = conn.execute_batch("SAVEPOINT op").is_ok();
             let mut own = Vec::new();
-            let (ok, completion) = op(Some(&mut Tx { conn, now, events: &mut own }));
+            let (ok, completion) =
+                op(Some(&mut Tx { conn: Conn::Sqlite(conn), now, events: &mut own }));
             if ok {
                 let _ = conn.execute_batch("RELEASE op");
                 events.append(&mut own);
@@ -1001,6 +1250,50 @@ fn writer_loop(
 mod tests {
     use super::*;
 
+    /// Where a test's state lives: a fresh SQLite file or a fresh Postgres database.
+    enum Db {
+        Sqlite(tempfile::TempDir),
+        #[cfg(feature = "solver-postgres")]
+        Postgres(pg::TestDb),
+    }
+
+    impl Db {
+        fn sqlite() -> Self {
+            Self::Sqlite(tempfile::tempdir().unwrap())
+        }
+
+        #[cfg(feature = "solver-postgres")]
+        fn postgres() -> Self {
+            Self::Postgres(pg::TestDb::new())
+        }
+
+        fn open(&self, solver: Address, chain_id: u64, controller: Address) -> Result<Store> {
+            match self {
+                Self::Sqlite(dir) => {
+                    Store::open(&dir.path().join("s.db"), solver, chain_id, controller)
+                }
+                #[cfg(feature = "solver-postgres")]
+                Self::Postgres(db) => Store::open_postgres(&db.url, solver, chain_id, controller),
+            }
+        }
+    }
+
+    /// A test body run against SQLite (`$sqlite`) and Postgres (`$postgres`).
+    macro_rules! on_both {
+        ($body:ident: $sqlite:ident, $postgres:ident) => {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $sqlite() {
+                $body(Db::sqlite()).await
+            }
+
+            #[cfg(feature = "solver-postgres")]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $postgres() {
+                $body(Db::postgres()).await
+            }
+        };
+    }
+
     fn offer(n: u8) -> NewOffer {
         NewOffer {
             id: B256::repeat_byte(n),
@@ -1015,12 +1308,11 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn group_commit_isolates_failures_and_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.db");
+    on_both!(group_commit: group_commit_isolates_failures_and_survives_reopen,
+        group_commit_isolates_failures_and_survives_reopen_on_postgres);
+    async fn group_commit(db: Db) {
         let (solver, controller) = (Address::repeat_byte(0xaa), Address::repeat_byte(0xcc));
-        let store = Store::open(&path, solver, 31337, controller).unwrap();
+        let store = db.open(solver, 31337, controller).unwrap();
         let mut live = store.subscribe();
         // 200 concurrent writes; every 10th reuses the nonce of the write before it.
         let writes = (0..200u64).map(|i| {
@@ -1058,7 +1350,7 @@ mod tests {
         store.close();
         drop(store);
 
-        let store = Store::open(&path, solver, 31337, controller).unwrap();
+        let store = db.open(solver, 31337, controller).unwrap();
         assert_eq!(store.live_offers().await.unwrap().len(), 90);
         let replay =
             store.write(|tx| tx.use_nonce(Address::repeat_byte(1), U256::from(5), 100)).await;
@@ -1068,17 +1360,19 @@ mod tests {
         store.close();
         drop(store);
 
-        let e = Store::open(&path, Address::repeat_byte(0xbb), 31337, controller).unwrap_err();
+        let e = db.open(Address::repeat_byte(0xbb), 31337, controller).unwrap_err();
         assert!(e.to_string().contains("belongs to solver"), "{e}");
+        let e = db.open(solver, 1, controller).unwrap_err();
+        assert!(e.to_string().contains("belongs to chain_id 31337, not 1"), "{e}");
     }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn reputation_rows_survive_reopen_and_score_each_provider() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.db");
+
+    on_both!(reputation_rows: reputation_rows_survive_reopen_and_score_each_provider,
+        reputation_rows_survive_reopen_and_score_each_provider_on_postgres);
+    async fn reputation_rows(db: Db) {
         let (solver, controller) = (Address::repeat_byte(0xaa), Address::repeat_byte(0xcc));
         let (good, bad) = (Address::repeat_byte(1), Address::repeat_byte(2));
         let deal = B256::repeat_byte;
-        let store = Store::open(&path, solver, 31337, controller).unwrap();
+        let store = db.open(solver, 31337, controller).unwrap();
         store
             .write(move |tx| {
                 tx.reputation_created(deal(1), good, Some(100))?;
@@ -1098,7 +1392,7 @@ mod tests {
             .unwrap();
         store.close();
         drop(store);
-        let store = Store::open(&path, solver, 31337, controller).unwrap();
+        let store = db.open(solver, 31337, controller).unwrap();
         let all = store.reputations(None).await.unwrap();
         assert_eq!(all.len(), 2);
         let g = all[&good];
@@ -1135,5 +1429,305 @@ mod tests {
         let live = store.live_offers().await.unwrap();
         let mins: Vec<_> = live.iter().map(|o| o.min_reputation).collect();
         assert_eq!(mins, vec![None, Some(0.75)]);
+    }
+
+    /// Everything a solver can read back, with `at` (the wall clock) zeroed and
+    /// `seq`s replaced by their rank (Postgres sequences may leave gaps: a
+    /// duplicate insert or a rolled-back write uses a value up).
+    #[derive(Debug, PartialEq)]
+    struct Snapshot {
+        live: Vec<StoredOffer>,
+        offers: Vec<Option<StoredOffer>>,
+        inputs: Vec<Option<Vec<u8>>>,
+        pairs: Vec<Pair>,
+        deals: Vec<Option<DealRecord>>,
+        deals_of: Vec<Vec<DealRecord>>,
+        events: Vec<Vec<SolverEvent>>,
+        events_after_first: Vec<usize>,
+        meta: Option<String>,
+        reputations: String,
+        some_reputations: String,
+        published: Vec<(Address, Option<Address>, EventKind)>,
+    }
+
+    fn deal_record(
+        job: OfferId,
+        resource: OfferId,
+        creator: Address,
+        provider: Address,
+    ) -> DealRecord {
+        use lilypad_core::deal::{Deal, DealMembers, DealTerms};
+        let id = lilypad_core::deal::deal_id(job, resource);
+        let mediator = Address::repeat_byte(0x77);
+        DealRecord {
+            deal: Deal {
+                id,
+                job_offer_id: job,
+                resource_offer_id: resource,
+                module_id: B256::repeat_byte(0x55),
+                inputs_hash: B256::repeat_byte(0x66),
+                members: DealMembers {
+                    job_creator: creator,
+                    resource_provider: provider,
+                    solver: Address::repeat_byte(0xaa),
+                    mediators: [mediator].into_iter().collect(),
+                },
+                terms: DealTerms {
+                    // Money at the edges of U256: stored exactly or this test fails.
+                    price: U256::MAX - U256::from(1),
+                    payment_collateral: U256::MAX,
+                    timeout_collateral: U256::from(1u64) << 200,
+                    results_collateral: U256::from(u128::MAX),
+                    mediation_fee: U256::from(1),
+                    submit_window_secs: u64::MAX >> 1,
+                    judge_window_secs: 3600,
+                    mediate_window_secs: 7200,
+                },
+                created_at: 1_700_000_000,
+            },
+            status: DealStatus::Agreed,
+            mediators: vec![mediator],
+            results_cid: None,
+            mediator: None,
+            tx: B256::repeat_byte(0x99),
+        }
+    }
+
+    /// The same writes, every kind of them, then every read.
+    async fn exercise(db: &Db) -> Snapshot {
+        let (solver, controller) = (Address::repeat_byte(0xaa), Address::repeat_byte(0xcc));
+        let store = db.open(solver, 31337, controller).unwrap();
+        let mut published = store.subscribe();
+        let (creator, provider) = (Address::repeat_byte(0x11), Address::repeat_byte(0x22));
+        let job = NewOffer {
+            kind: OfferKind::Job,
+            signer: creator,
+            inputs: Some(vec![0, 1, 2, 255, 0]),
+            min_reputation: Some(0.1 + 0.2),
+            offer_json: r#"{"price":"115792089237316195423570985008687907853269984665640564039457584007913129639935","é":"ü"}"#.into(),
+            ..offer(1)
+        };
+        let resource = NewOffer {
+            signer: provider,
+            slots: vec!["gpu:0".into(), "gpu:1".into()],
+            expiry: u64::MAX >> 1,
+            ..offer(2)
+        };
+        let (jid, rid) = (job.id, resource.id);
+        let others: Vec<NewOffer> = (3..=6).map(offer).collect();
+        let record = deal_record(jid, rid, creator, provider);
+        let deal_id = record.deal.id;
+        store
+            .write(move |tx| {
+                tx.use_nonce(creator, U256::MAX, 50)?;
+                tx.use_nonce(provider, U256::ZERO, 200)?;
+                tx.insert_offer(&job)?;
+                tx.insert_offer(&resource)?;
+                for o in &others {
+                    tx.insert_offer(o)?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        // Failures, each alone in the group with the writes beside it.
+        let replay = store.write(move |tx| tx.use_nonce(creator, U256::MAX, 50)).await;
+        assert!(matches!(replay, Err(StoreError::Replay { .. })), "{replay:?}");
+        let dup = store.write(|tx| tx.insert_offer(&offer(3))).await;
+        assert!(
+            matches!(dup, Err(StoreError::Duplicate { state: OfferState::Open, .. })),
+            "{dup:?}"
+        );
+        let undone = store
+            .write(|tx| {
+                tx.fail_offer(B256::repeat_byte(3), "undone with its savepoint")?;
+                tx.use_nonce(Address::repeat_byte(0x11), U256::MAX, 50)
+            })
+            .await;
+        assert!(undone.is_err());
+        store
+            .write(move |tx| {
+                tx.pair(Pair { deal_id, job: jid, resource: rid })?;
+                tx.pair(Pair {
+                    deal_id: B256::repeat_byte(0x44),
+                    job: B256::repeat_byte(3),
+                    resource: B256::repeat_byte(4),
+                })?;
+                tx.unpair(B256::repeat_byte(0x44))?;
+                tx.reopen(B256::repeat_byte(3))?;
+                tx.reopen(B256::repeat_byte(4))?;
+                tx.fail_offer(B256::repeat_byte(5), "no allowance: approve the controller")?;
+                tx.expire_offer(B256::repeat_byte(6))?;
+                tx.set_meta("cursor", "12345")?;
+                tx.set_meta("cursor", "12346")?;
+                assert_eq!(tx.offer(jid)?.map(|o| o.state), Some(OfferState::Matching));
+                assert_eq!(tx.prune_nonces(100)?, 1);
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let first = record.clone();
+        assert!(store.write(move |tx| tx.record_deal(&first)).await.unwrap());
+        let again = record.clone();
+        assert!(!store.write(move |tx| tx.record_deal(&again)).await.unwrap());
+        let status = store
+            .write(move |tx| {
+                tx.reputation_created(deal_id, provider, Some(1_700_000_000))?;
+                tx.reputation_results(deal_id, Some(1_700_000_042))?;
+                tx.reputation_challenged(deal_id)?;
+                tx.reputation_finished(deal_id, Outcome::Accepted)?;
+                tx.update_deal(
+                    deal_id,
+                    |r| {
+                        r.results_cid = Some(vec![1, 0x55, 0, 7].into());
+                        r.status = DealStatus::ResultsSubmitted;
+                    },
+                    EventKind::ResultsSubmitted {
+                        deal_id,
+                        results_cid: vec![1, 0x55, 0, 7].into(),
+                    },
+                )
+            })
+            .await
+            .unwrap();
+        assert_eq!(status, Some(DealStatus::ResultsSubmitted));
+        let none = store
+            .write(|tx| {
+                tx.update_deal(B256::ZERO, |_| {}, EventKind::OfferExpired { offer_id: B256::ZERO })
+            })
+            .await;
+        assert_eq!(none.unwrap(), None);
+
+        let ids: Vec<OfferId> = (1..=7).map(B256::repeat_byte).collect();
+        let mut offers = Vec::new();
+        let mut inputs = Vec::new();
+        for id in &ids {
+            offers.push(store.offer(*id).await.unwrap());
+            inputs.push(store.inputs(*id).await.unwrap());
+        }
+        let mut events = Vec::new();
+        let mut events_after_first = Vec::new();
+        for who in [
+            creator,
+            provider,
+            Address::repeat_byte(3),
+            Address::repeat_byte(5),
+            Address::repeat_byte(6),
+        ] {
+            let all = store.events_after(who, 0, 1000).await.unwrap();
+            let later = store.events_after(who, all[0].seq, 1000).await.unwrap();
+            events_after_first.push(later.len());
+            assert_eq!(store.events_after(who, 0, 1).await.unwrap().len(), 1);
+            events.push(all);
+        }
+        let mut published_events = Vec::new();
+        while let Ok(e) = published.try_recv() {
+            published_events.push((e.parties.0, e.parties.1, e.event.kind.clone()));
+        }
+        let mut snapshot = Snapshot {
+            live: store.live_offers().await.unwrap(),
+            offers,
+            inputs,
+            pairs: store.pairs().await.unwrap(),
+            deals: vec![store.deal(deal_id).await.unwrap(), store.deal(B256::ZERO).await.unwrap()],
+            deals_of: vec![
+                store.deals_of(creator, 10).await.unwrap(),
+                store.deals_of(provider, 0).await.unwrap(),
+                store.deals_of(Address::ZERO, 10).await.unwrap(),
+            ],
+            events,
+            events_after_first,
+            meta: store.meta("cursor").await.unwrap(),
+            reputations: format!("{:?}", store.reputations(None).await.unwrap()),
+            some_reputations: format!(
+                "{:?}",
+                store.reputations(Some(vec![provider, provider, creator])).await.unwrap()
+            ),
+            published: published_events,
+        };
+        store.close();
+        // Rank the seqs (see `Snapshot`), keeping their order.
+        let rank = |seqs: &mut Vec<&mut u64>| {
+            let mut sorted: Vec<u64> = seqs.iter().map(|s| **s).collect();
+            sorted.sort_unstable();
+            for s in seqs.iter_mut() {
+                **s = sorted.iter().position(|v| v == *s).unwrap() as u64;
+            }
+        };
+        let mut offer_seqs: Vec<&mut u64> = snapshot.live.iter_mut().map(|o| &mut o.seq).collect();
+        rank(&mut offer_seqs);
+        let mut offer_seqs: Vec<&mut u64> =
+            snapshot.offers.iter_mut().flatten().map(|o| &mut o.seq).collect();
+        rank(&mut offer_seqs);
+        for list in &mut snapshot.events {
+            for e in list.iter_mut() {
+                e.at = 0;
+            }
+            let mut seqs: Vec<&mut u64> = list.iter_mut().map(|e| &mut e.seq).collect();
+            rank(&mut seqs);
+        }
+        snapshot
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_read_and_write_is_sane_on_sqlite() {
+        let s = exercise(&Db::sqlite()).await;
+        assert_eq!(s.live.len(), 4, "{:?}", s.live);
+        assert_eq!(s.offers[4].as_ref().unwrap().state, OfferState::Failed);
+        assert_eq!(s.offers[5].as_ref().unwrap().state, OfferState::Expired);
+        assert_eq!(s.offers[6], None);
+        assert_eq!(s.inputs[0], Some(vec![0, 1, 2, 255, 0]));
+        assert_eq!(s.meta.as_deref(), Some("12346"));
+        assert_eq!(s.deals[0].as_ref().unwrap().status, DealStatus::ResultsSubmitted);
+        assert_eq!(s.deals_of[0].len(), 1);
+        assert!(s.deals_of[1].is_empty());
+    }
+
+    /// The Postgres backend answers every read exactly as SQLite does after the
+    /// same writes (offers, inputs, pairs, deals with U256 at its edges, events,
+    /// meta, reputation), failures included.
+    #[cfg(feature = "solver-postgres")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_answers_as_sqlite_does() {
+        let sqlite = exercise(&Db::sqlite()).await;
+        let postgres = exercise(&Db::postgres()).await;
+        assert_eq!(postgres, sqlite);
+    }
+
+    #[cfg(feature = "solver-postgres")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres_migrates_once_under_concurrent_opens_and_refuses_a_newer_schema() {
+        let db = pg::TestDb::new();
+        let (solver, controller) = (Address::repeat_byte(0xaa), Address::repeat_byte(0xcc));
+        // Two replicas starting at once on an empty database.
+        let opens: Vec<_> = (0..2)
+            .map(|_| {
+                let url = db.url.clone();
+                std::thread::spawn(move || Store::open_postgres(&url, solver, 31337, controller))
+            })
+            .collect();
+        let stores: Vec<Store> = opens.into_iter().map(|h| h.join().unwrap().unwrap()).collect();
+        stores[0].write(|tx| tx.insert_offer(&offer(1))).await.unwrap();
+        assert_eq!(stores[1].live_offers().await.unwrap().len(), 1);
+        assert_eq!(stores[0].backend(), "postgres");
+        assert!(matches!(stores[0].read(|_| Ok(())).await, Err(StoreError::NotSqlite)));
+        for s in &stores {
+            s.close();
+        }
+        drop(stores);
+        // A schema from a newer solver.
+        let url = db.url.clone();
+        std::thread::spawn(move || {
+            let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            c.batch_execute("INSERT INTO schema_migrations (version) VALUES (999)").unwrap();
+        })
+        .join()
+        .unwrap();
+        let e = Store::open_postgres(&db.url, solver, 31337, controller).unwrap_err();
+        assert!(e.to_string().contains("schema is version 999, newer than this solver"), "{e}");
+        let e =
+            Store::open_postgres("postgres://nobody@127.0.0.1:1/none", solver, 31337, controller)
+                .unwrap_err();
+        assert!(e.to_string().contains("scripts/setup-postgres.sh"), "{e}");
     }
 }

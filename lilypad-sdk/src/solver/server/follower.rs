@@ -238,7 +238,7 @@ fn apply(
 /// Records a deal from its `DealCreated` event (a deal whose `createDeal` answer was
 /// lost in a crash, or one the dealer recorded already: then nothing changes).
 fn created(tx: &mut Tx<'_>, e: &C::DealCreated, tx_hash: B256) -> store::Result<()> {
-    let Some(job) = store::offer_by_id(tx.conn(), e.terms.jobOfferHash)? else {
+    let Some(job) = tx.offer(e.terms.jobOfferHash)? else {
         tracing::warn!(deal = %e.dealId, "a deal of this solver from an offer it does not know");
         return Ok(());
     };
