@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use lilypad_sdk::{
     chain::{ChainClient, NetworkConfig},
-    solver::{Limits, Rate, SolverOptions},
+    solver::{Database, Limits, Rate, SolverOptions},
 };
 
 /// Arguments of `solver`.
@@ -22,7 +22,8 @@ pub(crate) struct SolverArgs {
     /// network (a devnet's contract addresses, chain 31337) at this RPC URL.
     #[arg(long, env = "LILYPAD_RPC_URL", value_name = "URL")]
     rpc_url: Option<String>,
-    /// The SQLite database (created if missing; its WAL files sit beside it).
+    /// The database: a SQLite file (created if missing; its WAL files sit beside it) or
+    /// a PostgreSQL URL, `postgres://USER[:PASSWORD]@HOST:PORT/DB`.
     #[arg(long, env = "LILYPAD_SOLVER_DB", value_name = "PATH")]
     db: PathBuf,
     /// The address to listen on (port 0: any free port; the chosen one is printed).
@@ -75,7 +76,11 @@ fn network(args: &SolverArgs) -> anyhow::Result<NetworkConfig> {
 pub(crate) fn run(args: &SolverArgs) -> anyhow::Result<()> {
     let config = network(args)?;
     let key = super::network::key(&config, super::network::Role::Solver)?;
-    let mut opts = SolverOptions::new(&args.db, args.listen);
+    let db = match args.db.to_str() {
+        Some(s) => Database::parse(s),
+        None => Database::Sqlite(args.db.clone()),
+    };
+    let mut opts = SolverOptions::new(db, args.listen);
     opts.limits = Limits {
         max_body_bytes: args.max_body_bytes,
         max_inputs_bytes: args.max_inputs_bytes,

@@ -3,7 +3,8 @@
 //! - [`api`]: request and answer types, shared by the server and the client.
 //! - [`auth`]: EIP-712 request signatures (every request but `/healthz` and `/metrics`).
 //! - [`client`]: [`client::SolverClient`], for job creators and providers.
-//! - `store` (feature `solver`): durable state in SQLite, one writer thread with group commit.
+//! - `store` (feature `solver`): durable state in SQLite (or PostgreSQL with feature
+//!   `solver-postgres`), one writer thread with group commit.
 //! - `server` (feature `solver`): the service: HTTP, matching, deal creation, chain following.
 //!
 //! Feature `solver-client` brings the first three only (no HTTP server, no SQLite);
@@ -22,3 +23,5 @@ pub mod store;
 pub use client::{SolverClient, SolverError};
 #[cfg(feature = "solver")]
 pub use server::{Limits, Rate, RunningSolver, ServeError, SolverOptions, start};
+#[cfg(feature = "solver")]
+pub use store::Database;

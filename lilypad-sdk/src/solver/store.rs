@@ -100,6 +100,15 @@ pub enum StoreError {
         /// What this solver is.
         given: String,
     },
+    /// A `postgres://` database was given to a build without Postgres support.
+    #[error(
+        "{url}: this build has no PostgreSQL support (lilypad-sdk feature solver-postgres): \
+         use a SQLite file, or a build with the feature"
+    )]
+    NoPostgres {
+        /// The database URL, password hidden.
+        url: String,
+    },
     /// [`Store::read`] hands out SQLite connections; this store is on Postgres.
     #[error("a raw SQLite read on a Postgres store (use the Store's own read methods)")]
     NotSqlite,
@@ -114,6 +123,95 @@ fn sql(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
 
 /// `Result` with [`StoreError`].
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Where the solver keeps its state: a SQLite file (the default) or a PostgreSQL
+/// database (feature `solver-postgres`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Database {
+    /// A SQLite file, created if missing.
+    Sqlite(PathBuf),
+    /// A `postgres://` (or `postgresql://`) URL.
+    Postgres(String),
+}
+
+impl Database {
+    /// A `postgres://` or `postgresql://` URL names a Postgres database; anything
+    /// else is a SQLite file's path.
+    pub fn parse(s: &str) -> Self {
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Self::Postgres(s.to_owned())
+        } else {
+            Self::Sqlite(PathBuf::from(s))
+        }
+    }
+}
+
+impl std::str::FromStr for Database {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self::parse(s))
+    }
+}
+
+impl std::fmt::Display for Database {
+    /// The path, or the URL with its password hidden.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(p) => write!(f, "{}", p.display()),
+            Self::Postgres(url) => f.write_str(&redact_url(url)),
+        }
+    }
+}
+
+impl From<PathBuf> for Database {
+    fn from(p: PathBuf) -> Self {
+        Self::Sqlite(p)
+    }
+}
+
+impl From<&PathBuf> for Database {
+    fn from(p: &PathBuf) -> Self {
+        Self::Sqlite(p.clone())
+    }
+}
+
+impl From<&Path> for Database {
+    fn from(p: &Path) -> Self {
+        Self::Sqlite(p.to_owned())
+    }
+}
+
+impl From<&str> for Database {
+    fn from(s: &str) -> Self {
+        Self::parse(s)
+    }
+}
+
+impl From<String> for Database {
+    fn from(s: String) -> Self {
+        Self::parse(&s)
+    }
+}
+
+/// `url` with its password (if any) replaced by `***`, for messages and logs.
+fn redact_url(url: &str) -> String {
+    // scheme://user:password@host/...: the password sits between the first ':'
+    // of the user part and the last '@' before the path.
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let (auth, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match auth.rsplit_once('@') {
+        Some((user_pass, host)) => match user_pass.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
 
 /// An event as committed: its parties and its body, published after the commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,7 +336,7 @@ enum Backend {
         readers: Mutex<Vec<Connection>>,
     },
     #[cfg(feature = "solver-postgres")]
-    Postgres(pg::Readers),
+    Postgres(Box<pg::Readers>),
 }
 
 const SCHEMA: &str = "
@@ -402,11 +500,28 @@ impl Store {
         let (readers, tx) = pg::open(url, meta, events.clone())?;
         Ok(Self {
             inner: Arc::new(Inner {
-                backend: Backend::Postgres(readers),
+                backend: Backend::Postgres(Box::new(readers)),
                 writer: Mutex::new(Some(tx)),
                 events,
             }),
         })
+    }
+
+    /// Opens `db` (see [`Store::open`] and `Store::open_postgres`). Blocks while it
+    /// opens or connects.
+    pub fn open_database(
+        db: &Database,
+        solver: Address,
+        chain_id: u64,
+        controller: Address,
+    ) -> Result<Self> {
+        match db {
+            Database::Sqlite(path) => Self::open(path, solver, chain_id, controller),
+            #[cfg(feature = "solver-postgres")]
+            Database::Postgres(url) => Self::open_postgres(url, solver, chain_id, controller),
+            #[cfg(not(feature = "solver-postgres"))]
+            Database::Postgres(url) => Err(StoreError::NoPostgres { url: redact_url(url) }),
+        }
     }
 
     /// `sqlite` or `postgres`.
@@ -894,7 +1009,7 @@ impl Tx<'_> {
         #[cfg(feature = "solver-postgres")]
         if let Conn::Postgres(w) = &mut self.conn {
             let slots = (!o.slots.is_empty()).then(|| serde_json::json!(o.slots).to_string());
-            if !w.insert_offer(o, self.now, slots)? {
+            if !w.insert_offer(o, self.now, slots.as_deref())? {
                 let state = w.offer(o.id)?.map_or(OfferState::Open, |s| s.state);
                 return Err(StoreError::Duplicate { id: o.id, state });
             }
@@ -1292,6 +1407,30 @@ mod tests {
                 $body(Db::postgres()).await
             }
         };
+    }
+
+    #[test]
+    fn a_postgres_url_names_postgres_and_anything_else_a_sqlite_file() {
+        let url = "postgres://lilypad:secret@127.0.0.1:55432/lilypad";
+        assert_eq!(Database::parse(url), Database::Postgres(url.into()));
+        assert_eq!(
+            Database::from("postgresql://h/db"),
+            Database::Postgres("postgresql://h/db".into())
+        );
+        assert_eq!(Database::from("solver.db"), Database::Sqlite("solver.db".into()));
+        assert_eq!(Database::from("./postgres://x"), Database::Sqlite("./postgres://x".into()));
+        // A path is a path, whatever it spells.
+        assert_eq!(
+            Database::from(PathBuf::from("postgres://x")),
+            Database::Sqlite("postgres://x".into())
+        );
+        // Passwords never reach messages.
+        assert_eq!(
+            Database::parse(url).to_string(),
+            "postgres://lilypad:***@127.0.0.1:55432/lilypad"
+        );
+        let e = StoreError::NoPostgres { url: redact_url(url) }.to_string();
+        assert!(!e.contains("secret"), "{e}");
     }
 
     fn offer(n: u8) -> NewOffer {

@@ -26,7 +26,6 @@ mod metrics;
 
 use std::{
     net::SocketAddr,
-    path::PathBuf,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -45,7 +44,7 @@ pub use self::limits::Rate;
 use self::{limits::Buckets, metrics::Metrics};
 use super::{
     auth,
-    store::{Store, StoreError},
+    store::{Database, Store, StoreError},
 };
 use crate::chain::{ChainClient, ChainError};
 
@@ -80,8 +79,9 @@ impl Default for Limits {
 /// How to run a solver.
 #[derive(Debug, Clone)]
 pub struct SolverOptions {
-    /// The SQLite database file (created if missing).
-    pub db: PathBuf,
+    /// The database: a SQLite file (created if missing) or, with feature
+    /// `solver-postgres`, a PostgreSQL URL.
+    pub db: Database,
     /// Where to listen (port 0 picks a free one).
     pub listen: SocketAddr,
     /// Request limits.
@@ -99,8 +99,9 @@ pub struct SolverOptions {
 }
 
 impl SolverOptions {
-    /// Defaults with the database at `db`, listening on `listen`.
-    pub fn new(db: impl Into<PathBuf>, listen: SocketAddr) -> Self {
+    /// Defaults with the database at `db` (a path, or a `postgres://` URL given as a
+    /// string), listening on `listen`.
+    pub fn new(db: impl Into<Database>, listen: SocketAddr) -> Self {
         Self {
             db: db.into(),
             listen,
@@ -266,7 +267,21 @@ impl RunningSolver {
 pub async fn start(chain: ChainClient, opts: SolverOptions) -> Result<RunningSolver, ServeError> {
     let solver = chain.address().ok_or(ServeError::NoKey)?;
     let config = chain.config().clone();
-    let store = Store::open(&opts.db, solver, config.chain_id, config.contracts.controller)?;
+    let store = match &opts.db {
+        Database::Sqlite(path) => {
+            Store::open(path, solver, config.chain_id, config.contracts.controller)?
+        }
+        // Connecting may take seconds: not on an async worker.
+        db => {
+            let (db, controller) = (db.clone(), config.contracts.controller);
+            let chain_id = config.chain_id;
+            tokio::task::spawn_blocking(move || {
+                Store::open_database(&db, solver, chain_id, controller)
+            })
+            .await
+            .map_err(|e| StoreError::Sql { context: "open", message: e.to_string() })??
+        }
+    };
     let metrics = Metrics::new().map_err(|e| ServeError::Metrics(e.to_string()))?;
     let (stop, shutdown) = watch::channel(false);
     let (matches, matches_rx) = mpsc::unbounded_channel();

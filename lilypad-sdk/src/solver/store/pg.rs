@@ -108,22 +108,9 @@ fn pg(context: &'static str) -> impl FnOnce(postgres::Error) -> StoreError {
     move |e| StoreError::Sql { context, message: e.to_string() }
 }
 
-/// `url` with its password (if any) replaced by `***`, for messages and logs.
+/// `url` with its password hidden.
 pub(super) fn redact(url: &str) -> String {
-    // postgres://user:password@host/...: the password sits between the first ':'
-    // after the scheme and the last '@' before the path.
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let (auth, tail) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match auth.rsplit_once('@') {
-        Some((user_pass, host)) => match user_pass.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
+    super::redact_url(url)
 }
 
 fn config(url: &str) -> Result<Config> {
@@ -600,7 +587,7 @@ impl Writer {
         &mut self,
         o: &NewOffer,
         now: u64,
-        slots: Option<String>,
+        slots: Option<&str>,
     ) -> Result<bool> {
         let kind: i32 = match o.kind {
             OfferKind::Job => 0,
