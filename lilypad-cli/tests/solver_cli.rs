@@ -1,7 +1,9 @@
 //! `lilypad-cli solver` as a real process against a real devnet (anvil from
 //! node_modules, installed by scripts/setup-contracts.sh; a missing anvil fails
-//! the test) with a real SQLite database, driven through `SolverClient` and raw
-//! HTTP requests.
+//! the test) with a real database, driven through `SolverClient` and raw HTTP
+//! requests. Each test runs twice: on SQLite, and (`_on_postgres`) on a fresh
+//! database of the PostgreSQL server at `LILYPAD_TEST_POSTGRES_URL`
+//! (scripts/setup-postgres.sh starts one; a missing variable fails the test).
 
 mod common;
 
@@ -51,13 +53,108 @@ async fn devnet(dir: &Path) -> Devnet {
     Devnet::start(&opts, &|_| {}).await.unwrap_or_else(|e| panic!("cannot start a devnet: {e}"))
 }
 
+/// Where a test's solver keeps its state.
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A test body run on SQLite (`$sqlite`) and on Postgres (`$postgres`).
+macro_rules! on_both {
+    ($body:ident: $sqlite:ident, $postgres:ident) => {
+        #[test]
+        fn $sqlite() {
+            $body(Backend::Sqlite)
+        }
+
+        #[test]
+        fn $postgres() {
+            $body(Backend::Postgres)
+        }
+    };
+}
+
+/// The solver's database: a file in the test's directory, or a fresh Postgres
+/// database dropped at the end.
+struct SolverDb {
+    arg: String,
+    postgres: Option<(String, String)>,
+}
+
+impl SolverDb {
+    const VAR: &'static str = "LILYPAD_TEST_POSTGRES_URL";
+
+    fn new(backend: Backend, dir: &Path) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                Self { arg: dir.join("solver.db").display().to_string(), postgres: None }
+            }
+            Backend::Postgres => {
+                let admin = std::env::var(Self::VAR).unwrap_or_else(|_| {
+                    panic!(
+                        "{} is not set: the solver's Postgres tests need a PostgreSQL server. \
+                         From the repository root run `export {}=$(bash scripts/setup-postgres.sh)`, \
+                         then run the tests again",
+                        Self::VAR,
+                        Self::VAR
+                    )
+                });
+                let name = format!(
+                    "lilypad_cli_{}_{}",
+                    std::process::id(),
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .expect("clock")
+                        .as_nanos()
+                );
+                Self::admin(&admin, &format!("CREATE DATABASE {name}"));
+                let (base, query) = admin.split_once('?').unwrap_or((&admin, ""));
+                let host_end = base.find("://").map_or(0, |i| i + 3);
+                let host_end = base[host_end..].find('/').map_or(base.len(), |i| host_end + i);
+                let query = if query.is_empty() { String::new() } else { format!("?{query}") };
+                let arg = format!("{}/{name}{query}", &base[..host_end]);
+                Self { arg, postgres: Some((admin, name)) }
+            }
+        }
+    }
+
+    /// Runs `sql` on the server's admin database (on a thread of its own: the sync
+    /// client must not run inside an async runtime).
+    fn admin(url: &str, sql: &str) {
+        let (url, sql) = (url.to_owned(), sql.to_owned());
+        std::thread::spawn(move || {
+            let mut c = postgres::Client::connect(&url, postgres::NoTls)
+                .unwrap_or_else(|e| panic!("{url}: {e} (start it with scripts/setup-postgres.sh)"));
+            c.batch_execute(&sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        })
+        .join()
+        .expect("admin thread");
+    }
+}
+
+impl Drop for SolverDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = &self.postgres {
+            let (admin, sql) =
+                (admin.clone(), format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            let _ = std::thread::spawn(move || {
+                if let Ok(mut c) = postgres::Client::connect(&admin, postgres::NoTls) {
+                    let _ = c.batch_execute(&sql);
+                }
+            })
+            .join();
+        }
+    }
+}
+
 /// A `lilypad-cli solver` process (the shared harness's [`Proc`]); killed with
 /// SIGKILL when dropped.
 struct SolverProc;
 
 impl SolverProc {
-    fn start(network: &Path, db: &Path, log: &Path, extra: &[&str]) -> Proc {
-        let (network, db) = (network.display().to_string(), db.display().to_string());
+    fn start(network: &Path, db: &SolverDb, log: &Path, extra: &[&str]) -> Proc {
+        let (network, db) = (network.display().to_string(), db.arg.clone());
         let mut args =
             vec!["solver", "--listen", "127.0.0.1:0", "--network", &network, "--db", &db];
         args.extend_from_slice(extra);
@@ -206,14 +303,18 @@ async fn status_of(c: &SolverClient, id: B256) -> OfferState {
     c.job_offer(id).await.expect("job offer status").state
 }
 
-#[test]
-fn requests_must_be_signed_fresh_and_by_the_right_party() {
+on_both!(requests_must_be_signed: requests_must_be_signed_fresh_and_by_the_right_party,
+    requests_must_be_signed_fresh_and_by_the_right_party_on_postgres);
+// A test body (clippy allows unwrap only in `#[test]` functions themselves).
+#[allow(clippy::unwrap_used)]
+fn requests_must_be_signed(backend: Backend) {
     let dir = tempfile::tempdir().expect("temp dir");
+    let db = SolverDb::new(backend, dir.path());
     let rt = runtime();
     let net = rt.block_on(devnet(dir.path()));
     let solver = SolverProc::start(
         &net.network_file(),
-        &dir.path().join("solver.db"),
+        &db,
         &dir.path().join("solver.log"),
         &[
             "--max-body-bytes",
@@ -407,17 +508,14 @@ fn requests_must_be_signed_fresh_and_by_the_right_party() {
     );
 }
 
-#[test]
-fn two_providers_one_job_one_deal_and_each_party_sees_only_its_own() {
+on_both!(two_providers: two_providers_one_job_one_deal_and_each_party_sees_only_its_own,
+    two_providers_one_job_one_deal_and_each_party_sees_only_its_own_on_postgres);
+fn two_providers(backend: Backend) {
     let dir = tempfile::tempdir().expect("temp dir");
+    let db = SolverDb::new(backend, dir.path());
     let rt = runtime();
     let net = rt.block_on(devnet(dir.path()));
-    let solver = SolverProc::start(
-        &net.network_file(),
-        &dir.path().join("solver.db"),
-        &dir.path().join("solver.log"),
-        &[],
-    );
+    let solver = SolverProc::start(&net.network_file(), &db, &dir.path().join("solver.log"), &[]);
     rt.block_on(async {
         let jc = client(&solver.url, devnet::JOB_CREATOR);
         let rp = client(&solver.url, devnet::PROVIDER);
@@ -525,10 +623,11 @@ fn two_providers_one_job_one_deal_and_each_party_sees_only_its_own() {
     });
 }
 
-#[test]
-fn kill_9_between_offer_and_match_and_between_deal_and_results_loses_nothing() {
+on_both!(kill_9: kill_9_between_offer_and_match_and_between_deal_and_results_loses_nothing,
+    kill_9_between_offer_and_match_and_between_deal_and_results_loses_nothing_on_postgres);
+fn kill_9(backend: Backend) {
     let (dir, rt, net) = approved_devnet();
-    let db = dir.path().join("solver.db");
+    let db = SolverDb::new(backend, dir.path());
     let log = dir.path().join("solver.log");
 
     // 1. A job offer is stored, then the solver is killed before anything matches it.
@@ -633,10 +732,11 @@ fn missing_network_or_key_is_named() {
     assert!(e.contains("not a private key") && !e.contains("not-a-key"), "{e}");
 }
 
-#[test]
-fn offers_sharing_a_slot_keep_their_slots_across_a_kill_9_and_never_make_two_deals() {
+on_both!(shared_slots: offers_sharing_a_slot_keep_their_slots_across_a_kill_9_and_never_make_two_deals,
+    offers_sharing_a_slot_keep_their_slots_across_a_kill_9_and_never_make_two_deals_on_postgres);
+fn shared_slots(backend: Backend) {
     let (dir, rt, net) = approved_devnet();
-    let db = dir.path().join("solver.db");
+    let db = SolverDb::new(backend, dir.path());
     let log = dir.path().join("solver.log");
     let slots = |names: &[&str]| names.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
     let two_gpus = |nonce| {
@@ -713,10 +813,11 @@ fn offers_sharing_a_slot_keep_their_slots_across_a_kill_9_and_never_make_two_dea
     drop(solver);
 }
 
-#[test]
-fn min_reputation_jobs_wait_for_a_good_provider_across_a_kill_9_and_preference_picks_it() {
+on_both!(min_reputation: min_reputation_jobs_wait_for_a_good_provider_across_a_kill_9_and_preference_picks_it,
+    min_reputation_jobs_wait_for_a_good_provider_across_a_kill_9_and_preference_picks_it_on_postgres);
+fn min_reputation(backend: Backend) {
     let (dir, rt, net) = approved_devnet();
-    let db = dir.path().join("solver.db");
+    let db = SolverDb::new(backend, dir.path());
     let log = dir.path().join("solver.log");
 
     // 1. PROVIDER completes a deal (results accepted): it scores (1+1)/(1+2) = 0.667,
