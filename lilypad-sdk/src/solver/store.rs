@@ -109,6 +109,15 @@ pub enum StoreError {
         /// The database URL, password hidden.
         url: String,
     },
+    /// This replica does not hold the lease it names (another took over): the
+    /// write that needs it is refused.
+    #[error("{holder} does not hold the lease of epoch {epoch} any more: another replica leads")]
+    NotLeader {
+        /// This replica.
+        holder: String,
+        /// The lease it thought it held.
+        epoch: u64,
+    },
     /// [`Store::read`] hands out SQLite connections; this store is on Postgres.
     #[error("a raw SQLite read on a Postgres store (use the Store's own read methods)")]
     NotSqlite,
@@ -211,6 +220,26 @@ fn redact_url(url: &str) -> String {
         },
         None => url.to_owned(),
     }
+}
+
+/// A lease held: this replica matches and creates deals until it expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    /// Grows by one at each change of holder: the fence of leader-only writes.
+    pub epoch: u64,
+    /// How long it lasts from when it was taken or renewed.
+    pub ttl: std::time::Duration,
+}
+
+/// Who leads (holds an unexpired lease).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leader {
+    /// The replica's id.
+    pub holder: String,
+    /// The lease's epoch.
+    pub epoch: u64,
+    /// Time left on it (by the database's clock).
+    pub expires_in: std::time::Duration,
 }
 
 /// An event as committed: its parties and its body, published after the commit.
@@ -522,6 +551,44 @@ impl Store {
             #[cfg(not(feature = "solver-postgres"))]
             Database::Postgres(url) => Err(StoreError::NoPostgres { url: redact_url(url) }),
         }
+    }
+
+    /// Takes or renews the lease for replica `holder` for `ttl` (`None`: another
+    /// replica holds it). On SQLite, one process owns the database: always granted,
+    /// epoch 0.
+    pub async fn take_lease(
+        &self,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Lease>> {
+        #[cfg(feature = "solver-postgres")]
+        if self.is_postgres() {
+            let holder = holder.to_owned();
+            return self.pg_read(move |c| pg::take_lease(c, &holder, ttl)).await;
+        }
+        let _ = holder;
+        Ok(Some(Lease { epoch: 0, ttl }))
+    }
+
+    /// Gives the lease up now (at shutdown), so that another replica takes over
+    /// without waiting for it to expire; whether `holder` had it.
+    pub async fn release_lease(&self, holder: &str) -> Result<bool> {
+        #[cfg(feature = "solver-postgres")]
+        if self.is_postgres() {
+            let holder = holder.to_owned();
+            return self.pg_read(move |c| pg::release_lease(c, &holder)).await;
+        }
+        let _ = holder;
+        Ok(true)
+    }
+
+    /// Who leads now (`None`: nobody; on SQLite: always `None`, the one process leads).
+    pub async fn leader(&self) -> Result<Option<Leader>> {
+        #[cfg(feature = "solver-postgres")]
+        if self.is_postgres() {
+            return self.pg_read(pg::leader).await;
+        }
+        Ok(None)
     }
 
     /// `sqlite` or `postgres`.
@@ -937,6 +1004,22 @@ impl Tx<'_> {
     /// `pg`, so on SQLite this is the only case left.
     fn sqlite(&self) -> Result<&Connection> {
         self.conn().ok_or(StoreError::NotSqlite)
+    }
+
+    /// Refuses the write ([`StoreError::NotLeader`]) unless `holder` still holds the
+    /// lease of `epoch`, and keeps the lease from changing hands until the group
+    /// commits. Leader-only writes (pairs, deals, the chain cursor) call it first.
+    /// On SQLite (one process) it always passes.
+    pub fn fence(&mut self, holder: &str, epoch: u64) -> Result<()> {
+        #[cfg(feature = "solver-postgres")]
+        if let Conn::Postgres(w) = &mut self.conn {
+            return match w.holds_lease(holder, epoch)? {
+                true => Ok(()),
+                false => Err(StoreError::NotLeader { holder: holder.to_owned(), epoch }),
+            };
+        }
+        let _ = (holder, epoch);
+        Ok(())
     }
 
     /// One offer, as this transaction sees it.
@@ -1831,6 +1914,53 @@ mod tests {
         let sqlite = exercise(&Db::sqlite()).await;
         let postgres = exercise(&Db::postgres()).await;
         assert_eq!(postgres, sqlite);
+    }
+
+    #[cfg(feature = "solver-postgres")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_replica_holds_the_lease_until_it_expires_and_a_deposed_one_cannot_write() {
+        use std::time::Duration;
+        let db = Db::postgres();
+        let (solver, controller) = (Address::repeat_byte(0xaa), Address::repeat_byte(0xcc));
+        let a = db.open(solver, 31337, controller).unwrap();
+        let b = db.open(solver, 31337, controller).unwrap();
+        let ttl = Duration::from_millis(800);
+        assert_eq!(a.leader().await.unwrap(), None);
+        let la = a.take_lease("a", ttl).await.unwrap().expect("a free lease is taken");
+        assert_eq!(b.take_lease("b", ttl).await.unwrap(), None, "b must wait");
+        // Renewing keeps the epoch.
+        assert_eq!(a.take_lease("a", ttl).await.unwrap().map(|l| l.epoch), Some(la.epoch));
+        let leader = b.leader().await.unwrap().expect("a leads");
+        assert_eq!((leader.holder.as_str(), leader.epoch), ("a", la.epoch));
+        assert!(leader.expires_in <= ttl);
+        // a's fenced write passes while it leads.
+        a.write(move |tx| {
+            tx.fence("a", la.epoch)?;
+            tx.set_meta("cursor", "1")
+        })
+        .await
+        .unwrap();
+        // a stops renewing: b takes over after the ttl with the next epoch.
+        tokio::time::sleep(ttl + Duration::from_millis(200)).await;
+        let lb = b.take_lease("b", ttl).await.unwrap().expect("an expired lease is taken");
+        assert_eq!(lb.epoch, la.epoch + 1);
+        // a, deposed, can neither write as leader nor take the lease back.
+        let e = a
+            .write(move |tx| {
+                tx.fence("a", la.epoch)?;
+                tx.set_meta("cursor", "2")
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StoreError::NotLeader { epoch, .. } if epoch == la.epoch), "{e}");
+        assert_eq!(a.meta("cursor").await.unwrap().as_deref(), Some("1"));
+        assert_eq!(a.take_lease("a", ttl).await.unwrap(), None);
+        // b gives it up at shutdown: a takes it at once.
+        assert!(b.release_lease("b").await.unwrap());
+        assert_eq!(a.take_lease("a", ttl).await.unwrap().map(|l| l.epoch), Some(lb.epoch + 1));
+        for s in [a, b] {
+            s.close();
+        }
     }
 
     #[cfg(feature = "solver-postgres")]

@@ -43,7 +43,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The schema, one script per version: `MIGRATIONS[i]` brings a database from
 /// version `i` to `i + 1`. Never edit a released script; append one.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE offers (
     seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -102,7 +103,19 @@ CREATE TABLE provider_deals (
     outcome INTEGER
 );
 CREATE INDEX provider_deals_rp ON provider_deals(provider);
-"];
+",
+    "
+-- Version 2: the lease of the replica that matches and creates deals
+-- (docs/dev/postgres-solver.md). One row; times on the database's clock.
+CREATE TABLE leader (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    holder TEXT NOT NULL,
+    epoch BIGINT NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+);
+INSERT INTO leader (id, holder, epoch, expires_at) VALUES (1, '', 0, '-infinity');
+",
+];
 
 fn pg(context: &'static str) -> impl FnOnce(postgres::Error) -> StoreError {
     move |e| StoreError::Sql { context, message: e.to_string() }
@@ -515,6 +528,57 @@ pub(super) fn reputations(
     Ok(deals.into_iter().map(|(p, d)| (p, reputation::reputation(&d))).collect())
 }
 
+// ---------------------------------------------------------------- lease
+
+/// Takes the lease for `holder` (or renews it) for `ttl`, if it is free, expired
+/// or already `holder`'s; the epoch grows by one at each change of holder.
+pub(super) fn take_lease(
+    c: &mut Client,
+    holder: &str,
+    ttl: Duration,
+) -> Result<Option<super::Lease>> {
+    let row = c
+        .query_opt(
+            "UPDATE leader SET \
+                 epoch = CASE WHEN holder = $1 THEN epoch ELSE epoch + 1 END, \
+                 holder = $1, \
+                 expires_at = clock_timestamp() + make_interval(secs => $2) \
+             WHERE id = 1 AND (holder = $1 OR expires_at < clock_timestamp()) \
+             RETURNING epoch",
+            &[&holder, &ttl.as_secs_f64()],
+        )
+        .map_err(pg("lease"))?;
+    Ok(row.map(|r| super::Lease { epoch: r.get::<_, i64>(0) as u64, ttl }))
+}
+
+/// Gives the lease up now (a replica shutting down), if `holder` has it.
+pub(super) fn release_lease(c: &mut Client, holder: &str) -> Result<bool> {
+    let n = c
+        .execute(
+            "UPDATE leader SET expires_at = '-infinity' WHERE id = 1 AND holder = $1",
+            &[&holder],
+        )
+        .map_err(pg("lease"))?;
+    Ok(n > 0)
+}
+
+/// Who holds an unexpired lease.
+pub(super) fn leader(c: &mut Client) -> Result<Option<super::Leader>> {
+    let row = c
+        .query_opt(
+            "SELECT holder, epoch, \
+                 (EXTRACT(EPOCH FROM (expires_at - clock_timestamp())) * 1000)::BIGINT \
+             FROM leader WHERE id = 1 AND expires_at > clock_timestamp()",
+            &[],
+        )
+        .map_err(pg("lease"))?;
+    Ok(row.map(|r| super::Leader {
+        holder: r.get(0),
+        epoch: r.get::<_, i64>(1) as u64,
+        expires_in: Duration::from_millis(r.get::<_, i64>(2).max(0) as u64),
+    }))
+}
+
 // ---------------------------------------------------------------- writes
 
 impl Writer {
@@ -550,6 +614,19 @@ impl Writer {
 
     pub(super) fn offer(&mut self, id: OfferId) -> Result<Option<StoredOffer>> {
         offer_by_id(&mut self.client, id)
+    }
+
+    /// Whether `holder` holds an unexpired lease of `epoch`; the row stays locked
+    /// (shared) until the group commits, so no takeover happens in between.
+    pub(super) fn holds_lease(&mut self, holder: &str, epoch: u64) -> Result<bool> {
+        Ok(self
+            .opt(
+                "SELECT 1 FROM leader WHERE id = 1 AND holder = $1 AND epoch = $2 \
+                 AND expires_at > clock_timestamp() FOR SHARE",
+                "lease",
+                &[&holder, &int(epoch)],
+            )?
+            .is_some())
     }
 
     pub(super) fn deal(&mut self, id: B256) -> Result<Option<DealRecord>> {
