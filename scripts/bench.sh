@@ -11,7 +11,12 @@ check=0
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
-# solver: a load test of the solver (needs anvil: scripts/setup-contracts.sh).
+# solver: a load test of the solver (needs anvil: scripts/setup-contracts.sh), on
+# SQLite and then on PostgreSQL (a throwaway cluster unless the caller names one).
+if [[ -z ${LILYPAD_TEST_POSTGRES_URL:-} ]]; then
+  LILYPAD_TEST_POSTGRES_URL=$(bash scripts/setup-postgres.sh)
+fi
+export LILYPAD_TEST_POSTGRES_URL
 for bench in matcher template pow_keccak solver; do
   printf '\n\033[1;34m==> cargo bench -p lilypad-benches --bench %s\033[0m\n' "$bench"
   cargo bench -p lilypad-benches --bench "$bench" --locked 2>&1 | tee -a "$out"

@@ -22,6 +22,12 @@
 //!
 //! `SOLVER_BENCH_OFFERS` (20000) and `SOLVER_BENCH_CONCURRENCY` (64) override
 //! the sizes.
+//!
+//! With `LILYPAD_TEST_POSTGRES_URL` set (scripts/bench.sh starts a throwaway
+//! server with scripts/setup-postgres.sh), the same offers are then posted to a
+//! second solver on a fresh PostgreSQL database (one replica), which prints
+//! `solver_pg_offers_per_sec=`, `solver_pg_p50_ms=`, `solver_pg_p99_ms=`; the
+//! SQLite run above is its baseline. Without it, a note says the run was left out.
 
 use std::{
     collections::BTreeSet,
@@ -43,7 +49,7 @@ use lilypad_sdk::{
     },
     devnet::{self, Devnet, DevnetOptions, anvil_address, anvil_signer},
     solver::{
-        Limits, Rate, SolverClient, SolverOptions,
+        Database, Limits, Rate, SolverClient, SolverOptions,
         auth::{RequestAuth, recover, request_domain, verify_with_key},
     },
 };
@@ -122,15 +128,6 @@ fn main() {
             .await
             .unwrap_or_else(|e| panic!("the solver bench needs a devnet: {e}"));
         let solver_addr = anvil_address(devnet::SOLVER);
-        let mut sopts = SolverOptions::new(dir.path().join("solver.db"), "127.0.0.1:0".parse().expect("addr"));
-        // One machine posts everything: the per-peer and per-signer limits would
-        // (rightly) throttle it.
-        let unlimited = Rate { per_sec: 1e9, burst: 1e9 };
-        sopts.limits = Limits { per_signer: unlimited, per_peer: unlimited, ..Limits::default() };
-        let running = lilypad_sdk::solver::start(net.account(devnet::SOLVER), sopts)
-            .await
-            .expect("start the solver");
-        let url = running.url();
 
         // Pre-sign everything (not timed).
         let domain = eip712::domain(31337, net.config().contracts.controller);
@@ -195,15 +192,76 @@ fn main() {
                     ("/api/v1/job_offers", SolverClient::job_offer_body(&signed, inputs), k)
                 };
                 let body = body.expect("body");
-                let auth = RequestAuth::sign(signer, &rdomain, "POST", path, &body, U256::from(i), expiry + 590)
-                    .expect("sign request");
+                let auth = RequestAuth::sign(
+                    signer,
+                    &rdomain,
+                    "POST",
+                    path,
+                    &body,
+                    U256::from(i),
+                    expiry + 590,
+                )
+                .expect("sign request");
                 Prepared { path, body, auth }
             })
             .collect();
         eprintln!("pre-signed {n} offers in {:.1}s", started_signing.elapsed().as_secs_f64());
-
-        let client = SolverClient::new(&url, anvil_signer(9), 31337, solver_addr).expect("client");
         let prepared = Arc::new(prepared);
+
+        let sqlite =
+            load(&net, Database::from(dir.path().join("solver.db")), &prepared, concurrency).await;
+        println!("solver_offers_per_sec={:.0}", sqlite.per_sec);
+        println!("solver_p50_ms={:.2}", sqlite.p50_ms);
+        println!("solver_p99_ms={:.2}", sqlite.p99_ms);
+        println!("solver_recover_us={recover_us:.1}");
+        println!("solver_verify_us={verify_us:.1}");
+        println!("solver_k256_recover_us={k256_us:.1}");
+        match std::env::var("LILYPAD_TEST_POSTGRES_URL") {
+            Ok(admin) => {
+                let db = FreshDatabase::new(&admin);
+                let pg = load(&net, Database::parse(&db.url), &prepared, concurrency).await;
+                println!("solver_pg_offers_per_sec={:.0}", pg.per_sec);
+                println!("solver_pg_p50_ms={:.2}", pg.p50_ms);
+                println!("solver_pg_p99_ms={:.2}", pg.p99_ms);
+            }
+            Err(_) => eprintln!(
+                "note: LILYPAD_TEST_POSTGRES_URL is not set, so the Postgres run was left out \
+                 (export LILYPAD_TEST_POSTGRES_URL=$(bash scripts/setup-postgres.sh))"
+            ),
+        }
+        drop(net);
+    });
+}
+
+/// Offers per second and latency of one load run.
+struct Load {
+    per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// Starts a solver on `db`, posts every prepared offer with `concurrency`
+/// connections, checks that each was stored, and stops the solver.
+async fn load(
+    net: &Devnet,
+    db: Database,
+    prepared: &Arc<Vec<Prepared>>,
+    concurrency: usize,
+) -> Load {
+    let n = prepared.len();
+    let solver_addr = anvil_address(devnet::SOLVER);
+    let what = db.to_string();
+    let mut sopts = SolverOptions::new(db, "127.0.0.1:0".parse().expect("addr"));
+    // One machine posts everything: the per-peer and per-signer limits would
+    // (rightly) throttle it.
+    let unlimited = Rate { per_sec: 1e9, burst: 1e9 };
+    sopts.limits = Limits { per_signer: unlimited, per_peer: unlimited, ..Limits::default() };
+    let running = lilypad_sdk::solver::start(net.account(devnet::SOLVER), sopts)
+        .await
+        .unwrap_or_else(|e| panic!("start the solver on {what}: {e}"));
+    let url = running.url();
+    {
+        let client = SolverClient::new(&url, anvil_signer(9), 31337, solver_addr).expect("client");
         let started = Instant::now();
         let latencies: Vec<(u16, f64)> = futures::stream::iter(0..n)
             .map(|i| {
@@ -212,10 +270,11 @@ fn main() {
                 async move {
                     let p = &prepared[i];
                     let t = Instant::now();
-                    let status = match client.send("POST", p.path, p.body.clone(), Some(&p.auth)).await {
-                        Ok(r) => r.status,
-                        Err(e) => panic!("request {i}: {e}"),
-                    };
+                    let status =
+                        match client.send("POST", p.path, p.body.clone(), Some(&p.auth)).await {
+                            Ok(r) => r.status,
+                            Err(e) => panic!("request {i}: {e}"),
+                        };
                     (status, t.elapsed().as_secs_f64() * 1000.0)
                 }
             })
@@ -224,25 +283,69 @@ fn main() {
             .await;
         let elapsed = started.elapsed().as_secs_f64();
         let failed: Vec<u16> = latencies.iter().map(|l| l.0).filter(|s| *s != 201).collect();
-        assert!(failed.is_empty(), "{} requests were not 201: {:?}", failed.len(), &failed[..failed.len().min(10)]);
+        assert!(
+            failed.is_empty(),
+            "{} requests were not 201: {:?}",
+            failed.len(),
+            &failed[..failed.len().min(10)]
+        );
         let health = client.health().await.expect("healthz");
-        assert_eq!((health.open_jobs + health.open_resources) as usize, n, "every offer is in the book");
+        assert_eq!(
+            (health.open_jobs + health.open_resources) as usize,
+            n,
+            "every offer is in the book"
+        );
         let mut ms: Vec<f64> = latencies.iter().map(|l| l.1).collect();
         ms.sort_by(f64::total_cmp);
         let p = |q: f64| ms[((ms.len() as f64 * q) as usize).min(ms.len() - 1)];
         eprintln!(
-            "{n} signed offers, {concurrency} connections, {elapsed:.2}s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            "{what}: {n} signed offers, {concurrency} connections, {elapsed:.2}s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
             p(0.5),
             p(0.99),
             ms[ms.len() - 1]
         );
-        println!("solver_offers_per_sec={:.0}", n as f64 / elapsed);
-        println!("solver_p50_ms={:.2}", p(0.5));
-        println!("solver_p99_ms={:.2}", p(0.99));
-        println!("solver_recover_us={recover_us:.1}");
-        println!("solver_verify_us={verify_us:.1}");
-        println!("solver_k256_recover_us={k256_us:.1}");
+        let load = Load { per_sec: n as f64 / elapsed, p50_ms: p(0.5), p99_ms: p(0.99) };
         running.shutdown().await;
-        drop(net);
-    });
+        load
+    }
+}
+
+/// A fresh database on the Postgres server at `admin` (a URL), dropped at the end.
+struct FreshDatabase {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl FreshDatabase {
+    fn new(admin: &str) -> Self {
+        let name = format!("lilypad_bench_{}", std::process::id());
+        Self::run(admin, format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        Self::run(admin, format!("CREATE DATABASE {name}"));
+        let (base, query) = admin.split_once('?').unwrap_or((admin, ""));
+        let host = base.find("://").map_or(0, |i| i + 3);
+        let host_end = base[host..].find('/').map_or(base.len(), |i| host + i);
+        let query = if query.is_empty() { String::new() } else { format!("?{query}") };
+        let url = format!("{}/{name}{query}", &base[..host_end]);
+        Self { admin: admin.to_owned(), name, url }
+    }
+
+    /// Runs `sql` on a thread of its own (the sync client must not run on an async worker).
+    fn run(admin: &str, sql: String) {
+        let admin = admin.to_owned();
+        std::thread::spawn(move || {
+            let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap_or_else(|e| {
+                panic!("{admin}: {e} (bash scripts/setup-postgres.sh starts a server)")
+            });
+            c.batch_execute(&sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        })
+        .join()
+        .expect("database thread");
+    }
+}
+
+impl Drop for FreshDatabase {
+    fn drop(&mut self) {
+        Self::run(&self.admin, format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
 }
