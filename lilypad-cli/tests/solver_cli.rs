@@ -119,6 +119,24 @@ impl SolverDb {
         }
     }
 
+    /// On Postgres: asserts that a started solver migrated this very database (a
+    /// URL taken for a file name would leave it empty).
+    fn assert_in_use(&self) {
+        if self.postgres.is_none() {
+            return;
+        }
+        let url = self.arg.clone();
+        let version: i32 = std::thread::spawn(move || {
+            let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+            c.query_one("SELECT MAX(version) FROM schema_migrations", &[])
+                .expect("the solver made schema_migrations")
+                .get(0)
+        })
+        .join()
+        .expect("check thread");
+        assert!(version >= 1, "schema version {version}");
+    }
+
     /// Runs `sql` on the server's admin database (on a thread of its own: the sync
     /// client must not run inside an async runtime).
     fn admin(url: &str, sql: &str) {
@@ -154,11 +172,13 @@ struct SolverProc;
 
 impl SolverProc {
     fn start(network: &Path, db: &SolverDb, log: &Path, extra: &[&str]) -> Proc {
-        let (network, db) = (network.display().to_string(), db.arg.clone());
+        let (network, arg) = (network.display().to_string(), db.arg.clone());
         let mut args =
-            vec!["solver", "--listen", "127.0.0.1:0", "--network", &network, "--db", &db];
+            vec!["solver", "--listen", "127.0.0.1:0", "--network", &network, "--db", &arg];
         args.extend_from_slice(extra);
-        Proc::spawn(&args, &[("WEB3_PRIVATE_KEY", ANVIL_KEYS[devnet::SOLVER])], log)
+        let solver = Proc::spawn(&args, &[("WEB3_PRIVATE_KEY", ANVIL_KEYS[devnet::SOLVER])], log);
+        db.assert_in_use();
+        solver
     }
 }
 
