@@ -1022,6 +1022,15 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Runs `sql` on a Postgres transaction (tests: a statement that fails).
+    #[cfg(all(test, feature = "solver-postgres"))]
+    fn raw_pg(&mut self, sql: &str) -> Result<()> {
+        match &mut self.conn {
+            Conn::Postgres(w) => w.raw(sql),
+            Conn::Sqlite(_) => Err(StoreError::NotSqlite),
+        }
+    }
+
     /// One offer, as this transaction sees it.
     pub fn offer(&mut self, id: OfferId) -> Result<Option<StoredOffer>> {
         #[cfg(feature = "solver-postgres")]
@@ -1961,6 +1970,42 @@ mod tests {
         for s in [a, b] {
             s.close();
         }
+    }
+
+    /// A write that ignores a failed statement and says it succeeded must not be
+    /// reported committed (Postgres would roll the whole group back at COMMIT),
+    /// nor take the writes beside it down.
+    #[cfg(feature = "solver-postgres")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_hiding_a_failed_statement_fails_alone_on_postgres() {
+        let db = Db::postgres();
+        let store = db.open(Address::repeat_byte(0xaa), 31337, Address::repeat_byte(0xcc)).unwrap();
+        for round in 0..5u8 {
+            let writes = (0..30u8).map(|i| {
+                let store = store.clone();
+                async move {
+                    let n = round * 30 + i + 1;
+                    store
+                        .write(move |tx| {
+                            tx.insert_offer(&offer(n))?;
+                            if i % 3 == 1 {
+                                // The error is dropped: the write claims success.
+                                let _ = tx.raw_pg("SELECT 1/0");
+                            }
+                            Ok(())
+                        })
+                        .await
+                }
+            });
+            let results = futures::future::join_all(writes).await;
+            for (i, r) in results.iter().enumerate() {
+                assert_eq!(r.is_ok(), i % 3 != 1, "round {round} write {i}: {r:?}");
+            }
+        }
+        let live = store.live_offers().await.unwrap();
+        assert_eq!(live.len(), 100, "the 100 honest writes, and only them");
+        assert!(live.iter().all(|o| (o.id[0] - 1) % 30 % 3 != 1));
+        store.close();
     }
 
     #[cfg(feature = "solver-postgres")]

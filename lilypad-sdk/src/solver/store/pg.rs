@@ -326,10 +326,11 @@ fn writer_loop(
                 Err(e) => tracing::error!("cannot reconnect to the database: {e}"),
             }
         }
+        // One round trip: the transaction, the log lock (see the module docs) and the
+        // first write's savepoint.
         let begun = w
             .client
-            .batch_execute("BEGIN")
-            .and_then(|()| w.client.execute("SELECT pg_advisory_xact_lock($1)", &[&LOG_KEY]))
+            .batch_execute(&format!("BEGIN; SELECT pg_advisory_xact_lock({LOG_KEY}); SAVEPOINT op"))
             .map_err(pg("begin"));
         if let Err(e) = begun {
             tracing::error!("cannot begin a write transaction: {e}");
@@ -341,22 +342,46 @@ fn writer_loop(
         }
         let now = now_secs();
         let mut events = Vec::new();
-        let mut done: Vec<Completion> = Vec::with_capacity(batch.len());
+        // Each completion, with the error that replaces the commit's result for it.
+        let mut done: Vec<(Completion, Option<StoreError>)> = Vec::with_capacity(batch.len());
+        // Whether the transaction may hold a failed statement that no savepoint undid:
+        // then nothing of the group may be reported committed (a COMMIT of an aborted
+        // transaction rolls back without an error).
+        let mut poisoned = false;
         for op in batch.drain(..) {
             // Each write in its own savepoint, so that a failing one undoes only itself
-            // (in Postgres a failed statement also poisons the transaction until then).
-            let saved = w.client.batch_execute("SAVEPOINT op").is_ok();
+            // (in Postgres a failed statement poisons the transaction until then). The
+            // savepoint `op` is in place here: set by BEGIN, by the previous write's
+            // release, or kept by its rollback.
             let mut own = Vec::new();
             let (ok, completion) = op(Some(&mut Tx::postgres(w, now, &mut own)));
+            let mut own_error = None;
             if ok {
-                let _ = w.client.batch_execute("RELEASE SAVEPOINT op");
-                events.append(&mut own);
-            } else if saved {
-                let _ = w.client.batch_execute("ROLLBACK TO SAVEPOINT op; RELEASE SAVEPOINT op");
+                // A write that swallowed a failed statement fails here: RELEASE is
+                // refused in an aborted transaction.
+                match w.client.batch_execute("RELEASE SAVEPOINT op; SAVEPOINT op") {
+                    Ok(()) => events.append(&mut own),
+                    Err(e) => {
+                        own_error = Some(pg("release")(e));
+                        poisoned |= w.client.batch_execute("ROLLBACK TO SAVEPOINT op").is_err();
+                    }
+                }
+            } else {
+                // Back to before this write; the savepoint stays for the next one.
+                poisoned |= w.client.batch_execute("ROLLBACK TO SAVEPOINT op").is_err();
             }
-            done.push(completion);
+            done.push((completion, own_error));
         }
-        let committed = w.client.batch_execute("COMMIT").map_err(pg("commit"));
+        let committed = if poisoned {
+            let _ = w.client.batch_execute("ROLLBACK");
+            Err(StoreError::Sql {
+                context: "commit",
+                message: "a write failed and could not be undone alone: the group was rolled back"
+                    .into(),
+            })
+        } else {
+            w.client.batch_execute("COMMIT").map_err(pg("commit"))
+        };
         if committed.is_err() {
             let _ = w.client.batch_execute("ROLLBACK");
             events.clear();
@@ -364,8 +389,11 @@ fn writer_loop(
         for e in events {
             let _ = publish.send(Arc::new(e));
         }
-        for d in done {
-            d(committed.clone());
+        for (d, own_error) in done {
+            d(match own_error {
+                Some(e) => Err(e),
+                None => committed.clone(),
+            });
         }
     }
 }
@@ -614,6 +642,12 @@ impl Writer {
 
     pub(super) fn offer(&mut self, id: OfferId) -> Result<Option<StoredOffer>> {
         offer_by_id(&mut self.client, id)
+    }
+
+    /// Runs `sql` as it is (tests: a statement that fails).
+    #[cfg(test)]
+    pub(super) fn raw(&mut self, sql: &str) -> Result<()> {
+        self.client.batch_execute(sql).map_err(pg("raw"))
     }
 
     /// Whether `holder` holds an unexpired lease of `epoch`; the row stays locked
