@@ -513,6 +513,21 @@ pub struct Health {
     /// solvers older than this field: zero.
     #[serde(default)]
     pub offered: lilypad_core::matcher::Capacity,
+    /// Where the solver keeps its state: `sqlite` or `postgres` (empty from solvers
+    /// older than this field).
+    #[serde(default)]
+    pub backend: String,
+    /// On a shared (Postgres) database: this replica's id (`host:pid:tag`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
+    /// On a shared database: the replica that holds the lease and matches (`None`:
+    /// none now, e.g. during a takeover).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+    /// Whether this replica matches offers (always on SQLite). The open counts and
+    /// `offered` above are the leader's book: zero on a replica that does not lead.
+    #[serde(default)]
+    pub is_leader: bool,
 }
 
 #[cfg(test)]

@@ -118,6 +118,15 @@ pub enum StoreError {
         /// The lease it thought it held.
         epoch: u64,
     },
+    /// A pair names an offer that is not open (matched already, failed, expired or
+    /// unknown): the pair is refused, so no offer is in two pairs.
+    #[error("offer {id} cannot be matched: it is {}", .state.map_or("not stored", |s| s.as_str()))]
+    NotOpen {
+        /// The offer.
+        id: OfferId,
+        /// Its state (`None`: not stored).
+        state: Option<OfferState>,
+    },
     /// [`Store::read`] hands out SQLite connections; this store is on Postgres.
     #[error("a raw SQLite read on a Postgres store (use the Store's own read methods)")]
     NotSqlite,
@@ -712,6 +721,49 @@ impl Store {
         .await
     }
 
+    /// Offers stored after `after` (by `seq`, in any state), oldest first, at most
+    /// `limit`: how a leading replica picks up the offers other replicas stored.
+    pub async fn offers_after(&self, after: u64, limit: u32) -> Result<Vec<StoredOffer>> {
+        #[cfg(feature = "solver-postgres")]
+        if self.is_postgres() {
+            return self.pg_read(move |c| pg::offers_after(c, after, limit)).await;
+        }
+        self.read(move |c| {
+            let mut st = c
+                .prepare(&format!(
+                    "SELECT {OFFER_COLS} FROM offers WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+                ))
+                .map_err(sql("offers after"))?;
+            let rows =
+                st.query_map(params![int(after), limit], offer_row).map_err(sql("offers after"))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql("offers after"))
+        })
+        .await
+    }
+
+    /// The `seq` of the newest offer and of the newest event (0: none yet).
+    pub async fn heads(&self) -> Result<(u64, u64)> {
+        #[cfg(feature = "solver-postgres")]
+        if self.is_postgres() {
+            return self.pg_read(pg::heads).await;
+        }
+        self.read(|c| {
+            c.query_row(
+                "SELECT (SELECT COALESCE(MAX(seq), 0) FROM offers), \
+                        (SELECT COALESCE(MAX(seq), 0) FROM events)",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )
+            .map_err(sql("heads"))
+        })
+        .await
+    }
+
+    /// Whether this store is on PostgreSQL (several replicas may share it).
+    pub fn is_shared(&self) -> bool {
+        self.backend() == "postgres"
+    }
+
     /// One offer.
     pub async fn offer(&self, id: OfferId) -> Result<Option<StoredOffer>> {
         #[cfg(feature = "solver-postgres")]
@@ -1096,20 +1148,18 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Stores a new offer (state `open`) and its `offer_accepted` event.
-    pub fn insert_offer(&mut self, o: &NewOffer) -> Result<()> {
+    /// Stores a new offer (state `open`) and its `offer_accepted` event; returns
+    /// the offer's `seq` (its place in arrival order).
+    pub fn insert_offer(&mut self, o: &NewOffer) -> Result<u64> {
         #[cfg(feature = "solver-postgres")]
         if let Conn::Postgres(w) = &mut self.conn {
             let slots = (!o.slots.is_empty()).then(|| serde_json::json!(o.slots).to_string());
-            if !w.insert_offer(o, self.now, slots.as_deref())? {
+            let Some(seq) = w.insert_offer(o, self.now, slots.as_deref())? else {
                 let state = w.offer(o.id)?.map_or(OfferState::Open, |s| s.state);
                 return Err(StoreError::Duplicate { id: o.id, state });
-            }
-            return self.event(
-                EventKind::OfferAccepted { offer_id: o.id, kind: o.kind },
-                o.signer,
-                None,
-            );
+            };
+            self.event(EventKind::OfferAccepted { offer_id: o.id, kind: o.kind }, o.signer, None)?;
+            return Ok(seq);
         }
         let n = self
             .sqlite()?
@@ -1137,7 +1187,9 @@ impl Tx<'_> {
             let state = offer_by_id(self.sqlite()?, o.id)?.map_or(OfferState::Open, |s| s.state);
             return Err(StoreError::Duplicate { id: o.id, state });
         }
-        self.event(EventKind::OfferAccepted { offer_id: o.id, kind: o.kind }, o.signer, None)
+        let seq = self.sqlite()?.last_insert_rowid() as u64;
+        self.event(EventKind::OfferAccepted { offer_id: o.id, kind: o.kind }, o.signer, None)?;
+        Ok(seq)
     }
 
     fn set_offer(
@@ -1166,10 +1218,16 @@ impl Tx<'_> {
             .map_err(sql("update offer"))
     }
 
-    /// Records a matched pair: both offers go to `matching`.
+    /// Records a matched pair: both offers go from `open` to `matching`
+    /// ([`StoreError::NotOpen`] if either is not open: an offer is never in two pairs).
     pub fn pair(&mut self, p: Pair) -> Result<()> {
-        self.set_offer(p.job, OfferState::Matching, None, Some(p.deal_id))?;
-        self.set_offer(p.resource, OfferState::Matching, None, Some(p.deal_id))?;
+        for id in [p.job, p.resource] {
+            let state = self.offer(id)?.map(|o| o.state);
+            if state != Some(OfferState::Open) {
+                return Err(StoreError::NotOpen { id, state });
+            }
+            self.set_offer(id, OfferState::Matching, None, Some(p.deal_id))?;
+        }
         #[cfg(feature = "solver-postgres")]
         if let Conn::Postgres(w) = &mut self.conn {
             return w.pair(p);
@@ -1555,7 +1613,7 @@ mod tests {
                 store
                     .write(move |tx| {
                         tx.use_nonce(signer, nonce, 100)?;
-                        if i < 100 { tx.insert_offer(&o) } else { Ok(()) }
+                        if i < 100 { tx.insert_offer(&o).map(drop) } else { Ok(()) }
                     })
                     .await
             }
@@ -1633,6 +1691,56 @@ mod tests {
         assert_eq!((b.timed_out, b.challenged, b.score), (1, 1, reputation::score(0, 1, 0)));
         let one = store.reputations(Some(vec![bad])).await.unwrap();
         assert_eq!(one.keys().collect::<Vec<_>>(), vec![&bad]);
+    }
+
+    on_both!(tail_reads: offers_come_back_in_arrival_order_and_an_offer_is_never_in_two_pairs,
+        offers_come_back_in_arrival_order_and_an_offer_is_never_in_two_pairs_on_postgres);
+    async fn tail_reads(db: Db) {
+        let (solver, controller) = (Address::repeat_byte(0xaa), Address::repeat_byte(0xcc));
+        let store = db.open(solver, 31337, controller).unwrap();
+        assert_eq!(store.heads().await.unwrap(), (0, 0));
+        let mut seqs = Vec::new();
+        for n in 1..=5u8 {
+            seqs.push(store.write(move |tx| tx.insert_offer(&offer(n))).await.unwrap());
+        }
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "seqs grow: {seqs:?}");
+        let (offers_head, events_head) = store.heads().await.unwrap();
+        assert_eq!(offers_head, seqs[4]);
+        assert!(events_head > 0, "each offer has its offer_accepted event");
+        // Past the second offer: the other three, oldest first, whatever their state.
+        store.write(|tx| tx.fail_offer(B256::repeat_byte(4), "gone")).await.unwrap();
+        let after = store.offers_after(seqs[1], 10).await.unwrap();
+        let got: Vec<_> = after.iter().map(|o| (o.seq, o.state)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (seqs[2], OfferState::Open),
+                (seqs[3], OfferState::Failed),
+                (seqs[4], OfferState::Open)
+            ]
+        );
+        assert_eq!(store.offers_after(seqs[1], 1).await.unwrap().len(), 1);
+        assert!(store.offers_after(seqs[4], 10).await.unwrap().is_empty());
+        // A pair takes open offers only: an offer matched once cannot be paired again
+        // (two leaders, or a stale match), and the refused pair changes nothing.
+        let pair = |j: u8, r: u8| Pair {
+            deal_id: B256::repeat_byte(j ^ r ^ 0x80),
+            job: B256::repeat_byte(j),
+            resource: B256::repeat_byte(r),
+        };
+        store.write(move |tx| tx.pair(pair(1, 2))).await.unwrap();
+        let e = store.write(move |tx| tx.pair(pair(3, 2))).await.unwrap_err();
+        assert!(matches!(e, StoreError::NotOpen { state: Some(OfferState::Matching), .. }), "{e}");
+        assert!(e.to_string().contains("it is matching"), "{e}");
+        let e = store.write(move |tx| tx.pair(pair(3, 4))).await.unwrap_err();
+        assert!(matches!(e, StoreError::NotOpen { state: Some(OfferState::Failed), .. }), "{e}");
+        let e = store.write(move |tx| tx.pair(pair(3, 9))).await.unwrap_err();
+        assert!(e.to_string().contains("not stored"), "{e}");
+        assert_eq!(
+            store.offer(B256::repeat_byte(3)).await.unwrap().unwrap().state,
+            OfferState::Open
+        );
+        assert_eq!(store.pairs().await.unwrap(), vec![pair(1, 2)]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,7 +15,7 @@ use lilypad_core::{
 };
 use tokio::sync::mpsc;
 
-use super::{ServeError, State, now_secs};
+use super::{Book, ServeError, State, Term, now_secs};
 use crate::{
     chain::{
         ChainError, Revert, SignedJobOffer, SignedResourceOffer,
@@ -48,20 +48,47 @@ fn parse(o: &StoredOffer) -> Result<Parsed, serde_json::Error> {
     })
 }
 
+/// Puts an offer into the book at `now`: its match goes to the dealer.
+fn add_locked(
+    book: &mut Book,
+    id: OfferId,
+    offer: Parsed,
+    now: u64,
+) -> Result<Option<Matched>, AddError> {
+    match offer {
+        Parsed::Job(j, min) => book.add_job_requiring(id, j, min, now),
+        Parsed::Resource(r, slots) => book.add_resource_claiming(id, r, slots, now),
+    }
+}
+
 /// Puts an offer into the book at `now`; a match goes to the dealer. Returns the
 /// offer's state, or `Err` if it had expired.
+///
+/// `seq`: the offer was just stored by this replica's API (its arrival `seq`). On
+/// a replica that does not lead, it stays `open` for the leader to pick up; on a
+/// shared database's leader, an offer the tail read already is not added twice.
 pub(super) fn add_to_book(
     state: &State,
     id: OfferId,
     offer: Parsed,
     now: u64,
+    seq: Option<u64>,
 ) -> Result<OfferState, AddError> {
     let added = {
         let Ok(mut book) = state.book.lock() else { return Ok(OfferState::Open) };
-        match offer {
-            Parsed::Job(j, min) => book.add_job_requiring(id, j, min, now),
-            Parsed::Resource(r, slots) => book.add_resource_claiming(id, r, slots, now),
+        if let Some(seq) = seq {
+            if book.leading.is_none() {
+                return Ok(OfferState::Open);
+            }
+            if let Some(tailed) = book.tailed {
+                if seq <= tailed {
+                    let waiting = book.job(&id).is_some() || book.resource(&id).is_some();
+                    return Ok(if waiting { OfferState::Open } else { OfferState::Matching });
+                }
+                book.admitted.insert(id);
+            }
         }
+        add_locked(&mut book, id, offer, now)
     };
     match added? {
         Some(m) => {
@@ -72,30 +99,56 @@ pub(super) fn add_to_book(
     }
 }
 
-/// After a start: open offers back into the book, in arrival order (matches among
-/// them go to the dealer; expired ones are marked so).
-pub(super) async fn reload(state: &Arc<State>) -> Result<(), ServeError> {
-    let offers = state.store.live_offers().await?;
+/// Puts stored offers into the book in `seq` order: the open offers after a term
+/// starts (`tail` false), or the offers the tail read (`tail` true: those this
+/// replica's API added already are skipped, and the tail's mark moves past them).
+/// Matches go to the dealer; expired offers, and offers whose slots are gone, are
+/// recorded so. Returns how many went into the book.
+async fn admit(state: &State, term: &Term, offers: Vec<StoredOffer>, tail: bool) -> usize {
     let now = now_secs();
     let mut expired = Vec::new();
     let mut broken = Vec::new();
-    let mut open = 0usize;
-    for o in offers.iter().filter(|o| o.state == OfferState::Open) {
-        match parse(o) {
-            Ok(p) => match add_to_book(state, o.id, p, now) {
-                Ok(_) => open += 1,
-                Err(AddError::Expired { .. }) => expired.push(o.id),
-                // Its slots went into a deal while the solver was down (or before).
-                Err(e @ AddError::SlotTaken { .. }) => broken.push((o.id, e.to_string())),
-                Err(e) => tracing::warn!(offer = %o.id, "not reloaded: {e}"),
-            },
-            Err(e) => broken.push((o.id, format!("stored offer does not parse: {e}"))),
+    let mut matched = Vec::new();
+    let mut added = 0usize;
+    {
+        let Ok(mut book) = state.book.lock() else { return 0 };
+        if book.leading != Some(term.epoch) {
+            return 0;
+        }
+        for o in &offers {
+            if tail {
+                book.tailed = Some(book.tailed.unwrap_or(0).max(o.seq));
+                if book.admitted.remove(&o.id) {
+                    continue;
+                }
+            }
+            if o.state != OfferState::Open {
+                continue;
+            }
+            match parse(o) {
+                Ok(p) => match add_locked(&mut book, o.id, p, now) {
+                    Ok(m) => {
+                        added += 1;
+                        matched.extend(m);
+                    }
+                    Err(AddError::Expired { .. }) => expired.push(o.id),
+                    // Its slots went into a deal while it waited (or the solver was down).
+                    Err(e @ AddError::SlotTaken { .. }) => broken.push((o.id, e.to_string())),
+                    Err(e) => tracing::warn!(offer = %o.id, "not put into the book: {e}"),
+                },
+                Err(e) => broken.push((o.id, format!("stored offer does not parse: {e}"))),
+            }
         }
     }
+    for m in matched {
+        state.matched(m);
+    }
     if !expired.is_empty() || !broken.is_empty() {
-        state
+        let t = term.clone();
+        let written = state
             .store
             .write(move |tx| {
+                t.fence(tx)?;
                 for id in expired {
                     tx.expire_offer(id)?;
                 }
@@ -104,10 +157,73 @@ pub(super) async fn reload(state: &Arc<State>) -> Result<(), ServeError> {
                 }
                 Ok(())
             })
-            .await?;
+            .await;
+        if let Err(e) = written {
+            tracing::warn!("cannot record offers that left the book: {e}");
+            state.write_failed(term, &e);
+        }
     }
+    added
+}
+
+/// After a term starts: the open offers stored up to `upto` (all: `None`) back into
+/// the book, in arrival order.
+pub(super) async fn reload(
+    state: &Arc<State>,
+    term: &Term,
+    upto: Option<u64>,
+) -> Result<(), ServeError> {
+    let upto = upto.unwrap_or(u64::MAX);
+    let offers: Vec<_> = state
+        .store
+        .live_offers()
+        .await?
+        .into_iter()
+        .filter(|o| o.state == OfferState::Open && o.seq <= upto)
+        .collect();
+    let open = admit(state, term, offers, false).await;
     tracing::info!(open, "offers reloaded into the matcher");
     Ok(())
+}
+
+/// How often a shared database's leader looks for offers other replicas stored.
+const TAIL_POLL: Duration = Duration::from_millis(200);
+
+/// On a shared database's leader: puts the offers other replicas store into the
+/// book, reading past the tail's mark every [`TAIL_POLL`] until the term ends.
+pub(super) async fn tail(state: Arc<State>, term: Term) {
+    let mut stop = state.shutdown.clone();
+    let mut ticks = tokio::time::interval(TAIL_POLL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = super::stopped(&mut stop) => return,
+        }
+        loop {
+            let after = match state.book.lock() {
+                Ok(b) if b.leading == Some(term.epoch) => b.tailed.unwrap_or(0),
+                _ => return,
+            };
+            match state.store.offers_after(after, 1000).await {
+                Ok(rows) if rows.is_empty() => break,
+                Ok(rows) => {
+                    let full = rows.len() == 1000;
+                    let n = admit(&state, &term, rows, true).await;
+                    if n > 0 {
+                        tracing::debug!(offers = n, "offers from other replicas into the book");
+                    }
+                    if !full {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("cannot read new offers: {e}");
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// What to do after a failed `createDeal`.
@@ -181,6 +297,7 @@ fn funds_verdict<E>(job_short: Result<bool, E>, resource_short: Result<bool, E>)
 
 struct Dealer {
     state: Arc<State>,
+    term: Term,
     /// Pairs waiting for a retry: when, and how many attempts so far.
     retry: HashMap<B256, (Instant, u32)>,
 }
@@ -188,10 +305,11 @@ struct Dealer {
 /// Creates the deals of matches until shutdown.
 pub(super) async fn run(
     state: Arc<State>,
+    term: Term,
     mut matches: mpsc::UnboundedReceiver<Matched>,
     tick: Duration,
 ) {
-    let mut dealer = Dealer { state: state.clone(), retry: HashMap::new() };
+    let mut dealer = Dealer { state: state.clone(), term, retry: HashMap::new() };
     // Pairs left from before a restart are due at once.
     match state.store.pairs().await {
         Ok(pairs) => {
@@ -230,10 +348,12 @@ impl Dealer {
             "withdrawn: offer {} of the same provider, over one of its slots, was matched",
             m.deal.resource
         );
+        let t = self.term.clone();
         let written = self
             .state
             .store
             .write(move |tx| {
+                t.fence(tx)?;
                 for id in withdrawn {
                     tx.fail_offer(id, &why)?;
                 }
@@ -241,8 +361,10 @@ impl Dealer {
             })
             .await;
         if let Err(e) = written {
-            // Both offers stay out of the book until a restart reloads them as open.
+            // Both offers stay out of the book until the next term (a restart, or
+            // another replica's) reloads them as open.
             tracing::error!(deal = %pair.deal_id, "cannot record a match: {e}");
+            self.state.write_failed(&self.term, &e);
             return;
         }
         self.attempt(pair).await;
@@ -276,7 +398,13 @@ impl Dealer {
                 (Ok(_), Ok(_)) => {
                     tracing::error!(deal = %pair.deal_id, "a pair of offers that are not stored");
                     self.retry.remove(&pair.deal_id);
-                    let _ = store.write(move |tx| tx.unpair(pair.deal_id)).await;
+                    let t = self.term.clone();
+                    let _ = store
+                        .write(move |tx| {
+                            t.fence(tx)?;
+                            tx.unpair(pair.deal_id)
+                        })
+                        .await;
                     return;
                 }
                 (Err(e), _) | (_, Err(e)) => {
@@ -331,13 +459,23 @@ impl Dealer {
                     tx: created.tx,
                 };
                 let id = record.deal.id;
-                match store.write(move |tx| tx.record_deal(&record)).await {
-                    Ok(_) => {
-                        self.state.metrics.deals_created.inc();
-                        tracing::info!(deal = %id, "deal created");
+                let t = self.term.clone();
+                let recorded = store
+                    .write(move |tx| {
+                        t.fence(tx)?;
+                        tx.record_deal(&record)
+                    })
+                    .await;
+                // Created either way (counted here: the follower records it otherwise).
+                self.state.metrics.deals_created.inc();
+                match recorded {
+                    Ok(_) => tracing::info!(deal = %id, "deal created"),
+                    // The chain follower (this term's or the next leader's) records
+                    // it from its DealCreated event.
+                    Err(e) => {
+                        tracing::warn!(deal = %id, "cannot record a created deal: {e}");
+                        self.state.write_failed(&self.term, &e);
                     }
-                    // The chain follower records it from its DealCreated event.
-                    Err(e) => tracing::warn!(deal = %id, "cannot record a created deal: {e}"),
                 }
                 self.retry.remove(&pair.deal_id);
                 return;
@@ -392,10 +530,12 @@ impl Dealer {
     ) {
         self.retry.remove(&pair.deal_id);
         let (jf, rf) = (job_failed.clone(), resource_failed.clone());
+        let t = self.term.clone();
         let written = self
             .state
             .store
             .write(move |tx| {
+                t.fence(tx)?;
                 for (id, failed) in [(pair.job, jf), (pair.resource, rf)] {
                     match failed {
                         Some(why) if why.starts_with("expired at") => tx.expire_offer(id)?,
@@ -408,32 +548,23 @@ impl Dealer {
             .await;
         if let Err(e) = written {
             tracing::error!(deal = %pair.deal_id, "cannot record a failed pair: {e}");
+            self.state.write_failed(&self.term, &e);
             return;
         }
-        let now = now_secs();
+        // The offers put back to open go into the book again (read back as stored).
+        let mut reopened = Vec::new();
         for (row, failed) in [(job, job_failed), (resource, resource_failed)] {
-            if failed.is_some() {
-                continue;
-            }
-            let id = row.id;
-            match parse(row).map(|p| add_to_book(&self.state, id, p, now)) {
-                Ok(Err(AddError::Expired { .. })) => {
-                    let _ = self.state.store.write(move |tx| tx.expire_offer(id)).await;
-                }
-                // The other offers of its slots were withdrawn when it matched.
-                Ok(Err(e @ AddError::SlotTaken { .. })) => {
-                    let why = e.to_string();
-                    let _ = self.state.store.write(move |tx| tx.fail_offer(id, &why)).await;
-                }
-                _ => {}
+            if failed.is_none() {
+                reopened.push(StoredOffer { state: OfferState::Open, ..row.clone() });
             }
         }
+        admit(&self.state, &self.term, reopened, false).await;
     }
 }
 
 /// Drops expired offers from the book, forgets old nonces and idle rate-limit
 /// buckets, and updates the gauges, every `tick` until shutdown.
-pub(super) async fn sweep(state: Arc<State>, tick: Duration) {
+pub(super) async fn sweep(state: Arc<State>, term: Term, tick: Duration) {
     let mut stop = state.shutdown.clone();
     let mut ticks = tokio::time::interval(tick);
     let mut last_prune = Instant::now();
@@ -464,9 +595,11 @@ pub(super) async fn sweep(state: Arc<State>, tick: Duration) {
         if expired.jobs.is_empty() && expired.resources.is_empty() && !prune {
             continue;
         }
+        let t = term.clone();
         let written = state
             .store
             .write(move |tx| {
+                t.fence(tx)?;
                 for id in expired.jobs.iter().chain(&expired.resources) {
                     tx.expire_offer(*id)?;
                 }
@@ -478,6 +611,7 @@ pub(super) async fn sweep(state: Arc<State>, tick: Duration) {
             .await;
         if let Err(e) = written {
             tracing::error!("cannot record expired offers: {e}");
+            state.write_failed(&term, &e);
         }
     }
 }

@@ -16,7 +16,7 @@ use std::{collections::BTreeSet, sync::Arc, time::Duration};
 use alloy::primitives::{Address, B256};
 use lilypad_core::{offer::JobOffer, state::DealStatus};
 
-use super::{ServeError, State};
+use super::{ServeError, State, Term};
 use crate::{
     chain::{
         ControllerEvent, LogPoller,
@@ -33,6 +33,7 @@ const CURSOR: &str = "block_cursor";
 
 pub(super) struct Follower {
     state: Arc<State>,
+    term: Term,
     poller: LogPoller<ControllerEvent>,
 }
 
@@ -43,13 +44,13 @@ impl std::fmt::Debug for Follower {
 }
 
 impl Follower {
-    pub(super) async fn new(state: Arc<State>) -> Result<Self, ServeError> {
+    pub(super) async fn new(state: Arc<State>, term: Term) -> Result<Self, ServeError> {
         let from = match state.store.meta(CURSOR).await? {
             Some(v) => v.parse().unwrap_or(0),
             None => state.chain.config().deployed_at_block,
         };
         let poller = state.chain.poll_controller_events(from);
-        Ok(Self { state, poller })
+        Ok(Self { state, term, poller })
     }
 
     /// Scans one chunk of blocks and applies it; returns whether it found the head.
@@ -61,10 +62,13 @@ impl Follower {
             return Ok(true);
         }
         let solver = self.state.solver;
+        let t = self.term.clone();
         let touched = self
             .state
             .store
             .write(move |tx| {
+                // The cursor is the leader's: a replica that lost the lease stops here.
+                t.fence(tx)?;
                 let mut touched = BTreeSet::new();
                 for (event, log) in &batch {
                     apply(tx, solver, event, log.transaction_hash.unwrap_or_default())?;
@@ -75,7 +79,8 @@ impl Follower {
                 tx.set_meta(CURSOR, &after.to_string())?;
                 Ok(touched)
             })
-            .await?;
+            .await
+            .inspect_err(|e| self.state.write_failed(&self.term, e))?;
         if !touched.is_empty() {
             load_scores(&self.state, Some(touched.into_iter().collect())).await?;
         }

@@ -373,35 +373,56 @@ async fn store_and_book(
         slots,
         min_reputation,
     };
-    store_offer(state, a, new).await?;
-    let st = book(state, id, parsed).await;
+    let seq = store_offer(state, a, new).await?;
+    let st = book(state, id, parsed, seq).await;
     Ok(OfferReceipt { id, state: st })
 }
 
-async fn store_offer(state: &State, a: &Authed, new: NewOffer) -> Result<(), ApiError> {
+/// Stores an offer with its request's nonce; returns its arrival `seq`.
+async fn store_offer(state: &State, a: &Authed, new: NewOffer) -> Result<u64, ApiError> {
     let (signer, nonce, expiry) = (a.auth.signer, a.auth.nonce, a.auth.expiry);
-    state
+    let seq = state
         .store
         .write(move |tx| {
             tx.use_nonce(signer, nonce, expiry)?;
             tx.insert_offer(&new)
         })
         .await?;
-    Ok(())
+    Ok(seq)
 }
 
-/// Puts a stored offer into the book.
-async fn book(state: &State, id: B256, offer: Parsed) -> OfferState {
-    match add_to_book(state, id, offer, now_secs()) {
+/// Puts a stored offer into the book (on the leader; elsewhere it stays `open` for
+/// the leader to pick up).
+async fn book(state: &State, id: B256, offer: Parsed, seq: u64) -> OfferState {
+    // A leader-only decision: written under the term it was made in.
+    let record = |why: Option<String>| async move {
+        let Some(term) = state.term() else { return };
+        let t = term.clone();
+        let written = state
+            .store
+            .write(move |tx| {
+                t.fence(tx)?;
+                match why {
+                    None => tx.expire_offer(id),
+                    Some(why) => tx.fail_offer(id, &why),
+                }
+            })
+            .await;
+        if let Err(e) = written {
+            tracing::warn!(offer = %id, "cannot record an offer that left the book: {e}");
+            state.write_failed(&term, &e);
+        }
+    };
+    match add_to_book(state, id, offer, now_secs(), Some(seq)) {
         Ok(st) => st,
         Err(AddError::Expired { .. }) => {
-            let _ = state.store.write(move |tx| tx.expire_offer(id)).await;
+            record(None).await;
             OfferState::Expired
         }
         Err(e @ AddError::SlotTaken { .. }) => {
             let why = e.to_string();
             tracing::info!(offer = %id, "{why}");
-            let _ = state.store.write(move |tx| tx.fail_offer(id, &why)).await;
+            record(Some(why)).await;
             OfferState::Failed
         }
         Err(e) => {
@@ -518,14 +539,16 @@ async fn get_job(
         OfferState::Expired => Some(now_secs().min(offer.expiry.saturating_sub(1))),
         _ => None,
     };
-    let mismatches = if let Some(at) = at {
-        let book = state.book.lock().map_err(|_| ApiError::Internal("matcher lock".into()))?;
+    let book = state.book.lock().map_err(|_| ApiError::Internal("matcher lock".into()))?;
+    // Only the leader holds the book: a follower replica explains nothing.
+    let mismatches = if let (Some(at), Some(_)) = (at, book.leading) {
         let min = row.min_reputation.unwrap_or(0.0);
         let why = book.explain_requiring(&offer, min, at);
         summarize(why.into_iter().take(MAX_MISMATCHES).map(|(_, m)| m))
     } else {
         Vec::new()
     };
+    drop(book);
     Ok(Json(JobOfferStatus {
         id,
         offer,
@@ -666,6 +689,11 @@ struct Feed {
     backlog: VecDeque<SolverEvent>,
     live: broadcast::Receiver<Arc<StoredEvent>>,
     from_log: bool,
+    /// Shared databases: other replicas write events too, so the feed always reads
+    /// the log (in `seq` order, which is commit order) and takes live events and
+    /// `log_moved` only as the signal to read it.
+    log_only: bool,
+    log_moved: watch::Receiver<u64>,
     stop: watch::Receiver<bool>,
 }
 
@@ -696,12 +724,18 @@ impl Feed {
             tokio::select! {
                 r = self.live.recv() => match r {
                     Ok(ev) => {
-                        if ev.visible_to(self.who) {
+                        if self.log_only {
+                            self.from_log = true;
+                        } else if ev.visible_to(self.who) {
                             self.backlog.push_back(ev.event.clone());
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => self.from_log = true,
                     Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                r = self.log_moved.changed(), if self.log_only => match r {
+                    Ok(()) => self.from_log = true,
+                    Err(_) => return None,
                 },
                 _ = super::stopped(&mut self.stop) => return None,
             }
@@ -730,6 +764,8 @@ async fn events(
         last,
         backlog: VecDeque::new(),
         from_log: true,
+        log_only: state.store.is_shared(),
+        log_moved: state.log_moved.clone(),
         stop: state.shutdown.clone(),
     };
     let stream = futures::stream::unfold(feed, Feed::next);
@@ -739,9 +775,15 @@ async fn events(
 // ---------------------------------------------------------------- ops
 
 async fn health(AxState(state): AxState<Shared>) -> Result<Json<Health>, ApiError> {
-    let (open_jobs, open_resources, offered) = {
+    let (open_jobs, open_resources, offered, is_leader) = {
         let book = state.book.lock().map_err(|_| ApiError::Internal("matcher lock".into()))?;
-        (book.job_count() as u64, book.resource_count() as u64, book.capacity())
+        let counts = (book.job_count() as u64, book.resource_count() as u64, book.capacity());
+        (counts.0, counts.1, counts.2, book.leading.is_some())
+    };
+    let shared = state.store.is_shared();
+    let leader = match shared {
+        true => state.store.leader().await?.map(|l| l.holder),
+        false => None,
     };
     Ok(Json(Health {
         status: "ok".into(),
@@ -750,6 +792,10 @@ async fn health(AxState(state): AxState<Shared>) -> Result<Json<Health>, ApiErro
         open_jobs,
         open_resources,
         offered,
+        backend: state.store.backend().into(),
+        replica: shared.then(|| state.replica.to_string()),
+        leader,
+        is_leader,
     }))
 }
 

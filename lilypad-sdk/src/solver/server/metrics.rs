@@ -15,6 +15,8 @@ pub(crate) struct Metrics {
     pub(crate) deal_failures: IntCounterVec,
     pub(crate) open_offers: IntGaugeVec,
     pub(crate) chain_block: IntGauge,
+    /// 1 while this replica holds the lease and matches (always 1 on SQLite).
+    pub(crate) leader: IntGauge,
     pub(crate) request_seconds: HistogramVec,
 }
 
@@ -44,6 +46,10 @@ impl Metrics {
         )?;
         let chain_block =
             IntGauge::new("solver_chain_cursor_block", "Next block the chain follower scans")?;
+        let leader = IntGauge::new(
+            "solver_leader",
+            "1 while this replica leads (holds the lease and matches), else 0",
+        )?;
         let request_seconds = HistogramVec::new(
             HistogramOpts::new("solver_http_request_duration_seconds", "HTTP request latency")
                 .buckets(vec![
@@ -57,6 +63,7 @@ impl Metrics {
         registry.register(Box::new(deal_failures.clone()))?;
         registry.register(Box::new(open_offers.clone()))?;
         registry.register(Box::new(chain_block.clone()))?;
+        registry.register(Box::new(leader.clone()))?;
         registry.register(Box::new(request_seconds.clone()))?;
         Ok(Self {
             registry,
@@ -66,6 +73,7 @@ impl Metrics {
             deal_failures,
             open_offers,
             chain_block,
+            leader,
             request_seconds,
         })
     }

@@ -21,6 +21,7 @@
 mod dealer;
 mod follower;
 mod http;
+mod lease;
 mod limits;
 mod metrics;
 
@@ -153,8 +154,19 @@ pub(crate) struct State {
     /// The domain requests are signed under.
     pub(crate) request_domain: Eip712Domain,
     pub(crate) store: Store,
-    pub(crate) book: Mutex<Matcher>,
-    pub(crate) matches: mpsc::UnboundedSender<Matched>,
+    pub(crate) book: Mutex<Book>,
+    /// Where matches go: the dealer of this replica's current term.
+    pub(crate) matches: Mutex<mpsc::UnboundedSender<Matched>>,
+    /// This process's id among the replicas of one database.
+    pub(crate) replica: Arc<str>,
+    /// A leader-only write was refused (`NotLeader`): the epoch it was made under.
+    pub(crate) step_down: mpsc::UnboundedSender<u64>,
+    /// The newest event `seq` other replicas may have written (Postgres: polled),
+    /// so that event streams on this replica see them.
+    pub(crate) log_moved: watch::Receiver<u64>,
+    /// The module policy and preference of every matcher this replica builds.
+    pub(crate) network_modules: NetworkModules,
+    pub(crate) prefer_reputation: bool,
     pub(crate) limits: Limits,
     pub(crate) signers: Buckets<Address>,
     pub(crate) peers: Buckets<std::net::IpAddr>,
@@ -184,8 +196,74 @@ impl State {
 
     /// Hands a match to the dealer.
     pub(crate) fn matched(&self, m: Matched) {
-        // The dealer lives as long as the service; a send after shutdown is moot.
-        let _ = self.matches.send(m);
+        // The dealer lives as long as the term; a send after it ended is moot (the
+        // pair was not recorded, so the next term reloads both offers).
+        if let Ok(tx) = self.matches.lock() {
+            let _ = tx.send(m);
+        }
+    }
+
+    /// An empty matcher with this solver's policy.
+    pub(crate) fn fresh_matcher(&self) -> Matcher {
+        let mut m = Matcher::new(self.network_modules.clone());
+        m.prefer_reputation(self.prefer_reputation);
+        m
+    }
+
+    /// The term this replica leads now, if any.
+    pub(crate) fn term(&self) -> Option<Term> {
+        let epoch = self.book.lock().ok()?.leading?;
+        Some(Term { replica: self.replica.clone(), epoch })
+    }
+
+    /// Notes a failed write of `term`: a refused fence makes this replica step down.
+    pub(crate) fn write_failed(&self, term: &Term, e: &StoreError) {
+        if matches!(e, StoreError::NotLeader { .. }) {
+            let _ = self.step_down.send(term.epoch);
+        }
+    }
+}
+
+/// The matcher and what this replica knows of its leadership, under one lock.
+#[derive(Debug)]
+pub(crate) struct Book {
+    pub(crate) matcher: Matcher,
+    /// The epoch of the lease this replica leads under (always `Some(0)` on SQLite);
+    /// `None`: a follower, which stores offers but leaves matching to the leader.
+    pub(crate) leading: Option<u64>,
+    /// Shared databases: offers up to this `seq` were read by the leader's tail
+    /// (or its reload); later ones come in through the tail or this replica's API.
+    pub(crate) tailed: Option<u64>,
+    /// Offers past `tailed` that this replica's API put in the book already (the
+    /// tail skips them once, then forgets them).
+    pub(crate) admitted: std::collections::HashSet<lilypad_core::offer::OfferId>,
+}
+
+impl std::ops::Deref for Book {
+    type Target = Matcher;
+    fn deref(&self) -> &Matcher {
+        &self.matcher
+    }
+}
+
+impl std::ops::DerefMut for Book {
+    fn deref_mut(&mut self) -> &mut Matcher {
+        &mut self.matcher
+    }
+}
+
+/// A term of leadership: the replica and the epoch of its lease. Leader-only writes
+/// check it first ([`Term::fence`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Term {
+    pub(crate) replica: Arc<str>,
+    pub(crate) epoch: u64,
+}
+
+impl Term {
+    /// Refuses the write unless the lease is still this term's (no-op on SQLite).
+    pub(crate) fn fence(&self, tx: &mut super::store::Tx<'_>) -> super::store::Result<()> {
+        tx.fence(&self.replica, self.epoch)
     }
 }
 
@@ -213,6 +291,10 @@ pub struct RunningSolver {
     solver: Address,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// Shared databases: the task that holds the lease and runs the terms.
+    lease: Option<JoinHandle<()>>,
+    /// Keeps event streams' wake-up channel open on SQLite (nothing else sends).
+    _log: Option<watch::Sender<u64>>,
     server: JoinHandle<std::io::Result<()>>,
     store: Store,
 }
@@ -247,12 +329,18 @@ impl RunningSolver {
         }
     }
 
-    /// Stops accepting requests, ends event streams, stops the background tasks and
+    /// Stops accepting requests, ends event streams, stops the background tasks,
+    /// gives the lease up (shared databases: another replica takes over at once) and
     /// lets queued database writes finish.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.server).await;
         self.server.abort();
+        if let Some(mut lease) = self.lease.take() {
+            if tokio::time::timeout(Duration::from_secs(5), &mut lease).await.is_err() {
+                lease.abort();
+            }
+        }
         for t in &self.tasks {
             t.abort();
         }
@@ -260,8 +348,26 @@ impl RunningSolver {
     }
 }
 
-/// Starts a solver: opens the database, catches up with the chain, reloads open offers
-/// into the matcher, starts the dealer, the chain follower and the sweeper, and serves.
+/// This process's id among replicas: `host:pid:random`.
+fn replica_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.trim().is_empty())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "solver".to_owned());
+    // Tells apart two processes of one host and pid (a restart in a fresh container).
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let tag = alloy::primitives::keccak256(format!("{host}:{}:{nanos}", std::process::id()));
+    format!("{host}:{}:{}", std::process::id(), alloy::hex::encode(&tag[..3]))
+}
+
+/// Starts a solver: opens the database and serves. On SQLite it leads at once
+/// ([`lead`]); on a shared (Postgres) database it leads while it holds the lease
+/// (module `lease`), and serves the API either way.
 ///
 /// `chain` must carry the solver's key ([`ChainClient::with_signer`]).
 pub async fn start(chain: ChainClient, opts: SolverOptions) -> Result<RunningSolver, ServeError> {
@@ -284,9 +390,11 @@ pub async fn start(chain: ChainClient, opts: SolverOptions) -> Result<RunningSol
     };
     let metrics = Metrics::new().map_err(|e| ServeError::Metrics(e.to_string()))?;
     let (stop, shutdown) = watch::channel(false);
-    let (matches, matches_rx) = mpsc::unbounded_channel();
-    let mut book = Matcher::new(opts.network_modules.clone());
-    book.prefer_reputation(opts.prefer_reputation);
+    // Each term makes its own dealer channel; this one is never read.
+    let (matches, _) = mpsc::unbounded_channel();
+    let (step_down, step_down_rx) = mpsc::unbounded_channel();
+    let (log_tx, log_moved) = watch::channel(0u64);
+    let book = Matcher::new(opts.network_modules.clone());
     let state = Arc::new(State {
         offer_domain: chain.domain(),
         request_domain: auth::request_domain(config.chain_id, solver),
@@ -294,8 +402,13 @@ pub async fn start(chain: ChainClient, opts: SolverOptions) -> Result<RunningSol
         solver,
         chain,
         store: store.clone(),
-        book: Mutex::new(book),
-        matches,
+        book: Mutex::new(Book::follower(book)),
+        matches: Mutex::new(matches),
+        replica: replica_id().into(),
+        step_down,
+        log_moved,
+        network_modules: opts.network_modules.clone(),
+        prefer_reputation: opts.prefer_reputation,
         signers: Buckets::new(opts.limits.per_signer),
         peers: Buckets::new(opts.limits.per_peer),
         limits: opts.limits.clone(),
@@ -304,13 +417,16 @@ pub async fn start(chain: ChainClient, opts: SolverOptions) -> Result<RunningSol
         params: tokio::sync::Mutex::new(None),
     });
 
-    // Deals created before a crash are recorded from their DealCreated events first,
-    // so that the pairs still pending afterwards are exactly the ones to retry.
-    // Scores come first, so that the offers reloaded below meet them.
-    follower::load_scores(&state, None).await?;
-    let mut follower = follower::Follower::new(state.clone()).await?;
-    follower.catch_up().await?;
-    dealer::reload(&state).await?;
+    let (mut tasks, mut lease, mut log) = (Vec::new(), None, None);
+    let timing = lease::Timing { tick: opts.sweep_interval, poll: opts.chain_poll_interval };
+    if store.is_shared() {
+        lease = Some(tokio::spawn(lease::run(state.clone(), step_down_rx, timing)));
+        tasks.push(tokio::spawn(lease::watch_log(state.clone(), log_tx)));
+    } else {
+        let term = Term { replica: state.replica.clone(), epoch: 0 };
+        tasks = lead(&state, term, timing).await?;
+        log = Some(log_tx);
+    }
 
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
@@ -321,11 +437,6 @@ pub async fn start(chain: ChainClient, opts: SolverOptions) -> Result<RunningSol
         cause,
     })?;
 
-    let tasks = vec![
-        tokio::spawn(dealer::run(state.clone(), matches_rx, opts.sweep_interval)),
-        tokio::spawn(follower.run(opts.chain_poll_interval)),
-        tokio::spawn(dealer::sweep(state.clone(), opts.sweep_interval)),
-    ];
     let app = http::router(state.clone());
     let mut stop_rx = state.shutdown.clone();
     let server = tokio::spawn(async move {
@@ -333,6 +444,70 @@ pub async fn start(chain: ChainClient, opts: SolverOptions) -> Result<RunningSol
             .with_graceful_shutdown(async move { stopped(&mut stop_rx).await })
             .await
     });
-    tracing::info!(%addr, %solver, "solver listening");
-    Ok(RunningSolver { addr, solver, stop, tasks, server, store })
+    tracing::info!(%addr, %solver, replica = %state.replica, backend = store.backend(), "solver listening");
+    Ok(RunningSolver { addr, solver, stop, tasks, lease, _log: log, server, store })
+}
+
+impl Book {
+    /// A follower's book: empty, not leading.
+    fn follower(matcher: Matcher) -> Self {
+        Self { matcher, leading: None, tailed: None, admitted: Default::default() }
+    }
+}
+
+/// Makes this replica the one that matches, for `term`: catches up with the chain
+/// (deals created before a crash are recorded from their `DealCreated` events, so the
+/// pairs still pending afterwards are exactly the ones to retry), builds a fresh
+/// matcher from the providers' scores and the stored open offers (in arrival order),
+/// and starts the dealer, the chain follower, the sweeper and, on a shared database,
+/// the tail of the offers other replicas store. Returns the term's tasks.
+pub(crate) async fn lead(
+    state: &Arc<State>,
+    term: Term,
+    timing: lease::Timing,
+) -> Result<Vec<JoinHandle<()>>, ServeError> {
+    // Writes this process queued under an earlier term commit before anything is read.
+    state.store.write(|_| Ok(())).await?;
+    let mut follower = follower::Follower::new(state.clone(), term.clone()).await?;
+    follower.catch_up().await?;
+    let tailed = match state.store.is_shared() {
+        true => Some(state.store.heads().await?.0),
+        false => None,
+    };
+    let mut matcher = state.fresh_matcher();
+    for (provider, r) in state.store.reputations(None).await? {
+        matcher.set_score(provider, r.score);
+    }
+    let (matches, matches_rx) = mpsc::unbounded_channel();
+    if let Ok(mut m) = state.matches.lock() {
+        *m = matches;
+    }
+    if let Ok(mut book) = state.book.lock() {
+        *book = Book { matcher, leading: Some(term.epoch), tailed, admitted: Default::default() };
+    }
+    dealer::reload(state, &term, tailed).await?;
+    let mut tasks = vec![
+        tokio::spawn(dealer::run(state.clone(), term.clone(), matches_rx, timing.tick)),
+        tokio::spawn(follower.run(timing.poll)),
+        tokio::spawn(dealer::sweep(state.clone(), term.clone(), timing.tick)),
+    ];
+    if tailed.is_some() {
+        tasks.push(tokio::spawn(dealer::tail(state.clone(), term)));
+    }
+    state.metrics.leader.set(1);
+    Ok(tasks)
+}
+
+/// Ends a term: stops its tasks and empties the book (matching is the leader's).
+pub(crate) async fn step_aside(state: &State, tasks: Vec<JoinHandle<()>>) {
+    for t in &tasks {
+        t.abort();
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    if let Ok(mut book) = state.book.lock() {
+        *book = Book::follower(state.fresh_matcher());
+    }
+    state.metrics.leader.set(0);
 }

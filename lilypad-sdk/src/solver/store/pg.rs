@@ -461,6 +461,28 @@ pub(super) fn live_offers(c: &mut Client) -> Result<Vec<StoredOffer>> {
     .collect()
 }
 
+pub(super) fn offers_after(c: &mut Client, after: u64, limit: u32) -> Result<Vec<StoredOffer>> {
+    c.query(
+        &format!("SELECT {OFFER_COLS} FROM offers WHERE seq > $1 ORDER BY seq LIMIT $2"),
+        &[&int(after), &i64::from(limit)],
+    )
+    .map_err(pg("offers after"))?
+    .iter()
+    .map(offer_row)
+    .collect()
+}
+
+pub(super) fn heads(c: &mut Client) -> Result<(u64, u64)> {
+    let r = c
+        .query_one(
+            "SELECT (SELECT COALESCE(MAX(seq), 0) FROM offers), \
+                    (SELECT COALESCE(MAX(seq), 0) FROM events)",
+            &[],
+        )
+        .map_err(pg("heads"))?;
+    Ok((r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64))
+}
+
 pub(super) fn offer(c: &mut Client, id: OfferId) -> Result<Option<StoredOffer>> {
     offer_by_id(c, id)
 }
@@ -699,15 +721,16 @@ impl Writer {
         o: &NewOffer,
         now: u64,
         slots: Option<&str>,
-    ) -> Result<bool> {
+    ) -> Result<Option<u64>> {
         let kind: i32 = match o.kind {
             OfferKind::Job => 0,
             OfferKind::Resource => 1,
         };
-        let n = self.exec(
+        let row = self.opt(
             "INSERT INTO offers (id, kind, signer, offer, signature, inputs, expiry, \
              state, created_at, slots, min_reputation) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $9, $10) ON CONFLICT DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $9, $10) ON CONFLICT DO NOTHING \
+             RETURNING seq",
             "insert offer",
             &[
                 &o.id.as_slice(),
@@ -722,7 +745,7 @@ impl Writer {
                 &o.min_reputation,
             ],
         )?;
-        Ok(n > 0)
+        Ok(row.map(|r| r.get::<_, i64>(0) as u64))
     }
 
     pub(super) fn set_offer(
