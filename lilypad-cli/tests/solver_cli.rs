@@ -178,6 +178,16 @@ impl SolverProc {
         args.extend_from_slice(extra);
         let solver = Proc::spawn(&args, &[("WEB3_PRIVATE_KEY", ANVIL_KEYS[devnet::SOLVER])], log);
         db.assert_in_use();
+        if db.postgres.is_some() {
+            // A replica on Postgres matches once it holds the lease; after a kill -9 the
+            // dead process's lease has to expire first (5 s).
+            let addr = solver.url.trim_start_matches("http://").to_owned();
+            let t0 = Instant::now();
+            while common::sample(&common::scrape(&addr), "solver_leader") != Some(1.0) {
+                assert!(t0.elapsed() < Duration::from_secs(20), "the solver never took the lease");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
         solver
     }
 }

@@ -510,4 +510,7 @@ pub(crate) async fn step_aside(state: &State, tasks: Vec<JoinHandle<()>>) {
         *book = Book::follower(state.fresh_matcher());
     }
     state.metrics.leader.set(0);
+    for kind in ["job", "resource"] {
+        state.metrics.open_offers.with_label_values(&[kind]).set(0);
+    }
 }
