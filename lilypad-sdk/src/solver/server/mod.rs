@@ -336,10 +336,10 @@ impl RunningSolver {
         let _ = self.stop.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.server).await;
         self.server.abort();
-        if let Some(mut lease) = self.lease.take() {
-            if tokio::time::timeout(Duration::from_secs(5), &mut lease).await.is_err() {
-                lease.abort();
-            }
+        if let Some(mut lease) = self.lease.take()
+            && tokio::time::timeout(Duration::from_secs(5), &mut lease).await.is_err()
+        {
+            lease.abort();
         }
         for t in &self.tasks {
             t.abort();
