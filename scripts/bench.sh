@@ -12,7 +12,8 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
 # solver: a load test of the solver (needs anvil: scripts/setup-contracts.sh), on
-# SQLite and then on PostgreSQL (a throwaway cluster unless the caller names one).
+# SQLite and then on PostgreSQL, one replica and two (a throwaway cluster unless the
+# caller names one).
 if [[ -z ${LILYPAD_TEST_POSTGRES_URL:-} ]]; then
   LILYPAD_TEST_POSTGRES_URL=$(bash scripts/setup-postgres.sh)
 fi

@@ -27,7 +27,14 @@
 //! server with scripts/setup-postgres.sh), the same offers are then posted to a
 //! second solver on a fresh PostgreSQL database (one replica), which prints
 //! `solver_pg_offers_per_sec=`, `solver_pg_p50_ms=`, `solver_pg_p99_ms=`; the
-//! SQLite run above is its baseline. Without it, a note says the run was left out.
+//! SQLite run above is its baseline. Then the same offers go to two replicas on
+//! another fresh database (issue #16: one holds the lease and matches, the other
+//! stores the offers it takes in for the leader to pick up), alternately, which
+//! prints `solver_pg2_offers_per_sec=`, `solver_pg2_p50_ms=`, `solver_pg2_p99_ms=`;
+//! the one-replica run is its baseline. Each run counts until the last `201`
+//! (the offer committed); the two-replica run then checks that the leader's
+//! matcher holds every offer and says how long that took (not timed). Without
+//! the variable, a note says the Postgres runs were left out.
 
 use std::{
     collections::BTreeSet,
@@ -209,7 +216,8 @@ fn main() {
         let prepared = Arc::new(prepared);
 
         let sqlite =
-            load(&net, Database::from(dir.path().join("solver.db")), &prepared, concurrency).await;
+            load(&net, Database::from(dir.path().join("solver.db")), 1, &prepared, concurrency)
+                .await;
         println!("solver_offers_per_sec={:.0}", sqlite.per_sec);
         println!("solver_p50_ms={:.2}", sqlite.p50_ms);
         println!("solver_p99_ms={:.2}", sqlite.p99_ms);
@@ -218,11 +226,17 @@ fn main() {
         println!("solver_k256_recover_us={k256_us:.1}");
         match std::env::var("LILYPAD_TEST_POSTGRES_URL") {
             Ok(admin) => {
-                let db = FreshDatabase::new(&admin);
-                let pg = load(&net, Database::parse(&db.url), &prepared, concurrency).await;
+                let db = FreshDatabase::new(&admin, "pg");
+                let pg = load(&net, Database::parse(&db.url), 1, &prepared, concurrency).await;
                 println!("solver_pg_offers_per_sec={:.0}", pg.per_sec);
                 println!("solver_pg_p50_ms={:.2}", pg.p50_ms);
                 println!("solver_pg_p99_ms={:.2}", pg.p99_ms);
+                drop(db);
+                let db = FreshDatabase::new(&admin, "pg2");
+                let pg2 = load(&net, Database::parse(&db.url), 2, &prepared, concurrency).await;
+                println!("solver_pg2_offers_per_sec={:.0}", pg2.per_sec);
+                println!("solver_pg2_p50_ms={:.2}", pg2.p50_ms);
+                println!("solver_pg2_p99_ms={:.2}", pg2.p99_ms);
             }
             Err(_) => eprintln!(
                 "note: LILYPAD_TEST_POSTGRES_URL is not set, so the Postgres run was left out \
@@ -240,32 +254,45 @@ struct Load {
     p99_ms: f64,
 }
 
-/// Starts a solver on `db`, posts every prepared offer with `concurrency`
-/// connections, checks that each was stored, and stops the solver.
+/// Starts `replicas` solvers on `db`, posts every prepared offer with
+/// `concurrency` connections (offer `i` to replica `i % replicas`), checks that
+/// each was stored and that the matcher (the leader's, with replicas) holds them
+/// all, and stops the solvers.
 async fn load(
     net: &Devnet,
     db: Database,
+    replicas: usize,
     prepared: &Arc<Vec<Prepared>>,
     concurrency: usize,
 ) -> Load {
     let n = prepared.len();
     let solver_addr = anvil_address(devnet::SOLVER);
-    let what = db.to_string();
-    let mut sopts = SolverOptions::new(db, "127.0.0.1:0".parse().expect("addr"));
-    // One machine posts everything: the per-peer and per-signer limits would
-    // (rightly) throttle it.
-    let unlimited = Rate { per_sec: 1e9, burst: 1e9 };
-    sopts.limits = Limits { per_signer: unlimited, per_peer: unlimited, ..Limits::default() };
-    let running = lilypad_sdk::solver::start(net.account(devnet::SOLVER), sopts)
-        .await
-        .unwrap_or_else(|e| panic!("start the solver on {what}: {e}"));
-    let url = running.url();
+    let what = match replicas {
+        1 => db.to_string(),
+        r => format!("{db}, {r} replicas"),
+    };
+    let mut running = Vec::new();
+    for _ in 0..replicas {
+        let mut sopts = SolverOptions::new(db.clone(), "127.0.0.1:0".parse().expect("addr"));
+        // One machine posts everything: the per-peer and per-signer limits would
+        // (rightly) throttle it.
+        let unlimited = Rate { per_sec: 1e9, burst: 1e9 };
+        sopts.limits = Limits { per_signer: unlimited, per_peer: unlimited, ..Limits::default() };
+        let solver = lilypad_sdk::solver::start(net.account(devnet::SOLVER), sopts)
+            .await
+            .unwrap_or_else(|e| panic!("start the solver on {what}: {e}"));
+        running.push(solver);
+    }
     {
-        let client = SolverClient::new(&url, anvil_signer(9), 31337, solver_addr).expect("client");
+        let clients: Vec<SolverClient> = running
+            .iter()
+            .map(|r| SolverClient::new(&r.url(), anvil_signer(9), 31337, solver_addr))
+            .collect::<Result<_, _>>()
+            .expect("client");
         let started = Instant::now();
         let latencies: Vec<(u16, f64)> = futures::stream::iter(0..n)
             .map(|i| {
-                let client = client.clone();
+                let client = clients[i % clients.len()].clone();
                 let prepared = prepared.clone();
                 async move {
                     let p = &prepared[i];
@@ -289,12 +316,20 @@ async fn load(
             failed.len(),
             &failed[..failed.len().min(10)]
         );
-        let health = client.health().await.expect("healthz");
-        assert_eq!(
-            (health.open_jobs + health.open_resources) as usize,
-            n,
-            "every offer is in the book"
-        );
+        if let [client] = &clients[..] {
+            let health = client.health().await.expect("healthz");
+            assert_eq!(
+                (health.open_jobs + health.open_resources) as usize,
+                n,
+                "every offer is in the book"
+            );
+        } else {
+            let picked_up = leader_holds(&clients, n, started).await;
+            eprintln!(
+                "{what}: the leader's matcher held all {n} offers {:.2}s after the last answer",
+                picked_up.as_secs_f64() - elapsed
+            );
+        }
         let mut ms: Vec<f64> = latencies.iter().map(|l| l.1).collect();
         ms.sort_by(f64::total_cmp);
         let p = |q: f64| ms[((ms.len() as f64 * q) as usize).min(ms.len() - 1)];
@@ -305,9 +340,37 @@ async fn load(
             ms[ms.len() - 1]
         );
         let load = Load { per_sec: n as f64 / elapsed, p50_ms: p(0.5), p99_ms: p(0.99) };
-        running.shutdown().await;
+        for solver in running {
+            solver.shutdown().await;
+        }
         load
     }
+}
+
+/// Waits until the replica of `clients` that holds the lease (its `/healthz` says
+/// `"is_leader": true`) has all `n` offers in its matcher, for up to 60 s; returns
+/// the time since `started`.
+async fn leader_holds(clients: &[SolverClient], n: usize, started: Instant) -> Duration {
+    let mut seen = Vec::new();
+    while started.elapsed() < Duration::from_secs(60) {
+        seen.clear();
+        for c in clients {
+            let r = c.send("GET", "/healthz", Vec::new(), None).await.expect("healthz");
+            let h: serde_json::Value = serde_json::from_slice(&r.body).expect("healthz JSON");
+            let count = |k: &str| h.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+            let is_leader = h.get("is_leader").and_then(serde_json::Value::as_bool);
+            let open = count("open_jobs") + count("open_resources");
+            if is_leader == Some(true) && open as usize == n {
+                return started.elapsed();
+            }
+            seen.push((is_leader, open));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "no leader holds all {n} offers 60 s after the run started: (is_leader, open offers) \
+         of each replica: {seen:?}"
+    )
 }
 
 /// A fresh database on the Postgres server at `admin` (a URL), dropped at the end.
@@ -318,8 +381,8 @@ struct FreshDatabase {
 }
 
 impl FreshDatabase {
-    fn new(admin: &str) -> Self {
-        let name = format!("lilypad_bench_{}", std::process::id());
+    fn new(admin: &str, tag: &str) -> Self {
+        let name = format!("lilypad_bench_{tag}_{}", std::process::id());
         Self::run(admin, format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
         Self::run(admin, format!("CREATE DATABASE {name}"));
         let (base, query) = admin.split_once('?').unwrap_or((admin, ""));
