@@ -19,10 +19,11 @@ use std::{
 
 use alloy::primitives::{B256, U256};
 use common::Proc;
+use futures::StreamExt;
 use lilypad_sdk::{
     chain::{SignedJobOffer, SignedResourceOffer},
     devnet::{self, Devnet},
-    solver::api::{Health, OfferState},
+    solver::api::{EventKind, Health, OfferState, SolverEvent},
 };
 use solver::{
     Backend, DealOnChain, INPUTS, PROVIDER2, SolverDb, SolverProc, approved_devnet, client,
@@ -314,4 +315,71 @@ fn kill_9_of_the_leader_replica_hands_matching_over_within_10_s_and_matches_no_o
         on_chain.len()
     );
     drop((survivor, back, db));
+}
+
+/// The events of `stream` until one satisfies `last` (up to 20 s).
+async fn events_until(
+    stream: impl futures::Stream<Item = Result<SolverEvent, lilypad_sdk::solver::SolverError>>,
+    last: impl Fn(&SolverEvent) -> bool,
+) -> Vec<SolverEvent> {
+    let mut stream = std::pin::pin!(stream);
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.next()).await {
+            Ok(Some(Ok(e))) => {
+                let done = last(&e);
+                out.push(e);
+                if done {
+                    return out;
+                }
+            }
+            Ok(Some(Err(e))) => panic!("event stream: {e} (after {out:?})"),
+            Ok(None) => panic!("the event stream ended after {out:?}"),
+            Err(_) => panic!("no awaited event within 20 s; got {out:?}"),
+        }
+    }
+}
+
+#[test]
+fn an_event_stream_on_a_follower_replica_carries_the_leaders_events_and_resumes_on_the_leader() {
+    let (dir, rt, net) = approved_devnet();
+    let db = SolverDb::new(Backend::Postgres, dir.path());
+    let a = replica(&net, &db, dir.path(), "a");
+    let b = replica(&net, &db, dir.path(), "b");
+    let (leader_at, _) = rt.block_on(one_leader(&[&a.url, &b.url]));
+    let (leader, follower) = if leader_at == 0 { (&a, &b) } else { (&b, &a) };
+    let pair = Pair::new(&net, 0);
+    let creator = pair.job_signer;
+    rt.block_on(async {
+        // Subscribed at the follower before anything happens; the deal is recorded
+        // by the leader, whose writes reach this stream only through the database.
+        let stream = client(&follower.url, creator).events(None);
+        let collect = tokio::spawn(events_until(stream, |e| {
+            matches!(e.kind, EventKind::DealCreated { .. })
+        }));
+        pair.post(&follower.url, &leader.url).await;
+        let seen = collect.await.expect("collect task");
+        let accepted = seen
+            .iter()
+            .find(|e| {
+                matches!(&e.kind, EventKind::OfferAccepted { offer_id, .. } if *offer_id == pair.job.id)
+            })
+            .unwrap_or_else(|| panic!("no offer_accepted of the job at the follower: {seen:?}"));
+        let created = seen.last().expect("the deal_created event");
+        let EventKind::DealCreated { deal, .. } = &created.kind else { unreachable!() };
+        assert_eq!(deal.job_offer_id, pair.job.id, "{seen:?}");
+        assert!(seen.windows(2).all(|w| w[0].seq < w[1].seq), "seqs grow: {seen:?}");
+
+        // Resumed on the other replica from the first event: the same events, with
+        // the same seqs, from there on.
+        let resumed = events_until(client(&leader.url, creator).events(Some(accepted.seq)), |e| {
+            e.seq == created.seq
+        })
+        .await;
+        let tail: Vec<_> = seen.iter().filter(|e| e.seq > accepted.seq).cloned().collect();
+        assert_eq!(resumed, tail, "resumed on the leader after seq {}", accepted.seq);
+    });
+    drop((a, b, db));
 }
