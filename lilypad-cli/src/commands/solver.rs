@@ -89,8 +89,16 @@ pub(crate) fn run(args: &SolverArgs) -> anyhow::Result<()> {
         ..Limits::default()
     };
     opts.prefer_reputation = args.prefer_reputation;
+    let shared = matches!(opts.db, Database::Postgres(_));
     lilypad_cli_common::block_on(async move {
         let public_url = config.solver_url.clone();
+        if shared && public_url.is_none() {
+            tracing::warn!(
+                "the network file has no solver_url: this replica registers its own URL, and \
+                 replicas sharing the database overwrite each other's; put the URL of the load \
+                 balancer in front of them in the network file's solver_url"
+            );
+        }
         let chain = ChainClient::connect(config).await?.with_signer(key);
         let solver = lilypad_sdk::solver::start(chain.clone(), opts).await?;
         // Clients find the solver by the network file's URL; without one, where it listens.
