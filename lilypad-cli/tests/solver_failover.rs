@@ -383,3 +383,72 @@ fn an_event_stream_on_a_follower_replica_carries_the_leaders_events_and_resumes_
     });
     drop((a, b, db));
 }
+
+/// Sends `signal` (`STOP`, `CONT`) to `p` with kill(1).
+fn signal(p: &Proc, signal: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &p.child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(ok.success(), "kill -{signal}");
+}
+
+#[test]
+fn a_leader_frozen_past_its_lease_steps_aside_when_it_wakes_and_no_offer_is_matched_twice() {
+    let (dir, rt, net) = approved_devnet();
+    rt.block_on(async {
+        for spare in [CREATORS[1], PROVIDERS[1]] {
+            net.account(spare).approve_controller(U256::from(1_000_000u64)).await.expect("approve");
+        }
+    });
+    let db = SolverDb::new(Backend::Postgres, dir.path());
+    let a = replica(&net, &db, dir.path(), "a");
+    let b = replica(&net, &db, dir.path(), "b");
+    let (leader_at, _) = rt.block_on(one_leader(&[&a.url, &b.url]));
+    let (frozen, other) = if leader_at == 0 { (&a, &b) } else { (&b, &a) };
+    let pairs: Vec<Pair> = (0..8).map(|i| Pair::new(&net, i)).collect();
+
+    // The leader stops dead (a long GC pause, a VM migration) with offers taken in at
+    // both replicas but not matched yet as far as the other can tell.
+    rt.block_on(async {
+        pairs[0].post(&frozen.url, &other.url).await;
+        pairs[1].post(&other.url, &frozen.url).await;
+    });
+    signal(frozen, "STOP");
+    let (other_leads, _) = rt.block_on(one_leader(&[&other.url]));
+    assert_eq!(other_leads, 0);
+    rt.block_on(async {
+        for p in &pairs[2..5] {
+            p.post(&other.url, &other.url).await;
+        }
+    });
+
+    // It wakes up believing it leads: its renewal finds the lease taken, and any
+    // write it still makes under the old epoch is refused. It must step aside, and
+    // the offers posted to it afterwards are matched by the new leader.
+    signal(frozen, "CONT");
+    let (leader_at, _) = rt.block_on(one_leader(&[&other.url, &frozen.url]));
+    assert_eq!(leader_at, 0, "the woken replica must follow the new leader");
+    rt.block_on(async {
+        for p in &pairs[5..] {
+            p.post(&frozen.url, &frozen.url).await;
+        }
+    });
+    let states = rt.block_on(eventually("every pair's deal", 30, || async {
+        let mut states = Vec::new();
+        for p in &pairs {
+            states.push(p.states(&other.url).await);
+        }
+        states.iter().flatten().all(|s| s.0 == OfferState::Matched).then_some(states)
+    }));
+    let on_chain = rt.block_on(deals_created(net.client()));
+    let ids: BTreeSet<B256> = on_chain.iter().map(|d| d.deal_id).collect();
+    assert_eq!(ids.len(), on_chain.len(), "a deal was created twice: {on_chain:#?}");
+    let mut offers = BTreeSet::new();
+    for d in &on_chain {
+        assert!(offers.insert(d.job_offer_id), "job offer {} in two deals", d.job_offer_id);
+        assert!(offers.insert(d.resource_offer_id), "offer {} in two deals", d.resource_offer_id);
+    }
+    assert_eq!(on_chain.len(), pairs.len(), "one deal per pair: {on_chain:#?} {states:?}");
+    drop((a, b, db));
+}
