@@ -343,7 +343,8 @@ async fn events_until(
 }
 
 #[test]
-fn an_event_stream_on_a_follower_replica_carries_the_leaders_events_and_resumes_on_the_leader() {
+fn a_follower_replica_streams_the_leaders_events_resumes_them_on_the_leader_and_counts_offers_alike()
+ {
     let (dir, rt, net) = approved_devnet();
     let db = SolverDb::new(Backend::Postgres, dir.path());
     let a = replica(&net, &db, dir.path(), "a");
@@ -380,6 +381,24 @@ fn an_event_stream_on_a_follower_replica_carries_the_leaders_events_and_resumes_
         .await;
         let tail: Vec<_> = seen.iter().filter(|e| e.seq > accepted.seq).cloned().collect();
         assert_eq!(resumed, tail, "resumed on the leader after seq {}", accepted.seq);
+
+        // A resource offer left waiting: both replicas' health counts it alike (the
+        // follower from the database).
+        let lone = Pair::new(&net, 1);
+        client(&follower.url, lone.provider)
+            .post_resource_offer(&lone.resource)
+            .await
+            .expect("post a lone resource offer");
+        let counts = |h: &Health| (h.open_jobs, h.open_resources, h.offered);
+        let (l, f) = eventually("both replicas to count the waiting offer", 10, || async {
+            let l = health(&leader.url).await?;
+            let f = health(&follower.url).await?;
+            (l.open_resources == 1 && f.open_resources == 1).then_some((l, f))
+        })
+        .await;
+        assert_eq!(counts(&l), counts(&f), "leader {l:?} follower {f:?}");
+        assert_eq!((l.offered.providers, l.offered.gpus), (1, 1), "{l:?}");
+        assert!(l.is_leader && !f.is_leader);
     });
     drop((a, b, db));
 }

@@ -525,7 +525,8 @@ pub struct Health {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leader: Option<String>,
     /// Whether this replica matches offers (always on SQLite). The open counts and
-    /// `offered` above are the leader's book: zero on a replica that does not lead.
+    /// `offered` above are the leader's book; a replica that does not lead reads
+    /// the same from the database (at most once a second).
     #[serde(default)]
     pub is_leader: bool,
 }

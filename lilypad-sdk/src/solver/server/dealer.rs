@@ -36,7 +36,7 @@ pub(super) enum Parsed {
 }
 
 /// An offer parsed back from its stored JSON.
-fn parse(o: &StoredOffer) -> Result<Parsed, serde_json::Error> {
+pub(super) fn parse(o: &StoredOffer) -> Result<Parsed, serde_json::Error> {
     Ok(match o.kind {
         OfferKind::Job => {
             Parsed::Job(serde_json::from_str(&o.offer_json)?, o.min_reputation.unwrap_or(0.0))
@@ -46,6 +46,31 @@ fn parse(o: &StoredOffer) -> Result<Parsed, serde_json::Error> {
             o.slots.iter().cloned().collect(),
         ),
     })
+}
+
+/// The open offers and what the resource offers put on the market, as a leader's
+/// book would hold them, read from the database (a replica that does not lead
+/// answers `/healthz` with this).
+pub(super) async fn book_in_database(
+    state: &State,
+) -> Result<(u64, u64, lilypad_core::matcher::Capacity), crate::solver::store::StoreError> {
+    let now = now_secs();
+    let mut book = state.fresh_matcher();
+    let mut jobs = 0u64;
+    for o in state.store.live_offers().await? {
+        if o.state != OfferState::Open {
+            continue;
+        }
+        match parse(&o) {
+            Ok(Parsed::Job(j, _)) if j.expiry > now => jobs += 1,
+            // Resources only: nothing matches in this copy.
+            Ok(Parsed::Resource(r, slots)) => {
+                let _ = book.add_resource_claiming(o.id, r, slots, now);
+            }
+            _ => {}
+        }
+    }
+    Ok((jobs, book.resource_count() as u64, book.capacity()))
 }
 
 /// Puts an offer into the book at `now`: its match goes to the dealer.

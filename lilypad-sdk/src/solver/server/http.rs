@@ -781,6 +781,21 @@ async fn health(AxState(state): AxState<Shared>) -> Result<Json<Health>, ApiErro
         (counts.0, counts.1, counts.2, book.leading.is_some())
     };
     let shared = state.store.is_shared();
+    let (open_jobs, open_resources, offered) = match (shared, is_leader) {
+        // A follower has no book: the database's copy, read at most once a second.
+        (true, false) => {
+            let mut cached = state.follower_health.lock().await;
+            match cached.as_ref() {
+                Some((at, counts)) if at.elapsed() < std::time::Duration::from_secs(1) => *counts,
+                _ => {
+                    let counts = super::dealer::book_in_database(&state).await?;
+                    *cached = Some((std::time::Instant::now(), counts));
+                    counts
+                }
+            }
+        }
+        _ => (open_jobs, open_resources, offered),
+    };
     let leader = match shared {
         true => state.store.leader().await?.map(|l| l.holder),
         false => None,

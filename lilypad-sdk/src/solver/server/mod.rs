@@ -167,6 +167,10 @@ pub(crate) struct State {
     /// The module policy and preference of every matcher this replica builds.
     pub(crate) network_modules: NetworkModules,
     pub(crate) prefer_reputation: bool,
+    /// A follower's `/healthz` counts (from the database) and when they were read.
+    pub(crate) follower_health: tokio::sync::Mutex<
+        Option<(std::time::Instant, (u64, u64, lilypad_core::matcher::Capacity))>,
+    >,
     pub(crate) limits: Limits,
     pub(crate) signers: Buckets<Address>,
     pub(crate) peers: Buckets<std::net::IpAddr>,
@@ -409,6 +413,7 @@ pub async fn start(chain: ChainClient, opts: SolverOptions) -> Result<RunningSol
         log_moved,
         network_modules: opts.network_modules.clone(),
         prefer_reputation: opts.prefer_reputation,
+        follower_health: tokio::sync::Mutex::new(None),
         signers: Buckets::new(opts.limits.per_signer),
         peers: Buckets::new(opts.limits.per_peer),
         limits: opts.limits.clone(),
