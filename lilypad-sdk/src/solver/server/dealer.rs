@@ -53,7 +53,7 @@ pub(super) fn parse(o: &StoredOffer) -> Result<Parsed, serde_json::Error> {
 /// answers `/healthz` with this).
 pub(super) async fn book_in_database(
     state: &State,
-) -> Result<(u64, u64, lilypad_core::matcher::Capacity), crate::solver::store::StoreError> {
+) -> Result<super::BookCounts, crate::solver::store::StoreError> {
     let now = now_secs();
     let mut book = state.fresh_matcher();
     let mut jobs = 0u64;

@@ -168,9 +168,7 @@ pub(crate) struct State {
     pub(crate) network_modules: NetworkModules,
     pub(crate) prefer_reputation: bool,
     /// A follower's `/healthz` counts (from the database) and when they were read.
-    pub(crate) follower_health: tokio::sync::Mutex<
-        Option<(std::time::Instant, (u64, u64, lilypad_core::matcher::Capacity))>,
-    >,
+    pub(crate) follower_health: tokio::sync::Mutex<Option<(std::time::Instant, BookCounts)>>,
     pub(crate) limits: Limits,
     pub(crate) signers: Buckets<Address>,
     pub(crate) peers: Buckets<std::net::IpAddr>,
@@ -180,6 +178,9 @@ pub(crate) struct State {
     /// checked against them, re-read at most every [`PARAMS_TTL`].
     pub(crate) params: tokio::sync::Mutex<Option<(std::time::Instant, NetworkParams)>>,
 }
+
+/// Open job offers, open resource offers, and what the latter put on the market.
+pub(crate) type BookCounts = (u64, u64, lilypad_core::matcher::Capacity);
 
 /// How long the solver trusts its copy of the network parameters.
 pub(crate) const PARAMS_TTL: Duration = Duration::from_secs(10);
