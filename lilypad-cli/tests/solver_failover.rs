@@ -471,3 +471,105 @@ fn a_leader_frozen_past_its_lease_steps_aside_when_it_wakes_and_no_offer_is_matc
     assert_eq!(on_chain.len(), pairs.len(), "one deal per pair: {on_chain:#?} {states:?}");
     drop((a, b, db));
 }
+
+/// A PostgreSQL cluster of this test's own (scripts/setup-postgres.sh with
+/// `LILYPAD_PG_DIR`), so that it can be restarted without touching the server the
+/// other tests share; stopped and removed at the end.
+struct OwnCluster {
+    dir: std::path::PathBuf,
+    url: String,
+}
+
+impl OwnCluster {
+    fn start() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .subsec_nanos();
+        // Under /tmp and world-readable: as root the server runs as another user.
+        let dir = std::env::temp_dir().join(format!("lilypad-pg-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("cluster dir");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let mut c = Self { dir, url: String::new() };
+        c.url = c.script(None);
+        c
+    }
+
+    /// Runs scripts/setup-postgres.sh (with `arg`) on this cluster; its stdout.
+    fn script(&self, arg: Option<&str>) -> String {
+        let out = std::process::Command::new("bash")
+            .arg(common::repo_root().join("scripts/setup-postgres.sh"))
+            .args(arg)
+            .env("LILYPAD_PG_DIR", &self.dir)
+            .env("LILYPAD_PG_PORT", "56300")
+            .output()
+            .expect("run scripts/setup-postgres.sh");
+        assert!(
+            out.status.success(),
+            "scripts/setup-postgres.sh {arg:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("bash")
+            .arg(common::repo_root().join("scripts/setup-postgres.sh"))
+            .arg("--stop")
+            .env("LILYPAD_PG_DIR", &self.dir)
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn a_solver_rides_out_a_restart_of_its_postgres_server_and_loses_no_offer() {
+    let (dir, rt, net) = approved_devnet();
+    let cluster = OwnCluster::start();
+    let db = SolverDb::fresh_on(&cluster.url);
+    let solver = SolverProc::start(&net.network_file(), &db, &dir.path().join("s.log"), LIMITS);
+    let pair = Pair::new(&net, 0);
+    rt.block_on(async {
+        let r = client(&solver.url, pair.job_signer).post_job_offer(&pair.job, INPUTS).await;
+        assert_eq!(r.expect("post job").state, OfferState::Open);
+    });
+
+    // The server goes down and comes back (a failover of the database, an upgrade):
+    // every connection the solver had is gone.
+    cluster.script(Some("--stop"));
+    let again = cluster.script(None);
+    assert_eq!(again, cluster.url, "the cluster came back on another port");
+    let back = Instant::now();
+
+    // The solver takes offers again (a request may fail while it reconnects: the
+    // poster tries again; an offer stored by an answer that was lost is a 409), and
+    // the job stored before the restart meets the new resource offer.
+    rt.block_on(async {
+        let rp = client(&solver.url, pair.provider);
+        eventually("the solver to take offers again", 30, || async {
+            match rp.post_resource_offer(&pair.resource).await {
+                Ok(_) => Some(()),
+                Err(e) if e.to_string().contains("posted already") => Some(()),
+                Err(_) => None,
+            }
+        })
+        .await;
+        let jc = client(&solver.url, pair.job_signer);
+        let deal = eventually("the deal of the job stored before the restart", 30, || async {
+            let s = jc.job_offer(pair.job.id).await.ok()?;
+            (s.state == OfferState::Matched).then_some(s.deal_id).flatten()
+        })
+        .await;
+        let on_chain = deals_created(net.client()).await;
+        assert_eq!(on_chain.len(), 1, "{on_chain:#?}");
+        assert_eq!(on_chain[0].deal_id, deal);
+    });
+    println!(
+        "after the database restart: deal of the old job {:.1} s after the server was back",
+        back.elapsed().as_secs_f64()
+    );
+    drop((solver, db, cluster));
+}

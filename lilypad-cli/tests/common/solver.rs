@@ -74,23 +74,30 @@ impl SolverDb {
                         Self::VAR
                     )
                 });
-                let name = format!(
-                    "lilypad_cli_{}_{}",
-                    std::process::id(),
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .expect("clock")
-                        .as_nanos()
-                );
-                Self::admin(&admin, &format!("CREATE DATABASE {name}"));
-                let (base, query) = admin.split_once('?').unwrap_or((&admin, ""));
-                let host_end = base.find("://").map_or(0, |i| i + 3);
-                let host_end = base[host_end..].find('/').map_or(base.len(), |i| host_end + i);
-                let query = if query.is_empty() { String::new() } else { format!("?{query}") };
-                let arg = format!("{}/{name}{query}", &base[..host_end]);
-                Self { arg, postgres: Some((admin, name)) }
+                Self::fresh_on(&admin)
             }
         }
+    }
+
+    /// A fresh database on the PostgreSQL server at `admin` (a URL of a database
+    /// there that may create databases), dropped at the end.
+    pub fn fresh_on(admin: &str) -> Self {
+        let admin = admin.to_owned();
+        let name = format!(
+            "lilypad_cli_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_nanos()
+        );
+        Self::admin(&admin, &format!("CREATE DATABASE {name}"));
+        let (base, query) = admin.split_once('?').unwrap_or((&admin, ""));
+        let host_end = base.find("://").map_or(0, |i| i + 3);
+        let host_end = base[host_end..].find('/').map_or(base.len(), |i| host_end + i);
+        let query = if query.is_empty() { String::new() } else { format!("?{query}") };
+        let arg = format!("{}/{name}{query}", &base[..host_end]);
+        Self { arg, postgres: Some((admin, name)) }
     }
 
     /// On Postgres: asserts that a started solver migrated this very database (a
