@@ -2080,6 +2080,60 @@ mod tests {
         }
     }
 
+    /// A replica frozen in the middle of a fenced write (SIGSTOP, a paused VM) holds
+    /// a `FOR SHARE` lock on the lease row and the log lock: the server ends its
+    /// session after 3 s idle in the transaction, so another replica takes the
+    /// lease without waiting for it to wake, and the frozen write is lost, not
+    /// committed late.
+    #[cfg(feature = "solver-postgres")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_replica_frozen_in_a_fenced_write_loses_the_lease_and_the_write() {
+        use std::time::{Duration, Instant};
+        let db = Db::postgres();
+        let (solver, controller) = (Address::repeat_byte(0xaa), Address::repeat_byte(0xcc));
+        let a = db.open(solver, 31337, controller).unwrap();
+        let b = db.open(solver, 31337, controller).unwrap();
+        let ttl = Duration::from_millis(500);
+        let la = a.take_lease("a", ttl).await.unwrap().expect("a free lease is taken");
+        let frozen = Duration::from_secs(8);
+        let started = Instant::now();
+        let write = tokio::spawn({
+            let a = a.clone();
+            async move {
+                a.write(move |tx| {
+                    tx.fence("a", la.epoch)?;
+                    tx.set_meta("cursor", "frozen")?;
+                    // The writer thread stops here, its transaction open.
+                    std::thread::sleep(frozen);
+                    Ok(())
+                })
+                .await
+            }
+        });
+        tokio::time::sleep(ttl + Duration::from_millis(200)).await;
+        let lb = loop {
+            // Each try gives up on the row lock after a second.
+            match b.take_lease("b", Duration::from_secs(5)).await {
+                Ok(Some(l)) => break l,
+                Ok(None) | Err(_) => {}
+            }
+            assert!(started.elapsed() < frozen, "b waited for the frozen replica to wake");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let took = started.elapsed();
+        assert!(took < frozen, "took over after {took:?}");
+        assert_eq!(lb.epoch, la.epoch + 1);
+        let e = write.await.unwrap().unwrap_err();
+        assert!(!matches!(e, StoreError::Closed), "{e}");
+        assert_eq!(b.meta("cursor").await.unwrap(), None, "the frozen write committed");
+        // a's writer connects again for the next group.
+        a.write(|tx| tx.set_meta("after", "1")).await.unwrap();
+        assert_eq!(b.meta("after").await.unwrap().as_deref(), Some("1"));
+        for s in [a, b] {
+            s.close();
+        }
+    }
+
     /// A write that ignores a failed statement and says it succeeded must not be
     /// reported committed (Postgres would roll the whole group back at COMMIT),
     /// nor take the writes beside it down.

@@ -41,6 +41,27 @@ const MIGRATE_KEY: i64 = 0x6c69_6c79_7061_6402;
 /// How long a connection attempt may take when the URL does not say.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The server ends a session that sits this long in an open transaction waiting for
+/// its client. A replica frozen in the middle of a group (a stopped process, a
+/// paused VM) would otherwise keep the log lock and its `FOR SHARE` lock on the
+/// lease row, and no other replica could write or take the lease until it woke.
+/// Shorter than the lease's 5 s TTL; the writer's transactions never wait on the
+/// client: the statements of a group follow each other at once.
+const IDLE_IN_TRANSACTION: &str = "-c idle_in_transaction_session_timeout=3000";
+/// Reads and lease updates give up on a lock after 1 s (the renewer tries again a
+/// second later) rather than piling up behind a frozen transaction.
+const READER_LOCK_TIMEOUT: &str = "-c lock_timeout=1000";
+
+/// `config` with the server options `extra` added to those the URL gives.
+fn with_options(mut config: Config, extra: &[&str]) -> Config {
+    let mut options: Vec<&str> =
+        config.get_options().filter(|o| !o.trim().is_empty()).into_iter().collect();
+    options.extend_from_slice(extra);
+    let options = options.join(" ");
+    config.options(&options);
+    config
+}
+
 /// The schema, one script per version: `MIGRATIONS[i]` brings a database from
 /// version `i` to `i + 1`. Never edit a released script; append one.
 const MIGRATIONS: &[&str] = &[
@@ -222,7 +243,9 @@ pub(super) fn open(
     let config = config(url)?;
     let (ops, rx) = mpsc::channel::<Op>();
     let (ready, opened) = mpsc::sync_channel::<Result<()>>(1);
-    let (writer_config, writer_url) = (config.clone(), url.to_owned());
+    let writer_config = with_options(config.clone(), &[IDLE_IN_TRANSACTION]);
+    let config = with_options(config, &[IDLE_IN_TRANSACTION, READER_LOCK_TIMEOUT]);
+    let writer_url = url.to_owned();
     std::thread::Builder::new()
         .name("solver-db-writer".into())
         .spawn(move || {
