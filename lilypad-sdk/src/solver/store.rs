@@ -2113,9 +2113,8 @@ mod tests {
         tokio::time::sleep(ttl + Duration::from_millis(200)).await;
         let lb = loop {
             // Each try gives up on the row lock after a second.
-            match b.take_lease("b", Duration::from_secs(5)).await {
-                Ok(Some(l)) => break l,
-                Ok(None) | Err(_) => {}
+            if let Ok(Some(l)) = b.take_lease("b", Duration::from_secs(5)).await {
+                break l;
             }
             assert!(started.elapsed() < frozen, "b waited for the frozen replica to wake");
             tokio::time::sleep(Duration::from_millis(100)).await;
