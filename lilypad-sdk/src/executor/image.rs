@@ -109,7 +109,15 @@ impl Executor {
 
     /// The local image id, when `reference` resolves here (and, if pinned,
     /// carries the pinned digest).
-    async fn local_image(
+    ///
+    /// A pin is either a repo digest (the sha256 of a registry manifest: the
+    /// daemon records one when it pulls or pushes the image) or the image id
+    /// itself (the sha256 of the image config, which names the sha256 of every
+    /// layer: as binding as a manifest digest). An image built and loaded here
+    /// has no repo digest, so the example model modules pin their id
+    /// (`scripts/pinned-image.py` builds them with fixed metadata so the id is
+    /// the same on every machine).
+    pub(crate) async fn local_image(
         &self,
         reference: &str,
         image: &ImageRef,
@@ -117,11 +125,14 @@ impl Executor {
         let docker = self.client().await?;
         match docker.inspect_image(reference).await {
             Ok(found) => {
+                let id = found.id.unwrap_or_default();
                 if let Some(expected) = &image.digest {
                     let digests = found.repo_digests.unwrap_or_default();
                     // Content addressed: the same manifest digest under another
                     // repository name is the same image.
-                    if !digests.iter().any(|d| d.rsplit('@').next() == Some(expected.as_str())) {
+                    if id != *expected
+                        && !digests.iter().any(|d| d.rsplit('@').next() == Some(expected.as_str()))
+                    {
                         return Err(ExecError::DigestMismatch {
                             image: reference.to_owned(),
                             expected: expected.clone(),
@@ -130,9 +141,22 @@ impl Executor {
                         });
                     }
                 }
-                Ok(Some(found.id.unwrap_or_default()))
+                Ok(Some(id))
             }
-            Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
+            Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => {
+                // `repo@sha256:<id>` does not resolve by image id in the daemon:
+                // look the id up by itself.
+                let Some(expected) = &image.digest else { return Ok(None) };
+                match docker.inspect_image(expected).await {
+                    Ok(found) if found.id.as_deref() == Some(expected.as_str()) => {
+                        Ok(Some(expected.clone()))
+                    }
+                    Ok(_) | Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => {
+                        Ok(None)
+                    }
+                    Err(source) => Err(ExecError::Docker { op: "inspect image", source }),
+                }
+            }
             Err(source) => Err(ExecError::Docker { op: "inspect image", source }),
         }
     }

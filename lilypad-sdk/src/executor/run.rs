@@ -229,7 +229,11 @@ impl RunOutcome {
 
 /// Everything decided before the container is created.
 struct Plan {
+    /// The reference, as messages name it.
     image: String,
+    /// The local image id a pinned reference resolved to: what the container
+    /// is created from.
+    create_from: Option<String>,
     memory_mib: u64,
     nano_cpus: i64,
     deadline: Duration,
@@ -358,6 +362,7 @@ impl Plan {
         });
         Ok(Self {
             image: reference(&spec.image),
+            create_from: None,
             memory_mib,
             nano_cpus: i64::from(millicores) * 1_000_000,
             deadline,
@@ -410,7 +415,7 @@ impl Plan {
             (Some(spec.entrypoint.clone()), Some(spec.parameters.clone()))
         };
         ContainerCreateBody {
-            image: Some(self.image.clone()),
+            image: Some(self.create_from.clone().unwrap_or_else(|| self.image.clone())),
             entrypoint,
             cmd,
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
@@ -638,7 +643,21 @@ impl Executor {
     /// dropped early, it is removed in the background.
     pub async fn run(&self, spec: &ModuleSpec, opts: &RunOptions) -> Result<RunOutcome, ExecError> {
         let docker = self.client().await?.clone();
-        let plan = Plan::new(spec, opts)?;
+        let mut plan = Plan::new(spec, opts)?;
+        if spec.image.is_pinned() {
+            // Run exactly the image the pin names: the container is created from
+            // the local id the pin resolved to, never from a name that could be
+            // retagged in between.
+            match self.local_image(&plan.image, &spec.image).await? {
+                Some(id) => plan.create_from = Some(id),
+                None => {
+                    return Err(ExecError::ImageMissing {
+                        image: plan.image.clone(),
+                        reason: "no image with that digest is on this machine".into(),
+                    });
+                }
+            }
+        }
         prepare_results(&opts.results_dir, &plan.output_dirs)?;
 
         let create =

@@ -424,6 +424,49 @@ async fn a_missing_image_is_a_clear_error() {
     assert_no_leftovers(&exec).await;
 }
 
+/// The local id of `reference` (the sha256 of its config).
+async fn image_id(reference: &str) -> String {
+    let docker = bollard::Docker::connect_with_local_defaults().expect("docker client");
+    docker.inspect_image(reference).await.expect("inspect image").id.expect("image id")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_pinned_by_its_local_id_runs_that_very_image() {
+    // A locally built image has no repo digest: the example model modules pin
+    // their image id, and the name in front of it binds nothing.
+    let exec = executor("pin-by-id").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let id = image_id(BUSYBOX_IMAGE).await;
+    let mut spec = sh_spec("echo pinned-by-id > /outputs/said");
+    spec.image = ImageRef::parse(&format!("lilypad-example/not-a-tag-here:0.0.0@{id}"))
+        .expect("image ref");
+    let ready = exec.ensure_image(&spec.image, |_| {}).await.expect("the pinned id is here");
+    assert_eq!(ready.id, id);
+    assert!(!ready.pulled);
+    let out =
+        exec.run(&spec, &RunOptions::new("deal-pin-id", results(&dir))).await.expect("it runs");
+    assert!(out.failure.is_none(), "{out:?}");
+    assert_eq!(read(out.outputs_dir().join("said")).trim(), "pinned-by-id");
+    assert_no_leftovers(&exec).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_no_local_image_has_is_missing_and_never_falls_back_to_the_tag() {
+    let exec = executor("pin-missing").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut spec = sh_spec("true");
+    // The tag exists here; the digest names nothing.
+    let wrong = format!("sha256:{}", "0e".repeat(32));
+    spec.image = ImageRef::parse(&format!("{BUSYBOX_IMAGE}@{wrong}")).expect("image ref");
+    let e = exec
+        .run(&spec, &RunOptions::new("deal-pin-missing", results(&dir)))
+        .await
+        .expect_err("no image has that digest");
+    assert!(matches!(e, ExecError::ImageMissing { .. }), "{e:?}");
+    assert!(e.to_string().contains(&wrong), "{e}");
+    assert_no_leftovers(&exec).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_results_directory_is_never_reused() {
     let exec = executor("results-dir").await;
