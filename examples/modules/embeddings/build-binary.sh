@@ -19,8 +19,7 @@ root=$(cd "$here/../../.." && pwd)
 bin=${1:?usage: build-binary.sh lilypad-embeddings|lilypad-chat}
 target=x86_64-unknown-linux-gnu
 out=$root/target/embeddings
-cargo_home=${CARGO_HOME:-$HOME/.cargo}
-cargo_home=$(cd "$cargo_home" && pwd -P)
+cargo_home=$(cd "${CARGO_HOME:-$HOME/.cargo}" 2>/dev/null && pwd -P || true)
 mkdir -p "$out"
 out=$(cd "$out" && pwd -P)
 root_real=$(cd "$root" && pwd -P)
@@ -28,7 +27,7 @@ root_real=$(cd "$root" && pwd -P)
 # The last matching prefix wins (rustc and gcc alike): the target directory
 # lies inside the checkout, so it comes last.
 maps=() cmaps=""
-for pair in "$root_real=/lilypad" "$cargo_home=/cargo" "$out=/target"; do
+for pair in "$root_real=/lilypad" ${cargo_home:+"$cargo_home=/cargo"} "$out=/target"; do
   maps+=("--remap-path-prefix=$pair")
   cmaps+=" -ffile-prefix-map=$pair"
 done
