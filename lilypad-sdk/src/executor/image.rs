@@ -151,7 +151,8 @@ impl Executor {
                     Ok(found) if found.id.as_deref() == Some(expected.as_str()) => {
                         Ok(Some(expected.clone()))
                     }
-                    Ok(_) | Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => {
+                    Ok(_)
+                    | Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => {
                         Ok(None)
                     }
                     Err(source) => Err(ExecError::Docker { op: "inspect image", source }),

@@ -347,7 +347,11 @@ async fn a_crash_after_sending_fulfill_still_gives_one_callback() {
     let job = s.example.request_cowsay("sent, not recorded").await.unwrap();
     let e = tokio::time::timeout(WAIT, task).await.expect("the fault fires").unwrap().unwrap_err();
     assert!(matches!(e, BridgeError::FaultInjected { job_id, .. } if job_id == job.job_id), "{e}");
-    // The transaction went out; the database does not know it.
+    // The transaction went out (the fault fires once it is sent, which can be
+    // a moment before its block is queryable: wait for it, as CI once had to);
+    // the database does not know it.
+    let outcome = s.bridge.wait_for_job(job.job_id, WAIT).await.unwrap();
+    assert_eq!(outcome.status(), JobStatus::Fulfilled);
     assert_eq!(c.job(job.job_id).await.unwrap().unwrap().status, JobStatus::Fulfilled);
     let rec = db_job(&s.db, job.job_id);
     assert_eq!((rec.state, rec.tx), (JobState::Fulfilling, None));

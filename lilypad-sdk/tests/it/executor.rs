@@ -438,8 +438,8 @@ async fn an_image_pinned_by_its_local_id_runs_that_very_image() {
     let dir = tempfile::tempdir().expect("temp dir");
     let id = image_id(BUSYBOX_IMAGE).await;
     let mut spec = sh_spec("echo pinned-by-id > /outputs/said");
-    spec.image = ImageRef::parse(&format!("lilypad-example/not-a-tag-here:0.0.0@{id}"))
-        .expect("image ref");
+    spec.image =
+        ImageRef::parse(&format!("lilypad-example/not-a-tag-here:0.0.0@{id}")).expect("image ref");
     let ready = exec.ensure_image(&spec.image, |_| {}).await.expect("the pinned id is here");
     assert_eq!(ready.id, id);
     assert!(!ready.pulled);
