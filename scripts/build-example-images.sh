@@ -38,14 +38,16 @@ only=" $* "
 for dir in examples/modules/*; do
   [[ -f $dir/Dockerfile || -f $dir/build-image.sh ]] || continue
   [[ $# -eq 0 || $only == *" $(basename "$dir") "* ]] || continue
+  template="$dir/lilypad_module.json.tmpl"
+  [[ -f $template ]] || die "$dir has no lilypad_module.json.tmpl"
+  image=$(sed -n 's/.*"Image": *"\([^"@]*\).*/\1/p' "$template" | head -n 1)
+  [[ -n $image ]] || die "$template names no \"Image\""
   if [[ -f $dir/build-image.sh ]]; then
+    before=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
     bash "$dir/build-image.sh" || die "$dir/build-image.sh failed"
+    [[ $(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null) == "$before" ]] || built=$((built + 1))
     continue
   fi
-  template="$dir/lilypad_module.json.tmpl"
-  [[ -f $template ]] || die "$dir has a Dockerfile but no lilypad_module.json.tmpl"
-  image=$(sed -n 's/.*"Image": *"\([^"]*\)".*/\1/p' "$template" | head -n 1)
-  [[ -n $image ]] || die "$template names no \"Image\""
 
   # The context hash covers every file the build sees, busybox included.
   hash=$( (cd "$dir" && find . -type f ! -name README.md ! -name lilypad_module.json.tmpl -print0 \
