@@ -18,7 +18,7 @@ use std::{
 };
 
 use alloy::primitives::{B256, U256};
-use common::Proc;
+use common::{Proc, eventually};
 use futures::StreamExt;
 use lilypad_sdk::{
     chain::{SignedJobOffer, SignedResourceOffer},
@@ -96,22 +96,6 @@ impl Pair {
     }
 }
 
-/// Polls `f` every 50 ms until it gives `Some`, for up to `secs` seconds.
-async fn eventually<T, F, Fut>(what: &str, secs: u64, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let started = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(started.elapsed() < Duration::from_secs(secs), "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Waits (up to 30 s) until every replica at `urls` answers and they agree on one
 /// leader among them; returns its index in `urls` and every replica's health.
 async fn one_leader(urls: &[&str]) -> (usize, Vec<Health>) {
@@ -148,8 +132,10 @@ fn replica(net: &Devnet, db: &SolverDb, dir: &Path, name: &str) -> Proc {
     SolverProc::start_replica(&net.network_file(), db, &log, LIMITS)
 }
 
-#[test]
-fn kill_9_of_the_leader_replica_hands_matching_over_within_10_s_and_matches_no_offer_twice() {
+/// A devnet whose spare creator and provider approved the controller, and two
+/// replicas on one fresh Postgres database.
+fn two_replicas_and_spare_accounts()
+-> (tempfile::TempDir, tokio::runtime::Runtime, Devnet, SolverDb, Proc, Proc) {
     let (dir, rt, net) = approved_devnet();
     rt.block_on(async {
         for spare in [CREATORS[1], PROVIDERS[1]] {
@@ -159,6 +145,12 @@ fn kill_9_of_the_leader_replica_hands_matching_over_within_10_s_and_matches_no_o
     let db = SolverDb::new(Backend::Postgres, dir.path());
     let a = replica(&net, &db, dir.path(), "a");
     let b = replica(&net, &db, dir.path(), "b");
+    (dir, rt, net, db, a, b)
+}
+
+#[test]
+fn kill_9_of_the_leader_replica_hands_matching_over_within_10_s_and_matches_no_offer_twice() {
+    let (dir, rt, net, db, a, b) = two_replicas_and_spare_accounts();
     let logs = |procs: &[&Proc]| {
         procs.iter().map(|p| format!("--- {}:\n{}", p.log.display(), p.log())).collect::<String>()
     };
@@ -414,15 +406,7 @@ fn signal(p: &Proc, signal: &str) {
 
 #[test]
 fn a_leader_frozen_past_its_lease_steps_aside_when_it_wakes_and_no_offer_is_matched_twice() {
-    let (dir, rt, net) = approved_devnet();
-    rt.block_on(async {
-        for spare in [CREATORS[1], PROVIDERS[1]] {
-            net.account(spare).approve_controller(U256::from(1_000_000u64)).await.expect("approve");
-        }
-    });
-    let db = SolverDb::new(Backend::Postgres, dir.path());
-    let a = replica(&net, &db, dir.path(), "a");
-    let b = replica(&net, &db, dir.path(), "b");
+    let (_dir, rt, net, db, a, b) = two_replicas_and_spare_accounts();
     let (leader_at, _) = rt.block_on(one_leader(&[&a.url, &b.url]));
     let (frozen, other) = if leader_at == 0 { (&a, &b) } else { (&b, &a) };
     let pairs: Vec<Pair> = (0..8).map(|i| Pair::new(&net, i)).collect();
